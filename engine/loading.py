@@ -1,0 +1,189 @@
+"""One loading path for every open_clip model: a directory with `open_clip_config.json` and weights.
+
+Where that directory comes from, in order:
+1. `$FEWSHOT_MODELS_DIR/<preset>/` (an offline site copies downloaded weights there),
+2. the Hugging Face hub cache (or the hub itself when online) for presets with real weights,
+3. for presets with random weights, a directory built once from the preset's small config.
+
+Tests build a tiny model, save it with `save_open_clip`, and load it back by path through
+`load_open_clip`, exactly as real weights are loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from engine.errors import UserInputError, WeightsNotFoundError
+from engine.presets import Preset, get_preset
+
+CONFIG_FILE = "open_clip_config.json"
+WEIGHTS_FILE = "open_clip_model.safetensors"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+T = TypeVar("T")
+
+
+def models_dir() -> Path:
+    """Local models directory (FEWSHOT_MODELS_DIR, default ~/.cache/fewshot-studio/models)."""
+    default = Path.home() / ".cache" / "fewshot-studio" / "models"
+    return Path(os.environ.get("FEWSHOT_MODELS_DIR") or default).expanduser()
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def is_model_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() and any(p.suffix in _WEIGHT_SUFFIXES for p in path.iterdir())
+
+
+def hub_repo(preset: Preset) -> str:
+    """The hub repository open_clip names for a preset's pretrained tag."""
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained)
+    repo = (cfg or {}).get("hf_hub", "").strip("/")
+    if not repo:
+        raise WeightsNotFoundError(
+            f"open_clip knows no hub repository for {preset.architecture} / {preset.pretrained}."
+        )
+    return repo
+
+
+def _hub_snapshot(repo: str, local_files_only: bool, local_dir: Path | None = None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(
+        snapshot_download(
+            repo,
+            allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"],
+            local_files_only=local_files_only,
+            local_dir=local_dir,
+        )
+    )
+
+
+def save_open_clip(model: torch.nn.Module, model_cfg: dict[str, Any], directory: Path) -> Path:
+    """Write a model in the directory layout that `load_open_clip` reads (open_clip's hub layout)."""
+    from safetensors.torch import save_model
+
+    directory.mkdir(parents=True, exist_ok=True)
+    preprocess = dict(getattr(getattr(model, "visual", None), "preprocess_cfg", {}) or {})
+    (directory / CONFIG_FILE).write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": preprocess}))
+    save_model(model, str(directory / WEIGHTS_FILE))
+    return directory
+
+
+def build_random_open_clip(model_cfg: dict[str, Any], seed: int = 0) -> torch.nn.Module:
+    """An open_clip CLIP from a config dict with seeded random weights (same weights every time)."""
+    from dataclasses import asdict
+
+    from open_clip.model import CLIP
+    from open_clip.transform import PreprocessCfg
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CLIP(**model_cfg)
+    model.visual.preprocess_cfg = {**asdict(PreprocessCfg()), "size": model.visual.image_size}
+    return model.eval()
+
+
+def _materialize_random(preset: Preset, directory: Path) -> Path:
+    """Build a random-weight preset once and store it, so it loads like any other model."""
+    tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    save_open_clip(build_random_open_clip(preset.config), preset.config, tmp)
+    try:
+        tmp.rename(directory)
+    except OSError:  # another process won the race; its copy is identical
+        for child in tmp.iterdir():
+            child.unlink()
+        tmp.rmdir()
+    return directory
+
+
+def resolve_model_dir(preset: Preset) -> Path:
+    """Find (or, for random-weight presets, build) the directory that holds a preset's weights."""
+    local = models_dir() / preset.name
+    if local.is_dir() and is_model_dir(local):
+        return local
+    if preset.random_weights:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        return _materialize_random(preset, local)
+    repo = hub_repo(preset)
+    try:
+        return _hub_snapshot(repo, local_files_only=hub_offline())
+    except Exception as exc:  # offline, no cache, network error: all say the same to the user
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise WeightsNotFoundError(
+            f"Weights for preset '{preset.name}' (open_clip {preset.architecture}, {preset.pretrained}) "
+            f"are not on this machine. Looked in {local} (FEWSHOT_MODELS_DIR) and in the Hugging Face "
+            f"cache {HF_HUB_CACHE} (repository {repo}){' with HF_HUB_OFFLINE=1' if hub_offline() else ''}. "
+            f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
+            f"--preset {preset.name}`), copy {models_dir()} to this machine and point FEWSHOT_MODELS_DIR "
+            f"at it; or allow downloads here by unsetting HF_HUB_OFFLINE. ({type(exc).__name__})"
+        ) from exc
+
+
+def download_preset(preset: Preset, target_root: Path | None = None) -> Path:
+    """Download a preset's real weights into `<models dir>/<preset>` (for `make weights`)."""
+    if preset.random_weights:
+        return resolve_model_dir(preset)
+    target = (target_root or models_dir()) / preset.name
+    return _hub_snapshot(hub_repo(preset), local_files_only=False, local_dir=target)
+
+
+def load_open_clip(
+    source: str | Path, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.nn.Module, Callable[..., torch.Tensor], dict[str, Any]]:
+    """Load (model, tokenizer, preprocess config) from a model directory, a preset name or 'hf-hub:repo'.
+
+    Every form ends in the same call: open_clip reading a local directory.
+    """
+    import open_clip
+
+    source = str(source)
+    if source.startswith("hf-hub:"):
+        directory = _hub_snapshot(source.removeprefix("hf-hub:"), local_files_only=hub_offline())
+    elif Path(source).expanduser().is_dir():
+        directory = Path(source).expanduser()
+    else:
+        directory = resolve_model_dir(get_preset(source))
+    if not is_model_dir(directory):
+        raise UserInputError(
+            f"{directory} is not a model directory: it needs {CONFIG_FILE} and a weights file "
+            f"({', '.join(_WEIGHT_SUFFIXES)})."
+        )
+    model = open_clip.create_model(f"local-dir:{directory}", device=device)
+    model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
+    preprocess = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
+    return model, tokenizer, preprocess
+
+
+class ModelCache:
+    """Keeps each loaded model for the life of the process: a worker loads a model once."""
+
+    def __init__(self) -> None:
+        self._items: dict[tuple[Any, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], factory: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = factory()
+            return self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+MODEL_CACHE = ModelCache()

@@ -1,0 +1,78 @@
+"""Decoding of user images: only the accepted formats, bounded pixel counts, clear errors.
+
+Every upload goes through `load_image`, so the limits hold for the UI, the API and the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import UserInputError
+
+ACCEPTED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
+ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000
+
+
+def max_image_pixels() -> int:
+    """Largest accepted width x height; FEWSHOT_MAX_IMAGE_PIXELS overrides the default."""
+    return int(os.environ.get("FEWSHOT_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
+
+
+def _accepted() -> str:
+    return f"accepted formats: {', '.join(ACCEPTED_IMAGE_FORMATS)}"
+
+
+def load_image(path: str | Path, display_name: str | None = None) -> Image.Image:
+    """Decode an image file to 8-bit RGB at its own size and orientation.
+
+    Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied.
+    Raises UserInputError naming the file for anything that is not a sound, accepted image.
+    """
+    path = Path(path)
+    name = display_name or path.name
+    limit = max_image_pixels()
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow's own guard, for decoders that expand lazily
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(path, formats=ACCEPTED_IMAGE_FORMATS)
+            width, height = image.size
+            if width * height > limit:
+                raise UserInputError(
+                    f"{name}: {width} x {height} pixels is more than the {limit:,} pixels accepted "
+                    "(set FEWSHOT_MAX_IMAGE_PIXELS to raise the limit)."
+                )
+            image.load()
+    except UserInputError:
+        raise
+    except FileNotFoundError:
+        raise UserInputError(f"{name}: file not found.") from None
+    except UnidentifiedImageError:
+        raise UserInputError(f"{name}: not an image in an accepted format ({_accepted()}).") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserInputError(f"{name}: image is too large to decode safely (limit {limit:,} pixels).") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise UserInputError(f"{name}: the image is corrupt or truncated ({exc}); {_accepted()}.") from None
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any Pillow mode; 16-bit and float data are scaled, not clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.float64)
+        scale = 65535.0 if values.max(initial=0) > 255 or image.mode.startswith("I;16") else 255.0
+        image = Image.fromarray(np.clip(values / scale * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        low, high = float(values.min(initial=0)), float(values.max(initial=0))
+        spread = high - low if high > low else 1.0
+        image = Image.fromarray(((values - low) / spread * 255.0 + 0.5).astype(np.uint8))
+    elif image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    return image.convert("RGB")

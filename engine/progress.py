@@ -1,0 +1,24 @@
+"""Progress reporting from engine calls, with no dependency on the job system.
+
+A callback receives (fraction done in [0, 1], short message). The job system's callback may
+raise to cancel: engine code calls it between steps and lets the exception propagate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def ignore_progress(fraction: float, message: str) -> None:
+    """Default callback: report nothing."""
+
+
+def sub_progress(callback: ProgressCallback, start: float, end: float) -> ProgressCallback:
+    """A callback for a sub-step that maps its own [0, 1] onto [start, end] of the parent."""
+
+    def report(fraction: float, message: str) -> None:
+        callback(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
+
+    return report

@@ -1,0 +1,112 @@
+"""The job API used by the web UI, Python callers and `python -m tasks`: submit, status, cancel, wait.
+
+It works the same in embedded mode and with Redis; it never imports torch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserInputError
+from engine.presets import presets_for
+from tasks.celery_app import app
+from tasks.config import get_settings
+from tasks.jobs import Job, Status
+from tasks.runner import get_store
+from tasks.store import JobNotFound
+
+TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly"}
+
+__all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
+           "list_jobs", "presets", "submit", "wait"]
+
+
+class QueueUnavailable(RuntimeError):
+    """The broker cannot be reached; the job was stored and marked failed."""
+
+
+FileSpec = str | Path | tuple[str, str | Path]
+
+
+def presets(tool: str) -> list[dict[str, Any]]:
+    """Selectable models of a tool: name, label, and whether the weights are random."""
+    return [{"name": p.name, "label": p.label, "random_weights": p.random_weights} for p in presets_for(tool)]
+
+
+def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
+    named = []
+    for spec in files:
+        name, path = (spec[0], Path(spec[1])) if isinstance(spec, tuple) else (Path(spec).name, Path(spec))
+        if not path.is_file():
+            raise UserInputError(f"{name}: no such file to upload ({path}).")
+        named.append((name, path))
+    return named
+
+
+def submit(tool: str, params: dict[str, Any], files: Sequence[FileSpec] = ()) -> Job:
+    """Store the inputs, record a queued job and hand its id to a worker."""
+    if tool not in TOOLS:
+        raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
+    settings = get_settings()
+    store = get_store()
+    job = store.create(tool, dict(params), _named_files(files))
+    if settings.embedded:
+        from tasks import embedded
+
+        embedded.ensure_started()
+    try:
+        app.send_task(TOOLS[tool], args=[job.id], queue=settings.queue, retry=True,
+                      retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
+    except Exception as exc:
+        message = (f"The job queue at {settings.broker_display} cannot be reached ({type(exc).__name__}). "
+                   "Start Redis, or unset FEWSHOT_REDIS_URL to run jobs inside the app.")
+
+        def fail(record: Job) -> None:
+            record.status, record.error, record.finished_at = Status.FAILED, message, time.time()
+
+        store.update(job.id, fail)
+        raise QueueUnavailable(message) from exc
+    return job
+
+
+def get(job_id: str) -> Job:
+    return get_store().read(job_id)
+
+
+def list_jobs(limit: int = 50) -> list[Job]:
+    return get_store().list(limit)
+
+
+def cancel(job_id: str) -> Job:
+    """Ask a job to stop. A queued job is cancelled at once; a running one at its next step."""
+    store = get_store()
+    store.request_cancel(job_id)
+
+    def cancel_if_queued(job: Job) -> None:
+        if job.status is Status.QUEUED:
+            job.status, job.message, job.finished_at = Status.CANCELLED, "Cancelled before it started", time.time()
+        elif job.status is Status.RUNNING:
+            job.message = "Cancelling…"
+
+    return store.update(job_id, cancel_if_queued)
+
+
+def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.2) -> Job:
+    """Block until the job is final (or `timeout` seconds pass) and return its record."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        job = get(job_id)
+        if job.status.final or (deadline is not None and time.monotonic() >= deadline):
+            return job
+        time.sleep(poll_s)
+
+
+def artifact_path(job_id: str, name: str) -> Path:
+    """Path of one of a job's outputs (only names listed in its record)."""
+    job = get(job_id)
+    if name not in job.outputs:
+        raise JobNotFound(f"Job {job_id} has no output {name!r}; it has: {', '.join(job.outputs) or 'none yet'}.")
+    return get_store().output_path(job_id, name)

@@ -1,0 +1,53 @@
+"""The job record: what was asked, where it stands, what came out."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        return self in (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED)
+
+
+@dataclass
+class Job:
+    """A job as stored in `<artifact dir>/jobs/<id>/job.json`; inputs and outputs are file names
+    relative to the job's `inputs/` and `outputs/` folders."""
+
+    id: str
+    tool: str
+    params: dict[str, Any]
+    status: Status = Status.QUEUED
+    progress: float = 0.0
+    message: str = "Waiting for a worker"
+    error: str | None = None
+    inputs: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)
+    created_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    worker: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        known["status"] = Status(known.get("status", Status.QUEUED))
+        return cls(**known)

@@ -1,0 +1,112 @@
+"""The life of a job on a worker: states, progress, cancellation and human error messages.
+
+Every tool's task is `run_job(job_id, body)`; the body only computes and writes outputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserInputError, WeightsNotFoundError
+from tasks.config import get_settings
+from tasks.jobs import Job, Status
+from tasks.store import ArtifactStore
+
+log = logging.getLogger(__name__)
+
+
+class JobCancelled(Exception):
+    """Raised from a progress report once the user has asked to cancel."""
+
+
+def get_store() -> ArtifactStore:
+    return ArtifactStore(get_settings().artifact_dir)
+
+
+class JobContext:
+    """What a job body sees: its record, its input files, where to write, how to report progress."""
+
+    MIN_REPORT_INTERVAL_S = 0.25
+
+    def __init__(self, store: ArtifactStore, job: Job) -> None:
+        self.store = store
+        self.job = job
+        self._last_report = 0.0
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.job.params
+
+    def input_files(self) -> list[tuple[str, Path]]:
+        """(name the user gave, stored path) for each input, in upload order."""
+        return [(name.split("_", 1)[1], self.store.input_path(self.job.id, name)) for name in self.job.inputs]
+
+    def output_path(self, name: str) -> Path:
+        return self.store.output_path(self.job.id, name)
+
+    def progress(self, fraction: float, message: str) -> None:
+        """Record progress (at most 4 writes a second) and stop the job if a cancel was asked for."""
+        if self.store.cancel_requested(self.job.id):
+            raise JobCancelled
+        now = time.monotonic()
+        if now - self._last_report >= self.MIN_REPORT_INTERVAL_S or fraction >= 1.0:
+            self._last_report = now
+
+            def report(job: Job) -> None:
+                job.progress, job.message = round(min(max(fraction, 0.0), 1.0), 4), message
+
+            self.job = self.store.update(self.job.id, report)
+
+
+JobBody = Callable[[JobContext], tuple[dict[str, Any], list[str]]]
+
+
+def _finish(store: ArtifactStore, job_id: str, status: Status, message: str, error: str | None = None,
+            result: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
+    def change(job: Job) -> None:
+        job.status, job.message, job.error, job.finished_at = status, message, error, time.time()
+        if status is Status.SUCCEEDED:
+            job.progress = 1.0
+        if result is not None:
+            job.result = result
+        if outputs is not None:
+            job.outputs = outputs
+
+    store.update(job_id, change)
+
+
+def run_job(job_id: str, body: JobBody) -> None:
+    """Run a job body with the full state machine; never raises for a job's own failure."""
+    store = get_store()
+    job = store.read(job_id)
+    if job.status.final:
+        log.info("job %s is already %s; ignoring a repeated delivery", job_id, job.status.value)
+        return
+    if store.cancel_requested(job_id):
+        _finish(store, job_id, Status.CANCELLED, "Cancelled before it started")
+        return
+
+    def start(record: Job) -> None:
+        record.status, record.started_at, record.message = Status.RUNNING, time.time(), "Starting"
+        record.attempts += 1
+        record.worker = socket.gethostname()
+
+    context = JobContext(store, store.update(job_id, start))
+    try:
+        result, outputs = body(context)
+    except JobCancelled:
+        _finish(store, job_id, Status.CANCELLED, "Cancelled by the user")
+    except (UserInputError, WeightsNotFoundError) as exc:
+        _finish(store, job_id, Status.FAILED, "Failed", error=str(exc))
+    except Exception as exc:  # a bug or an environment fault: keep the worker alive and say so
+        log.exception("job %s (%s) failed", job_id, job.tool)
+        _finish(store, job_id, Status.FAILED, "Failed",
+                error=f"Internal error ({type(exc).__name__}: {exc}). The inputs are kept; "
+                "the worker log has the details.")
+    else:
+        _finish(store, job_id, Status.SUCCEEDED, "Done", result=result, outputs=outputs)

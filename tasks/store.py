@@ -1,0 +1,119 @@
+"""Artifact store: job records, inputs and outputs in one directory tree shared by web and workers.
+
+    <root>/jobs/<job id>/job.json        the record (written atomically)
+    <root>/jobs/<job id>/inputs/<file>   uploaded inputs, copied in at submission
+    <root>/jobs/<job id>/outputs/<file>  results written by the worker
+    <root>/jobs/<job id>/cancel          present once a cancel was asked for
+
+Everything travels between processes by job id; only this directory has to be shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from tasks.jobs import Job
+
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class JobNotFound(LookupError):
+    """No job with that id in this store."""
+
+
+def safe_filename(name: str, fallback: str = "file") -> str:
+    """A file name that cannot leave its folder: no separators, no leading dots, bounded length."""
+    base = _UNSAFE_CHARS.sub("_", Path(str(name).replace("\\", "/")).name).lstrip("._")
+    return (base or fallback)[-120:]
+
+
+class ArtifactStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.jobs_dir = self.root / "jobs"
+        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- paths --------------------------------------------------------------------------------
+    def job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.match(str(job_id)):
+            raise JobNotFound(f"No job {job_id!r}: job ids are 32 hexadecimal characters.")
+        return self.jobs_dir / job_id
+
+    def input_path(self, job_id: str, name: str) -> Path:
+        return self.job_dir(job_id) / "inputs" / safe_filename(name)
+
+    def output_path(self, job_id: str, name: str) -> Path:
+        return self.job_dir(job_id) / "outputs" / safe_filename(name)
+
+    # -- records ------------------------------------------------------------------------------
+    def create(self, tool: str, params: dict, files: Sequence[tuple[str, Path]]) -> Job:
+        """Store a new queued job with copies of its input files (name shown to the user, path)."""
+        job = Job(id=uuid.uuid4().hex, tool=tool, params=params)
+        job_dir = self.job_dir(job.id)
+        (job_dir / "inputs").mkdir(parents=True)
+        (job_dir / "outputs").mkdir()
+        for index, (name, source) in enumerate(files):
+            stored = f"{index:03d}_{safe_filename(name)}"
+            shutil.copyfile(source, job_dir / "inputs" / stored)
+            job.inputs.append(stored)
+        self._write(job)
+        return job
+
+    def read(self, job_id: str) -> Job:
+        path = self.job_dir(job_id) / "job.json"
+        try:
+            return Job.from_dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise JobNotFound(f"No job {job_id} in {self.jobs_dir}.") from None
+
+    def update(self, job_id: str, change: Callable[[Job], None]) -> Job:
+        """Read-modify-write under a per-job lock, so web and worker never lose each other's writes."""
+        with self._lock(job_id):
+            job = self.read(job_id)
+            change(job)
+            self._write(job)
+            return job
+
+    def list(self, limit: int = 100) -> list[Job]:
+        """Most recent jobs first."""
+        jobs = []
+        for entry in self.jobs_dir.iterdir():
+            with contextlib.suppress(JobNotFound, json.JSONDecodeError, OSError):
+                jobs.append(self.read(entry.name))
+        jobs.sort(key=lambda job: job.created_at, reverse=True)
+        return jobs[:limit]
+
+    # -- cancellation -------------------------------------------------------------------------
+    def request_cancel(self, job_id: str) -> None:
+        (self.job_dir(job_id) / "cancel").write_text(str(time.time()))
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return (self.job_dir(job_id) / "cancel").exists()
+
+    # -- internals ----------------------------------------------------------------------------
+    def _write(self, job: Job) -> None:
+        job_dir = self.job_dir(job.id)
+        fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".job.", suffix=".json")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(job.to_dict(), handle, indent=1)
+        os.replace(tmp, job_dir / "job.json")
+
+    @contextlib.contextmanager
+    def _lock(self, job_id: str) -> Iterator[None]:
+        with open(self.job_dir(job_id) / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
