@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
     elif image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     return image.convert("RGB")
+
+
+def load_images(
+    files: Sequence[tuple[str, Path]],
+) -> tuple[list[str], list[Image.Image], list[dict[str, str]]]:
+    """Decode a batch, keeping the good images: (names, images, skipped [{file, error}]).
+
+    Raises UserInputError only when no image at all could be decoded.
+    """
+    names, images, skipped = [], [], []
+    for name, path in files:
+        try:
+            images.append(load_image(path, display_name=name))
+            names.append(name)
+        except UserInputError as exc:
+            skipped.append({"file": name, "error": str(exc)})
+    if not images:
+        raise UserInputError(" ".join(item["error"] for item in skipped) or "No images were given.")
+    return names, images, skipped

@@ -46,8 +46,9 @@ class JobContext:
         """(name the user gave, stored path) for each input, in upload order."""
         return [(name.split("_", 1)[1], self.store.input_path(self.job.id, name)) for name in self.job.inputs]
 
-    def output_path(self, name: str) -> Path:
-        return self.store.output_path(self.job.id, name)
+    @property
+    def output_dir(self) -> Path:
+        return self.store.job_dir(self.job.id) / "outputs"
 
     def progress(self, fraction: float, message: str) -> None:
         """Record progress (at most 4 writes a second) and stop the job if a cancel was asked for."""

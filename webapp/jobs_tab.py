@@ -1,0 +1,62 @@
+"""Jobs tab: recent jobs with live status; open one to see its results, or cancel it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from tasks import client
+from tasks.client import JobNotFound
+from webapp import anomaly_tab
+from webapp.views import JOB_TABLE_HEADERS, job_rows, status_markdown
+
+RESULT_VIEWS = {"anomaly": anomaly_tab.result_views}
+
+
+def refresh() -> list[list[str]]:
+    return job_rows(client.list_jobs(limit=50))
+
+
+def open_job(job_id: str) -> tuple[str, Any, Any, Any]:
+    job_id = (job_id or "").strip()
+    if not job_id:
+        return "Pick a job in the table or paste its id.", [], [], []
+    try:
+        job = client.get(job_id)
+    except JobNotFound as exc:
+        return str(exc), [], [], []
+    details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters `{job.params}` · inputs: {len(job.inputs)}"
+    gallery, rows, files = RESULT_VIEWS[job.tool](job) if job.tool in RESULT_VIEWS else ([], [], [])
+    return details, gallery, rows, files
+
+
+def cancel_job(job_id: str) -> str:
+    try:
+        return status_markdown(client.cancel((job_id or "").strip()))
+    except JobNotFound as exc:
+        return str(exc)
+
+
+def pick(rows: Any, event: gr.SelectData) -> str:
+    return rows.iloc[event.index[0], 0] if hasattr(rows, "iloc") else rows[event.index[0]][0]
+
+
+def build() -> None:
+    gr.Markdown("### Jobs\nRecent jobs of this installation, newest first; the list refreshes every 2 seconds.")
+    table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table")
+    with gr.Row():
+        job_id = gr.Textbox(label="Job id", scale=3, elem_id="jobs-id")
+        open_button = gr.Button("Open", scale=1, elem_id="jobs-open")
+        cancel_button = gr.Button("Cancel job", variant="stop", scale=1, elem_id="jobs-cancel")
+        refresh_button = gr.Button("Refresh", scale=1)
+    details = gr.Markdown(elem_id="jobs-details")
+    gallery = gr.Gallery(label="Results", columns=4, height="auto")
+    rows = gr.Dataframe(label="Scores", interactive=False)
+    files = gr.File(label="Downloads", file_count="multiple", interactive=False)
+    timer = gr.Timer(2.0)
+    timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")
+    refresh_button.click(refresh, None, table, api_name="list_jobs")
+    table.select(pick, [table], job_id, api_visibility="private")
+    open_button.click(open_job, [job_id], [details, gallery, rows, files], api_name="open_job")
+    cancel_button.click(cancel_job, [job_id], [details], api_name="cancel_job")

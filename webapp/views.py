@@ -1,0 +1,47 @@
+"""Text and tables shared by the tool tabs and the Jobs tab."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+
+from tasks.client import Job, Status
+
+_ICONS = {
+    Status.QUEUED: "⏳",
+    Status.RUNNING: "⚙️",
+    Status.SUCCEEDED: "✅",
+    Status.FAILED: "❌",
+    Status.CANCELLED: "⏹️",
+}
+
+
+def status_markdown(job: Job) -> str:
+    """One block that says where a job stands, and why it failed if it did."""
+    line = f"{_ICONS[job.status]} **{job.status.value.capitalize()}** · job `{job.id[:8]}`"
+    if job.status is Status.RUNNING:
+        line += f" · {job.progress:.0%} · {html.escape(job.message, quote=False)}"
+    elif job.status is Status.QUEUED:
+        line += f" · {html.escape(job.message, quote=False)}"
+    if job.finished_at and job.started_at:
+        line += f" · {job.finished_at - job.started_at:.1f} s"
+    if job.error:
+        line += f"\n\n**What went wrong:** {html.escape(job.error, quote=False)}"
+    return line
+
+
+def timestamp(seconds: float | None) -> str:
+    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else ""
+
+
+JOB_TABLE_HEADERS = ["job", "tool", "status", "progress", "message", "created", "seconds"]
+
+
+def job_rows(jobs: list[Job]) -> list[list[str]]:
+    rows = []
+    for job in jobs:
+        seconds = f"{job.finished_at - job.started_at:.1f}" if job.finished_at and job.started_at else ""
+        message = job.error or job.message
+        rows.append([job.id, job.tool, job.status.value, f"{job.progress:.0%}", message[:160],
+                     timestamp(job.created_at), seconds])
+    return rows
