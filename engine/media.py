@@ -25,6 +25,10 @@ def max_image_pixels() -> int:
     return int(os.environ.get("FEWSHOT_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))
 
 
+def _too_large(limit: int) -> str:
+    return f"too large: at most {limit:,} pixels are accepted (FEWSHOT_MAX_IMAGE_PIXELS sets the limit)."
+
+
 def _accepted() -> str:
     return f"accepted formats: {', '.join(ACCEPTED_IMAGE_FORMATS)}"
 
@@ -45,10 +49,7 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
             image = Image.open(path, formats=ACCEPTED_IMAGE_FORMATS)
             width, height = image.size
             if width * height > limit:
-                raise UserInputError(
-                    f"{name}: {width} x {height} pixels is more than the {limit:,} pixels accepted "
-                    "(set FEWSHOT_MAX_IMAGE_PIXELS to raise the limit)."
-                )
+                raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(limit)}")
             image.load()
     except UserInputError:
         raise
@@ -57,7 +58,7 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
     except UnidentifiedImageError:
         raise UserInputError(f"{name}: not an image in an accepted format ({_accepted()}).") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise UserInputError(f"{name}: image is too large to decode safely (limit {limit:,} pixels).") from None
+        raise UserInputError(f"{name}: the image is {_too_large(limit)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserInputError(f"{name}: the image is corrupt or truncated ({exc}); {_accepted()}.") from None
     return to_rgb(ImageOps.exif_transpose(image))

@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` (the app at http://127.0.0.1:7860) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint weights worker install
+
+run: $(STAMP)
+	$(BIN)/python -m webapp
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+weights: $(STAMP)
+	$(BIN)/python -m engine weights
+
+worker: $(STAMP)
+	$(BIN)/celery -A tasks worker -Q $${FEWSHOT_QUEUE:-gpu} --concurrency 1 --loglevel INFO
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@

@@ -1,0 +1,65 @@
+"""Artifact store: records that survive restarts, safe names, guarded ids, cancel flags."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks.jobs import Status
+from tasks.store import ArtifactStore, JobNotFound, safe_filename
+
+
+def test_records_and_inputs_survive_a_new_store_instance(tmp_path):
+    source = tmp_path / "part.png"
+    source.write_bytes(b"pixels")
+    store = ArtifactStore(tmp_path / "store")
+    job = store.create("anomaly", {"object_name": "bottle"}, [("part.png", source)])
+    assert job.status is Status.QUEUED and job.inputs == ["000_part.png"]
+
+    reopened = ArtifactStore(tmp_path / "store")
+    again = reopened.read(job.id)
+    assert again.params == {"object_name": "bottle"} and again.created_at == job.created_at
+    assert reopened.input_path(job.id, job.inputs[0]).read_bytes() == b"pixels"
+    assert [j.id for j in reopened.list()] == [job.id]
+
+
+def test_update_is_read_modify_write(tmp_path):
+    store = ArtifactStore(tmp_path)
+    job = store.create("anomaly", {}, [])
+
+    def start(record):
+        record.status = Status.RUNNING
+
+    store.update(job.id, start)
+    assert store.read(job.id).status is Status.RUNNING
+
+
+@pytest.mark.parametrize("job_id", ["../../etc", "abc", "0" * 31 + "/", "A" * 32])
+def test_job_ids_cannot_escape_the_store(tmp_path, job_id):
+    with pytest.raises(JobNotFound):
+        ArtifactStore(tmp_path).read(job_id)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("../../etc/passwd", "passwd"), ("..\\..\\boot.ini", "boot.ini"), (".hidden", "hidden"),
+     ("a b;c.png", "a_b_c.png"), ("", "file")],
+)
+def test_safe_filename(name, expected):
+    assert safe_filename(name) == expected
+
+
+def test_cancel_flag(tmp_path):
+    store = ArtifactStore(tmp_path)
+    job = store.create("anomaly", {}, [])
+    assert not store.cancel_requested(job.id)
+    store.request_cancel(job.id)
+    assert store.cancel_requested(job.id)
+
+
+def test_list_is_newest_first_and_skips_broken_records(tmp_path):
+    store = ArtifactStore(tmp_path)
+    first = store.create("anomaly", {}, [])
+    second = store.create("anomaly", {}, [])
+    (store.jobs_dir / "not-a-job").mkdir()
+    assert [j.id for j in store.list()][:2] in ([second.id, first.id], [first.id, second.id])
+    assert len(store.list()) == 2
