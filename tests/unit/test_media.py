@@ -103,5 +103,5 @@ def test_large_but_not_huge_images_get_the_same_limit_message(tmp_path, monkeypa
     monkeypatch.setenv("FEWSHOT_MAX_IMAGE_PIXELS", "1000")
     path = tmp_path / "big.png"
     Image.new("L", (40, 30)).save(path)
-    with pytest.raises(UserInputError, match=r"big.png: 40 x 30 pixels is too large: at most 1,000 pixels"):
+    with pytest.raises(UserInputError, match=r"big.png: .*too large: at most 1,000 pixels are accepted"):
         load_image(path)
