@@ -8,10 +8,10 @@ from tasks.celery_app import app
 from tasks.runner import JobContext, run_job
 
 
-@app.task(name="fewshot.anomaly", ignore_result=True)
-def anomaly(job_id: str) -> None:
+@app.task(name="fewshot.anomaly", bind=True, ignore_result=True)
+def anomaly(self, job_id: str) -> None:
     """Celery entry point: the message carries the job id only; inputs are in the artifact store."""
-    run_job(job_id, segment_anomalies)
+    run_job(job_id, segment_anomalies, worker=self.request.hostname)
 
 
 def segment_anomalies(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:

@@ -58,7 +58,7 @@ def submit(tool: str, params: dict[str, Any], files: Sequence[FileSpec] = ()) ->
 
         embedded.ensure_started()
     try:
-        app.send_task(TOOLS[tool], args=[job.id], queue=settings.queue, retry=True,
+        app.send_task(TOOLS[tool], args=[job.id], task_id=job.id, queue=settings.queue, retry=True,
                       retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
     except Exception as exc:
         message = (f"The job queue at {settings.broker_display} cannot be reached ({type(exc).__name__}). "

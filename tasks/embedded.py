@@ -60,7 +60,7 @@ def requeue_unfinished() -> list[str]:
             record.status, record.progress, record.message = Status.QUEUED, 0.0, "Queued again after a restart"
 
         store.update(job.id, requeue)
-        app.send_task(TOOLS[job.tool], args=[job.id], queue=get_settings().queue)
+        app.send_task(TOOLS[job.tool], args=[job.id], task_id=job.id, queue=get_settings().queue)
         requeued.append(job.id)
     if requeued:
         log.info("re-queued %d unfinished jobs", len(requeued))

@@ -81,7 +81,7 @@ def _finish(store: ArtifactStore, job_id: str, status: Status, message: str, err
     store.update(job_id, change)
 
 
-def run_job(job_id: str, body: JobBody) -> None:
+def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
     """Run a job body with the full state machine; never raises for a job's own failure."""
     store = get_store()
     job = store.read(job_id)
@@ -95,7 +95,7 @@ def run_job(job_id: str, body: JobBody) -> None:
     def start(record: Job) -> None:
         record.status, record.started_at, record.message = Status.RUNNING, time.time(), "Starting"
         record.attempts += 1
-        record.worker = socket.gethostname()
+        record.worker = worker or socket.gethostname()
 
     context = JobContext(store, store.update(job_id, start))
     try:

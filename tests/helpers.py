@@ -1,0 +1,30 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def noise_images(folder: Path, count: int, size: tuple[int, int] = (240, 240)) -> list[Path]:
+    """`count` distinct random PNGs, enough to keep a tiny-preset job busy for a few seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(count):
+        path = folder / f"noise_{index:03d}.png"
+        Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path, compress_level=0)
+        paths.append(path)
+    return paths
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(poll)

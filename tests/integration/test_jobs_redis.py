@@ -1,0 +1,126 @@
+"""Distributed mode: a real redis-server and a real `celery -A tasks worker` process.
+
+Jobs are submitted from another process with `python -m tasks submit` (the same client API the UI
+uses); this test process follows them through the shared artifact store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tasks import client
+from tasks.client import Status
+from tests.conftest import REPO, require
+from tests.helpers import noise_images, wait_until
+
+pytestmark = pytest.mark.redis
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory) -> Iterator[str]:
+    binary = shutil.which("redis-server")
+    require(binary is not None, "redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        wait_until(lambda: redis_answers(port), timeout=20, what="redis-server")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def env_for(redis_url: str) -> dict[str, str]:
+    return {**os.environ, "FEWSHOT_REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture(scope="module")
+def worker(redis_url, tmp_path_factory) -> Iterator[Path]:
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "gpu", "--concurrency", "1",
+             "--loglevel", "INFO", "--hostname", "test-worker@%h"],
+            cwd=REPO, env=env_for(redis_url), stdout=handle, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60,
+                   what="the celery worker to be ready")
+        assert process.poll() is None, log.read_text()
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def submit(redis_url: str, files: list[Path], **params: str) -> client.Job:
+    """Submit from a separate process, as a web app or a script on another machine would."""
+    args = [sys.executable, "-m", "tasks", "submit", "anomaly", *map(str, files)]
+    args += [f"--param={key}={value}" for key, value in params.items()]
+    done = subprocess.run(args, cwd=REPO, env=env_for(redis_url), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return client.Job.from_dict(json.loads(done.stdout))
+
+
+def test_anomaly_job_runs_on_a_separate_worker(redis_url, worker, metal_plate_images):
+    job = submit(redis_url, metal_plate_images[:2], object_name="metal plate", preset="winclip-tiny")
+    job = client.wait(job.id, timeout=120)
+    assert job.status is Status.SUCCEEDED, (job.error, worker.read_text()[-3000:])
+    assert job.worker.startswith("test-worker@") and len(job.result["images"]) == 2
+    assert client.artifact_path(job.id, "scores.json").is_file()
+    assert job.id in worker.read_text()  # the separate worker process took it
+
+
+def test_corrupt_image_fails_with_a_message_on_the_worker(redis_url, worker, tmp_path, metal_plate_images):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(metal_plate_images[0].read_bytes()[:1000])
+    job = client.wait(submit(redis_url, [broken], object_name="plate", preset="winclip-tiny").id, timeout=60)
+    assert job.status is Status.FAILED and "broken.png: the image is corrupt or truncated" in job.error
+
+
+def test_cancel_a_running_job_on_the_worker(redis_url, worker, tmp_path):
+    job = submit(redis_url, noise_images(tmp_path / "many", 150), object_name="noise", preset="winclip-tiny")
+    wait_until(lambda: client.get(job.id).status is Status.RUNNING and client.get(job.id).progress > 0.05,
+               timeout=90, what="the job to run")
+    client.cancel(job.id)
+    job = client.wait(job.id, timeout=30)
+    assert job.status is Status.CANCELLED and job.progress < 1.0
+
+
+def test_unreachable_redis_gives_an_actionable_message(metal_plate_images):
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    args = [sys.executable, "-m", "tasks", "submit", "anomaly", str(metal_plate_images[0]), "--param=object_name=x"]
+    done = subprocess.run(args, cwd=REPO, env=env_for(closed), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "cannot be reached" in done.stderr and "unset FEWSHOT_REDIS_URL" in done.stderr
+    records = client.list_jobs(10)
+    assert any(job.status is Status.FAILED and "cannot be reached" in (job.error or "") for job in records)
