@@ -51,3 +51,11 @@ def tiny_pipeline():
     from engine.anomaly import get_pipeline
 
     return get_pipeline("winclip-tiny")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Expose each phase's report on the test item, so fixtures can keep screenshots of failures."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)

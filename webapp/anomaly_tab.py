@@ -14,6 +14,7 @@ from webapp.views import status_markdown
 
 ACCEPTED = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 POLL_S = 0.3
+SCORE_HEADERS = ["file", "score", "size", "map min", "map max"]
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -79,7 +80,7 @@ def build() -> None:
         with gr.Column(scale=2):
             status = gr.Markdown("Upload images and press Run.", elem_id="anomaly-status")
             gallery = gr.Gallery(label="Heat maps", columns=3, height="auto", elem_id="anomaly-gallery")
-            table = gr.Dataframe(headers=["file", "score", "size", "map min", "map max"], label="Scores",
+            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores",
                                  interactive=False, elem_id="anomaly-scores")
             downloads = gr.File(label="Downloads (maps and scores.json)", file_count="multiple",
                                 interactive=False, elem_id="anomaly-downloads")

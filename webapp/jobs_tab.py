@@ -52,7 +52,7 @@ def build() -> None:
         refresh_button = gr.Button("Refresh", scale=1)
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto")
-    rows = gr.Dataframe(label="Scores", interactive=False)
+    rows = gr.Dataframe(label="Scores", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")

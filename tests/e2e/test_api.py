@@ -1,0 +1,58 @@
+"""The launched app through gradio_client: the same endpoints the page calls."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import Client, handle_file
+
+from tasks import client
+
+
+@pytest.fixture(scope="module")
+def api(app_url) -> Client:
+    return Client(app_url, verbose=False)
+
+
+def test_anomaly_tab_returns_a_heat_map_for_a_real_image(api, shared_data):
+    image = next((shared_data / "anomaly" / "magnetic_tile" / "test").glob("*/*.png"))
+    status, gallery, table, downloads = api.predict(
+        [handle_file(str(image))], "magnetic tile", "winclip-tiny", api_name="/anomaly"
+    )
+    assert "Succeeded" in status
+    assert len(gallery) == 1 and gallery[0]["caption"].startswith(f"{image.name} · score ")
+    assert table["data"][0][0] == image.name and 0.0 <= table["data"][0][1] <= 1.0
+    assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["000_" + image.stem + "_map.png", "scores.json"]
+
+
+def test_real_preset_offline_shows_the_missing_weights_fix(api, metal_plate_images):
+    status, gallery, _, _ = api.predict(
+        [handle_file(str(metal_plate_images[0]))], "metal plate", "winclip-vit-b-16-plus-240", api_name="/anomaly"
+    )
+    assert "Failed" in status and "make weights" in status and "FEWSHOT_MODELS_DIR" in status
+    assert gallery == []
+
+
+def test_a_file_that_is_not_an_image_gets_a_clear_message(api, tmp_path):
+    fake = tmp_path / "scan.png"
+    fake.write_bytes(b"%PDF-1.7 definitely not a png")
+    status, *_ = api.predict([handle_file(str(fake))], "plate", "winclip-tiny", api_name="/anomaly")
+    assert "Failed" in status and "scan.png: not an image in an accepted format" in status
+    assert "Traceback" not in status
+
+
+def test_no_upload_is_refused_before_a_job_is_made(api):
+    before = len(client.list_jobs(1000))
+    with pytest.raises(Exception, match="Upload at least one image"):
+        api.predict(None, "plate", "winclip-tiny", api_name="/anomaly")
+    assert len(client.list_jobs(1000)) == before
+
+
+def test_jobs_endpoints_list_open_and_cancel(api, metal_plate_images):
+    api.predict([handle_file(str(metal_plate_images[0]))], "plate", "winclip-tiny", api_name="/anomaly")
+    rows = api.predict(api_name="/list_jobs")["data"]
+    newest = rows[0]
+    assert newest[1] == "anomaly" and newest[2] == "succeeded"
+    details, gallery, _, files = api.predict(newest[0], api_name="/open_job")
+    assert "Succeeded" in details and len(gallery) == 1 and files
+    assert "No job" in api.predict("f" * 32, api_name="/open_job")[0]
+    assert "Succeeded" in api.predict(newest[0], api_name="/cancel_job")  # a finished job stays finished

@@ -1,0 +1,90 @@
+"""The page in Debian's chromium, driven by Playwright: upload, run, see the heat map; bad file; jobs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.conftest import REPO, require
+
+pytestmark = pytest.mark.browser
+ARTIFACTS = REPO / "test-results"
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    executable = chromium_path()
+    require(executable is not None, "chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(app_url)
+    yield page
+    if getattr(getattr(request.node, "rep_call", None), "failed", False):
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def choose_preset(page, label_part: str) -> None:
+    page.locator("#anomaly-preset input").click()
+    page.get_by_role("option").filter(has_text=label_part).click()
+
+
+def run_anomaly(page, files: list[Path], object_name: str) -> None:
+    page.locator("#anomaly-files input[type=file]").set_input_files([str(f) for f in files])
+    page.locator("#anomaly-object textarea, #anomaly-object input").first.fill(object_name)
+    choose_preset(page, "tiny")
+    page.locator("#anomaly-run").click()
+
+
+def test_upload_run_and_see_the_heat_map(page, metal_plate_images):
+    run_anomaly(page, metal_plate_images[:2], "metal plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for()
+    gallery_images = page.locator("#anomaly-gallery img")
+    gallery_images.first.wait_for()
+    assert gallery_images.count() >= 2
+    assert page.locator("#anomaly-scores").get_by_text(metal_plate_images[0].name).count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-result.png"), full_page=True)
+
+
+def test_a_bad_file_shows_what_went_wrong(page, tmp_path):
+    fake = tmp_path / "broken.png"
+    fake.write_text("this is text, not pixels")
+    run_anomaly(page, [fake], "metal plate")
+    status = page.locator("#anomaly-status")
+    status.get_by_text("Failed").wait_for()
+    assert "broken.png: not an image in an accepted format" in status.inner_text()
+
+
+def test_the_jobs_tab_lists_jobs(page, metal_plate_images):
+    run_anomaly(page, metal_plate_images[:1], "plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for()
+    page.get_by_role("tab", name="Jobs").click()
+    table = page.locator("#jobs-table")
+    expect(table).to_contain_text("succeeded", timeout=30_000)
+    expect(table).to_contain_text("anomaly")
