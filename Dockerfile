@@ -1,0 +1,28 @@
+# One CUDA-capable image for both roles:
+#   web:    docker run -p 127.0.0.1:7860:7860 IMAGE                      (default command)
+#   worker: docker run --gpus all IMAGE celery -A tasks worker -Q gpu --concurrency 1 --loglevel INFO
+# Both need the same FEWSHOT_REDIS_URL and the same artifact volume at /data.
+FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    FEWSHOT_HOST=0.0.0.0 \
+    FEWSHOT_ARTIFACT_DIR=/data/artifacts \
+    FEWSHOT_MODELS_DIR=/models \
+    HF_HOME=/models/huggingface \
+    GRADIO_ANALYTICS_ENABLED=False
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY engine ./engine
+COPY tasks ./tasks
+COPY webapp ./webapp
+# torch from the base image satisfies the requirement; the rest comes from PyPI.
+RUN pip install . \
+ && useradd --create-home --uid 1000 studio \
+ && mkdir -p /data/artifacts /models \
+ && chown -R studio /data /models
+USER studio
+VOLUME ["/data", "/models"]
+EXPOSE 7860
+CMD ["python", "-m", "webapp"]
