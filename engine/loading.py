@@ -122,13 +122,16 @@ def resolve_model_dir(preset: Preset) -> Path:
     except Exception as exc:  # offline, no cache, network error: all say the same to the user
         from huggingface_hub.constants import HF_HUB_CACHE
 
+        retry = ("Or unset HF_HUB_OFFLINE to let this machine download them." if hub_offline()
+                 else "Downloading them here failed too (is this machine offline?).")
+
         raise WeightsNotFoundError(
             f"Weights for preset '{preset.name}' (open_clip {preset.architecture}, {preset.pretrained}) "
             f"are not on this machine. Looked in {local} (FEWSHOT_MODELS_DIR) and in the Hugging Face "
-            f"cache {HF_HUB_CACHE} (repository {repo}){' with HF_HUB_OFFLINE=1' if hub_offline() else ''}. "
+            f"cache {HF_HUB_CACHE} (repository {repo}). "
             f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
             f"--preset {preset.name}`), copy {models_dir()} to this machine and point FEWSHOT_MODELS_DIR "
-            f"at it; or allow downloads here by unsetting HF_HUB_OFFLINE. ({type(exc).__name__})"
+            f"at it. {retry} ({type(exc).__name__})"
         ) from exc
 
 
