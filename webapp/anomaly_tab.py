@@ -79,7 +79,8 @@ def build() -> None:
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
         with gr.Column(scale=2):
             status = gr.Markdown("Upload images and press Run.", elem_id="anomaly-status")
-            gallery = gr.Gallery(label="Heat maps", columns=3, height="auto", elem_id="anomaly-gallery")
+            gallery = gr.Gallery(label="Heat maps", columns=3, height="auto", object_fit="contain",
+                                 elem_id="anomaly-gallery")
             table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores",
                                  interactive=False, elem_id="anomaly-scores")
             downloads = gr.File(label="Downloads (maps and scores.json)", file_count="multiple",

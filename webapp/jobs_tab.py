@@ -51,7 +51,7 @@ def build() -> None:
         cancel_button = gr.Button("Cancel job", variant="stop", scale=1, elem_id="jobs-cancel")
         refresh_button = gr.Button("Refresh", scale=1)
     details = gr.Markdown(elem_id="jobs-details")
-    gallery = gr.Gallery(label="Results", columns=4, height="auto")
+    gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
     rows = gr.Dataframe(label="Scores", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
