@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
+
 from engine.errors import UserInputError, WeightsNotFoundError
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
@@ -104,6 +106,11 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
         _finish(store, job_id, Status.CANCELLED, "Cancelled by the user")
     except (UserInputError, WeightsNotFoundError) as exc:
         _finish(store, job_id, Status.FAILED, "Failed", error=str(exc))
+    except SoftTimeLimitExceeded:
+        limit = get_settings().job_time_limit_s
+        _finish(store, job_id, Status.FAILED, "Failed",
+                error=f"The job ran longer than the {limit} s allowed (FEWSHOT_JOB_TIME_LIMIT); "
+                "split the input into smaller jobs or raise the limit.")
     except Exception as exc:  # a bug or an environment fault: keep the worker alive and say so
         log.exception("job %s (%s) failed", job_id, job.tool)
         _finish(store, job_id, Status.FAILED, "Failed",

@@ -1,0 +1,80 @@
+"""The job state machine without a broker: every way a job can end, and the message it leaves."""
+
+from __future__ import annotations
+
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+
+from engine.errors import UserInputError
+from tasks.jobs import Status
+from tasks.runner import JobCancelled, get_store, run_job
+
+
+@pytest.fixture
+def job():
+    return get_store().create("anomaly", {}, [])
+
+
+def ends_as(job_id, body):
+    run_job(job_id, body, worker="unit@test")
+    return get_store().read(job_id)
+
+
+def test_success_records_result_outputs_and_times(job):
+    done = ends_as(job.id, lambda ctx: ({"answer": 42}, ["a.png"]))
+    assert done.status is Status.SUCCEEDED and done.result == {"answer": 42} and done.outputs == ["a.png"]
+    assert done.worker == "unit@test" and done.attempts == 1 and done.started_at <= done.finished_at
+
+
+def test_user_errors_become_the_job_message(job):
+    def body(ctx):
+        raise UserInputError("part.png: not an image")
+
+    done = ends_as(job.id, body)
+    assert done.status is Status.FAILED and done.error == "part.png: not an image"
+
+
+def test_bugs_fail_the_job_without_a_traceback(job):
+    def body(ctx):
+        raise KeyError("boom")
+
+    done = ends_as(job.id, body)
+    assert done.status is Status.FAILED and done.error.startswith("Internal error (KeyError")
+    assert "Traceback" not in done.error
+
+
+def test_time_limit_says_which_setting(job):
+    def body(ctx):
+        raise SoftTimeLimitExceeded
+
+    assert "FEWSHOT_JOB_TIME_LIMIT" in ends_as(job.id, body).error
+
+
+def test_cancel_is_seen_at_the_next_progress_report(job):
+    def body(ctx):
+        ctx.progress(0.1, "step 1")
+        get_store().request_cancel(job.id)
+        ctx.progress(0.2, "step 2")
+        raise AssertionError("should have stopped")
+
+    done = ends_as(job.id, body)
+    assert done.status is Status.CANCELLED and done.progress == pytest.approx(0.1)
+
+
+def test_a_repeated_delivery_of_a_finished_job_does_nothing(job):
+    ends_as(job.id, lambda ctx: ({}, []))
+
+    def body(ctx):
+        raise AssertionError("must not run twice")
+
+    again = ends_as(job.id, body)
+    assert again.status is Status.SUCCEEDED and again.attempts == 1
+
+
+def test_progress_is_clamped_and_reported(job):
+    def body(ctx):
+        ctx.progress(1.7, "over")
+        assert get_store().read(job.id).progress == 1.0
+        raise JobCancelled
+
+    assert ends_as(job.id, body).status is Status.CANCELLED
