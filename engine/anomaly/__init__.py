@@ -1,5 +1,5 @@
 """Zero-shot anomaly segmentation (WinCLIP)."""
 
-from engine.anomaly.pipeline import AnomalyResult, WinClipPipeline, get_pipeline
+from engine.anomaly.pipeline import AnomalyResult, ReferenceMemory, WinClipPipeline, get_pipeline
 
-__all__ = ["AnomalyResult", "WinClipPipeline", "get_pipeline"]
+__all__ = ["AnomalyResult", "ReferenceMemory", "WinClipPipeline", "get_pipeline"]

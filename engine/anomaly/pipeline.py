@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.anomaly.prompts import prompt_ensemble
-from engine.anomaly.scoring import class_scores, harmonic_aggregation, harmonic_mean
+from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
 from engine.anomaly.winclip import WinClipModel
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
@@ -30,6 +32,15 @@ class AnomalyResult:
 
     score: float
     anomaly_map: np.ndarray
+
+
+@dataclass
+class ReferenceMemory:
+    """WinCLIP+ memory of normal reference images: their patch tokens and window embeddings per scale."""
+
+    patches: torch.Tensor  # (references x patches, W)
+    windows: list[torch.Tensor]  # per scale: (references x windows, D)
+    count: int
 
 
 def normalize_object_name(object_name: str) -> str:
@@ -56,7 +67,8 @@ class WinClipPipeline:
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
-        self._text_lock = threading.Lock()
+        self._memory_cache: OrderedDict[str, ReferenceMemory] = OrderedDict()
+        self._lock = threading.Lock()
 
     @classmethod
     def from_pretrained(
@@ -75,7 +87,7 @@ class WinClipPipeline:
     def text_embeddings(self, object_name: str) -> torch.Tensor:
         """(2, D) class embeddings (normal, anomalous) for an object; computed once per name."""
         name = normalize_object_name(object_name)
-        with self._text_lock:
+        with self._lock:
             cached = self._text_cache.get(name)
             if cached is None:
                 cached = self._encode_classes(name)
@@ -96,9 +108,50 @@ class WinClipPipeline:
         pixels = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
         return ((pixels - self._mean) / self._std).to(self.dtype)
 
+    # -- few-normal-shot references (WinCLIP+) -------------------------------------------------
+    def reference_memory(self, references: Sequence[Image.Image], batch_size: int | None = None) -> ReferenceMemory:
+        """Memory of normal reference images; computed once per set of images (keyed by their pixels)."""
+        if not references:
+            raise UserInputError("No reference images given: add at least one image of a good part.")
+        digest = hashlib.sha256()
+        for image in references:
+            rgb = image.convert("RGB")
+            digest.update(f"{rgb.size}".encode())
+            digest.update(rgb.tobytes())
+        key = digest.hexdigest()
+        with self._lock:
+            if key in self._memory_cache:
+                self._memory_cache.move_to_end(key)
+                return self._memory_cache[key]
+        memory = self._build_memory(references, batch_size or self._default_batch_size())
+        with self._lock:
+            self._memory_cache[key] = memory
+            while len(self._memory_cache) > 8:
+                self._memory_cache.popitem(last=False)
+        return memory
+
     @torch.inference_mode()
-    def score_batch(self, pixels: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Image scores (B,) and patch-grid maps (B, rows, cols) for a preprocessed batch."""
+    def _build_memory(self, references: Sequence[Image.Image], batch_size: int) -> ReferenceMemory:
+        patches: list[torch.Tensor] = []
+        windows: list[list[torch.Tensor]] = [[] for _ in self.model.scales]
+        for start in range(0, len(references), batch_size):
+            embeddings = self.model.encode_image(self.preprocess(references[start : start + batch_size]))
+            patches.append(embeddings.patches.flatten(0, 1))
+            for per_scale, window_embeddings in zip(windows, embeddings.windows, strict=True):
+                per_scale.append(window_embeddings.flatten(0, 1))
+        return ReferenceMemory(torch.cat(patches), [torch.cat(w) for w in windows], len(references))
+
+    # -- scoring ------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def score_batch(
+        self, pixels: torch.Tensor, text: torch.Tensor, memory: ReferenceMemory | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Image scores (B,) and patch-grid maps (B, rows, cols) for a preprocessed batch.
+
+        Zero-shot: harmonic mean of the image-level, 2x2 and 3x3 window scores per patch. With a
+        reference memory (WinCLIP+), the few-shot map (mean over patch, 2x2 and 3x3 scales of the
+        distance to the nearest reference) is averaged with it, and the image score with its maximum.
+        """
         model = self.model
         embeddings = model.encode_image(pixels)
         image_scores = class_scores(embeddings.image, text, model.temperature)
@@ -106,28 +159,45 @@ class WinClipPipeline:
         for scale, window_embeddings in zip(model.scales, embeddings.windows, strict=True):
             window_scores = class_scores(window_embeddings, text, model.temperature)
             per_scale.append(harmonic_aggregation(window_scores, model.windows(scale), model.grid))
-        return image_scores, harmonic_mean(torch.stack(per_scale), dim=0)
+        maps = harmonic_mean(torch.stack(per_scale), dim=0)
+        if memory is None:
+            return image_scores, maps
+        few_shot = [association_scores(embeddings.patches, memory.patches).reshape(-1, *model.grid)]
+        for scale, window_embeddings, reference in zip(model.scales, embeddings.windows, memory.windows, strict=True):
+            few_shot.append(harmonic_aggregation(association_scores(window_embeddings, reference),
+                                                 model.windows(scale), model.grid))
+        few_shot_maps = torch.stack(few_shot).mean(dim=0)
+        return (image_scores + few_shot_maps.amax(dim=(-2, -1))) / 2, (maps + few_shot_maps) / 2
+
+    def _default_batch_size(self) -> int:
+        return 8 if self.device.type == "cuda" else 1
 
     def __call__(
         self,
         images: Sequence[Image.Image],
         object_name: str,
+        references: Sequence[Image.Image] | ReferenceMemory | None = None,
         batch_size: int | None = None,
         progress: ProgressCallback = ignore_progress,
     ) -> list[AnomalyResult]:
-        """Score images of one object. Maps come back at each image's own size.
+        """Score images of one object; with `references` (images of good parts), WinCLIP+.
 
-        `progress` is called after each batch (and may raise to cancel).
+        Maps come back at each image's own size. `progress` is called after each batch (and may
+        raise to cancel).
         """
         if not images:
             raise UserInputError("No images given: upload at least one image.")
-        batch_size = batch_size or (8 if self.device.type == "cuda" else 1)
+        batch_size = batch_size or self._default_batch_size()
         progress(0.0, f"Encoding prompts for '{normalize_object_name(object_name)}'")
         text = self.text_embeddings(object_name)
+        memory = references
+        if references is not None and not isinstance(references, ReferenceMemory):
+            progress(0.0, f"Encoding {len(references)} reference images")
+            memory = self.reference_memory(references, batch_size)
         results: list[AnomalyResult] = []
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            scores, grids = self.score_batch(self.preprocess(batch), text)
+            scores, grids = self.score_batch(self.preprocess(batch), text, memory)
             for image, score, grid in zip(batch, scores, grids, strict=True):
                 full = F.interpolate(grid[None, None], size=(image.height, image.width), mode="bilinear")
                 results.append(AnomalyResult(float(score), full[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)))

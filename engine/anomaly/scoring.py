@@ -39,5 +39,16 @@ def harmonic_aggregation(window_scores: torch.Tensor, windows: torch.Tensor, gri
     n_patches = grid[0] * grid[1]
     covers = torch.zeros(windows.shape[0], n_patches, dtype=window_scores.dtype, device=window_scores.device)
     covers.scatter_(1, windows.to(window_scores.device), 1.0)
-    patch_scores = covers.sum(dim=0) / ((1.0 / window_scores) @ covers)
+    # A zero score would make inf * 0 = nan in the product below; a tiny floor keeps its result ~0.
+    inverse = 1.0 / window_scores.clamp_min(1e-12)
+    patch_scores = covers.sum(dim=0) / (inverse @ covers)
     return patch_scores.reshape(-1, *grid)
+
+
+def association_scores(embeddings: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """WinCLIP+ few-shot score: distance to the nearest reference embedding, (1 - cosine) / 2, in [0, 1].
+
+    `embeddings` is (B, n, D), `memory` (M, D); returns (B, n).
+    """
+    similarity = F.normalize(embeddings.float(), dim=-1) @ F.normalize(memory.float(), dim=-1).T
+    return (1.0 - similarity.amax(dim=-1)) / 2.0

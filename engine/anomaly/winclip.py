@@ -21,6 +21,7 @@ from engine.errors import UserInputError
 class ImageEmbeddings:
     image: torch.Tensor  # (B, D) class-token embedding of the whole image
     windows: list[torch.Tensor]  # per scale: (B, windows, D)
+    patches: torch.Tensor  # (B, patches, W) patch tokens of the whole-image pass (WinCLIP+ memory)
 
 
 class WinClipModel(nn.Module):
@@ -84,15 +85,19 @@ class WinClipModel(nn.Module):
         return torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)
 
     def encode_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Run token sequences (N, L, W) through the vision transformer; class-token embeddings (N, D).
+        """Run token sequences (N, L, W) through the vision transformer; class-token embeddings (N, D)."""
+        return self._encode(tokens)[0]
+
+    def _encode(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(projected class-token embeddings, normalised output tokens other than the class token).
 
         open_clip >= 2.26 transformers take batch-first input and transpose internally if needed.
         """
         visual = self.clip.visual
         x = visual.ln_pre(visual.patch_dropout(tokens))
         x = visual.transformer(x)
-        pooled, _ = visual._pool(x)
-        return pooled @ visual.proj if visual.proj is not None else pooled
+        pooled, rest = visual._pool(x)
+        return (pooled @ visual.proj if visual.proj is not None else pooled), rest
 
     def window_embeddings(self, tokens: torch.Tensor, scale: int) -> torch.Tensor:
         """Embeddings of all windows of one scale, in one batched pass: (B, windows, D)."""
@@ -105,5 +110,6 @@ class WinClipModel(nn.Module):
     def encode_image(self, pixels: torch.Tensor) -> ImageEmbeddings:
         """Whole-image and window embeddings of a normalised batch (B, 3, H, W)."""
         tokens = self.patch_tokens(pixels)
-        image = self.encode_tokens(tokens)
-        return ImageEmbeddings(image=image, windows=[self.window_embeddings(tokens, s) for s in self.scales])
+        image, patches = self._encode(tokens)
+        windows = [self.window_embeddings(tokens, s) for s in self.scales]
+        return ImageEmbeddings(image=image, windows=windows, patches=patches)

@@ -80,6 +80,14 @@ def test_harmonic_aggregation_by_hand():
     torch.testing.assert_close(patches, expected)
 
 
+def test_harmonic_aggregation_of_a_zero_score_is_zero_not_nan():
+    windows = window_patch_indices((2, 3), 2)
+    patches = harmonic_aggregation(torch.tensor([[0.0, 0.8]]), windows, (2, 3))
+    assert not torch.isnan(patches).any()
+    assert patches[0, 0, 0] < 1e-9 and patches[0, 0, 1] < 1e-9
+    assert patches[0, 0, 2].item() == pytest.approx(0.8)
+
+
 def test_harmonic_mean_by_hand():
     values = torch.tensor([[0.5, 0.25], [0.5, 1.0]])
     torch.testing.assert_close(harmonic_mean(values, dim=0), torch.tensor([0.5, 2 / (4 + 1)]))
