@@ -14,6 +14,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["FEWSHOT_MODELS_DIR"] = str(_SANDBOX / "models")
 os.environ["FEWSHOT_ARTIFACT_DIR"] = str(_SANDBOX / "artifacts")
+os.environ["FEWSHOT_CACHE_DIR"] = str(_SANDBOX / "cache")
 os.environ.pop("FEWSHOT_REDIS_URL", None)
 os.environ.setdefault("FEWSHOT_DEVICE", "cpu")
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.anomaly.prompts import prompt_ensemble
+from engine.anomaly.prompts import NORMAL_STATES, TEMPLATES, prompt_ensemble
 from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
 from engine.anomaly.winclip import WinClipModel
 from engine.device import select_device, select_dtype
@@ -24,6 +26,12 @@ from engine.loading import MODEL_CACHE, load_open_clip
 from engine.progress import ProgressCallback, ignore_progress
 
 MAX_OBJECT_NAME_CHARS = 60
+
+
+def cache_dir() -> Path:
+    """Disk cache of computed embeddings (FEWSHOT_CACHE_DIR, default ~/.cache/fewshot-studio/cache)."""
+    default = Path.home() / ".cache" / "fewshot-studio" / "cache"
+    return Path(os.environ.get("FEWSHOT_CACHE_DIR") or default).expanduser()
 
 
 @dataclass
@@ -68,6 +76,7 @@ class WinClipPipeline:
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
         self._memory_cache: OrderedDict[str, ReferenceMemory] = OrderedDict()
+        self._text_fingerprint: str | None = None
         self._lock = threading.Lock()
 
     @classmethod
@@ -85,14 +94,33 @@ class WinClipPipeline:
 
     # -- text ---------------------------------------------------------------------------------
     def text_embeddings(self, object_name: str) -> torch.Tensor:
-        """(2, D) class embeddings (normal, anomalous) for an object; computed once per name."""
+        """(2, D) class embeddings (normal, anomalous) for an object.
+
+        Computed once per (model, object name): kept in memory and on disk, so a restarted worker
+        does not pay for the prompt ensemble again.
+        """
         name = normalize_object_name(object_name)
         with self._lock:
             cached = self._text_cache.get(name)
             if cached is None:
-                cached = self._encode_classes(name)
-                self._text_cache[name] = cached
-            return cached
+                path = self._text_cache_path(name)
+                cached = _read_tensor(path)
+                if cached is None:
+                    cached = self._encode_classes(name)
+                    _write_tensor(path, cached)
+                self._text_cache[name] = cached.to(self.device)
+            return self._text_cache[name]
+
+    def _text_cache_path(self, name: str) -> Path:
+        if self._text_fingerprint is None:
+            digest = hashlib.sha256(f"{self.dtype}|{TEMPLATES}|{NORMAL_STATES}".encode())
+            for key, tensor in sorted(self.model.clip.state_dict().items()):
+                if not key.startswith("visual."):
+                    digest.update(key.encode())
+                    digest.update(tensor.detach().float().cpu().numpy().tobytes())
+            self._text_fingerprint = digest.hexdigest()[:20]
+        key = hashlib.sha256(name.encode()).hexdigest()[:24]
+        return cache_dir() / "text-embeddings" / self._text_fingerprint / f"{key}.pt"
 
     @torch.inference_mode()
     def _encode_classes(self, object_name: str) -> torch.Tensor:
@@ -203,6 +231,25 @@ class WinClipPipeline:
                 results.append(AnomalyResult(float(score), full[0, 0].clamp(0, 1).cpu().numpy().astype(np.float32)))
             progress(len(results) / len(images), f"Scored {len(results)} of {len(images)} images")
         return results
+
+
+def _read_tensor(path: Path) -> torch.Tensor | None:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError, ValueError):
+        return None  # missing or unreadable: compute again
+
+
+def _write_tensor(path: Path, tensor: torch.Tensor) -> None:
+    """Atomic write, so concurrent workers never read half a file; a read-only cache is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(tensor.detach().float().cpu(), handle)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def get_pipeline(source: str | Path, device: str | None = None) -> WinClipPipeline:

@@ -138,3 +138,22 @@ def test_bad_object_names_are_refused_with_the_rule(tiny_pipeline, name):
 def test_no_images_is_refused(tiny_pipeline):
     with pytest.raises(UserInputError, match="at least one image"):
         tiny_pipeline([], "bottle")
+
+
+def test_text_embeddings_survive_a_restart_on_disk(tmp_path, monkeypatch):
+    from engine.anomaly import WinClipPipeline
+    from engine.loading import build_random_open_clip, save_open_clip
+    from engine.presets import get_preset
+
+    monkeypatch.setenv("FEWSHOT_CACHE_DIR", str(tmp_path / "cache"))
+    config = get_preset("winclip-tiny").config
+    save_open_clip(build_random_open_clip(config, seed=7), config, tmp_path / "model")
+    first = WinClipPipeline.from_pretrained(tmp_path / "model", device="cpu").text_embeddings("gear")
+
+    restarted = WinClipPipeline.from_pretrained(tmp_path / "model", device="cpu")
+    monkeypatch.setattr(restarted.model, "encode_text", lambda prompts: pytest.fail("text encoded again"))
+    torch.testing.assert_close(restarted.text_embeddings("gear"), first)
+
+    save_open_clip(build_random_open_clip(config, seed=8), config, tmp_path / "other")
+    other = WinClipPipeline.from_pretrained(tmp_path / "other", device="cpu").text_embeddings("gear")
+    assert not torch.allclose(other, first)  # another model never reads this model's cache
