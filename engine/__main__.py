@@ -1,7 +1,7 @@
 """Command line on the same engine calls as the app.
 
     python -m engine weights [--preset NAME ...] [--models-dir DIR]
-    python -m engine anomaly --images DIR_OR_FILES... --object "metal plate" [--preset NAME] --out DIR
+    python -m engine anomaly --images DIR_OR_FILES... --object "metal plate" [--refs DIR] [--preset NAME] --out DIR
 """
 
 from __future__ import annotations
@@ -41,17 +41,20 @@ def cmd_weights(args: argparse.Namespace) -> None:
 
 def cmd_anomaly(args: argparse.Namespace) -> None:
     from engine.anomaly import get_pipeline
-    from engine.anomaly.outputs import write_outputs
+    from engine.anomaly.outputs import run_summary, write_outputs
     from engine.media import load_images
 
     preset = get_preset(args.preset)
     names, images, skipped = load_images(_image_files(args.images))
+    references = None
+    if args.refs:
+        _, references, skipped_refs = load_images(_image_files(args.refs), what="reference images of good parts")
+        skipped += [{**item, "role": "reference"} for item in skipped_refs]
     pipeline = get_pipeline(preset.name, device=args.device)
-    results = pipeline(images, args.object, batch_size=args.batch_size,
+    results = pipeline(images, args.object, references=references, batch_size=args.batch_size,
                        progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
-    summary = {"object_name": args.object, "preset": preset.name, "random_weights": preset.random_weights,
-               "skipped": skipped}
-    summary, _ = write_outputs(Path(args.out), names, images, results, summary)
+    summary, _ = write_outputs(Path(args.out), names, images, results,
+                               run_summary(args.object, preset, references, skipped))
     for record in summary["images"]:
         print(f"{record['score']:.4f}  {record['file']}")
     for item in skipped:
@@ -69,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     anomaly = commands.add_parser("anomaly", help="zero-shot WinCLIP on images")
     anomaly.add_argument("--images", nargs="+", required=True, help="image files or folders")
     anomaly.add_argument("--object", required=True, help="object name, e.g. 'metal plate'")
+    anomaly.add_argument("--refs", nargs="+", help="images or folders of good parts: switches on WinCLIP+")
     anomaly.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=sorted(PRESETS))
     anomaly.add_argument("--out", required=True, help="folder for maps, overlays and scores.json")
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")

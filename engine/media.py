@@ -81,11 +81,11 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_images(
-    files: Sequence[tuple[str, Path]],
+    files: Sequence[tuple[str, Path]], what: str = "images",
 ) -> tuple[list[str], list[Image.Image], list[dict[str, str]]]:
     """Decode a batch, keeping the good images: (names, images, skipped [{file, error}]).
 
-    Raises UserInputError only when no image at all could be decoded.
+    Raises UserInputError only when none of the `what` could be decoded.
     """
     names, images, skipped = [], [], []
     for name, path in files:
@@ -95,5 +95,6 @@ def load_images(
         except UserInputError as exc:
             skipped.append({"file": name, "error": str(exc)})
     if not images:
-        raise UserInputError(" ".join(item["error"] for item in skipped) or "No images were given.")
+        reasons = " ".join(item["error"] for item in skipped)
+        raise UserInputError(f"None of the {what} could be used. {reasons}".strip() if skipped else f"No {what} given.")
     return names, images, skipped

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("tool", choices=sorted(client.TOOLS))
     submit.add_argument("files", nargs="*")
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    submit.add_argument("--ref", action="append", default=[], metavar="FILE", help="anomaly: image of a good part")
     submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the job to end")
     for name in ("status", "cancel", "wait"):
         command = commands.add_parser(name)
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "submit":
             params = dict(item.split("=", 1) for item in args.param if "=" in item)
-            job = client.submit(args.tool, params, args.files)
+            job = client.submit(args.tool, params, {"images": args.files, "references": args.ref})
             return _print(client.wait(job.id, args.wait) if args.wait else job)
         if args.command == "list":
             print(json.dumps([job.to_dict() for job in client.list_jobs(args.limit)], indent=1))

@@ -16,18 +16,21 @@ def anomaly(self, job_id: str) -> None:
 
 def segment_anomalies(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     from engine.anomaly import get_pipeline
-    from engine.anomaly.outputs import write_outputs
+    from engine.anomaly.outputs import run_summary, write_outputs
     from engine.media import load_images
     from engine.presets import get_preset
     from engine.progress import sub_progress
 
     object_name = str(ctx.params.get("object_name", ""))
     preset = get_preset(str(ctx.params.get("preset", "")))
-    names, images, skipped = load_images(ctx.input_files())
+    names, images, skipped = load_images(ctx.input_files("images"))
+    reference_files = ctx.input_files("references")
+    references = None
+    if reference_files:
+        _, references, skipped_references = load_images(reference_files, what="reference images of good parts")
+        skipped += [{**item, "role": "reference"} for item in skipped_references]
     ctx.progress(0.02, f"Loading model {preset.label}")
     pipeline = get_pipeline(preset.name)
-    results = pipeline(images, object_name, progress=sub_progress(ctx.progress, 0.05, 0.95))
+    results = pipeline(images, object_name, references=references, progress=sub_progress(ctx.progress, 0.05, 0.95))
     ctx.progress(0.96, "Writing maps")
-    summary = {"object_name": object_name.strip(), "preset": preset.name,
-               "random_weights": preset.random_weights, "skipped": skipped}
-    return write_outputs(ctx.output_dir, names, images, results, summary)
+    return write_outputs(ctx.output_dir, names, images, results, run_summary(object_name, preset, references, skipped))

@@ -6,7 +6,7 @@ It works the same in embedded mode and with Redis; it never imports torch.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ class QueueUnavailable(RuntimeError):
 
 
 FileSpec = str | Path | tuple[str, str | Path]
+Files = Sequence[FileSpec] | Mapping[str, Sequence[FileSpec]]
 
 
 def presets(tool: str) -> list[dict[str, Any]]:
@@ -46,13 +47,18 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     return named
 
 
-def submit(tool: str, params: dict[str, Any], files: Sequence[FileSpec] = ()) -> Job:
-    """Store the inputs, record a queued job and hand its id to a worker."""
+def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
+    """Store the inputs, record a queued job and hand its id to a worker.
+
+    `files` is a list of images, or {role: files} for tools with several inputs (for anomaly:
+    "images" and the optional "references", images of good parts for WinCLIP+).
+    """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
     settings = get_settings()
     store = get_store()
-    job = store.create(tool, dict(params), _named_files(files))
+    by_role = files if isinstance(files, Mapping) else {"images": files}
+    job = store.create(tool, dict(params), {role: _named_files(specs) for role, specs in by_role.items() if specs})
     if settings.embedded:
         from tasks import embedded
 

@@ -44,9 +44,11 @@ class JobContext:
     def params(self) -> dict[str, Any]:
         return self.job.params
 
-    def input_files(self) -> list[tuple[str, Path]]:
-        """(name the user gave, stored path) for each input, in upload order."""
-        return [(name.split("_", 1)[1], self.store.input_path(self.job.id, name)) for name in self.job.inputs]
+    def input_files(self, role: str = "images") -> list[tuple[str, Path]]:
+        """(name the user gave, stored path) for each input of a role, in upload order."""
+        prefix = f"{role}/"
+        return [(stored.removeprefix(prefix).split("_", 1)[1], self.store.input_path(self.job.id, stored))
+                for stored in self.job.inputs if stored.startswith(prefix)]
 
     @property
     def output_dir(self) -> Path:

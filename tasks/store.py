@@ -1,7 +1,7 @@
 """Artifact store: job records, inputs and outputs in one directory tree shared by web and workers.
 
     <root>/jobs/<job id>/job.json        the record (written atomically)
-    <root>/jobs/<job id>/inputs/<file>   uploaded inputs, copied in at submission
+    <root>/jobs/<job id>/inputs/<role>/<file>  uploaded inputs by role ("images", "references"…)
     <root>/jobs/<job id>/outputs/<file>  results written by the worker
     <root>/jobs/<job id>/cancel          present once a cancel was asked for
 
@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tasks.jobs import Job
@@ -50,23 +50,27 @@ class ArtifactStore:
             raise JobNotFound(f"No job {job_id!r}: job ids are 32 hexadecimal characters.")
         return self.jobs_dir / job_id
 
-    def input_path(self, job_id: str, name: str) -> Path:
-        return self.job_dir(job_id) / "inputs" / safe_filename(name)
+    def input_path(self, job_id: str, stored: str) -> Path:
+        """Path of an input recorded as '<role>/<file>' in the job."""
+        role, _, name = stored.partition("/")
+        return self.job_dir(job_id) / "inputs" / safe_filename(role) / safe_filename(name)
 
     def output_path(self, job_id: str, name: str) -> Path:
         return self.job_dir(job_id) / "outputs" / safe_filename(name)
 
     # -- records ------------------------------------------------------------------------------
-    def create(self, tool: str, params: dict, files: Sequence[tuple[str, Path]]) -> Job:
-        """Store a new queued job with copies of its input files (name shown to the user, path)."""
+    def create(self, tool: str, params: dict, files: Mapping[str, Sequence[tuple[str, Path]]]) -> Job:
+        """Store a new queued job with copies of its input files: {role: [(name shown to the user, path)]}."""
         job = Job(id=uuid.uuid4().hex, tool=tool, params=params)
         job_dir = self.job_dir(job.id)
         (job_dir / "inputs").mkdir(parents=True)
         (job_dir / "outputs").mkdir()
-        for index, (name, source) in enumerate(files):
-            stored = f"{index:03d}_{safe_filename(name)}"
-            shutil.copyfile(source, job_dir / "inputs" / stored)
-            job.inputs.append(stored)
+        for role, named in files.items():
+            (job_dir / "inputs" / safe_filename(role)).mkdir()
+            for index, (name, source) in enumerate(named):
+                stored = f"{safe_filename(role)}/{index:03d}_{safe_filename(name)}"
+                shutil.copyfile(source, self.input_path(job.id, stored))
+                job.inputs.append(stored)
         self._write(job)
         return job
 

@@ -33,12 +33,14 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     return gallery, rows, files
 
 
-def run(files: list[str] | None, object_name: str, preset: str, progress: gr.Progress = gr.Progress()) -> Iterator:
+def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
+        progress: gr.Progress = gr.Progress()) -> Iterator:
     """Submit a job, then follow it until it ends, streaming its status to the page."""
     if not files:
         raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF).")
     try:
-        job = client.submit("anomaly", {"object_name": object_name, "preset": preset}, files)
+        job = client.submit("anomaly", {"object_name": object_name, "preset": preset},
+                            {"images": files, "references": references or []})
     except (client.QueueUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
     while not job.status.final:
@@ -62,6 +64,8 @@ def build() -> None:
     gr.Markdown(
         "### Zero-shot anomaly segmentation (WinCLIP)\n"
         "Upload images of one kind of part, name the object, and get an anomaly score per image and a heat map. "
+        "Adding a few images of good parts switches from zero-shot WinCLIP to WinCLIP+, which also compares "
+        "every patch with the nearest patch of the good parts. "
         "Scores are probabilities of the *anomalous* prompts (0 to 1); heat-map colours use the same absolute "
         "scale for every image: blue = 0, green = 0.5, red = 1. Downloads: a 16-bit PNG map per image "
         "(value = score x 65535) and `scores.json`."
@@ -69,7 +73,10 @@ def build() -> None:
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            files = gr.File(label="Images", file_count="multiple", file_types=ACCEPTED, elem_id="anomaly-files")
+            files = gr.File(label="Images to inspect", file_count="multiple", file_types=ACCEPTED,
+                            elem_id="anomaly-files")
+            references = gr.File(label="Good parts (optional): images of defect-free parts switch on WinCLIP+",
+                                 file_count="multiple", file_types=ACCEPTED, elem_id="anomaly-references")
             object_name = gr.Textbox(label="Object name", placeholder="e.g. metal plate, bottle, PCB",
                                      elem_id="anomaly-object")
             preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
@@ -85,6 +92,6 @@ def build() -> None:
                                  interactive=False, elem_id="anomaly-scores")
             downloads = gr.File(label="Downloads (maps and scores.json)", file_count="multiple",
                                 interactive=False, elem_id="anomaly-downloads")
-    run_button.click(run, [files, object_name, preset], [job_id, status, gallery, table, downloads],
+    run_button.click(run, [files, references, object_name, preset], [job_id, status, gallery, table, downloads],
                      api_name="anomaly", concurrency_limit=None)
     cancel_button.click(cancel, [job_id], [status], api_name="cancel_anomaly")

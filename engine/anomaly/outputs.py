@@ -10,9 +10,22 @@ from typing import Any
 from PIL import Image
 
 from engine.anomaly.pipeline import AnomalyResult
+from engine.presets import Preset
 from engine.visualize import heatmap_overlay, map_to_png16
 
 MAP_ENCODING = "16-bit grayscale PNG, value = score x 65535"
+
+
+def run_summary(object_name: str, preset: Preset, references: Sequence[Image.Image] | None,
+                skipped: list[dict[str, str]]) -> dict[str, Any]:
+    """What a run was asked to do, recorded beside its scores."""
+    return {
+        "object_name": object_name.strip(),
+        "preset": preset.name,
+        "random_weights": preset.random_weights,
+        "mode": f"WinCLIP+ ({len(references)} good references)" if references else "zero-shot",
+        "skipped": skipped,
+    }
 
 
 def write_outputs(

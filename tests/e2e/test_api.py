@@ -16,7 +16,7 @@ def api(app_url) -> Client:
 def test_anomaly_tab_returns_a_heat_map_for_a_real_image(api, shared_data):
     image = next((shared_data / "anomaly" / "magnetic_tile" / "test").glob("*/*.png"))
     status, gallery, table, downloads = api.predict(
-        [handle_file(str(image))], "magnetic tile", "winclip-tiny", api_name="/anomaly"
+        [handle_file(str(image))], None, "magnetic tile", "winclip-tiny", api_name="/anomaly"
     )
     assert "Succeeded" in status
     assert len(gallery) == 1 and gallery[0]["caption"].startswith(f"{image.name} · score ")
@@ -26,7 +26,7 @@ def test_anomaly_tab_returns_a_heat_map_for_a_real_image(api, shared_data):
 
 def test_real_preset_offline_shows_the_missing_weights_fix(api, metal_plate_images):
     status, gallery, _, _ = api.predict(
-        [handle_file(str(metal_plate_images[0]))], "metal plate", "winclip-vit-b-16-plus-240", api_name="/anomaly"
+        [handle_file(str(metal_plate_images[0]))], None, "metal plate", "winclip-vit-b-16-plus-240", api_name="/anomaly"
     )
     assert "Failed" in status and "make weights" in status and "FEWSHOT_MODELS_DIR" in status
     assert gallery == []
@@ -35,7 +35,7 @@ def test_real_preset_offline_shows_the_missing_weights_fix(api, metal_plate_imag
 def test_a_file_that_is_not_an_image_gets_a_clear_message(api, tmp_path):
     fake = tmp_path / "scan.png"
     fake.write_bytes(b"%PDF-1.7 definitely not a png")
-    status, *_ = api.predict([handle_file(str(fake))], "plate", "winclip-tiny", api_name="/anomaly")
+    status, *_ = api.predict([handle_file(str(fake))], None, "plate", "winclip-tiny", api_name="/anomaly")
     assert "Failed" in status and "scan.png: not an image in an accepted format" in status
     assert "Traceback" not in status
 
@@ -43,12 +43,12 @@ def test_a_file_that_is_not_an_image_gets_a_clear_message(api, tmp_path):
 def test_no_upload_is_refused_before_a_job_is_made(api):
     before = len(client.list_jobs(1000))
     with pytest.raises(Exception, match="Upload at least one image"):
-        api.predict(None, "plate", "winclip-tiny", api_name="/anomaly")
+        api.predict(None, None, "plate", "winclip-tiny", api_name="/anomaly")
     assert len(client.list_jobs(1000)) == before
 
 
 def test_jobs_endpoints_list_open_and_cancel(api, metal_plate_images):
-    api.predict([handle_file(str(metal_plate_images[0]))], "plate", "winclip-tiny", api_name="/anomaly")
+    api.predict([handle_file(str(metal_plate_images[0]))], None, "plate", "winclip-tiny", api_name="/anomaly")
     rows = api.predict(api_name="/list_jobs")["data"]
     newest = rows[0]
     assert newest[1] == "anomaly" and newest[2] == "succeeded"
@@ -56,3 +56,16 @@ def test_jobs_endpoints_list_open_and_cancel(api, metal_plate_images):
     assert "Succeeded" in details and len(gallery) == 1 and files
     assert "No job" in api.predict("f" * 32, api_name="/open_job")[0]
     assert "Succeeded" in api.predict(newest[0], api_name="/cancel_job")  # a finished job stays finished
+
+
+def test_good_part_references_switch_on_winclip_plus(api, shared_data):
+    tile = shared_data / "anomaly" / "magnetic_tile"
+    test_image = next((tile / "test").glob("*/*.png"))
+    references = [handle_file(str(p)) for p in sorted((tile / "train" / "good").glob("*.png"))[:2]]
+    status, gallery, *_ = api.predict(
+        [handle_file(str(test_image))], references, "magnetic tile", "winclip-tiny", api_name="/anomaly"
+    )
+    assert "Succeeded" in status and len(gallery) == 1
+    job = client.list_jobs(1)[0]
+    assert job.result["mode"] == "WinCLIP+ (2 good references)"
+    assert sum(stored.startswith("references/") for stored in job.inputs) == 2

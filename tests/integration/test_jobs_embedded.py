@@ -106,7 +106,7 @@ def test_jobs_left_unfinished_by_a_previous_process_are_run_after_a_restart(meta
     # A record as a crashed app would leave it: stored and queued, but its message lost with the process.
     store = get_store()
     orphan = store.create("anomaly", {"object_name": "plate", "preset": "winclip-tiny"},
-                          [(metal_plate_images[0].name, metal_plate_images[0])])
+                          {"images": [(metal_plate_images[0].name, metal_plate_images[0])]})
     assert orphan.id in embedded.requeue_unfinished()
     assert client.wait(orphan.id, timeout=60).status is Status.SUCCEEDED
 
@@ -122,3 +122,30 @@ def test_unknown_job_ids_and_outputs(metal_plate_images):
                                      metal_plate_images[:1]).id, timeout=60)
     with pytest.raises(client.JobNotFound, match="no output"):
         client.artifact_path(done.id, "../job.json")
+
+
+def test_winclip_plus_job_with_good_references(tmp_path, shared_data):
+    tile = shared_data / "anomaly" / "magnetic_tile"
+    tests = sorted((tile / "test").glob("*/*.png"))[:2]
+    goods = sorted((tile / "train" / "good").glob("*.png"))[:3]
+    broken = tmp_path / "broken_ref.png"
+    broken.write_text("not an image")
+    job = client.wait(client.submit("anomaly", {"object_name": "magnetic tile", "preset": "winclip-tiny"},
+                                    {"images": tests, "references": [*goods, broken]}).id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    assert job.result["mode"] == "WinCLIP+ (3 good references)"
+    assert job.result["skipped"] == [{"file": "broken_ref.png", "role": "reference",
+                                      "error": job.result["skipped"][0]["error"]}]
+    zero_shot = client.wait(client.submit("anomaly", {"object_name": "magnetic tile", "preset": "winclip-tiny"},
+                                          tests).id, timeout=120)
+    assert zero_shot.result["mode"] == "zero-shot"
+    assert [r["score"] for r in zero_shot.result["images"]] != [r["score"] for r in job.result["images"]]
+
+
+def test_references_that_all_fail_say_so(tmp_path, metal_plate_images):
+    broken = tmp_path / "ref.png"
+    broken.write_text("nope")
+    job = client.wait(client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"},
+                                    {"images": metal_plate_images[:1], "references": [broken]}).id, timeout=60)
+    assert job.status is Status.FAILED
+    assert job.error.startswith("None of the reference images of good parts could be used. ref.png: not an image")

@@ -12,7 +12,7 @@ from tasks.runner import JobCancelled, get_store, run_job
 
 @pytest.fixture
 def job():
-    return get_store().create("anomaly", {}, [])
+    return get_store().create("anomaly", {}, {})
 
 
 def ends_as(job_id, body):

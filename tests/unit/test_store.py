@@ -12,8 +12,8 @@ def test_records_and_inputs_survive_a_new_store_instance(tmp_path):
     source = tmp_path / "part.png"
     source.write_bytes(b"pixels")
     store = ArtifactStore(tmp_path / "store")
-    job = store.create("anomaly", {"object_name": "bottle"}, [("part.png", source)])
-    assert job.status is Status.QUEUED and job.inputs == ["000_part.png"]
+    job = store.create("anomaly", {"object_name": "bottle"}, {"images": [("part.png", source)]})
+    assert job.status is Status.QUEUED and job.inputs == ["images/000_part.png"]
 
     reopened = ArtifactStore(tmp_path / "store")
     again = reopened.read(job.id)
@@ -24,7 +24,7 @@ def test_records_and_inputs_survive_a_new_store_instance(tmp_path):
 
 def test_update_is_read_modify_write(tmp_path):
     store = ArtifactStore(tmp_path)
-    job = store.create("anomaly", {}, [])
+    job = store.create("anomaly", {}, {})
 
     def start(record):
         record.status = Status.RUNNING
@@ -50,7 +50,7 @@ def test_safe_filename(name, expected):
 
 def test_cancel_flag(tmp_path):
     store = ArtifactStore(tmp_path)
-    job = store.create("anomaly", {}, [])
+    job = store.create("anomaly", {}, {})
     assert not store.cancel_requested(job.id)
     store.request_cancel(job.id)
     assert store.cancel_requested(job.id)
@@ -58,8 +58,8 @@ def test_cancel_flag(tmp_path):
 
 def test_list_is_newest_first_and_skips_broken_records(tmp_path):
     store = ArtifactStore(tmp_path)
-    first = store.create("anomaly", {}, [])
-    second = store.create("anomaly", {}, [])
+    first = store.create("anomaly", {}, {})
+    second = store.create("anomaly", {}, {})
     (store.jobs_dir / "not-a-job").mkdir()
     assert [j.id for j in store.list()][:2] in ([second.id, first.id], [first.id, second.id])
     assert len(store.list()) == 2
