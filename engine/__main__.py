@@ -2,6 +2,7 @@
 
     python -m engine weights [--preset NAME ...] [--models-dir DIR]
     python -m engine anomaly --images DIR_OR_FILES... --object "metal plate" [--refs DIR] [--preset NAME] --out DIR
+    python -m engine evaluate --data MVTEC_CATEGORY_DIR --object "magnetic tile" [--shots K] --out DIR
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def cmd_anomaly(args: argparse.Namespace) -> None:
         print(f"skipped  {item['error']}", file=sys.stderr)
 
 
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from engine.anomaly import get_pipeline
+    from engine.anomaly.evaluation import evaluate_folder, write_report
+
+    pipeline = get_pipeline(get_preset(args.preset).name, device=args.device)
+    report = evaluate_folder(pipeline, args.data, args.object, shots=args.shots,
+                             progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+    write_report(report, Path(args.out))
+    for warning in report["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{'':14} {'image AUROC':>11} {'pixel AUROC':>11} {'PRO@30%':>8} {'F1-max':>7}")
+    rows = [("all", report["metrics"]), *report["metrics"]["per_defect_type"].items()]
+    for name, m in rows:
+        cells = [m.get(key) for key in ("image_auroc", "pixel_auroc", "pro", "image_f1_max")]
+        print(f"{name:14} " + " ".join(f"{v:>11.3f}" if v is not None else f"{'-':>11}" for v in cells))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -78,6 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     anomaly.add_argument("--batch-size", type=int, help="images per forward pass (default: 8 on GPU, 1 on CPU)")
     anomaly.set_defaults(run=cmd_anomaly)
+    evaluation = commands.add_parser("evaluate", help="metrics on a labelled folder in the MVTec AD layout")
+    evaluation.add_argument("--data", required=True, help="folder with test/, ground_truth/ and train/good/")
+    evaluation.add_argument("--object", required=True)
+    evaluation.add_argument("--shots", type=int, default=0, help="good references from train/good (WinCLIP+)")
+    evaluation.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=sorted(PRESETS))
+    evaluation.add_argument("--out", required=True, help="folder for metrics.json, scores.csv, roc.png")
+    evaluation.add_argument("--device")
+    evaluation.set_defaults(run=cmd_evaluate)
     args = parser.parse_args(argv)
     try:
         args.run(args)

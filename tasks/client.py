@@ -18,7 +18,7 @@ from tasks.jobs import Job, Status
 from tasks.runner import get_store
 from tasks.store import JobNotFound
 
-TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly"}
+TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_evaluate": "fewshot.anomaly_evaluate"}
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "list_jobs", "presets", "submit", "wait"]
@@ -50,8 +50,9 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
 def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     """Store the inputs, record a queued job and hand its id to a worker.
 
-    `files` is a list of images, or {role: files} for tools with several inputs (for anomaly:
-    "images" and the optional "references", images of good parts for WinCLIP+).
+    `files` is a list of images, or {role: files} for tools with several inputs (anomaly:
+    "images" and the optional "references", images of good parts for WinCLIP+; anomaly_evaluate:
+    "dataset", one zip in the MVTec AD layout).
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")

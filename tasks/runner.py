@@ -54,6 +54,11 @@ class JobContext:
     def output_dir(self) -> Path:
         return self.store.job_dir(self.job.id) / "outputs"
 
+    @property
+    def work_dir(self) -> Path:
+        """Scratch space of the job (e.g. an extracted archive), beside its inputs and outputs."""
+        return self.store.job_dir(self.job.id) / "work"
+
     def progress(self, fraction: float, message: str) -> None:
         """Record progress (at most 4 writes a second) and stop the job if a cancel was asked for."""
         if self.store.cancel_requested(self.job.id):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,10 +9,10 @@ import gradio as gr
 
 from tasks import client
 from tasks.client import Job, Status
-from webapp.views import status_markdown
+from webapp.views import follow, status_markdown, submit
 
 ACCEPTED = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
-POLL_S = 0.3
+METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
 SCORE_HEADERS = ["file", "score", "size", "map min", "map max"]
 
 
@@ -38,19 +37,41 @@ def run(files: list[str] | None, references: list[str] | None, object_name: str,
     """Submit a job, then follow it until it ends, streaming its status to the page."""
     if not files:
         raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF).")
-    try:
-        job = client.submit("anomaly", {"object_name": object_name, "preset": preset},
-                            {"images": files, "references": references or []})
-    except (client.QueueUnavailable, ValueError) as exc:
-        raise gr.Error(str(exc)) from None
-    while not job.status.final:
-        progress(job.progress, desc=job.message)
-        yield job.id, status_markdown(job), [], [], []
-        time.sleep(POLL_S)
-        job = client.get(job.id)
-    if job.status is Status.FAILED:
-        gr.Warning(job.error or "The job failed.")
-    yield job.id, status_markdown(job), *result_views(job)
+    job = submit("anomaly", {"object_name": object_name, "preset": preset},
+                 {"images": files, "references": references or []})
+    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+        yield job.id, status_markdown(job), *(result_views(job) if job.status.final else ([], [], []))
+
+
+def metric_rows(job: Job) -> list[list[Any]]:
+    """Overall and per-defect-type metrics of a finished evaluation job."""
+    if job.status is not Status.SUCCEEDED:
+        return []
+    metrics = job.result["metrics"]
+    rows = [("all", metrics), *metrics["per_defect_type"].items()]
+    keys = ("image_auroc", "pixel_auroc", "pro", "image_f1_max")
+    return [[name, *(None if m.get(k) is None else round(m[k], 4) for k in keys), m.get("num_images")]
+            for name, m in rows]
+
+
+def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+    """(ROC plot, metric rows, downloadable files) of a finished evaluation job."""
+    if job.status is not Status.SUCCEEDED:
+        return [], [], []
+    plot = str(client.artifact_path(job.id, "roc.png"))
+    return [(plot, "ROC, image level")], metric_rows(job), [str(client.artifact_path(job.id, n)) for n in job.outputs]
+
+
+def run_evaluation(archive: str | None, object_name: str, shots: float, preset: str,
+                   progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Evaluate on a labelled zip; streams status, then metrics, the ROC plot and the report files."""
+    if not archive:
+        raise gr.Error("Upload a .zip of a labelled set in the MVTec AD layout.")
+    job = submit("anomaly_evaluate", {"object_name": object_name, "preset": preset, "shots": int(shots or 0)},
+                 {"dataset": [archive]})
+    for job in follow(job, progress):  # noqa: B020
+        warnings = "".join(f"\n\n⚠️ {w}" for w in job.result.get("warnings", [])) if job.status.final else ""
+        yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final else ([], [], []))
 
 
 def cancel(job_id: str | None) -> str:
@@ -95,3 +116,29 @@ def build() -> None:
     run_button.click(run, [files, references, object_name, preset], [job_id, status, gallery, table, downloads],
                      api_name="anomaly", concurrency_limit=None)
     cancel_button.click(cancel, [job_id], [status], api_name="cancel_anomaly")
+
+    with gr.Accordion("Evaluate on a labelled set", open=False):
+        gr.Markdown(
+            "Upload a **.zip** in the MVTec AD layout (`test/good/`, `test/<defect>/`, "
+            "`ground_truth/<defect>/<name>_mask.png`, optional `train/good/`). Reports image AUROC, pixel AUROC, "
+            "PRO (area under the per-region overlap curve up to 30% false positive rate) and F1-max, overall and "
+            "per defect type (each against all good images). With shots > 0, that many `train/good` images are "
+            "the WinCLIP+ references. Defect images without a mask count for image metrics only."
+        )
+        with gr.Row():
+            archive = gr.File(label="Labelled set (.zip)", file_types=[".zip"], elem_id="eval-zip")
+            with gr.Column():
+                eval_object = gr.Textbox(label="Object name", elem_id="eval-object")
+                shots = gr.Number(label="Good reference shots (0 = zero-shot)", value=0, minimum=0, maximum=64,
+                                  precision=0, elem_id="eval-shots")
+                eval_preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
+                                          value=presets[0]["name"], elem_id="eval-preset")
+                eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
+        eval_status = gr.Markdown(elem_id="eval-status")
+        with gr.Row():
+            roc = gr.Gallery(label="ROC", columns=1, height=380, object_fit="contain", elem_id="eval-roc")
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, elem_id="eval-metrics")
+        report_files = gr.File(label="Report (metrics.json, scores.csv, roc.png)", file_count="multiple",
+                               interactive=False)
+    eval_button.click(run_evaluation, [archive, eval_object, shots, eval_preset],
+                      [eval_status, roc, metrics, report_files], api_name="evaluate_anomaly", concurrency_limit=None)

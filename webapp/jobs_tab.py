@@ -11,7 +11,10 @@ from tasks.client import JobNotFound
 from webapp import anomaly_tab
 from webapp.views import JOB_TABLE_HEADERS, job_rows, status_markdown
 
-RESULT_VIEWS = {"anomaly": anomaly_tab.result_views}
+RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
+    "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
+    "anomaly_evaluate": (anomaly_tab.evaluation_views, anomaly_tab.METRIC_HEADERS),
+}
 
 
 def refresh() -> list[list[str]]:
@@ -27,8 +30,9 @@ def open_job(job_id: str) -> tuple[str, Any, Any, Any]:
     except JobNotFound as exc:
         return str(exc), [], [], []
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters `{job.params}` · inputs: {len(job.inputs)}"
-    gallery, rows, files = RESULT_VIEWS[job.tool](job) if job.tool in RESULT_VIEWS else ([], [], [])
-    return details, gallery, rows, files
+    views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
+    gallery, rows, files = views(job)
+    return details, gallery, gr.Dataframe(value=rows, headers=headers), files
 
 
 def cancel_job(job_id: str) -> str:
@@ -52,7 +56,7 @@ def build() -> None:
         refresh_button = gr.Button("Refresh", scale=1)
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
-    rows = gr.Dataframe(label="Scores", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
+    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import time
+from collections.abc import Iterator
+from typing import Any
 
+import gradio as gr
+
+from tasks import client
 from tasks.client import Job, Status
+
+POLL_S = 0.3
 
 _ICONS = {
     Status.QUEUED: "⏳",
@@ -45,3 +53,23 @@ def job_rows(jobs: list[Job]) -> list[list[str]]:
         rows.append([job.id, job.tool, job.status.value, f"{job.progress:.0%}", message[:160],
                      timestamp(job.created_at), seconds])
     return rows
+
+
+def submit(tool: str, params: dict[str, Any], files: client.Files) -> Job:
+    """Submit a job; bad input or an unreachable queue becomes a message on the page."""
+    try:
+        return client.submit(tool, params, files)
+    except (client.QueueUnavailable, ValueError) as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
+    """Yield the job's record until it is final (the last one yielded), updating the progress bar."""
+    while not job.status.final:
+        progress(job.progress, desc=job.message)
+        yield job
+        time.sleep(POLL_S)
+        job = client.get(job.id)
+    if job.status is Status.FAILED:
+        gr.Warning(job.error or "The job failed.")
+    yield job

@@ -149,3 +149,38 @@ def test_references_that_all_fail_say_so(tmp_path, metal_plate_images):
                                     {"images": metal_plate_images[:1], "references": [broken]}).id, timeout=60)
     assert job.status is Status.FAILED
     assert job.error.startswith("None of the reference images of good parts could be used. ref.png: not an image")
+
+
+def zip_folder(folder, archive):
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                bundle.write(path, f"{folder.name}/{path.relative_to(folder)}")
+    return archive
+
+
+def test_evaluation_job_on_a_zipped_mvtec_set(tmp_path, shared_data):
+    archive = zip_folder(shared_data / "anomaly" / "magnetic_tile", tmp_path / "magnetic_tile.zip")
+    job = client.submit("anomaly_evaluate", {"object_name": "magnetic tile", "preset": "winclip-tiny", "shots": 1},
+                        {"dataset": [archive]})
+    job = client.wait(job.id, timeout=300)
+    assert job.status is Status.SUCCEEDED, job.error
+    metrics = job.result["metrics"]
+    assert set(metrics["per_defect_type"]) == {"blowhole", "break", "crack", "fray", "uneven"}
+    assert metrics["num_images"] == 37 and 0.0 <= metrics["pro"] <= 1.0
+    assert sorted(job.outputs) == ["metrics.json", "roc.png", "scores.csv"]
+    assert not (get_store().job_dir(job.id) / "work").exists()  # extracted copy removed, zip kept
+
+
+def test_evaluation_job_refuses_a_zip_slip_archive(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "evil.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("../../outside.png", b"x")
+    job = client.wait(client.submit("anomaly_evaluate", {"object_name": "x", "preset": "winclip-tiny"},
+                                    {"dataset": [archive]}).id, timeout=60)
+    assert job.status is Status.FAILED and "points outside the archive" in job.error
+    assert not (get_store().root / "outside.png").exists()

@@ -1,0 +1,146 @@
+"""Evaluation on a labelled folder in the MVTec AD layout: scores, maps, metrics and a ROC plot.
+
+    <root>/train/good/*.png                            good images (few-normal-shot references)
+    <root>/test/good/*.png, <root>/test/<defect>/*.png test images
+    <root>/ground_truth/<defect>/<stem>_mask.png       defect masks (non-zero = defect)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from engine.anomaly.metrics import evaluate, roc_curve
+from engine.anomaly.pipeline import WinClipPipeline
+from engine.errors import UserInputError
+from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
+
+
+@dataclass
+class LabelledImage:
+    path: Path
+    defect_type: str | None  # None for good images
+    mask_path: Path | None
+
+
+@dataclass
+class LabelledSet:
+    test: list[LabelledImage]
+    train_good: list[Path]
+    warnings: list[str] = field(default_factory=list)
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in ACCEPTED_IMAGE_SUFFIXES) if folder.is_dir() else []
+
+
+def read_mvtec_folder(root: str | Path) -> LabelledSet:
+    """List a labelled folder; missing masks are reported as warnings, not errors."""
+    root = Path(root)
+    test_dir = root / "test"
+    if not test_dir.is_dir():
+        raise UserInputError(f"{root}: no test/ folder. Expected the MVTec AD layout: test/good/*.png, "
+                             "test/<defect>/*.png, ground_truth/<defect>/<name>_mask.png, optional train/good/.")
+    dataset = LabelledSet(test=[], train_good=_images_in(root / "train" / "good"))
+    for folder in sorted(p for p in test_dir.iterdir() if p.is_dir()):
+        defect = None if folder.name == "good" else folder.name
+        missing = 0
+        for path in _images_in(folder):
+            mask = root / "ground_truth" / folder.name / f"{path.stem}_mask.png" if defect else None
+            if mask is not None and not mask.is_file():
+                mask, missing = None, missing + 1
+            dataset.test.append(LabelledImage(path, defect, mask))
+        if missing:
+            dataset.warnings.append(f"{missing} image(s) of defect type '{folder.name}' have no mask in "
+                                    f"ground_truth/{folder.name}/: they count for image metrics only.")
+    labels = {item.defect_type is not None for item in dataset.test}
+    if labels != {True, False}:
+        raise UserInputError(f"{test_dir}: evaluation needs both good images (test/good/) and defective ones "
+                             "(test/<defect>/).")
+    return dataset
+
+
+def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
+    with Image.open(path) as mask:
+        mask = mask.convert("L")
+        if mask.size != size:
+            mask = mask.resize(size, Image.NEAREST)
+        return np.asarray(mask) > 0
+
+
+def evaluate_folder(
+    pipeline: WinClipPipeline,
+    root: str | Path,
+    object_name: str,
+    shots: int = 0,
+    progress: ProgressCallback = ignore_progress,
+) -> dict[str, Any]:
+    """Score every test image (zero-shot, or WinCLIP+ with the first `shots` train/good images).
+
+    Returns {"metrics": ..., "images": [{file, defect_type, score}], "warnings": [...]}.
+    """
+    dataset = read_mvtec_folder(root)
+    references = None
+    if shots:
+        if len(dataset.train_good) < shots:
+            raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
+        references = [load_image(p) for p in dataset.train_good[:shots]]
+    labels, scores, masks, maps, types, rows = [], [], [], [], [], []
+    step = sub_progress(progress, 0.0, 0.95)
+    for index, item in enumerate(dataset.test):
+        image = load_image(item.path)
+        result = pipeline([image], object_name, references=references)[0]
+        labels.append(int(item.defect_type is not None))
+        scores.append(result.score)
+        maps.append(result.anomaly_map)
+        masks.append(_read_mask(item.mask_path, image.size) if item.mask_path else
+                     (np.zeros(result.anomaly_map.shape, bool) if item.defect_type is None else None))
+        types.append(item.defect_type)
+        rows.append({"file": str(item.path.relative_to(Path(root))), "defect_type": item.defect_type or "good",
+                     "score": round(result.score, 6)})
+        step((index + 1) / len(dataset.test), f"Scored {index + 1} of {len(dataset.test)} test images")
+    progress(0.96, "Computing metrics")
+    metrics = evaluate(labels, scores, masks, maps, types)
+    return {"object_name": object_name, "shots": shots, "metrics": metrics, "images": rows,
+            "warnings": dataset.warnings, "roc": [a.tolist() for a in roc_curve(labels, scores)[:2]]}
+
+
+def roc_plot(fpr: Sequence[float], tpr: Sequence[float], title: str, size: int = 360) -> Image.Image:
+    """A small ROC plot (no plotting library needed): curve, diagonal and axes."""
+    margin = 40
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    span = size - 2 * margin
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        return margin + x * span, size - margin - y * span
+
+    draw.rectangle([point(0, 1), point(1, 0)], outline="black")
+    draw.line([point(0, 0), point(1, 1)], fill=(180, 180, 180))
+    draw.line([point(x, y) for x, y in zip(fpr, tpr, strict=True)], fill=(200, 30, 30), width=2)
+    draw.text((margin, 10), title, fill="black")
+    draw.text((size // 2 - 40, size - margin + 12), "false positive rate", fill="black")
+    draw.text((4, margin - 14), "TPR", fill="black")
+    return image
+
+
+def write_report(report: dict[str, Any], out_dir: Path) -> list[str]:
+    """metrics.json, scores.csv and roc.png in `out_dir`; returns the file names."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    with open(out_dir / "scores.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["file", "defect_type", "score"])
+        writer.writeheader()
+        writer.writerows(report["images"])
+    metrics = report["metrics"]
+    title = f"image AUROC {metrics['image_auroc']:.3f} ({report['object_name']}, {report['shots']}-shot)"
+    roc_plot(*report["roc"], title=title).save(out_dir / "roc.png")
+    return ["metrics.json", "scores.csv", "roc.png"]

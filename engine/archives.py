@@ -1,0 +1,74 @@
+"""Safe extraction of uploaded zip archives: no path traversal, bounded size and file count."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from engine.errors import UserInputError
+
+DEFAULT_MAX_FILES = 20_000
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+def extract_zip(archive: Path, destination: Path, display_name: str | None = None,
+                max_files: int | None = None, max_bytes: int | None = None) -> Path:
+    """Extract `archive` into `destination`, refusing anything that could escape it or exhaust the disk.
+
+    Refused: absolute paths, '..' components, links, more than `max_files` entries or `max_bytes`
+    uncompressed (FEWSHOT_MAX_ZIP_FILES / FEWSHOT_MAX_ZIP_BYTES), and sizes that lie about themselves.
+    Nested archives are extracted as plain files, never opened.
+    """
+    name = display_name or archive.name
+    max_files = max_files or int(os.environ.get("FEWSHOT_MAX_ZIP_FILES", DEFAULT_MAX_FILES))
+    max_bytes = max_bytes or int(os.environ.get("FEWSHOT_MAX_ZIP_BYTES", DEFAULT_MAX_BYTES))
+    try:
+        bundle = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UserInputError(f"{name}: not a readable zip archive ({exc}).") from None
+    with bundle:
+        entries = bundle.infolist()
+        if len(entries) > max_files:
+            raise UserInputError(f"{name}: {len(entries)} entries; at most {max_files} are accepted.")
+        declared = sum(entry.file_size for entry in entries)
+        if declared > max_bytes:
+            raise UserInputError(f"{name}: {declared:,} bytes uncompressed; at most {max_bytes:,} are accepted.")
+        destination.mkdir(parents=True, exist_ok=True)
+        root = destination.resolve()
+        written = 0
+        for entry in entries:
+            path = PurePosixPath(entry.filename.replace("\\", "/"))
+            if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+                raise UserInputError(f"{name}: entry '{entry.filename}' points outside the archive; nothing "
+                                     "was extracted from it. Zip the folder itself, with relative paths.")
+            if stat.S_ISLNK(entry.external_attr >> 16):
+                raise UserInputError(f"{name}: entry '{entry.filename}' is a symbolic link; links are not accepted.")
+            target = (root / Path(*path.parts)).resolve() if path.parts else root
+            if root not in (target, *target.parents):
+                raise UserInputError(f"{name}: entry '{entry.filename}' points outside the archive.")
+            if entry.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with bundle.open(entry) as source, open(target, "wb") as sink:
+                while chunk := source.read(1 << 20):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        sink.close()
+                        shutil.rmtree(root, ignore_errors=True)
+                        raise UserInputError(f"{name}: expands past {max_bytes:,} bytes; at most that is accepted.")
+                    sink.write(chunk)
+    return destination
+
+
+def find_folder_with(root: Path, child: str) -> Path:
+    """The shallowest folder under `root` (itself included) that has a sub-folder named `child`."""
+    candidates = sorted((p.parent for p in root.rglob(child) if p.is_dir()), key=lambda p: len(p.parts))
+    if (root / child).is_dir():
+        return root
+    if not candidates:
+        raise UserInputError(f"No '{child}/' folder found in the archive.")
+    return candidates[0]
