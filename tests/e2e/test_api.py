@@ -69,3 +69,25 @@ def test_good_part_references_switch_on_winclip_plus(api, shared_data):
     job = client.list_jobs(1)[0]
     assert job.result["mode"] == "WinCLIP+ (2 good references)"
     assert sum(stored.startswith("references/") for stored in job.inputs) == 2
+
+
+def test_evaluate_a_zipped_labelled_set(api, shared_data, tmp_path):
+    import zipfile
+
+    root = shared_data / "anomaly" / "kolektorsdd"
+    archive = tmp_path / "kolektor.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(root.rglob("*.png")):
+            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
+    status, roc, metrics, files = api.predict(
+        handle_file(str(archive)), "commutator", 0, "winclip-tiny", api_name="/evaluate_anomaly"
+    )
+    assert "Succeeded" in status and len(roc) == 1
+    assert metrics["headers"][:3] == ["set", "image AUROC", "pixel AUROC"]
+    assert metrics["data"][0][0] == "all" and 0.0 <= metrics["data"][0][1] <= 1.0
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["metrics.json", "roc.png", "scores.csv"]
+
+
+def test_evaluate_without_a_zip_is_refused(api):
+    with pytest.raises(Exception, match=r"Upload a \.zip"):
+        api.predict(None, "x", 0, "winclip-tiny", api_name="/evaluate_anomaly")
