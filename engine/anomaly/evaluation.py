@@ -92,7 +92,7 @@ def evaluate_folder(
     if shots:
         if len(dataset.train_good) < shots:
             raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
-        references = [load_image(p) for p in dataset.train_good[:shots]]
+        references = pipeline.reference_memory([load_image(p) for p in dataset.train_good[:shots]])
     labels, scores, masks, maps, types, rows = [], [], [], [], [], []
     step = sub_progress(progress, 0.0, 0.95)
     for index, item in enumerate(dataset.test):
