@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserInputError, WeightsNotFoundError
-from engine.media import ACCEPTED_IMAGE_SUFFIXES
+from engine.media import ACCEPTED_IMAGE_SUFFIXES, list_images
 from engine.presets import PRESETS, get_preset
 
 
@@ -21,7 +21,7 @@ def _image_files(paths: list[str]) -> list[tuple[str, Path]]:
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in ACCEPTED_IMAGE_SUFFIXES)
+            files += list_images(path, recursive=True)
         elif path.is_file():
             files.append(path)
         else:

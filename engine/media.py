@@ -20,6 +20,14 @@ ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".t
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000
 
 
+def list_images(folder: Path, recursive: bool = False) -> list[Path]:
+    """Files with an accepted image suffix in a folder (or below it), sorted; none if it is missing."""
+    if not folder.is_dir():
+        return []
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in ACCEPTED_IMAGE_SUFFIXES)
+
+
 def max_image_pixels() -> int:
     """Largest accepted width x height; FEWSHOT_MAX_IMAGE_PIXELS overrides the default."""
     return int(os.environ.get("FEWSHOT_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS))

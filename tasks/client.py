@@ -15,7 +15,7 @@ from engine.presets import presets_for
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
-from tasks.runner import get_store
+from tasks.runner import finish_job, get_store
 from tasks.store import JobNotFound
 
 TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_evaluate": "fewshot.anomaly_evaluate"}
@@ -70,11 +70,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     except Exception as exc:
         message = (f"The job queue at {settings.broker_display} cannot be reached ({type(exc).__name__}). "
                    "Start Redis, or unset FEWSHOT_REDIS_URL to run jobs inside the app.")
-
-        def fail(record: Job) -> None:
-            record.status, record.error, record.finished_at = Status.FAILED, message, time.time()
-
-        store.update(job.id, fail)
+        finish_job(store, job.id, Status.FAILED, "Failed", error=message)
         raise QueueUnavailable(message) from exc
     return job
 

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
-from tasks.runner import get_store
+from tasks.runner import finish_job, get_store
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +49,7 @@ def requeue_unfinished() -> list[str]:
         if job.status.final or job.tool not in TOOLS:
             continue
         if store.cancel_requested(job.id):
-            def cancel(record: Job) -> None:
-                record.status, record.message, record.finished_at = Status.CANCELLED, "Cancelled", time.time()
-
-            store.update(job.id, cancel)
+            finish_job(store, job.id, Status.CANCELLED, "Cancelled")
             continue
 
         def requeue(record: Job) -> None:

@@ -76,8 +76,10 @@ class JobContext:
 JobBody = Callable[[JobContext], tuple[dict[str, Any], list[str]]]
 
 
-def _finish(store: ArtifactStore, job_id: str, status: Status, message: str, error: str | None = None,
-            result: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
+def finish_job(store: ArtifactStore, job_id: str, status: Status, message: str, error: str | None = None,
+               result: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
+    """Put a job in a final state with its message (and error, result, outputs)."""
+
     def change(job: Job) -> None:
         job.status, job.message, job.error, job.finished_at = status, message, error, time.time()
         if status is Status.SUCCEEDED:
@@ -98,7 +100,7 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
         log.info("job %s is already %s; ignoring a repeated delivery", job_id, job.status.value)
         return
     if store.cancel_requested(job_id):
-        _finish(store, job_id, Status.CANCELLED, "Cancelled before it started")
+        finish_job(store, job_id, Status.CANCELLED, "Cancelled before it started")
         return
 
     def start(record: Job) -> None:
@@ -110,18 +112,18 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
     try:
         result, outputs = body(context)
     except JobCancelled:
-        _finish(store, job_id, Status.CANCELLED, "Cancelled by the user")
+        finish_job(store, job_id, Status.CANCELLED, "Cancelled by the user")
     except (UserInputError, WeightsNotFoundError) as exc:
-        _finish(store, job_id, Status.FAILED, "Failed", error=str(exc))
+        finish_job(store, job_id, Status.FAILED, "Failed", error=str(exc))
     except SoftTimeLimitExceeded:
         limit = get_settings().job_time_limit_s
-        _finish(store, job_id, Status.FAILED, "Failed",
+        finish_job(store, job_id, Status.FAILED, "Failed",
                 error=f"The job ran longer than the {limit} s allowed (FEWSHOT_JOB_TIME_LIMIT); "
                 "split the input into smaller jobs or raise the limit.")
     except Exception as exc:  # a bug or an environment fault: keep the worker alive and say so
         log.exception("job %s (%s) failed", job_id, job.tool)
-        _finish(store, job_id, Status.FAILED, "Failed",
+        finish_job(store, job_id, Status.FAILED, "Failed",
                 error=f"Internal error ({type(exc).__name__}: {exc}). The inputs are kept; "
                 "the worker log has the details.")
     else:
-        _finish(store, job_id, Status.SUCCEEDED, "Done", result=result, outputs=outputs)
+        finish_job(store, job_id, Status.SUCCEEDED, "Done", result=result, outputs=outputs)

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from engine.anomaly.metrics import evaluate, roc_curve
 from engine.anomaly.pipeline import WinClipPipeline
 from engine.errors import UserInputError
-from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
+from engine.media import list_images, load_image
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
@@ -38,10 +38,6 @@ class LabelledSet:
     warnings: list[str] = field(default_factory=list)
 
 
-def _images_in(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in ACCEPTED_IMAGE_SUFFIXES) if folder.is_dir() else []
-
-
 def read_mvtec_folder(root: str | Path) -> LabelledSet:
     """List a labelled folder; missing masks are reported as warnings, not errors."""
     root = Path(root)
@@ -49,11 +45,11 @@ def read_mvtec_folder(root: str | Path) -> LabelledSet:
     if not test_dir.is_dir():
         raise UserInputError(f"{root}: no test/ folder. Expected the MVTec AD layout: test/good/*.png, "
                              "test/<defect>/*.png, ground_truth/<defect>/<name>_mask.png, optional train/good/.")
-    dataset = LabelledSet(test=[], train_good=_images_in(root / "train" / "good"))
+    dataset = LabelledSet(test=[], train_good=list_images(root / "train" / "good"))
     for folder in sorted(p for p in test_dir.iterdir() if p.is_dir()):
         defect = None if folder.name == "good" else folder.name
         missing = 0
-        for path in _images_in(folder):
+        for path in list_images(folder):
             mask = root / "ground_truth" / folder.name / f"{path.stem}_mask.png" if defect else None
             if mask is not None and not mask.is_file():
                 mask, missing = None, missing + 1
