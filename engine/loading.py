@@ -1,20 +1,23 @@
-"""One loading path for every open_clip model: a directory with `open_clip_config.json` and weights.
+"""One loading path for every model: a preset resolves to a directory, its family's loader reads it.
 
 Where that directory comes from, in order:
 1. `$FEWSHOT_MODELS_DIR/<preset>/` (an offline site copies downloaded weights there),
 2. the Hugging Face hub cache (or the hub itself when online) for presets with real weights,
 3. for presets with random weights, a directory built once from the preset's small config.
 
-Tests build a tiny model, save it with `save_open_clip`, and load it back by path through
-`load_open_clip`, exactly as real weights are loaded.
+Tests build a tiny model, save it (`save_open_clip` for CLIP), and load it back by path,
+exactly as real weights are loaded. Other families (transformers, diffusers) register a
+`ModelFamily` with the same four abilities.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,7 +43,44 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+@dataclass(frozen=True)
+class ModelFamily:
+    """How one kind of model is stored on disk, built with random weights, and fetched from the hub.
+
+    Every family stores a model as one directory; `resolve_model_dir` finds or builds it the same
+    way for all of them, and each family's loader reads only that directory.
+    """
+
+    name: str
+    is_complete: Callable[[Path], bool]
+    build_random: Callable[[Preset, Path], None]
+    fetch: Callable[[Preset, bool, Path | None], Path]  # (preset, local_files_only, local_dir) -> directory
+    describe: Callable[[Preset], str]  # what the real weights are, for the missing-weights message
+
+
+FAMILIES: dict[str, ModelFamily] = {}
+# Families other than open_clip register themselves when their module is imported.
+FAMILY_MODULES: dict[str, str] = {"open_clip": __name__}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    FAMILIES[family.name] = family
+    return family
+
+
+def family_of(preset: Preset) -> ModelFamily:
+    if preset.family not in FAMILIES and preset.family in FAMILY_MODULES:
+        import importlib
+
+        importlib.import_module(FAMILY_MODULES[preset.family])
+    try:
+        return FAMILIES[preset.family]
+    except KeyError:
+        raise UserInputError(f"Preset {preset.name!r} has an unknown model family {preset.family!r}.") from None
+
+
 def is_model_dir(path: Path) -> bool:
+    """An open_clip model directory: its config and a weights file."""
     return (path / CONFIG_FILE).is_file() and any(p.suffix in _WEIGHT_SUFFIXES for p in path.iterdir())
 
 
@@ -57,16 +97,14 @@ def hub_repo(preset: Preset) -> str:
     return repo
 
 
-def _hub_snapshot(repo: str, local_files_only: bool, local_dir: Path | None = None) -> Path:
+def hub_snapshot(repo: str, local_files_only: bool, local_dir: Path | None = None,
+                 allow_patterns: list[str] | None = None) -> Path:
+    """A hub repository's files, from the cache (offline) or downloaded, as a local directory."""
     from huggingface_hub import snapshot_download
 
     return Path(
-        snapshot_download(
-            repo,
-            allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"],
-            local_files_only=local_files_only,
-            local_dir=local_dir,
-        )
+        snapshot_download(repo, allow_patterns=allow_patterns, local_files_only=local_files_only,
+                          local_dir=local_dir)
     )
 
 
@@ -95,30 +133,40 @@ def build_random_open_clip(model_cfg: dict[str, Any], seed: int = 0) -> torch.nn
     return model.eval()
 
 
-def _materialize_random(preset: Preset, directory: Path) -> Path:
+register_family(ModelFamily(
+    name="open_clip",
+    is_complete=is_model_dir,
+    build_random=lambda preset, directory: save_open_clip(
+        build_random_open_clip(preset.config), preset.config, directory),
+    fetch=lambda preset, local_only, local_dir: hub_snapshot(
+        hub_repo(preset), local_only, local_dir,
+        allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"]),
+    describe=lambda preset: f"open_clip {preset.architecture}, {preset.pretrained}, repository {hub_repo(preset)}",
+))
+
+
+def _materialize_random(preset: Preset, family: ModelFamily, directory: Path) -> Path:
     """Build a random-weight preset once and store it, so it loads like any other model."""
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    save_open_clip(build_random_open_clip(preset.config), preset.config, tmp)
+    family.build_random(preset, tmp)
     try:
         tmp.rename(directory)
     except OSError:  # another process won the race; its copy is identical
-        for child in tmp.iterdir():
-            child.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
 
 def resolve_model_dir(preset: Preset) -> Path:
     """Find (or, for random-weight presets, build) the directory that holds a preset's weights."""
+    family = family_of(preset)
     local = models_dir() / preset.name
-    if local.is_dir() and is_model_dir(local):
+    if local.is_dir() and family.is_complete(local):
         return local
     if preset.random_weights:
         local.parent.mkdir(parents=True, exist_ok=True)
-        return _materialize_random(preset, local)
-    repo = hub_repo(preset)
+        return _materialize_random(preset, family, local)
     try:
-        return _hub_snapshot(repo, local_files_only=hub_offline())
+        return family.fetch(preset, hub_offline(), None)
     except Exception as exc:  # offline, no cache, network error: all say the same to the user
         from huggingface_hub.constants import HF_HUB_CACHE
 
@@ -126,9 +174,9 @@ def resolve_model_dir(preset: Preset) -> Path:
                  else "Downloading them here failed too (is this machine offline?).")
 
         raise WeightsNotFoundError(
-            f"Weights for preset '{preset.name}' (open_clip {preset.architecture}, {preset.pretrained}) "
+            f"Weights for preset '{preset.name}' ({family.describe(preset)}) "
             f"are not on this machine. Looked in {local} (FEWSHOT_MODELS_DIR) and in the Hugging Face "
-            f"cache {HF_HUB_CACHE} (repository {repo}). "
+            f"cache {HF_HUB_CACHE}. "
             f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
             f"--preset {preset.name}`), copy {models_dir()} to this machine and point FEWSHOT_MODELS_DIR "
             f"at it. {retry} ({type(exc).__name__})"
@@ -140,7 +188,7 @@ def download_preset(preset: Preset, target_root: Path | None = None) -> Path:
     if preset.random_weights:
         return resolve_model_dir(preset)
     target = (target_root or models_dir()) / preset.name
-    return _hub_snapshot(hub_repo(preset), local_files_only=False, local_dir=target)
+    return family_of(preset).fetch(preset, False, target)
 
 
 def load_open_clip(
@@ -154,7 +202,8 @@ def load_open_clip(
 
     source = str(source)
     if source.startswith("hf-hub:"):
-        directory = _hub_snapshot(source.removeprefix("hf-hub:"), local_files_only=hub_offline())
+        directory = hub_snapshot(source.removeprefix("hf-hub:"), local_files_only=hub_offline(),
+                                 allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"])
     elif Path(source).expanduser().is_dir():
         directory = Path(source).expanduser()
     else:

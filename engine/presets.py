@@ -15,14 +15,17 @@ from engine.errors import UserInputError
 class Preset:
     """One selectable model.
 
-    `architecture` is the open_clip model name; `pretrained` the open_clip tag of the real
-    weights, or None for a preset built from `config` with random weights.
+    `family` names the loader that reads it (see `engine.loading.FAMILIES`: "open_clip", ...).
+    For open_clip, `architecture` is the model name and `pretrained` the tag of the real weights;
+    other families use `pretrained` for hub repository ids. `pretrained` is None for a preset
+    built from `config` with random weights.
     """
 
     name: str
     tool: str
     label: str
     architecture: str
+    family: str = "open_clip"
     pretrained: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
