@@ -28,3 +28,20 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(poll)
+
+
+def moving_square_video(path: Path, frames: int = 12, size: tuple[int, int] = (64, 48), fps: float = 10.0,
+                        lossless: bool = False) -> list[np.ndarray]:
+    """A short video of a bright square moving over a gray background; returns the frames written."""
+    from engine.video import VideoWriter
+
+    width, height = size
+    written = []
+    with VideoWriter(path, fps, lossless=lossless) as writer:
+        for index in range(frames):
+            frame = np.full((height, width, 3), 90, np.uint8)
+            x = (index * 3) % max(width - 10, 1)
+            frame[10:20, x : x + 10] = 250
+            writer.write(frame)
+            written.append(frame)
+    return written

@@ -1,0 +1,116 @@
+"""Video probing, lazy frame sampling, limits and writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from engine.errors import UserInputError
+from engine.video import (
+    VideoWriter,
+    batched,
+    iter_frames,
+    probe_video,
+    sampled_frame_count,
+)
+from tests.helpers import moving_square_video
+
+
+def test_lossless_round_trip_keeps_every_pixel(tmp_path: Path) -> None:
+    written = moving_square_video(tmp_path / "v.mkv", frames=6, size=(51, 37), lossless=True)
+    frames = list(iter_frames(tmp_path / "v.mkv"))
+    assert [f.index for f in frames] == list(range(6))
+    for frame in frames:
+        assert np.array_equal(np.asarray(frame.image), written[frame.index])
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".mov", ".avi"])
+def test_probe_reads_size_rate_and_length(tmp_path: Path, suffix: str) -> None:
+    moving_square_video(tmp_path / f"v{suffix}", frames=20, size=(64, 48), fps=10)
+    info = probe_video(tmp_path / f"v{suffix}")
+    assert (info.width, info.height, info.fps, info.frame_count) == (64, 48, 10.0, 20)
+    assert info.duration_s == pytest.approx(2.0, abs=0.15)
+
+
+def test_stride_and_fps_sampling(tmp_path: Path) -> None:
+    moving_square_video(tmp_path / "v.mp4", frames=20, fps=10)
+    info = probe_video(tmp_path / "v.mp4")
+    by_stride = list(iter_frames(tmp_path / "v.mp4", stride=3))
+    assert [f.index for f in by_stride] == [0, 3, 6, 9, 12, 15, 18]
+    assert len(by_stride) == sampled_frame_count(info, stride=3)
+    by_rate = list(iter_frames(tmp_path / "v.mp4", fps=2.5))  # every 4th frame of a 10 fps video
+    assert [f.index for f in by_rate] == [0, 4, 8, 12, 16]
+    assert [round(f.time_s, 2) for f in by_rate] == [0.0, 0.4, 0.8, 1.2, 1.6]
+    assert by_rate[1].label == "frame 000004 (0.40 s)"
+    assert len(by_rate) == sampled_frame_count(info, fps=2.5)
+    # A rate above the source's keeps every frame.
+    assert len(list(iter_frames(tmp_path / "v.mp4", fps=100))) == 20
+
+
+def test_frames_are_decoded_lazily_in_batches(tmp_path: Path) -> None:
+    moving_square_video(tmp_path / "v.mp4", frames=30)
+    pulled = []
+
+    def counting():
+        for frame in iter_frames(tmp_path / "v.mp4"):
+            pulled.append(frame.index)
+            yield frame
+
+    batches = batched(counting(), 4)
+    first = next(batches)
+    assert [f.index for f in first] == [0, 1, 2, 3]
+    assert pulled == [0, 1, 2, 3]  # nothing decoded beyond the batch being used
+    rest = list(batches)
+    assert [len(b) for b in rest] == [4] * 6 + [2]
+
+
+@pytest.mark.parametrize("bad", [
+    {"stride": 0}, {"stride": 1.5}, {"fps": 0}, {"fps": -1.0}, {"stride": 2, "fps": 5.0},
+])
+def test_bad_sampling_settings_are_refused(tmp_path: Path, bad: dict) -> None:
+    moving_square_video(tmp_path / "v.mp4", frames=3)
+    with pytest.raises(UserInputError):
+        next(iter_frames(tmp_path / "v.mp4", **bad))
+
+
+def test_undecodable_empty_and_wrong_type(tmp_path: Path) -> None:
+    (tmp_path / "junk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 200)
+    with pytest.raises(UserInputError, match=r"junk\.mp4"):
+        probe_video(tmp_path / "junk.mp4")
+    container = av.open(str(tmp_path / "empty.mkv"), "w")  # a header and a stream, zero frames
+    stream = container.add_stream("ffv1", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "bgr0"
+    for packet in stream.encode():  # flushing writes the header
+        container.mux(packet)
+    container.close()
+    with pytest.raises(UserInputError, match=r"empty\.mkv: the video has no frames"):
+        probe_video(tmp_path / "empty.mkv")
+    (tmp_path / "clip.gif").write_bytes(b"GIF89a")
+    with pytest.raises(UserInputError, match=r"accepted: \.mp4, \.webm"):
+        probe_video(tmp_path / "clip.gif")
+    truncated = tmp_path / "cut.mp4"
+    moving_square_video(tmp_path / "whole.mp4", frames=10)
+    truncated.write_bytes((tmp_path / "whole.mp4").read_bytes()[:300])
+    with pytest.raises(UserInputError, match=r"cut\.mp4"):
+        list(iter_frames(truncated))
+
+
+def test_limits_on_length_and_frame_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    moving_square_video(tmp_path / "v.mp4", frames=20, fps=10)
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_SECONDS", "1")
+    with pytest.raises(UserInputError, match=r"lasts 2 s; at most 1 s"):
+        probe_video(tmp_path / "v.mp4")
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_SECONDS", "600")
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_PIXELS", "1000")
+    with pytest.raises(UserInputError, match="64x48"):
+        list(iter_frames(tmp_path / "v.mp4"))
+
+
+def test_writer_refuses_a_frame_of_another_size(tmp_path: Path) -> None:
+    with VideoWriter(tmp_path / "v.mp4", 5) as writer:
+        writer.write(np.zeros((10, 10, 3), np.uint8))
+        with pytest.raises(ValueError, match="10x10"):
+            writer.write(np.zeros((12, 10, 3), np.uint8))
