@@ -83,8 +83,7 @@ def test_undecodable_empty_and_wrong_type(tmp_path: Path) -> None:
     container = av.open(str(tmp_path / "empty.mkv"), "w")  # a header and a stream, zero frames
     stream = container.add_stream("ffv1", rate=10)
     stream.width, stream.height, stream.pix_fmt = 64, 48, "bgr0"
-    for packet in stream.encode():  # flushing writes the header
-        container.mux(packet)
+    container.start_encoding()  # writes the header
     container.close()
     with pytest.raises(UserInputError, match=r"empty\.mkv: the video has no frames"):
         probe_video(tmp_path / "empty.mkv")
