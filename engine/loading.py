@@ -60,7 +60,11 @@ class ModelFamily:
 
 FAMILIES: dict[str, ModelFamily] = {}
 # Families other than open_clip register themselves when their module is imported.
-FAMILY_MODULES: dict[str, str] = {"open_clip": __name__}
+FAMILY_MODULES: dict[str, str] = {
+    "open_clip": __name__,
+    "owlv2": "engine.completion.model",
+    "sd-controlnet-inpaint": "engine.insertion.model",
+}
 
 
 def register_family(family: ModelFamily) -> ModelFamily:

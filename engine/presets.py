@@ -43,6 +43,34 @@ _TINY_CLIP_CONFIG: dict[str, Any] = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
+_TINY_OWLV2_CONFIG: dict[str, Any] = {
+    # transformers' test config for OWLv2, with a 64 px input in 4 px patches: the same 16 x 16
+    # grid of predicted boxes as the tests' 32 px / 2 px, so exemplar choice, padding and NMS
+    # are exercised on real-sized images, in milliseconds on a CPU.
+    "vision_config": {"image_size": 64, "patch_size": 4, "hidden_size": 32, "num_hidden_layers": 2,
+                      "num_attention_heads": 4, "intermediate_size": 37},
+    "text_config": {"vocab_size": 99, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 37,
+                    "max_position_embeddings": 16},
+    "projection_dim": 64,
+}
+
+_TINY_INSERTION_CONFIG: dict[str, Any] = {
+    # diffusers' own fast-test sizes for the ControlNet inpaint pipeline: a 2-level UNet and ControlNet,
+    # a 2-level VAE (latents at half the pixel size) and a 5-layer, 32-wide CLIP text encoder whose
+    # byte-level tokenizer is built locally. 64 px crops: a denoising step takes milliseconds on a CPU.
+    "unet": {"block_out_channels": [32, 64], "layers_per_block": 2, "sample_size": 32, "in_channels": 4,
+             "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
+             "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "cross_attention_dim": 32},
+    "controlnet": {"block_out_channels": [32, 64], "layers_per_block": 2, "in_channels": 4,
+                   "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"], "cross_attention_dim": 32,
+                   "conditioning_embedding_out_channels": [16, 32]},
+    "vae": {"block_out_channels": [32, 64], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
+            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
+            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"]},
+    "text_encoder": {"hidden_size": 32, "intermediate_size": 37, "num_attention_heads": 4, "num_hidden_layers": 5,
+                     "vocab_size": 1000, "max_position_embeddings": 77},
+}
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -61,6 +89,43 @@ PRESETS: dict[str, Preset] = {
             architecture="winclip-tiny",
             config=_TINY_CLIP_CONFIG,
             description="A 2-layer CLIP with random weights for tests and demos of the plumbing.",
+        ),
+        Preset(
+            name="insertion-sd15-controlnet-inpaint",
+            tool="insertion",
+            label="InVi · Stable Diffusion 1.5 + ControlNet inpaint (512 px)",
+            architecture="sd15-controlnet-inpaint",
+            family="sd-controlnet-inpaint",
+            pretrained="stable-diffusion-v1-5/stable-diffusion-v1-5",
+            config={"controlnet": "lllyasviel/control_v11p_sd15_inpaint"},
+            description="Stable Diffusion 1.5 with the v1.1 inpainting ControlNet; crops are inpainted at 512 px.",
+        ),
+        Preset(
+            name="insertion-tiny",
+            tool="insertion",
+            label="InVi · tiny (random weights: tests the plumbing, the inserted pixels are noise)",
+            architecture="sd-controlnet-inpaint-tiny",
+            family="sd-controlnet-inpaint",
+            config=_TINY_INSERTION_CONFIG,
+            description="A 2-level UNet + ControlNet + VAE and a 5-layer text encoder, random weights, 64 px crops.",
+        ),
+        Preset(
+            name="completion-owlv2-base",
+            tool="completion",
+            label="OWLv2 · base patch16 ensemble (image-guided detection, 960 px)",
+            architecture="owlv2-base-patch16-ensemble",
+            family="owlv2",
+            pretrained="google/owlv2-base-patch16-ensemble",
+            description="OWLv2 ViT-B/16 at 960 x 960: boxes of every patch, matched to the annotated exemplars.",
+        ),
+        Preset(
+            name="completion-tiny",
+            tool="completion",
+            label="OWLv2 · tiny (random weights: tests the plumbing, proposals are meaningless)",
+            architecture="owlv2-tiny",
+            family="owlv2",
+            config=_TINY_OWLV2_CONFIG,
+            description="A 2-layer OWLv2 with random weights (64 px input, 16 x 16 boxes) for tests and demos.",
         ),
     )
 }
