@@ -1,7 +1,8 @@
 """Command line on the same engine calls as the app.
 
     python -m engine weights [--preset NAME ...] [--models-dir DIR]
-    python -m engine anomaly --images DIR_OR_FILES... --object "metal plate" [--refs DIR] [--preset NAME] --out DIR
+    python -m engine anomaly --images DIRS_FILES_ZIPS... --object "metal plate" [--refs DIR] [--threshold T] --out DIR
+    python -m engine anomaly --video FILE [--stride N | --fps F] --object "metal plate" [--refs DIR] --out DIR
     python -m engine evaluate --data MVTEC_CATEGORY_DIR --object "magnetic tile" [--shots K] --out DIR
 """
 
@@ -40,26 +41,46 @@ def cmd_weights(args: argparse.Namespace) -> None:
         print(f"{name}: {target}")
 
 
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def _threshold_arg(value: str) -> str | float:
+    if value in ("auto", "calibrate"):
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use auto, calibrate or a number between 0 and 1") from None
+
+
 def cmd_anomaly(args: argparse.Namespace) -> None:
     from engine.anomaly import get_pipeline
-    from engine.anomaly.outputs import run_summary, write_outputs
-    from engine.media import load_images
+    from engine.anomaly.inspection import inspect_images, inspect_video
 
+    if bool(args.images) == bool(args.video):
+        raise UserInputError("Give either --images (files, folders or zips) or --video, not both.")
     preset = get_preset(args.preset)
-    names, images, skipped = load_images(_image_files(args.images))
-    references = None
-    if args.refs:
-        _, references, skipped_refs = load_images(_image_files(args.refs), what="reference images of good parts")
-        skipped += [{**item, "role": "reference"} for item in skipped_refs]
+    references = _image_files(args.refs) if args.refs else None
     pipeline = get_pipeline(preset.name, device=args.device)
-    results = pipeline(images, args.object, references=references, batch_size=args.batch_size,
-                       progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
-    summary, _ = write_outputs(Path(args.out), names, images, results,
-                               run_summary(args.object, preset, references, skipped))
-    for record in summary["images"]:
-        print(f"{record['score']:.4f}  {record['file']}")
-    for item in skipped:
+    out = Path(args.out)
+    if args.video:
+        summary, _ = inspect_video(pipeline, preset, (Path(args.video).name, Path(args.video)), args.object, out,
+                                   references, threshold=args.threshold, stride=args.stride, fps=args.fps,
+                                   batch_size=args.batch_size, progress=_print_progress)
+        rows = [(r["score"], r["verdict"], r["file"]) for r in summary["frames"]]
+    else:
+        summary, _ = inspect_images(pipeline, preset, _image_files(args.images), args.object, out, references,
+                                    threshold=args.threshold, batch_size=args.batch_size, progress=_print_progress)
+        rows = [(r["score"], r["verdict"], r["file"]) for r in summary["images"]]
+    threshold = summary["threshold"]
+    print(f"threshold {threshold['image']:.4f} ({threshold['source']}): {threshold['rule']}")
+    for score, verdict, name in rows:
+        print(f"{score:.4f}  {verdict}  {name}")
+    for item in summary["skipped"]:
         print(f"skipped  {item['error']}", file=sys.stderr)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -68,7 +89,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     pipeline = get_pipeline(get_preset(args.preset).name, device=args.device)
     report = evaluate_folder(pipeline, args.data, args.object, shots=args.shots,
-                             progress=lambda f, m: print(f"[{f:4.0%}] {m}", file=sys.stderr))
+                             progress=_print_progress)
     write_report(report, Path(args.out))
     for warning in report["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
@@ -87,12 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     weights.add_argument("--preset", action="append", choices=sorted(PRESETS), help="default: all real presets")
     weights.add_argument("--models-dir", help="default: FEWSHOT_MODELS_DIR")
     weights.set_defaults(run=cmd_weights)
-    anomaly = commands.add_parser("anomaly", help="zero-shot WinCLIP on images")
-    anomaly.add_argument("--images", nargs="+", required=True, help="image files or folders")
+    anomaly = commands.add_parser("anomaly", help="WinCLIP / WinCLIP+ inspection of images or a video")
+    anomaly.add_argument("--images", nargs="+", help="image files, folders or zips of images")
+    anomaly.add_argument("--video", help="one video file (mp4, webm, mov, avi, mkv)")
     anomaly.add_argument("--object", required=True, help="object name, e.g. 'metal plate'")
     anomaly.add_argument("--refs", nargs="+", help="images or folders of good parts: switches on WinCLIP+")
+    anomaly.add_argument("--threshold", type=_threshold_arg, default="auto",
+                         help="auto (calibrated from 2+ good parts, else 0.5), calibrate, or a value in [0, 1]")
+    anomaly.add_argument("--stride", type=int, help="video: score every Nth frame")
+    anomaly.add_argument("--fps", type=float, help="video: score about this many frames per second")
     anomaly.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=sorted(PRESETS))
-    anomaly.add_argument("--out", required=True, help="folder for maps, overlays and scores.json")
+    anomaly.add_argument("--out", required=True, help="folder for maps, overlays, scores.json and scores.csv")
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     anomaly.add_argument("--batch-size", type=int, help="images per forward pass (default: 8 on GPU, 1 on CPU)")
     anomaly.set_defaults(run=cmd_anomaly)

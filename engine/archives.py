@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from engine.errors import UserInputError
@@ -72,3 +73,39 @@ def find_folder_with(root: Path, child: str) -> Path:
     if not candidates:
         raise UserInputError(f"No '{child}/' folder found in the archive.")
     return candidates[0]
+
+
+def expand_archives(
+    files: Sequence[tuple[str, Path]], work_dir: Path, accepted_suffixes: Sequence[str],
+) -> tuple[list[tuple[str, Path]], list[dict[str, str]]]:
+    """Replace each uploaded .zip by the accepted files inside it, named '<zip>/<path inside>'.
+
+    A zip that cannot be extracted safely, and entries of another type (nested archives included:
+    they are never opened), are returned as skipped items with the reason; the rest goes on.
+    """
+    expanded: list[tuple[str, Path]] = []
+    skipped: list[dict[str, str]] = []
+    for index, (name, path) in enumerate(files):
+        if Path(name).suffix.lower() != ".zip":
+            expanded.append((name, path))
+            continue
+        try:
+            root = extract_zip(path, work_dir / f"archive_{index:03d}", display_name=name)
+        except UserInputError as exc:
+            skipped.append({"file": name, "error": str(exc)})
+            continue
+        entries = sorted(p for p in root.rglob("*") if p.is_file())
+        for entry in entries:
+            inner = f"{name}/{entry.relative_to(root).as_posix()}"
+            suffix = entry.suffix.lower()
+            if suffix in accepted_suffixes:
+                expanded.append((inner, entry))
+            elif suffix in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
+                skipped.append({"file": inner, "error": f"{inner}: archives inside archives are not opened; "
+                                                        "put the files in the top-level zip."})
+            elif not entry.name.startswith(".") and "__MACOSX" not in entry.parts:
+                skipped.append({"file": inner, "error": f"{inner}: not an accepted file type "
+                                                        f"({', '.join(accepted_suffixes)})."})
+        if not entries:
+            skipped.append({"file": name, "error": f"{name}: the zip is empty."})
+    return expanded, skipped

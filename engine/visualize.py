@@ -1,9 +1,11 @@
-"""Rendering of score maps: colour heat-map overlays and lossless grayscale map files."""
+"""Rendering of results: heat-map overlays with outlines, lossless grayscale map files, small charts."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 # Polynomial fit of Google's Turbo colormap (Mikhailov 2019): smooth, perceptually ordered.
 _TURBO = np.array(
@@ -32,3 +34,57 @@ def heatmap_overlay(image: Image.Image, scores: np.ndarray, alpha: float = 0.45)
 def map_to_png16(scores: np.ndarray) -> Image.Image:
     """A 16-bit grayscale image of scores in [0, 1] (value = score x 65535), for lossless download."""
     return Image.fromarray((np.clip(scores, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16))
+
+
+def region_outline(mask: np.ndarray, width: int = 1) -> np.ndarray:
+    """Boolean (H, W) boundary of the True regions of `mask`, `width` pixels thick, inside the regions."""
+    inner = mask.copy()
+    for _ in range(max(width, 1)):
+        padded = np.pad(inner, 1, mode="edge")
+        inner = (inner & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:])
+    return mask & ~inner
+
+
+def inspection_overlay(image: Image.Image, scores: np.ndarray, pixel_threshold: float | None = None) -> Image.Image:
+    """Heat-map overlay with the outline (white) of the regions scoring above `pixel_threshold`."""
+    overlay = heatmap_overlay(image, scores)
+    if pixel_threshold is None:
+        return overlay
+    outline = region_outline(scores > pixel_threshold, width=max(1, round(max(scores.shape) / 300)))
+    pixels = np.asarray(overlay).copy()
+    pixels[outline] = 255
+    return Image.fromarray(pixels)
+
+
+Series = tuple[Sequence[float], Sequence[float], tuple[int, int, int]]  # xs, ys, RGB colour
+
+
+def line_chart(series: Sequence[Series], x_range: tuple[float, float], y_range: tuple[float, float],
+               title: str, x_label: str, y_label: str, size: tuple[int, int] = (360, 360)) -> Image.Image:
+    """A small line chart drawn with PIL (no plotting library needed): frame, lines, title, axis names."""
+    width, height = size
+    margin = 40
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    (x0, x1), (y0, y1) = x_range, y_range
+
+    def point(x: float, y: float) -> tuple[float, float]:
+        fx = (x - x0) / ((x1 - x0) or 1.0)
+        fy = (y - y0) / ((y1 - y0) or 1.0)
+        return margin + fx * (width - 2 * margin), height - margin - fy * (height - 2 * margin)
+
+    draw.rectangle([point(x0, y1), point(x1, y0)], outline="black")
+    for xs, ys, colour in series:
+        points = [point(x, y) for x, y in zip(xs, ys, strict=True)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        elif points:
+            px, py = points[0]
+            draw.ellipse([px - 2, py - 2, px + 2, py + 2], fill=colour)
+    draw.text((margin, 10), title, fill="black")
+    draw.text((width // 2 - 4 * len(x_label) // 2, height - margin + 12), x_label, fill="black")
+    draw.text((4, margin - 14), y_label, fill="black")
+    draw.text((margin - 4 - 6 * len(f"{y1:g}"), margin - 5), f"{y1:g}", fill="black")
+    draw.text((margin - 4 - 6 * len(f"{y0:g}"), height - margin - 5), f"{y0:g}", fill="black")
+    draw.text((width - margin - 6 * len(f"{x1:g}"), height - margin + 2), f"{x1:g}", fill="black")
+    return image

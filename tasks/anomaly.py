@@ -1,4 +1,4 @@
-"""Anomaly jobs: segmentation of uploaded images, and evaluation on a labelled MVTec-layout set."""
+"""Anomaly jobs: inspection of images or a video, and evaluation on a labelled MVTec-layout set."""
 
 from __future__ import annotations
 
@@ -15,26 +15,56 @@ def anomaly(self, job_id: str) -> None:
     run_job(job_id, segment_anomalies, worker=self.request.hostname)
 
 
-def segment_anomalies(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
-    from engine.anomaly import get_pipeline
-    from engine.anomaly.outputs import run_summary, write_outputs
-    from engine.media import load_images
-    from engine.presets import get_preset
-    from engine.progress import sub_progress
+def _threshold(ctx: JobContext) -> str | float:
+    value = ctx.params.get("threshold", "auto")
+    return value if isinstance(value, str) else float(value)
 
-    object_name = str(ctx.params.get("object_name", ""))
+
+def segment_anomalies(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
+    """Images (and zips of images) scored, with verdicts from the job's threshold rule."""
+    from engine.anomaly import get_pipeline
+    from engine.anomaly.inspection import inspect_images
+    from engine.presets import get_preset
+
     preset = get_preset(str(ctx.params.get("preset", "")))
-    names, images, skipped = load_images(ctx.input_files("images"))
-    reference_files = ctx.input_files("references")
-    references = None
-    if reference_files:
-        _, references, skipped_references = load_images(reference_files, what="reference images of good parts")
-        skipped += [{**item, "role": "reference"} for item in skipped_references]
-    ctx.progress(0.02, f"Loading model {preset.label}")
+    ctx.progress(0.01, f"Loading model {preset.label}")
     pipeline = get_pipeline(preset.name)
-    results = pipeline(images, object_name, references=references, progress=sub_progress(ctx.progress, 0.05, 0.95))
-    ctx.progress(0.96, "Writing maps")
-    return write_outputs(ctx.output_dir, names, images, results, run_summary(object_name, preset, references, skipped))
+    try:
+        return inspect_images(pipeline, preset, ctx.input_files("images"), str(ctx.params.get("object_name", "")),
+                              ctx.output_dir, ctx.input_files("references"), threshold=_threshold(ctx),
+                              work_dir=ctx.work_dir, reference_set=ctx.params.get("reference_set"),
+                              progress=ctx.progress)
+    finally:
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)  # extracted zips; the uploads themselves are kept
+
+
+@app.task(name="fewshot.anomaly_video", bind=True, ignore_result=True)
+def anomaly_video(self, job_id: str) -> None:
+    """Celery entry point for the inspection of one video, frame by frame."""
+    run_job(job_id, inspect_uploaded_video, worker=self.request.hostname)
+
+
+def inspect_uploaded_video(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
+    from engine.anomaly import get_pipeline
+    from engine.anomaly.inspection import inspect_video
+    from engine.errors import UserInputError
+    from engine.presets import get_preset
+
+    videos = ctx.input_files("video")
+    if len(videos) != 1:
+        raise UserInputError("Upload exactly one video (mp4, webm, mov, avi or mkv) per job.")
+    stride, fps = ctx.params.get("stride"), ctx.params.get("fps")
+    preset = get_preset(str(ctx.params.get("preset", "")))
+    ctx.progress(0.01, f"Loading model {preset.label}")
+    pipeline = get_pipeline(preset.name)
+    try:
+        return inspect_video(pipeline, preset, videos[0], str(ctx.params.get("object_name", "")), ctx.output_dir,
+                             ctx.input_files("references"), threshold=_threshold(ctx),
+                             stride=None if stride in (None, "") else int(stride),
+                             fps=None if fps in (None, "") else float(fps), work_dir=ctx.work_dir,
+                             reference_set=ctx.params.get("reference_set"), progress=ctx.progress)
+    finally:
+        shutil.rmtree(ctx.work_dir, ignore_errors=True)
 
 
 @app.task(name="fewshot.anomaly_evaluate", bind=True, ignore_result=True)

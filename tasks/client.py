@@ -18,7 +18,8 @@ from tasks.jobs import Job, Status
 from tasks.runner import finish_job, get_store
 from tasks.store import JobNotFound
 
-TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_evaluate": "fewshot.anomaly_evaluate"}
+TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot.anomaly_video",
+                         "anomaly_evaluate": "fewshot.anomaly_evaluate"}
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "list_jobs", "presets", "submit", "wait"]
@@ -51,14 +52,21 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     """Store the inputs, record a queued job and hand its id to a worker.
 
     `files` is a list of images, or {role: files} for tools with several inputs (anomaly:
-    "images" and the optional "references", images of good parts for WinCLIP+; anomaly_evaluate:
-    "dataset", one zip in the MVTec AD layout).
+    "images" (images or zips of them) and the optional "references", images of good parts for
+    WinCLIP+; anomaly_video: "video" (one file) and "references"; anomaly_evaluate: "dataset",
+    one zip in the MVTec AD layout). params["reference_set"] names a saved set of good images
+    (`tasks.reference_sets`): its files are copied into the job's references, so the job keeps
+    them even if the set is deleted later.
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
     settings = get_settings()
     store = get_store()
-    by_role = files if isinstance(files, Mapping) else {"images": files}
+    by_role = dict(files) if isinstance(files, Mapping) else {"images": files}
+    if params.get("reference_set"):
+        from tasks import reference_sets
+
+        by_role["references"] = [*by_role.get("references", []), *reference_sets.files(params["reference_set"])]
     job = store.create(tool, dict(params), {role: _named_files(specs) for role, specs in by_role.items() if specs})
     if settings.embedded:
         from tasks import embedded

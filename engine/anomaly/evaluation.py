@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from engine.anomaly.metrics import evaluate, roc_curve
 from engine.anomaly.pipeline import WinClipPipeline
 from engine.errors import UserInputError
 from engine.media import list_images, load_image
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.visualize import line_chart
 
 
 @dataclass
@@ -110,22 +111,9 @@ def evaluate_folder(
 
 
 def roc_plot(fpr: Sequence[float], tpr: Sequence[float], title: str, size: int = 360) -> Image.Image:
-    """A small ROC plot (no plotting library needed): curve, diagonal and axes."""
-    margin = 40
-    image = Image.new("RGB", (size, size), "white")
-    draw = ImageDraw.Draw(image)
-    span = size - 2 * margin
-
-    def point(x: float, y: float) -> tuple[float, float]:
-        return margin + x * span, size - margin - y * span
-
-    draw.rectangle([point(0, 1), point(1, 0)], outline="black")
-    draw.line([point(0, 0), point(1, 1)], fill=(180, 180, 180))
-    draw.line([point(x, y) for x, y in zip(fpr, tpr, strict=True)], fill=(200, 30, 30), width=2)
-    draw.text((margin, 10), title, fill="black")
-    draw.text((size // 2 - 40, size - margin + 12), "false positive rate", fill="black")
-    draw.text((4, margin - 14), "TPR", fill="black")
-    return image
+    """A small ROC plot: the curve and the chance diagonal."""
+    return line_chart([([0, 1], [0, 1], (180, 180, 180)), (fpr, tpr, (200, 30, 30))], (0, 1), (0, 1), title,
+                      "false positive rate", "TPR", (size, size))
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> list[str]:

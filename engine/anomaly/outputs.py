@@ -1,7 +1,8 @@
-"""Files of an anomaly run, the same for jobs and the CLI: per-image maps, overlays and scores.json."""
+"""Files of an anomaly run, the same for jobs and the CLI: per-image maps, overlays, scores.json and .csv."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,22 +11,52 @@ from typing import Any
 from PIL import Image
 
 from engine.anomaly.pipeline import AnomalyResult
+from engine.anomaly.thresholds import Threshold
 from engine.presets import Preset
-from engine.visualize import heatmap_overlay, map_to_png16
+from engine.visualize import inspection_overlay, map_to_png16
 
 MAP_ENCODING = "16-bit grayscale PNG, value = score x 65535"
 
 
+SCORE_COLUMNS = ["file", "score", "verdict", "width", "height", "map_max"]
+FRAME_COLUMNS = ["frame", "time_s", "score", "verdict", "map_max"]
+
+
 def run_summary(object_name: str, preset: Preset, references: Sequence[Image.Image] | None,
-                skipped: list[dict[str, str]]) -> dict[str, Any]:
+                skipped: list[dict[str, str]], threshold: Threshold,
+                reference_set: str | None = None) -> dict[str, Any]:
     """What a run was asked to do, recorded beside its scores."""
+    mode = "zero-shot"
+    if references:
+        mode = f"WinCLIP+ ({len(references)} good references" + (f" from set '{reference_set}')" if reference_set
+                                                                    else ")")
     return {
         "object_name": object_name.strip(),
         "preset": preset.name,
         "random_weights": preset.random_weights,
-        "mode": f"WinCLIP+ ({len(references)} good references)" if references else "zero-shot",
+        "mode": mode,
+        "threshold": threshold.to_dict(),
         "skipped": skipped,
+        "warnings": [],
     }
+
+
+def size_warnings(images: Sequence[Image.Image], references: Sequence[Image.Image] | None) -> list[str]:
+    """Say so when good references and test images differ in size or shape: both are resized to the
+    model's square input, so a different framing or aspect ratio makes every patch look different."""
+    if not references:
+        return []
+    test_sizes = {img.size for img in images}
+    reference_sizes = {img.size for img in references}
+    if test_sizes == reference_sizes:
+        return []
+
+    def describe(sizes: set[tuple[int, int]]) -> str:
+        return ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4]) + (" ..." if len(sizes) > 4 else "")
+
+    return [f"The good references are {describe(reference_sizes)} pixels but the images inspected are "
+            f"{describe(test_sizes)}. Both are resized to the model's input, so WinCLIP+ compares them anyway, "
+            "but parts framed differently score as anomalous: use references taken like the test images."]
 
 
 def write_outputs(
@@ -35,21 +66,24 @@ def write_outputs(
     results: Sequence[AnomalyResult],
     summary: dict[str, Any],
 ) -> tuple[dict[str, Any], list[str]]:
-    """Write `<index>_<stem>_map.png`, `..._overlay.png` per image and `scores.json`.
+    """Write `<index>_<stem>_map.png`, `..._overlay.png` per image, `scores.json` and `scores.csv`.
 
-    Returns the scores summary (also written as scores.json) and the written file names.
+    The overlay outlines the regions above the pixel threshold of `summary["threshold"]`; each
+    record gets the verdict of the image threshold. Returns the summary and the written file names.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
+    threshold = Threshold(**{**summary["threshold"], "good_scores": tuple(summary["threshold"]["good_scores"])})
     records, files = [], []
     for index, (name, image, result) in enumerate(zip(names, images, results, strict=True)):
         stem = f"{index:03d}_{Path(name).stem}"
         map_name, overlay_name = f"{stem}_map.png", f"{stem}_overlay.png"
         map_to_png16(result.anomaly_map).save(out_dir / map_name)
-        heatmap_overlay(image, result.anomaly_map).save(out_dir / overlay_name)
+        inspection_overlay(image, result.anomaly_map, threshold.pixel).save(out_dir / overlay_name)
         files += [map_name, overlay_name]
         records.append({
             "file": name,
             "score": round(result.score, 6),
+            "verdict": threshold.verdict(result.score),
             "width": image.width,
             "height": image.height,
             "map_min": round(float(result.anomaly_map.min()), 6),
@@ -57,6 +91,19 @@ def write_outputs(
             "map": map_name,
             "overlay": overlay_name,
         })
-    summary = {**summary, "map_encoding": MAP_ENCODING, "images": records}
+    verdicts = [r["verdict"] for r in records]
+    summary = {**summary, "map_encoding": MAP_ENCODING, "images": records,
+               "counts": {"OK": verdicts.count("OK"), "NG": verdicts.count("NG"), "skipped": len(summary["skipped"])}}
     (out_dir / "scores.json").write_text(json.dumps(summary, indent=2))
-    return summary, [*files, "scores.json"]
+    write_score_table(out_dir / "scores.csv", records, summary["skipped"])
+    return summary, [*files, "scores.json", "scores.csv"]
+
+
+def write_score_table(path: Path, records: Sequence[dict[str, Any]], skipped: Sequence[dict[str, str]] = (),
+                      columns: Sequence[str] = SCORE_COLUMNS) -> None:
+    """CSV of file, score, verdict (and size); files that could not be read are listed with the reason."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=[*columns, "error"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+        writer.writerows({"file": item["file"], "verdict": "skipped", "error": item["error"]} for item in skipped)

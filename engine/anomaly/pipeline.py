@@ -19,7 +19,7 @@ from PIL import Image
 
 from engine.anomaly.prompts import NORMAL_STATES, TEMPLATES, prompt_ensemble
 from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
-from engine.anomaly.winclip import WinClipModel
+from engine.anomaly.winclip import ImageEmbeddings, WinClipModel
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
 from engine.loading import MODEL_CACHE, load_open_clip
@@ -44,11 +44,37 @@ class AnomalyResult:
 
 @dataclass
 class ReferenceMemory:
-    """WinCLIP+ memory of normal reference images: their patch tokens and window embeddings per scale."""
+    """WinCLIP+ memory of normal reference images: their patch tokens and window embeddings per scale.
+
+    Rows are grouped by reference (all of reference 0's rows, then reference 1's, ...), so one
+    reference can be taken out (`without`) or read back as a test image (`embeddings_of`).
+    """
 
     patches: torch.Tensor  # (references x patches, W)
     windows: list[torch.Tensor]  # per scale: (references x windows, D)
     count: int
+    images: torch.Tensor  # (references, D) whole-image embeddings, for the zero-shot part of a reference's score
+
+    def _rows(self, tensor: torch.Tensor, index: int) -> slice:
+        per_reference = tensor.shape[0] // self.count
+        return slice(index * per_reference, (index + 1) * per_reference)
+
+    def without(self, index: int) -> ReferenceMemory:
+        """The memory of every reference but one (leave-one-out calibration)."""
+
+        def drop(tensor: torch.Tensor) -> torch.Tensor:
+            rows = self._rows(tensor, index)
+            return torch.cat([tensor[: rows.start], tensor[rows.stop :]])
+
+        return ReferenceMemory(drop(self.patches), [drop(w) for w in self.windows], self.count - 1, drop(self.images))
+
+    def embeddings_of(self, index: int) -> ImageEmbeddings:
+        """Reference `index` as a batch of one test image."""
+        return ImageEmbeddings(
+            image=self.images[index : index + 1],
+            windows=[w[self._rows(w, index)][None] for w in self.windows],
+            patches=self.patches[self._rows(self.patches, index)][None],
+        )
 
 
 def normalize_object_name(object_name: str) -> str:
@@ -162,15 +188,16 @@ class WinClipPipeline:
     def _build_memory(self, references: Sequence[Image.Image], batch_size: int) -> ReferenceMemory:
         patches: list[torch.Tensor] = []
         windows: list[list[torch.Tensor]] = [[] for _ in self.model.scales]
+        pooled: list[torch.Tensor] = []
         for start in range(0, len(references), batch_size):
             embeddings = self.model.encode_image(self.preprocess(references[start : start + batch_size]))
             patches.append(embeddings.patches.flatten(0, 1))
+            pooled.append(embeddings.image)
             for per_scale, window_embeddings in zip(windows, embeddings.windows, strict=True):
                 per_scale.append(window_embeddings.flatten(0, 1))
-        return ReferenceMemory(torch.cat(patches), [torch.cat(w) for w in windows], len(references))
+        return ReferenceMemory(torch.cat(patches), [torch.cat(w) for w in windows], len(references), torch.cat(pooled))
 
     # -- scoring ------------------------------------------------------------------------------
-    @torch.inference_mode()
     def score_batch(
         self, pixels: torch.Tensor, text: torch.Tensor, memory: ReferenceMemory | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -180,8 +207,14 @@ class WinClipPipeline:
         reference memory (WinCLIP+), the few-shot map (mean over patch, 2x2 and 3x3 scales of the
         distance to the nearest reference) is averaged with it, and the image score with its maximum.
         """
+        return self.score_embeddings(self.model.encode_image(pixels), text, memory)
+
+    @torch.inference_mode()
+    def score_embeddings(
+        self, embeddings: ImageEmbeddings, text: torch.Tensor, memory: ReferenceMemory | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`score_batch` from already computed embeddings (a reference scored against the others)."""
         model = self.model
-        embeddings = model.encode_image(pixels)
         image_scores = class_scores(embeddings.image, text, model.temperature)
         per_scale = [image_scores.view(-1, 1, 1).expand(-1, *model.grid)]
         for scale, window_embeddings in zip(model.scales, embeddings.windows, strict=True):

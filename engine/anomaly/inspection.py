@@ -1,0 +1,173 @@
+"""A whole inspection run, the same for the UI's jobs, the Python API and the CLI.
+
+Images (files, or zips of them) or one video, an object name, optional good references and a
+threshold rule in; maps, overlays with outlines, verdicts and score tables out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from engine.anomaly.outputs import FRAME_COLUMNS, run_summary, size_warnings, write_outputs, write_score_table
+from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
+from engine.anomaly.thresholds import Threshold, calibrate_threshold, default_threshold, user_threshold
+from engine.archives import expand_archives
+from engine.errors import UserInputError
+from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_images
+from engine.presets import Preset
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.video import VideoWriter, batched, iter_frames, probe_video, sampled_frame_count, sampling_step
+from engine.visualize import inspection_overlay, line_chart
+
+NamedFiles = Sequence[tuple[str, Path]]
+ThresholdSpec = str | float | None  # "auto", "calibrate", or a value in [0, 1]
+MAX_FLAGGED_FRAMES = 60  # frames above threshold kept as images for the gallery
+
+
+@dataclass
+class Setup:
+    """What every image or frame of a run is scored with, prepared once."""
+
+    references: list[Image.Image] | None
+    memory: ReferenceMemory | None
+    threshold: Threshold
+    skipped: list[dict[str, str]]
+
+
+def resolve_threshold(pipeline: WinClipPipeline, object_name: str, memory: ReferenceMemory | None,
+                      spec: ThresholdSpec) -> Threshold:
+    """"auto": calibrated when there are 2 or more good references, else the default;
+    "calibrate": calibrated or an error; a number: that value."""
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "auto")):
+        if memory is not None and memory.count >= 2:
+            return calibrate_threshold(pipeline, object_name, memory)
+        return default_threshold()
+    if isinstance(spec, str) and spec.strip().lower() == "calibrate":
+        if memory is None:
+            raise UserInputError("Calibrating a threshold needs images of good parts: add at least 2, "
+                                 "or set the threshold yourself.")
+        return calibrate_threshold(pipeline, object_name, memory)
+    return user_threshold(spec)  # type: ignore[arg-type]
+
+
+def prepare(pipeline: WinClipPipeline, object_name: str, reference_files: NamedFiles | None, threshold: ThresholdSpec,
+            work_dir: Path, progress: ProgressCallback = ignore_progress) -> Setup:
+    """Decode the good references (zips expanded), build their memory, and settle the threshold."""
+    skipped: list[dict[str, str]] = []
+    references = memory = None
+    progress(0.0, f"Encoding prompts for '{object_name.strip()}'")
+    pipeline.text_embeddings(object_name)
+    if reference_files:
+        files, skipped_archives = expand_archives(reference_files, work_dir / "references", ACCEPTED_IMAGE_SUFFIXES)
+        _, references, skipped_images = load_images(files, what="reference images of good parts")
+        skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
+        progress(0.5, f"Encoding {len(references)} good reference images")
+        memory = pipeline.reference_memory(references)
+    progress(0.9, "Settling the threshold")
+    return Setup(references, memory, resolve_threshold(pipeline, object_name, memory, threshold), skipped)
+
+
+def inspect_images(
+    pipeline: WinClipPipeline, preset: Preset, files: NamedFiles, object_name: str, out_dir: Path,
+    reference_files: NamedFiles | None = None, threshold: ThresholdSpec = "auto", work_dir: Path | None = None,
+    reference_set: str | None = None, batch_size: int | None = None, progress: ProgressCallback = ignore_progress,
+) -> tuple[dict[str, Any], list[str]]:
+    """Score a batch of images (zips expanded); files that cannot be read are listed, the rest scored.
+
+    Returns the summary (as written to scores.json) and the names of the files written to `out_dir`.
+    """
+    work_dir = work_dir or out_dir / ".work"
+    expanded, skipped = expand_archives(files, work_dir / "images", ACCEPTED_IMAGE_SUFFIXES)
+    if not expanded:
+        reasons = " ".join(item["error"] for item in skipped)
+        raise UserInputError(f"No images to inspect. {reasons}".strip())
+    names, images, skipped_images = load_images(expanded)
+    setup = prepare(pipeline, object_name, reference_files, threshold, work_dir, sub_progress(progress, 0.0, 0.1))
+    results = pipeline(images, object_name, references=setup.memory, batch_size=batch_size,
+                       progress=sub_progress(progress, 0.1, 0.95))
+    progress(0.96, "Writing maps")
+    summary = run_summary(object_name, preset, setup.references, skipped + skipped_images + setup.skipped,
+                          setup.threshold, reference_set)
+    summary["warnings"] += size_warnings(images, setup.references)
+    return write_outputs(out_dir, names, images, results, summary)
+
+
+def inspect_video(
+    pipeline: WinClipPipeline, preset: Preset, video: tuple[str, Path], object_name: str, out_dir: Path,
+    reference_files: NamedFiles | None = None, threshold: ThresholdSpec = "auto", stride: int | None = None,
+    fps: float | None = None, work_dir: Path | None = None, reference_set: str | None = None,
+    batch_size: int | None = None, progress: ProgressCallback = ignore_progress,
+) -> tuple[dict[str, Any], list[str]]:
+    """Score sampled frames of a video in batches, never holding more than one batch of frames.
+
+    Writes overlay.mp4 (heat map and outline on every sampled frame), the frames above the image
+    threshold as JPEGs (the first MAX_FLAGGED_FRAMES), timeline.png (score over time with the
+    threshold), scores.csv and scores.json.
+    """
+    name, path = video
+    info = probe_video(path, name)
+    step = sampling_step(info, stride, fps)
+    total = sampled_frame_count(info, stride, fps)
+    setup = prepare(pipeline, object_name, reference_files, threshold, work_dir or out_dir / ".work",
+                    sub_progress(progress, 0.0, 0.05))
+    batch_size = batch_size or (8 if pipeline.device.type == "cuda" else 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    flagged_files: list[str] = []
+    sample_size: tuple[int, int] | None = None
+    with VideoWriter(out_dir / "overlay.mp4", info.fps / step) as writer:
+        for batch in batched(iter_frames(path, stride=stride, fps=fps, display_name=name), batch_size):
+            images = [frame.image for frame in batch]
+            results = pipeline(images, object_name, references=setup.memory, batch_size=batch_size)
+            for frame, result in zip(batch, results, strict=True):
+                overlay = inspection_overlay(frame.image, result.anomaly_map, setup.threshold.pixel)
+                writer.write(overlay)
+                record = {"frame": frame.index, "time_s": round(frame.time_s, 3), "score": round(result.score, 6),
+                          "verdict": setup.threshold.verdict(result.score), "map_max":
+                          round(float(result.anomaly_map.max()), 6), "file": frame.label}
+                if record["verdict"] == "NG" and len(flagged_files) < MAX_FLAGGED_FRAMES:
+                    record["overlay"] = f"frame_{frame.index:06d}_overlay.jpg"
+                    overlay.save(out_dir / record["overlay"], quality=90)
+                    flagged_files.append(record["overlay"])
+                records.append(record)
+            sample_size = images[0].size
+            done = len(records)
+            progress(0.05 + 0.9 * min(done / total, 1.0), f"Scored frame {done} of about {total}")
+    progress(0.96, "Writing the timeline")
+    ng = [r for r in records if r["verdict"] == "NG"]
+    summary = run_summary(object_name, preset, setup.references, setup.skipped, setup.threshold, reference_set)
+    summary["warnings"] += size_warnings([Image.new("RGB", sample_size or (info.width, info.height))],
+                                         setup.references)
+    summary.update({
+        "video": {"file": name, "width": info.width, "height": info.height, "fps": round(info.fps, 3),
+                  "duration_s": round(info.duration_s, 3), "frames": info.frame_count,
+                  "sampled_every": round(step, 3), "sampled_fps": round(info.fps / step, 3)},
+        "frames": records,
+        "counts": {"frames": len(records), "OK": len(records) - len(ng), "NG": len(ng),
+                   "flagged_images_kept": len(flagged_files)},
+        "max_score": max((r["score"] for r in records), default=None),
+    })
+    if len(ng) > len(flagged_files):
+        summary["warnings"].append(f"{len(ng)} frames are above the threshold; the gallery keeps the first "
+                                   f"{len(flagged_files)}. scores.csv lists all of them.")
+    timeline_plot(records, setup.threshold, info.duration_s, name).save(out_dir / "timeline.png")
+    (out_dir / "scores.json").write_text(json.dumps(summary, indent=2))
+    write_score_table(out_dir / "scores.csv", records, columns=FRAME_COLUMNS)
+    return summary, ["overlay.mp4", "timeline.png", "scores.json", "scores.csv", *flagged_files]
+
+
+def timeline_plot(records: Sequence[dict[str, Any]], threshold: Threshold, duration_s: float,
+                  title: str) -> Image.Image:
+    """Score of each sampled frame over time (blue) and the image threshold (red)."""
+    end = max(duration_s, records[-1]["time_s"] if records else 0.0, 1e-3)
+    times = [r["time_s"] for r in records]
+    scores = [r["score"] for r in records]
+    return line_chart([(times, scores, (30, 80, 200)), ([0, end], [threshold.image] * 2, (200, 30, 30))],
+                      (0, end), (0, 1), f"{title}: score per frame, threshold {threshold.image:.3f}",
+                      "time (s)", "score", size=(720, 300))

@@ -1,0 +1,81 @@
+"""Decision thresholds: a user-set value, or one calibrated from images of good parts; OK / NG verdicts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+from PIL import Image
+
+from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
+from engine.errors import UserInputError
+
+DEFAULT_THRESHOLD = 0.5
+CALIBRATION_RULE = (
+    "Calibrated on the good images: each one is scored with the other good images as references "
+    "(leave one out). Image threshold = the higher of the largest such score and their mean + 3 standard "
+    "deviations, so every good image passes. The outline marks pixels scoring above the highest pixel "
+    "score of any good image."
+)
+USER_RULE = "Set by the user; the same value applies to image scores (verdict) and to pixels (outline)."
+DEFAULT_RULE = (f"Default {DEFAULT_THRESHOLD}: the anomalous prompts outweigh the normal ones. Add 2 or more "
+                "good images to calibrate a threshold, or set one.")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Image threshold (verdict), pixel threshold (outline), where they came from and the rule used."""
+
+    image: float
+    pixel: float
+    source: Literal["user", "calibrated", "default"]
+    rule: str
+    good_scores: tuple[float, ...] = ()
+
+    def verdict(self, score: float) -> str:
+        """'NG' when the score is above the image threshold, else 'OK'."""
+        return "NG" if score > self.image else "OK"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "good_scores": list(self.good_scores)}
+
+
+def user_threshold(value: float) -> Threshold:
+    """A threshold the user typed; scores are probabilities, so it must lie in [0, 1]."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"The threshold must be a number between 0 and 1, not {value!r}.") from None
+    if not (0.0 <= value <= 1.0) or math.isnan(value):
+        raise UserInputError(f"The threshold must be between 0 and 1 (scores are probabilities), not {value}.")
+    return Threshold(value, value, "user", USER_RULE)
+
+
+def default_threshold() -> Threshold:
+    return Threshold(DEFAULT_THRESHOLD, DEFAULT_THRESHOLD, "default", DEFAULT_RULE)
+
+
+def calibrate_threshold(
+    pipeline: WinClipPipeline, object_name: str, references: Sequence[Image.Image] | ReferenceMemory,
+) -> Threshold:
+    """Threshold from the good references by leave-one-out scoring (see CALIBRATION_RULE).
+
+    Uses the embeddings already in the reference memory: no image is encoded twice.
+    """
+    memory = references if isinstance(references, ReferenceMemory) else pipeline.reference_memory(references)
+    if memory.count < 2:
+        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored "
+                             "against the others); add more, or set the threshold yourself.")
+    text = pipeline.text_embeddings(object_name)
+    scores, pixel_max = [], []
+    for index in range(memory.count):
+        score, grid = pipeline.score_embeddings(memory.embeddings_of(index), text, memory.without(index))
+        scores.append(float(score[0]))
+        pixel_max.append(float(grid.max()))  # bilinear upsampling never exceeds the grid's maximum
+    values = torch.tensor(scores, dtype=torch.float64)
+    image = max(max(scores), float(values.mean() + 3 * values.std()))
+    return Threshold(min(image, 1.0), min(max(pixel_max), 1.0), "calibrated", CALIBRATION_RULE,
+                     tuple(round(s, 6) for s in scores))
