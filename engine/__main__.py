@@ -4,6 +4,8 @@
     python -m engine anomaly --images DIRS_FILES_ZIPS... --object "metal plate" [--refs DIR] [--threshold T] --out DIR
     python -m engine anomaly --video FILE [--stride N | --fps F] --object "metal plate" [--refs DIR] --out DIR
     python -m engine evaluate --data MVTEC_CATEGORY_DIR --object "magnetic tile" [--shots K] --out DIR
+    python -m engine complete run --data DIR_OR_FILES... [--video FILE --stride N] [--preset NAME] --out DIR
+    python -m engine complete evaluate --data DIR [--drop 0.3] [--seed 0] [--threshold 0.3] --out DIR
 """
 
 from __future__ import annotations
@@ -100,6 +102,56 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"{name:14} " + " ".join(f"{v:>11.3f}" if v is not None else f"{'-':>11}" for v in cells))
 
 
+def _data_files(paths: list[str]) -> list[tuple[str, Path]]:
+    """Files named on the command line; a folder contributes every file below it, named relative to it."""
+    files: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += [(str(p.relative_to(path)), p) for p in sorted(path.rglob("*")) if p.is_file()]
+        elif path.is_file():
+            files.append((path.name, path))
+        else:
+            raise UserInputError(f"{raw}: no such file or directory.")
+    return files
+
+
+def _print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def cmd_complete(args: argparse.Namespace) -> None:
+    import json
+    import tempfile
+
+    from engine.completion.runs import run_completion, run_evaluation
+
+    params = {"preset": args.preset, "format": args.format, "score_threshold": args.threshold,
+              "min_score": args.min_score, "text_queries": args.text_queries, "device": args.device,
+              "video_stride": args.stride, "drop_fraction": args.drop, "seed": args.seed}
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="fewshot-complete-") as work:
+        if args.mode == "evaluate":
+            report, _ = run_evaluation(_data_files(args.data or []), Path(work), out, params, _print_progress)
+        else:
+            video = (Path(args.video).name, Path(args.video)) if args.video else None
+            report, _ = run_completion(_data_files(args.data or []), Path(work), out, params, video, _print_progress)
+    for item in report.get("skipped", []):
+        print(f"skipped  {item['error']}", file=sys.stderr)
+    if args.mode == "evaluate":
+        print(f"{report['hidden']} of {report['boxes']} boxes hidden (seed {report['seed']}); "
+              f"IoU {report['metrics']['iou']}, score >= {report['metrics']['score_threshold']}")
+        print(f"{'class':14} {'hidden':>6} {'found':>6} {'proposals':>9} {'recall':>7} {'precision':>9}")
+        rows = [*report["metrics"]["per_class"].items(), ("all", report["metrics"]["overall"])]
+        for name, m in rows:
+            cells = [f"{v:>7.3f}" if v is not None else f"{'-':>7}" for v in (m["recall"], m["precision"])]
+            print(f"{name:14} {m['hidden']:>6} {m['found']:>6} {m['proposals']:>9} {cells[0]} {cells[1]:>9}")
+    else:
+        print(json.dumps({k: report[k] for k in ("images", "existing_boxes", "exemplars", "proposals",
+                                                 "proposals_above_threshold", "per_class_above_threshold")}))
+    print(f"outputs in {out}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -130,6 +182,23 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--out", required=True, help="folder for metrics.json, scores.csv, roc.png")
     evaluation.add_argument("--device")
     evaluation.set_defaults(run=cmd_evaluate)
+    complete = commands.add_parser("complete", help="annotation completion: propose missing boxes, or evaluate it")
+    complete.add_argument("mode", choices=["run", "evaluate"], help="run: complete a set; evaluate: hide boxes of "
+                          "a fully annotated set, complete, report recall and precision at IoU 0.5")
+    complete.add_argument("--data", nargs="+", help="folders or files: images (or zips) and annotations in COCO "
+                          "JSON, YOLO txt + classes.txt, or Pascal VOC XML")
+    complete.add_argument("--format", default="auto", choices=["auto", "coco", "yolo", "voc"])
+    complete.add_argument("--video", help="run: a video whose sampled frames become the images")
+    complete.add_argument("--stride", type=int, default=30, help="run: keep every N-th video frame (default 30)")
+    complete.add_argument("--preset", default="completion-owlv2-base", choices=sorted(PRESETS))
+    complete.add_argument("--threshold", type=float, default=0.3, help="score threshold of the completed set")
+    complete.add_argument("--min-score", type=float, default=0.05, help="lowest score kept in proposals.json")
+    complete.add_argument("--text-queries", action="store_true", help="also query each class by its name")
+    complete.add_argument("--drop", type=float, default=0.3, help="evaluate: fraction of boxes hidden")
+    complete.add_argument("--seed", type=int, default=0, help="evaluate: seed of the hidden boxes")
+    complete.add_argument("--out", required=True, help="folder for proposals.json, exports (and metrics.json)")
+    complete.add_argument("--device")
+    complete.set_defaults(run=cmd_complete)
     args = parser.parse_args(argv)
     try:
         args.run(args)

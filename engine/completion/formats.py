@@ -71,7 +71,11 @@ class Dataset:
     source_format: str = "none"
 
     def coco_id(self, name: str) -> int:
-        return self.category_ids.get(name, self.categories.index(name) + 1)
+        """The COCO id of a class: its imported id, else the next free ids in class order."""
+        if name in self.category_ids:
+            return self.category_ids[name]
+        new = [n for n in self.categories if n not in self.category_ids]
+        return max(self.category_ids.values(), default=0) + 1 + new.index(name)
 
     @property
     def box_count(self) -> int:

@@ -1,0 +1,115 @@
+"""Files of a completion run, the same for jobs and the CLI, and the export of a reviewed set.
+
+proposals.json holds every proposal down to the run's minimum score, with its score and exemplar,
+so a review can move its threshold and accept or reject boxes without running the model again.
+Torch-free: the review export runs in the web process.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from collections.abc import Collection
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.completion.formats import Box, Dataset, ImageRecord, write_coco, write_voc, write_yolo, zip_folder
+from engine.media import load_image
+
+if TYPE_CHECKING:
+    from engine.completion.pipeline import CompletionResult
+
+PROPOSALS_FILE = "proposals.json"
+PREVIEW_MAX_SIDE = 1280
+
+
+def export_names(stem: str) -> dict[str, str]:
+    """Download names of the three export formats for a set called `stem` (completed, accepted…)."""
+    return {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
+
+
+def write_exports(dataset: Dataset, out_dir: Path, stem: str) -> list[str]:
+    """The set as COCO JSON, a YOLO zip (labels/ + classes.txt) and a Pascal VOC zip; returns the names."""
+    names = export_names(stem)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_coco(dataset, out_dir / names["coco"])
+    with tempfile.TemporaryDirectory() as tmp:
+        zip_folder(write_yolo(dataset, Path(tmp) / "yolo"), out_dir / names["yolo"])
+        zip_folder(write_voc(dataset, Path(tmp) / "voc"), out_dir / names["voc"])
+    return list(names.values())
+
+
+def write_previews(out_dir: Path, dataset: Dataset) -> dict[str, tuple[str, float]]:
+    """A JPEG per image for the review page, longest side at most PREVIEW_MAX_SIDE: {file: (name, scale)}."""
+    previews = {}
+    for index, image in enumerate(dataset.images):
+        if image.path is None:
+            continue
+        picture = load_image(image.path, display_name=image.file_name)
+        scale = min(1.0, PREVIEW_MAX_SIDE / max(picture.size))
+        if scale < 1.0:
+            picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
+        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(image.file_name).stem)[-60:]
+        name = f"preview_{index:04d}_{stem}.jpg"
+        picture.save(out_dir / name, quality=90)
+        previews[image.file_name] = (name, scale)
+    return previews
+
+
+def proposals_document(result: CompletionResult, summary: dict[str, Any],
+                       previews: dict[str, tuple[str, float]]) -> dict[str, Any]:
+    """Everything a review needs: images with existing boxes and all proposals, classes, exemplars."""
+    dataset = result.dataset
+    images = []
+    for image in dataset.images:
+        preview, scale = previews.get(image.file_name, (None, 1.0))
+        images.append({
+            "file": image.file_name, "id": image.id, "width": image.width, "height": image.height,
+            "preview": preview, "preview_scale": scale,
+            "existing": [{"box": [b.x, b.y, b.width, b.height], "category": b.category} for b in image.boxes],
+            "proposals": [p.to_dict() for p in result.proposals.get(image.file_name, [])],
+        })
+    exemplars = [{k: v for k, v in asdict(e).items() if v is not None} for e in result.exemplars]
+    return {**summary, "params": asdict(result.params), "categories": dataset.categories,
+            "category_ids": dataset.category_ids, "source_format": dataset.source_format,
+            "exemplars": exemplars, "images": images, "skipped": dataset.skipped}
+
+
+def accepted_dataset(document: dict[str, Any], accepted: Collection[int]) -> Dataset:
+    """The existing boxes plus the accepted proposals (by id), as a dataset to export."""
+    accepted = set(accepted)
+    images = []
+    for item in document["images"]:
+        boxes = [Box(*e["box"], e["category"]) for e in item["existing"]]
+        boxes += [Box(*p["box"], p["category"], p["score"]) for p in item["proposals"] if p["id"] in accepted]
+        images.append(ImageRecord(item["file"], item["width"], item["height"], boxes, id=item["id"]))
+    return Dataset(images, list(document["categories"]), dict(document["category_ids"]))
+
+
+def ids_above(document: dict[str, Any], threshold: float) -> list[int]:
+    """Ids of the proposals scoring at or above a threshold."""
+    return [p["id"] for item in document["images"] for p in item["proposals"] if p["score"] >= threshold]
+
+
+def write_outputs(out_dir: Path, result: CompletionResult, summary: dict[str, Any],
+                  score_threshold: float) -> tuple[dict[str, Any], list[str]]:
+    """proposals.json, review previews, and the set completed with every proposal >= `score_threshold`.
+
+    Returns (summary for the job record: counts and the skipped list, not every box; file names).
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previews = write_previews(out_dir, result.dataset)
+    document = proposals_document(result, summary, previews)
+    (out_dir / PROPOSALS_FILE).write_text(json.dumps(document, indent=1))
+    completed = ids_above(document, score_threshold)
+    exports = write_exports(accepted_dataset(document, completed), out_dir, "completed")
+    proposals = result.all_proposals()
+    per_class = {c: sum(1 for p in proposals if p.box.category == c and (p.box.score or 0) >= score_threshold)
+                 for c in result.dataset.categories}
+    record = {**summary, "images": len(result.dataset.images), "existing_boxes": result.dataset.box_count,
+              "exemplars": len(result.exemplars), "proposals": len(proposals), "score_threshold": score_threshold,
+              "proposals_above_threshold": len(completed), "per_class_above_threshold": per_class,
+              "categories": result.dataset.categories, "skipped": result.dataset.skipped}
+    return record, [PROPOSALS_FILE, *(name for name, _ in previews.values()), *exports]
