@@ -19,7 +19,8 @@ from tasks.runner import finish_job, get_store
 from tasks.store import JobNotFound
 
 TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot.anomaly_video",
-                         "anomaly_evaluate": "fewshot.anomaly_evaluate"}
+                         "anomaly_evaluate": "fewshot.anomaly_evaluate", "completion": "fewshot.completion",
+                         "completion_evaluate": "fewshot.completion_evaluate"}
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "list_jobs", "presets", "submit", "wait"]
@@ -54,8 +55,10 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     `files` is a list of images, or {role: files} for tools with several inputs (anomaly:
     "images" (images or zips of them) and the optional "references", images of good parts for
     WinCLIP+; anomaly_video: "video" (one file) and "references"; anomaly_evaluate: "dataset",
-    one zip in the MVTec AD layout). params["reference_set"] names a saved set of good images
-    (`tasks.reference_sets`): its files are copied into the job's references, so the job keeps
+    one zip in the MVTec AD layout; completion and completion_evaluate: "images" (images or zips),
+    "annotations" (COCO JSON, YOLO txt + classes.txt, VOC XML, or a zip) and, for completion, an
+    optional "video" whose sampled frames become the images). params["reference_set"] names a
+    saved set of good images (`tasks.reference_sets`): its files are copied into the job's references, so the job keeps
     them even if the set is deleted later.
     """
     if tool not in TOOLS:
