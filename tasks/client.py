@@ -58,8 +58,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     one zip in the MVTec AD layout; completion and completion_evaluate: "images" (images or zips),
     "annotations" (COCO JSON, YOLO txt + classes.txt, VOC XML, or a zip) and, for completion, an
     optional "video" whose sampled frames become the images). params["reference_set"] names a
-    saved set of good images (`tasks.reference_sets`): its files are copied into the job's references, so the job keeps
-    them even if the set is deleted later.
+    saved set of good images (`tasks.reference_sets`): its files are copied into the job's
+    references, so the job keeps them even if the set is deleted later.
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
