@@ -57,8 +57,8 @@ _TINY_OWLV2_CONFIG: dict[str, Any] = {
 _TINY_INSERTION_CONFIG: dict[str, Any] = {
     # diffusers' own fast-test sizes for the ControlNet inpaint pipeline: a 2-level UNet and ControlNet,
     # a 2-level VAE (latents at half the pixel size) and a 5-layer, 32-wide CLIP text encoder whose
-    # byte-level tokenizer is built locally. 64 px crops: a denoising step takes milliseconds on a CPU.
-    "unet": {"block_out_channels": [32, 64], "layers_per_block": 2, "sample_size": 32, "in_channels": 4,
+    # byte-level tokenizer is built locally. 32 px crops (sample_size 16): a step takes milliseconds on a CPU.
+    "unet": {"block_out_channels": [32, 64], "layers_per_block": 2, "sample_size": 16, "in_channels": 4,
              "out_channels": 4, "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
              "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"], "cross_attention_dim": 32},
     "controlnet": {"block_out_channels": [32, 64], "layers_per_block": 2, "in_channels": 4,
@@ -107,7 +107,7 @@ PRESETS: dict[str, Preset] = {
             architecture="sd-controlnet-inpaint-tiny",
             family="sd-controlnet-inpaint",
             config=_TINY_INSERTION_CONFIG,
-            description="A 2-level UNet + ControlNet + VAE and a 5-layer text encoder, random weights, 64 px crops.",
+            description="A 2-level UNet + ControlNet + VAE and a 5-layer text encoder, random weights, 32 px crops.",
         ),
         Preset(
             name="completion-owlv2-base",
