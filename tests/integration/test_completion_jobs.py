@@ -1,0 +1,131 @@
+"""Annotation completion through the embedded Celery worker, with the tiny preset on DeepPCB images."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import pytest
+
+from engine.completion.formats import read_dataset
+from engine.completion.outputs import ids_above
+from tasks import client, embedded
+from tasks.client import Status
+from tasks.completion import read_proposals, read_review, save_review
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker():
+    embedded.ensure_started()
+    yield
+
+
+@pytest.fixture(scope="module")
+def deeppcb(shared_data):
+    root = shared_data / "detection" / "deeppcb"
+    return root, json.loads((root / "annotations.json").read_text())
+
+
+def subset(deeppcb, tmp_path, count: int = 3, keep_every: int = 2):
+    """The first `count` images and a COCO file that keeps every `keep_every`-th of their boxes."""
+    root, coco = deeppcb
+    images = coco["images"][:count]
+    ids = {image["id"] for image in images}
+    annotations = [a for a in coco["annotations"] if a["image_id"] in ids]
+    path = tmp_path / "partial.json"
+    path.write_text(json.dumps({"images": images, "categories": coco["categories"],
+                                "annotations": annotations[::keep_every]}))
+    return [root / "images" / image["file_name"] for image in images], path, len(annotations[::keep_every])
+
+
+def test_completion_job_proposes_reviews_and_exports(deeppcb, tmp_path):
+    images, annotations, kept = subset(deeppcb, tmp_path)
+    job = client.submit("completion", {"preset": "completion-tiny", "score_threshold": 0.5, "max_per_image": 20},
+                        {"images": images, "annotations": [annotations]})
+    job = client.wait(job.id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    result = job.result
+    assert result["images"] == 3 and result["existing_boxes"] == kept == result["exemplars"]
+    assert result["random_weights"] is True and result["skipped"] == []
+    assert {"proposals.json", "completed_coco.json", "completed_yolo.zip", "completed_voc.zip"} <= set(job.outputs)
+    document = read_proposals(job.id)
+    assert [item["file"] for item in document["images"]] == [p.name for p in images]
+    first = document["images"][0]
+    assert first["preview"] in job.outputs and first["preview_scale"] == 1.0
+    assert all(set(p) == {"id", "box", "category", "score", "exemplar"} for p in first["proposals"])
+    assert len(ids_above(document, 0.5)) == result["proposals_above_threshold"]
+
+    completed = json.loads(client.artifact_path(job.id, "completed_coco.json").read_text())
+    assert len(completed["annotations"]) == kept + result["proposals_above_threshold"]
+
+    accepted = [p["id"] for p in first["proposals"][:2]]
+    paths = save_review(job.id, accepted, rejected=[first["proposals"][2]["id"]])
+    assert read_review(job.id) == {"accepted": sorted(accepted), "rejected": [first["proposals"][2]["id"]]}
+    outputs = set(client.get(job.id).outputs)
+    assert {"review.json", "accepted_coco.json", "accepted_yolo.zip", "accepted_voc.zip"} <= outputs
+    for archive in paths[1:]:  # every export imports again with the same boxes: existing + the 2 accepted
+        files = [(p.name, p) for p in images]
+        if archive.suffix == ".zip":
+            target = tmp_path / archive.stem
+            zipfile.ZipFile(archive).extractall(target)
+            files += [(str(p.relative_to(target)), p) for p in target.rglob("*") if p.is_file()]
+        else:
+            files.append((archive.name, archive))
+        assert read_dataset(files).box_count == kept + 2, archive.name
+
+
+def test_evaluation_job_reports_recall_and_precision(deeppcb, tmp_path):
+    images, annotations, _ = subset(deeppcb, tmp_path, count=4, keep_every=1)
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for image in images:
+            bundle.write(image, f"deeppcb/images/{image.name}")
+        bundle.write(annotations, "deeppcb/annotations.json")
+    job = client.wait(client.submit("completion_evaluate", {"preset": "completion-tiny", "drop_fraction": "0.5",
+                                                            "seed": "1"}, {"images": [archive]}).id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    report = job.result
+    overall = report["metrics"]["overall"]
+    assert report["hidden"] == overall["hidden"] == round(0.5 * report["boxes"])
+    assert set(report["metrics"]["per_class"]) <= {c["name"] for c in deeppcb[1]["categories"]}
+    assert overall["recall"] is not None and 0.0 <= overall["recall"] <= 1.0
+    assert [point["score_threshold"] for point in report["curve"]][:2] == [0.05, 0.1]
+    assert json.loads(client.artifact_path(job.id, "metrics.json").read_text())["metrics"] == report["metrics"]
+
+
+@pytest.mark.parametrize(("params", "files", "expected"), [
+    ({"preset": "completion-tiny"}, "no-boxes", "No annotated boxes to learn from"),
+    ({"preset": "winclip-tiny"}, "ok", "is not an annotation-completion model"),
+    ({"preset": "completion-owlv2-base"}, "ok", "make weights"),
+    ({"preset": "completion-tiny", "score_threshold": "high"}, "ok", "score_threshold must be a number"),
+    ({"preset": "completion-tiny", "drawn_boxes": "[{"}, "ok", "drawn_boxes is not valid JSON"),
+])
+def test_bad_requests_fail_with_what_to_do(deeppcb, tmp_path, params, files, expected):
+    images, annotations, _ = subset(deeppcb, tmp_path, count=1)
+    inputs = {"images": images} if files == "no-boxes" else {"images": images, "annotations": [annotations]}
+    job = client.wait(client.submit("completion", params, inputs).id, timeout=60)
+    assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+
+
+def test_drawn_boxes_on_one_video_frame_complete_the_others(tmp_path):
+    import numpy as np
+
+    from engine.video import VideoWriter
+
+    video = tmp_path / "clip.mp4"
+    with VideoWriter(video, fps=10) as writer:
+        for index in range(12):
+            frame = np.full((96, 128, 3), 40, np.uint8)
+            frame[20:40, 10 + 5 * index : 30 + 5 * index] = 220
+            writer.write(frame)
+    drawn = [{"image": "frame_000000_0.00s.png", "box": [10, 20, 20, 20], "category": "block"}]
+    job = client.wait(client.submit("completion", {"preset": "completion-tiny", "video_stride": 4,
+                                                   "drawn_boxes": json.dumps(drawn)}, {"video": [video]}).id,
+                      timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    document = read_proposals(job.id)
+    assert [item["file"] for item in document["images"]] == ["frame_000000_0.00s.png", "frame_000004_0.40s.png",
+                                                              "frame_000008_0.80s.png"]
+    assert document["images"][0]["existing"] == [{"box": [10.0, 20.0, 20.0, 20.0], "category": "block"}]
+    assert document["categories"] == ["block"] and document["exemplars"][0]["image"] == "frame_000000_0.00s.png"
+    assert all(p["category"] == "block" for item in document["images"] for p in item["proposals"])
