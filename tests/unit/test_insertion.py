@@ -315,3 +315,15 @@ def test_bad_videos_are_refused_with_a_message(pipeline, tmp_path, monkeypatch):
             Image.fromarray(mask_from_box((5, 5, 30, 30), (96, 72)).astype(np.uint8) * 255).save(masks[-1][1])
         run_video(pipeline, ("clip.mkv", clip), settings(), tmp_path / "out", region_mode="masks",
                   frame_mask_files=masks)
+
+
+def test_cli_inserts_into_an_image_and_reports_bad_input(tmp_path, capsys):
+    from engine.__main__ import main
+
+    noise_image().save(tmp_path / "photo.png")
+    common = ["insert", "--image", str(tmp_path / "photo.png"), "--prompt", "a cat", "--steps", "2",
+              "--preset", "insertion-tiny", "--out", str(tmp_path / "out")]
+    assert main([*common, "--box", "10,10,50,40", "--variants", "2"]) == 0
+    assert json.loads(capsys.readouterr().out)["outputs"][1].endswith("result_seed1.png")
+    assert main(common) == 2
+    assert "Mark the region" in capsys.readouterr().err
