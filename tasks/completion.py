@@ -85,6 +85,13 @@ def save_review(job_id: str, accepted: Collection[int], rejected: Collection[int
     return [out_dir / name for name in names]
 
 
+def first_frame(path: str | Path):
+    """A video's first frame (PIL), to draw boxes on before the job samples the others."""
+    from engine.video import iter_frames
+
+    return next(iter(iter_frames(Path(path), stride=1))).image
+
+
 def read_review(job_id: str) -> dict[str, list[int]] | None:
     """The last saved review of a job, if any."""
     from tasks.client import JobNotFound, artifact_path

@@ -7,11 +7,10 @@ import os
 import gradio as gr
 
 from tasks.config import get_settings
-from webapp import anomaly_tab, jobs_tab
+from webapp import anomaly_tab, completion_tab, jobs_tab
 
 NOT_BUILT = {
     "Object insertion": "Insert or replace an object in an image or video from a text prompt (InVi).",
-    "Annotation completion": "Propose the missing boxes of a partially annotated dense scene (ComplETR).",
     "Few-shot fine-tuning": "Adapt a classifier or detector from a handful of labelled examples.",
 }
 
@@ -25,6 +24,8 @@ def build_app() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Anomaly segmentation", id="anomaly"):
                 anomaly_tab.build()
+            with gr.Tab("Annotation completion", id="completion"):
+                completion_tab.build()
             for title, purpose in NOT_BUILT.items():
                 with gr.Tab(title):
                     gr.Markdown(f"### {title}\n{purpose}\n\n**Not built yet.** This tool is planned; "

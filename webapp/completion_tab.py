@@ -1,0 +1,406 @@
+"""Annotation completion tab: import a partly annotated set, get proposals for the missing boxes, review, export.
+
+The review (accepted / rejected proposal ids) lives in the session and, on export, in the job's
+review.json; the score slider filters the proposals already computed, without a new job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from tasks import client, completion
+from tasks.client import Job, JobNotFound, Status
+from webapp.views import follow, status_markdown, submit
+
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
+ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names", ".zip"]
+VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
+PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
+IMAGE_HEADERS = ["file", "existing boxes", "proposals ≥ threshold", "best score"]
+METRIC_HEADERS = ["class", "hidden", "found", "proposals", "recall", "precision"]
+CURVE_HEADERS = ["score threshold", "recall", "precision", "proposals"]
+COLORS = {"existing": "#22aa44", "pending": "#ff8800", "accepted": "#2266ff", "rejected": "#999999"}
+
+
+# -- review state: {"job": id, "doc": proposals.json, "accepted": [...], "rejected": [...]} -----------------
+def _review(job_id: str) -> dict[str, Any]:
+    saved = completion.read_review(job_id) or {}
+    return {"job": job_id, "doc": completion.read_proposals(job_id), "accepted": saved.get("accepted", []),
+            "rejected": saved.get("rejected", [])}
+
+
+def _status_of(review: dict[str, Any], proposal_id: int) -> str:
+    if proposal_id in review["accepted"]:
+        return "accepted"
+    return "rejected" if proposal_id in review["rejected"] else "pending"
+
+
+def _visible(item: dict[str, Any], review: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
+    """Proposals of one image shown at this threshold (decided ones stay visible)."""
+    return [p for p in item["proposals"] if p["score"] >= threshold or _status_of(review, p["id"]) != "pending"]
+
+
+def render(review: dict[str, Any] | None, threshold: float, page: int) -> tuple[Any, Any, str, str, int]:
+    """(annotated image, proposal rows, page line, counts line, page) for one image of the review."""
+    if not review:
+        return None, [], "No proposals yet: run a completion or load a job.", "", 0
+    images = review["doc"]["images"]
+    page = min(max(int(page or 0), 0), len(images) - 1)
+    item = images[page]
+    scale = item["preview_scale"]
+    annotations, colors, rows = [], {}, []
+
+    def add(box: list[float], label: str, color: str) -> None:
+        x, y, w, h = (v * scale for v in box)
+        annotations.append(((round(x), round(y), round(x + w), round(y + h)), label))
+        colors[label] = color
+
+    for number, existing in enumerate(item["existing"], start=1):
+        add(existing["box"], f"existing {number}: {existing['category']}", COLORS["existing"])
+    for p in _visible(item, review, threshold):
+        state = _status_of(review, p["id"])
+        add(p["box"], f"#{p['id']} {p['category']} {p['score']:.2f} ({state})", COLORS[state])
+        rows.append([p["id"], p["category"], round(p["score"], 4), state, p["exemplar"]])
+    picture = str(client.artifact_path(review["job"], item["preview"]))
+    all_proposals = [p for i in images for p in i["proposals"]]
+    above = sum(1 for p in all_proposals if p["score"] >= threshold)
+    counts = (f"**{above}** of {len(all_proposals)} proposals score ≥ {threshold:.2f} · accepted "
+              f"**{len(review['accepted'])}** · rejected {len(review['rejected'])}")
+    line = f"Image {page + 1} of {len(images)}: `{item['file']}` · {len(item['existing'])} existing, {len(rows)} shown"
+    return (picture, annotations), rows, line, counts, page
+
+
+def _outputs(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
+    view, rows, line, counts, page = render(review, threshold, page)
+    return review, gr.AnnotatedImage(value=view, color_map=_color_map(view)), rows, line, counts, page
+
+
+def _color_map(view: Any) -> dict[str, str] | None:
+    if not view:
+        return None
+    return {label: COLORS[label.rsplit("(", 1)[-1].rstrip(")")] if label.startswith("#") else COLORS["existing"]
+            for _, label in view[1]}
+
+
+def accept_above(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
+    """Accept every pending proposal at or above the threshold, in all images."""
+    if review:
+        ids = {p["id"] for i in review["doc"]["images"] for p in i["proposals"] if p["score"] >= threshold}
+        review = {**review, "accepted": sorted(set(review["accepted"]) | (ids - set(review["rejected"])))}
+    return _outputs(review, threshold, page)
+
+
+def decide(review: dict[str, Any] | None, proposal_id: float | None, decision: str, threshold: float,
+           page: int) -> tuple:
+    """Accept or reject one proposal by id."""
+    if not review:
+        raise gr.Error("Run a completion (or load a job) first.")
+    known = {p["id"] for i in review["doc"]["images"] for p in i["proposals"]}
+    if proposal_id is None or int(proposal_id) not in known:
+        raise gr.Error(f"No proposal #{proposal_id}: pick one in the table or click a box.")
+    pid = int(proposal_id)
+    accepted, rejected = set(review["accepted"]) - {pid}, set(review["rejected"]) - {pid}
+    (accepted if decision == "accept" else rejected).add(pid)
+    return _outputs({**review, "accepted": sorted(accepted), "rejected": sorted(rejected)}, threshold, page)
+
+
+def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
+    return _outputs({**review, "accepted": [], "rejected": []} if review else None, threshold, page)
+
+
+def export(review: dict[str, Any] | None) -> list[str]:
+    """Existing boxes plus the accepted proposals, as COCO JSON, a YOLO zip and a VOC zip."""
+    if not review:
+        raise gr.Error("Nothing to export yet: run a completion first.")
+    paths = completion.save_review(review["job"], review["accepted"], review["rejected"])
+    return [str(p) for p in paths if p.name != completion.REVIEW_FILE]
+
+
+def pick_box(event: gr.SelectData) -> float | None:
+    """Clicking a proposal's box selects its id (labels start with '#id')."""
+    value = event.value if isinstance(event.value, dict) else {}
+    label = str(value.get("label") or "")
+    return float(label[1:].split()[0]) if label.startswith("#") else None
+
+
+def pick_row(rows: Any, event: gr.SelectData) -> float | None:
+    """Clicking a row of the proposal table selects its id."""
+    row = event.index[0]
+    return float(rows.iloc[row, 0]) if hasattr(rows, "iloc") else float(rows[row][0])
+
+
+def load_job(job_id: str, threshold: float) -> tuple:
+    """Review a finished completion job by id (e.g. one opened from the Jobs tab)."""
+    try:
+        job = client.get((job_id or "").strip())
+    except JobNotFound as exc:
+        raise gr.Error(str(exc)) from None
+    if job.tool not in ("completion", "completion_evaluate") or job.status is not Status.SUCCEEDED:
+        raise gr.Error(f"Job {job.id[:8]} is a {job.status.value} {job.tool} job; only finished completion jobs "
+                       "can be reviewed.")
+    return (status_markdown(job), *_outputs(_review(job.id), threshold, 0))
+
+
+# -- drawn boxes ----------------------------------------------------------------------------------
+def drawing_choices(files: list[str] | None, video: str | None) -> Any:
+    names = [Path(f).name for f in files or [] if Path(f).suffix.lower() != ".zip"]
+    if video:
+        names.append("frame_000000_0.00s.png")
+    return gr.Dropdown(choices=names, value=names[0] if names else None)
+
+
+def drawing_background(name: str | None, files: list[str] | None, video: str | None) -> Any:
+    """The chosen image (or the video's first frame) as the drawing canvas."""
+    if not name:
+        return None
+    if video and name.startswith("frame_000000"):
+        try:
+            return completion.first_frame(video)
+        except ValueError as exc:  # UserInputError: not a readable video
+            raise gr.Error(str(exc)) from None
+    path = next((f for f in files or [] if Path(f).name == name), None)
+    return Image.open(path).convert("RGB") if path else None
+
+
+def add_drawn_box(editor: dict[str, Any] | None, image_name: str | None, category: str,
+                  drawn: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, Any]:
+    """Everything painted on the layers becomes one box (draw one object, add, repeat)."""
+    if not editor or not image_name:
+        raise gr.Error("Choose an image and paint over one object first.")
+    layers = [np.asarray(layer) for layer in editor.get("layers") or [] if layer is not None]
+    painted = np.zeros(layers[0].shape[:2], bool) if layers else None
+    for layer in layers:
+        painted |= layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[2] == 4 else np.asarray(layer).any(-1)
+    if painted is None or not painted.any():
+        raise gr.Error("Nothing is painted: paint over one object, then press Add box.")
+    if not category.strip():
+        raise gr.Error("Name the class of the painted object (e.g. 'capacitor').")
+    background = np.asarray(editor["background"]) if editor.get("background") is not None else None
+    sy, sx = ((background.shape[0] / painted.shape[0], background.shape[1] / painted.shape[1])
+              if background is not None else (1.0, 1.0))
+    rows, cols = np.flatnonzero(painted.any(1)), np.flatnonzero(painted.any(0))
+    box = [round(cols[0] * sx, 1), round(rows[0] * sy, 1), round((cols[-1] + 1 - cols[0]) * sx, 1),
+           round((rows[-1] + 1 - rows[0]) * sy, 1)]
+    drawn = [*drawn, {"image": image_name, "box": box, "category": category.strip()}]
+    return drawn, _drawn_markdown(drawn), gr.ImageEditor(value=editor.get("background"))
+
+
+def _drawn_markdown(drawn: list[dict[str, Any]]) -> str:
+    if not drawn:
+        return "No drawn boxes."
+    return "\n".join(f"- `{d['image']}` {d['category']}: x {d['box'][0]}, y {d['box'][1]}, "
+                     f"{d['box'][2]} x {d['box'][3]}" for d in drawn)
+
+
+# -- jobs -----------------------------------------------------------------------------------------
+def run(images: list[str] | None, annotations: list[str] | None, video: str | None, stride: float,
+        drawn: list[dict[str, Any]], preset: str, threshold: float, text_queries: bool,
+        progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a completion job and follow it; when it ends, open its proposals for review."""
+    if not images and not video:
+        raise gr.Error("Upload images (or a zip of them), or a video.")
+    params = {"preset": preset, "score_threshold": threshold, "text_queries": bool(text_queries),
+              "video_stride": int(stride or 30), "drawn_boxes": drawn or []}
+    job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
+                                        "video": [video] if video else []})
+    empty = (None, None, [], "", "", 0)
+    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+        if job.status is Status.SUCCEEDED:
+            yield job.id, _done_markdown(job), *_outputs(_review(job.id), threshold, 0)
+        else:
+            yield job.id, status_markdown(job), *empty
+
+
+def _done_markdown(job: Job) -> str:
+    result = job.result
+    text = (f"{status_markdown(job)}\n\n{result['images']} images · {result['existing_boxes']} existing boxes "
+            f"({result['exemplars']} exemplars) · {result['proposals']} proposals")
+    if result.get("random_weights"):
+        text += " · ⚠️ random weights: the proposals only test the plumbing"
+    skipped = result.get("skipped") or []
+    if skipped:
+        text += f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {s['error']}" for s in skipped[:20])
+        if len(skipped) > 20:
+            text += f"\n- … and {len(skipped) - 20} more (all in proposals.json)"
+    return text
+
+
+def cancel(job_id: str | None) -> str:
+    if not job_id:
+        return "Nothing to cancel: no job was started from this tab."
+    return status_markdown(client.cancel(job_id))
+
+
+def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+    """(previews with captions, a row per image, downloads) of a finished completion job, for the Jobs tab."""
+    if job.status is not Status.SUCCEEDED:
+        return [], [], []
+    document = completion.read_proposals(job.id)
+    threshold = job.result.get("score_threshold", 0.3)
+    gallery, rows = [], []
+    for item in document["images"]:
+        above = [p for p in item["proposals"] if p["score"] >= threshold]
+        best = max((p["score"] for p in item["proposals"]), default=None)
+        gallery.append((str(client.artifact_path(job.id, item["preview"])),
+                        f"{item['file']} · {len(item['existing'])} existing · {len(above)} proposed"))
+        rows.append([item["file"], len(item["existing"]), len(above), best])
+    files = [str(client.artifact_path(job.id, n)) for n in job.outputs if not n.startswith("preview_")]
+    return gallery, rows, files
+
+
+def metric_rows(job: Job) -> list[list[Any]]:
+    if job.status is not Status.SUCCEEDED:
+        return []
+    metrics = job.result["metrics"]
+    rows = [*metrics["per_class"].items(), ("all", metrics["overall"])]
+    return [[name, m["hidden"], m["found"], m["proposals"], m["recall"], m["precision"]] for name, m in rows]
+
+
+def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+    """(no images, metric rows, report and exports) of an evaluation job, for the Jobs tab."""
+    files = [str(client.artifact_path(job.id, n)) for n in job.outputs if not n.startswith("preview_")]
+    return [], metric_rows(job), files if job.status is Status.SUCCEEDED else []
+
+
+def run_evaluation(images: list[str] | None, annotations: list[str] | None, fraction: float, seed: float,
+                   threshold: float, preset: str, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Hide a fraction of a fully annotated set's boxes, complete, report recall and precision."""
+    if not images:
+        raise gr.Error("Upload the images of a fully annotated set (or a zip with images and annotations).")
+    job = submit("completion_evaluate", {"preset": preset, "drop_fraction": fraction, "seed": int(seed or 0),
+                                         "score_threshold": threshold},
+                 {"images": images, "annotations": annotations or []})
+    for job in follow(job, progress):  # noqa: B020
+        if job.status is Status.SUCCEEDED:
+            report = job.result
+            line = (f"{status_markdown(job)}\n\n{report['hidden']} of {report['boxes']} boxes hidden (seed "
+                    f"{report['seed']}); IoU 0.5; proposals scoring ≥ {threshold:.2f}.")
+            curve = [[c["score_threshold"], c["recall"], c["precision"], c["proposals"]] for c in report["curve"]]
+            yield line, metric_rows(job), curve, evaluation_views(job)[2]
+        else:
+            yield status_markdown(job), [], [], []
+
+
+def build() -> None:
+    presets = client.presets("completion")
+    choices = [(p["label"], p["name"]) for p in presets]
+    gr.Markdown(
+        "### Annotation completion (ComplETR-style)\n"
+        "Upload a partly annotated set (images or a zip, plus COCO JSON, YOLO txt with `classes.txt`, or Pascal "
+        "VOC XML), or a video whose sampled frames become the images, or draw a few boxes. Every annotated box is "
+        "an exemplar: OWLv2 looks for objects like it in every image, and proposes the boxes that are missing. "
+        "Review them below and export the accepted set in the three formats."
+    )
+    job_id = gr.State(None)
+    drawn = gr.State([])
+    review = gr.State(None)
+    page = gr.State(0)
+    with gr.Row():
+        with gr.Column(scale=1):
+            images = gr.File(label="Images (or a zip)", file_count="multiple", file_types=IMAGE_TYPES,
+                             elem_id="completion-images")
+            annotations = gr.File(label="Annotations: COCO .json, YOLO .txt + classes.txt, VOC .xml (or a zip)",
+                                  file_count="multiple", file_types=ANNOTATION_TYPES, elem_id="completion-annotations")
+            with gr.Accordion("Video instead of images", open=False):
+                video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="completion-video")
+                stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
+                                   elem_id="completion-stride")
+            preset = gr.Dropdown(label="Model", choices=choices, value=presets[0]["name"], elem_id="completion-preset")
+            threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
+                                  elem_id="completion-threshold")
+            text_queries = gr.Checkbox(label="Also search by class name (text query)", value=False)
+            with gr.Row():
+                run_button = gr.Button("Complete", variant="primary", elem_id="completion-run")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="completion-cancel")
+        with gr.Column(scale=1), gr.Accordion("Draw boxes (when there are no annotations, or to add some)",
+                                              open=False):
+                draw_on = gr.Dropdown(label="Image to draw on", choices=[], elem_id="completion-draw-on")
+                editor = gr.ImageEditor(label="Paint over one object, then Add box", type="numpy",
+                                        sources=[], elem_id="completion-editor")
+                with gr.Row():
+                    draw_class = gr.Textbox(label="Class", placeholder="e.g. capacitor", elem_id="completion-class")
+                    add_button = gr.Button("Add box", elem_id="completion-add-box")
+                drawn_list = gr.Markdown("No drawn boxes.", elem_id="completion-drawn")
+    status = gr.Markdown("Upload a set and press Complete.", elem_id="completion-status")
+    gr.Markdown("#### Review")
+    counts = gr.Markdown(elem_id="completion-counts")
+    with gr.Row():
+        previous_button = gr.Button("◀ Previous image", elem_id="completion-prev")
+        page_line = gr.Markdown(elem_id="completion-page")
+        next_button = gr.Button("Next image ▶", elem_id="completion-next")
+    with gr.Row():
+        view = gr.AnnotatedImage(label="Green: existing · orange: proposed · blue: accepted · grey: rejected",
+                                 show_legend=False, height=520, elem_id="completion-view")
+        with gr.Column():
+            table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
+                                 interactive=False, elem_id="completion-proposals")
+            with gr.Row():
+                proposal = gr.Number(label="Proposal #", precision=0, elem_id="completion-proposal")
+                accept_button = gr.Button("Accept", elem_id="completion-accept")
+                reject_button = gr.Button("Reject", elem_id="completion-reject")
+            with gr.Row():
+                accept_all = gr.Button("Accept all ≥ threshold", variant="primary", elem_id="completion-accept-all")
+                clear_button = gr.Button("Clear decisions")
+            export_button = gr.Button("Export accepted (COCO, YOLO, VOC)", elem_id="completion-export")
+            downloads = gr.File(label="Exports", file_count="multiple", interactive=False,
+                                elem_id="completion-exports")
+            with gr.Row():
+                load_id = gr.Textbox(label="Review an earlier job (id)", scale=3)
+                load_button = gr.Button("Load", scale=1)
+
+    review_out = [review, view, table, page_line, counts, page]
+    images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
+    video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
+    draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
+    add_button.click(add_drawn_box, [editor, draw_on, draw_class, drawn], [drawn, drawn_list, editor],
+                     api_visibility="private")
+    run_button.click(run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
+                     [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
+    cancel_button.click(cancel, [job_id], [status], api_name="cancel_completion")
+    threshold.change(_outputs, [review, threshold, page], review_out, api_name="completion_filter",
+                     show_progress="hidden")
+    previous_button.click(lambda r, t, p: _outputs(r, t, p - 1), [review, threshold, page], review_out,
+                          api_name="completion_previous")
+    next_button.click(lambda r, t, p: _outputs(r, t, p + 1), [review, threshold, page], review_out,
+                      api_name="completion_next")
+    view.select(pick_box, None, proposal, api_visibility="private")
+    table.select(pick_row, [table], proposal, api_visibility="private")
+    accept_button.click(lambda r, i, t, p: decide(r, i, "accept", t, p), [review, proposal, threshold, page],
+                        review_out, api_name="completion_accept")
+    reject_button.click(lambda r, i, t, p: decide(r, i, "reject", t, p), [review, proposal, threshold, page],
+                        review_out, api_name="completion_reject")
+    accept_all.click(accept_above, [review, threshold, page], review_out, api_name="completion_accept_above")
+    clear_button.click(clear_decisions, [review, threshold, page], review_out, api_name="completion_clear")
+    export_button.click(export, [review], downloads, api_name="completion_export")
+    load_button.click(load_job, [load_id, threshold], [status, *review_out], api_name="completion_load")
+
+    with gr.Accordion("Evaluate on a fully annotated set", open=False):
+        gr.Markdown("A seeded fraction of the boxes is hidden, the rest are the exemplars; reported: recall of the "
+                    "hidden boxes and precision of the proposals at IoU 0.5, per class, and both over thresholds.")
+        with gr.Row():
+            eval_images = gr.File(label="Images (or a zip with images and annotations)", file_count="multiple",
+                                  file_types=IMAGE_TYPES, elem_id="completion-eval-images")
+            eval_annotations = gr.File(label="Annotations", file_count="multiple", file_types=ANNOTATION_TYPES,
+                                       elem_id="completion-eval-annotations")
+            with gr.Column():
+                fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")
+                seed = gr.Number(label="Seed", value=0, precision=0)
+                eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
+                eval_preset = gr.Dropdown(label="Model", choices=choices, value=presets[0]["name"],
+                                          elem_id="completion-eval-preset")
+                eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
+        eval_status = gr.Markdown(elem_id="completion-eval-status")
+        with gr.Row():
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Recall and precision", interactive=False,
+                                   elem_id="completion-eval-metrics")
+            curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
+        report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
+    eval_button.click(run_evaluation, [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
+                      [eval_status, metrics, curve, report_files], api_name="evaluate_completion",
+                      concurrency_limit=None)
