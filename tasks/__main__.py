@@ -1,6 +1,8 @@
 """Command line on the job API: submit to the configured queue and follow jobs.
 
     python -m tasks submit anomaly --param object_name="metal plate" --param preset=winclip-tiny a.png [--wait 600]
+    python -m tasks submit anomaly_video --input video=line.mp4 --param object_name=gear --param stride=5
+    python -m tasks submit anomaly_evaluate --input dataset=tiles.zip --param object_name="magnetic tile"
     python -m tasks status JOB_ID | cancel JOB_ID | wait JOB_ID [--timeout S] | list [--limit N]
 
 Prints job records as JSON. Exit status: 0 succeeded or accepted, 1 failed or cancelled, 2 bad input.
@@ -30,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("files", nargs="*")
     submit.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
     submit.add_argument("--ref", action="append", default=[], metavar="FILE", help="anomaly: image of a good part")
+    submit.add_argument("--input", action="append", default=[], metavar="ROLE=FILE",
+                        help="a file for another input role, e.g. video=line.mp4 or dataset=set.zip")
     submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the job to end")
     for name in ("status", "cancel", "wait"):
         command = commands.add_parser(name)
@@ -42,7 +46,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "submit":
             params = dict(item.split("=", 1) for item in args.param if "=" in item)
-            job = client.submit(args.tool, params, {"images": args.files, "references": args.ref})
+            files: dict[str, list[str]] = {"images": args.files, "references": args.ref}
+            for item in args.input:
+                role, _, path = item.partition("=")
+                if not path:
+                    raise UserInputError(f"--input {item!r}: write ROLE=FILE, e.g. video=line.mp4.")
+                files.setdefault(role, []).append(path)
+            job = client.submit(args.tool, params, files)
             return _print(client.wait(job.id, args.wait) if args.wait else job)
         if args.command == "list":
             print(json.dumps([job.to_dict() for job in client.list_jobs(args.limit)], indent=1))

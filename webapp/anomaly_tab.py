@@ -1,46 +1,151 @@
-"""Anomaly tab: images + object name -> WinCLIP image scores and heat maps, as a job."""
+"""Anomaly tab: images, zips or a video + object name -> scores, OK/NG verdicts and heat maps, as jobs."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import pandas as pd
 
-from tasks import client
+from tasks import client, reference_sets
 from tasks.client import Job, Status
 from webapp.views import follow, status_markdown, submit
 
-ACCEPTED = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
+VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
-SCORE_HEADERS = ["file", "score", "size", "map min", "map max"]
+SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
+THRESHOLD_MODES = {
+    "Automatic": "auto",
+    "Calibrate from the good parts": "calibrate",
+    "Set it myself": "value",
+}
+THRESHOLD_HELP = (
+    "**Threshold rules.** *Automatic*: calibrated when 2 or more good parts are given, otherwise 0.5 (the "
+    "anomalous prompts outweigh the normal ones). *Calibrate*: each good part is scored with the other good "
+    "parts as references (leave one out); the image threshold is the higher of the largest such score and "
+    "their mean + 3 standard deviations, so every good part passes; the outline marks pixels above the "
+    "highest pixel score of any good part. *Set it myself*: the value below, for scores and for the outline. "
+    "A score **above** the threshold is **NG**, otherwise **OK**."
+)
+
+
+def _artifact(job: Job, name: str) -> str:
+    return str(client.artifact_path(job.id, name))
+
+
+def _threshold_line(result: dict[str, Any]) -> str:
+    threshold = result.get("threshold")
+    if not threshold:
+        return ""
+    counts = result.get("counts", {})
+    tally = f"{counts.get('NG', 0)} NG, {counts.get('OK', 0)} OK"
+    return (f"\n\nThreshold **{threshold['image']:.4f}** ({threshold['source']}; outline above "
+            f"{threshold['pixel']:.4f}) · {tally} · {result.get('mode', '')}")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
-    """(gallery of overlays with captions, score table rows, downloadable files) of a finished job."""
+    """(gallery with captions, score table rows, downloadable files) of a finished image or video job.
+
+    Images: every overlay. Video: the frames above the threshold (the overlay video is a download).
+    """
     if job.status is not Status.SUCCEEDED:
         return [], [], []
+    result = job.result
     gallery, rows = [], []
-    for item in job.result.get("images", []):
-        overlay = str(client.artifact_path(job.id, item["overlay"]))
-        gallery.append((overlay, f"{item['file']} · score {item['score']:.3f}"))
-        rows.append([item["file"], round(item["score"], 4), f"{item['width']} x {item['height']}",
-                     round(item["map_min"], 4), round(item["map_max"], 4)])
-    for item in job.result.get("skipped", []):
-        rows.append([item["file"], None, "skipped", None, item["error"]])
-    files = [str(client.artifact_path(job.id, name)) for name in job.outputs if not name.endswith("_overlay.png")]
+    for item in result.get("images", []):
+        gallery.append((_artifact(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
+        rows.append([item["file"], round(item["score"], 4), item["verdict"], f"{item['width']} x {item['height']}"])
+    for item in result.get("frames", []):
+        if "overlay" in item:
+            gallery.append((_artifact(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · NG"))
+        rows.append([item["file"], round(item["score"], 4), item["verdict"], f"t = {item['time_s']:.2f} s"])
+    for item in result.get("skipped", []):
+        role = " (good part)" if item.get("role") == "reference" else ""
+        rows.append([item["file"] + role, None, "skipped", item["error"]])
+    files = [_artifact(job, name) for name in job.outputs if not name.endswith(("_overlay.png", "_overlay.jpg"))]
     return gallery, rows, files
 
 
-def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
-        progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a job, then follow it until it ends, streaming its status to the page."""
-    if not files:
-        raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF).")
-    job = submit("anomaly", {"object_name": object_name, "preset": preset},
-                 {"images": files, "references": references or []})
+def timeline(job: Job) -> pd.DataFrame:
+    """Score per sampled frame and the threshold, as series of one line plot."""
+    frames = job.result.get("frames", []) if job.status is Status.SUCCEEDED else []
+    if not frames:
+        return pd.DataFrame({"time (s)": [], "score": [], "series": []})
+    threshold = job.result["threshold"]["image"]
+    times = [f["time_s"] for f in frames]
+    return pd.DataFrame({
+        "time (s)": [*times, times[0], times[-1]],
+        "score": [*(f["score"] for f in frames), threshold, threshold],
+        "series": ["score"] * len(frames) + ["threshold"] * 2,
+    })
+
+
+def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
+            reference_set: str | None) -> dict[str, Any]:
+    mode = THRESHOLD_MODES.get(threshold_mode, "auto")
+    params: dict[str, Any] = {"object_name": object_name, "preset": preset,
+                              "threshold": float(threshold_value) if mode == "value" else mode}
+    if reference_set:
+        params["reference_set"] = reference_set
+    return params
+
+
+def _follow(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
-        yield job.id, status_markdown(job), *(result_views(job) if job.status.final else ([], [], []))
+        done = job.status.final
+        gallery, rows, files = result_views(job) if done else ([], [], [])
+        video = _artifact(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
+        summary = _threshold_line(job.result) if done and job.status is Status.SUCCEEDED else ""
+        warnings = "".join(f"\n\n⚠️ {w}" for w in job.result.get("warnings", [])) if done else ""
+        yield (job.id, status_markdown(job) + summary + warnings, gallery, rows, video,
+               gr.LinePlot(value=timeline(job), visible=video is not None), files)
+
+
+def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
+        threshold_mode: str = "Automatic", threshold_value: float = 0.5, reference_set: str | None = None,
+        progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Inspect a batch of images (zips accepted); streams status, then overlays, verdicts and downloads."""
+    if not files:
+        raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF) or a .zip of images.")
+    job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set),
+                 {"images": files, "references": references or []})
+    yield from _follow(job, progress)
+
+
+def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
+              sampling: str = "Every Nth frame", sampling_value: float = 1, threshold_mode: str = "Automatic",
+              threshold_value: float = 0.5, reference_set: str | None = None,
+              progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Inspect one video frame by frame; streams status, then the overlay video, timeline and flagged frames."""
+    if not video:
+        raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
+    params = _params(object_name, preset, threshold_mode, threshold_value, reference_set)
+    if sampling == "Frames per second":
+        params["fps"] = float(sampling_value)
+    else:
+        params["stride"] = int(sampling_value)
+    job = submit("anomaly_video", params, {"video": [video], "references": references or []})
+    yield from _follow(job, progress)
+
+
+def reference_set_choices() -> list[tuple[str, str]]:
+    return [(f"{s['name']} ({len(s['files'])} images{', ' + s['object_name'] if s['object_name'] else ''})",
+             s["name"]) for s in reference_sets.list_sets()]
+
+
+def save_reference_set(name: str, references: list[str] | None, object_name: str) -> tuple[str, Any]:
+    """Store the uploaded good parts under a name, for later jobs."""
+    if not references:
+        raise gr.Error("Upload the images of good parts first, then save them as a set.")
+    try:
+        meta = reference_sets.save(name, [(Path(f).name, Path(f)) for f in references], object_name)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return (f"Saved reference set **{meta['name']}** ({len(meta['files'])} images).",
+            gr.Dropdown(choices=reference_set_choices(), value=meta["name"]))
 
 
 def metric_rows(job: Job) -> list[list[Any]]:
@@ -82,40 +187,70 @@ def cancel(job_id: str | None) -> str:
 
 def build() -> None:
     presets = client.presets("anomaly")
+    preset_choices = [(p["label"], p["name"]) for p in presets]
     gr.Markdown(
-        "### Zero-shot anomaly segmentation (WinCLIP)\n"
-        "Upload images of one kind of part, name the object, and get an anomaly score per image and a heat map. "
-        "Adding a few images of good parts switches from zero-shot WinCLIP to WinCLIP+, which also compares "
-        "every patch with the nearest patch of the good parts. "
-        "Scores are probabilities of the *anomalous* prompts (0 to 1); heat-map colours use the same absolute "
-        "scale for every image: blue = 0, green = 0.5, red = 1. Downloads: a 16-bit PNG map per image "
-        "(value = score x 65535) and `scores.json`."
+        "### Anomaly inspection (WinCLIP, WinCLIP+)\n"
+        "Inspect a batch of images (or a .zip of them) or a video of one kind of part: name the object and get "
+        "an anomaly score, an **OK / NG** verdict and a heat map per image or frame. Adding a few images of good "
+        "parts switches from zero-shot WinCLIP to WinCLIP+ and lets the threshold be calibrated. Scores are "
+        "probabilities of the *anomalous* prompts (0 to 1); heat-map colours use the same absolute scale for "
+        "every image (blue = 0, green = 0.5, red = 1); the white outline marks the region above the threshold."
     )
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            files = gr.File(label="Images to inspect", file_count="multiple", file_types=ACCEPTED,
-                            elem_id="anomaly-files")
-            references = gr.File(label="Good parts (optional): images of defect-free parts switch on WinCLIP+",
-                                 file_count="multiple", file_types=ACCEPTED, elem_id="anomaly-references")
+            with gr.Tabs():
+                with gr.Tab("Images", id="anomaly-images-tab"):
+                    files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
+                                    file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-files")
+                    run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
+                with gr.Tab("Video", id="anomaly-video-tab"):
+                    video = gr.File(label="Video to inspect", file_types=VIDEO_TYPES, elem_id="anomaly-video")
+                    with gr.Row():
+                        sampling = gr.Radio(["Every Nth frame", "Frames per second"], value="Every Nth frame",
+                                            label="Sampling", elem_id="anomaly-sampling")
+                        sampling_value = gr.Number(value=5, minimum=0.01, label="N or frames per second",
+                                                   elem_id="anomaly-sampling-value")
+                    video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
             object_name = gr.Textbox(label="Object name", placeholder="e.g. metal plate, bottle, PCB",
                                      elem_id="anomaly-object")
-            preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
-                                 value=presets[0]["name"], elem_id="anomaly-preset")
-            with gr.Row():
-                run_button = gr.Button("Run", variant="primary", elem_id="anomaly-run")
-                cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
+            preset = gr.Dropdown(label="Model", choices=preset_choices, value=presets[0]["name"],
+                                 elem_id="anomaly-preset")
+            with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
+                references = gr.File(label="Images of good parts (optional)", file_count="multiple",
+                                     file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-references")
+                reference_set = gr.Dropdown(label="…or a saved set of good parts", choices=reference_set_choices(),
+                                            value=None, allow_custom_value=False, elem_id="anomaly-reference-set")
+                with gr.Row():
+                    set_name = gr.Textbox(label="Save the uploaded good parts as", placeholder="set name",
+                                          scale=3, elem_id="anomaly-set-name")
+                    save_button = gr.Button("Save set", scale=1, elem_id="anomaly-save-set")
+                set_status = gr.Markdown(elem_id="anomaly-set-status")
+                threshold_mode = gr.Radio(list(THRESHOLD_MODES), value="Automatic", label="Threshold",
+                                          elem_id="anomaly-threshold-mode")
+                threshold_value = gr.Slider(0, 1, value=0.5, step=0.001, label="Threshold value (Set it myself)",
+                                            elem_id="anomaly-threshold-value")
+                gr.Markdown(THRESHOLD_HELP)
+            cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
         with gr.Column(scale=2):
-            status = gr.Markdown("Upload images and press Run.", elem_id="anomaly-status")
-            gallery = gr.Gallery(label="Heat maps", columns=3, height="auto", object_fit="contain",
-                                 elem_id="anomaly-gallery")
-            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores",
-                                 interactive=False, elem_id="anomaly-scores")
-            downloads = gr.File(label="Downloads (maps and scores.json)", file_count="multiple",
-                                interactive=False, elem_id="anomaly-downloads")
-    run_button.click(run, [files, references, object_name, preset], [job_id, status, gallery, table, downloads],
+            status = gr.Markdown("Upload images or a video and press Inspect.", elem_id="anomaly-status")
+            overlay_video = gr.Video(label="Heat-map video", interactive=False, elem_id="anomaly-overlay-video")
+            plot = gr.LinePlot(x="time (s)", y="score", color="series", y_lim=[0, 1], label="Score over time",
+                               visible=False, elem_id="anomaly-timeline")
+            gallery = gr.Gallery(label="Heat maps (video: frames above the threshold)", columns=3, height="auto",
+                                 object_fit="contain", elem_id="anomaly-gallery")
+            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores")
+            downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
+                                file_count="multiple", interactive=False, elem_id="anomaly-downloads")
+    outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
+    shared = [references, object_name, preset]
+    run_button.click(run, [files, *shared, threshold_mode, threshold_value, reference_set], outputs,
                      api_name="anomaly", concurrency_limit=None)
+    video_button.click(run_video, [video, *shared, sampling, sampling_value, threshold_mode, threshold_value,
+                                   reference_set], outputs, api_name="anomaly_video", concurrency_limit=None)
     cancel_button.click(cancel, [job_id], [status], api_name="cancel_anomaly")
+    save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
+                      api_name="save_reference_set")
 
     with gr.Accordion("Evaluate on a labelled set", open=False):
         gr.Markdown(

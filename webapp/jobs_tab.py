@@ -13,6 +13,7 @@ from webapp.views import JOB_TABLE_HEADERS, job_rows, status_markdown
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
+    "anomaly_video": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
     "anomaly_evaluate": (anomaly_tab.evaluation_views, anomaly_tab.METRIC_HEADERS),
     "completion": (completion_tab.result_views, completion_tab.IMAGE_HEADERS),
     "completion_evaluate": (completion_tab.evaluation_views, completion_tab.METRIC_HEADERS),

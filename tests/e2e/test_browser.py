@@ -88,3 +88,23 @@ def test_the_jobs_tab_lists_jobs(page, metal_plate_images):
     table = page.locator("#jobs-table")
     expect(table).to_contain_text("succeeded", timeout=30_000)
     expect(table).to_contain_text("anomaly")
+
+
+def test_a_video_plays_back_with_its_timeline_and_verdicts(page, tmp_path, metal_plate_images):
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "belt.mp4", frames=10, size=(96, 64), fps=10)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#anomaly-video input[type=file]").set_input_files(str(tmp_path / "belt.mp4"))
+    page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in metal_plate_images[:2]])
+    page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
+    choose_preset(page, "tiny")
+    page.locator("#anomaly-run-video").click()
+    status = page.locator("#anomaly-status")
+    status.get_by_text("Succeeded").wait_for()
+    expect(status).to_contain_text("(calibrated")
+    expect(page.locator("#anomaly-overlay-video video")).to_have_count(1)
+    expect(page.locator("#anomaly-timeline")).to_be_visible()
+    expect(page.locator("#anomaly-scores")).to_contain_text("frame 000005 (0.50 s)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-video-result.png"), full_page=True)

@@ -184,3 +184,60 @@ def test_evaluation_job_refuses_a_zip_slip_archive(tmp_path):
                                     {"dataset": [archive]}).id, timeout=60)
     assert job.status is Status.FAILED and "points outside the archive" in job.error
     assert not (get_store().root / "outside.png").exists()
+
+
+def test_video_job_scores_frames_and_writes_the_overlay_video(tmp_path, metal_plate_images):
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "line.webm", frames=15, size=(64, 48), fps=10)
+    job = client.submit("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny", "fps": 2,
+                                          "threshold": "calibrate"},
+                        {"video": [tmp_path / "line.webm"], "references": metal_plate_images[:3]})
+    job = client.wait(job.id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    assert [f["frame"] for f in job.result["frames"]] == [0, 5, 10]
+    assert job.result["threshold"]["source"] == "calibrated" and len(job.result["threshold"]["good_scores"]) == 3
+    assert client.artifact_path(job.id, "overlay.mp4").stat().st_size > 0
+    assert job.message == "Done" and "Scored frame" not in job.message
+
+
+def test_video_job_refuses_a_second_video_and_keeps_the_uploads(tmp_path):
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "a.mp4", frames=3)
+    job = client.wait(client.submit("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny"},
+                                    {"video": [tmp_path / "a.mp4", tmp_path / "a.mp4"]}).id, timeout=60)
+    assert job.status is Status.FAILED and "exactly one video" in job.error
+    assert all(get_store().input_path(job.id, stored).is_file() for stored in job.inputs)
+
+
+def test_zip_batch_job_and_a_saved_reference_set(tmp_path, metal_plate_images):
+    import zipfile
+
+    from tasks import reference_sets
+
+    archive = tmp_path / "batch.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in metal_plate_images[:2]:
+            bundle.write(path, f"{path.parent.name}_{path.name}")
+        bundle.writestr("../../evil.png", b"x")
+    reference_sets.save("plates-embedded", [(p.name, p) for p in metal_plate_images[2:4]], "metal plate")
+    job = client.wait(client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny",
+                                                "reference_set": "plates-embedded"}, [archive]).id, timeout=120)
+    # The traversal entry refuses the whole zip, with the reason; nothing was extracted outside.
+    assert job.status is Status.FAILED and "points outside the archive" in job.error
+    assert not (tmp_path.parent / "evil.png").exists()
+    clean = tmp_path / "clean.zip"
+    with zipfile.ZipFile(clean, "w") as bundle:
+        for path in metal_plate_images[:2]:
+            bundle.write(path, f"{path.parent.name}_{path.name}")
+    job = client.wait(client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny",
+                                                "reference_set": "plates-embedded"}, [clean]).id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    assert len(job.result["images"]) == 2 and job.result["threshold"]["source"] == "calibrated"
+    assert "from set 'plates-embedded'" in job.result["mode"]
+    reference_sets.delete("plates-embedded")  # the job kept its own copies
+    assert all(get_store().input_path(job.id, s).is_file() for s in job.inputs if s.startswith("references/"))
+    with pytest.raises(ValueError, match="No reference set named 'plates-embedded'"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny",
+                                  "reference_set": "plates-embedded"}, [clean])

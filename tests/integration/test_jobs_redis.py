@@ -124,3 +124,16 @@ def test_unreachable_redis_gives_an_actionable_message(metal_plate_images):
     assert "cannot be reached" in done.stderr and "unset FEWSHOT_REDIS_URL" in done.stderr
     records = client.list_jobs(10)
     assert any(job.status is Status.FAILED and "cannot be reached" in (job.error or "") for job in records)
+
+
+def test_video_job_on_the_worker_from_the_tasks_cli(redis_url, worker, tmp_path):
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "line.mp4", frames=8, size=(64, 48))
+    args = [sys.executable, "-m", "tasks", "submit", "anomaly_video", f"--input=video={tmp_path / 'line.mp4'}",
+            "--param=object_name=plate", "--param=preset=winclip-tiny", "--param=stride=4"]
+    done = subprocess.run(args, cwd=REPO, env=env_for(redis_url), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    job = client.wait(json.loads(done.stdout)["id"], timeout=120)
+    assert job.status is Status.SUCCEEDED, (job.error, worker.read_text()[-3000:])
+    assert [f["frame"] for f in job.result["frames"]] == [0, 4] and job.worker.startswith("test-worker@")
