@@ -12,7 +12,7 @@ from typing import Any
 
 import gradio as gr
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from tasks import client, completion
 from tasks.client import Job, JobNotFound, Status
@@ -47,45 +47,44 @@ def _visible(item: dict[str, Any], review: dict[str, Any], threshold: float) -> 
 
 
 def render(review: dict[str, Any] | None, threshold: float, page: int) -> tuple[Any, Any, str, str, int]:
-    """(annotated image, proposal rows, page line, counts line, page) for one image of the review."""
+    """(overlay image, proposal rows, page line, counts line, page) for one image of the review.
+
+    Existing boxes are drawn solid green; proposals orange (pending), blue and thicker (accepted) or
+    thin grey (rejected), each with its id; one image per view, so large sets page through.
+    """
     if not review:
         return None, [], "No proposals yet: run a completion or load a job.", "", 0
     images = review["doc"]["images"]
     page = min(max(int(page or 0), 0), len(images) - 1)
     item = images[page]
     scale = item["preview_scale"]
-    annotations, colors, rows = [], {}, []
-
-    def add(box: list[float], label: str, color: str) -> None:
-        x, y, w, h = (v * scale for v in box)
-        annotations.append(((round(x), round(y), round(x + w), round(y + h)), label))
-        colors[label] = color
-
-    for number, existing in enumerate(item["existing"], start=1):
-        add(existing["box"], f"existing {number}: {existing['category']}", COLORS["existing"])
-    for p in _visible(item, review, threshold):
+    picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    for existing in item["existing"]:
+        draw.rectangle(_scaled(existing["box"], scale), outline=COLORS["existing"], width=3)
+    rows = []
+    for p in reversed(_visible(item, review, threshold)):  # best drawn last, on top
         state = _status_of(review, p["id"])
-        add(p["box"], f"#{p['id']} {p['category']} {p['score']:.2f} ({state})", COLORS[state])
-        rows.append([p["id"], p["category"], round(p["score"], 4), state, p["exemplar"]])
-    picture = str(client.artifact_path(review["job"], item["preview"]))
+        corners = _scaled(p["box"], scale)
+        draw.rectangle(corners, outline=COLORS[state], width={"accepted": 3, "rejected": 1}.get(state, 2))
+        draw.text((corners[0] + 2, corners[1] + 1), f"#{p['id']}", fill=COLORS[state])
+        rows.insert(0, [p["id"], p["category"], round(p["score"], 4), state, p["exemplar"]])
     all_proposals = [p for i in images for p in i["proposals"]]
     above = sum(1 for p in all_proposals if p["score"] >= threshold)
     counts = (f"**{above}** of {len(all_proposals)} proposals score ≥ {threshold:.2f} · accepted "
               f"**{len(review['accepted'])}** · rejected {len(review['rejected'])}")
     line = f"Image {page + 1} of {len(images)}: `{item['file']}` · {len(item['existing'])} existing, {len(rows)} shown"
-    return (picture, annotations), rows, line, counts, page
+    return picture, rows, line, counts, page
+
+
+def _scaled(box: list[float], scale: float) -> list[float]:
+    x, y, w, h = (v * scale for v in box)
+    return [x, y, x + w, y + h]
 
 
 def _outputs(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
     view, rows, line, counts, page = render(review, threshold, page)
-    return review, gr.AnnotatedImage(value=view, color_map=_color_map(view)), rows, line, counts, page
-
-
-def _color_map(view: Any) -> dict[str, str] | None:
-    if not view:
-        return None
-    return {label: COLORS[label.rsplit("(", 1)[-1].rstrip(")")] if label.startswith("#") else COLORS["existing"]
-            for _, label in view[1]}
+    return review, view, rows, line, counts, page
 
 
 def accept_above(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
@@ -122,11 +121,15 @@ def export(review: dict[str, Any] | None) -> list[str]:
     return [str(p) for p in paths if p.name != completion.REVIEW_FILE]
 
 
-def pick_box(event: gr.SelectData) -> float | None:
-    """Clicking a proposal's box selects its id (labels start with '#id')."""
-    value = event.value if isinstance(event.value, dict) else {}
-    label = str(value.get("label") or "")
-    return float(label[1:].split()[0]) if label.startswith("#") else None
+def pick_box(review: dict[str, Any] | None, page: int, event: gr.SelectData) -> float | None:
+    """Clicking inside a proposal's box on the image selects it (the smallest box under the click)."""
+    if not review or not isinstance(event.index, list | tuple) or len(event.index) != 2:
+        return None
+    item = review["doc"]["images"][page]
+    x, y = (v / item["preview_scale"] for v in event.index)
+    hits = [p for p in item["proposals"]
+            if p["box"][0] <= x <= p["box"][0] + p["box"][2] and p["box"][1] <= y <= p["box"][1] + p["box"][3]]
+    return min(hits, key=lambda p: p["box"][2] * p["box"][3])["id"] if hits else None
 
 
 def pick_row(rows: Any, event: gr.SelectData) -> float | None:
@@ -335,8 +338,8 @@ def build() -> None:
         page_line = gr.Markdown(elem_id="completion-page")
         next_button = gr.Button("Next image ▶", elem_id="completion-next")
     with gr.Row():
-        view = gr.AnnotatedImage(label="Green: existing · orange: proposed · blue: accepted · grey: rejected",
-                                 show_legend=False, height=520, elem_id="completion-view")
+        view = gr.Image(label="Green: existing · orange: proposed · blue: accepted · grey: rejected (click a box)",
+                        type="pil", format="png", interactive=False, height=560, elem_id="completion-view")
         with gr.Column():
             table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
                                  interactive=False, elem_id="completion-proposals")
@@ -369,7 +372,7 @@ def build() -> None:
                           api_name="completion_previous")
     next_button.click(lambda r, t, p: _outputs(r, t, p + 1), [review, threshold, page], review_out,
                       api_name="completion_next")
-    view.select(pick_box, None, proposal, api_visibility="private")
+    view.select(pick_box, [review, page], proposal, api_visibility="private")
     table.select(pick_row, [table], proposal, api_visibility="private")
     accept_button.click(lambda r, i, t, p: decide(r, i, "accept", t, p), [review, proposal, threshold, page],
                         review_out, api_name="completion_accept")
