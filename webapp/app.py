@@ -7,10 +7,9 @@ import os
 import gradio as gr
 
 from tasks.config import get_settings
-from webapp import anomaly_tab, completion_tab, jobs_tab
+from webapp import anomaly_tab, completion_tab, insertion_tab, jobs_tab
 
 NOT_BUILT = {
-    "Object insertion": "Insert or replace an object in an image or video from a text prompt (InVi).",
     "Few-shot fine-tuning": "Adapt a classifier or detector from a handful of labelled examples.",
 }
 
@@ -26,6 +25,8 @@ def build_app() -> gr.Blocks:
                 anomaly_tab.build()
             with gr.Tab("Annotation completion", id="completion"):
                 completion_tab.build()
+            with gr.Tab("Object insertion", id="insertion"):
+                insertion_tab.build()
             for title, purpose in NOT_BUILT.items():
                 with gr.Tab(title):
                     gr.Markdown(f"### {title}\n{purpose}\n\n**Not built yet.** This tool is planned; "

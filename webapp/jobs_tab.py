@@ -8,7 +8,7 @@ import gradio as gr
 
 from tasks import client
 from tasks.client import JobNotFound
-from webapp import anomaly_tab, completion_tab
+from webapp import anomaly_tab, completion_tab, insertion_tab
 from webapp.views import JOB_TABLE_HEADERS, job_rows, status_markdown
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
@@ -17,6 +17,7 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
     "anomaly_evaluate": (anomaly_tab.evaluation_views, anomaly_tab.METRIC_HEADERS),
     "completion": (completion_tab.result_views, completion_tab.IMAGE_HEADERS),
     "completion_evaluate": (completion_tab.evaluation_views, completion_tab.METRIC_HEADERS),
+    "insertion": (insertion_tab.result_views, insertion_tab.RESULT_HEADERS),
 }
 
 

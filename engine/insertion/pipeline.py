@@ -9,6 +9,7 @@ values per step; the other frames follow in chunks, each attending to those anch
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -110,8 +111,8 @@ class InsertionPipeline:
         self.store = AnchorStore()
         self.extended_layers = install(pipe.unet, self.store)
         self.resolution = pipe.unet.config.sample_size * pipe.vae_scale_factor
-        # the UNet halves the latents once per level but the last: crops are multiples of this
-        self.size_multiple = pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1)
+        # the UNet halves the latents once per level but the last, and diffusers asks for multiples of 8
+        self.size_multiple = math.lcm(8, pipe.vae_scale_factor * 2 ** (len(pipe.unet.config.block_out_channels) - 1))
         self.device = pipe.unet.device
         self._lock = threading.Lock()  # the scheduler and the anchor store are per-run state
 

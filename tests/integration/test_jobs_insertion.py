@@ -10,9 +10,9 @@ from PIL import Image
 
 from tasks import client, embedded
 from tasks.client import Status
-from tests.helpers import noise_images, wait_until
-from tests.unit.test_insertion import write_video
+from tests.helpers import moving_square_video, noise_images, wait_until
 
+SIZE = (96, 72)
 PARAMS = {"prompt": "a red ball", "preset": "insertion-tiny", "steps": 2, "seed": 5}
 
 
@@ -38,7 +38,7 @@ def test_image_job_with_a_drawn_layer_and_two_seeds(tmp_path):
 
 
 def test_video_job_with_a_box_on_the_anchor_frame(tmp_path):
-    write_video(tmp_path / "clip.mkv", frames=3)
+    moving_square_video(tmp_path / "clip.mkv", frames=3, size=SIZE, lossless=True)
     job = client.submit("insertion", {**PARAMS, "box": "20,10,60,50", "region_mode": "same"},
                         {"video": [tmp_path / "clip.mkv"]})
     job = client.wait(job.id, timeout=120)
@@ -59,7 +59,7 @@ def test_video_job_with_a_box_on_the_anchor_frame(tmp_path):
 )
 def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expected):
     if files == "one_frame":
-        write_video(tmp_path / "one.mkv", frames=1)
+        moving_square_video(tmp_path / "one.mkv", frames=1, size=SIZE, lossless=True)
         inputs = {"video": [tmp_path / "one.mkv"]}
     else:
         inputs = {"image": noise_images(tmp_path, 1, size=(64, 48))}
@@ -68,7 +68,7 @@ def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expecte
 
 
 def test_cancel_stops_a_video_between_steps(tmp_path):
-    write_video(tmp_path / "long.mkv", frames=40)
+    moving_square_video(tmp_path / "long.mkv", frames=40, size=SIZE, lossless=True)
     job = client.submit("insertion", {**PARAMS, "box": "20,10,60,50", "steps": 20}, {"video": [tmp_path / "long.mkv"]})
     wait_until(lambda: client.get(job.id).status is Status.RUNNING and client.get(job.id).progress > 0.03,
                timeout=60, what="the video job to start denoising")

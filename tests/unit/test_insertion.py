@@ -8,7 +8,6 @@ images and every video frame; a seed gives the same output twice; bad input gets
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,9 +28,11 @@ from engine.insertion.regions import (
     paste,
 )
 from engine.insertion.runs import run_image, run_video
-from engine.video import VideoWriter, iter_frames
+from engine.video import iter_frames
+from tests.helpers import moving_square_video
 
 STEPS = 2
+SIZE = (96, 72)
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +46,6 @@ def settings(**overrides) -> InsertionSettings:
 
 def noise_image(width: int = 96, height: int = 72, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8))
-
-
-def write_video(path: Path, frames: int, size: tuple[int, int] = (96, 72)) -> list[np.ndarray]:
-    """A lossless test video of a moving gradient; returns its frames as written."""
-    written = []
-    with VideoWriter(path, fps=10, lossless=True) as writer:
-        for index in range(frames):
-            x = np.linspace(0, 255, size[0])[None, :, None] + 8 * index
-            y = np.linspace(0, 255, size[1])[:, None, None]
-            frame = (np.concatenate([np.broadcast_to(x, (*size[::-1], 1)), np.broadcast_to(y, (*size[::-1], 1)),
-                                     np.full((*size[::-1], 1), 90.0)], axis=2) % 256).astype(np.uint8)
-            writer.write(frame)
-            written.append(frame)
-    return written
 
 
 # -- the extended-attention processor -----------------------------------------------------------
@@ -170,6 +157,15 @@ def test_image_insertion_keeps_outside_pixels_and_repeats_with_the_same_seed(pip
         assert (np.asarray(result)[mask] != np.asarray(image)[mask]).mean() > 0.5
 
 
+def test_a_wide_region_at_the_edge_gets_a_non_square_crop(pipeline):
+    image = noise_image(96, 40)
+    mask = mask_from_box((0, 5, 90, 35), image.size)
+    crop = pipeline.crop(image, mask, settings())
+    assert crop.box == (0, 0, 96, 40) and crop.size == (32, 16)
+    result = np.asarray(pipeline.insert_image(image, mask, settings()).images[0][1])
+    assert np.array_equal(result[~mask], np.asarray(image)[~mask])
+
+
 def test_replace_mode_grows_the_mask_and_keeps_the_rest(pipeline):
     image = noise_image()
     mask = mask_from_box((30, 20, 70, 50), image.size)
@@ -180,7 +176,7 @@ def test_replace_mode_grows_the_mask_and_keeps_the_rest(pipeline):
 
 def test_video_frames_keep_outside_pixels_and_follow_the_anchor(pipeline, tmp_path):
     source = tmp_path / "clip.mkv"
-    write_video(source, frames=4)
+    moving_square_video(source, frames=4, size=SIZE, lossless=True)
     summary, files = run_video(pipeline, ("clip.mkv", source), settings(), tmp_path / "out", region_mode="interpolate",
                                keyframes="0: 20,10,60,50\n3: 40,20,80,60", anchor_index=1, chunk_size=2)
     assert files == ["result.mp4", "result_lossless.mkv", "anchor.png", "anchor_mask.png", "summary.json"]
@@ -221,7 +217,7 @@ def test_a_following_frame_reads_the_anchor_through_every_self_attention_layer(p
 
 def test_the_same_seed_gives_the_same_video_twice(pipeline, tmp_path):
     source = tmp_path / "clip.mkv"
-    write_video(source, frames=2)
+    moving_square_video(source, frames=2, size=SIZE, lossless=True)
     outputs = []
     for name in ("first", "second"):
         run_video(pipeline, ("clip.mkv", source), settings(), tmp_path / name, box="20,10,60,50")
@@ -231,7 +227,7 @@ def test_the_same_seed_gives_the_same_video_twice(pipeline, tmp_path):
 
 def test_progress_counts_frames_and_steps_and_can_cancel(pipeline, tmp_path):
     source = tmp_path / "clip.mkv"
-    write_video(source, frames=3)
+    moving_square_video(source, frames=3, size=SIZE, lossless=True)
     messages = []
 
     def progress(fraction: float, message: str) -> None:
@@ -291,7 +287,7 @@ def test_no_region_and_a_mask_of_another_size_are_refused(pipeline, tmp_path):
 
 def test_bad_videos_are_refused_with_a_message(pipeline, tmp_path, monkeypatch):
     one = tmp_path / "one.mkv"
-    write_video(one, frames=1)
+    moving_square_video(one, frames=1, size=SIZE, lossless=True)
     with pytest.raises(UserInputError, match="single frame; use image insertion"):
         run_video(pipeline, ("one.mkv", one), settings(), tmp_path / "out", box="1,1,20,20")
     broken = tmp_path / "broken.mp4"
@@ -299,7 +295,7 @@ def test_bad_videos_are_refused_with_a_message(pipeline, tmp_path, monkeypatch):
     with pytest.raises(UserInputError, match=r"broken\.mp4"):
         run_video(pipeline, ("broken.mp4", broken), settings(), tmp_path / "out", box="1,1,20,20")
     clip = tmp_path / "clip.mkv"
-    write_video(clip, frames=3)
+    moving_square_video(clip, frames=3, size=SIZE, lossless=True)
     monkeypatch.setenv("FEWSHOT_MAX_VIDEO_SECONDS", "0.1")
     with pytest.raises(UserInputError, match="FEWSHOT_MAX_VIDEO_SECONDS"):
         run_video(pipeline, ("clip.mkv", clip), settings(), tmp_path / "out", box="1,1,20,20")

@@ -1,0 +1,78 @@
+"""Object insertion through the launched app's API (gradio_client): image, video, bad input, Jobs tab."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from tasks import client
+from tests.helpers import moving_square_video, noise_images
+
+SIZE = (96, 72)
+SAMPLING = ["insert", "insertion-tiny", 3]  # mode, preset, seed
+STEPS = [2, 7.5, 1.0]  # steps, guidance, strength
+
+
+@pytest.fixture(scope="module")
+def api(app_url) -> Client:
+    return Client(app_url, verbose=False)
+
+
+def test_insertion_image_with_a_painted_layer_gives_one_result_per_seed(api, tmp_path):
+    image = noise_images(tmp_path, 1, size=(96, 72))[0]
+    layer = Image.new("RGBA", (96, 72), (0, 0, 0, 0))
+    layer.paste((255, 0, 255, 255), (30, 20, 70, 50))
+    layer.save(tmp_path / "layer.png")
+    editor = {"background": handle_file(str(image)), "layers": [handle_file(str(tmp_path / "layer.png"))],
+              "composite": None}
+    status, gallery, downloads = api.predict(editor, "", "a red ball", "", *SAMPLING, 2, *STEPS,
+                                             api_name="/insert_image")
+    assert "Succeeded" in status, status
+    assert [item["caption"] for item in gallery] == ["seed 3", "seed 4"]
+    assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["mask.png", "result_seed3.png", "result_seed4.png",
+                                                               "summary.json"]
+    result = np.asarray(Image.open(gallery[0]["image"]).convert("RGB"))
+    outside = np.ones((72, 96), dtype=bool)
+    outside[20:50, 30:70] = False
+    assert np.array_equal(result[outside], np.asarray(Image.open(image).convert("RGB"))[outside])
+
+
+def test_insertion_video_with_a_box_returns_an_mp4_and_the_anchor(api, tmp_path):
+    moving_square_video(tmp_path / "clip.mp4", frames=3, size=SIZE)
+    status, video, anchor, downloads = api.predict(
+        handle_file(str(tmp_path / "clip.mp4")), None, 0, "same", "20,10,60,50", "",
+        None, "a red ball", "", *SAMPLING, *STEPS, api_name="/insert_video")
+    assert "Succeeded" in status, status
+    assert video.endswith("result.mp4") and anchor.endswith(".png")
+    assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["anchor.png", "anchor_mask.png", "result.mp4",
+                                                               "result_lossless.mkv", "summary.json"]
+
+
+def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
+    image = noise_images(tmp_path, 1, size=(64, 48))[0]
+    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
+    status, gallery, _ = api.predict(editor, "", "a cat " * 30, "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    assert "Failed" in status and "Mark the region" in status and gallery == []
+    status, gallery, _ = api.predict(editor, "1,1,30,30", "a cat " * 30, "", *SAMPLING, 1, *STEPS,
+                                     api_name="/insert_image")
+    assert "Succeeded" in status and "it was cut after" in status and len(gallery) == 1
+    with pytest.raises(Exception, match="Upload an image"):
+        api.predict(None, "1,1,5,5", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    moving_square_video(tmp_path / "one.mkv", frames=1, size=SIZE, lossless=True)
+    status, video, _, _ = api.predict(handle_file(str(tmp_path / "one.mkv")), None, 0,
+                                      "same", "1,1,20,20", "", None, "a cat", "", *SAMPLING, *STEPS,
+                                      api_name="/insert_video")
+    assert "Failed" in status and "single frame" in status and video is None
+
+
+def test_insertion_jobs_open_in_the_jobs_tab(api, tmp_path):
+    image = noise_images(tmp_path, 1, size=(64, 48))[0]
+    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
+    api.predict(editor, "5,5,40,40", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    job = client.list_jobs(1)[0]
+    assert job.tool == "insertion"
+    details, gallery, table, files = api.predict(job.id, api_name="/open_job")
+    assert "Succeeded" in details and gallery[0]["caption"] == "seed 3"
+    assert table["headers"] == ["input", "seed", "output", "size"] and files
