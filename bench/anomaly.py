@@ -96,13 +96,58 @@ def run_one(arch: str, device: str, batch: int, shots: int, n_images: int) -> di
             "s_per_image": seconds / n_images, "peak_mib": peak, "gflop_per_image": pass_flops(pipeline.model) / 1e9}
 
 
+def run_text(arch: str, device: str) -> dict:
+    """Seconds of text encoding for a new object name: first in the process, then warm, then from the
+    disk cache after a restart; and CLIP's plain 77-token encode of the same prompts, for scale."""
+    import os
+
+    import open_clip
+    import torch
+    import torch.nn.functional as F
+
+    from engine.anomaly import WinClipPipeline
+    from engine.anomaly.prompts import prompt_ensemble
+    from engine.loading import build_random_open_clip, save_open_clip
+
+    config = open_clip.get_model_config("ViT-B-16-plus-240")
+    with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryDirectory() as cache:
+        os.environ["FEWSHOT_CACHE_DIR"] = cache
+        save_open_clip(build_random_open_clip(config), config, Path(tmp))
+        pipeline = WinClipPipeline.from_pretrained(tmp, device=device)
+        timings = {}
+        for label, name in (("first", "metal plate"), ("new", "bottle cap"), ("new2", "printed circuit board")):
+            _sync(device)
+            start = time.perf_counter()
+            pipeline.text_embeddings(name)
+            _sync(device)
+            timings[label] = time.perf_counter() - start
+        restarted = WinClipPipeline.from_pretrained(tmp, device=device)
+        start = time.perf_counter()
+        restarted.text_embeddings("bottle cap")
+        timings["disk"] = time.perf_counter() - start
+        prompts = [p for group in prompt_ensemble("bottle cap") for p in group]
+        model = pipeline.model
+        with torch.inference_mode():
+            start = time.perf_counter()
+            full = model.clip.encode_text(model.tokenizer(prompts).to(pipeline.device))
+            _sync(device)
+            timings["full_context"] = time.perf_counter() - start
+            shared = model.encode_text(prompts)
+        timings["max_cosine_gap"] = float(1 - F.cosine_similarity(full.float(), shared.float()).min())
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--arch", choices=["tiny", "real", "both"], default="both")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--images", type=int, default=8, help="images per configuration")
     parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--text", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.text:
+        print(json.dumps(run_text("real", args.text)))
+        return
     if args.one:
         print(json.dumps(run_one(**json.loads(args.one))))
         return
@@ -113,6 +158,14 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} threads"
     print(f"device {device} ({name})")
     print(f"fp32 matmul throughput (2048^3): {gflops:.0f} GFLOP/s")
+    if args.arch != "tiny":
+        done = subprocess.run([sys.executable, __file__, "--text", device], cwd=REPO, capture_output=True, text=True,
+                              check=True)
+        t = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"text encoding, ViT-B-16-plus-240, 231 prompts: first name {t['first']:.2f} s (includes warm-up), "
+              f"new names {t['new']:.2f} s and {t['new2']:.2f} s, after a restart from the disk cache "
+              f"{t['disk']:.3f} s; CLIP's 77-token encode {t['full_context']:.2f} s "
+              f"(largest cosine gap to it {t['max_cosine_gap']:.1e})")
     print(f"{'arch':5} {'batch':>5} {'shots':>5} {'img/s':>8} {'s/img':>7} {'peak MiB':>9} {'GFLOP/img':>9} "
           f"{'% of matmul':>11}")
     arches = ["tiny", "real"] if args.arch == "both" else [args.arch]

@@ -157,3 +157,27 @@ def test_text_embeddings_survive_a_restart_on_disk(tmp_path, monkeypatch):
     save_open_clip(build_random_open_clip(config, seed=8), config, tmp_path / "other")
     other = WinClipPipeline.from_pretrained(tmp_path / "other", device="cpu").text_embeddings("gear")
     assert not torch.allclose(other, first)  # another model never reads this model's cache
+
+
+def test_prefix_tree_shares_prefixes_and_masks_exactly_the_ancestors():
+    from engine.anomaly.winclip import PrefixTree, _prefix_chunks
+
+    tree = PrefixTree([(1, 2, 3), (1, 2, 4), (1, 5)])
+    assert tree.tokens == [1, 2, 3, 4, 5] and tree.depths == [0, 1, 2, 2, 1] and tree.ends == [2, 3, 4]
+    expected = np.array([[1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [1, 1, 1, 0, 0], [1, 1, 0, 1, 0], [1, 0, 0, 0, 1]], bool)
+    assert np.array_equal(tree.ancestors, expected)
+    # Chunks never exceed the node budget, and every row lands in exactly one chunk.
+    rows = [(1, 2, 3), (1, 2, 4), (1, 5), (6, 7, 8, 9)]
+    chunks = _prefix_chunks(rows, max_tokens=5)
+    assert sorted(i for chunk in chunks for i in chunk) == [0, 1, 2, 3]
+    assert all(len(PrefixTree([rows[i] for i in chunk]).tokens) <= 5 for chunk in chunks)
+
+
+def test_prefix_shared_encoding_equals_each_prompt_alone_across_chunks(tiny_pipeline, monkeypatch):
+    model = tiny_pipeline.model
+    prompts = [p for group in prompt_ensemble("transistor") for p in group]
+    with torch.inference_mode():
+        alone = torch.cat([model.clip.encode_text(model.tokenizer([p])) for p in prompts[::7]])
+        monkeypatch.setattr(type(model), "MAX_TREE_TOKENS", 40)  # many small trees
+        shared = model.encode_text(prompts[::7])
+    torch.testing.assert_close(shared, alone, atol=1e-5, rtol=1e-4)
