@@ -120,7 +120,7 @@ def settings_controls(prefix: str, presets: list[dict[str, Any]], variants: bool
     mode.change(lambda m: gr.Textbox(placeholder=PROMPT_HINT[m]), mode, prompt, api_visibility="private")
     preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
                          value=presets[0]["name"], elem_id=f"{prefix}-preset")
-    with gr.Accordion("Sampling", open=False):
+    with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
         seed = gr.Number(label="Seed", value=0, minimum=0, precision=0, elem_id=f"{prefix}-seed")
         count = gr.Slider(1, 8, value=2, step=1, label="Results to choose from (seeds seed, seed+1, …)",
                           visible=variants, elem_id=f"{prefix}-variants")
@@ -146,7 +146,7 @@ def build() -> None:
         "their exact values; the edge is feathered inside the mask only. In a video the anchor frame is done "
         "first; every other frame attends to the anchor's attention keys and values, so the object keeps its look."
     )
-    with gr.Tabs():
+    with gr.Tabs(elem_id="insertion-tabs"):
         with gr.Tab("Image", id="insertion-image"):
             image_section(presets)
         with gr.Tab("Video", id="insertion-video"):
