@@ -7,6 +7,8 @@
     python -m engine complete run --data DIR_OR_FILES... [--video FILE --stride N] [--preset NAME] --out DIR
     python -m engine complete evaluate --data DIR [--drop 0.3] [--seed 0] [--threshold 0.3] --out DIR
     python -m engine insert (--image F | --video F) (--box X0,Y0,X1,Y1 | --mask F) --prompt "a red car" --out DIR
+    python -m engine finetune classify --data DIRS_OR_ZIPS... --out DIR [--method lora|linear] [--shots K --seeds 0,1,2]
+    python -m engine finetune predict --model DIR (--images FILES... | --video F [--stride N]) [--alpha A]
 """
 
 from __future__ import annotations
@@ -181,6 +183,53 @@ def cmd_insert(args: argparse.Namespace) -> None:
     print(json.dumps({"outputs": [str(Path(args.out) / name) for name in files]}))
 
 
+def cmd_finetune(args: argparse.Namespace) -> None:
+    import json
+    import tempfile
+
+    from engine.finetune.data import gather_sources, load_labelled_set
+    from engine.finetune.runs import kshot_evaluation, predict_files, predict_video, train_and_save
+    from engine.finetune.train import TrainSettings
+
+    if args.mode == "predict":
+        if not args.model or bool(args.images) == bool(args.video):
+            raise UserInputError("predict needs --model and either --images or --video.")
+        model = Path(args.model)
+        report = (predict_video(model, named([args.video])[0], args.alpha, stride=args.stride, device=args.device)
+                  if args.video else predict_files(model, _image_files(args.images), args.alpha, args.device))
+        for row in report["predictions"]:
+            print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
+        return
+    if not args.data or not args.out:
+        raise UserInputError("classify needs --data (class folders or zips of them) and --out.")
+    settings = TrainSettings(method=args.method, lora_rank=args.rank, lora_blocks=args.blocks, steps=args.steps,
+                             learning_rate=args.lr, time_budget_s=args.time_budget, seed=args.seed)
+    paths = [Path(p) for p in args.data]
+    with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
+        data = load_labelled_set(gather_sources([p for p in paths if p.is_dir()],
+                                                named([str(p) for p in paths if p.is_file()]), work_dir=Path(work)))
+    out = Path(args.out)
+    if args.shots:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        report = kshot_evaluation(data, args.preset, settings, args.shots, seeds, args.device, _print_progress)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "kshot.json").write_text(json.dumps(report, indent=1))
+        for key in ("zero_shot_accuracy", "fine_tuned_accuracy"):
+            print(f"{key}: {report[key]['mean']:.3f} +- {report[key]['std']:.3f} ({args.shots}-shot, seeds {seeds})")
+        return
+    summary, _ = train_and_save(data, args.preset, settings, out, args.name, named(args.unlabeled), args.device,
+                                _print_progress)
+    for item in summary["skipped"]:
+        print(f"skipped  {item['error']}", file=sys.stderr)
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    for label in ("zero_shot", "fine_tuned"):
+        metrics = summary["metrics"][label]
+        if metrics:
+            print(f"{label:10} accuracy {metrics['accuracy']:.3f} on {metrics['images']} held-out images")
+    print(f"stopped: {summary['stopped']} (best step {summary['best_step']}); model in {out / 'model'}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -254,6 +303,29 @@ def main(argv: list[str] | None = None) -> int:
     insert.add_argument("--out", required=True, help="folder for the results and summary.json")
     insert.add_argument("--device")
     insert.set_defaults(run=cmd_insert)
+    finetune = commands.add_parser("finetune", help="few-shot classification: fine-tune CLIP, or use the result")
+    finetune.add_argument("mode", choices=["classify", "predict"])
+    finetune.add_argument("--data", nargs="+", help="classify: folders with a sub-folder per class, or zips of that")
+    finetune.add_argument("--out", help="classify: folder for model/, model.zip, metrics.json, history.csv")
+    finetune.add_argument("--name", default="classifier", help="classify: the model's name")
+    finetune.add_argument("--preset", default="finetune-clip-vit-b-32", choices=sorted(PRESETS))
+    finetune.add_argument("--method", default="lora", choices=["lora", "linear"])
+    finetune.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    finetune.add_argument("--blocks", default="all", help="LoRA blocks: all, last:N or 0,3,5")
+    finetune.add_argument("--steps", type=int, default=60)
+    finetune.add_argument("--lr", type=float, default=1e-3)
+    finetune.add_argument("--time-budget", type=float, default=900, help="seconds")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--unlabeled", nargs="+", help="classify: unlabeled images (transductive entropy term)")
+    finetune.add_argument("--shots", type=int, help="classify: K-shot evaluation instead (K per class, rest tested)")
+    finetune.add_argument("--seeds", default="0,1,2", help="K-shot evaluation seeds")
+    finetune.add_argument("--model", help="predict: a model folder (the model/ of a classify run)")
+    finetune.add_argument("--images", nargs="+", help="predict: images or folders")
+    finetune.add_argument("--video", help="predict: a video whose sampled frames are classified")
+    finetune.add_argument("--stride", type=int, default=10, help="predict --video: every N-th frame")
+    finetune.add_argument("--alpha", type=float, default=1.0, help="WiSE-FT mix: 0 zero-shot, 1 fine-tuned")
+    finetune.add_argument("--device")
+    finetune.set_defaults(run=cmd_finetune)
     args = parser.parse_args(argv)
     try:
         args.run(args)

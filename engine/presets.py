@@ -71,6 +71,12 @@ _TINY_INSERTION_CONFIG: dict[str, Any] = {
                      "vocab_size": 1000, "max_position_embeddings": 77},
 }
 
+_TINY_FINETUNE_CLIP_CONFIG: dict[str, Any] = {
+    # The tiny CLIP at 64 px (a 4 x 4 patch grid): a training step takes milliseconds on a CPU.
+    **_TINY_CLIP_CONFIG,
+    "vision_cfg": {**_TINY_CLIP_CONFIG["vision_cfg"], "image_size": 64},
+}
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -126,6 +132,22 @@ PRESETS: dict[str, Preset] = {
             family="owlv2",
             config=_TINY_OWLV2_CONFIG,
             description="A 2-layer OWLv2 with random weights (64 px input, 16 x 16 boxes) for tests and demos.",
+        ),
+        Preset(
+            name="finetune-clip-vit-b-32",
+            tool="finetune",
+            label="CLIP · ViT-B-32 (LAION-2B, s34b b79k)",
+            architecture="ViT-B-32",
+            pretrained="laion2b_s34b_b79k",
+            description="open_clip ViT-B/32 at 224 px: head from class-name text, LoRA on the image tower.",
+        ),
+        Preset(
+            name="finetune-clip-tiny",
+            tool="finetune",
+            label="CLIP · tiny (random weights: tests the plumbing, zero-shot is chance)",
+            architecture="finetune-clip-tiny",
+            config=_TINY_FINETUNE_CLIP_CONFIG,
+            description="A 2-layer CLIP with random weights at 64 px for tests and demos of training.",
         ),
     )
 }

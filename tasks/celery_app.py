@@ -6,7 +6,7 @@ from celery import Celery
 
 from tasks.config import Settings, get_settings
 
-TASK_MODULES = ["tasks.anomaly", "tasks.completion", "tasks.insertion"]
+TASK_MODULES = ["tasks.anomaly", "tasks.completion", "tasks.insertion", "tasks.finetune"]
 
 
 def create_app(settings: Settings) -> Celery:

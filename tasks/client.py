@@ -20,7 +20,9 @@ from tasks.store import JobNotFound
 
 TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot.anomaly_video",
                          "anomaly_evaluate": "fewshot.anomaly_evaluate", "completion": "fewshot.completion",
-                         "completion_evaluate": "fewshot.completion_evaluate", "insertion": "fewshot.insertion"}
+                         "completion_evaluate": "fewshot.completion_evaluate", "insertion": "fewshot.insertion",
+                         "finetune_classify": "fewshot.finetune_classify",
+                         "finetune_predict": "fewshot.finetune_predict"}
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "list_jobs", "presets", "submit", "wait"]
@@ -59,7 +61,9 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     "annotations" (COCO JSON, YOLO txt + classes.txt, VOC XML, or a zip) and, for completion, an
     optional "video" whose sampled frames become the images; insertion: "image" or "video" (one
     file), "mask" (drawn layers or mask images of the image or the anchor frame) and, for
-    params["region_mode"] == "masks", "masks" (one mask per frame)). params["reference_set"] names a
+    params["region_mode"] == "masks", "masks" (one mask per frame); finetune_classify: "dataset"
+    (zips with a folder per class), "class_000", "class_001"… (images of the class named by
+    params["class_names"][i]) and optional "unlabeled" images; finetune_predict: "images" or "video"). params["reference_set"] names a
     saved set of good images (`tasks.reference_sets`): its files are copied into the job's
     references, so the job keeps them even if the set is deleted later.
     """

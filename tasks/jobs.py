@@ -35,11 +35,13 @@ class Job:
     inputs: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
+    live: dict[str, Any] = field(default_factory=dict)  # what a running job streams to the UI (training curves)
     created_at: float = field(default_factory=time.time)
     started_at: float | None = None
     finished_at: float | None = None
     attempts: int = 0
     worker: str | None = None
+    owner: str | None = None  # the signed-in user who submitted it; None on a local, single-user app
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
