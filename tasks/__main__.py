@@ -3,7 +3,7 @@
     python -m tasks submit anomaly --param object_name="metal plate" --param preset=winclip-tiny a.png [--wait 600]
     python -m tasks submit anomaly_video --input video=line.mp4 --param object_name=gear --param stride=5
     python -m tasks submit anomaly_evaluate --input dataset=tiles.zip --param object_name="magnetic tile"
-    python -m tasks status JOB_ID | cancel JOB_ID | wait JOB_ID [--timeout S] | list [--limit N]
+    python -m tasks status JOB_ID | cancel JOB_ID | wait JOB_ID [--timeout S] | list [--limit N] | purge [--days D]
 
 Prints job records as JSON. Exit status: 0 succeeded or accepted, 1 failed or cancelled, 2 bad input.
 """
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
             command.add_argument("--timeout", type=float)
     listing = commands.add_parser("list")
     listing.add_argument("--limit", type=int, default=20)
+    purge = commands.add_parser("purge", help="delete finished jobs older than the retention period")
+    purge.add_argument("--days", type=float, help="default: FEWSHOT_RETENTION_DAYS (30)")
     args = parser.parse_args(argv)
     try:
         if args.command == "submit":
@@ -54,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
                 files.setdefault(role, []).append(path)
             job = client.submit(args.tool, params, files)
             return _print(client.wait(job.id, args.wait) if args.wait else job)
+        if args.command == "purge":
+            from tasks.retention import purge_expired
+
+            removed = purge_expired(args.days)
+            print(json.dumps({"removed": removed}))
+            return 0
         if args.command == "list":
             print(json.dumps([job.to_dict() for job in client.list_jobs(args.limit)], indent=1))
             return 0

@@ -5,6 +5,7 @@ It works the same in embedded mode and with Redis; it never imports torch.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,12 +25,39 @@ TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot
                          "finetune_classify": "fewshot.finetune_classify",
                          "finetune_predict": "fewshot.finetune_predict"}
 
-__all__ = ["TOOLS", "Job", "JobNotFound", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
+__all__ = ["TOOLS", "Job", "JobNotFound", "QueueFull", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "list_jobs", "presets", "submit", "wait"]
 
 
 class QueueUnavailable(RuntimeError):
     """The broker cannot be reached; the job was stored and marked failed."""
+
+
+class QueueFull(UserInputError):
+    """Too many unfinished jobs (overall or for this user): nothing was stored; try again later."""
+
+
+def _limit(name: str, default: int) -> int:
+    return int(os.environ.get(name, default))
+
+
+def _check_capacity(owner: str | None, files: Mapping[str, Sequence[tuple[str, Path]]]) -> None:
+    """Refuse work beyond the configured limits before anything is stored."""
+    total_mb = sum(path.stat().st_size for named in files.values() for _, path in named) / 2**20
+    max_mb = _limit("FEWSHOT_MAX_JOB_UPLOAD_MB", 2000)
+    if total_mb > max_mb:
+        raise UserInputError(f"The files of this job add up to {total_mb:.0f} MB; at most {max_mb} MB per job are "
+                             "accepted (FEWSHOT_MAX_JOB_UPLOAD_MB). Split them into several jobs.")
+    active = [job for job in get_store().list(limit=None) if not job.status.final]
+    max_total = _limit("FEWSHOT_MAX_ACTIVE_JOBS", 200)
+    if len(active) >= max_total:
+        raise QueueFull(f"Busy: {len(active)} jobs are waiting or running (the limit is {max_total}). "
+                        "Try again in a few minutes.")
+    max_own = _limit("FEWSHOT_MAX_ACTIVE_JOBS_PER_USER", 20)
+    own = sum(job.owner == owner for job in active)
+    if owner is not None and own >= max_own:
+        raise QueueFull(f"Busy: you already have {own} jobs waiting or running (the limit per user is {max_own}). "
+                        "Wait for some to finish, or cancel some in the Jobs tab, then try again.")
 
 
 FileSpec = str | Path | tuple[str, str | Path]
@@ -51,7 +79,7 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     return named
 
 
-def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
+def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | None = None) -> Job:
     """Store the inputs, record a queued job and hand its id to a worker.
 
     `files` is a list of images, or {role: files} for tools with several inputs (anomaly:
@@ -76,7 +104,9 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
         from tasks import reference_sets
 
         by_role["references"] = [*by_role.get("references", []), *reference_sets.files(params["reference_set"])]
-    job = store.create(tool, dict(params), {role: _named_files(specs) for role, specs in by_role.items() if specs})
+    named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
+    _check_capacity(owner, named)
+    job = store.create(tool, dict(params), named, owner=owner)
     if settings.embedded:
         from tasks import embedded
 
@@ -92,16 +122,23 @@ def submit(tool: str, params: dict[str, Any], files: Files = ()) -> Job:
     return job
 
 
-def get(job_id: str) -> Job:
-    return get_store().read(job_id)
+def get(job_id: str, owner: str | None = None) -> Job:
+    """A job's record. With `owner` (a signed-in user), another user's job does not exist."""
+    job = get_store().read(job_id)
+    if owner is not None and job.owner != owner:
+        raise JobNotFound(f"No job {job_id}.")
+    return job
 
 
-def list_jobs(limit: int = 50) -> list[Job]:
-    return get_store().list(limit)
+def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
+    """Most recent jobs first; with `owner`, only that user's."""
+    jobs = get_store().list(None if owner is not None else limit)
+    return [job for job in jobs if owner is None or job.owner == owner][:limit]
 
 
-def cancel(job_id: str) -> Job:
+def cancel(job_id: str, owner: str | None = None) -> Job:
     """Ask a job to stop. A queued job is cancelled at once; a running one at its next step."""
+    get(job_id, owner)
     store = get_store()
     store.request_cancel(job_id)
 
@@ -124,9 +161,9 @@ def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.2) -> Job:
         time.sleep(poll_s)
 
 
-def artifact_path(job_id: str, name: str) -> Path:
+def artifact_path(job_id: str, name: str, owner: str | None = None) -> Path:
     """Path of one of a job's outputs (only names listed in its record)."""
-    job = get(job_id)
+    job = get(job_id, owner)
     if name not in job.outputs:
         raise JobNotFound(f"Job {job_id} has no output {name!r}; it has: {', '.join(job.outputs) or 'none yet'}.")
     return get_store().output_path(job_id, name)

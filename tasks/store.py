@@ -59,9 +59,10 @@ class ArtifactStore:
         return self.job_dir(job_id) / "outputs" / safe_filename(name)
 
     # -- records ------------------------------------------------------------------------------
-    def create(self, tool: str, params: dict, files: Mapping[str, Sequence[tuple[str, Path]]]) -> Job:
+    def create(self, tool: str, params: dict, files: Mapping[str, Sequence[tuple[str, Path]]],
+               owner: str | None = None) -> Job:
         """Store a new queued job with copies of its input files: {role: [(name shown to the user, path)]}."""
-        job = Job(id=uuid.uuid4().hex, tool=tool, params=params)
+        job = Job(id=uuid.uuid4().hex, tool=tool, params=params, owner=owner)
         job_dir = self.job_dir(job.id)
         (job_dir / "inputs").mkdir(parents=True)
         (job_dir / "outputs").mkdir()
@@ -89,14 +90,28 @@ class ArtifactStore:
             self._write(job)
             return job
 
-    def list(self, limit: int = 100) -> list[Job]:
-        """Most recent jobs first."""
+    def list(self, limit: int | None = 100) -> list[Job]:
+        """Most recent jobs first (all of them with `limit=None`)."""
         jobs = []
         for entry in self.jobs_dir.iterdir():
             with contextlib.suppress(JobNotFound, json.JSONDecodeError, OSError):
                 jobs.append(self.read(entry.name))
         jobs.sort(key=lambda job: job.created_at, reverse=True)
         return jobs[:limit]
+
+    def purge(self, older_than_s: float, now: float | None = None) -> list[str]:
+        """Delete finished jobs (record, inputs, outputs) that ended more than `older_than_s` ago.
+
+        Queued and running jobs are never touched. Returns the ids removed.
+        """
+        cutoff = (now or time.time()) - older_than_s
+        removed = []
+        for job in self.list(limit=None):
+            ended = job.finished_at or job.created_at
+            if job.status.final and ended < cutoff:
+                shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
+                removed.append(job.id)
+        return removed
 
     # -- cancellation -------------------------------------------------------------------------
     def request_cancel(self, job_id: str) -> None:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from tasks import client, reference_sets
 from tasks.client import Job, Status
-from webapp.views import follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -106,19 +106,19 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
         threshold_mode: str = "Automatic", threshold_value: float = 0.5, reference_set: str | None = None,
-        progress: gr.Progress = gr.Progress()) -> Iterator:
+        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect a batch of images (zips accepted); streams status, then overlays, verdicts and downloads."""
     if not files:
         raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF) or a .zip of images.")
     job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set),
-                 {"images": files, "references": references or []})
+                 {"images": files, "references": references or []}, request)
     yield from _follow(job, progress)
 
 
 def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
               sampling: str = "Every Nth frame", sampling_value: float = 1, threshold_mode: str = "Automatic",
               threshold_value: float = 0.5, reference_set: str | None = None,
-              progress: gr.Progress = gr.Progress()) -> Iterator:
+              request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect one video frame by frame; streams status, then the overlay video, timeline and flagged frames."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
@@ -127,7 +127,7 @@ def run_video(video: str | None, references: list[str] | None, object_name: str,
         params["fps"] = float(sampling_value)
     else:
         params["stride"] = int(sampling_value)
-    job = submit("anomaly_video", params, {"video": [video], "references": references or []})
+    job = submit("anomaly_video", params, {"video": [video], "references": references or []}, request)
     yield from _follow(job, progress)
 
 
@@ -168,21 +168,15 @@ def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], 
 
 
 def run_evaluation(archive: str | None, object_name: str, shots: float, preset: str,
-                   progress: gr.Progress = gr.Progress()) -> Iterator:
+                   request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Evaluate on a labelled zip; streams status, then metrics, the ROC plot and the report files."""
     if not archive:
         raise gr.Error("Upload a .zip of a labelled set in the MVTec AD layout.")
     job = submit("anomaly_evaluate", {"object_name": object_name, "preset": preset, "shots": int(shots or 0)},
-                 {"dataset": [archive]})
+                 {"dataset": [archive]}, request)
     for job in follow(job, progress):  # noqa: B020
         warnings = "".join(f"\n\n⚠️ {w}" for w in job.result.get("warnings", [])) if job.status.final else ""
         yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final else ([], [], []))
-
-
-def cancel(job_id: str | None) -> str:
-    if not job_id:
-        return "Nothing to cancel: no job was started from this tab."
-    return status_markdown(client.cancel(job_id))
 
 
 def build() -> None:
@@ -248,7 +242,7 @@ def build() -> None:
                      api_name="anomaly", concurrency_limit=None)
     video_button.click(run_video, [video, *shared, sampling, sampling_value, threshold_mode, threshold_value,
                                    reference_set], outputs, api_name="anomaly_video", concurrency_limit=None)
-    cancel_button.click(cancel, [job_id], [status], api_name="cancel_anomaly")
+    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
     save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
                       api_name="save_reference_set")
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hmac
 import os
+from pathlib import Path
 
 import gradio as gr
 
+from tasks import retention
 from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, insertion_tab, jobs_tab
 
@@ -36,17 +39,60 @@ def build_app() -> gr.Blocks:
     return demo
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def load_users() -> dict[str, str]:
+    """Accounts of a shared instance: FEWSHOT_AUTH="alice:pw,bob:pw" and/or FEWSHOT_AUTH_FILE (one
+    `user:password` per line, `#` comments). None configured: no sign-in (local use)."""
+    entries = [e for e in os.environ.get("FEWSHOT_AUTH", "").split(",") if e.strip()]
+    path = os.environ.get("FEWSHOT_AUTH_FILE")
+    if path:
+        try:
+            lines = Path(path).expanduser().read_text().splitlines()
+        except OSError as exc:
+            raise SystemExit(f"FEWSHOT_AUTH_FILE={path} cannot be read ({exc.strerror}).") from None
+        entries += [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    users = {}
+    for entry in entries:
+        user, sep, password = entry.strip().partition(":")
+        if not sep or not user or not password:
+            raise SystemExit(f"Bad account entry {user or entry.strip()!r}: write user:password.")
+        users[user] = password
+    return users
+
+
+def check_password(users: dict[str, str]):
+    def check(username: str, password: str) -> bool:
+        expected = users.get(username)
+        return expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+
+    return check
+
+
 def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
-    """Serve the app; in embedded mode, start the in-process worker first."""
+    """Serve the app; in embedded mode, start the in-process worker first.
+
+    With accounts configured, every page and file needs sign-in and each user sees only their own
+    jobs. Listening beyond this machine without accounts is refused unless FEWSHOT_ALLOW_ANONYMOUS=1.
+    """
     settings = get_settings()
+    users = load_users()
+    host = overrides.get("server_name") or os.environ.get("FEWSHOT_HOST", "127.0.0.1")
+    if host not in LOOPBACK_HOSTS and not users and os.environ.get("FEWSHOT_ALLOW_ANONYMOUS") != "1":
+        raise SystemExit(f"Refusing to listen on {host} without sign-in: set FEWSHOT_AUTH or FEWSHOT_AUTH_FILE "
+                         "(or FEWSHOT_ALLOW_ANONYMOUS=1 for an open demo).")
     if settings.embedded:
         from tasks import embedded
 
         embedded.ensure_started()
+    retention.start_purger()
     demo = build_app()
     demo.queue(default_concurrency_limit=8)
     options = {
-        "server_name": os.environ.get("FEWSHOT_HOST", "127.0.0.1"),
+        "server_name": host,
+        "auth": check_password(users) if users else None,
+        "auth_message": "fewshot-studio: sign in with the account you were given." if users else None,
         "server_port": int(os.environ.get("FEWSHOT_PORT", 7860)),
         "allowed_paths": [str(settings.artifact_dir)],
         "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",

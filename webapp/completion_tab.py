@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from tasks import client, completion
 from tasks.client import Job, JobNotFound, Status
-from webapp.views import follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, owner_of, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
 ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names", ".zip"]
@@ -138,10 +138,10 @@ def pick_row(rows: Any, event: gr.SelectData) -> float | None:
     return float(rows.iloc[row, 0]) if hasattr(rows, "iloc") else float(rows[row][0])
 
 
-def load_job(job_id: str, threshold: float) -> tuple:
+def load_job(job_id: str, threshold: float, request: gr.Request = None) -> tuple:
     """Review a finished completion job by id (e.g. one opened from the Jobs tab)."""
     try:
-        job = client.get((job_id or "").strip())
+        job = client.get((job_id or "").strip(), owner_of(request))
     except JobNotFound as exc:
         raise gr.Error(str(exc)) from None
     if job.tool not in ("completion", "completion_evaluate") or job.status is not Status.SUCCEEDED:
@@ -204,14 +204,14 @@ def _drawn_markdown(drawn: list[dict[str, Any]]) -> str:
 # -- jobs -----------------------------------------------------------------------------------------
 def run(images: list[str] | None, annotations: list[str] | None, video: str | None, stride: float,
         drawn: list[dict[str, Any]], preset: str, threshold: float, text_queries: bool,
-        progress: gr.Progress = gr.Progress()) -> Iterator:
+        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Submit a completion job and follow it; when it ends, open its proposals for review."""
     if not images and not video:
         raise gr.Error("Upload images (or a zip of them), or a video.")
     params = {"preset": preset, "score_threshold": threshold, "text_queries": bool(text_queries),
               "video_stride": int(stride or 30), "drawn_boxes": drawn or []}
     job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
-                                        "video": [video] if video else []})
+                                        "video": [video] if video else []}, request)
     empty = (None, None, [], "", "", 0)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         if job.status is Status.SUCCEEDED:
@@ -232,12 +232,6 @@ def _done_markdown(job: Job) -> str:
         if len(skipped) > 20:
             text += f"\n- … and {len(skipped) - 20} more (all in proposals.json)"
     return text
-
-
-def cancel(job_id: str | None) -> str:
-    if not job_id:
-        return "Nothing to cancel: no job was started from this tab."
-    return status_markdown(client.cancel(job_id))
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -272,13 +266,14 @@ def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], 
 
 
 def run_evaluation(images: list[str] | None, annotations: list[str] | None, fraction: float, seed: float,
-                   threshold: float, preset: str, progress: gr.Progress = gr.Progress()) -> Iterator:
+                   threshold: float, preset: str, request: gr.Request = None,
+                   progress: gr.Progress = gr.Progress()) -> Iterator:
     """Hide a fraction of a fully annotated set's boxes, complete, report recall and precision."""
     if not images:
         raise gr.Error("Upload the images of a fully annotated set (or a zip with images and annotations).")
     job = submit("completion_evaluate", {"preset": preset, "drop_fraction": fraction, "seed": int(seed or 0),
                                          "score_threshold": threshold},
-                 {"images": images, "annotations": annotations or []})
+                 {"images": images, "annotations": annotations or []}, request)
     for job in follow(job, progress):  # noqa: B020
         if job.status is Status.SUCCEEDED:
             report = job.result
@@ -365,7 +360,7 @@ def build() -> None:
                      api_visibility="private")
     run_button.click(run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
                      [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
-    cancel_button.click(cancel, [job_id], [status], api_name="cancel_completion")
+    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_completion")
     threshold.change(_outputs, [review, threshold, page], review_out, api_name="completion_filter",
                      show_progress="hidden")
     previous_button.click(lambda r, t, p: _outputs(r, t, p - 1), [review, threshold, page], review_out,

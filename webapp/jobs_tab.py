@@ -9,7 +9,7 @@ import gradio as gr
 from tasks import client
 from tasks.client import JobNotFound
 from webapp import anomaly_tab, completion_tab, insertion_tab
-from webapp.views import JOB_TABLE_HEADERS, job_rows, status_markdown
+from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
@@ -21,16 +21,17 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
 }
 
 
-def refresh() -> list[list[str]]:
-    return job_rows(client.list_jobs(limit=50))
+def refresh(request: gr.Request = None) -> list[list[str]]:
+    """The signed-in user's recent jobs (everyone's on a local app without sign-in)."""
+    return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
 
 
-def open_job(job_id: str) -> tuple[str, Any, Any, Any]:
+def open_job(job_id: str, request: gr.Request = None) -> tuple[str, Any, Any, Any]:
     job_id = (job_id or "").strip()
     if not job_id:
         return "Pick a job in the table or paste its id.", [], [], []
     try:
-        job = client.get(job_id)
+        job = client.get(job_id, owner_of(request))
     except JobNotFound as exc:
         return str(exc), [], [], []
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters `{job.params}` · inputs: {len(job.inputs)}"
@@ -39,9 +40,9 @@ def open_job(job_id: str) -> tuple[str, Any, Any, Any]:
     return details, gallery, gr.Dataframe(value=rows, headers=headers), files
 
 
-def cancel_job(job_id: str) -> str:
+def cancel_job(job_id: str, request: gr.Request = None) -> str:
     try:
-        return status_markdown(client.cancel((job_id or "").strip()))
+        return status_markdown(client.cancel((job_id or "").strip(), owner_of(request)))
     except JobNotFound as exc:
         return str(exc)
 

@@ -55,12 +55,28 @@ def job_rows(jobs: list[Job]) -> list[list[str]]:
     return rows
 
 
-def submit(tool: str, params: dict[str, Any], files: client.Files) -> Job:
-    """Submit a job; bad input or an unreachable queue becomes a message on the page."""
+def owner_of(request: gr.Request | None) -> str | None:
+    """The signed-in user of a request (None when the app runs without sign-in: one local user)."""
+    return getattr(request, "username", None) or None
+
+
+def submit(tool: str, params: dict[str, Any], files: client.Files, request: gr.Request | None = None) -> Job:
+    """Submit a job as the signed-in user; bad input, a full queue or an unreachable queue becomes a
+    message on the page."""
     try:
-        return client.submit(tool, params, files)
+        return client.submit(tool, params, files, owner=owner_of(request))
     except (client.QueueUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
+
+
+def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:
+    """A tab's Cancel button: stop the job it started (the signed-in user's own only)."""
+    if not job_id:
+        return "Nothing to cancel: no job was started here."
+    try:
+        return status_markdown(client.cancel(job_id, owner_of(request)))
+    except client.JobNotFound as exc:
+        return str(exc)
 
 
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:

@@ -1,0 +1,44 @@
+"""Retention: finished jobs older than FEWSHOT_RETENTION_DAYS (default 30; 0 keeps everything) are deleted."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from tasks.runner import get_store
+
+log = logging.getLogger(__name__)
+_started = threading.Event()
+
+
+def retention_days() -> float:
+    return float(os.environ.get("FEWSHOT_RETENTION_DAYS", 30))
+
+
+def purge_expired(days: float | None = None) -> list[str]:
+    """Delete finished jobs (inputs, outputs and record) that ended more than `days` ago."""
+    days = retention_days() if days is None else days
+    if days <= 0:
+        return []
+    removed = get_store().purge(days * 86400)
+    if removed:
+        log.info("retention: deleted %d jobs older than %g days", len(removed), days)
+    return removed
+
+
+def start_purger(interval_s: float = 3600.0) -> None:
+    """Purge now and then every `interval_s` in a daemon thread (once per process)."""
+    if _started.is_set():
+        return
+    _started.set()
+
+    def loop() -> None:
+        while True:
+            try:
+                purge_expired()
+            except OSError:
+                log.exception("retention: purge failed; will try again")
+            threading.Event().wait(interval_s)
+
+    threading.Thread(target=loop, name="fewshot-retention", daemon=True).start()

@@ -1,0 +1,78 @@
+"""A shared instance with sign-in: the API and the page need an account; users see only their jobs."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.e2e.test_browser import ARTIFACTS, browser, chromium_path  # noqa: F401 - fixture reuse
+
+ACCOUNTS = {"alice": "wonder-land-7", "bob": "builder-42"}
+
+
+@pytest.fixture(scope="module")
+def shared_url() -> Iterator[str]:
+    from webapp.app import launch
+
+    os.environ["FEWSHOT_AUTH"] = ",".join(f"{u}:{p}" for u, p in ACCOUNTS.items())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    finally:
+        del os.environ["FEWSHOT_AUTH"]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+def test_without_an_account_nothing_is_served(shared_url):
+    with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types across versions
+        Client(shared_url, verbose=False)
+    with pytest.raises(Exception):  # noqa: B017
+        Client(shared_url, auth=("alice", "wrong"), verbose=False)
+
+
+def test_users_see_only_their_own_jobs(shared_url, metal_plate_images):
+    alice = Client(shared_url, auth=("alice", ACCOUNTS["alice"]), verbose=False)
+    bob = Client(shared_url, auth=("bob", ACCOUNTS["bob"]), verbose=False)
+    status, *_ = alice.predict([handle_file(str(metal_plate_images[0]))], None, "plate", "winclip-tiny",
+                               api_name="/anomaly")
+    assert "Succeeded" in status
+    alice_rows = alice.predict(api_name="/list_jobs")["data"]
+    job_id = alice_rows[0][0]
+    assert alice_rows and all(row[0] != job_id for row in bob.predict(api_name="/list_jobs")["data"])
+    details, gallery, _, files = bob.predict(job_id, api_name="/open_job")
+    assert details.startswith("No job") and gallery == [] and not files
+    assert "No job" in bob.predict(job_id, api_name="/cancel_job")
+    details, gallery, _, files = alice.predict(job_id, api_name="/open_job")
+    assert "Succeeded" in details and len(gallery) == 1
+
+
+def test_sign_in_page_in_the_browser(shared_url, browser):  # noqa: F811
+    context = browser.new_context(viewport={"width": 1200, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(shared_url)
+        page.get_by_label("username").fill("bob")
+        page.get_by_label("password").fill("not-his-password")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect Credentials").wait_for()
+        page.get_by_label("username").fill("bob")  # the form is cleared after a failed attempt
+        page.get_by_label("password").fill(ACCOUNTS["bob"])
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        assert chromium_path()
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "sign-in-failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()

@@ -1,0 +1,86 @@
+"""A shared instance: each user's jobs are private, work is bounded, old jobs are purged."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tasks import client, embedded
+from tasks.client import JobNotFound, QueueFull, Status
+from tasks.runner import finish_job, get_store
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worker():
+    embedded.ensure_started()
+
+
+def test_one_user_cannot_see_open_cancel_or_fetch_another_users_job(metal_plate_images):
+    job = client.wait(client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"},
+                                    metal_plate_images[:1], owner="alice").id, timeout=60)
+    assert job.status is Status.SUCCEEDED and job.owner == "alice"
+    with pytest.raises(JobNotFound):
+        client.get(job.id, owner="bob")
+    with pytest.raises(JobNotFound):
+        client.cancel(job.id, owner="bob")
+    with pytest.raises(JobNotFound):
+        client.artifact_path(job.id, "scores.json", owner="bob")
+    assert job.id not in [j.id for j in client.list_jobs(owner="bob")]
+    assert job.id in [j.id for j in client.list_jobs(owner="alice")]
+    assert client.artifact_path(job.id, "scores.json", owner="alice").is_file()
+    assert client.get(job.id).id == job.id  # a local app without sign-in (owner None) sees everything
+
+
+def test_queue_limits_refuse_with_busy_and_store_nothing(metal_plate_images, monkeypatch):
+    store = get_store()
+    waiting = store.create("anomaly", {}, {}, owner="carol")  # queued, never sent to a worker
+    try:
+        before = len(store.list(limit=None))
+        monkeypatch.setenv("FEWSHOT_MAX_ACTIVE_JOBS_PER_USER", "1")
+        with pytest.raises(QueueFull, match="you already have 1 jobs waiting or running"):
+            client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                          owner="carol")
+        active = sum(not j.status.final for j in store.list(limit=None))
+        monkeypatch.setenv("FEWSHOT_MAX_ACTIVE_JOBS", str(active))
+        with pytest.raises(QueueFull, match="Busy: .* Try again in a few minutes"):
+            client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                          owner="dave")
+        assert len(store.list(limit=None)) == before
+    finally:
+        finish_job(store, waiting.id, Status.CANCELLED, "test over")
+
+
+def test_total_upload_per_job_is_bounded(metal_plate_images, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_MAX_JOB_UPLOAD_MB", "0")
+    with pytest.raises(ValueError, match="at most 0 MB per job"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:2])
+
+
+def test_retention_purges_old_finished_jobs_only(metal_plate_images):
+    store = get_store()
+    old_done = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:1]]})
+    finish_job(store, old_done.id, Status.SUCCEEDED, "Done")
+    old_queued = store.create("anomaly", {}, {})
+    recent = store.create("anomaly", {}, {})
+    finish_job(store, recent.id, Status.FAILED, "Failed")
+    long_ago = time.time() - 40 * 86400
+
+    def age(job):
+        job.created_at = long_ago
+        if job.finished_at:
+            job.finished_at = long_ago
+
+    store.update(old_done.id, age)
+    store.update(old_queued.id, age)
+    done = subprocess.run([sys.executable, "-m", "tasks", "purge", "--days", "30"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    removed = json.loads(done.stdout)["removed"]
+    assert old_done.id in removed and not store.job_dir(old_done.id).exists()
+    assert old_queued.id not in removed and recent.id not in removed  # unfinished or recent: kept
+    finish_job(store, old_queued.id, Status.CANCELLED, "test over")
