@@ -5,10 +5,13 @@ Every tool's task is `run_job(job_id, body)`; the body only computes and writes 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +95,66 @@ def finish_job(store: ArtifactStore, job_id: str, status: Status, message: str, 
     store.update(job_id, change)
 
 
+def heartbeat_interval_s() -> float:
+    return float(os.environ.get("FEWSHOT_HEARTBEAT_S", 10))
+
+
+def heartbeat_timeout_s() -> float:
+    """A running job whose worker has been silent this long is declared lost (FEWSHOT_HEARTBEAT_TIMEOUT)."""
+    return float(os.environ.get("FEWSHOT_HEARTBEAT_TIMEOUT", 120))
+
+
+@contextlib.contextmanager
+def heartbeat(store: ArtifactStore, job_id: str) -> Iterator[None]:
+    """Touch the job's heartbeat file from a side thread while its body runs, even inside long steps."""
+    path = store.job_dir(job_id) / "heartbeat"
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                path.touch()
+            if stop.wait(heartbeat_interval_s()):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{job_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def fail_if_lost(store: ArtifactStore, job: Job, now: float | None = None) -> Job:
+    """The rule for a worker that died without a word (killed, machine lost): once its heartbeat is older
+    than `heartbeat_timeout_s()`, the running job is marked failed. Outputs already written stay."""
+    if job.status is not Status.RUNNING:
+        return job
+    try:
+        last = (store.job_dir(job.id) / "heartbeat").stat().st_mtime
+    except FileNotFoundError:
+        last = job.started_at or job.created_at
+    silent = (now or time.time()) - last
+    if silent <= heartbeat_timeout_s():
+        return job
+
+    def lost(record: Job) -> None:
+        if record.status is Status.RUNNING:  # it may have finished meanwhile
+            record.status, record.message, record.finished_at = Status.FAILED, "Failed", time.time()
+            record.error = (f"The worker running this job ({record.worker}) stopped answering {silent:.0f} s ago: "
+                            "it was killed or its machine went down. Files it wrote before are kept. "
+                            "Submit the job again.")
+
+    return store.update(job.id, lost)
+
+
 def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
-    """Run a job body with the full state machine; never raises for a job's own failure."""
+    """Run a job body with the full state machine; never raises for a job's own failure.
+
+    A delivery of a job that is already final is ignored; a redelivery of a running one (its worker
+    process was killed and Celery gave the message to another) runs it again from the start.
+    """
     store = get_store()
     job = store.read(job_id)
     if job.status.final:
@@ -110,7 +171,8 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
 
     context = JobContext(store, store.update(job_id, start))
     try:
-        result, outputs = body(context)
+        with heartbeat(store, job_id):
+            result, outputs = body(context)
     except JobCancelled:
         finish_job(store, job_id, Status.CANCELLED, "Cancelled by the user")
     except (UserInputError, WeightsNotFoundError) as exc:
