@@ -16,7 +16,7 @@ from engine.presets import presets_for
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
-from tasks.runner import finish_job, get_store
+from tasks.runner import fail_if_lost, finish_job, get_store
 from tasks.store import JobNotFound
 
 TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot.anomaly_video",
@@ -91,9 +91,10 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     file), "mask" (drawn layers or mask images of the image or the anchor frame) and, for
     params["region_mode"] == "masks", "masks" (one mask per frame); finetune_classify: "dataset"
     (zips with a folder per class), "class_000", "class_001"… (images of the class named by
-    params["class_names"][i]) and optional "unlabeled" images; finetune_predict: "images" or "video"). params["reference_set"] names a
-    saved set of good images (`tasks.reference_sets`): its files are copied into the job's
-    references, so the job keeps them even if the set is deleted later.
+    params["class_names"][i]) and optional "unlabeled" images; finetune_predict: "images" or
+    "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
+    its files are copied into the job's references, so the job keeps them even if the set is
+    deleted later.
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
@@ -124,16 +125,18 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
 
 def get(job_id: str, owner: str | None = None) -> Job:
     """A job's record. With `owner` (a signed-in user), another user's job does not exist."""
-    job = get_store().read(job_id)
+    store = get_store()
+    job = store.read(job_id)
     if owner is not None and job.owner != owner:
         raise JobNotFound(f"No job {job_id}.")
-    return job
+    return fail_if_lost(store, job)
 
 
 def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
     """Most recent jobs first; with `owner`, only that user's."""
-    jobs = get_store().list(None if owner is not None else limit)
-    return [job for job in jobs if owner is None or job.owner == owner][:limit]
+    store = get_store()
+    jobs = store.list(None if owner is not None else limit)
+    return [fail_if_lost(store, job) for job in jobs if owner is None or job.owner == owner][:limit]
 
 
 def cancel(job_id: str, owner: str | None = None) -> Job:
