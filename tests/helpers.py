@@ -45,3 +45,17 @@ def moving_square_video(path: Path, frames: int = 12, size: tuple[int, int] = (6
             writer.write(frame)
             written.append(frame)
     return written
+
+
+COLOURS = {"red": (200, 40, 40), "green": (40, 180, 60), "blue": (40, 60, 200)}
+
+
+def colour_classes(root: Path, per_class: int = 6, size: int = 48, seed: int = 0) -> Path:
+    """A folder per colour class of noisy solid-colour PNGs: separable classes for fine-tuning tests."""
+    rng = np.random.default_rng(seed)
+    for name, rgb in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{name}_{index}.png")
+    return root

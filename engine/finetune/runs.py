@@ -27,6 +27,7 @@ MODEL_DIR = "model"
 
 def _classifier(preset: str, classes: list[str], settings: TrainSettings, device: torch.device):
     lora = LoraSettings(settings.lora_rank, settings.lora_blocks) if settings.method == "lora" else None
+    torch.manual_seed(settings.seed)  # the adapters' random initialisation is part of the run
     return build_classifier(preset, classes, device, lora)
 
 

@@ -183,7 +183,7 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
             entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1).mean()
             loss = loss + settings.unlabeled_weight * entropy
         if not torch.isfinite(loss):
-            raise UserInputError(f"Training diverged: the loss became {float(loss)} at step {step}. Lower the "
+            raise UserInputError(f"Training diverged: the loss became {loss.item()} at step {step}. Lower the "
                                  f"learning rate (now {settings.learning_rate}); no model was saved.")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -1,0 +1,187 @@
+"""Few-shot classification engine on the tiny preset: learning, LoRA, WiSE-FT, seeds, cancel, save/load, bad input."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+import torch
+
+from engine.errors import UserInputError
+from engine.finetune.data import LabelledSet, gather_sources, load_labelled_set, sample_shots, split_held_out
+from engine.finetune.model import LoraSettings, build_classifier, load_classifier
+from engine.finetune.runs import Predictor, kshot_evaluation, train_and_save
+from engine.finetune.train import TrainSettings, classification_metrics, predict_logits, to_tensor, train
+from tests.helpers import colour_classes
+
+torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU (30x slower under load)
+TINY = "finetune-clip-tiny"
+FAST = TrainSettings(steps=30, eval_every=5, patience=100)
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory) -> LabelledSet:
+    return load_labelled_set(gather_sources([colour_classes(tmp_path_factory.mktemp("colours"))]))
+
+
+@pytest.fixture(scope="module")
+def trained(colours, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary, files = train_and_save(colours, TINY, FAST, out, "colours")
+    return summary, files, out
+
+
+def test_fine_tuning_beats_the_zero_shot_baseline_on_held_out_images(trained):
+    summary, files, out = trained
+    zero, tuned = summary["metrics"]["zero_shot"], summary["metrics"]["fine_tuned"]
+    assert summary["held_out_images"] == 6 and zero["images"] == tuned["images"] == 6
+    assert tuned["accuracy"] >= 0.99 and tuned["accuracy"] - zero["accuracy"] >= 0.5
+    assert summary["history"][0]["step"] == 0 and summary["history"][0]["held_out_accuracy"] == zero["accuracy"]
+    assert summary["seconds"] < 30
+    assert files == ["metrics.json", "history.csv", "model.zip"] and all((out / f).is_file() for f in files)
+
+
+def test_lora_leaves_the_base_weights_bit_identical(colours):
+    classifier, preprocess = build_classifier(TINY, colours.classes, torch.device("cpu"), LoraSettings(4, "last:1"))
+    base = {n: p.detach().clone() for n, p in classifier.visual.named_parameters() if "lora_" not in n}
+    adapters = [n for n, p in classifier.visual.named_parameters() if p.requires_grad]
+    assert adapters and all("resblocks.1.mlp" in n for n in adapters)  # selective: last block only
+    pixels = to_tensor(colours.images, preprocess)
+    train(classifier, pixels, colours.labels, pixels[:0], [], TrainSettings(steps=5))
+    after = dict(classifier.visual.named_parameters())
+    assert all(torch.equal(value, after[name]) for name, value in base.items())
+    assert any(after[n].abs().sum() > 0 for n in adapters if "lora_B" in n)
+
+
+def test_wise_ft_at_zero_is_zero_shot_and_at_one_the_fine_tuned_model(colours, trained):
+    _, _, out = trained
+    fresh, preprocess = build_classifier(TINY, colours.classes, torch.device("cpu"), LoraSettings())
+    loaded, _, _ = load_classifier(out / "model", torch.device("cpu"))
+    pixels = to_tensor(colours.images, preprocess)
+    tuned = predict_logits(loaded, pixels)
+    loaded.set_wise_alpha(0.0)
+    assert torch.equal(predict_logits(loaded, pixels), predict_logits(fresh, pixels))
+    loaded.set_wise_alpha(0.5)
+    half = predict_logits(loaded, pixels)
+    assert not torch.equal(half, tuned)
+    loaded.set_wise_alpha(1.0)
+    assert torch.equal(predict_logits(loaded, pixels), tuned)
+    with pytest.raises(UserInputError, match="between 0"):
+        loaded.set_wise_alpha(1.5)
+
+
+def test_a_saved_model_reloads_and_predicts_exactly_as_before(colours, trained, tmp_path):
+    summary, _, out = trained
+    _, _, meta = load_classifier(out / "model", torch.device("cpu"))
+    assert meta["classes"] == ["blue", "green", "red"] and meta["base_preset"] == TINY
+    assert meta["metrics"] == summary["metrics"]
+    with zipfile.ZipFile(out / "model.zip") as bundle:
+        assert sorted(bundle.namelist()) == ["model.json", "weights.safetensors"]
+        bundle.extractall(tmp_path / "copy")
+    again = Predictor(tmp_path / "copy")(colours.names, colours.images)
+    assert again == Predictor(out / "model")(colours.names, colours.images)
+    assert sum(row["class"] == colours.classes[y] for row, y in zip(again, colours.labels, strict=True)) >= 17
+
+
+def test_the_same_seed_gives_the_same_result_and_another_seed_differs(colours, tmp_path):
+    settings = TrainSettings(steps=8, eval_every=4)
+    first, _ = train_and_save(colours, TINY, settings, tmp_path / "a", "a")
+    second, _ = train_and_save(colours, TINY, settings, tmp_path / "b", "b")
+    third, _ = train_and_save(colours, TINY, TrainSettings(steps=8, eval_every=4, seed=1), tmp_path / "c", "c")
+    assert first["history"] == second["history"]
+    weights = [(tmp_path / run / "model/weights.safetensors").read_bytes() for run in "ab"]
+    assert weights[0] == weights[1]
+    assert third["history"] != first["history"]
+
+
+def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
+    classifier, preprocess = build_classifier(TINY, colours.classes, torch.device("cpu"), None)
+    train_idx, held_idx = split_held_out(colours, 0.3, 0)
+    pixels = to_tensor(colours.images, preprocess)
+    held_labels = [colours.labels[i] for i in held_idx]
+    calls = []
+
+    def cancel_at_step_12(fraction: float, message: str) -> None:
+        calls.append(message)
+        if len(calls) == 12:
+            raise RuntimeError("cancelled")
+
+    result = train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
+                   held_labels, TrainSettings(steps=50, eval_every=5, patience=100), progress=cancel_at_step_12)
+    assert result.stopped == "cancelled" and result.steps_run == 12 and result.best_step in (0, 5, 10)
+    best = max((r for r in result.history if r["held_out_accuracy"] is not None),
+               key=lambda r: (r["held_out_accuracy"], -r["held_out_loss"]))
+    accuracy = classification_metrics(held_labels, predict_logits(classifier, pixels[held_idx]).argmax(1).tolist(),
+                                      colours.classes)["accuracy"]
+    assert best["step"] == result.best_step and accuracy == best["held_out_accuracy"]
+
+
+def test_divergence_is_a_clear_error():
+    classifier, _ = build_classifier(TINY, ["a", "b"], torch.device("cpu"), None)
+    pixels = torch.full((2, 3, 64, 64), float("nan"))
+    with pytest.raises(UserInputError, match=r"Training diverged.*no model was saved"):
+        train(classifier, pixels, [0, 1], pixels[:0], [], TrainSettings(steps=3))
+
+
+def test_metrics_on_a_hand_computed_confusion_matrix():
+    truth = [0, 0, 0, 1, 1, 2, 2, 2, 2]
+    predicted = [0, 0, 1, 1, 0, 2, 2, 2, 1]
+    metrics = classification_metrics(truth, predicted, ["a", "b", "c"])
+    assert metrics["confusion_matrix"] == [[2, 1, 0], [1, 1, 0], [0, 1, 3]]
+    assert metrics["accuracy"] == pytest.approx(6 / 9)
+    assert metrics["per_class_accuracy"] == pytest.approx({"a": 2 / 3, "b": 0.5, "c": 0.75})
+    assert classification_metrics([], [], ["a", "b"])["per_class_accuracy"] == {"a": None, "b": None}
+
+
+def test_kshot_evaluation_reports_both_accuracies_per_seed(colours):
+    report = kshot_evaluation(colours, TINY, TrainSettings(steps=30, method="linear"), shots=2, seeds=[0, 1])
+    assert [r["seed"] for r in report["runs"]] == [0, 1] and all(r["test_images"] == 12 for r in report["runs"])
+    assert report["fine_tuned_accuracy"]["mean"] > report["zero_shot_accuracy"]["mean"]
+    with pytest.raises(UserInputError, match="needs more than 6"):
+        sample_shots(colours, 6, 0)
+
+
+def test_a_zip_of_class_folders_and_uploads_with_a_class_name(tmp_path):
+    root = colour_classes(tmp_path / "set", per_class=2)
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(root.rglob("*.png")):
+            if "blue" not in path.parts:
+                bundle.write(path, f"wrapper/{path.relative_to(root)}")
+        bundle.writestr("wrapper/red/notes.png", "not an image")
+    uploads = [("blue", [(p.name, p) for p in sorted((root / "blue").iterdir())])]
+    data = load_labelled_set(gather_sources(archives=[("set.zip", archive)], uploads=uploads, work_dir=tmp_path / "w"))
+    assert data.classes == ["green", "red", "blue"] and len(data.images) == 6
+    assert data.skipped[0]["file"] == "set.zip/red/notes.png"
+
+
+@pytest.mark.parametrize(("layout", "expected"), [
+    ({"ok": 2}, "at least two classes with images; found only 'ok'"),
+    ({"ok": 2, "ng": 0}, "Class 'ng' has no images"),
+    ({"ok": 2, "ng": -1}, "Class 'ng' has no usable images"),
+])
+def test_bad_class_layouts_say_what_to_fix(tmp_path, layout, expected):
+    from tests.helpers import noise_images
+
+    by_class = {}
+    for name, count in layout.items():
+        if count >= 0:
+            by_class[name] = [(p.name, p) for p in noise_images(tmp_path / name, count, (16, 16))]
+        else:
+            (tmp_path / "broken.png").write_text("text")
+            by_class[name] = [("broken.png", tmp_path / "broken.png")]
+    with pytest.raises(UserInputError, match=expected):
+        load_labelled_set(by_class)
+
+
+def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch):
+    root = colour_classes(tmp_path / "set", per_class=2)
+    with pytest.raises(UserInputError, match="Duplicate class name 'Red'"):
+        gather_sources([root], uploads=[("Red", [])])
+    monkeypatch.setenv("FEWSHOT_FINETUNE_MAX_IMAGES", "5")
+    with pytest.raises(UserInputError, match="6 images given; at most 5"):
+        load_labelled_set(gather_sources([root]))
+    with pytest.raises(UserInputError, match=r"method must be one of lora, linear.*steps must be"):
+        TrainSettings(method="full", steps=0).check()
+    with pytest.raises(UserInputError, match="does not exist"):
+        LoraSettings(blocks="0,7").block_indices(2)
