@@ -10,11 +10,9 @@ import gradio as gr
 
 from tasks import retention
 from tasks.config import get_settings
-from webapp import anomaly_tab, completion_tab, insertion_tab, jobs_tab
+from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab
 
-NOT_BUILT = {
-    "Few-shot fine-tuning": "Adapt a classifier or detector from a handful of labelled examples.",
-}
+NOT_BUILT: dict[str, str] = {}
 
 
 def build_app() -> gr.Blocks:
@@ -30,6 +28,8 @@ def build_app() -> gr.Blocks:
                 completion_tab.build()
             with gr.Tab("Object insertion", id="insertion"):
                 insertion_tab.build()
+            with gr.Tab("Few-shot fine-tuning", id="finetune"):
+                finetune_tab.build()
             for title, purpose in NOT_BUILT.items():
                 with gr.Tab(title):
                     gr.Markdown(f"### {title}\n{purpose}\n\n**Not built yet.** This tool is planned; "

@@ -8,7 +8,7 @@ import gradio as gr
 
 from tasks import client
 from tasks.client import JobNotFound
-from webapp import anomaly_tab, completion_tab, insertion_tab
+from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab
 from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
@@ -18,6 +18,8 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
     "completion": (completion_tab.result_views, completion_tab.IMAGE_HEADERS),
     "completion_evaluate": (completion_tab.evaluation_views, completion_tab.METRIC_HEADERS),
     "insertion": (insertion_tab.result_views, insertion_tab.RESULT_HEADERS),
+    "finetune_classify": (finetune_tab.result_views, finetune_tab.METRIC_HEADERS),
+    "finetune_predict": (finetune_tab.result_views, finetune_tab.PREDICTION_HEADERS),
 }
 
 

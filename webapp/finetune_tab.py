@@ -1,0 +1,248 @@
+"""Fine-tuning tab: train a few-shot classifier as a job (live curves, metrics beside zero-shot), then use,
+download, upload or delete the saved models."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from tasks import client, finetune_models
+from tasks.client import Job, Status
+from webapp.views import follow, status_markdown, submit
+
+IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
+VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
+CLASS_ROWS = 3
+METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-out images"]
+PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
+
+
+def curves(job: Job) -> pd.DataFrame:
+    """Training loss per step and held-out accuracy per evaluation, as series of one line plot."""
+    history = job.result.get("history") or job.live.get("history") or []
+    rows = [(r["step"], r["loss"], "training loss") for r in history if r["loss"] is not None]
+    rows += [(r["step"], r["held_out_accuracy"], "held-out accuracy") for r in history
+             if r["held_out_accuracy"] is not None]
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+def metric_rows(job: Job) -> list[list[Any]]:
+    """Overall and per-class accuracy, zero-shot beside fine-tuned."""
+    metrics = job.result.get("metrics", {}) if job.status is Status.SUCCEEDED else {}
+    zero, tuned = metrics.get("zero_shot"), metrics.get("fine_tuned")
+    if not zero or not tuned:
+        return []
+    rows = [["all", zero["accuracy"], tuned["accuracy"], tuned["images"]]]
+    matrix = tuned["confusion_matrix"]
+    for index, name in enumerate(job.result["classes"]):
+        rows.append([name, zero["per_class_accuracy"][name], tuned["per_class_accuracy"][name], sum(matrix[index])])
+    return [[r[0], *(None if v is None else round(v, 4) for v in r[1:3]), r[3]] for r in rows]
+
+
+def confusion(job: Job) -> gr.Dataframe:
+    classes = job.result.get("classes", [])
+    tuned = (job.result.get("metrics") or {}).get("fine_tuned")
+    if job.status is not Status.SUCCEEDED or not tuned:
+        return gr.Dataframe(value=[], headers=["true \\ predicted"])
+    rows = [[name, *counts] for name, counts in zip(classes, tuned["confusion_matrix"], strict=True)]
+    return gr.Dataframe(value=rows, headers=["true \\ predicted", *classes])
+
+
+def summary_line(job: Job) -> str:
+    if job.status is not Status.SUCCEEDED or "stopped" not in job.result:
+        return ""
+    result = job.result
+    notes = "".join(f"\n\n⚠️ {n}" for n in result.get("notes", []))
+    skipped = "".join(f"\n\n⚠️ skipped {s['error']}" for s in result.get("skipped", []))
+    weights = " · base has **random weights**" if result.get("random_weights") else ""
+    return (f"\n\nModel **{result['name']}** saved · classes {', '.join(result['classes'])} · "
+            f"{result['train_images']} training / {result['held_out_images']} held-out images · "
+            f"stopped: {result['stopped']} after {result['steps_run']} steps (best step {result['best_step']}){weights}"
+            f"{notes}{skipped}")
+
+
+def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+    """(gallery, table rows, downloads) of a finished training or prediction job, for the Jobs tab."""
+    if job.status is not Status.SUCCEEDED:
+        return [], [], []
+    files = [str(client.artifact_path(job.id, name)) for name in job.outputs]
+    if job.tool == "finetune_predict":
+        return [], prediction_rows(job), files
+    return [], metric_rows(job), files
+
+
+def prediction_rows(job: Job) -> list[list[Any]]:
+    rows = [[p["file"], p["class"], round(p["probability"], 4),
+             ", ".join(f"{k} {v:.3f}" for k, v in p["probabilities"].items())]
+            for p in job.result.get("predictions", [])]
+    return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
+
+
+def train(archives: list[str] | None, *args: Any, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics."""
+    rows = args[:2 * CLASS_ROWS]
+    (name, preset, method, rank, blocks, steps, learning_rate, seed, budget, unlabeled) = args[2 * CLASS_ROWS:]
+    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": unlabeled or []}
+    class_names = []
+    for index in range(CLASS_ROWS):
+        class_name, images = rows[2 * index], rows[2 * index + 1]
+        if (class_name or "").strip() or images:
+            files[f"class_{len(class_names):03d}"] = images or []
+            class_names.append((class_name or "").strip())
+    if not archives and not class_names:
+        raise gr.Error("Upload a .zip with a folder per class, or name classes and upload their images.")
+    params = {"model_name": name, "preset": preset, "method": method, "lora_rank": int(rank), "lora_blocks": blocks,
+              "steps": int(steps), "learning_rate": float(learning_rate), "seed": int(seed),
+              "time_budget_s": float(budget), "class_names": class_names}
+    job = submit("finetune_classify", params, files)
+    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+        files_out = result_views(job)[2] if job.status.final else []
+        yield (job.id, status_markdown(job) + summary_line(job), curves(job), metric_rows(job), confusion(job),
+               files_out, gr.Dropdown(choices=model_choices()))
+
+
+def cancel(job_id: str | None) -> str:
+    if not job_id:
+        return "Nothing to cancel: no training was started from this tab."
+    return status_markdown(client.cancel(job_id))
+
+
+def model_choices() -> list[tuple[str, str]]:
+    return [(f"{m['name']} ({', '.join(m['classes'])} · {m['base_preset']})", m["name"])
+            for m in finetune_models.list_models()]
+
+
+def use(model: str | None, images: list[str] | None, video: str | None, stride: float, alpha: float,
+        progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Classify images or a video's frames with a saved model at the chosen WiSE-FT mix."""
+    if not model:
+        raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
+    if not images and not video:
+        raise gr.Error("Upload images (or a .zip of images) or a video to classify.")
+    params = {"model": model, "alpha": float(alpha), "stride": int(stride or 1)}
+    job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images})
+    for job in follow(job, progress):  # noqa: B020
+        yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []
+
+
+def download(model: str | None) -> str:
+    if not model:
+        raise gr.Error("Pick a saved model to download.")
+    try:
+        return str(finetune_models.export_zip(model, Path(tempfile.mkdtemp(prefix="fewshot-model-"))))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def upload(name: str, archive: str | None) -> tuple[str, Any]:
+    if not archive:
+        raise gr.Error("Choose a model .zip (downloaded from this tool) to upload.")
+    try:
+        meta = finetune_models.import_zip(name, Path(archive))
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return (f"Uploaded model **{meta['name']}** ({', '.join(meta['classes'])}).",
+            gr.Dropdown(choices=model_choices(), value=meta["name"]))
+
+
+def delete(model: str | None) -> tuple[str, Any]:
+    if not model:
+        raise gr.Error("Pick a saved model to delete.")
+    try:
+        finetune_models.delete(model)
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    return f"Deleted model **{model}**.", gr.Dropdown(choices=model_choices(), value=None)
+
+
+def build() -> None:
+    presets = client.presets("finetune")
+    gr.Markdown(
+        "### Few-shot classification (CLIP + LoRA)\n"
+        "Give a few images per class: a **.zip with a folder per class**, or class names with their images. The "
+        "head starts from the text of the class names, so step 0 is zero-shot CLIP; training (LoRA on the image "
+        "tower, or a linear probe) is compared with it on held-out images (30 % of each class with 2 or more "
+        "images). The best held-out checkpoint is kept; cancel stops training and keeps the best so far."
+    )
+    job_id = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            archives = gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
+                               file_types=[".zip"], elem_id="finetune-zip")
+            class_inputs = []
+            with gr.Accordion("…or classes one by one", open=False):
+                for index in range(CLASS_ROWS):
+                    with gr.Row():
+                        class_inputs.append(gr.Textbox(label=f"Class {index + 1} name", scale=1,
+                                                       elem_id=f"finetune-class-{index}"))
+                        class_inputs.append(gr.File(label=f"Class {index + 1} images", file_count="multiple",
+                                                    file_types=IMAGE_TYPES, scale=2,
+                                                    elem_id=f"finetune-class-{index}-files"))
+            model_name = gr.Textbox(label="Model name", placeholder="e.g. scratches v1", elem_id="finetune-name")
+            preset = gr.Dropdown(label="Base model", choices=[(p["label"], p["name"]) for p in presets],
+                                 value=presets[0]["name"], elem_id="finetune-preset")
+            with gr.Accordion("Training settings", open=False):
+                method = gr.Radio([("LoRA + head", "lora"), ("Linear probe (head only)", "linear")], value="lora",
+                                  label="Method", elem_id="finetune-method")
+                with gr.Row():
+                    rank = gr.Number(8, label="LoRA rank", precision=0, minimum=1, maximum=256)
+                    blocks = gr.Textbox("all", label="LoRA blocks (all, last:N, 0,3,5)")
+                with gr.Row():
+                    steps = gr.Number(60, label="Steps", precision=0, minimum=1, elem_id="finetune-steps")
+                    learning_rate = gr.Number(1e-3, label="Learning rate")
+                with gr.Row():
+                    seed = gr.Number(0, label="Seed", precision=0)
+                    budget = gr.Number(900, label="Time budget (s)", minimum=1)
+                unlabeled = gr.File(label="Unlabeled images of the task (optional, transductive)",
+                                    file_count="multiple", file_types=IMAGE_TYPES)
+            with gr.Row():
+                train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
+        with gr.Column(scale=2):
+            status = gr.Markdown("Give classes and press Train.", elem_id="finetune-status")
+            plot = gr.LinePlot(x="step", y="value", color="series", label="Training loss and held-out accuracy",
+                               elem_id="finetune-curves")
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Accuracy on held-out images", interactive=False,
+                                   elem_id="finetune-metrics")
+            matrix = gr.Dataframe(label="Confusion matrix (fine-tuned; rows true, columns predicted)",
+                                  interactive=False, elem_id="finetune-confusion")
+            downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
+                                interactive=False, elem_id="finetune-downloads")
+    with gr.Accordion("Use a model", open=True):
+        with gr.Row():
+            model = gr.Dropdown(label="Saved model", choices=model_choices(), value=None, elem_id="finetune-model")
+            alpha = gr.Slider(0, 1, value=1, step=0.05, label="WiSE-FT mix (0 zero-shot, 1 fine-tuned)",
+                              elem_id="finetune-alpha")
+        with gr.Row():
+            images = gr.File(label="Images to classify (or .zip)", file_count="multiple",
+                             file_types=[*IMAGE_TYPES, ".zip"], elem_id="finetune-use-images")
+            video = gr.File(label="…or a video", file_types=VIDEO_TYPES, elem_id="finetune-use-video")
+            stride = gr.Number(10, label="Video: every Nth frame", precision=0, minimum=1)
+        use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
+        use_status = gr.Markdown(elem_id="finetune-use-status")
+        predictions = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False, elem_id="finetune-predictions")
+        with gr.Row():
+            download_button = gr.Button("Download model file", elem_id="finetune-download")
+            delete_button = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
+        model_file = gr.File(label="Model file", interactive=False, elem_id="finetune-model-file")
+        with gr.Row():
+            upload_name = gr.Textbox(label="Upload a model file as", placeholder="model name",
+                                     elem_id="finetune-upload-name")
+            upload_file = gr.File(label="Model .zip", file_types=[".zip"], elem_id="finetune-upload-file")
+            upload_button = gr.Button("Upload model", elem_id="finetune-upload")
+        model_status = gr.Markdown(elem_id="finetune-model-status")
+    train_button.click(train, [archives, *class_inputs, model_name, preset, method, rank, blocks, steps,
+                               learning_rate, seed, budget, unlabeled],
+                       [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
+                       concurrency_limit=None)
+    cancel_button.click(cancel, [job_id], [status], api_name="cancel_finetune")
+    use_button.click(use, [model, images, video, stride, alpha], [use_status, predictions], api_name="finetune_predict",
+                     concurrency_limit=None)
+    download_button.click(download, [model], [model_file], api_name="finetune_download")
+    upload_button.click(upload, [upload_name, upload_file], [model_status, model], api_name="finetune_upload")
+    delete_button.click(delete, [model], [model_status, model], api_name="finetune_delete")
