@@ -13,7 +13,7 @@ import pandas as pd
 
 from tasks import client, finetune_models
 from tasks.client import Job, Status
-from webapp.views import follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -83,7 +83,8 @@ def prediction_rows(job: Job) -> list[list[Any]]:
     return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
 
 
-def train(archives: list[str] | None, *args: Any, progress: gr.Progress = gr.Progress()) -> Iterator:
+def train(request: gr.Request, archives: list[str] | None, *args: Any,
+          progress: gr.Progress = gr.Progress()) -> Iterator:
     """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics."""
     rows = args[:2 * CLASS_ROWS]
     (name, preset, method, rank, blocks, steps, learning_rate, seed, budget, unlabeled) = args[2 * CLASS_ROWS:]
@@ -99,17 +100,11 @@ def train(archives: list[str] | None, *args: Any, progress: gr.Progress = gr.Pro
     params = {"model_name": name, "preset": preset, "method": method, "lora_rank": int(rank), "lora_blocks": blocks,
               "steps": int(steps), "learning_rate": float(learning_rate), "seed": int(seed),
               "time_budget_s": float(budget), "class_names": class_names}
-    job = submit("finetune_classify", params, files)
+    job = submit("finetune_classify", params, files, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job), metric_rows(job), confusion(job),
                files_out, gr.Dropdown(choices=model_choices()))
-
-
-def cancel(job_id: str | None) -> str:
-    if not job_id:
-        return "Nothing to cancel: no training was started from this tab."
-    return status_markdown(client.cancel(job_id))
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -118,14 +113,14 @@ def model_choices() -> list[tuple[str, str]]:
 
 
 def use(model: str | None, images: list[str] | None, video: str | None, stride: float, alpha: float,
-        progress: gr.Progress = gr.Progress()) -> Iterator:
+        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Classify images or a video's frames with a saved model at the chosen WiSE-FT mix."""
     if not model:
         raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
     if not images and not video:
         raise gr.Error("Upload images (or a .zip of images) or a video to classify.")
     params = {"model": model, "alpha": float(alpha), "stride": int(stride or 1)}
-    job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images})
+    job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
         yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []
 
@@ -240,7 +235,7 @@ def build() -> None:
                                learning_rate, seed, budget, unlabeled],
                        [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
                        concurrency_limit=None)
-    cancel_button.click(cancel, [job_id], [status], api_name="cancel_finetune")
+    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_finetune")
     use_button.click(use, [model, images, video, stride, alpha], [use_status, predictions], api_name="finetune_predict",
                      concurrency_limit=None)
     download_button.click(download, [model], [model_file], api_name="finetune_download")
