@@ -12,7 +12,7 @@ import gradio as gr
 from engine.errors import UserInputError
 from tasks import client
 from tasks.client import Job, Status
-from webapp.views import follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, status_markdown, submit
 
 ACCEPTED_IMAGES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -58,14 +58,14 @@ def _settings(prompt: str, negative: str, mode: str, preset: str, seed: float, s
 
 def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: str, preset: str, seed: float,
               variants: float, steps: float, guidance: float, strength: float,
-              progress: gr.Progress = gr.Progress()) -> Iterator:
+              request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Submit an image job, then follow it: status, then the results of every seed and the downloads."""
     image, layers = editor_files(editor)
     if not image:
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength),
               "box": box or None, "variants": int(variants or 1)}
-    job = submit("insertion", params, {"image": [image], "mask": layers})
+    job = submit("insertion", params, {"image": [image], "mask": layers}, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
         yield job.id, status_markdown(job) + notes_markdown(job), gallery, files
@@ -73,14 +73,15 @@ def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: s
 
 def run_video(video: str | None, editor: dict | None, anchor: float, region_mode: str, box: str, keyframes: str,
               frame_masks: list[str] | None, prompt: str, negative: str, mode: str, preset: str, seed: float,
-              steps: float, guidance: float, strength: float, progress: gr.Progress = gr.Progress()) -> Iterator:
+              steps: float, guidance: float, strength: float, request: gr.Request = None,
+              progress: gr.Progress = gr.Progress()) -> Iterator:
     """Submit a video job, then follow it: status, then the result video, the anchor frame and the downloads."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
     _, layers = editor_files(editor)
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box or None,
               "anchor_frame": int(anchor or 0), "region_mode": region_mode, "keyframes": keyframes or None}
-    job = submit("insertion", params, {"video": [video], "mask": layers, "masks": frame_masks or []})
+    job = submit("insertion", params, {"video": [video], "mask": layers, "masks": frame_masks or []}, request)
     for job in follow(job, progress):  # noqa: B020
         gallery, _, files = result_views(job)
         played = str(client.artifact_path(job.id, "result.mp4")) if gallery else None
@@ -103,12 +104,6 @@ def anchor_frame(video: str | None, anchor: float) -> dict[str, Any] | None:
     path = Path(tempfile.mkdtemp(prefix="fewshot-anchor-")) / f"anchor_{frame.index:06d}.png"
     frame.image.save(path)
     return {"background": str(path), "layers": [], "composite": str(path)}
-
-
-def cancel(job_id: str | None) -> str:
-    if not job_id:
-        return "Nothing to cancel: no job was started from this section."
-    return status_markdown(client.cancel(job_id))
 
 
 def settings_controls(prefix: str, presets: list[dict[str, Any]], variants: bool) -> list[gr.components.Component]:
@@ -174,7 +169,7 @@ def image_section(presets: list[dict[str, Any]]) -> None:
                                 interactive=False, elem_id="insertion-downloads")
     run_button.click(run_image, [editor, box, *image_controls], [image_job, status, gallery, downloads],
                      api_name="insert_image", concurrency_limit=None)
-    cancel_button.click(cancel, [image_job], [status], api_name="cancel_insert_image")
+    cancel_button.click(cancel_started_job, [image_job], [status], api_name="cancel_insert_image")
 
 
 
@@ -212,4 +207,4 @@ def video_section(presets: list[dict[str, Any]]) -> None:
                                    *video_controls],
                        [video_job, video_status, result_video, anchor_result, video_downloads],
                        api_name="insert_video", concurrency_limit=None)
-    video_cancel.click(cancel, [video_job], [video_status], api_name="cancel_insert_video")
+    video_cancel.click(cancel_started_job, [video_job], [video_status], api_name="cancel_insert_video")

@@ -47,7 +47,7 @@ def test_queue_limits_refuse_with_busy_and_store_nothing(metal_plate_images, mon
                           owner="carol")
         active = sum(not j.status.final for j in store.list(limit=None))
         monkeypatch.setenv("FEWSHOT_MAX_ACTIVE_JOBS", str(active))
-        with pytest.raises(QueueFull, match="Busy: .* Try again in a few minutes"):
+        with pytest.raises(QueueFull, match=r"Busy: .* Try again in a few minutes"):
             client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
                           owner="dave")
         assert len(store.list(limit=None)) == before
