@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, child_run, pick_device, run_isolated, sync
 
 
 def matmul_gflops(device: str, size: int = 2048, repeats: int = 10) -> float:
@@ -28,19 +28,12 @@ def matmul_gflops(device: str, size: int = 2048, repeats: int = 10) -> float:
     b = torch.randn(size, size, device=device)
     for _ in range(2):
         a @ b
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
-    _sync(device)
+    sync(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def pass_flops(model) -> float:
@@ -85,10 +78,10 @@ def run_one(arch: str, device: str, batch: int, shots: int, n_images: int) -> di
     pipeline(images[:batch], "metal plate", references=memory, batch_size=batch)  # warm-up
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     pipeline(images, "metal plate", references=memory, batch_size=batch)
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -116,10 +109,10 @@ def run_text(arch: str, device: str) -> dict:
         pipeline = WinClipPipeline.from_pretrained(tmp, device=device)
         timings = {}
         for label, name in (("first", "metal plate"), ("new", "bottle cap"), ("new2", "printed circuit board")):
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             pipeline.text_embeddings(name)
-            _sync(device)
+            sync(device)
             timings[label] = time.perf_counter() - start
         restarted = WinClipPipeline.from_pretrained(tmp, device=device)
         start = time.perf_counter()
@@ -130,7 +123,7 @@ def run_text(arch: str, device: str) -> dict:
         with torch.inference_mode():
             start = time.perf_counter()
             full = model.clip.encode_text(model.tokenizer(prompts).to(pipeline.device))
-            _sync(device)
+            sync(device)
             timings["full_context"] = time.perf_counter() - start
             shared = model.encode_text(prompts)
         timings["max_cosine_gap"] = float(1 - F.cosine_similarity(full.float(), shared.float()).min())
@@ -148,14 +141,10 @@ def main() -> None:
     if args.text:
         print(json.dumps(run_text("real", args.text)))
         return
-    if args.one:
-        print(json.dumps(run_one(**json.loads(args.one))))
+    if child_run(args.one, run_one):
         return
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device, name = pick_device(args.device)
     gflops = matmul_gflops(device)
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} threads"
     print(f"device {device} ({name})")
     print(f"fp32 matmul throughput (2048^3): {gflops:.0f} GFLOP/s")
     if args.arch != "tiny":
@@ -173,9 +162,7 @@ def main() -> None:
         for shots in (0, 1):
             for batch in (1, 8):
                 config = {"arch": arch, "device": device, "batch": batch, "shots": shots, "n_images": args.images}
-                done = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], cwd=REPO,
-                                      capture_output=True, text=True, check=True)
-                r = json.loads(done.stdout.strip().splitlines()[-1])
+                r = run_isolated(__file__, config)
                 share = r["gflop_per_image"] * r["images_per_s"] / gflops
                 print(f"{arch:5} {batch:5d} {shots:5d} {r['images_per_s']:8.2f} {r['s_per_image']:7.3f} "
                       f"{r['peak_mib']:9.0f} {r['gflop_per_image']:9.1f} {share:11.0%}", flush=True)

@@ -12,22 +12,14 @@ dedup and NMS.
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, child_run, pick_device, run_isolated, sync
+
 REAL_CONFIG = {"vision_config": {"image_size": 960, "patch_size": 16}, "text_config": {"max_position_embeddings": 16},
                "projection_dim": 512}
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def run_one(arch: str, device: str, n_images: int, size: int) -> dict:
@@ -60,10 +52,10 @@ def run_one(arch: str, device: str, n_images: int, size: int) -> dict:
         dataset = Dataset([images[0], *images[2:]], ["part", "hole"])
         if device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         result = pipeline(dataset)
-        _sync(device)
+        sync(device)
         seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -82,20 +74,14 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=960, help="side of the square test images")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(**json.loads(args.one))))
+    if child_run(args.one, run_one):
         return
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    device, name = pick_device(args.device)
     print(f"device {device} ({name}); {args.size} x {args.size} images")
     print(f"{'arch':5} {'input':>5} {'boxes':>6} {'images':>6} {'img/s':>8} {'s/img':>7} {'peak MiB':>9}")
     for arch in ["tiny", "real"] if args.arch == "both" else [args.arch]:
         config = {"arch": arch, "device": device, "n_images": args.images, "size": args.size}
-        done = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], cwd=REPO,
-                              capture_output=True, text=True, check=True)
-        r = json.loads(done.stdout.strip().splitlines()[-1])
+        r = run_isolated(__file__, config)
         print(f"{arch:5} {r['input']:5d} {r['boxes']:6d} {r['images']:6d} {r['images_per_s']:8.2f} "
               f"{r['s_per_image']:7.3f} {r['peak_mib']:9.0f}", flush=True)
 

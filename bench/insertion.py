@@ -14,15 +14,12 @@ memory is its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from common import REPO, child_run, pick_device, run_isolated, sync
 
 SD15 = {  # Stable Diffusion 1.5's component sizes (its configs on the hub), built here with random weights
     "unet": {"sample_size": 64, "in_channels": 4, "out_channels": 4, "cross_attention_dim": 768,
@@ -35,13 +32,6 @@ SD15 = {  # Stable Diffusion 1.5's component sizes (its configs on the hub), bui
     "text_encoder": {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
                      "num_hidden_layers": 12, "vocab_size": 49408, "max_position_embeddings": 77},
 }
-
-
-def _sync(device: str) -> None:
-    import torch
-
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
 
 
 def build_sd15(device: str):
@@ -97,7 +87,7 @@ def run_one(arch: str, device: str, kind: str, steps: int, frames: int) -> dict:
     pipeline.insert_image(images[0], mask, InsertionSettings("warm up", steps=1))  # allocations, kernels
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     if kind == "image":
         pipeline.insert_image(images[0], mask, settings)
@@ -106,7 +96,7 @@ def run_one(arch: str, device: str, kind: str, steps: int, frames: int) -> dict:
         results = list(pipeline.insert_video(regions[0], regions, settings, total=frames))
         count = len(results)
         assert all(np.asarray(r.image).shape == (size[1], size[0], 3) for r in results)
-    _sync(device)
+    sync(device)
     seconds = time.perf_counter() - start
     peak = (torch.cuda.max_memory_allocated() / 2**20 if device.startswith("cuda")
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -126,13 +116,9 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=8, help="frames of the video case (sd15 on GPU: at most 4)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        print(json.dumps(run_one(**json.loads(args.one))))
+    if child_run(args.one, run_one):
         return
-    import torch
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    name = torch.cuda.get_device_name() if device.startswith("cuda") else f"{torch.get_num_threads()} threads"
+    device, name = pick_device(args.device)
     print(f"device {device} ({name})")
     print(f"{'arch':5} {'kind':6} {'crop':>9} {'steps':>5} {'frames':>6} {'s/frame':>8} {'peak MiB':>9} "
           f"{'anchor MiB':>10}")
@@ -148,10 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as models:
         for arch, kind, steps, frames in plans:
             config = {"arch": arch, "device": device, "kind": kind, "steps": steps, "frames": frames}
-            done = subprocess.run([sys.executable, __file__, "--one", json.dumps(config)], cwd=REPO,
-                                  capture_output=True, text=True, check=True,
-                                  env={**os.environ, "FEWSHOT_MODELS_DIR": models})
-            r = json.loads(done.stdout.strip().splitlines()[-1])
+            r = run_isolated(__file__, config, env={**os.environ, "FEWSHOT_MODELS_DIR": models})
             crop = "x".join(map(str, r["crop"]))
             print(f"{arch:5} {kind:6} {crop:>9} {r['steps']:5d} {r['frames']:6d} {r['s_per_frame']:8.2f} "
                   f"{r['peak_mib']:9.0f} {r['anchor_mib']:10.1f}", flush=True)
