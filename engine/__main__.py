@@ -19,7 +19,7 @@ from pathlib import Path
 
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.media import ACCEPTED_IMAGE_SUFFIXES, list_images
-from engine.presets import PRESETS, get_preset
+from engine.presets import PRESETS, get_preset, presets_for
 
 
 def _image_files(paths: list[str]) -> list[tuple[str, Path]]:
@@ -44,6 +44,10 @@ def cmd_weights(args: argparse.Namespace) -> None:
     for name in names:
         target = download_preset(get_preset(name), Path(args.models_dir) if args.models_dir else None)
         print(f"{name}: {target}")
+
+
+def _tool_presets(tool: str) -> list[str]:
+    return [p.name for p in presets_for(tool)]
 
 
 def _print_progress(fraction: float, message: str) -> None:
@@ -117,10 +121,6 @@ def _data_files(paths: list[str]) -> list[tuple[str, Path]]:
         else:
             raise UserInputError(f"{raw}: no such file or directory.")
     return files
-
-
-def _print_progress(fraction: float, message: str) -> None:
-    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
 
 
 def cmd_complete(args: argparse.Namespace) -> None:
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                          help="auto (calibrated from 2+ good parts, else 0.5), calibrate, or a value in [0, 1]")
     anomaly.add_argument("--stride", type=int, help="video: score every Nth frame")
     anomaly.add_argument("--fps", type=float, help="video: score about this many frames per second")
-    anomaly.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=sorted(PRESETS))
+    anomaly.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=_tool_presets("anomaly"))
     anomaly.add_argument("--out", required=True, help="folder for maps, overlays, scores.json and scores.csv")
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     anomaly.add_argument("--batch-size", type=int, help="images per forward pass (default: 8 on GPU, 1 on CPU)")
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     evaluation.add_argument("--data", required=True, help="folder with test/, ground_truth/ and train/good/")
     evaluation.add_argument("--object", required=True)
     evaluation.add_argument("--shots", type=int, default=0, help="good references from train/good (WinCLIP+)")
-    evaluation.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=sorted(PRESETS))
+    evaluation.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=_tool_presets("anomaly"))
     evaluation.add_argument("--out", required=True, help="folder for metrics.json, scores.csv, roc.png")
     evaluation.add_argument("--device")
     evaluation.set_defaults(run=cmd_evaluate)
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     complete.add_argument("--format", default="auto", choices=["auto", "coco", "yolo", "voc"])
     complete.add_argument("--video", help="run: a video whose sampled frames become the images")
     complete.add_argument("--stride", type=int, default=30, help="run: keep every N-th video frame (default 30)")
-    complete.add_argument("--preset", default="completion-owlv2-base", choices=sorted(PRESETS))
+    complete.add_argument("--preset", default="completion-owlv2-base", choices=_tool_presets("completion"))
     complete.add_argument("--threshold", type=float, default=0.3, help="score threshold of the completed set")
     complete.add_argument("--min-score", type=float, default=0.05, help="lowest score kept in proposals.json")
     complete.add_argument("--text-queries", action="store_true", help="also query each class by its name")
@@ -299,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     insert.add_argument("--steps", type=int, default=20)
     insert.add_argument("--guidance", type=float, default=7.5)
     insert.add_argument("--strength", type=float, default=1.0)
-    insert.add_argument("--preset", default="insertion-sd15-controlnet-inpaint", choices=sorted(PRESETS))
+    insert.add_argument("--preset", default="insertion-sd15-controlnet-inpaint", choices=_tool_presets("insertion"))
     insert.add_argument("--out", required=True, help="folder for the results and summary.json")
     insert.add_argument("--device")
     insert.set_defaults(run=cmd_insert)
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     finetune.add_argument("--data", nargs="+", help="classify: folders with a sub-folder per class, or zips of that")
     finetune.add_argument("--out", help="classify: folder for model/, model.zip, metrics.json, history.csv")
     finetune.add_argument("--name", default="classifier", help="classify: the model's name")
-    finetune.add_argument("--preset", default="finetune-clip-vit-b-32", choices=sorted(PRESETS))
+    finetune.add_argument("--preset", default="finetune-clip-vit-b-32", choices=_tool_presets("finetune"))
     finetune.add_argument("--method", default="lora", choices=["lora", "linear"])
     finetune.add_argument("--rank", type=int, default=8, help="LoRA rank")
     finetune.add_argument("--blocks", default="all", help="LoRA blocks: all, last:N or 0,3,5")
