@@ -11,7 +11,7 @@ import pandas as pd
 
 from tasks import client, reference_sets
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -180,8 +180,6 @@ def run_evaluation(archive: str | None, object_name: str, shots: float, preset: 
 
 
 def build() -> None:
-    presets = client.presets("anomaly")
-    preset_choices = [(p["label"], p["name"]) for p in presets]
     gr.Markdown(
         "### Anomaly inspection (WinCLIP, WinCLIP+)\n"
         "Inspect a batch of images (or a .zip of them) or a video of one kind of part: name the object and get "
@@ -208,8 +206,7 @@ def build() -> None:
                     video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
             object_name = gr.Textbox(label="Object name", placeholder="e.g. metal plate, bottle, PCB",
                                      elem_id="anomaly-object")
-            preset = gr.Dropdown(label="Model", choices=preset_choices, value=presets[0]["name"],
-                                 elem_id="anomaly-preset")
+            preset = preset_dropdown("anomaly", "anomaly-preset")
             with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
                 references = gr.File(label="Images of good parts (optional)", file_count="multiple",
                                      file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-references")
@@ -260,8 +257,7 @@ def build() -> None:
                 eval_object = gr.Textbox(label="Object name", elem_id="eval-object")
                 shots = gr.Number(label="Good reference shots (0 = zero-shot)", value=0, minimum=0, maximum=64,
                                   precision=0, elem_id="eval-shots")
-                eval_preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
-                                          value=presets[0]["name"], elem_id="eval-preset")
+                eval_preset = preset_dropdown("anomaly", "eval-preset")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
         eval_status = gr.Markdown(elem_id="eval-status")
         with gr.Row():

@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw
 
 from tasks import client, completion
 from tasks.client import Job, JobNotFound, Status
-from webapp.views import cancel_started_job, follow, owner_of, status_markdown, submit
+from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
 ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names", ".zip"]
@@ -286,8 +286,6 @@ def run_evaluation(images: list[str] | None, annotations: list[str] | None, frac
 
 
 def build() -> None:
-    presets = client.presets("completion")
-    choices = [(p["label"], p["name"]) for p in presets]
     gr.Markdown(
         "### Annotation completion (ComplETR-style)\n"
         "Upload a partly annotated set (images or a zip, plus COCO JSON, YOLO txt with `classes.txt`, or Pascal "
@@ -309,7 +307,7 @@ def build() -> None:
                 video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="completion-video")
                 stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
                                    elem_id="completion-stride")
-            preset = gr.Dropdown(label="Model", choices=choices, value=presets[0]["name"], elem_id="completion-preset")
+            preset = preset_dropdown("completion", "completion-preset")
             threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
                                   elem_id="completion-threshold")
             text_queries = gr.Checkbox(label="Also search by class name (text query)", value=False)
@@ -390,8 +388,7 @@ def build() -> None:
                 fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")
                 seed = gr.Number(label="Seed", value=0, precision=0)
                 eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
-                eval_preset = gr.Dropdown(label="Model", choices=choices, value=presets[0]["name"],
-                                          elem_id="completion-eval-preset")
+                eval_preset = preset_dropdown("completion", "completion-eval-preset")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
         eval_status = gr.Markdown(elem_id="completion-eval-status")
         with gr.Row():

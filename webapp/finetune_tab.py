@@ -13,7 +13,7 @@ import pandas as pd
 
 from tasks import client, finetune_models
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -156,7 +156,6 @@ def delete(model: str | None) -> tuple[str, Any]:
 
 
 def build() -> None:
-    presets = client.presets("finetune")
     gr.Markdown(
         "### Few-shot classification (CLIP + LoRA)\n"
         "Give a few images per class: a **.zip with a folder per class**, or class names with their images. The "
@@ -179,8 +178,7 @@ def build() -> None:
                                                     file_types=IMAGE_TYPES, scale=2,
                                                     elem_id=f"finetune-class-{index}-files"))
             model_name = gr.Textbox(label="Model name", placeholder="e.g. scratches v1", elem_id="finetune-name")
-            preset = gr.Dropdown(label="Base model", choices=[(p["label"], p["name"]) for p in presets],
-                                 value=presets[0]["name"], elem_id="finetune-preset")
+            preset = preset_dropdown("finetune", "finetune-preset", label="Base model")
             with gr.Accordion("Training settings", open=False):
                 method = gr.Radio([("LoRA + head", "lora"), ("Linear probe (head only)", "linear")], value="lora",
                                   label="Method", elem_id="finetune-method")

@@ -12,7 +12,7 @@ import gradio as gr
 from engine.errors import UserInputError
 from tasks import client
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, status_markdown, submit
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
 
 ACCEPTED_IMAGES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -106,15 +106,14 @@ def anchor_frame(video: str | None, anchor: float) -> dict[str, Any] | None:
     return {"background": str(path), "layers": [], "composite": str(path)}
 
 
-def settings_controls(prefix: str, presets: list[dict[str, Any]], variants: bool) -> list[gr.components.Component]:
+def settings_controls(prefix: str, variants: bool) -> list[gr.components.Component]:
     """Prompt, mode, model and sampling controls of one section, in the order the run functions take them."""
     prompt = gr.Textbox(label="Prompt", placeholder=PROMPT_HINT["insert"], elem_id=f"{prefix}-prompt")
     negative = gr.Textbox(label="Negative prompt", placeholder="e.g. blurry, distorted", elem_id=f"{prefix}-negative")
     mode = gr.Radio([("Insert a new object", "insert"), ("Replace the object under the mask", "replace")],
                     value="insert", label="Mode", elem_id=f"{prefix}-mode")
     mode.change(lambda m: gr.Textbox(placeholder=PROMPT_HINT[m]), mode, prompt, api_visibility="private")
-    preset = gr.Dropdown(label="Model", choices=[(p["label"], p["name"]) for p in presets],
-                         value=presets[0]["name"], elem_id=f"{prefix}-preset")
+    preset = preset_dropdown("insertion", f"{prefix}-preset")
     with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
         seed = gr.Number(label="Seed", value=0, minimum=0, precision=0, elem_id=f"{prefix}-seed")
         count = gr.Slider(1, 8, value=2, step=1, label="Results to choose from (seeds seed, seed+1, …)",
@@ -132,7 +131,6 @@ def _editor(label: str, elem_id: str) -> gr.ImageEditor:
 
 
 def build() -> None:
-    presets = client.presets("insertion")
     gr.Markdown(
         "### Object insertion (InVi)\n"
         "Insert an object described by a prompt, or replace one, in a photo or a short video. Mark the region by "
@@ -143,12 +141,12 @@ def build() -> None:
     )
     with gr.Tabs(elem_id="insertion-tabs"):
         with gr.Tab("Image", id="insertion-image"):
-            image_section(presets)
+            image_section()
         with gr.Tab("Video", id="insertion-video"):
-            video_section(presets)
+            video_section()
 
 
-def image_section(presets: list[dict[str, Any]]) -> None:
+def image_section() -> None:
     """Upload and paint (or box), prompt, Insert: one result per seed to choose from."""
     image_job = gr.State(None)
     with gr.Row():
@@ -156,7 +154,7 @@ def image_section(presets: list[dict[str, Any]]) -> None:
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
             box = gr.Textbox(label="Or a box x0,y0,x1,y1 (pixels)", placeholder="e.g. 120,80,260,220",
                              elem_id="insertion-box")
-            image_controls = settings_controls("insertion", presets, variants=True)
+            image_controls = settings_controls("insertion", variants=True)
             with gr.Row():
                 run_button = gr.Button("Insert", variant="primary", elem_id="insertion-run")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="insertion-cancel")
@@ -172,8 +170,7 @@ def image_section(presets: list[dict[str, Any]]) -> None:
     cancel_button.click(cancel_started_job, [image_job], [status], api_name="cancel_insert_image")
 
 
-
-def video_section(presets: list[dict[str, Any]]) -> None:
+def video_section() -> None:
     """Upload, mark the region on the anchor frame, choose how it moves, Insert: an mp4 to watch and download."""
     video_job = gr.State(None)
     with gr.Row():
@@ -189,7 +186,7 @@ def video_section(presets: list[dict[str, Any]]) -> None:
                                    placeholder="0: 40,60,140,160\n48: 200,60,300,160", elem_id="insertion-keyframes")
             frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name",
                                   file_count="multiple", file_types=ACCEPTED_IMAGES, elem_id="insertion-masks")
-            video_controls = settings_controls("insertion-video", presets, variants=False)
+            video_controls = settings_controls("insertion-video", variants=False)
             with gr.Row():
                 video_button = gr.Button("Insert into video", variant="primary", elem_id="insertion-video-run")
                 video_cancel = gr.Button("Cancel", variant="stop", elem_id="insertion-video-cancel")

@@ -55,6 +55,13 @@ def job_rows(jobs: list[Job]) -> list[list[str]]:
     return rows
 
 
+def preset_dropdown(tool: str, elem_id: str, label: str = "Model") -> gr.Dropdown:
+    """A tool's model choice, real weights first and selected (labels say when weights are random)."""
+    presets = client.presets(tool)
+    return gr.Dropdown(label=label, choices=[(p["label"], p["name"]) for p in presets], value=presets[0]["name"],
+                       elem_id=elem_id)
+
+
 def owner_of(request: gr.Request | None) -> str | None:
     """The signed-in user of a request (None when the app runs without sign-in: one local user)."""
     return getattr(request, "username", None) or None
