@@ -142,17 +142,19 @@ def sampled_frame_count(info: VideoInfo, stride: int | None = None, fps: float |
 
 def iter_frames(
     path: str | Path, stride: int | None = None, fps: float | None = None, display_name: str | None = None,
+    info: VideoInfo | None = None,
 ) -> Iterator[VideoFrame]:
     """Decode a video lazily and yield every `stride`-th frame, or frames at about `fps` per second.
 
     Frame 0 is always yielded; with `fps`, a frame is kept each time the sampling clock passes the
-    next multiple of the step, so the output rate holds for any source rate.
+    next multiple of the step, so the output rate holds for any source rate. `info` is the file's
+    `probe_video` result when the caller has it already (the file is not probed twice).
     """
     import av
 
     path = Path(path)
     name = display_name or path.name
-    info = probe_video(path, name)
+    info = info or probe_video(path, name)
     step = sampling_step(info, stride, fps)
     container = _open(path, name)
     try:

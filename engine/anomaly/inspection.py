@@ -6,8 +6,10 @@ threshold rule in; maps, overlays with outlines, verdicts and score tables out.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,17 @@ class Setup:
     memory: ReferenceMemory | None
     threshold: Threshold
     skipped: list[dict[str, str]]
+
+
+@contextlib.contextmanager
+def _scratch(work_dir: Path | None) -> Iterator[Path]:
+    """Where uploaded zips are extracted: the caller's folder (a job's work dir, which the job removes),
+    else a temporary one removed here, so nothing extracted is left beside the results."""
+    if work_dir is not None:
+        yield work_dir
+        return
+    with tempfile.TemporaryDirectory(prefix="fewshot-inspection-") as tmp:
+        yield Path(tmp)
 
 
 def resolve_threshold(pipeline: WinClipPipeline, object_name: str, memory: ReferenceMemory | None,
@@ -82,20 +95,20 @@ def inspect_images(
 
     Returns the summary (as written to scores.json) and the names of the files written to `out_dir`.
     """
-    work_dir = work_dir or out_dir / ".work"
-    expanded, skipped = expand_archives(files, work_dir / "images", ACCEPTED_IMAGE_SUFFIXES)
-    if not expanded:
-        reasons = " ".join(item["error"] for item in skipped)
-        raise UserInputError(f"No images to inspect. {reasons}".strip())
-    names, images, skipped_images = load_images(expanded)
-    setup = prepare(pipeline, object_name, reference_files, threshold, work_dir, sub_progress(progress, 0.0, 0.1))
+    with _scratch(work_dir) as work:
+        expanded, skipped = expand_archives(files, work / "images", ACCEPTED_IMAGE_SUFFIXES)
+        if not expanded:
+            reasons = " ".join(item["error"] for item in skipped)
+            raise UserInputError(f"No images to inspect. {reasons}".strip())
+        names, images, skipped_images = load_images(expanded)
+        setup = prepare(pipeline, object_name, reference_files, threshold, work, sub_progress(progress, 0.0, 0.1))
     results = pipeline(images, object_name, references=setup.memory, batch_size=batch_size,
                        progress=sub_progress(progress, 0.1, 0.95))
     progress(0.96, "Writing maps")
     summary = run_summary(object_name, preset, setup.references, skipped + skipped_images + setup.skipped,
                           setup.threshold, reference_set)
-    summary["warnings"] += size_warnings(images, setup.references)
-    return write_outputs(out_dir, names, images, results, summary)
+    summary["warnings"] += size_warnings({image.size for image in images}, setup.references)
+    return write_outputs(out_dir, names, images, results, summary, setup.threshold)
 
 
 def inspect_video(
@@ -114,15 +127,14 @@ def inspect_video(
     info = probe_video(path, name)
     step = sampling_step(info, stride, fps)
     total = sampled_frame_count(info, stride, fps)
-    setup = prepare(pipeline, object_name, reference_files, threshold, work_dir or out_dir / ".work",
-                    sub_progress(progress, 0.0, 0.05))
+    with _scratch(work_dir) as work:
+        setup = prepare(pipeline, object_name, reference_files, threshold, work, sub_progress(progress, 0.0, 0.05))
     batch_size = batch_size or (8 if pipeline.device.type == "cuda" else 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     flagged_files: list[str] = []
-    sample_size: tuple[int, int] | None = None
     with VideoWriter(out_dir / "overlay.mp4", info.fps / step) as writer:
-        for batch in batched(iter_frames(path, stride=stride, fps=fps, display_name=name), batch_size):
+        for batch in batched(iter_frames(path, stride=stride, fps=fps, display_name=name, info=info), batch_size):
             images = [frame.image for frame in batch]
             results = pipeline(images, object_name, references=setup.memory, batch_size=batch_size)
             for frame, result in zip(batch, results, strict=True):
@@ -136,14 +148,12 @@ def inspect_video(
                     overlay.save(out_dir / record["overlay"], quality=90)
                     flagged_files.append(record["overlay"])
                 records.append(record)
-            sample_size = images[0].size
             done = len(records)
             progress(0.05 + 0.9 * min(done / total, 1.0), f"Scored frame {done} of about {total}")
     progress(0.96, "Writing the timeline")
     ng = [r for r in records if r["verdict"] == "NG"]
     summary = run_summary(object_name, preset, setup.references, setup.skipped, setup.threshold, reference_set)
-    summary["warnings"] += size_warnings([Image.new("RGB", sample_size or (info.width, info.height))],
-                                         setup.references)
+    summary["warnings"] += size_warnings({(info.width, info.height)}, setup.references)
     summary.update({
         "video": {"file": name, "width": info.width, "height": info.height, "fps": round(info.fps, 3),
                   "duration_s": round(info.duration_s, 3), "frames": info.frame_count,

@@ -41,12 +41,11 @@ def run_summary(object_name: str, preset: Preset, references: Sequence[Image.Ima
     }
 
 
-def size_warnings(images: Sequence[Image.Image], references: Sequence[Image.Image] | None) -> list[str]:
+def size_warnings(test_sizes: set[tuple[int, int]], references: Sequence[Image.Image] | None) -> list[str]:
     """Say so when good references and test images differ in size or shape: both are resized to the
     model's square input, so a different framing or aspect ratio makes every patch look different."""
     if not references:
         return []
-    test_sizes = {img.size for img in images}
     reference_sizes = {img.size for img in references}
     if test_sizes == reference_sizes:
         return []
@@ -65,14 +64,14 @@ def write_outputs(
     images: Sequence[Image.Image],
     results: Sequence[AnomalyResult],
     summary: dict[str, Any],
+    threshold: Threshold,
 ) -> tuple[dict[str, Any], list[str]]:
     """Write `<index>_<stem>_map.png`, `..._overlay.png` per image, `scores.json` and `scores.csv`.
 
-    The overlay outlines the regions above the pixel threshold of `summary["threshold"]`; each
-    record gets the verdict of the image threshold. Returns the summary and the written file names.
+    The overlay outlines the regions above the threshold's pixel value; each record gets the
+    verdict of its image value. Returns the summary and the written file names.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    threshold = Threshold(**{**summary["threshold"], "good_scores": tuple(summary["threshold"]["good_scores"])})
     records, files = [], []
     for index, (name, image, result) in enumerate(zip(names, images, results, strict=True)):
         stem = f"{index:03d}_{Path(name).stem}"

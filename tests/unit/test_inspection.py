@@ -117,6 +117,7 @@ def test_cli_on_the_shared_magnetic_tile_set_zero_and_few_shot(shared_data, tmp_
                  "--out", str(tmp_path / "zero")]) == 0
     zero = json.loads((tmp_path / "zero" / "scores.json").read_text())
     assert zero["mode"] == "zero-shot" and zero["threshold"]["source"] == "default"
+    assert sorted(p.name for p in (tmp_path / "zero").iterdir() if p.name.startswith(".")) == []  # no scratch left
     assert main(["anomaly", "--images", *images, "--refs", str(root / "train" / "good"), "--object", "magnetic tile",
                  "--preset", "winclip-tiny", "--out", str(tmp_path / "few")]) == 0
     few = json.loads((tmp_path / "few" / "scores.json").read_text())
