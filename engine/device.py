@@ -34,3 +34,32 @@ def select_dtype(device: torch.device) -> torch.dtype:
     """Half precision on CUDA (fast, enough for inference); float32 elsewhere (CPU and MPS are
     slower or less exact in half precision for these models)."""
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+_OUT_OF_MEMORY_TEXTS = ("out of memory", "can't allocate memory")  # MPS and the CPU allocator raise RuntimeError
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True when `exc` is a device running out of memory: CUDA's OutOfMemoryError, or the RuntimeError
+    that MPS and the CPU allocator raise."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _OUT_OF_MEMORY_TEXTS)
+
+
+def recover_from_out_of_memory() -> str:
+    """Drop every cached model and hand cached blocks back to the driver, so the next job starts from an
+    empty device; returns what the device holds now, for the job's message."""
+    import gc
+
+    from engine.loading import MODEL_CACHE
+
+    MODEL_CACHE.clear()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+        free, total = torch.cuda.mem_get_info()
+        return f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB of GPU memory are free now"
+    if getattr(torch, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+    return "the device's cached memory was released"

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -149,6 +150,27 @@ def fail_if_lost(store: ArtifactStore, job: Job, now: float | None = None) -> Jo
     return store.update(job.id, lost)
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Only torch raises the device's out-of-memory errors, so a process without torch has none."""
+    if "torch" not in sys.modules:
+        return False
+    from engine.device import is_out_of_memory as device_out_of_memory
+
+    return device_out_of_memory(exc)
+
+
+def out_of_memory_error(exc: BaseException) -> str:
+    """Free the device for the next job (the worker keeps serving) and tell the user what to change."""
+    from engine.device import recover_from_out_of_memory
+
+    log.warning("job ran out of device memory: %s", exc)
+    state = recover_from_out_of_memory()
+    return ("The device ran out of memory on this job (" + str(exc).split("\n")[0][:200] + "). Use smaller or fewer "
+            "images per job (for a video, a larger frame stride or fewer frames per second; for training, a smaller "
+            "batch size), or a smaller model preset, then submit it again. The worker keeps serving; its models were "
+            f"unloaded and {state}. The inputs are kept.")
+
+
 def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
     """Run a job body with the full state machine; never raises for a job's own failure.
 
@@ -183,6 +205,9 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
                 error=f"The job ran longer than the {limit} s allowed (FEWSHOT_JOB_TIME_LIMIT); "
                 "split the input into smaller jobs or raise the limit.")
     except Exception as exc:  # a bug or an environment fault: keep the worker alive and say so
+        if is_out_of_memory(exc):
+            finish_job(store, job_id, Status.FAILED, "Failed", error=out_of_memory_error(exc))
+            return
         log.exception("job %s (%s) failed", job_id, job.tool)
         finish_job(store, job_id, Status.FAILED, "Failed",
                 error=f"Internal error ({type(exc).__name__}: {exc}). The inputs are kept; "

@@ -55,6 +55,31 @@ def test_corrupt_image_fails_with_a_message_and_the_worker_keeps_serving(tmp_pat
     assert client.artifact_path(earlier.id, "scores.json").is_file()
 
 
+def test_a_job_that_runs_out_of_gpu_memory_fails_with_advice_and_the_worker_keeps_serving(monkeypatch,
+                                                                                         metal_plate_images):
+    import torch
+
+    from engine.anomaly import inspection
+
+    real = inspection.inspect_images
+    calls = []
+
+    def exhausts_memory_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 12.00 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inspection, "inspect_images", exhausts_memory_once)
+    params = {"object_name": "plate", "preset": "winclip-tiny"}
+    failed = client.wait(client.submit("anomaly", params, metal_plate_images[:1]).id, timeout=60)
+    assert failed.status is Status.FAILED and "ran out of memory" in failed.error
+    assert "Tried to allocate 12.00 GiB" in failed.error and "The worker keeps serving" in failed.error
+    assert all(get_store().input_path(failed.id, stored).is_file() for stored in failed.inputs)
+    after = client.wait(client.submit("anomaly", params, metal_plate_images[:1]).id, timeout=120)
+    assert after.status is Status.SUCCEEDED, after.error  # same worker thread, models loaded again
+
+
 @pytest.mark.parametrize(
     ("params", "expected"),
     [

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import torch
 from celery.exceptions import SoftTimeLimitExceeded
 
 from engine.errors import UserInputError
+from engine.loading import MODEL_CACHE
 from tasks.jobs import Status
 from tasks.runner import JobCancelled, get_store, run_job
 
@@ -78,3 +80,30 @@ def test_progress_is_clamped_and_reported(job):
         raise JobCancelled
 
     assert ends_as(job.id, body).status is Status.CANCELLED
+
+
+@pytest.mark.parametrize("error", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.1 GiB total capacity)"),
+    RuntimeError("MPS backend out of memory (MPS allocated: 17.9 GB, other allocations: 40.1 MB)"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory"),
+])
+def test_running_out_of_device_memory_fails_the_job_with_what_to_change_and_unloads_models(job, error):
+    MODEL_CACHE.get(("a model", "held"), lambda: torch.zeros(4))
+
+    def body(ctx):
+        raise error
+
+    done = ends_as(job.id, body)
+    assert done.status is Status.FAILED and done.error.startswith("The device ran out of memory on this job")
+    assert str(error).split("\n")[0][:40] in done.error
+    assert "smaller" in done.error and "The worker keeps serving" in done.error and "Traceback" not in done.error
+    assert MODEL_CACHE.get(("a model", "held"), lambda: "reloaded") == "reloaded"  # unloaded for the next job
+    after = get_store().create("anomaly", {}, {})
+    assert ends_as(after.id, lambda ctx: ({"ok": True}, [])).status is Status.SUCCEEDED
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(job):
+    def body(ctx):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)")
+
+    assert ends_as(job.id, body).error.startswith("Internal error (RuntimeError")
