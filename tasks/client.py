@@ -106,8 +106,9 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
 
         by_role["references"] = [*by_role.get("references", []), *reference_sets.files(params["reference_set"])]
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
-    _check_capacity(owner, named)
-    job = store.create(tool, dict(params), named, owner=owner)
+    with store.submission_lock():
+        _check_capacity(owner, named)
+        job = store.create(tool, dict(params), named, owner=owner)
     if settings.embedded:
         from tasks import embedded
 

@@ -128,11 +128,21 @@ class ArtifactStore:
             json.dump(job.to_dict(), handle, indent=1)
         os.replace(tmp, job_dir / "job.json")
 
-    @contextlib.contextmanager
-    def _lock(self, job_id: str) -> Iterator[None]:
-        with open(self.job_dir(job_id) / ".lock", "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    def submission_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while a job is admitted (limits checked, record created), so concurrent submitters in
+        any process cannot together go past the queue limits."""
+        return _exclusive(self.root / ".submit.lock")
+
+    def _lock(self, job_id: str) -> contextlib.AbstractContextManager[None]:
+        return _exclusive(self.job_dir(job_id) / ".lock")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_file: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `lock_file`, shared by every process using the store."""
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -55,6 +55,29 @@ def test_queue_limits_refuse_with_busy_and_store_nothing(metal_plate_images, mon
         finish_job(store, waiting.id, Status.CANCELLED, "test over")
 
 
+def test_concurrent_submissions_cannot_go_past_the_per_user_limit(metal_plate_images, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(client.app, "send_task", lambda *args, **kwargs: None)  # jobs stay queued
+    monkeypatch.setenv("FEWSHOT_MAX_ACTIVE_JOBS_PER_USER", "3")
+
+    def attempt(_: int) -> str:
+        try:
+            return client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"},
+                                 metal_plate_images[:1], owner="erin").id
+        except QueueFull:
+            return "busy"
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(attempt, range(12)))
+    accepted = [outcome for outcome in outcomes if outcome != "busy"]
+    try:
+        assert len(accepted) == 3 and outcomes.count("busy") == 9
+    finally:
+        for job_id in accepted:
+            finish_job(get_store(), job_id, Status.CANCELLED, "test over")
+
+
 def test_total_upload_per_job_is_bounded(metal_plate_images, monkeypatch):
     monkeypatch.setenv("FEWSHOT_MAX_JOB_UPLOAD_MB", "0")
     with pytest.raises(ValueError, match="at most 0 MB per job"):
