@@ -12,12 +12,12 @@ import pytest
 from tasks import client
 from tasks.client import Status
 from tests.conftest import REPO
-from tests.integration.test_jobs_redis import env_for, redis_url, worker  # noqa: F401 - shared fixtures
+from tests.integration.conftest import env_for
 
 pytestmark = pytest.mark.redis
 
 
-def test_completion_job_runs_on_a_separate_worker(redis_url, worker, shared_data, tmp_path):  # noqa: F811
+def test_completion_job_runs_on_a_separate_worker(redis_url, worker, shared_data, tmp_path):
     root = shared_data / "detection" / "deeppcb"
     coco = json.loads((root / "annotations.json").read_text())
     images = coco["images"][:2]

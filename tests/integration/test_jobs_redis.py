@@ -7,79 +7,19 @@ uses); this test process follows them through the shared artifact store.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tasks import client
 from tasks.client import Status
-from tests.conftest import REPO, require
+from tests.conftest import REPO
 from tests.helpers import noise_images, wait_until
+from tests.integration.conftest import env_for, free_port
 
 pytestmark = pytest.mark.redis
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    require(binary is not None, "redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                               "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: redis_answers(port), timeout=20, what="redis-server")
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def env_for(redis_url: str) -> dict[str, str]:
-    return {**os.environ, "FEWSHOT_REDIS_URL": redis_url, "PYTHONPATH": str(REPO)}
-
-
-@pytest.fixture(scope="module")
-def worker(redis_url, tmp_path_factory) -> Iterator[Path]:
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    with open(log, "w") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", "gpu", "--concurrency", "1",
-             "--loglevel", "INFO", "--hostname", "test-worker@%h"],
-            cwd=REPO, env=env_for(redis_url), stdout=handle, stderr=subprocess.STDOUT,
-        )
-    try:
-        wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60,
-                   what="the celery worker to be ready")
-        assert process.poll() is None, log.read_text()
-        yield log
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def submit(redis_url: str, files: list[Path], **params: str) -> client.Job:

@@ -23,45 +23,30 @@ from tasks.client import Status
 from tasks.runner import get_store
 from tests.conftest import REPO
 from tests.helpers import noise_images, wait_until
-from tests.integration.test_jobs_redis import redis_url  # noqa: F401 - the module's redis-server fixture
+from tests.integration.conftest import env_for, start_worker, stop_processes
 
 pytestmark = pytest.mark.redis
 QUEUE = "faults"
 
 
-def fault_env(redis_url: str) -> dict[str, str]:  # noqa: F811
-    return {**os.environ, "FEWSHOT_REDIS_URL": redis_url, "FEWSHOT_QUEUE": QUEUE, "FEWSHOT_HEARTBEAT_S": "0.5",
-            "PYTHONPATH": str(REPO)}
-
-
-def start_worker(redis_url: str, log: Path) -> subprocess.Popen:  # noqa: F811
-    handle = open(log, "w")  # noqa: SIM115 - kept open for the worker's life
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", QUEUE, "--concurrency", "1",
-         "--loglevel", "INFO", "--hostname", f"fault-worker-{log.stem}@%h"],
-        cwd=REPO, env=fault_env(redis_url), stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=60, what="worker ready")
-    assert process.poll() is None, log.read_text()
-    return process
+def fault_env(redis_url: str) -> dict[str, str]:
+    return env_for(redis_url, FEWSHOT_QUEUE=QUEUE, FEWSHOT_HEARTBEAT_S="0.5")
 
 
 @pytest.fixture
 def worker_factory(tmp_path) -> Iterator:
     started: list[subprocess.Popen] = []
 
-    def make(redis_url: str, name: str) -> subprocess.Popen:  # noqa: F811
-        process = start_worker(redis_url, tmp_path / f"{name}.log")
+    def make(redis_url: str, name: str) -> subprocess.Popen:
+        process = start_worker(fault_env(redis_url), tmp_path / f"{name}.log", f"fault-worker-{name}", QUEUE)
         started.append(process)
         return process
 
     yield make
-    for process in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+    stop_processes(started)
 
 
-def submit(redis_url: str, files: list[Path]) -> str:  # noqa: F811
+def submit(redis_url: str, files: list[Path]) -> str:
     args = [sys.executable, "-m", "tasks", "submit", "anomaly", *map(str, files),
             "--param=object_name=noise", "--param=preset=winclip-tiny"]
     done = subprocess.run(args, cwd=REPO, env=fault_env(redis_url), capture_output=True, text=True, timeout=60)
@@ -74,7 +59,7 @@ def running(job_id: str) -> bool:
     return job.status is Status.RUNNING and job.progress > 0.05
 
 
-def test_a_killed_worker_process_gets_its_job_back_and_runs_it_again(redis_url, worker_factory, tmp_path):  # noqa: F811
+def test_a_killed_worker_process_gets_its_job_back_and_runs_it_again(redis_url, worker_factory, tmp_path):
     parent = worker_factory(redis_url, "a")
     job_id = submit(redis_url, noise_images(tmp_path / "many", 150))
     wait_until(lambda: running(job_id), timeout=90, what="the job to run")
@@ -87,7 +72,7 @@ def test_a_killed_worker_process_gets_its_job_back_and_runs_it_again(redis_url, 
     assert job.attempts == 2 and len(job.result["images"]) == 150
 
 
-def test_a_vanished_worker_fails_its_job_after_the_heartbeat_timeout(redis_url, worker_factory, tmp_path,  # noqa: F811
+def test_a_vanished_worker_fails_its_job_after_the_heartbeat_timeout(redis_url, worker_factory, tmp_path,
                                                                      monkeypatch):
     monkeypatch.setenv("FEWSHOT_HEARTBEAT_TIMEOUT", "3")
     worker = worker_factory(redis_url, "b")
