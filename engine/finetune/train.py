@@ -1,19 +1,16 @@
 """Training, evaluation and prediction for the CLIP classifier.
 
-Training is seeded (same data, settings and seed give the same weights), uses AdamW with light
-augmentation (random crop 70-100 % of the area and horizontal flips; no colour changes, since
-colour is often what separates the classes), evaluates on the held-out images every few steps,
-keeps the best checkpoint (held-out accuracy, then held-out loss) and stops early, at the time
-budget, or when the progress callback raises (the job system's cancel): the best checkpoint so
-far is then kept and the run is reported as stopped.
+Training is seeded (same data, settings and seed give the same weights), with light augmentation
+(random crop 70-100 % of the area and horizontal flips; no colour changes, since colour is often
+what separates the classes). The loop itself (AdamW, held-out evaluation, best checkpoint, early
+stopping, time budget, cancel) is `engine.finetune.loop`, shared with the detector.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -22,10 +19,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.errors import UserInputError
+from engine.finetune.loop import HistoryCallback, Objective, TrainResult, epoch_batches, fit
 from engine.finetune.model import CLIPClassifier
 from engine.progress import ProgressCallback, ignore_progress
 
-HistoryCallback = Callable[[list[dict[str, Any]]], None]
 METHODS = ("lora", "linear")
 
 
@@ -126,54 +123,24 @@ def evaluate(model: CLIPClassifier, pixels: torch.Tensor, labels: Sequence[int])
     return metrics
 
 
-@dataclass
-class TrainResult:
-    history: list[dict[str, Any]] = field(default_factory=list)
-    best_step: int = 0
-    steps_run: int = 0
-    stopped: str = "completed"  # completed | early stopping | time budget | cancelled
-    seconds: float = 0.0
-
-
-def _better(candidate: dict[str, Any], best: dict[str, Any] | None) -> bool:
-    if best is None:
-        return True
-    if candidate["accuracy"] != best["accuracy"]:
-        return candidate["accuracy"] > best["accuracy"]
-    return candidate["loss"] < best["loss"]
-
-
 def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Sequence[int],
           held_pixels: torch.Tensor, held_labels: Sequence[int], settings: TrainSettings,
           unlabeled: torch.Tensor | None = None, progress: ProgressCallback = ignore_progress,
           on_history: HistoryCallback | None = None) -> TrainResult:
-    """Fine-tune in place and leave the best checkpoint loaded.
+    """Fine-tune in place and leave the best checkpoint loaded (`engine.finetune.loop.fit`).
 
-    Without held-out images there is nothing to select on: the last step is kept and no early stopping happens.
-    A NaN or infinite loss raises UserInputError (lower the learning rate); the model is then not to be saved.
+    The best checkpoint has the highest held-out accuracy, then the lowest held-out loss.
     """
     settings.check()
     device = next(model.parameters()).device
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     labels = torch.tensor(list(train_labels))
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    result = TrainResult()
-    started = time.monotonic()
-    best_metrics = evaluate(model, held_pixels, held_labels) if len(held_labels) else None
-    best_state = model.trainable_state()
-    result.history.append({"step": 0, "loss": None, "held_out_accuracy": best_metrics and best_metrics["accuracy"],
-                           "held_out_loss": best_metrics and best_metrics["loss"]})
-    order: list[int] = []
-    stale = 0
-    for step in range(1, settings.steps + 1):
+    batches = epoch_batches(len(labels), settings.batch_size, generator)
+
+    def batch_loss() -> torch.Tensor:
         model.train()
-        batch = []
-        while len(batch) < min(settings.batch_size, len(labels)):
-            if not order:
-                order = torch.randperm(len(labels), generator=generator).tolist()
-            batch.append(order.pop())
+        batch = next(batches)
         pixels = train_pixels[batch]
         pixels = augment(pixels, generator) if settings.augment else pixels
         loss = F.cross_entropy(model(pixels.to(device)), labels[batch].to(device))
@@ -182,38 +149,14 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
             probabilities = model(unlabeled[pick].to(device)).softmax(-1)
             entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1).mean()
             loss = loss + settings.unlabeled_weight * entropy
-        if not torch.isfinite(loss):
-            raise UserInputError(f"Training diverged: the loss became {loss.item()} at step {step}. Lower the "
-                                 f"learning rate (now {settings.learning_rate}); no model was saved.")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        result.steps_run = step
-        record: dict[str, Any] = {"step": step, "loss": loss.item(), "held_out_accuracy": None, "held_out_loss": None}
-        result.history.append(record)
-        if len(held_labels) and (step % settings.eval_every == 0 or step == settings.steps):
-            metrics = evaluate(model, held_pixels, held_labels)
-            record["held_out_accuracy"], record["held_out_loss"] = metrics["accuracy"], metrics["loss"]
-            if _better(metrics, best_metrics):
-                best_metrics, best_state, result.best_step, stale = metrics, model.trainable_state(), step, 0
-            else:
-                stale += 1
-        elif not len(held_labels):
-            best_state, result.best_step = model.trainable_state(), step
-        if on_history is not None:
-            on_history(result.history)
-        if stale >= settings.patience:
-            result.stopped = "early stopping"
-            break
-        if time.monotonic() - started > settings.time_budget_s:
-            result.stopped = "time budget"
-            break
-        try:
-            progress(step / settings.steps, f"Step {step}/{settings.steps} · loss {record['loss']:.4f}")
-        except Exception:  # the caller asks to stop (a job's cancel): keep the best checkpoint so far
-            result.stopped = "cancelled"
-            break
-    model.load_trainable_state(best_state)
+        return loss
+
+    def columns(metrics: dict[str, Any] | None) -> dict[str, Any]:
+        return {"held_out_accuracy": metrics and metrics["accuracy"], "held_out_loss": metrics and metrics["loss"]}
+
+    objective = Objective(model, model.parameters(), batch_loss,
+                          (lambda: evaluate(model, held_pixels, held_labels)) if len(held_labels) else None,
+                          columns, rank=lambda m: (m["accuracy"], -m["loss"]))
+    result = fit(objective, settings, progress, on_history)
     model.eval()
-    result.seconds = time.monotonic() - started
     return result
