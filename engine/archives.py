@@ -65,13 +65,13 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
     return destination
 
 
-def find_folder_with(root: Path, child: str) -> Path:
+def find_folder_with(root: Path, child: str, display_name: str = "the archive") -> Path:
     """The shallowest folder under `root` (itself included) that has a sub-folder named `child`."""
     candidates = sorted((p.parent for p in root.rglob(child) if p.is_dir()), key=lambda p: len(p.parts))
     if (root / child).is_dir():
         return root
     if not candidates:
-        raise UserInputError(f"No '{child}/' folder found in the archive.")
+        raise UserInputError(f"{display_name}: no '{child}/' folder found in it.")
     return candidates[0]
 
 

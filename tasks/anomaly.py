@@ -93,7 +93,7 @@ def evaluate_labelled_set(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     name, archive = archives[0]
     ctx.progress(0.01, f"Extracting {name}")
     try:
-        root = find_folder_with(extract_zip(archive, ctx.work_dir / "dataset", display_name=name), "test")
+        root = find_folder_with(extract_zip(archive, ctx.work_dir / "dataset", display_name=name), "test", name)
         ctx.progress(0.03, f"Loading model {preset.label}")
         pipeline = get_pipeline(preset.name)
         report = evaluate_folder(pipeline, root, str(ctx.params.get("object_name", "")), shots=shots,

@@ -163,11 +163,11 @@ def probe_images(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]
     return images
 
 
-def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto") -> Dataset:
+def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto", source: str = "the upload") -> Dataset:
     """A dataset from uploaded files: images plus annotation files in one format ("auto" detects it).
 
-    `files` are (name relative to the upload or archive root, path). Images with no annotation are
-    part of the set, with no boxes: they are the ones to complete.
+    `files` are (name relative to the upload or archive root, path); `source` names the uploads in
+    messages. Images with no annotation are part of the set, with no boxes: they are the ones to complete.
     """
     skipped: list[dict[str, str]] = []
     image_files, annotation_files = [], []
@@ -188,7 +188,7 @@ def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto") -> Dat
     images = probe_images(image_files, skipped)
     if not images:
         reasons = " ".join(item["error"] for item in skipped)
-        raise UserInputError(f"No usable images in the upload. {reasons}".strip())
+        raise UserInputError(f"No usable images in {source}. {reasons}".strip())
     chosen = detect_format(annotation_files) if format == "auto" else format
     index = ImageIndex(images)
     if chosen == "coco":
@@ -227,6 +227,8 @@ def _read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         data = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{name} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise UserInputError(f"{name}: nested too deeply to be a COCO file.") from None
     except (UnicodeDecodeError, OSError) as exc:
         raise UserInputError(f"{name}: cannot be read as UTF-8 text ({exc}).") from None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
@@ -339,8 +341,9 @@ def _yolo_names(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]]
                 names = [names[k] for k in sorted(names)]
             if isinstance(names, list) and names:
                 return [str(n) for n in names], name
-    raise UserInputError("YOLO labels need the class names: add classes.txt (one name per line, in class-index "
-                         "order) or a data.yaml with names:.")
+    labels = ", ".join(name for name, _ in files)
+    raise UserInputError(f"{labels}: YOLO labels need the class names: add classes.txt (one name per line, in "
+                         "class-index order) or a data.yaml with names:.")
 
 
 def _read_yolo(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,

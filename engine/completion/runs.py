@@ -48,6 +48,8 @@ def _drawn(params: Mapping[str, Any]) -> list[dict[str, Any]]:
             raw = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise UserInputError(f"drawn_boxes is not valid JSON ({exc.msg}).") from None
+        except RecursionError:
+            raise UserInputError("drawn_boxes is nested too deeply to be a list of boxes.") from None
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         raise UserInputError("drawn_boxes must be a list of {\"image\", \"box\": [x, y, w, h], \"category\"}.")
     return raw

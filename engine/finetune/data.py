@@ -48,7 +48,7 @@ def _has_images(folder: Path) -> bool:
     return bool(list_images(folder, recursive=True))
 
 
-def class_folders(root: Path) -> dict[str, list[tuple[str, Path]]]:
+def class_folders(root: Path, display_name: str | None = None) -> dict[str, list[tuple[str, Path]]]:
     """{class: files} from a folder whose sub-folders are the classes (the shallowest such folder below `root`).
 
     A zip often wraps the layout in one more folder; that folder is looked through.
@@ -62,7 +62,7 @@ def class_folders(root: Path) -> dict[str, list[tuple[str, Path]]]:
                 return {child.name: [(f"{child.name}/{p.relative_to(child).as_posix()}", p)
                                      for p in list_images(child, recursive=True)] for child in children}
         level = [c for f in level for c in sorted(f.iterdir()) if c.is_dir() and _has_images(c)]
-    raise UserInputError(f"No class folders with images found in {root.name or root}: use one folder per class, "
+    raise UserInputError(f"No class folders with images found in {display_name or root}: use one folder per class, "
                          f"each holding its images ({', '.join(ACCEPTED_IMAGE_SUFFIXES)}).")
 
 
@@ -95,7 +95,7 @@ def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, P
         if work_dir is None:
             raise ValueError("work_dir is needed to extract archives")
         root = extract_zip(archive, work_dir / f"classes_{index:03d}", display_name=display)
-        for name, files in class_folders(root).items():
+        for name, files in class_folders(root, display).items():
             add(name, [(f"{display}/{n}", p) for n, p in files], display)
     for name, files in uploads:
         add(name, files, "the uploads")

@@ -63,5 +63,5 @@ def test_not_a_zip(tmp_path):
 
 def test_an_archive_without_the_expected_folder(tmp_path):
     out = extract_zip(make_zip(tmp_path / "x.zip", [("images/a.png", b"x")]), tmp_path / "out")
-    with pytest.raises(UserInputError, match="No 'test/' folder"):
+    with pytest.raises(UserInputError, match="the archive: no 'test/' folder found"):
         find_folder_with(out, "test")
