@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import REPO, require
+from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = REPO / "test-results"
@@ -47,6 +48,20 @@ def page(browser, app_url, request):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
     context.close()
+
+
+def cancel_while_running(page, status_id: str, cancel_id: str) -> str:
+    """Wait until the job the tab started is running, press its Cancel, see it cancelled; returns its id."""
+    from tasks import client
+
+    status = page.locator(f"#{status_id}")
+    status.get_by_text("Running").wait_for()
+    page.locator(f"#{cancel_id}").click()
+    status.get_by_text("Cancelled").wait_for()
+    short_id = status.inner_text().split("job ")[1][:8]
+    job = next(job for job in client.list_jobs(20) if job.id.startswith(short_id))
+    assert job.status is client.Status.CANCELLED and job.progress < 1.0
+    return job.id
 
 
 def choose_preset(page, label_part: str) -> None:
@@ -108,3 +123,14 @@ def test_a_video_plays_back_with_its_timeline_and_verdicts(page, tmp_path, metal
     expect(page.locator("#anomaly-scores")).to_contain_text("frame 000005 (0.50 s)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "anomaly-video-result.png"), full_page=True)
+
+
+def test_cancel_a_running_inspection(page, tmp_path):
+    import zipfile
+
+    archive = tmp_path / "many.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in noise_images(tmp_path / "many", 200):
+            bundle.write(path, path.name)
+    run_anomaly(page, [archive], "noise")
+    cancel_while_running(page, "anomaly-status", "anomaly-cancel")

@@ -7,7 +7,8 @@ import json
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
+from tests.e2e.test_browser import ARTIFACTS, browser, cancel_while_running, page  # noqa: F401 - shared fixtures
+from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
 
@@ -43,3 +44,18 @@ def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  #
     expect(exports).to_contain_text("accepted_voc")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "completion-review.png"), full_page=True)
+
+
+def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
+    images = noise_images(tmp_path / "scene", 150, size=(160, 120))
+    coco = {"images": [{"id": 1, "file_name": images[0].name, "width": 160, "height": 120}],
+            "categories": [{"id": 1, "name": "speck"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [20, 20, 30, 30]}]}
+    (tmp_path / "partial.json").write_text(json.dumps(coco))
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-images input[type=file]").set_input_files([str(p) for p in images])
+    page.locator("#completion-annotations input[type=file]").set_input_files([str(tmp_path / "partial.json")])
+    page.locator("#completion-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#completion-run").click()
+    cancel_while_running(page, "completion-status", "completion-cancel")

@@ -64,3 +64,16 @@ def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_pa
     expect(page.locator("#insertion-video-downloads a[href$='result.mp4']")).to_have_count(1)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "insertion-video-result.png"), full_page=True)
+
+
+def test_cancel_a_running_video_insertion(page, tmp_path: Path):
+    moving_square_video(tmp_path / "long.mp4", frames=40, size=(96, 72))
+    open_insertion(page, "Video")
+    page.locator("#insertion-video-file input[type=file]").set_input_files(str(tmp_path / "long.mp4"))
+    page.locator("#insertion-video-editor img, #insertion-video-editor canvas").first.wait_for()
+    fill(page, "insertion-video-box", "20,10,60,50")
+    fill(page, "insertion-video-prompt", "a red ball")
+    page.locator("#insertion-video-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#insertion-video-run").click()
+    test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
