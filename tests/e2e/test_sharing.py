@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 from gradio_client import Client, handle_file
 
+from tests.conftest import REPO
 from tests.e2e.test_browser import ARTIFACTS, browser, chromium_path  # noqa: F401 - fixture reuse
 
 ACCOUNTS = {"alice": "wonder-land-7", "bob": "builder-42"}
@@ -53,6 +54,26 @@ def test_users_see_only_their_own_jobs(shared_url, metal_plate_images):
     assert "No job" in bob.predict(job_id, api_name="/cancel_job")
     details, gallery, _, files = alice.predict(job_id, api_name="/open_job")
     assert "Succeeded" in details and len(gallery) == 1
+
+
+def test_file_serving_is_confined_to_the_artifact_store_and_needs_sign_in(shared_url, metal_plate_images):
+    import httpx
+
+    from tasks import client
+
+    alice = Client(shared_url, auth=("alice", ACCOUNTS["alice"]), verbose=False)
+    alice.predict([handle_file(str(metal_plate_images[0]))], None, "plate", "winclip-tiny", api_name="/anomaly")
+    job = client.list_jobs(1, owner="alice")[0]
+    artifact = client.artifact_path(job.id, "scores.json", owner="alice")
+    base = shared_url.rstrip("/") + "/gradio_api/file="
+    assert httpx.get(base + str(artifact)).status_code == 401  # no session, no file
+    with httpx.Client() as session:
+        assert session.post(shared_url + "login", data={"username": "alice",
+                                                         "password": ACCOUNTS["alice"]}).status_code == 200
+        assert session.get(base + str(artifact)).json()["images"][0]["file"] == metal_plate_images[0].name
+        for outside in ("/etc/passwd", "/proc/self/environ", str(REPO / "README.md"), "pyproject.toml",
+                        f"{artifact.parent}/../../../../../etc/passwd"):
+            assert session.get(base + outside).status_code in (403, 404), outside
 
 
 def test_sign_in_page_in_the_browser(shared_url, browser):  # noqa: F811
