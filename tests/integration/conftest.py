@@ -26,34 +26,44 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def redis_answers(port: int) -> bool:
+def redis_answers(port: int, password: str | None = None) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            sock.sendall((f"AUTH {password}\r\nPING\r\n" if password else "PING\r\n").encode())
+            reply = b""
+            while not reply.endswith(b"+PONG\r\n") and len(reply) < 64:
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply.endswith(b"+PONG\r\n")
     except OSError:
         return False
 
 
 class RedisServer:
     """A redis-server on a free loopback port; `durable` keeps its data across a restart (append-only
-    file), as a production Redis should so that queued jobs survive it."""
+    file), as a production Redis should so that queued jobs survive it; `password` requires AUTH."""
 
-    def __init__(self, workdir: Path, durable: bool = False) -> None:
+    def __init__(self, workdir: Path, durable: bool = False, password: str | None = None) -> None:
         binary = shutil.which("redis-server")
         require(binary is not None, "redis-server is not installed (apt-get install redis-server)")
-        self.command = [binary, "--port", str(free_port()), "--bind", "127.0.0.1", "--save", "",
+        self.port = free_port()
+        self.password = password
+        self.command = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                         "--appendonly", "yes" if durable else "no", "--dir", str(workdir)]
-        self.port = int(self.command[2])
+        if password:
+            self.command += ["--requirepass", password]
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        credentials = f":{self.password}@" if self.password else ""
+        return f"redis://{credentials}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-        wait_until(lambda: redis_answers(self.port), timeout=20, what="redis-server")
+        wait_until(lambda: redis_answers(self.port, self.password), timeout=20, what="redis-server")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
