@@ -33,6 +33,34 @@ def shared_url() -> Iterator[str]:
         demo.close()
 
 
+def test_listening_beyond_loopback_needs_accounts(monkeypatch):
+    from webapp.app import launch
+
+    monkeypatch.delenv("FEWSHOT_AUTH", raising=False)
+    monkeypatch.delenv("FEWSHOT_AUTH_FILE", raising=False)
+    with pytest.raises(SystemExit, match=r"Refusing to listen on 0\.0\.0\.0 without sign-in"):
+        launch(server_name="0.0.0.0")
+    monkeypatch.setenv("FEWSHOT_HOST", "192.168.1.5")
+    with pytest.raises(SystemExit, match="set FEWSHOT_AUTH or FEWSHOT_AUTH_FILE"):
+        launch()
+
+
+def test_accounts_from_a_file(tmp_path, monkeypatch):
+    from webapp.app import load_users
+
+    accounts = tmp_path / "users"
+    accounts.write_text("# operators\ncarol:pw-1\n\n  dave:pw:with:colons\n")
+    monkeypatch.setenv("FEWSHOT_AUTH_FILE", str(accounts))
+    monkeypatch.setenv("FEWSHOT_AUTH", "erin:pw-2")
+    assert load_users() == {"erin": "pw-2", "carol": "pw-1", "dave": "pw:with:colons"}
+    accounts.write_text("frank\n")
+    with pytest.raises(SystemExit, match="Bad account entry 'frank': write user:password"):
+        load_users()
+    monkeypatch.setenv("FEWSHOT_AUTH_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SystemExit, match="cannot be read"):
+        load_users()
+
+
 def test_without_an_account_nothing_is_served(shared_url):
     with pytest.raises(Exception):  # noqa: B017 - gradio_client raises its own error types across versions
         Client(shared_url, verbose=False)
