@@ -77,6 +77,22 @@ _TINY_FINETUNE_CLIP_CONFIG: dict[str, Any] = {
     "vision_cfg": {**_TINY_CLIP_CONFIG["vision_cfg"], "image_size": 64},
 }
 
+_TINY_RTDETR_CONFIG: dict[str, Any] = {
+    # transformers' RT-DETR test sizes (a 64-channel stem, a 4-stage ResNet of 10-40 channels, a 32-wide
+    # hybrid encoder, a 2-layer decoder, 30 queries) at a 64 px input: a training step takes tens of
+    # milliseconds on a CPU.
+    "model": {
+        "backbone_config": {"model_type": "rt_detr_resnet", "embedding_size": 64, "hidden_sizes": [10, 20, 30, 40],
+                            "depths": [1, 1, 2, 1], "out_features": ["stage2", "stage3", "stage4"],
+                            "out_indices": [2, 3, 4]},
+        "encoder_hidden_dim": 32, "encoder_in_channels": [20, 30, 40], "encoder_ffn_dim": 64,
+        "encoder_attention_heads": 2, "d_model": 32, "num_queries": 30, "decoder_in_channels": [32, 32, 32],
+        "decoder_ffn_dim": 64, "decoder_layers": 2, "decoder_attention_heads": 2, "num_denoising": 0,
+    },
+    "image_size": 64,
+    "learning_rate": 3e-3,  # random weights: a high rate, so simple shapes are learnt in a hundred steps
+}
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -148,6 +164,26 @@ PRESETS: dict[str, Preset] = {
             architecture="finetune-clip-tiny",
             config=_TINY_FINETUNE_CLIP_CONFIG,
             description="A 2-layer CLIP with random weights at 64 px for tests and demos of training.",
+        ),
+        Preset(
+            name="detection-rtdetr-r18",
+            tool="finetune-detect",
+            label="RT-DETR · ResNet-18-vd (COCO, 640 px)",
+            architecture="rtdetr_r18vd",
+            family="rt_detr",
+            pretrained="PekingU/rtdetr_r18vd",
+            config={"learning_rate": 1e-4},
+            description="RT-DETR with a ResNet-18-vd backbone trained on COCO; a new class head for your classes "
+                        "(rows of COCO classes with the same name start from COCO's).",
+        ),
+        Preset(
+            name="detection-tiny",
+            tool="finetune-detect",
+            label="RT-DETR · tiny (random weights: learns simple shapes only, for tests and demos)",
+            architecture="rtdetr-tiny",
+            family="rt_detr",
+            config=_TINY_RTDETR_CONFIG,
+            description="A 2-layer RT-DETR with random weights at 64 px for tests and demos of training.",
         ),
     )
 }

@@ -88,3 +88,17 @@ def line_chart(series: Sequence[Series], x_range: tuple[float, float], y_range: 
     draw.text((margin - 4 - 6 * len(f"{y0:g}"), height - margin - 5), f"{y0:g}", fill="black")
     draw.text((width - margin - 6 * len(f"{x1:g}"), height - margin + 2), f"{x1:g}", fill="black")
     return image
+
+
+def draw_boxes(image: Image.Image, boxes: Sequence, classes: Sequence[str]) -> Image.Image:
+    """The image with each box (x, y, width, height, category, score) outlined and labelled, one colour per class."""
+    picture = image.convert("RGB")
+    draw = ImageDraw.Draw(picture)
+    width = max(1, round(max(picture.size) / 300))
+    colours = turbo(np.linspace(0.1, 0.9, max(len(classes), 1)))
+    for box in boxes:
+        colour = tuple(int(c) for c in colours[classes.index(box.category)])
+        draw.rectangle([box.x, box.y, box.x + box.width, box.y + box.height], outline=colour, width=width)
+        label = box.category if box.score is None else f"{box.category} {box.score:.2f}"
+        draw.text((box.x + width + 1, box.y + width), label, fill=colour)
+    return picture

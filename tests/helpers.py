@@ -59,3 +59,42 @@ def colour_classes(root: Path, per_class: int = 6, size: int = 48, seed: int = 0
             pixels = np.clip(np.array(rgb) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(root / name / f"{name}_{index}.png")
     return root
+
+
+SHAPES = {"square": (220, 40, 40), "circle": (40, 60, 220)}
+
+
+def shape_detection_set(root: Path, count: int = 16, size: int = 64, seed: int = 0) -> Path:
+    """`count` PNGs of one or two red squares and blue circles on grey, with a COCO annotations.json:
+    two classes a detector can tell apart by colour and shape, for fine-tuning tests."""
+    import json
+
+    from PIL import ImageDraw
+
+    rng = np.random.default_rng(seed)
+    names = list(SHAPES)
+    coco: dict = {"images": [], "annotations": [],
+                  "categories": [{"id": k + 1, "name": n} for k, n in enumerate(names)]}
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        picture = Image.new("RGB", (size, size), (128, 128, 128))
+        draw = ImageDraw.Draw(picture)
+        boxes: list[tuple[int, int, int]] = []
+        for _ in range(int(rng.integers(1, 3))):
+            for _attempt in range(50):  # a place that overlaps no other shape
+                side = int(rng.integers(size // 4, size // 2.2))
+                x, y = (int(v) for v in rng.integers(0, size - side, 2))
+                if all(x + side <= bx or bx + bs <= x or y + side <= by or by + bs <= y for bx, by, bs in boxes):
+                    break
+            boxes.append((x, y, side))
+            kind = int(rng.integers(0, 2))
+            corners = [x, y, x + side - 1, y + side - 1]
+            (draw.rectangle if kind == 0 else draw.ellipse)(corners, fill=SHAPES[names[kind]])
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": index + 1,
+                                        "category_id": kind + 1, "bbox": [x, y, side, side], "area": side * side,
+                                        "iscrowd": 0})
+        picture.save(root / "images" / f"shapes_{index:03d}.png")
+        coco["images"].append({"id": index + 1, "file_name": f"images/shapes_{index:03d}.png", "width": size,
+                               "height": size})
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from PIL import Image
+
 from engine.errors import UserInputError
 from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
 
@@ -58,6 +60,12 @@ class ImageRecord:
     boxes: list[Box] = field(default_factory=list)
     path: Path | None = None
     id: int | None = None  # the COCO image id, kept for round trips
+
+    def load(self) -> Image.Image:
+        """The image's pixels (8-bit RGB)."""
+        if self.path is None:
+            raise UserInputError(f"{self.file_name}: no pixels for this image (it was not uploaded).")
+        return load_image(self.path, display_name=self.file_name)
 
 
 @dataclass

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from engine.completion.formats import Box, Dataset, ImageRecord
 from engine.completion.logic import select_proposals, xywh_to_xyxy
@@ -24,7 +23,6 @@ from engine.completion.model import ImageFeatures, Owlv2Detector, to_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
 from engine.loading import MODEL_CACHE
-from engine.media import load_image
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
@@ -107,7 +105,7 @@ class CompletionPipeline:
     def _batches(self, images: Sequence[ImageRecord], batch_size: int):
         for start in range(0, len(images), batch_size):
             batch = images[start : start + batch_size]
-            pixels = [_load(image) for image in batch]
+            pixels = [image.load() for image in batch]
             yield batch, self.detector.image_features(pixels)
 
     def exemplars(self, dataset: Dataset, batch_size: int, progress: ProgressCallback, cache: dict[str, ImageFeatures],
@@ -206,12 +204,6 @@ class CompletionPipeline:
             Proposal(-1, image.file_name, box, query)
             for box, query in self.propose(image, features, scores, query_class, result.params, exclude)
         ]
-
-
-def _load(image: ImageRecord) -> Image.Image:
-    if image.path is None:
-        raise UserInputError(f"{image.file_name}: no pixels for this image (it was not uploaded).")
-    return load_image(image.path, display_name=image.file_name)
 
 
 def exemplar_dicts(exemplars: Sequence[Exemplar]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +55,39 @@ def _drawn(params: Mapping[str, Any]) -> list[dict[str, Any]]:
     return raw
 
 
-def _prepare(files: Sequence[tuple[str, Path]], work_dir: Path, params: Mapping[str, Any],
-             video: tuple[str, Path] | None, progress: ProgressCallback):
-    from engine.completion.pipeline import get_pipeline
+def _engine(params: Mapping[str, Any]) -> tuple[dict[str, Any], str, Callable[[], Any]]:
+    """(summary, what is loaded, loader of the callable that proposes boxes): a fine-tuned detector when
+    params["detector"] names its folder, else the OWLv2 preset; checked before any file is read."""
+    device = params.get("device")
+    if params.get("detector"):
+        from engine.finetune.artifacts import read_meta
 
+        directory = Path(str(params["detector"]))
+        meta = read_meta(directory, "detect")
+        base = get_preset(meta["base_preset"])
+
+        def load_detector():
+            from engine.completion.finetuned import DetectorCompletion
+
+            return DetectorCompletion.from_model_dir(directory, device)
+
+        return ({"detector": meta["name"], "preset": base.name, "random_weights": base.random_weights},
+                f"fine-tuned detector {meta['name']}", load_detector)
     preset = get_preset(str(params.get("preset") or DEFAULT_PRESET))
     if preset.tool != "completion":
         raise UserInputError(f"Preset {preset.name!r} is not an annotation-completion model.")
+
+    def load_owlv2():
+        from engine.completion.pipeline import get_pipeline
+
+        return get_pipeline(preset.name, device)
+
+    return {"preset": preset.name, "random_weights": preset.random_weights}, f"model {preset.label}", load_owlv2
+
+
+def _prepare(files: Sequence[tuple[str, Path]], work_dir: Path, params: Mapping[str, Any],
+             video: tuple[str, Path] | None, progress: ProgressCallback):
+    summary, label, load = _engine(params)
     threshold = _number(params, "score_threshold", DEFAULT_THRESHOLD)
     if not 0.0 <= threshold <= 1.0:
         raise UserInputError(f"score_threshold must be between 0 and 1, not {threshold}.")
@@ -69,9 +95,8 @@ def _prepare(files: Sequence[tuple[str, Path]], work_dir: Path, params: Mapping[
     progress(0.0, "Reading the images and annotations")
     dataset = load_dataset(files, work_dir, str(params.get("format") or "auto"), video,
                            _number(params, "video_stride", 30, int), _drawn(params), sub_progress(progress, 0.0, 0.05))
-    progress(0.05, f"Loading model {preset.label}")
-    summary = {"preset": preset.name, "random_weights": preset.random_weights}
-    return get_pipeline(preset.name, params.get("device")), dataset, completion, threshold, summary
+    progress(0.05, f"Loading {label}")
+    return load(), dataset, completion, threshold, summary
 
 
 def run_completion(files: Sequence[tuple[str, Path]], work_dir: Path, out_dir: Path, params: Mapping[str, Any],

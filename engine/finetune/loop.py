@@ -63,7 +63,11 @@ class Objective:
 
 @dataclass
 class TrainResult:
+    """The curves, and the held-out metrics before training (`baseline`) and of the checkpoint kept (`best`)."""
+
     history: list[dict[str, Any]] = field(default_factory=list)
+    baseline: Metrics | None = None
+    best: Metrics | None = None
     best_step: int = 0
     steps_run: int = 0
     stopped: str = "completed"  # completed | early stopping | time budget | cancelled
@@ -92,7 +96,7 @@ def fit(objective: Objective, settings: LoopSettings, progress: ProgressCallback
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     result = TrainResult()
     started = time.monotonic()
-    best = objective.evaluate() if objective.evaluate else None
+    best = result.baseline = objective.evaluate() if objective.evaluate else None
     best_state = objective.model.trainable_state() if best is not None else None
     result.history.append({"step": 0, "loss": None, **objective.columns(best)})
     stale = 0
@@ -133,5 +137,6 @@ def fit(objective: Objective, settings: LoopSettings, progress: ProgressCallback
             break
     if best_state is not None:
         objective.model.load_trainable_state(best_state)
+    result.best = best
     result.seconds = time.monotonic() - started
     return result

@@ -24,13 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import UserInputError
+from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, load_open_clip
 from engine.presets import Preset, get_preset
 
 PROMPT = "a photo of a {}."
-MODEL_FILE = "model.json"
-WEIGHTS_FILE = "weights.safetensors"
-FORMAT_VERSION = 1
 _BLOCKS = re.compile(r"^(all|last:\d+|\d+(,\d+)*)$")
 
 
@@ -164,22 +162,10 @@ def save_classifier(classifier: CLIPClassifier, directory: Path, meta: dict[str,
                "zero_shot_head": classifier.zero_shot_head}
     weights |= {name: p for name, p in classifier.visual.named_parameters() if "lora_" in name}
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS_FILE))
-    record = {**meta, "format_version": FORMAT_VERSION, "classes": classifier.classes,
+    record = {**meta, "task": "classify", "format_version": FORMAT_VERSION, "classes": classifier.classes,
               "logit_scale": classifier.logit_scale, "lora": asdict(classifier.lora) if classifier.lora else None}
     (directory / MODEL_FILE).write_text(json.dumps(record, indent=1))
     return directory
-
-
-def read_meta(directory: Path) -> dict[str, Any]:
-    try:
-        meta = json.loads((directory / MODEL_FILE).read_text())
-    except (OSError, ValueError):
-        raise UserInputError(f"{directory.name}: not a fine-tuned model (no readable {MODEL_FILE}).") from None
-    missing = [key for key in ("classes", "base_preset", "logit_scale") if key not in meta]
-    if missing or meta.get("format_version") != FORMAT_VERSION:
-        raise UserInputError(f"{directory.name}: {MODEL_FILE} is from another version or incomplete "
-                             f"(missing: {', '.join(missing) or 'format_version ' + str(FORMAT_VERSION)}).")
-    return meta
 
 
 def load_classifier(directory: Path, device: torch.device) -> tuple[CLIPClassifier, dict[str, Any], dict[str, Any]]:
@@ -187,7 +173,7 @@ def load_classifier(directory: Path, device: torch.device) -> tuple[CLIPClassifi
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    meta = read_meta(directory)
+    meta = read_meta(directory, "classify")
     preset = get_preset(meta["base_preset"])
     model, _, preprocess = base_model(preset, device)
     lora = LoraSettings(**meta["lora"]) if meta.get("lora") else None

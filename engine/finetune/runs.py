@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import shutil
 import statistics
 import time
 from collections.abc import Sequence
@@ -15,14 +12,13 @@ import torch
 
 from engine.device import select_device
 from engine.errors import UserInputError
+from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
 from engine.finetune.data import LabelledSet, sample_shots, split_held_out
 from engine.finetune.model import LoraSettings, build_classifier, load_classifier, save_classifier
 from engine.finetune.train import HistoryCallback, TrainSettings, evaluate, predict_logits, to_tensor, train
 from engine.media import load_images
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
-
-MODEL_DIR = "model"
 
 
 def _classifier(preset: str, classes: list[str], settings: TrainSettings, device: torch.device):
@@ -45,13 +41,6 @@ def _fit(data: LabelledSet, train_idx: list[int], test_idx: list[int], preset: s
                    progress, on_history)
     finetuned = evaluate(classifier, test_x, test_y) if test_idx else None
     return classifier, preprocess, zero_shot, finetuned, result
-
-
-def write_history_csv(history: list[dict[str, Any]], path: Path) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["step", "loss", "held_out_accuracy", "held_out_loss"])
-        writer.writeheader()
-        writer.writerows(history)
 
 
 def train_and_save(data: LabelledSet, preset: str, settings: TrainSettings, out_dir: Path, name: str,
@@ -91,10 +80,7 @@ def train_and_save(data: LabelledSet, preset: str, settings: TrainSettings, out_
     meta = {k: summary[k] for k in ("name", "base_preset", "settings", "metrics", "best_step", "stopped",
                                     "train_images", "held_out_images", "created_at")}
     save_classifier(classifier, out_dir / MODEL_DIR, meta)
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
-    write_history_csv(result.history, out_dir / "history.csv")
-    archive = shutil.make_archive(str(out_dir / "model"), "zip", out_dir / MODEL_DIR)
-    return summary, ["metrics.json", "history.csv", Path(archive).name]
+    return summary, write_run_outputs(out_dir, summary)
 
 
 def kshot_evaluation(data: LabelledSet, preset: str, settings: TrainSettings, shots: int, seeds: Sequence[int],

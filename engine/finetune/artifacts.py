@@ -1,0 +1,58 @@
+"""A saved fine-tuned model on disk: `model.json` (what it is) and `weights.safetensors` (what training changed).
+
+Classifiers and detectors are saved the same way and told apart by `task` in model.json ("classify",
+the default of files written before detectors existed, or "detect"). Torch-free: the web process
+reads model.json when a model file is uploaded.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserInputError
+
+MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.csv and model.zip
+MODEL_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+TASKS = {"classify": "classifier", "detect": "detector"}
+_REQUIRED = {"classify": ("classes", "base_preset", "logit_scale"), "detect": ("classes", "base_preset", "input")}
+
+
+def task_of(meta: dict[str, Any]) -> str:
+    return meta.get("task", "classify")
+
+
+def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
+    """model.json of a saved model, checked to be complete; with `task`, also that it is that kind of model."""
+    try:
+        meta = json.loads((directory / MODEL_FILE).read_text())
+    except (OSError, ValueError):
+        raise UserInputError(f"{directory.name}: not a fine-tuned model (no readable {MODEL_FILE}).") from None
+    if not isinstance(meta, dict) or task_of(meta) not in TASKS:
+        raise UserInputError(f"{directory.name}: {MODEL_FILE} does not describe a classifier or a detector.")
+    missing = [key for key in _REQUIRED[task_of(meta)] if key not in meta]
+    if missing or meta.get("format_version") != FORMAT_VERSION:
+        raise UserInputError(f"{directory.name}: {MODEL_FILE} is from another version or incomplete "
+                             f"(missing: {', '.join(missing) or 'format_version ' + str(FORMAT_VERSION)}).")
+    if task is not None and task_of(meta) != task:
+        raise UserInputError(f"'{meta.get('name', directory.name)}' is a {TASKS[task_of(meta)]}, not a "
+                             f"{TASKS[task]}: pick a {TASKS[task]}.")
+    return meta
+
+
+def write_run_outputs(out_dir: Path, summary: dict[str, Any]) -> list[str]:
+    """Beside a run's `model/`: metrics.json (the summary), history.csv (the curves) and model.zip (the
+    download, which can be uploaded elsewhere); returns their names."""
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
+    history = summary["history"]
+    with open(out_dir / "history.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    archive = shutil.make_archive(str(out_dir / "model"), "zip", out_dir / MODEL_DIR)
+    return ["metrics.json", "history.csv", Path(archive).name]

@@ -1,0 +1,141 @@
+"""Fine-tuning and evaluating the detector.
+
+Training is seeded (same data, settings and seed give the same weights) with RT-DETR's own loss
+(Hungarian matching; varifocal, L1 and GIoU terms on every decoder layer and the query selection),
+horizontal flips as the only augmentation, and gradients clipped as DETR-style detectors need. The
+loop (AdamW, held-out evaluation, best checkpoint, early stopping, time budget, cancel) is
+`engine.finetune.loop`, shared with the classifier. The best checkpoint has the highest held-out
+mAP@[.5:.95], then mAP@0.5, then the lowest held-out loss (which moves before any box is right).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+
+from engine.completion.formats import Box, ImageRecord
+from engine.errors import UserInputError
+from engine.finetune.detection.metrics import detection_map
+from engine.finetune.detection.model import Detector
+from engine.finetune.loop import HistoryCallback, Objective, TrainResult, epoch_batches, fit
+from engine.presets import get_preset
+from engine.progress import ProgressCallback, ignore_progress
+
+Targets = list[dict[str, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """Defaults for a few to a few dozen annotated images."""
+
+    steps: int = 150
+    batch_size: int = 4
+    learning_rate: float | None = None  # None: the base preset's (1e-4 pretrained, 3e-3 for the tiny random one)
+    weight_decay: float = 1e-4
+    max_grad_norm: float = 1.0
+    held_out_fraction: float = 0.3
+    eval_every: int = 10
+    patience: int = 8  # evaluations without improvement before stopping
+    time_budget_s: float = 900.0
+    augment: bool = True
+    train_backbone: bool = False
+    seed: int = 0
+
+    def check(self) -> DetectSettings:
+        problems = []
+        for name, low, high in (("steps", 1, 100_000), ("batch_size", 1, 256), ("eval_every", 1, 100_000),
+                                ("patience", 1, 10_000)):
+            if not low <= getattr(self, name) <= high:
+                problems.append(f"{name} must be between {low} and {high}, not {getattr(self, name)}")
+        if self.learning_rate is not None and not 0 < self.learning_rate <= 1:
+            problems.append(f"learning_rate must be in (0, 1], not {self.learning_rate}")
+        if self.time_budget_s <= 0:
+            problems.append("time_budget_s must be positive")
+        if problems:
+            raise UserInputError("Training settings: " + "; ".join(problems) + ".")
+        return self
+
+    def for_preset(self, preset: str) -> DetectSettings:
+        """These settings with the preset's learning rate where none was chosen."""
+        if self.learning_rate is not None:
+            return self
+        return replace(self, learning_rate=float(get_preset(preset).config.get("learning_rate", 1e-4)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def targets_of(images: Sequence[ImageRecord], classes: Sequence[str]) -> Targets:
+    """RT-DETR's labels: class indices and centre boxes as fractions of the image's width and height."""
+    index = {name: k for k, name in enumerate(classes)}
+    targets = []
+    for image in images:
+        boxes = [[(b.x + b.width / 2) / image.width, (b.y + b.height / 2) / image.height, b.width / image.width,
+                  b.height / image.height] for b in image.boxes]
+        targets.append({"class_labels": torch.tensor([index[b.category] for b in image.boxes], dtype=torch.long),
+                        "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)})
+    return targets
+
+
+def flip(encoded: torch.Tensor, targets: Targets, generator: torch.Generator) -> tuple[torch.Tensor, Targets]:
+    """Each image flipped left-right with probability 1/2 (seeded), its boxes with it."""
+    encoded, flipped = encoded.clone(), []
+    for k, target in enumerate(targets):
+        if float(torch.rand(1, generator=generator)) < 0.5:
+            encoded[k] = encoded[k].flip(-1)
+            boxes = target["boxes"].clone()
+            boxes[:, 0] = 1 - boxes[:, 0]
+            target = {**target, "boxes": boxes}
+        flipped.append(target)
+    return encoded, flipped
+
+
+@torch.no_grad()
+def evaluate(detector: Detector, encoded: torch.Tensor, images: Sequence[ImageRecord],
+             batch_size: int = 8) -> dict[str, Any]:
+    """mAP@0.5, mAP@[.5:.95] (overall and per class) and the mean loss on labelled images."""
+    detector.model.eval()
+    targets = targets_of(images, detector.classes)
+    predicted: list[list[Box]] = []
+    losses = []
+    for start in range(0, len(images), batch_size):
+        batch = slice(start, start + batch_size)
+        outputs = detector.forward(encoded[batch], targets[batch])
+        losses.append(float(outputs.loss) * len(targets[batch]))
+        predicted += detector.boxes(outputs, [(image.width, image.height) for image in images[batch]])
+    metrics = detection_map([image.boxes for image in images], predicted, detector.classes)
+    return {**metrics, "loss": sum(losses) / max(len(images), 1)}
+
+
+def train(detector: Detector, train_encoded: torch.Tensor, train_targets: Targets, held_encoded: torch.Tensor,
+          held_images: Sequence[ImageRecord], settings: DetectSettings, progress: ProgressCallback = ignore_progress,
+          on_history: HistoryCallback | None = None) -> TrainResult:
+    """Fine-tune in place and leave the best checkpoint loaded; `settings` need a learning rate (`for_preset`)."""
+    settings.check()
+    if settings.learning_rate is None:
+        raise ValueError("settings.learning_rate is None: call settings.for_preset(preset) first")
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator().manual_seed(settings.seed)
+    batches = epoch_batches(len(train_targets), settings.batch_size, generator)
+
+    def batch_loss() -> torch.Tensor:
+        detector.model.train()
+        batch = next(batches)
+        encoded, targets = train_encoded[batch], [train_targets[i] for i in batch]
+        if settings.augment:
+            encoded, targets = flip(encoded, targets, generator)
+        return detector.forward(encoded, targets).loss
+
+    def columns(metrics: dict[str, Any] | None) -> dict[str, Any]:
+        return {f"held_out_{key}": metrics and metrics[key] for key in ("map_50", "map", "loss")}
+
+    objective = Objective(detector, detector.model.parameters(), batch_loss,
+                          (lambda: evaluate(detector, held_encoded, held_images)) if len(held_images) else None,
+                          columns, rank=lambda m: (m["map"] or 0.0, m["map_50"] or 0.0, -m["loss"]),
+                          max_grad_norm=settings.max_grad_norm)
+    result = fit(objective, settings, progress, on_history)
+    detector.model.eval()
+    return result
