@@ -96,6 +96,7 @@ def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str 
         gathered += video_frames(*video, stride, work_dir, progress)
     if not gathered:
         raise UserInputError("No images given: upload images (or a zip of them), or a video.")
-    dataset = read_dataset(gathered, format, source=", ".join(name for name, _ in files) or "the upload")
+    uploads = ", ".join(name for name, _ in files)
+    dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else "the video")
     add_drawn_boxes(dataset, drawn)
     return dataset

@@ -59,3 +59,21 @@ def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
     page.get_by_role("option").filter(has_text="tiny").click()
     page.locator("#completion-run").click()
     cancel_while_running(page, "completion-status", "completion-cancel")
+
+
+def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):  # noqa: F811
+    broken = tmp_path / "scene.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG signature and nothing else
+    (tmp_path / "boxes.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "scene.png", "width": 64, "height": 64}],
+        "categories": [{"id": 1, "name": "speck"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 9, 9]}]}))
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-images input[type=file]").set_input_files([str(broken)])
+    page.locator("#completion-annotations input[type=file]").set_input_files([str(tmp_path / "boxes.json")])
+    page.locator("#completion-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#completion-run").click()
+    status = page.locator("#completion-status")
+    status.get_by_text("Failed").wait_for()
+    expect(status).to_contain_text("No usable images in the upload (scene.png, boxes.json). scene.png: not an image")
