@@ -23,6 +23,7 @@ TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot
                          "anomaly_evaluate": "fewshot.anomaly_evaluate", "completion": "fewshot.completion",
                          "completion_evaluate": "fewshot.completion_evaluate", "insertion": "fewshot.insertion",
                          "finetune_classify": "fewshot.finetune_classify",
+                         "finetune_detect": "fewshot.finetune_detect",
                          "finetune_predict": "fewshot.finetune_predict"}
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueFull", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
@@ -91,8 +92,9 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     file), "mask" (drawn layers or mask images of the image or the anchor frame) and, for
     params["region_mode"] == "masks", "masks" (one mask per frame); finetune_classify: "dataset"
     (zips with a folder per class), "class_000", "class_001"… (images of the class named by
-    params["class_names"][i]) and optional "unlabeled" images; finetune_predict: "images" or
-    "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
+    params["class_names"][i]) and optional "unlabeled" images; finetune_detect: "dataset" (images
+    and COCO / YOLO / VOC annotations, or zips of them); finetune_predict: "images" or, for a
+    classifier, "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
     its files are copied into the job's references, so the job keeps them even if the set is
     deleted later.
     """

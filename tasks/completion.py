@@ -1,7 +1,8 @@
 """Annotation-completion jobs (complete a set; evaluate on a fully annotated one) and the review export.
 
 Roles: "images" (images and/or zips), "annotations" (COCO JSON, YOLO txt + classes.txt, VOC XML, or
-a zip of them), "video" (one video whose sampled frames become the images).
+a zip of them), "video" (one video whose sampled frames become the images). The engine is an OWLv2
+preset (params["preset"]) or a saved fine-tuned detector (params["detector_model"], its name).
 """
 
 from __future__ import annotations
@@ -33,6 +34,17 @@ def _inputs(ctx: JobContext) -> list[tuple[str, Path]]:
     return [*ctx.input_files("images"), *ctx.input_files("annotations")]
 
 
+def _params(ctx: JobContext) -> dict[str, Any]:
+    """The job's parameters; params["detector_model"] (a saved detector's name) becomes the engine's
+    params["detector"], that model's folder."""
+    name = ctx.params.get("detector_model")
+    if not name:
+        return ctx.params
+    from tasks import finetune_models
+
+    return {**ctx.params, "detector": str(finetune_models.path(str(name)))}
+
+
 def complete_set(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     from engine.completion.runs import run_completion
     from engine.errors import UserInputError
@@ -41,7 +53,7 @@ def complete_set(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     if len(videos) > 1:
         raise UserInputError("Upload one video at a time.")
     try:
-        return run_completion(_inputs(ctx), ctx.work_dir, ctx.output_dir, ctx.params, videos[0] if videos else None,
+        return run_completion(_inputs(ctx), ctx.work_dir, ctx.output_dir, _params(ctx), videos[0] if videos else None,
                               ctx.progress)
     finally:
         shutil.rmtree(ctx.work_dir, ignore_errors=True)  # extracted archives and frames; uploads are kept
@@ -51,7 +63,7 @@ def evaluate_set(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     from engine.completion.runs import run_evaluation
 
     try:
-        return run_evaluation(_inputs(ctx), ctx.work_dir, ctx.output_dir, ctx.params, ctx.progress)
+        return run_evaluation(_inputs(ctx), ctx.work_dir, ctx.output_dir, _params(ctx), ctx.progress)
     finally:
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
 

@@ -92,10 +92,10 @@ def box_dict(box: Box) -> dict[str, Any]:
 
 
 def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: Path, score_threshold: float = 0.5,
-                  device: str | None = None, batch_size: int = 8,
+                  device: str | None = None, batch_size: int = 8, skipped: Sequence[dict[str, str]] = (),
                   progress: ProgressCallback = ignore_progress) -> tuple[dict[str, Any], list[str]]:
     """Detect boxes scoring at least `score_threshold` on images (a few decoded at a time); write a picture with
-    the boxes drawn per image and detections.json. Unreadable images are listed in `skipped`."""
+    the boxes drawn per image and detections.json. Unreadable images join `skipped` (files already left out)."""
     from engine.video import batched
     from engine.visualize import draw_boxes
 
@@ -105,8 +105,8 @@ def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: P
         raise UserInputError("No images given: upload images (or a zip of them) to detect boxes on.")
     predictor = DetectionPredictor(model_dir, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, skipped, written = [], [], []
-    for batch in batched(files, batch_size):
+    rows, skipped, written = [], list(skipped), []
+    for number, batch in enumerate(batched(files, batch_size)):
         names, pictures = [], []
         for name, path in batch:
             try:
@@ -122,7 +122,8 @@ def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: P
             written.append(drawn)
             rows.append({"file": name, "width": picture.width, "height": picture.height, "image": drawn,
                          "boxes": [box_dict(box) for box in boxes]})
-        progress((len(rows) + len(skipped)) / len(files), f"Detected boxes on {len(rows)} of {len(files)} images")
+        done = min((number + 1) * batch_size, len(files))
+        progress(done / len(files), f"Detected boxes on {done} of {len(files)} images")
     if not rows:
         raise UserInputError("None of the images could be used. " + " ".join(s["error"] for s in skipped))
     result = {"model": predictor.meta["name"], "classes": predictor.classes, "score_threshold": score_threshold,
