@@ -4,11 +4,12 @@
     python -m engine anomaly --images DIRS_FILES_ZIPS... --object "metal plate" [--refs DIR] [--threshold T] --out DIR
     python -m engine anomaly --video FILE [--stride N | --fps F] --object "metal plate" [--refs DIR] --out DIR
     python -m engine evaluate --data MVTEC_CATEGORY_DIR --object "magnetic tile" [--shots K] --out DIR
-    python -m engine complete run --data DIR_OR_FILES... [--video FILE --stride N] [--preset NAME] --out DIR
+    python -m engine complete run --data DIR_OR_FILES... [--video F --stride N] [--preset P | --detector DIR] --out DIR
     python -m engine complete evaluate --data DIR [--drop 0.3] [--seed 0] [--threshold 0.3] --out DIR
     python -m engine insert (--image F | --video F) (--box X0,Y0,X1,Y1 | --mask F) --prompt "a red car" --out DIR
     python -m engine finetune classify --data DIRS_OR_ZIPS... --out DIR [--method lora|linear] [--shots K --seeds 0,1,2]
-    python -m engine finetune predict --model DIR (--images FILES... | --video F [--stride N]) [--alpha A]
+    python -m engine finetune detect --data DIRS_OR_FILES_OR_ZIPS... --out DIR [--preset detection-tiny] [--steps N]
+    python -m engine finetune predict --model DIR (--images FILES... [--out DIR] | --video F [--stride N]) [--alpha A]
 """
 
 from __future__ import annotations
@@ -129,9 +130,9 @@ def cmd_complete(args: argparse.Namespace) -> None:
 
     from engine.completion.runs import run_completion, run_evaluation
 
-    params = {"preset": args.preset, "format": args.format, "score_threshold": args.threshold,
-              "min_score": args.min_score, "text_queries": args.text_queries, "device": args.device,
-              "video_stride": args.stride, "drop_fraction": args.drop, "seed": args.seed}
+    params = {"preset": args.preset, "detector": args.detector, "format": args.format,
+              "score_threshold": args.threshold, "min_score": args.min_score, "text_queries": args.text_queries,
+              "device": args.device, "video_stride": args.stride, "drop_fraction": args.drop, "seed": args.seed}
     out = Path(args.out)
     with tempfile.TemporaryDirectory(prefix="fewshot-complete-") as work:
         if args.mode == "evaluate":
@@ -183,27 +184,88 @@ def cmd_insert(args: argparse.Namespace) -> None:
     print(json.dumps({"outputs": [str(Path(args.out) / name) for name in files]}))
 
 
+def _chosen(**values) -> dict:
+    """The options given on the command line (the rest keep the settings' defaults)."""
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _print_run(summary: dict, out: Path) -> None:
+    for item in summary["skipped"]:
+        print(f"skipped  {item['error']}", file=sys.stderr)
+    for note in summary["notes"]:
+        print(f"note: {note}", file=sys.stderr)
+    print(f"stopped: {summary['stopped']} (best step {summary['best_step']}); model in {out / 'model'}")
+
+
+def _finetune_predict(args: argparse.Namespace) -> None:
+    from engine.finetune.artifacts import read_meta, task_of
+
+    if not args.model or bool(args.images) == bool(args.video):
+        raise UserInputError("predict needs --model and either --images or --video.")
+    model = Path(args.model)
+    if task_of(read_meta(model)) == "detect":
+        from engine.finetune.detection.runs import predict_files as detect_files
+
+        if args.video or not args.out:
+            raise UserInputError("predict with a detector needs --images and --out (for the drawn boxes).")
+        report, _ = detect_files(model, _image_files(args.images), Path(args.out), args.threshold, args.device,
+                                 progress=_print_progress)
+        for row in report["predictions"]:
+            for box in row["boxes"]:
+                print(f"{box['score']:.4f}  {box['category']}  {row['file']}  {box['box']}")
+        return
+    from engine.finetune.runs import predict_files, predict_video
+
+    report = (predict_video(model, named([args.video])[0], args.alpha, stride=args.stride, device=args.device)
+              if args.video else predict_files(model, _image_files(args.images), args.alpha, args.device))
+    for row in report["predictions"]:
+        print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
+
+
+def _finetune_detect(args: argparse.Namespace) -> None:
+    import tempfile
+
+    from engine.finetune.detection.data import load_detection_set
+    from engine.finetune.detection.runs import train_and_save
+    from engine.finetune.detection.train import DetectSettings
+
+    if not args.data or not args.out:
+        raise UserInputError("detect needs --data (images and annotations, folders or zips) and --out.")
+    preset = args.preset or presets_for("finetune-detect")[0].name
+    settings = DetectSettings(**_chosen(steps=args.steps, learning_rate=args.lr, time_budget_s=args.time_budget,
+                                        seed=args.seed, batch_size=args.batch_size,
+                                        train_backbone=args.train_backbone or None))
+    out = Path(args.out)
+    with tempfile.TemporaryDirectory(prefix="fewshot-detect-") as work:
+        dataset = load_detection_set(_data_files(args.data), Path(work), args.format)
+        summary, _ = train_and_save(dataset, preset, settings, out, args.name or "detector", args.device,
+                                    _print_progress)
+    for label in ("baseline", "fine_tuned"):
+        metrics = summary["metrics"][label]
+        if metrics:
+            print(f"{label:10} mAP@0.5 {metrics['map_50']:.3f}  mAP@[.5:.95] {metrics['map']:.3f} on "
+                  f"{metrics['images']} held-out images ({metrics['boxes']} boxes)")
+    _print_run(summary, out)
+
+
 def cmd_finetune(args: argparse.Namespace) -> None:
     import json
     import tempfile
 
     from engine.finetune.data import gather_sources, load_labelled_set
-    from engine.finetune.runs import kshot_evaluation, predict_files, predict_video, train_and_save
+    from engine.finetune.runs import kshot_evaluation, train_and_save
     from engine.finetune.train import TrainSettings
 
     if args.mode == "predict":
-        if not args.model or bool(args.images) == bool(args.video):
-            raise UserInputError("predict needs --model and either --images or --video.")
-        model = Path(args.model)
-        report = (predict_video(model, named([args.video])[0], args.alpha, stride=args.stride, device=args.device)
-                  if args.video else predict_files(model, _image_files(args.images), args.alpha, args.device))
-        for row in report["predictions"]:
-            print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
-        return
+        return _finetune_predict(args)
+    if args.mode == "detect":
+        return _finetune_detect(args)
     if not args.data or not args.out:
         raise UserInputError("classify needs --data (class folders or zips of them) and --out.")
-    settings = TrainSettings(method=args.method, lora_rank=args.rank, lora_blocks=args.blocks, steps=args.steps,
-                             learning_rate=args.lr, time_budget_s=args.time_budget, seed=args.seed)
+    preset = args.preset or presets_for("finetune")[0].name
+    settings = TrainSettings(method=args.method, lora_rank=args.rank, lora_blocks=args.blocks,
+                             **_chosen(steps=args.steps, learning_rate=args.lr, time_budget_s=args.time_budget,
+                                       seed=args.seed, batch_size=args.batch_size))
     paths = [Path(p) for p in args.data]
     with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
         data = load_labelled_set(gather_sources([p for p in paths if p.is_dir()],
@@ -211,23 +273,19 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.shots:
         seeds = [int(s) for s in args.seeds.split(",")]
-        report = kshot_evaluation(data, args.preset, settings, args.shots, seeds, args.device, _print_progress)
+        report = kshot_evaluation(data, preset, settings, args.shots, seeds, args.device, _print_progress)
         out.mkdir(parents=True, exist_ok=True)
         (out / "kshot.json").write_text(json.dumps(report, indent=1))
         for key in ("zero_shot_accuracy", "fine_tuned_accuracy"):
             print(f"{key}: {report[key]['mean']:.3f} +- {report[key]['std']:.3f} ({args.shots}-shot, seeds {seeds})")
         return
-    summary, _ = train_and_save(data, args.preset, settings, out, args.name, named(args.unlabeled), args.device,
-                                _print_progress)
-    for item in summary["skipped"]:
-        print(f"skipped  {item['error']}", file=sys.stderr)
-    for note in summary["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+    summary, _ = train_and_save(data, preset, settings, out, args.name or "classifier", named(args.unlabeled),
+                                args.device, _print_progress)
     for label in ("zero_shot", "fine_tuned"):
         metrics = summary["metrics"][label]
         if metrics:
             print(f"{label:10} accuracy {metrics['accuracy']:.3f} on {metrics['images']} held-out images")
-    print(f"stopped: {summary['stopped']} (best step {summary['best_step']}); model in {out / 'model'}")
+    _print_run(summary, out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -269,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     complete.add_argument("--video", help="run: a video whose sampled frames become the images")
     complete.add_argument("--stride", type=int, default=30, help="run: keep every N-th video frame (default 30)")
     complete.add_argument("--preset", default="completion-owlv2-base", choices=_tool_presets("completion"))
+    complete.add_argument("--detector", help="a fine-tuned detector's model folder (the model/ of `finetune detect`), "
+                          "used instead of OWLv2")
     complete.add_argument("--threshold", type=float, default=0.3, help="score threshold of the completed set")
     complete.add_argument("--min-score", type=float, default=0.05, help="lowest score kept in proposals.json")
     complete.add_argument("--text-queries", action="store_true", help="also query each class by its name")
@@ -303,27 +363,37 @@ def main(argv: list[str] | None = None) -> int:
     insert.add_argument("--out", required=True, help="folder for the results and summary.json")
     insert.add_argument("--device")
     insert.set_defaults(run=cmd_insert)
-    finetune = commands.add_parser("finetune", help="few-shot classification: fine-tune CLIP, or use the result")
-    finetune.add_argument("mode", choices=["classify", "predict"])
-    finetune.add_argument("--data", nargs="+", help="classify: folders with a sub-folder per class, or zips of that")
-    finetune.add_argument("--out", help="classify: folder for model/, model.zip, metrics.json, history.csv")
-    finetune.add_argument("--name", default="classifier", help="classify: the model's name")
-    finetune.add_argument("--preset", default="finetune-clip-vit-b-32", choices=_tool_presets("finetune"))
+    finetune = commands.add_parser("finetune", help="few-shot fine-tuning: a CLIP classifier or an RT-DETR detector, "
+                                   "or use the result")
+    finetune.add_argument("mode", choices=["classify", "detect", "predict"])
+    finetune.add_argument("--data", nargs="+", help="classify: folders with a sub-folder per class, or zips of that; "
+                          "detect: images and annotations (COCO JSON, YOLO txt + classes.txt, VOC XML), folders, "
+                          "files or zips")
+    finetune.add_argument("--out", help="classify, detect: folder for model/, model.zip, metrics.json, history.csv; "
+                          "predict with a detector: folder for detections.json and the drawn boxes")
+    finetune.add_argument("--name", help="classify, detect: the model's name (default: classifier, detector)")
+    finetune.add_argument("--preset", choices=_tool_presets("finetune") + _tool_presets("finetune-detect"),
+                          help="default: finetune-clip-vit-b-32 (classify), detection-rtdetr-r18 (detect)")
+    finetune.add_argument("--format", default="auto", choices=["auto", "coco", "yolo", "voc"],
+                          help="detect: annotation format")
     finetune.add_argument("--method", default="lora", choices=["lora", "linear"])
     finetune.add_argument("--rank", type=int, default=8, help="LoRA rank")
     finetune.add_argument("--blocks", default="all", help="LoRA blocks: all, last:N or 0,3,5")
-    finetune.add_argument("--steps", type=int, default=60)
-    finetune.add_argument("--lr", type=float, default=1e-3)
-    finetune.add_argument("--time-budget", type=float, default=900, help="seconds")
+    finetune.add_argument("--steps", type=int, help="default: 60 (classify), 150 (detect)")
+    finetune.add_argument("--batch-size", type=int, help="default: 16 (classify), 4 (detect)")
+    finetune.add_argument("--lr", type=float, help="default: 1e-3 (classify), the preset's (detect)")
+    finetune.add_argument("--time-budget", type=float, help="seconds (default 900)")
     finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--train-backbone", action="store_true", help="detect: train the backbone too")
     finetune.add_argument("--unlabeled", nargs="+", help="classify: unlabeled images (transductive entropy term)")
     finetune.add_argument("--shots", type=int, help="classify: K-shot evaluation instead (K per class, rest tested)")
     finetune.add_argument("--seeds", default="0,1,2", help="K-shot evaluation seeds")
-    finetune.add_argument("--model", help="predict: a model folder (the model/ of a classify run)")
+    finetune.add_argument("--model", help="predict: a model folder (the model/ of a classify or detect run)")
     finetune.add_argument("--images", nargs="+", help="predict: images or folders")
-    finetune.add_argument("--video", help="predict: a video whose sampled frames are classified")
+    finetune.add_argument("--video", help="predict with a classifier: a video whose sampled frames are classified")
     finetune.add_argument("--stride", type=int, default=10, help="predict --video: every N-th frame")
-    finetune.add_argument("--alpha", type=float, default=1.0, help="WiSE-FT mix: 0 zero-shot, 1 fine-tuned")
+    finetune.add_argument("--alpha", type=float, default=1.0, help="classifier WiSE-FT mix: 0 zero-shot, 1 fine-tuned")
+    finetune.add_argument("--threshold", type=float, default=0.5, help="predict with a detector: lowest box score")
     finetune.add_argument("--device")
     finetune.set_defaults(run=cmd_finetune)
     args = parser.parse_args(argv)
