@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tasks import client, completion
+from tasks import client, completion, finetune_models
 from tasks.client import Job, JobNotFound, Status
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit
 
@@ -26,6 +26,23 @@ IMAGE_HEADERS = ["file", "existing boxes", "proposals ≥ threshold", "best scor
 METRIC_HEADERS = ["class", "hidden", "found", "proposals", "recall", "precision"]
 CURVE_HEADERS = ["score threshold", "recall", "precision", "proposals"]
 COLORS = {"existing": "#22aa44", "pending": "#ff8800", "accepted": "#2266ff", "rejected": "#999999"}
+DETECTOR = "detector:"  # model choices naming a saved fine-tuned detector instead of an OWLv2 preset
+
+
+def detector_choices() -> list[tuple[str, str]]:
+    """Saved fine-tuned detectors (few-shot fine-tuning tab), offered as completion engines."""
+    return [(f"Fine-tuned detector · {m['name']} ({', '.join(m['classes'])})", f"{DETECTOR}{m['name']}")
+            for m in finetune_models.list_models("detect")]
+
+
+def refresh_engines() -> Any:
+    """The OWLv2 presets and the detectors saved so far (one may have been trained since the page opened)."""
+    return gr.Dropdown(choices=[(p["label"], p["name"]) for p in client.presets("completion")] + detector_choices())
+
+
+def engine_params(choice: str) -> dict[str, Any]:
+    """A model choice as job parameters: {"preset": name} or {"detector_model": name}."""
+    return {"detector_model": choice.removeprefix(DETECTOR)} if choice.startswith(DETECTOR) else {"preset": choice}
 
 
 # -- review state: {"job": id, "doc": proposals.json, "accepted": [...], "rejected": [...]} -----------------
@@ -208,7 +225,7 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
     """Submit a completion job and follow it; when it ends, open its proposals for review."""
     if not images and not video:
         raise gr.Error("Upload images (or a zip of them), or a video.")
-    params = {"preset": preset, "score_threshold": threshold, "text_queries": bool(text_queries),
+    params = {**engine_params(preset), "score_threshold": threshold, "text_queries": bool(text_queries),
               "video_stride": int(stride or 30), "drawn_boxes": drawn or []}
     job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
                                         "video": [video] if video else []}, request)
@@ -224,6 +241,8 @@ def _done_markdown(job: Job) -> str:
     result = job.result
     text = (f"{status_markdown(job)}\n\n{result['images']} images · {result['existing_boxes']} existing boxes "
             f"({result['exemplars']} exemplars) · {result['proposals']} proposals")
+    if result.get("detector"):
+        text += f" · fine-tuned detector **{result['detector']}**"
     if result.get("random_weights"):
         text += " · ⚠️ random weights: the proposals only test the plumbing"
     skipped = result.get("skipped") or []
@@ -271,7 +290,7 @@ def run_evaluation(images: list[str] | None, annotations: list[str] | None, frac
     """Hide a fraction of a fully annotated set's boxes, complete, report recall and precision."""
     if not images:
         raise gr.Error("Upload the images of a fully annotated set (or a zip with images and annotations).")
-    job = submit("completion_evaluate", {"preset": preset, "drop_fraction": fraction, "seed": int(seed or 0),
+    job = submit("completion_evaluate", {**engine_params(preset), "drop_fraction": fraction, "seed": int(seed or 0),
                                          "score_threshold": threshold},
                  {"images": images, "annotations": annotations or []}, request)
     for job in follow(job, progress):  # noqa: B020
@@ -291,7 +310,8 @@ def build() -> None:
         "Upload a partly annotated set (images or a zip, plus COCO JSON, YOLO txt with `classes.txt`, or Pascal "
         "VOC XML), or a video whose sampled frames become the images, or draw a few boxes. Every annotated box is "
         "an exemplar: OWLv2 looks for objects like it in every image, and proposes the boxes that are missing. "
-        "Review them below and export the accepted set in the three formats."
+        "Review them below and export the accepted set in the three formats. A detector fine-tuned on a reviewed set "
+        "(few-shot fine-tuning tab) can be chosen as the model instead: it proposes its classes' boxes."
     )
     job_id = gr.State(None)
     drawn = gr.State([])
@@ -307,7 +327,8 @@ def build() -> None:
                 video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="completion-video")
                 stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
                                    elem_id="completion-stride")
-            preset = preset_dropdown("completion", "completion-preset")
+            preset = preset_dropdown("completion", "completion-preset", extra=detector_choices(),
+                                     allow_custom_value=True)  # a detector trained after the page was built
             threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
                                   elem_id="completion-threshold")
             text_queries = gr.Checkbox(label="Also search by class name (text query)", value=False)
@@ -351,6 +372,7 @@ def build() -> None:
                 load_button = gr.Button("Load", scale=1)
 
     review_out = [review, view, table, page_line, counts, page]
+    preset.focus(refresh_engines, None, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
@@ -388,7 +410,8 @@ def build() -> None:
                 fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")
                 seed = gr.Number(label="Seed", value=0, precision=0)
                 eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
-                eval_preset = preset_dropdown("completion", "completion-eval-preset")
+                eval_preset = preset_dropdown("completion", "completion-eval-preset", extra=detector_choices(),
+                                              allow_custom_value=True)
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
         eval_status = gr.Markdown(elem_id="completion-eval-status")
         with gr.Row():
@@ -396,6 +419,7 @@ def build() -> None:
                                    elem_id="completion-eval-metrics")
             curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
+    eval_preset.focus(refresh_engines, None, eval_preset, api_visibility="private")
     eval_button.click(run_evaluation, [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",
                       concurrency_limit=None)

@@ -1,5 +1,5 @@
-"""Fine-tuning tab: train a few-shot classifier as a job (live curves, metrics beside zero-shot), then use,
-download, upload or delete the saved models."""
+"""Fine-tuning tab: train a few-shot classifier or detector as a job (live curves, metrics beside the
+zero-shot or pre-fine-tuning baseline), then use, download, upload or delete the saved models."""
 
 from __future__ import annotations
 
@@ -17,18 +17,25 @@ from webapp.views import cancel_started_job, follow, preset_dropdown, status_mar
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
+ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names"]
 CLASS_ROWS = 3
 METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-out images"]
 PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
+DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
+                         "fine-tuned AP@[.5:.95]", "held-out boxes"]
+BOX_HEADERS = ["file", "class", "score", "box x, y, width, height"]
 
 
-def curves(job: Job) -> pd.DataFrame:
-    """Training loss per step and held-out accuracy per evaluation, as series of one line plot."""
+def curves(job: Job, series: dict[str, str]) -> pd.DataFrame:
+    """History columns as series of one line plot: {column: series name}, each where it has values."""
     history = job.result.get("history") or job.live.get("history") or []
-    rows = [(r["step"], r["loss"], "training loss") for r in history if r["loss"] is not None]
-    rows += [(r["step"], r["held_out_accuracy"], "held-out accuracy") for r in history
-             if r["held_out_accuracy"] is not None]
+    rows = [(r["step"], r[column], name) for column, name in series.items() for r in history if r[column] is not None]
     return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+CLASSIFY_CURVES = {"loss": "training loss", "held_out_accuracy": "held-out accuracy"}
+DETECT_LOSS = {"loss": "training loss", "held_out_loss": "held-out loss"}
+DETECT_MAP = {"held_out_map_50": "held-out mAP@0.5", "held_out_map": "held-out mAP@[.5:.95]"}
 
 
 def metric_rows(job: Job) -> list[list[Any]]:
@@ -72,8 +79,44 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
         return [], [], []
     files = [str(client.artifact_path(job.id, name)) for name in job.outputs]
     if job.tool == "finetune_predict":
+        if is_detection(job):
+            return box_gallery(job), box_rows(job), files
         return [], prediction_rows(job), files
+    if job.tool == "finetune_detect":
+        return [], detect_metric_rows(job), files
     return [], metric_rows(job), files
+
+
+def is_detection(job: Job) -> bool:
+    return "score_threshold" in job.result
+
+
+def prediction_headers(job: Job) -> list[str]:
+    """Headers of a prediction job's table: boxes for a detector, classes for a classifier."""
+    return BOX_HEADERS if is_detection(job) else PREDICTION_HEADERS
+
+
+def detect_metric_rows(job: Job) -> list[list[Any]]:
+    """Overall and per-class AP, the pre-fine-tuning baseline beside the fine-tuned detector."""
+    metrics = job.result.get("metrics", {}) if job.status is Status.SUCCEEDED else {}
+    base, tuned = metrics.get("baseline"), metrics.get("fine_tuned")
+    if not base or not tuned:
+        return []
+    rows = [["all (mAP)", base["map_50"], tuned["map_50"], base["map"], tuned["map"], tuned["boxes"]]]
+    rows += [[name, base["per_class"][name]["ap_50"], c["ap_50"], base["per_class"][name]["ap"], c["ap"], c["boxes"]]
+             for name, c in tuned["per_class"].items()]
+    return [[r[0], *(None if v is None else round(v, 4) for v in r[1:5]), r[5]] for r in rows]
+
+
+def box_gallery(job: Job) -> list[tuple[str, str]]:
+    return [(str(client.artifact_path(job.id, p["image"])), f"{p['file']} · {len(p['boxes'])} boxes")
+            for p in job.result.get("predictions", [])]
+
+
+def box_rows(job: Job) -> list[list[Any]]:
+    rows = [[p["file"], b["category"], round(b["score"], 4), ", ".join(f"{v:g}" for v in b["box"])]
+            for p in job.result.get("predictions", []) for b in p["boxes"]]
+    return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
 
 
 def prediction_rows(job: Job) -> list[list[Any]]:
@@ -103,26 +146,70 @@ def train(request: gr.Request, archives: list[str] | None, *args: Any,
     job = submit("finetune_classify", params, files, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
-        yield (job.id, status_markdown(job) + summary_line(job), curves(job), metric_rows(job), confusion(job),
-               files_out, gr.Dropdown(choices=model_choices()))
+        yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
+               confusion(job), files_out, gr.Dropdown(choices=model_choices()))
+
+
+def train_detector(request: gr.Request, data: list[str] | None, name: str, preset: str, steps: float,
+                   learning_rate: float | None, batch_size: float, seed: float, budget: float, train_backbone: bool,
+                   progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics."""
+    if not data:
+        raise gr.Error("Upload annotated images: a .zip with the images and their annotations (COCO JSON, YOLO txt + "
+                       "classes.txt, or Pascal VOC XML), or the image and annotation files.")
+    params = {"model_name": name, "preset": preset, "steps": int(steps), "batch_size": int(batch_size),
+              "seed": int(seed), "time_budget_s": float(budget), "train_backbone": bool(train_backbone)}
+    if learning_rate:
+        params["learning_rate"] = float(learning_rate)
+    job = submit("finetune_detect", params, {"dataset": data}, request)
+    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+        files_out = result_views(job)[2] if job.status.final else []
+        yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
+               detect_metric_rows(job), files_out, gr.Dropdown(choices=model_choices()))
+
+
+KINDS = {"classify": "classifier", "detect": "detector"}
 
 
 def model_choices() -> list[tuple[str, str]]:
-    return [(f"{m['name']} ({', '.join(m['classes'])} · {m['base_preset']})", m["name"])
-            for m in finetune_models.list_models()]
+    return [(f"{m['name']} ({KINDS[m.get('task', 'classify')]}: {', '.join(m['classes'])} · {m['base_preset']})",
+             m["name"]) for m in finetune_models.list_models()]
+
+
+def _check_use(model: str | None, task: str, images: list[str] | None, video: str | None = None) -> None:
+    if not model:
+        raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
+    try:
+        kind = finetune_models.get(model).get("task", "classify")
+    except ValueError as exc:
+        raise gr.Error(str(exc)) from None
+    if kind != task:
+        button = "Detect boxes" if kind == "detect" else "Classify"
+        raise gr.Error(f"'{model}' is a {KINDS[kind]}: press {button}.")
+    if not images and not video:
+        raise gr.Error("Upload images (or a .zip of images)" + (" or a video" if task == "classify" else "") +
+                       f" to {'classify' if task == 'classify' else 'detect boxes on'}.")
 
 
 def use(model: str | None, images: list[str] | None, video: str | None, stride: float, alpha: float,
         request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Classify images or a video's frames with a saved model at the chosen WiSE-FT mix."""
-    if not model:
-        raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
-    if not images and not video:
-        raise gr.Error("Upload images (or a .zip of images) or a video to classify.")
+    """Classify images or a video's frames with a saved classifier at the chosen WiSE-FT mix."""
+    _check_use(model, "classify", images, video)
     params = {"model": model, "alpha": float(alpha), "stride": int(stride or 1)}
     job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
         yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []
+
+
+def detect(model: str | None, images: list[str] | None, threshold: float, request: gr.Request = None,
+           progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Boxes on images with a saved detector, at or above the score threshold."""
+    _check_use(model, "detect", images)
+    job = submit("finetune_predict", {"model": model, "score_threshold": float(threshold)}, {"images": images},
+                 request)
+    for job in follow(job, progress):  # noqa: B020
+        gallery, rows, files = result_views(job)
+        yield status_markdown(job), gallery, rows, files
 
 
 def download(model: str | None) -> str:
@@ -206,19 +293,29 @@ def build() -> None:
                                   interactive=False, elem_id="finetune-confusion")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
+    detect_outputs = build_detection()
     with gr.Accordion("Use a model", open=True):
         with gr.Row():
             model = gr.Dropdown(label="Saved model", choices=model_choices(), value=None, elem_id="finetune-model")
-            alpha = gr.Slider(0, 1, value=1, step=0.05, label="WiSE-FT mix (0 zero-shot, 1 fine-tuned)",
+            alpha = gr.Slider(0, 1, value=1, step=0.05, label="Classifier: WiSE-FT mix (0 zero-shot, 1 fine-tuned)",
                               elem_id="finetune-alpha")
+            threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Detector: lowest box score",
+                                  elem_id="finetune-threshold")
         with gr.Row():
-            images = gr.File(label="Images to classify (or .zip)", file_count="multiple",
+            images = gr.File(label="Images (or .zip)", file_count="multiple",
                              file_types=[*IMAGE_TYPES, ".zip"], elem_id="finetune-use-images")
-            video = gr.File(label="…or a video", file_types=VIDEO_TYPES, elem_id="finetune-use-video")
+            video = gr.File(label="…or a video (classifiers)", file_types=VIDEO_TYPES, elem_id="finetune-use-video")
             stride = gr.Number(10, label="Video: every Nth frame", precision=0, minimum=1)
-        use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
+        with gr.Row():
+            use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
+            detect_button = gr.Button("Detect boxes", variant="primary", elem_id="finetune-detect-boxes")
         use_status = gr.Markdown(elem_id="finetune-use-status")
         predictions = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False, elem_id="finetune-predictions")
+        boxes_gallery = gr.Gallery(label="Detected boxes", columns=4, height="auto", object_fit="contain",
+                                   elem_id="finetune-boxes")
+        boxes = gr.Dataframe(headers=BOX_HEADERS, interactive=False, elem_id="finetune-box-table")
+        box_files = gr.File(label="Downloads (detections.json, drawn images)", file_count="multiple",
+                            interactive=False, elem_id="finetune-box-files")
         with gr.Row():
             download_button = gr.Button("Download model file", elem_id="finetune-download")
             delete_button = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
@@ -229,6 +326,12 @@ def build() -> None:
             upload_file = gr.File(label="Model .zip", file_types=[".zip"], elem_id="finetune-upload-file")
             upload_button = gr.Button("Upload model", elem_id="finetune-upload")
         model_status = gr.Markdown(elem_id="finetune-model-status")
+    detect_train, detect_inputs, detect_cancel, detect_job, detect_results = detect_outputs
+    detect_train.click(train_detector, detect_inputs, [detect_job, *detect_results, model], api_name="finetune_detect",
+                       concurrency_limit=None)
+    detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
+    detect_button.click(detect, [model, images, threshold], [use_status, boxes_gallery, boxes, box_files],
+                        api_name="finetune_detect_predict", concurrency_limit=None)
     train_button.click(train, [archives, *class_inputs, model_name, preset, method, rank, blocks, steps,
                                learning_rate, seed, budget, unlabeled],
                        [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
@@ -239,3 +342,48 @@ def build() -> None:
     download_button.click(download, [model], [model_file], api_name="finetune_download")
     upload_button.click(upload, [upload_name, upload_file], [model_status, model], api_name="finetune_upload")
     delete_button.click(delete, [model], [model_status, model], api_name="finetune_delete")
+
+
+def build_detection() -> tuple:
+    """The detector training section: (train button, its inputs, cancel button, job id state, result outputs)."""
+    gr.Markdown(
+        "### Few-shot detection (RT-DETR)\n"
+        "Give a few annotated images: a **.zip with the images and their annotations** (COCO JSON, YOLO txt + "
+        "`classes.txt`, or Pascal VOC XML, as the annotation-completion tool reads and exports them), or the files "
+        "themselves. The detector gets a new class head for your classes and is trained with its backbone frozen; "
+        "30 % of the annotated images are held out, and mAP on them is compared with the detector before training. "
+        "The trained detector is also an engine of the annotation-completion tab."
+    )
+    job_id = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            data = gr.File(label="Annotated images (.zip, or images + annotation files)", file_count="multiple",
+                           file_types=[".zip", *IMAGE_TYPES, *ANNOTATION_TYPES], elem_id="detect-data")
+            name = gr.Textbox(label="Model name", placeholder="e.g. screws v1", elem_id="detect-name")
+            preset = preset_dropdown("finetune-detect", "detect-preset", label="Base model")
+            with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):
+                with gr.Row():
+                    steps = gr.Number(150, label="Steps", precision=0, minimum=1, elem_id="detect-steps")
+                    learning_rate = gr.Number(0, label="Learning rate (0: the base model's own)", minimum=0,
+                                              elem_id="detect-lr")
+                with gr.Row():
+                    batch_size = gr.Number(4, label="Images per step", precision=0, minimum=1)
+                    seed = gr.Number(0, label="Seed", precision=0)
+                with gr.Row():
+                    budget = gr.Number(900, label="Time budget (s)", minimum=1)
+                    train_backbone = gr.Checkbox(False, label="Train the backbone too (bigger model file)")
+            with gr.Row():
+                train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
+                cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")
+        with gr.Column(scale=2):
+            status = gr.Markdown("Give annotated images and press Train detector.", elem_id="detect-status")
+            with gr.Row():
+                loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss", elem_id="detect-loss")
+                map_plot = gr.LinePlot(x="step", y="value", color="series", label="Held-out mAP",
+                                       elem_id="detect-map")
+            metrics = gr.Dataframe(headers=DETECT_METRIC_HEADERS, label="AP on held-out images: before and after "
+                                   "fine-tuning", interactive=False, elem_id="detect-metrics")
+            downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
+                                interactive=False, elem_id="detect-downloads")
+    inputs = [data, name, preset, steps, learning_rate, batch_size, seed, budget, train_backbone]
+    return train_button, inputs, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads]

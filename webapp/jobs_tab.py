@@ -11,7 +11,7 @@ from tasks.client import JobNotFound
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab
 from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown
 
-RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
+RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
     "anomaly_video": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
     "anomaly_evaluate": (anomaly_tab.evaluation_views, anomaly_tab.METRIC_HEADERS),
@@ -19,7 +19,8 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table)
     "completion_evaluate": (completion_tab.evaluation_views, completion_tab.METRIC_HEADERS),
     "insertion": (insertion_tab.result_views, insertion_tab.RESULT_HEADERS),
     "finetune_classify": (finetune_tab.result_views, finetune_tab.METRIC_HEADERS),
-    "finetune_predict": (finetune_tab.result_views, finetune_tab.PREDICTION_HEADERS),
+    "finetune_detect": (finetune_tab.result_views, finetune_tab.DETECT_METRIC_HEADERS),
+    "finetune_predict": (finetune_tab.result_views, finetune_tab.prediction_headers),
 }
 
 
@@ -39,6 +40,7 @@ def open_job(job_id: str, request: gr.Request = None) -> tuple[str, Any, Any, An
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters `{job.params}` · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job)
+    headers = headers(job) if callable(headers) else headers
     return details, gallery, gr.Dataframe(value=rows, headers=headers), files
 
 

@@ -55,11 +55,13 @@ def job_rows(jobs: list[Job]) -> list[list[str]]:
     return rows
 
 
-def preset_dropdown(tool: str, elem_id: str, label: str = "Model") -> gr.Dropdown:
-    """A tool's model choice, real weights first and selected (labels say when weights are random)."""
+def preset_dropdown(tool: str, elem_id: str, label: str = "Model", extra: list[tuple[str, str]] | None = None,
+                    **options: Any) -> gr.Dropdown:
+    """A tool's model choice, real weights first and selected (labels say when weights are random); `extra`
+    choices (e.g. saved fine-tuned models) come after the presets; `options` go to the Dropdown."""
     presets = client.presets(tool)
-    return gr.Dropdown(label=label, choices=[(p["label"], p["name"]) for p in presets], value=presets[0]["name"],
-                       elem_id=elem_id)
+    return gr.Dropdown(label=label, choices=[(p["label"], p["name"]) for p in presets] + (extra or []),
+                       value=presets[0]["name"], elem_id=elem_id, **options)
 
 
 def owner_of(request: gr.Request | None) -> str | None:

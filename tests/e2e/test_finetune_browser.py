@@ -33,3 +33,51 @@ def test_train_the_tiny_preset_and_see_the_curve_and_metrics(page, tmp_path):  #
     assert metrics.get_by_text("all", exact=True).count() >= 1 and metrics.get_by_text("red").count() >= 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "finetune-result.png"), full_page=True)
+
+
+def test_train_a_detector_see_curves_and_ap_detect_download_and_upload(page, tmp_path):  # noqa: F811
+    from tests.helpers import shape_detection_set
+
+    root = shape_detection_set(tmp_path / "set", count=12)
+    archive = tmp_path / "shapes.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".png", ".json")):
+            bundle.write(path, path.relative_to(root).as_posix())
+    page.get_by_role("tab", name="Few-shot fine-tuning").click()
+    page.locator("#detect-data input[type=file]").set_input_files([str(archive)])
+    page.locator("#detect-name textarea, #detect-name input").first.fill("browser shapes")
+    page.locator("#detect-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#detect-settings").get_by_text("Training settings").click()
+    page.locator("#detect-steps input").fill("40")
+    page.locator("#detect-train").click()
+    page.locator("#detect-status").get_by_text("Succeeded").wait_for()
+    assert "Model browser shapes saved" in page.locator("#detect-status").inner_text()
+    for plot in ("#detect-loss", "#detect-map"):
+        page.locator(f"{plot} canvas, {plot} svg").first.wait_for()
+    metrics = page.locator("#detect-metrics")
+    assert metrics.get_by_text("all (mAP)").count() >= 1 and metrics.get_by_text("circle").count() >= 1
+
+    page.locator("#finetune-model input").click()
+    page.get_by_role("option").filter(has_text="browser shapes").click()
+    images = sorted((root / "images").glob("*.png"))[:2]
+    page.locator("#finetune-use-images input[type=file]").set_input_files([str(p) for p in images])
+    page.locator("#finetune-threshold input[type=number]").fill("0.3")
+    page.locator("#finetune-detect-boxes").click()
+    page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for()
+    page.locator("#finetune-boxes img").nth(1).wait_for()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "finetune-detection-result.png"), full_page=True)
+
+    page.locator("#finetune-download").click()
+    link = page.locator("#finetune-model-file a").first
+    link.wait_for()
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "browser shapes.zip"
+    download.value.save_as(saved)
+    page.locator("#finetune-upload-name textarea, #finetune-upload-name input").first.fill("browser shapes copy")
+    page.locator("#finetune-upload-file input[type=file]").set_input_files(str(saved))
+    page.locator("#finetune-upload").click()
+    page.locator("#finetune-model-status").get_by_text("Uploaded model").wait_for()
+    assert "browser shapes copy" in page.locator("#finetune-model-status").inner_text()
