@@ -201,7 +201,7 @@ def _base_model(preset: Preset, device: torch.device) -> tuple[nn.Module, InputS
     return MODEL_CACHE.get(("detection-base", preset.name, str(device)), load)
 
 
-def _new_class_head(model: nn.Module, classes: list[str]) -> None:
+def new_class_head(model: nn.Module, classes: list[str]) -> None:
     """Replace every class-dependent layer by one for `classes`; rows of classes the base knows are copied."""
     config = model.config
     known = {str(name).casefold(): int(index) for index, name in config.id2label.items()}
@@ -242,7 +242,7 @@ def build_detector(preset_name: str, classes: list[str], device: torch.device, t
     model = copy.deepcopy(base)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        _new_class_head(model, classes)
+        new_class_head(model, classes)
     model.requires_grad_(True)
     return Detector(model, classes, spec, preset.name, train_backbone)
 
