@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,17 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def decoded(files: Iterable[tuple[str, Path]], skipped: list[dict[str, str]]) -> Iterator[tuple[str, Image.Image]]:
+    """(name, image) of each file that decodes, one at a time; the others go to `skipped` as {file, error}."""
+    for name, path in files:
+        try:
+            image = load_image(path, display_name=name)
+        except UserInputError as exc:
+            skipped.append({"file": name, "error": str(exc)})
+            continue
+        yield name, image
+
+
 def load_images(
     files: Sequence[tuple[str, Path]], what: str = "images",
 ) -> tuple[list[str], list[Image.Image], list[dict[str, str]]]:
@@ -95,14 +106,9 @@ def load_images(
 
     Raises UserInputError only when none of the `what` could be decoded.
     """
-    names, images, skipped = [], [], []
-    for name, path in files:
-        try:
-            images.append(load_image(path, display_name=name))
-            names.append(name)
-        except UserInputError as exc:
-            skipped.append({"file": name, "error": str(exc)})
-    if not images:
+    skipped: list[dict[str, str]] = []
+    pairs = list(decoded(files, skipped))
+    if not pairs:
         reasons = " ".join(item["error"] for item in skipped)
         raise UserInputError(f"None of the {what} could be used. {reasons}".strip() if skipped else f"No {what} given.")
-    return names, images, skipped
+    return [name for name, _ in pairs], [image for _, image in pairs], skipped

@@ -98,3 +98,15 @@ def shape_detection_set(root: Path, count: int = 16, size: int = 64, seed: int =
                                "height": size})
     (root / "annotations.json").write_text(json.dumps(coco))
     return root
+
+
+def zip_tree(root: Path, archive: Path, prefix: str = "", suffixes: tuple[str, ...] | None = None) -> Path:
+    """A zip of the files below `root` (only those ending in `suffixes`, if given), named relative to it,
+    under the folder `prefix` if one is given."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and p != archive):
+            if suffixes is None or path.suffix in suffixes:
+                bundle.write(path, f"{prefix}/{path.relative_to(root).as_posix()}".lstrip("/"))
+    return archive

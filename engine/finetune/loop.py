@@ -28,7 +28,7 @@ class LoopSettings(Protocol):
     """The settings fields the loop reads (both TrainSettings and DetectSettings have them)."""
 
     steps: int
-    learning_rate: float
+    learning_rate: float | None  # None only before a detector run picks its preset's
     weight_decay: float
     eval_every: int
     patience: int
@@ -72,6 +72,22 @@ class TrainResult:
     steps_run: int = 0
     stopped: str = "completed"  # completed | early stopping | time budget | cancelled
     seconds: float = 0.0
+
+
+def check_settings(settings: LoopSettings, limits: tuple[tuple[str, int, int], ...],
+                   problems: list[str] | None = None) -> None:
+    """Raise one UserInputError listing every setting out of its range: the `limits` (name, low, high),
+    the learning rate (if set) and the time budget, after the caller's own `problems`."""
+    problems = list(problems or [])
+    for name, low, high in limits:
+        if not low <= getattr(settings, name) <= high:
+            problems.append(f"{name} must be between {low} and {high}, not {getattr(settings, name)}")
+    if settings.learning_rate is not None and not 0 < settings.learning_rate <= 1:
+        problems.append(f"learning_rate must be in (0, 1], not {settings.learning_rate}")
+    if settings.time_budget_s <= 0:
+        problems.append("time_budget_s must be positive")
+    if problems:
+        raise UserInputError("Training settings: " + "; ".join(problems) + ".")
 
 
 def epoch_batches(count: int, batch_size: int, generator: torch.Generator):

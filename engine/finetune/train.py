@@ -18,8 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.errors import UserInputError
-from engine.finetune.loop import HistoryCallback, Objective, TrainResult, epoch_batches, fit
+from engine.finetune.loop import HistoryCallback, Objective, TrainResult, check_settings, epoch_batches, fit
 from engine.finetune.model import CLIPClassifier
 from engine.progress import ProgressCallback, ignore_progress
 
@@ -46,19 +45,9 @@ class TrainSettings:
     seed: int = 0
 
     def check(self) -> TrainSettings:
-        problems = []
-        if self.method not in METHODS:
-            problems.append(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        for name, low, high in (("steps", 1, 100_000), ("batch_size", 1, 1024), ("eval_every", 1, 100_000),
-                                ("patience", 1, 10_000)):
-            if not low <= getattr(self, name) <= high:
-                problems.append(f"{name} must be between {low} and {high}, not {getattr(self, name)}")
-        if not 0 < self.learning_rate <= 1:
-            problems.append(f"learning_rate must be in (0, 1], not {self.learning_rate}")
-        if self.time_budget_s <= 0:
-            problems.append("time_budget_s must be positive")
-        if problems:
-            raise UserInputError("Training settings: " + "; ".join(problems) + ".")
+        method = [] if self.method in METHODS else [f"method must be one of {', '.join(METHODS)}, not {self.method!r}"]
+        check_settings(self, (("steps", 1, 100_000), ("batch_size", 1, 1024), ("eval_every", 1, 100_000),
+                              ("patience", 1, 10_000)), method)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
-
 import pytest
 import torch
 from gradio_client import Client, handle_file
 
-from tests.helpers import colour_classes
+from tests.helpers import colour_classes, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
 
@@ -20,10 +18,7 @@ def api(app_url) -> Client:
 
 def test_train_see_curves_and_metrics_then_classify_download_and_delete(api, tmp_path):
     root = colour_classes(tmp_path / "set")
-    archive = tmp_path / "colours.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, path.relative_to(root).as_posix())
+    archive = zip_tree(root, tmp_path / "colours.zip")
     empty = [None, None] * 3
     status, plot, metrics, matrix, downloads, _ = api.predict(
         [handle_file(str(archive))], *empty, "api colours", "finetune-clip-tiny", "lora", 8, "all", 30, 1e-3, 0,

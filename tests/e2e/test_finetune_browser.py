@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import zipfile
-
 import pytest
 import torch
 
 from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
-from tests.helpers import colour_classes
+from tests.helpers import colour_classes, shape_detection_set, zip_tree
 
 pytestmark = pytest.mark.browser
 torch.set_num_threads(1)
@@ -16,10 +14,7 @@ torch.set_num_threads(1)
 
 def test_train_the_tiny_preset_and_see_the_curve_and_metrics(page, tmp_path):  # noqa: F811
     root = colour_classes(tmp_path / "set")
-    archive = tmp_path / "colours.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, path.relative_to(root).as_posix())
+    archive = zip_tree(root, tmp_path / "colours.zip")
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     page.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
     page.locator("#finetune-name textarea, #finetune-name input").first.fill("browser colours")
@@ -36,13 +31,8 @@ def test_train_the_tiny_preset_and_see_the_curve_and_metrics(page, tmp_path):  #
 
 
 def test_train_a_detector_see_curves_and_ap_detect_download_and_upload(page, tmp_path):  # noqa: F811
-    from tests.helpers import shape_detection_set
-
     root = shape_detection_set(tmp_path / "set", count=12)
-    archive = tmp_path / "shapes.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".png", ".json")):
-            bundle.write(path, path.relative_to(root).as_posix())
+    archive = zip_tree(root, tmp_path / "shapes.zip")
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     page.locator("#detect-data input[type=file]").set_input_files([str(archive)])
     page.locator("#detect-name textarea, #detect-name input").first.fill("browser shapes")

@@ -9,7 +9,7 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 
-from tests.helpers import shape_detection_set
+from tests.helpers import shape_detection_set, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
 
@@ -19,16 +19,9 @@ def api(app_url) -> Client:
     return Client(app_url, verbose=False)
 
 
-def zip_of(root, archive, suffixes=(".png", ".json")):
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes):
-            bundle.write(path, path.relative_to(root).as_posix())
-    return archive
-
-
 def test_train_see_curves_and_ap_then_detect_complete_download_and_delete(api, tmp_path):
     root = shape_detection_set(tmp_path / "set", count=12)
-    archive = zip_of(root, tmp_path / "shapes.zip")
+    archive = zip_tree(root, tmp_path / "shapes.zip")
     status, loss, average_precision, metrics, downloads, _ = api.predict(
         [handle_file(str(archive))], "api shapes", "detection-tiny", 40, 0, 4, 0, 600, False,
         api_name="/finetune_detect")
@@ -66,7 +59,7 @@ def test_train_see_curves_and_ap_then_detect_complete_download_and_delete(api, t
 
 def test_images_without_annotations_fail_with_a_message(api, tmp_path):
     root = shape_detection_set(tmp_path / "set", count=2)
-    archive = zip_of(root, tmp_path / "plain.zip", suffixes=(".png",))
+    archive = zip_tree(root, tmp_path / "plain.zip", suffixes=(".png",))
     status, *_ = api.predict([handle_file(str(archive))], "no boxes", "detection-tiny", 5, 0, 4, 0, 60, False,
                              api_name="/finetune_detect")
     assert "Failed" in status and "No annotated boxes" in status

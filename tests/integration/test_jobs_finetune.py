@@ -1,7 +1,9 @@
-"""Fine-tuning jobs through the embedded Celery worker: train with live curves, use, cancel, bad input."""
+"""Fine-tuning jobs through the embedded Celery worker: train a classifier or a detector with live curves, use
+it (classify, detect, complete annotations with the detector), export and import it, cancel, bad input."""
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import pytest
@@ -9,7 +11,7 @@ import torch
 
 from tasks import client, embedded, finetune_models
 from tasks.client import Status
-from tests.helpers import colour_classes, wait_until
+from tests.helpers import colour_classes, shape_detection_set, wait_until, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
 
@@ -23,11 +25,7 @@ def worker():
 @pytest.fixture(scope="module")
 def colour_zip(tmp_path_factory):
     root = colour_classes(tmp_path_factory.mktemp("colours"))
-    archive = root / "colours.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, f"colours/{path.relative_to(root)}")
-    return archive
+    return zip_tree(root, root / "colours.zip", "colours")
 
 
 def test_train_stream_curves_register_the_model_and_use_it(colour_zip, tmp_path):
@@ -75,3 +73,78 @@ def test_bad_requests_fail_with_a_message(colour_zip, params, expected):
     files = {"class_000": sorted(colour_zip.parent.glob("red/*.png"))} if "class_names" in params else {}
     job = client.wait(client.submit("finetune_classify", params, files).id, timeout=60)
     assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+
+
+@pytest.fixture(scope="module")
+def shapes_zip(tmp_path_factory):
+    root = shape_detection_set(tmp_path_factory.mktemp("shapes"), count=12)
+    return zip_tree(root, root / "shapes.zip", "shapes")
+
+
+def test_train_stream_curves_detect_complete_and_move_the_model(shapes_zip, tmp_path):
+    params = {"model_name": "shapes job", "preset": "detection-tiny", "steps": 30, "eval_every": 10}
+    job = client.wait(client.submit("finetune_detect", params, {"dataset": [shapes_zip]}).id, timeout=120)
+    assert job.status is Status.SUCCEEDED, job.error
+    metrics = job.result["metrics"]
+    assert metrics["baseline"]["map_50"] is not None and metrics["fine_tuned"]["map_50"] is not None
+    assert job.live["history"][0]["step"] == 0 and len(job.result["history"]) == 31
+    assert sorted(job.outputs) == ["history.csv", "metrics.json", "model.zip"]
+    meta = finetune_models.get("shapes job")
+    assert meta["task"] == "detect" and meta["classes"] == ["square", "circle"]
+    assert meta["base_preset"] == "detection-tiny"
+    images = sorted(shapes_zip.parent.glob("images/*.png"))[:2]
+    used = client.wait(client.submit("finetune_predict", {"model": "shapes job", "score_threshold": 0.0},
+                                     {"images": images}).id, timeout=60)
+    assert used.status is Status.SUCCEEDED, used.error
+    assert [p["file"] for p in used.result["predictions"]] == [p.name for p in images]
+    assert used.outputs[0] == "detections.json" and len(used.outputs) == 3
+    video = client.wait(client.submit("finetune_predict", {"model": "shapes job"}, {"video": [images[0]]}).id, 60)
+    assert video.status is Status.FAILED and "is a detector" in video.error
+    completed = client.wait(client.submit("completion", {"detector_model": "shapes job", "score_threshold": 0.0},
+                                          {"images": [shapes_zip]}).id, timeout=60)
+    assert completed.status is Status.SUCCEEDED, completed.error
+    assert completed.result["detector"] == "shapes job" and completed.result["exemplars"] == 2
+    exported = finetune_models.export_zip("shapes job", tmp_path)
+    finetune_models.import_zip("shapes copy", exported)
+    assert finetune_models.get("shapes copy")["task"] == "detect"
+    detectors = finetune_models.list_models("detect")
+    assert {"shapes copy", "shapes job"} <= {m["name"] for m in detectors}
+    assert {m["task"] for m in detectors} == {"detect"}
+    finetune_models.delete("shapes copy")
+    junk = tmp_path / "junk.zip"
+    with zipfile.ZipFile(junk, "w") as bundle:
+        bundle.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match=r"junk\.zip is not a model file downloaded from this tool"):
+        finetune_models.import_zip("junk", junk)
+    lying = tmp_path / "lying.zip"
+    with zipfile.ZipFile(exported) as source, zipfile.ZipFile(lying, "w") as bundle:
+        bundle.writestr("model.json", json.dumps({**json.loads(source.read("model.json")),
+                                                  "base_preset": "finetune-clip-tiny"}))
+    with pytest.raises(ValueError, match="not a detector preset"):
+        finetune_models.import_zip("lying", lying)
+
+
+def test_cancel_during_detector_training_keeps_the_best_checkpoint(shapes_zip):
+    params = {"model_name": "cancelled detector", "preset": "detection-tiny", "steps": 5000, "eval_every": 5,
+              "patience": 10000}
+    job = client.submit("finetune_detect", params, {"dataset": [shapes_zip]})
+    wait_until(lambda: len(client.get(job.id).live.get("history", [])) > 12, 60, "training steps")
+    client.cancel(job.id)
+    job = client.wait(job.id, timeout=60)
+    assert job.status is Status.SUCCEEDED and job.result["stopped"] == "cancelled"
+    assert job.result["steps_run"] < 5000 and job.result["best_step"] <= job.result["steps_run"]
+    assert finetune_models.get("cancelled detector")["stopped"] == "cancelled"
+
+
+@pytest.mark.parametrize(("params", "files", "expected"), [
+    ({"model_name": "plain", "preset": "detection-tiny"}, "images", "No annotated boxes"),
+    ({"model_name": "clip", "preset": "finetune-clip-tiny"}, "zip", "not a detection preset"),
+    ({"model_name": "lr", "preset": "detection-tiny", "learning_rate": "fast"}, "zip", "Training settings"),
+    ({"model_name": "none", "preset": "detection-tiny"}, "", "Upload annotated images"),
+])
+def test_bad_detector_requests_fail_with_a_message_and_save_nothing(shapes_zip, params, files, expected):
+    inputs = {"images": sorted(shapes_zip.parent.glob("images/*.png"))[:2]} if files == "images" else (
+        {"dataset": [shapes_zip]} if files == "zip" else {})
+    job = client.wait(client.submit("finetune_detect", params, inputs).id, timeout=60)
+    assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+    assert params["model_name"] not in [m["name"] for m in finetune_models.list_models()]

@@ -20,7 +20,7 @@ from engine.finetune.detection.data import split_held_out
 from engine.finetune.detection.model import build_detector, load_detector, save_detector
 from engine.finetune.detection.train import DetectSettings, targets_of, train
 from engine.finetune.loop import HistoryCallback
-from engine.media import load_image
+from engine.media import decoded
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
@@ -106,24 +106,16 @@ def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: P
     predictor = DetectionPredictor(model_dir, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, skipped, written = [], list(skipped), []
-    for number, batch in enumerate(batched(files, batch_size)):
-        names, pictures = [], []
-        for name, path in batch:
-            try:
-                pictures.append(load_image(path, display_name=name))
-                names.append(name)
-            except UserInputError as exc:
-                skipped.append({"file": name, "error": str(exc)})
-        for name, picture, boxes in zip(names, pictures, predictor(pictures, score_threshold) if pictures else [],
-                                        strict=True):
+    for batch in batched(decoded(files, skipped), batch_size):
+        names, pictures = zip(*batch, strict=True)
+        for name, picture, boxes in zip(names, pictures, predictor(pictures, score_threshold), strict=True):
             stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[-60:]
             drawn = f"boxes_{len(rows):04d}_{stem}.jpg"
             draw_boxes(picture, boxes, predictor.classes).save(out_dir / drawn, quality=90)
             written.append(drawn)
             rows.append({"file": name, "width": picture.width, "height": picture.height, "image": drawn,
                          "boxes": [box_dict(box) for box in boxes]})
-        done = min((number + 1) * batch_size, len(files))
-        progress(done / len(files), f"Detected boxes on {done} of {len(files)} images")
+        progress(len(rows) / len(files), f"Detected boxes on {len(rows)} of {len(files)} images")
     if not rows:
         raise UserInputError("None of the images could be used. " + " ".join(s["error"] for s in skipped))
     result = {"model": predictor.meta["name"], "classes": predictor.classes, "score_threshold": score_threshold,

@@ -17,10 +17,9 @@ from typing import Any
 import torch
 
 from engine.completion.formats import Box, ImageRecord
-from engine.errors import UserInputError
 from engine.finetune.detection.metrics import detection_map
 from engine.finetune.detection.model import Detector
-from engine.finetune.loop import HistoryCallback, Objective, TrainResult, epoch_batches, fit
+from engine.finetune.loop import HistoryCallback, Objective, TrainResult, check_settings, epoch_batches, fit
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
@@ -45,17 +44,8 @@ class DetectSettings:
     seed: int = 0
 
     def check(self) -> DetectSettings:
-        problems = []
-        for name, low, high in (("steps", 1, 100_000), ("batch_size", 1, 256), ("eval_every", 1, 100_000),
-                                ("patience", 1, 10_000)):
-            if not low <= getattr(self, name) <= high:
-                problems.append(f"{name} must be between {low} and {high}, not {getattr(self, name)}")
-        if self.learning_rate is not None and not 0 < self.learning_rate <= 1:
-            problems.append(f"learning_rate must be in (0, 1], not {self.learning_rate}")
-        if self.time_budget_s <= 0:
-            problems.append("time_budget_s must be positive")
-        if problems:
-            raise UserInputError("Training settings: " + "; ".join(problems) + ".")
+        check_settings(self, (("steps", 1, 100_000), ("batch_size", 1, 256), ("eval_every", 1, 100_000),
+                              ("patience", 1, 10_000)))
         return self
 
     def for_preset(self, preset: str) -> DetectSettings:
