@@ -23,7 +23,7 @@ from gradio_client import Client, handle_file
 
 from tasks.client import Status
 from tasks.runner import get_store
-from tests.helpers import noise_images
+from tests.helpers import noise_images, wait_until
 from tests.integration.conftest import RedisServer, env_for, start_web_app, start_worker, stop_processes
 
 pytestmark = pytest.mark.redis
@@ -114,25 +114,33 @@ def test_many_clients_at_once_every_job_ends_once_and_the_ui_keeps_answering(sta
 
 
 def test_a_user_past_the_per_user_limit_is_told_busy_and_nothing_is_queued(stack, tmp_path):
-    """Twice the limit submitted at the same moment, each job long enough to be still unfinished."""
+    """Twice the limit submitted at the same moment, each job long enough to be still unfinished; the
+    accepted ones are cancelled once the refusals are in."""
+    from tasks import client
+
     attempts = 2 * CLIENTS_PER_USER
     batches = [noise_images(tmp_path / f"greedy{index}", 30, size=(64, 64)) for index in range(attempts)]
     clients = [Client(stack["url"], auth=("greedy", PASSWORD), verbose=False) for _ in range(attempts)]
     before = {job.id for job in get_store().list(limit=None) if job.owner == "greedy"}
 
-    def attempt(index: int) -> str:
-        try:
-            status, *_ = clients[index].predict([handle_file(str(image)) for image in batches[index]], None,
-                                                   "noise", "winclip-tiny", api_name="/anomaly")
-            return status
-        except Exception as exc:  # gradio_client raises the page's gr.Error as AppError
-            return str(exc)
+    def created() -> list:
+        return [job for job in get_store().list(limit=None) if job.owner == "greedy" and job.id not in before]
 
-    with ThreadPoolExecutor(attempts) as pool:
-        outcomes = list(pool.map(attempt, range(attempts)))
+    futures = [api.submit([handle_file(str(image)) for image in batch], None, "noise", "winclip-tiny",
+                          api_name="/anomaly") for api, batch in zip(clients, batches, strict=True)]
+    wait_until(lambda: sum(future.done() for future in futures) >= attempts - CLIENTS_PER_USER, timeout=120,
+               what="the refusals")
+    accepted = created()
+    for job in accepted:
+        client.cancel(job.id)
+    outcomes = []
+    for future in futures:
+        try:
+            outcomes.append(future.result(timeout=120)[0])
+        except Exception as exc:  # gradio_client raises the page's gr.Error as AppError
+            outcomes.append(str(exc))
     busy = [text for text in outcomes if "Busy: you already have" in text]
-    done = [text for text in outcomes if "Succeeded" in text]
-    assert len(done) == CLIENTS_PER_USER and len(busy) == attempts - CLIENTS_PER_USER, outcomes
+    assert len(busy) == attempts - CLIENTS_PER_USER, outcomes
     assert all(f"the limit per user is {CLIENTS_PER_USER}" in text for text in busy)
-    created = [job for job in get_store().list(limit=None) if job.owner == "greedy" and job.id not in before]
-    assert len(created) == CLIENTS_PER_USER and all(job.status is Status.SUCCEEDED for job in created)
+    assert len(accepted) == len(created()) == CLIENTS_PER_USER  # nothing stored for the refused ones
+    assert all(client.get(job.id).status.final for job in accepted)
