@@ -36,7 +36,8 @@ def detector_choices() -> list[tuple[str, str]]:
 
 
 def refresh_engines() -> Any:
-    """The OWLv2 presets and the detectors saved so far (one may have been trained since the page opened)."""
+    """The OWLv2 presets and the detectors saved so far (one may have been trained since the page was built);
+    on a button, not on the dropdown's focus, so a late update never undoes the user's pick."""
     return gr.Dropdown(choices=[(p["label"], p["name"]) for p in client.presets("completion")] + detector_choices())
 
 
@@ -327,8 +328,10 @@ def build() -> None:
                 video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="completion-video")
                 stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
                                    elem_id="completion-stride")
-            preset = preset_dropdown("completion", "completion-preset", extra=detector_choices(),
-                                     allow_custom_value=True)  # a detector trained after the page was built
+            with gr.Row():
+                preset = preset_dropdown("completion", "completion-preset", extra=detector_choices(),
+                                         allow_custom_value=True, scale=4)  # API: a detector trained since launch
+                refresh_button = gr.Button("↻ Models", size="sm", scale=1, elem_id="completion-refresh-models")
             threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
                                   elem_id="completion-threshold")
             text_queries = gr.Checkbox(label="Also search by class name (text query)", value=False)
@@ -372,7 +375,7 @@ def build() -> None:
                 load_button = gr.Button("Load", scale=1)
 
     review_out = [review, view, table, page_line, counts, page]
-    preset.focus(refresh_engines, None, preset, api_visibility="private")
+    refresh_button.click(refresh_engines, None, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
@@ -412,6 +415,7 @@ def build() -> None:
                 eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
                 eval_preset = preset_dropdown("completion", "completion-eval-preset", extra=detector_choices(),
                                               allow_custom_value=True)
+                eval_refresh = gr.Button("↻ Models", size="sm")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
         eval_status = gr.Markdown(elem_id="completion-eval-status")
         with gr.Row():
@@ -419,7 +423,7 @@ def build() -> None:
                                    elem_id="completion-eval-metrics")
             curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
-    eval_preset.focus(refresh_engines, None, eval_preset, api_visibility="private")
+    eval_refresh.click(refresh_engines, None, eval_preset, api_visibility="private")
     eval_button.click(run_evaluation, [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",
                       concurrency_limit=None)

@@ -30,7 +30,7 @@ def test_train_the_tiny_preset_and_see_the_curve_and_metrics(page, tmp_path):  #
     page.screenshot(path=str(ARTIFACTS / "finetune-result.png"), full_page=True)
 
 
-def test_train_a_detector_see_curves_and_ap_detect_download_and_upload(page, tmp_path):  # noqa: F811
+def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(page, tmp_path):  # noqa: F811
     root = shape_detection_set(tmp_path / "set", count=12)
     archive = zip_tree(root, tmp_path / "shapes.zip")
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
@@ -71,3 +71,12 @@ def test_train_a_detector_see_curves_and_ap_detect_download_and_upload(page, tmp
     page.locator("#finetune-upload").click()
     page.locator("#finetune-model-status").get_by_text("Uploaded model").wait_for()
     assert "browser shapes copy" in page.locator("#finetune-model-status").inner_text()
+
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-images input[type=file]").set_input_files([str(p) for p in images])
+    page.locator("#completion-refresh-models").click()
+    page.locator("#completion-preset input").click()
+    page.get_by_role("option", name="Fine-tuned detector · browser shapes (square, circle)").click()
+    page.locator("#completion-run").click()
+    page.locator("#completion-status").get_by_text("Succeeded").wait_for()
+    assert "fine-tuned detector browser shapes" in page.locator("#completion-status").inner_text()
