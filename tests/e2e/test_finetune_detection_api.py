@@ -9,6 +9,7 @@ import pytest
 import torch
 from gradio_client import Client, handle_file
 
+from tasks import client
 from tests.helpers import shape_detection_set, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
@@ -40,6 +41,15 @@ def test_train_see_curves_and_ap_then_detect_complete_download_and_delete(api, t
     assert sorted(f.rsplit("/", 1)[-1] for f in files)[-1] == "detections.json"
     with pytest.raises(Exception, match="is a detector: press Detect boxes"):
         api.predict("api shapes", [handle_file(str(images[0]))], None, 10, 1.0, api_name="/finetune_predict")
+
+    jobs = {job.tool: job for job in reversed(client.list_jobs(50)) if job.params.get("model_name") == "api shapes"
+            or job.params.get("model") == "api shapes"}
+    _, _, table, _ = api.predict(jobs["finetune_detect"].id, api_name="/open_job")
+    table = table.get("value", table)  # the Jobs tab sends a table update with this tool's headers
+    assert table["headers"][1] == "baseline AP@0.5" and table["data"][0][0] == "all (mAP)"
+    _, gallery, table, _ = api.predict(jobs["finetune_predict"].id, api_name="/open_job")
+    table = table.get("value", table)
+    assert table["headers"][3] == "box x, y, width, height" and len(gallery) == 2
 
     status, *_ = api.predict([handle_file(str(p)) for p in images], None, None, 30, "detector:api shapes", 0.3, False,
                              api_name="/completion")
