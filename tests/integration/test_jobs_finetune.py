@@ -52,16 +52,17 @@ def test_train_stream_curves_register_the_model_and_use_it(colour_zip, tmp_path)
     assert "colours copy" not in [m["name"] for m in finetune_models.list_models()]
 
 
-def test_cancel_during_training_keeps_the_best_checkpoint(colour_zip):
-    params = {"model_name": "cancelled run", "preset": "finetune-clip-tiny", "steps": 5000, "eval_every": 5,
-              "patience": 10000}
-    job = client.submit("finetune_classify", params, {"dataset": [colour_zip]})
+@pytest.mark.parametrize(("tool", "preset", "data"), [("finetune_classify", "finetune-clip-tiny", "colour_zip"),
+                                                     ("finetune_detect", "detection-tiny", "shapes_zip")])
+def test_cancel_during_training_keeps_the_best_checkpoint(request, tool, preset, data):
+    params = {"model_name": f"cancelled {tool}", "preset": preset, "steps": 5000, "eval_every": 5, "patience": 10000}
+    job = client.submit(tool, params, {"dataset": [request.getfixturevalue(data)]})
     wait_until(lambda: len(client.get(job.id).live.get("history", [])) > 12, 60, "training steps")
     client.cancel(job.id)
     job = client.wait(job.id, timeout=60)
     assert job.status is Status.SUCCEEDED and job.result["stopped"] == "cancelled"
     assert job.result["steps_run"] < 5000 and job.result["best_step"] <= job.result["steps_run"]
-    assert finetune_models.get("cancelled run")["stopped"] == "cancelled"
+    assert finetune_models.get(f"cancelled {tool}")["stopped"] == "cancelled"
 
 
 @pytest.mark.parametrize(("params", "expected"), [
@@ -122,18 +123,6 @@ def test_train_stream_curves_detect_complete_and_move_the_model(shapes_zip, tmp_
                                                   "base_preset": "finetune-clip-tiny"}))
     with pytest.raises(ValueError, match="not a detector preset"):
         finetune_models.import_zip("lying", lying)
-
-
-def test_cancel_during_detector_training_keeps_the_best_checkpoint(shapes_zip):
-    params = {"model_name": "cancelled detector", "preset": "detection-tiny", "steps": 5000, "eval_every": 5,
-              "patience": 10000}
-    job = client.submit("finetune_detect", params, {"dataset": [shapes_zip]})
-    wait_until(lambda: len(client.get(job.id).live.get("history", [])) > 12, 60, "training steps")
-    client.cancel(job.id)
-    job = client.wait(job.id, timeout=60)
-    assert job.status is Status.SUCCEEDED and job.result["stopped"] == "cancelled"
-    assert job.result["steps_run"] < 5000 and job.result["best_step"] <= job.result["steps_run"]
-    assert finetune_models.get("cancelled detector")["stopped"] == "cancelled"
 
 
 @pytest.mark.parametrize(("params", "files", "expected"), [
