@@ -80,3 +80,21 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#completion-run").click()
     page.locator("#completion-status").get_by_text("Succeeded").wait_for()
     assert "fine-tuned detector browser shapes" in page.locator("#completion-status").inner_text()
+
+
+def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F811
+    archive = zip_tree(colour_classes(tmp_path / "set"), tmp_path / "colours.zip")
+    page.get_by_role("tab", name="Few-shot fine-tuning").click()
+    page.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
+    page.locator("#finetune-name textarea, #finetune-name input").first.fill("cancelled colours")
+    page.locator("#finetune-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.get_by_text("Training settings").first.click()
+    page.locator("#finetune-steps input").fill("100000")
+    page.locator("#finetune-train").click()
+    status = page.locator("#finetune-status")
+    status.get_by_text("Running").wait_for()
+    page.locator("#finetune-curves canvas, #finetune-curves svg").first.wait_for()  # some steps are done
+    page.locator("#finetune-cancel").click()
+    status.get_by_text("Succeeded").wait_for()
+    assert "Model cancelled colours saved" in status.inner_text() and "stopped: cancelled" in status.inner_text()
