@@ -89,6 +89,13 @@ class Dataset:
     def box_count(self) -> int:
         return sum(len(image.boxes) for image in self.images)
 
+    def skipped_note(self, limit: int = 5) -> str:
+        """The reasons files were skipped (' Skipped: …'), for messages that must say why an import came out
+        empty; '' when nothing was skipped."""
+        reasons = " ".join(item["error"] for item in self.skipped[:limit])
+        more = f" (and {len(self.skipped) - limit} more)" if len(self.skipped) > limit else ""
+        return f" Skipped: {reasons}{more}" if reasons else ""
+
 
 # -- shared checks ----------------------------------------------------------------------------
 def _skip(skipped: list[dict[str, str]], file: str, message: str) -> None:

@@ -160,9 +160,8 @@ class CompletionPipeline:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
         params = (params or CompletionParams()).check()
         if not dataset.box_count and not (params.text_queries and dataset.categories):
-            skipped = " ".join(item["error"] for item in dataset.skipped[:5])
             raise UserInputError("No annotated boxes to learn from: import annotations or draw a few boxes around "
-                                 "examples of each object to find." + (f" Skipped: {skipped}" if skipped else ""))
+                                 "examples of each object to find." + dataset.skipped_note())
         batch_size = batch_size or (4 if self.detector.device.type == "cuda" else 1)
         cache: dict[str, ImageFeatures] = {}
         used: dict[str, set[int]] = {}

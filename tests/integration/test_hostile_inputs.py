@@ -98,6 +98,8 @@ def test_bad_images_in_every_tool_that_takes_images(corpus, good, trained_model,
              {"images": [good["image"]], "references": [image]}),
             (name, "completion", "completion", {"preset": "completion-tiny"},
              {"images": [image], "annotations": [annotations]}),
+            (name, "detector set", "finetune_detect", {"preset": "detection-tiny", "steps": 2, "model_name": name},
+             {"images": [image], "annotations": [annotations]}),
             (name, "insertion image", "insertion", INSERTION, {"image": [image], "mask": [good["mask"]]}),
             (name, "insertion mask", "insertion", INSERTION, {"image": [good["image"]], "mask": [image]}),
             (name, "fine-tuning class", "finetune_classify",
@@ -122,6 +124,8 @@ def test_bad_archives_in_every_tool_that_takes_zips(corpus, monkeypatch):
              {"images": [archive]}),
             (name, "fine-tuning set", "finetune_classify", {"preset": "finetune-clip-tiny", "steps": 2,
                                                             "model_name": name}, {"dataset": [archive]}),
+            (name, "detector set", "finetune_detect", {"preset": "detection-tiny", "steps": 2, "model_name": name},
+             {"dataset": [archive]}),
         ]
     check_all(cases)
     assert not any(target.exists() for target in corpus.escape_targets)  # zip-slip wrote nothing outside
@@ -142,9 +146,13 @@ def test_bad_videos_in_every_tool_that_takes_videos(corpus, trained_model):
     check_all(cases)
 
 
-def test_malformed_annotations_in_completion(corpus, good):
-    check_all([(annotations.name, "completion", "completion", {"preset": "completion-tiny"},
-                {"images": [good["image"]], "annotations": [annotations]}) for annotations in corpus.annotations])
+def test_malformed_annotations_in_completion_and_detector_training(corpus, good):
+    check_all([case for annotations in corpus.annotations for case in (
+        (annotations.name, "completion", "completion", {"preset": "completion-tiny"},
+         {"images": [good["image"]], "annotations": [annotations]}),
+        (annotations.name, "detector set", "finetune_detect", {"preset": "detection-tiny", "steps": 2,
+                                                               "model_name": annotations.name},
+         {"images": [good["image"]], "annotations": [annotations]}))])
 
 
 def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, good, monkeypatch):

@@ -28,7 +28,8 @@ def check_detection_set(dataset: Dataset) -> Dataset:
                              "few-shot training (FEWSHOT_FINETUNE_MAX_IMAGES). Use a sample of the images.")
     if not dataset.box_count:
         raise UserInputError("No annotated boxes were found: a detector learns from boxes. Upload the images with "
-                             "their annotations (COCO JSON, YOLO txt + classes.txt, or Pascal VOC XML).")
+                             "their annotations (COCO JSON, YOLO txt + classes.txt, or Pascal VOC XML)."
+                             + dataset.skipped_note())
     folded: dict[str, str] = {}
     for name in dataset.categories:
         if name.casefold() in folded:
