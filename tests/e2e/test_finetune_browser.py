@@ -12,15 +12,22 @@ pytestmark = pytest.mark.browser
 torch.set_num_threads(1)
 
 
+def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None) -> None:
+    """Colour classes as a zip, the tiny preset, a model name (and a number of steps), then Train."""
+    archive = zip_tree(colour_classes(tmp_path / "set"), tmp_path / "colours.zip")
+    ui.get_by_role("tab", name="Few-shot fine-tuning").click()
+    ui.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
+    ui.locator("#finetune-name textarea, #finetune-name input").first.fill(name)
+    ui.locator("#finetune-preset input").click()
+    ui.get_by_role("option").filter(has_text="tiny").click()
+    if steps is not None:
+        ui.get_by_text("Training settings").first.click()
+        ui.locator("#finetune-steps input").fill(str(steps))
+    ui.locator("#finetune-train").click()
+
+
 def test_train_the_tiny_preset_and_see_the_curve_and_metrics(page, tmp_path):  # noqa: F811
-    root = colour_classes(tmp_path / "set")
-    archive = zip_tree(root, tmp_path / "colours.zip")
-    page.get_by_role("tab", name="Few-shot fine-tuning").click()
-    page.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
-    page.locator("#finetune-name textarea, #finetune-name input").first.fill("browser colours")
-    page.locator("#finetune-preset input").click()
-    page.get_by_role("option").filter(has_text="tiny").click()
-    page.locator("#finetune-train").click()
+    start_classifier_training(page, tmp_path, "browser colours")
     page.locator("#finetune-status").get_by_text("Succeeded").wait_for()
     assert "Model browser colours saved" in page.locator("#finetune-status").inner_text()
     page.locator("#finetune-curves canvas, #finetune-curves svg").first.wait_for()
@@ -83,15 +90,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
 
 
 def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F811
-    archive = zip_tree(colour_classes(tmp_path / "set"), tmp_path / "colours.zip")
-    page.get_by_role("tab", name="Few-shot fine-tuning").click()
-    page.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
-    page.locator("#finetune-name textarea, #finetune-name input").first.fill("cancelled colours")
-    page.locator("#finetune-preset input").click()
-    page.get_by_role("option").filter(has_text="tiny").click()
-    page.get_by_text("Training settings").first.click()
-    page.locator("#finetune-steps input").fill("100000")
-    page.locator("#finetune-train").click()
+    start_classifier_training(page, tmp_path, "cancelled colours", steps=100_000)
     status = page.locator("#finetune-status")
     status.get_by_text("Running").wait_for()
     page.locator("#finetune-curves canvas, #finetune-curves svg").first.wait_for()  # some steps are done

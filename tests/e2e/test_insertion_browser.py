@@ -19,20 +19,33 @@ def fill(ui, elem_id: str, text: str) -> None:
     ui.locator(f"#{elem_id} textarea, #{elem_id} input").first.fill(text)
 
 
-def prepare(ui, prefix: str, prompt: str) -> None:
-    """Prompt, the tiny preset, and two denoising steps (its results are noise anyway; the CPU is shared)."""
+def prepare(ui, prefix: str, prompt: str, steps: int | None = 2) -> None:
+    """Prompt, the tiny preset, and (unless None) two denoising steps (its results are noise anyway; the CPU
+    is shared)."""
     fill(ui, f"{prefix}-prompt", prompt)
     ui.locator(f"#{prefix}-preset input").click()
     ui.get_by_role("option").filter(has_text="tiny").click()
+    if steps is None:
+        return
     ui.locator(f"#{prefix}-sampling").get_by_text("Sampling").click()
-    steps = ui.locator(f"#{prefix}-steps input[type=number]")
-    steps.fill("2")
-    steps.press("Enter")
+    field = ui.locator(f"#{prefix}-steps input[type=number]")
+    field.fill(str(steps))
+    field.press("Enter")
 
 
 def open_insertion(ui, section: str) -> None:
     ui.get_by_role("tab", name="Object insertion").click()
     ui.locator("#insertion-tabs").get_by_role("tab", name=section).click()
+
+
+def start_video_insertion(ui, video: Path, steps: int | None = 2) -> None:
+    """Upload a video, box the object on its anchor frame, prompt, and press Insert into video."""
+    open_insertion(ui, "Video")
+    ui.locator("#insertion-video-file input[type=file]").set_input_files(str(video))
+    ui.locator("#insertion-video-editor img, #insertion-video-editor canvas").first.wait_for()  # the anchor frame
+    fill(ui, "insertion-video-box", "20,10,60,50")
+    prepare(ui, "insertion-video", "a red ball", steps)
+    ui.locator("#insertion-video-run").click()
 
 
 def test_insertion_into_an_image_shows_a_result_per_seed(page, tmp_path):
@@ -51,12 +64,7 @@ def test_insertion_into_an_image_shows_a_result_per_seed(page, tmp_path):
 
 def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_path: Path):
     moving_square_video(tmp_path / "clip.mp4", frames=4, size=(96, 72))
-    open_insertion(page, "Video")
-    page.locator("#insertion-video-file input[type=file]").set_input_files(str(tmp_path / "clip.mp4"))
-    page.locator("#insertion-video-editor img, #insertion-video-editor canvas").first.wait_for()  # the anchor frame
-    fill(page, "insertion-video-box", "20,10,60,50")
-    prepare(page, "insertion-video", "a red ball")
-    page.locator("#insertion-video-run").click()
+    start_video_insertion(page, tmp_path / "clip.mp4")
     page.locator("#insertion-video-status").get_by_text("Succeeded").wait_for()
     player = page.locator("#insertion-result-video video")
     player.wait_for()
@@ -68,12 +76,5 @@ def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_pa
 
 def test_cancel_a_running_video_insertion(page, tmp_path: Path):
     moving_square_video(tmp_path / "long.mp4", frames=40, size=(96, 72))
-    open_insertion(page, "Video")
-    page.locator("#insertion-video-file input[type=file]").set_input_files(str(tmp_path / "long.mp4"))
-    page.locator("#insertion-video-editor img, #insertion-video-editor canvas").first.wait_for()
-    fill(page, "insertion-video-box", "20,10,60,50")
-    fill(page, "insertion-video-prompt", "a red ball")
-    page.locator("#insertion-video-preset input").click()
-    page.get_by_role("option").filter(has_text="tiny").click()
-    page.locator("#insertion-video-run").click()
+    start_video_insertion(page, tmp_path / "long.mp4", steps=None)  # 40 frames of 20 steps: long enough
     test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
