@@ -96,7 +96,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     and COCO / YOLO / VOC annotations, or zips of them); finetune_predict: "images" or, for a
     classifier, "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
     its files are copied into the job's references, so the job keeps them even if the set is
-    deleted later.
+    deleted later; it is looked up as `owner` (their own set, or another user's shared one as "user/name").
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
@@ -106,7 +106,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     if params.get("reference_set"):
         from tasks import reference_sets
 
-        by_role["references"] = [*by_role.get("references", []), *reference_sets.files(params["reference_set"])]
+        by_role["references"] = [*by_role.get("references", []),
+                                  *reference_sets.files(params["reference_set"], owner=owner)]  # own or shared
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
     with store.submission_lock():
         _check_capacity(owner, named)

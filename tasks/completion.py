@@ -36,13 +36,13 @@ def _inputs(ctx: JobContext) -> list[tuple[str, Path]]:
 
 def _params(ctx: JobContext) -> dict[str, Any]:
     """The job's parameters; params["detector_model"] (a saved detector's name) becomes the engine's
-    params["detector"], that model's folder."""
+    params["detector"], that model's folder, looked up as the job's owner (own or shared)."""
     name = ctx.params.get("detector_model")
     if not name:
         return ctx.params
     from tasks import finetune_models
 
-    return {**ctx.params, "detector": str(finetune_models.path(str(name)))}
+    return {**ctx.params, "detector": str(finetune_models.path(str(name), owner=ctx.job.owner))}
 
 
 def complete_set(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:

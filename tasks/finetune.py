@@ -80,7 +80,7 @@ def _train_and_register(ctx: JobContext, name: str, run) -> tuple[dict[str, Any]
         summary, outputs = run()
     finally:
         shutil.rmtree(ctx.work_dir, ignore_errors=True)
-    finetune_models.save(name, ctx.output_dir / MODEL_DIR)
+    finetune_models.save(name, ctx.output_dir / MODEL_DIR, owner=ctx.job.owner)  # private to who trained it
     shutil.rmtree(ctx.output_dir / MODEL_DIR)  # registered under models/; model.zip is the download
     return summary, outputs
 
@@ -89,7 +89,7 @@ def _model_name(ctx: JobContext) -> str:
     from tasks import finetune_models
 
     name = str(ctx.params.get("model_name", "")).strip()
-    finetune_models.check_free(name)
+    finetune_models.check_free(name, owner=ctx.job.owner)
     return name
 
 
@@ -166,8 +166,7 @@ def predict(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     from tasks import finetune_models
 
     name = str(ctx.params.get("model", ""))
-    model_dir = finetune_models.path(name)
-    meta = finetune_models.get(name)
+    model_dir, meta = finetune_models.resolve(name, owner=ctx.job.owner)  # own, or shared by another user
     videos = ctx.input_files("video")
     if task_of(meta) == "detect":
         if videos:

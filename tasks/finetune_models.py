@@ -1,12 +1,15 @@
 """Trained classifiers and detectors as named artifacts, shared by web and workers.
 
-    <artifact dir>/models/<name>/model.json          task, name, classes, base preset, settings, metrics
+    <artifact dir>/models/<name>/model.json          task, name, classes, base preset, settings, metrics,
+                                                     owner, shared
     <artifact dir>/models/<name>/weights.safetensors classifier: head, zero-shot head and LoRA adapters;
                                                      detector: what training changed (no frozen backbone)
 
 Models are written to a temporary folder and renamed into place (a half-saved model is never seen);
 the downloadable file is a zip of the folder, and the same zip can be uploaded on another installation.
-Names, atomic saving and listing are `tasks.named_folders`, shared with reference sets.
+Names, owners, sharing, atomic saving and listing are `tasks.named_folders`, shared with reference sets: a
+signed-in user's models lie in `models/_users/<owner key>/<name>/`, private until shared (read-only for others:
+they can use and download it, not delete it). Jobs look models up as the job's owner.
 """
 
 from __future__ import annotations
@@ -29,24 +32,25 @@ def root() -> Path:
     return MODELS.root
 
 
-def check_free(name: str) -> None:
-    """Refuse a name already taken, before a training job spends time on it."""
-    MODELS.check_free(name)
+def check_free(name: str, *, owner: str | None = None) -> None:
+    """Refuse a name `owner` already uses, before a training job spends time on it."""
+    MODELS.check_free(name, owner)
 
 
-def save(name: str, source: Path) -> dict[str, Any]:
-    """Copy a model folder written by the engine under `name` (its model.json gets that name)."""
+def save(name: str, source: Path, *, owner: str | None = None) -> dict[str, Any]:
+    """Copy a model folder written by the engine as `owner`'s `name` (private; its model.json gets that name)."""
 
     def copy_model(folder: Path) -> dict[str, Any]:
         meta = read_meta(source)
         shutil.copytree(source, folder)
         return meta
 
-    return MODELS.publish(name, copy_model)
+    return MODELS.publish(name, copy_model, owner)
 
 
-def import_zip(name: str, archive: Path) -> dict[str, Any]:
-    """Register a downloaded model zip under `name`, checking it is a classifier or detector for a known preset."""
+def import_zip(name: str, archive: Path, *, owner: str | None = None) -> dict[str, Any]:
+    """Register a downloaded model zip as `owner`'s `name`, checking it is a classifier or detector for a known
+    preset."""
     from engine.presets import get_preset
 
     with tempfile.TemporaryDirectory(dir=root().parent if root().parent.is_dir() else None) as work:
@@ -59,29 +63,40 @@ def import_zip(name: str, archive: Path) -> dict[str, Any]:
         if preset.tool != PRESET_TOOLS[task_of(meta)] or not (extracted / WEIGHTS_FILE).is_file():
             raise UserInputError(f"{archive.name}: the model file is incomplete or its base preset {preset.name} is "
                                  f"not a {TASKS[task_of(meta)]} preset.")
-        return save(name, extracted)
+        return save(name, extracted, owner=owner)
 
 
-def get(name: str) -> dict[str, Any]:
-    return MODELS.get(name)
+def resolve(ref: str, *, owner: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """(folder, meta) of a model `owner` may use: their own by name, or another user's shared one as "user/name"."""
+    return MODELS.resolve(ref, owner)
 
 
-def path(name: str) -> Path:
-    get(name)
-    return MODELS.folder(name)
+def get(ref: str, *, owner: str | None = None) -> dict[str, Any]:
+    return MODELS.get(ref, owner)
 
 
-def export_zip(name: str, target_dir: Path) -> Path:
-    """A zip of the model (adapters and head only) for download."""
-    source = path(name)
+def path(ref: str, *, owner: str | None = None) -> Path:
+    return MODELS.resolve(ref, owner)[0]
+
+
+def export_zip(ref: str, target_dir: Path, *, owner: str | None = None) -> Path:
+    """A zip of a model `owner` may use (adapters and head only), for download."""
+    source = path(ref, owner=owner)
     target_dir.mkdir(parents=True, exist_ok=True)
     return Path(shutil.make_archive(str(target_dir / source.name), "zip", source))
 
 
-def list_models(task: str | None = None) -> list[dict[str, Any]]:
-    """Saved models, newest first; with `task` ("classify" or "detect"), only those."""
-    return [meta for meta in MODELS.list() if task is None or task_of(meta) == task]
+def list_models(task: str | None = None, *, owner: str | None = None) -> list[dict[str, Any]]:
+    """The models `owner` may use (their own, then others' shared ones); with `task` ("classify" or "detect"),
+    only those."""
+    return [meta for meta in MODELS.list(owner) if task is None or task_of(meta) == task]
 
 
-def delete(name: str) -> None:
-    MODELS.delete(name)
+def set_shared(ref: str, shared: bool, *, owner: str | None = None) -> dict[str, Any]:
+    """Share one's own model with every user (they can use and download it), or make it private again."""
+    return MODELS.set_shared(ref, shared, owner)
+
+
+def delete(ref: str, *, owner: str | None = None) -> None:
+    """Delete one's own model."""
+    MODELS.delete(ref, owner)

@@ -1,10 +1,12 @@
 """Named sets of good-part images, saved once and reused by later anomaly jobs (WinCLIP+ references).
 
-    <artifact dir>/reference_sets/<name>/set.json   name, object name, files, created
+    <artifact dir>/reference_sets/<name>/set.json   name, object name, files, created, owner, shared
     <artifact dir>/reference_sets/<name>/<NNN_file>  the images, checked when saved
 
+(a signed-in user's sets lie in `reference_sets/_users/<owner key>/<name>/`: see `tasks.named_folders`).
 A set is written to a temporary folder and renamed into place, so a half-saved set is never seen.
-Workers read it by name from the shared artifact directory; nothing travels through the broker.
+Jobs read a set by reference in the web process, as the submitting user, and copy its images into the job;
+nothing travels through the broker. A set is its owner's until they share it (read-only for others).
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ from tasks.store import safe_filename
 SETS = NamedFolders("reference_sets", "set.json", "reference set", "sets")
 
 
-def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "") -> dict[str, Any]:
-    """Check and store the images under `name`; unreadable files are refused with the reason."""
-    SETS.check_free(name)
+def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "", *,
+         owner: str | None = None) -> dict[str, Any]:
+    """Check and store the images as `owner`'s set `name` (private); unreadable files are refused with the reason."""
+    SETS.check_free(name, owner)
     if not files:
         raise UserInputError("A reference set needs at least one image of a good part.")
     problems = []
@@ -46,23 +49,30 @@ def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "") ->
             stored.append(target)
         return {"object_name": object_name.strip(), "files": stored, "created_at": time.time()}
 
-    return SETS.publish(name, copy_images)
+    return SETS.publish(name, copy_images, owner)
 
 
-def get(name: str) -> dict[str, Any]:
-    return SETS.get(name)
+def get(ref: str, *, owner: str | None = None) -> dict[str, Any]:
+    """A set `owner` may use: their own by name, or another user's shared one as "user/name"."""
+    return SETS.get(ref, owner)
 
 
-def files(name: str) -> list[tuple[str, Path]]:
-    """(file name, path) of each image of a saved set, for a job's references."""
-    meta = get(name)
-    return [(stored.split("_", 1)[1], SETS.folder(name) / stored) for stored in meta["files"]]
+def files(ref: str, *, owner: str | None = None) -> list[tuple[str, Path]]:
+    """(file name, path) of each image of a set `owner` may use, for a job's references."""
+    folder, meta = SETS.resolve(ref, owner)
+    return [(stored.split("_", 1)[1], folder / stored) for stored in meta["files"]]
 
 
-def list_sets() -> list[dict[str, Any]]:
-    """Saved sets, newest first."""
-    return SETS.list()
+def list_sets(*, owner: str | None = None) -> list[dict[str, Any]]:
+    """The sets `owner` may use: their own, then the ones others shared; each with its `ref` and `mine`."""
+    return SETS.list(owner)
 
 
-def delete(name: str) -> None:
-    SETS.delete(name)
+def set_shared(ref: str, shared: bool, *, owner: str | None = None) -> dict[str, Any]:
+    """Share one's own set with every user (they can use it, not delete it), or make it private again."""
+    return SETS.set_shared(ref, shared, owner)
+
+
+def delete(ref: str, *, owner: str | None = None) -> None:
+    """Delete one's own set (jobs that used it keep their copies)."""
+    SETS.delete(ref, owner)

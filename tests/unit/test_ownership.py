@@ -1,0 +1,181 @@
+"""Saved reference sets and models belong to their user: private by default, shared read-only, one namespace
+per owner, the layout without accounts unchanged."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.errors import UserInputError
+from tasks import finetune_models, reference_sets
+from tasks.named_folders import USERS_DIR, NamedFolders, owner_key
+
+
+@pytest.fixture
+def users() -> tuple[str, str]:
+    """Two fresh user names, so tests never see each other's saved things."""
+    tag = uuid.uuid4().hex[:6]
+    return f"alice-{tag}", f"bob-{tag}"
+
+
+@pytest.fixture(scope="module")
+def goods(tmp_path_factory) -> list[tuple[str, Path]]:
+    folder = tmp_path_factory.mktemp("goods")
+    paths = []
+    for index, colour in enumerate(((200, 200, 200), (190, 195, 200))):
+        path = folder / f"good_{index}.png"
+        Image.new("RGB", (32, 32), colour).save(path)
+        paths.append((path.name, path))
+    return paths
+
+
+def fake_model(folder: Path, **extra) -> Path:
+    """A model folder read_meta accepts (the weights are not read by these tests)."""
+    folder.mkdir(parents=True)
+    meta = {"task": "classify", "classes": ["ok", "scratch"], "base_preset": "finetune-clip-tiny",
+            "logit_scale": 100.0, "format_version": 1, **extra}
+    (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "weights.safetensors").write_bytes(b"\0" * 16)
+    return folder
+
+
+def message(exc_info: pytest.ExceptionInfo) -> str:
+    return str(exc_info.value)
+
+
+def test_a_set_is_private_to_its_owner_by_default(users, goods):
+    alice, bob = users
+    meta = reference_sets.save("line-3", goods, "plate", owner=alice)
+    assert meta["owner"] == alice and meta["shared"] is False
+    assert [s["ref"] for s in reference_sets.list_sets(owner=alice) if s["mine"]] == ["line-3"]
+    assert "line-3" not in [s["name"] for s in reference_sets.list_sets(owner=bob)]
+    assert "line-3" not in [s["name"] for s in reference_sets.list_sets()]  # nor the local user's
+    for ref in ("line-3", f"{alice}/line-3"):
+        with pytest.raises(UserInputError, match="No reference set named"):
+            reference_sets.files(ref, owner=bob)
+    with pytest.raises(UserInputError, match="No reference set named"):
+        reference_sets.delete(f"{alice}/line-3", owner=bob)
+    assert len(reference_sets.files("line-3", owner=alice)) == 2
+
+
+def test_not_found_reads_the_same_whether_or_not_someone_else_has_the_name(users, goods):
+    alice, bob = users
+    reference_sets.save("secret", goods, owner=alice)
+
+    def refusal(ref: str) -> str:
+        with pytest.raises(UserInputError) as exc_info:
+            reference_sets.get(ref, owner=bob)
+        return message(exc_info).replace(ref, "<ref>")
+
+    assert refusal("secret") == refusal("never-saved")
+    assert refusal(f"{alice}/secret") == refusal(f"{alice}/never-saved") == refusal("nobody/secret")
+    assert "secret" not in refusal("never-saved")
+
+
+def test_a_shared_set_is_read_only_for_the_others(users, goods):
+    alice, bob = users
+    reference_sets.save("line-3", goods, owner=alice)
+    assert reference_sets.set_shared("line-3", True, owner=alice)["shared"] is True
+    seen = {s["ref"]: s for s in reference_sets.list_sets(owner=bob)}
+    assert seen[f"{alice}/line-3"]["mine"] is False and seen[f"{alice}/line-3"]["owner"] == alice
+    assert [name for name, _ in reference_sets.files(f"{alice}/line-3", owner=bob)] == [n for n, _ in goods]
+    for change in (lambda: reference_sets.delete(f"{alice}/line-3", owner=bob),
+                   lambda: reference_sets.set_shared(f"{alice}/line-3", False, owner=bob)):
+        with pytest.raises(UserInputError, match=f"shared by {alice}: only they can"):
+            change()
+    with pytest.raises(UserInputError, match="No reference set named 'line-3'"):
+        reference_sets.delete("line-3", owner=bob)  # bob has no set of his own by that name
+    reference_sets.set_shared(f"{alice}/line-3", False, owner=alice)  # one's own, named either way
+    with pytest.raises(UserInputError, match="No reference set named"):
+        reference_sets.files(f"{alice}/line-3", owner=bob)
+    reference_sets.delete("line-3", owner=alice)
+    assert "line-3" not in [s["name"] for s in reference_sets.list_sets(owner=alice)]
+
+
+def test_two_users_and_the_local_user_may_use_the_same_name(users, goods):
+    alice, bob = users
+    name = f"same-{uuid.uuid4().hex[:6]}"
+    reference_sets.save(name, goods[:1], owner=alice)
+    reference_sets.save(name, goods, owner=bob)
+    reference_sets.save(name, goods, "local", owner=None)
+    assert len(reference_sets.files(name, owner=alice)) == 1 and len(reference_sets.files(name, owner=bob)) == 2
+    assert reference_sets.get(name)["object_name"] == "local"
+    with pytest.raises(UserInputError, match="already exists"):
+        reference_sets.save(name, goods, owner=alice)
+    reference_sets.delete(name, owner=bob)
+    assert len(reference_sets.files(name, owner=alice)) == 1
+    reference_sets.delete(name)
+
+
+def test_without_accounts_the_layout_is_unchanged_and_old_folders_still_work(goods):
+    name = f"local-{uuid.uuid4().hex[:6]}"
+    reference_sets.save(name, goods)
+    assert (reference_sets.SETS.root / name / "set.json").is_file()
+    old = reference_sets.SETS.root / f"old-{name}"  # saved before owners existed: no owner, no shared
+    old.mkdir()
+    (old / "000_good.png").write_bytes(goods[0][1].read_bytes())
+    (old / "set.json").write_text(json.dumps({"name": old.name, "object_name": "", "files": ["000_good.png"],
+                                              "created_at": 1.0}))
+    listed = {s["ref"]: s for s in reference_sets.list_sets()}
+    assert listed[old.name]["mine"] and listed[name]["mine"] and listed[old.name]["owner"] is None
+    assert reference_sets.files(old.name) == [("good.png", old / "000_good.png")]
+    with pytest.raises(UserInputError, match="Sharing needs sign-in"):
+        reference_sets.set_shared(name, True)
+    with pytest.raises(UserInputError, match="No reference set named"):
+        reference_sets.get(old.name, owner="carol")  # a signed-in user does not get the local user's sets
+    reference_sets.delete(old.name)
+    reference_sets.delete(name)
+    assert not old.exists()
+
+
+@pytest.mark.parametrize("owner", ["../../etc", "a/b", "..", "/abs", "ünï cödé", "x" * 300])
+def test_owner_keys_cannot_leave_the_folder(owner, tmp_path):
+    folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")
+    folder = folders.folder("line-3", owner)
+    key = owner_key(owner)
+    assert folder == folders.root / USERS_DIR / key / "line-3"
+    assert len(key) == 16 and all(c in "0123456789abcdef" for c in key)
+    folders.publish("line-3", lambda tmp: tmp.mkdir() or {}, owner)
+    assert folders.get("line-3", owner)["owner"] == owner
+    assert folders.get(f"{owner}/line-3", owner)["mine"]  # one's own by either reference
+    for ref in ("../line-3", "line-3/..", "/line-3", f"{owner}/../line-3"):
+        with pytest.raises(UserInputError):
+            folders.get(ref, "someone else")
+
+
+def test_a_model_is_private_until_shared_then_downloadable_but_not_deletable(users, tmp_path):
+    alice, bob = users
+    finetune_models.save("scratches", fake_model(tmp_path / "model"), owner=alice)
+    assert finetune_models.path("scratches", owner=alice).parent.name == owner_key(alice)
+    for use in (lambda: finetune_models.resolve("scratches", owner=bob),
+                lambda: finetune_models.export_zip(f"{alice}/scratches", tmp_path / "bob", owner=bob)):
+        with pytest.raises(UserInputError, match="No model named"):
+            use()
+    assert "scratches" not in [m["name"] for m in finetune_models.list_models("classify", owner=bob)]
+    finetune_models.set_shared("scratches", True, owner=alice)
+    assert f"{alice}/scratches" in [m["ref"] for m in finetune_models.list_models("classify", owner=bob)]
+    assert f"{alice}/scratches" not in [m["ref"] for m in finetune_models.list_models("detect", owner=bob)]
+    exported = finetune_models.export_zip(f"{alice}/scratches", tmp_path / "bob", owner=bob)
+    with pytest.raises(UserInputError, match=f"shared by {alice}: only they can delete"):
+        finetune_models.delete(f"{alice}/scratches", owner=bob)
+    copy = finetune_models.import_zip("my scratches", exported, owner=bob)  # the zip says shared: ignored
+    assert copy["owner"] == bob and copy["shared"] is False
+    assert finetune_models.get("my scratches", owner=bob)["classes"] == ["ok", "scratch"]
+    with pytest.raises(UserInputError, match="No model named"):
+        finetune_models.get(f"{bob}/my scratches", owner=alice)
+    finetune_models.delete("my scratches", owner=bob)
+    finetune_models.delete("scratches", owner=alice)
+    with pytest.raises(UserInputError, match="No model named"):
+        finetune_models.get(f"{alice}/scratches", owner=bob)
+
+
+def test_an_uploaded_meta_cannot_claim_an_owner_or_sharing(users, tmp_path):
+    alice, bob = users
+    finetune_models.save("claims", fake_model(tmp_path / "model", owner=alice, shared=True), owner=bob)
+    assert finetune_models.get("claims", owner=bob)["shared"] is False
+    assert "claims" not in [m["name"] for m in finetune_models.list_models(owner=alice)]
+    finetune_models.delete("claims", owner=bob)
