@@ -49,7 +49,7 @@ class DetectorCompletion:
     def __call__(self, dataset: Dataset, params: CompletionParams | None = None, batch_size: int | None = None,
                  progress: ProgressCallback = ignore_progress) -> CompletionResult:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
-        params = (params or CompletionParams()).check()
+        params = (params or CompletionParams()).check(len(dataset.images))
         if params.text_queries:
             raise UserInputError("Text queries are OWLv2's; a fine-tuned detector looks for its own classes. Untick "
                                  "'search by class name' or choose an OWLv2 model.")

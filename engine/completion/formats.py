@@ -11,6 +11,7 @@ read, so an export imported again gives the same images, boxes and classes.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -25,6 +26,15 @@ from typing import Any
 from PIL import Image
 
 from engine.errors import UserInputError
+from engine.limits import (
+    class_name_problem,
+    max_annotation_bytes,
+    max_boxes,
+    max_boxes_per_image,
+    max_class_name_chars,
+    max_classes,
+    too_many,
+)
 from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
 
 FORMATS = ("coco", "yolo", "voc")
@@ -106,12 +116,21 @@ def _round(value: float) -> float:
     return round(float(value), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
+def _shown(value: Any, limit: int = 60) -> str:
+    """A value as messages quote it: repr, cut to `limit` characters (a hostile value can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 def checked_box(x: float, y: float, width: float, height: float, category: str,
                 image: ImageRecord) -> Box | str:
     """A valid box (clipped within the edge tolerance), or the reason it is not one."""
-    values = [float(v) for v in (x, y, width, height)]
+    try:
+        values = [float(v) for v in (x, y, width, height)]
+    except (OverflowError, TypeError, ValueError):  # e.g. an integer of 400 digits
+        values = [math.nan]
     if not all(math.isfinite(v) for v in values):
-        return f"the box {values} has a value that is not a finite number"
+        return f"the box {_shown([x, y, width, height])} has a value that is not a finite number"
     x, y, width, height = values
     if width <= 0 or height <= 0:
         return f"the box has zero or negative size ({width:g} x {height:g} px)"
@@ -123,6 +142,53 @@ def checked_box(x: float, y: float, width: float, height: float, category: str,
     x, y = max(x, 0.0), max(y, 0.0)
     x1, y1 = min(x1, image.width), min(y1, image.height)
     return Box(_round(x), _round(y), _round(x1 - x), _round(y1 - y), category)
+
+
+def _size_text(size: int) -> str:
+    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 2**10:,.1f} KB"
+
+
+def read_annotation_bytes(name: str, path: Path, limit: int | None = None,
+                          setting: str = "FEWSHOT_MAX_ANNOTATION_MB") -> bytes:
+    """An annotation file's bytes; a file over the size limit is refused before it is read."""
+    limit = max_annotation_bytes() if limit is None else limit
+    size = path.stat().st_size
+    if size > limit:
+        raise UserInputError(f"{name}: {_size_text(size)} is more than the {_size_text(limit)} accepted for this "
+                             f"annotation file ({setting}).")
+    return path.read_bytes()
+
+
+def check_class_names(names: Sequence[str], where: str) -> list[str]:
+    """The class list of a set, refused (naming the file) when it has too many or too long names."""
+    if len(names) > max_classes():
+        raise too_many(where, "classes", max_classes(), "FEWSHOT_MAX_CLASSES")
+    for position, name in enumerate(names):
+        problem = class_name_problem(name)
+        if problem:
+            raise UserInputError(f"{where} class {position}: {problem}.")
+    return list(names)
+
+
+def over_image_limit(where: str) -> str:
+    """Why a file's boxes for one image were skipped: more than FEWSHOT_MAX_BOXES_PER_IMAGE."""
+    limit = max_boxes_per_image()
+    return (f"{where}: more than {limit:,} boxes in one image; at most {limit:,} are accepted "
+            "(FEWSHOT_MAX_BOXES_PER_IMAGE); its boxes were skipped.")
+
+
+class BoxBudget:
+    """Counts the boxes read in a set, valid or not, so that reading stops at FEWSHOT_MAX_BOXES before the
+    set (and the skipped list) grows without bound."""
+
+    def __init__(self) -> None:
+        self.limit = max_boxes()
+        self.count = 0
+
+    def take(self, where: str, count: int = 1) -> None:
+        self.count += count
+        if self.count > self.limit:
+            raise too_many(where, "boxes in one set", self.limit, "FEWSHOT_MAX_BOXES")
 
 
 def is_annotation_file(name: str) -> bool:
@@ -232,73 +298,105 @@ def detect_format(annotation_files: Sequence[tuple[str, Path]]) -> str:
 
 
 # -- COCO -------------------------------------------------------------------------------------
+def _is_id(value: Any) -> bool:
+    """COCO ids are whole numbers (some tools write text); anything else cannot key a lookup."""
+    return isinstance(value, int | str) and not isinstance(value, bool)
+
+
+def _coco_json(name: str, path: Path) -> Any:
+    """The parsed COCO file, refused while parsing once it lists more boxes or images than a set may hold:
+    the hook sees every object as it is decoded, so a million boxes never all reach memory."""
+    limit = max_boxes()
+    counts = Counter()
+
+    def hook(item: dict[str, Any]) -> dict[str, Any]:
+        kind = "boxes" if "bbox" in item else "images" if "file_name" in item else "objects"
+        counts[kind] += 1
+        if counts[kind] > (limit if kind != "objects" else 4 * limit):
+            what = {"boxes": "boxes", "images": "image entries", "objects": "JSON objects"}[kind]
+            raise too_many(name, f"{what} in one annotation file", limit if kind != "objects" else 4 * limit,
+                           "FEWSHOT_MAX_BOXES")
+        return item
+
+    raw = read_annotation_bytes(name, path)
+    try:
+        return json.loads(raw.decode("utf-8-sig"), object_hook=hook)
+    except json.JSONDecodeError as exc:
+        raise UserInputError(f"{name} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}).") from None
+    except RecursionError:
+        raise UserInputError(f"{name}: nested too deeply to be a COCO file.") from None
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{name}: cannot be read as UTF-8 text ({exc.reason}).") from None
+    except ValueError as exc:  # an integer of thousands of digits
+        raise UserInputError(f"{name}: not a COCO file ({str(exc)[:80]}).") from None
+
+
 def _read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
                skipped: list[dict[str, str]]) -> Dataset:
     if len(annotation_files) != 1:
         raise UserInputError(f"COCO needs exactly one annotation JSON; got {len(annotation_files)}: "
                              f"{', '.join(n for n, _ in annotation_files)}.")
     name, path = annotation_files[0]
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise UserInputError(f"{name} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}).") from None
-    except RecursionError:
-        raise UserInputError(f"{name}: nested too deeply to be a COCO file.") from None
-    except (UnicodeDecodeError, OSError) as exc:
-        raise UserInputError(f"{name}: cannot be read as UTF-8 text ({exc}).") from None
+    data = _coco_json(name, path)
     if not isinstance(data, dict) or not all(isinstance(data.get(k), list) for k in ("images", "categories")):
         raise UserInputError(f"{name}: not a COCO file; it needs \"images\", \"annotations\" and \"categories\" "
                              "lists.")
+    annotations = data.get("annotations", [])
+    if not isinstance(annotations, list):
+        raise UserInputError(f"{name}: \"annotations\" must be a list.")
+    if len(data["categories"]) > max_classes():
+        raise too_many(name, "categories", max_classes(), "FEWSHOT_MAX_CLASSES")
     categories: dict[int, str] = {}
     for position, item in enumerate(data["categories"]):
         if not (isinstance(item, dict) and isinstance(item.get("id"), int) and isinstance(item.get("name"), str)):
             _skip(skipped, name, f"{name} categories[{position}]: needs an integer \"id\" and a \"name\".")
+        elif class_name_problem(item["name"]):
+            _skip(skipped, name, f"{name} category id {item['id']}: {class_name_problem(item['name'])}.")
         elif item["id"] in categories or item["name"] in categories.values():
             _skip(skipped, name, f"{name} category id {item['id']} ({item['name']}): duplicate id or name.")
         else:
             categories[item["id"]] = item["name"]
+    per_image = Counter(a["image_id"] for a in annotations if isinstance(a, dict) and _is_id(a.get("image_id")))
     by_id: dict[Any, ImageRecord | None] = {}
     for position, item in enumerate(data["images"]):
-        if not isinstance(item, dict) or "id" not in item or not isinstance(item.get("file_name"), str):
-            _skip(skipped, name, f"{name} images[{position}]: needs an \"id\" and a \"file_name\".")
+        if not isinstance(item, dict) or not _is_id(item.get("id")) or not isinstance(item.get("file_name"), str):
+            _skip(skipped, name, f"{name} images[{position}]: needs an \"id\" (a whole number) and a \"file_name\".")
             continue
         image = index.find(item["file_name"])
         problem = None
         if image is None:
-            problem = f"{item['file_name']} is not among the uploaded images"
+            problem = f"{item['file_name'][:200]} is not among the uploaded images"
         elif (item.get("width"), item.get("height")) not in ((None, None), (image.width, image.height)):
             problem = (f"{item['file_name']} is {image.width} x {image.height} pixels but the annotations say "
-                       f"{item.get('width')} x {item.get('height')}")
+                       f"{_shown(item.get('width'))} x {_shown(item.get('height'))}")
         elif image.id is not None:
-            problem = f"{item['file_name']} is listed twice (ids {image.id} and {item['id']})"
+            problem = f"{item['file_name']} is listed twice (ids {image.id} and {_shown(item['id'])})"
+        elif per_image[item["id"]] > max_boxes_per_image():
+            problem = over_image_limit(item["file_name"]).removesuffix("; its boxes were skipped.")
         if problem:
             by_id[item["id"]] = None
-            count = sum(1 for a in data.get("annotations") or [] if isinstance(a, dict)
-                        and a.get("image_id") == item["id"])
-            _skip(skipped, name, f"{name} image id {item['id']}: {problem}; its {count} annotation(s) were skipped.")
+            _skip(skipped, name, f"{name} image id {_shown(item['id'])}: {problem}; its {per_image[item['id']]} "
+                                 "annotation(s) were skipped.")
         else:
             image.id = item["id"]
             by_id[item["id"]] = image
-    annotations = data.get("annotations", [])
-    if not isinstance(annotations, list):
-        raise UserInputError(f"{name}: \"annotations\" must be a list.")
     for position, item in enumerate(annotations):
         if not isinstance(item, dict):
             _skip(skipped, name, f"{name} annotations[{position}]: not an object.")
             continue
-        where = f"{name} annotation id {item.get('id', '?')}"
-        if item.get("image_id") not in by_id:
-            _skip(skipped, name, f"{where}: image_id {item.get('image_id')!r} is not in \"images\".")
+        where = f"{name} annotation id {_shown(item.get('id', '?'))}"
+        if not _is_id(item.get("image_id")) or item["image_id"] not in by_id:
+            _skip(skipped, name, f"{where}: image_id {_shown(item.get('image_id'))} is not in \"images\".")
             continue
         image = by_id[item["image_id"]]
         if image is None:
             continue  # counted with its image
-        if item.get("category_id") not in categories:
-            _skip(skipped, name, f"{where}: category_id {item.get('category_id')!r} is not in \"categories\".")
+        if not _is_id(item.get("category_id")) or item["category_id"] not in categories:
+            _skip(skipped, name, f"{where}: category_id {_shown(item.get('category_id'))} is not in \"categories\".")
             continue
         bbox = item.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            _skip(skipped, name, f"{where}: \"bbox\" must be [x, y, width, height], not {bbox!r}.")
+            _skip(skipped, name, f"{where}: \"bbox\" must be [x, y, width, height], not {_shown(bbox)}.")
             continue
         box = checked_box(*bbox, categories[item["category_id"]], image)
         if isinstance(box, str):
@@ -337,28 +435,112 @@ def write_coco(dataset: Dataset, path: Path) -> Path:
 
 
 # -- YOLO -------------------------------------------------------------------------------------
+def names_file_limit() -> int:
+    """Bytes a class-names file may have: enough for FEWSHOT_MAX_CLASSES names of FEWSHOT_MAX_CLASS_NAME_CHARS
+    characters plus a data.yaml's other keys; YAML is parsed in Python, so it is kept small."""
+    return max_classes() * (max_class_name_chars() + 8) + 64 * 2**10
+
+
+def _yaml_without_aliases(name: str, text: str) -> Any:
+    """A YAML document, refused if it uses anchors or aliases (the billion-laughs expansion), checked on
+    the parser's events before anything is constructed."""
+    import yaml
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+                raise UserInputError(f"{name}: YAML anchors and aliases (&name, *name) are not accepted; write the "
+                                     "class names out in full.")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UserInputError(f"{name}: not valid YAML ({str(exc).splitlines()[0][:120]}).") from None
+    except RecursionError:
+        raise UserInputError(f"{name}: nested too deeply to be a YOLO data.yaml.") from None
+
+
+def _yaml_names(name: str, document: Any) -> list[str] | None:
+    """The `names:` of a data.yaml (a list, or a mapping from class index to name), None when absent."""
+    names = document.get("names") if isinstance(document, dict) else None
+    if isinstance(names, dict):
+        keys = list(names)
+        if any(isinstance(k, bool) or not isinstance(k, int) for k in keys) or sorted(keys) != list(range(len(keys))):
+            raise UserInputError(f"{name}: names: the keys must be the class indices 0, 1, 2, … (whole numbers, "
+                                 f"each once), not {_shown(keys)}.")
+        names = [names[k] for k in range(len(keys))]
+    if not isinstance(names, list) or not names:
+        return None
+    for position, value in enumerate(names):
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise UserInputError(f"{name} class {position}: a class name must be text, not {_shown(value)}.")
+    return [str(n) for n in names]
+
+
 def _yolo_names(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]]) -> tuple[list[str], str]:
     """Class names from classes.txt / obj.names (one per line) or data.yaml (`names:` list or mapping)."""
     for name, path in files:
         if PurePosixPath(name).name.lower() in YOLO_NAME_FILES:
-            names = [line.strip() for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines()]
-            return [n for n in names if n], name
+            raw = read_annotation_bytes(name, path, names_file_limit(), "FEWSHOT_MAX_CLASSES")
+            names = [line.strip() for line in raw.decode("utf-8-sig", errors="replace").splitlines()]
+            return check_class_names([n for n in names if n], name), name
     for name, path in files:
         if PurePosixPath(name).suffix.lower() in YAML_SUFFIXES:
-            import yaml
-
+            raw = read_annotation_bytes(name, path, names_file_limit(), "FEWSHOT_MAX_CLASSES")
             try:
-                names = (yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}).get("names")
-            except (yaml.YAMLError, AttributeError) as exc:
-                _skip(skipped, name, f"{name}: not a YOLO data.yaml with a names: entry ({exc}).")
+                document = _yaml_without_aliases(name, raw.decode("utf-8-sig"))
+            except UnicodeDecodeError as exc:
+                raise UserInputError(f"{name}: cannot be read as UTF-8 text ({exc.reason}).") from None
+            names = _yaml_names(name, document)
+            if names is None:
+                _skip(skipped, name, f"{name}: not a YOLO data.yaml with a names: entry.")
                 continue
-            if isinstance(names, dict):
-                names = [names[k] for k in sorted(names)]
-            if isinstance(names, list) and names:
-                return [str(n) for n in names], name
+            return check_class_names(names, name), name
     labels = ", ".join(name for name, _ in files)
     raise UserInputError(f"{labels}: YOLO labels need the class names: add classes.txt (one name per line, in "
                          "class-index order) or a data.yaml with names:.")
+
+
+def _yolo_label(name: str, path: Path, image: ImageRecord, names: list[str], names_file: str,
+                budget: BoxBudget, skipped: list[dict[str, str]]) -> None:
+    """One label file's boxes onto its image; a file of more lines than an image may have boxes is skipped
+    whole, as soon as the count is passed."""
+    try:
+        text = read_annotation_bytes(name, path).decode("utf-8-sig", errors="replace")
+    except UserInputError as exc:
+        _skip(skipped, name, f"{exc} Its labels were skipped.")
+        return
+    boxes: list[Box] = []
+    problems: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        where = f"{name} line {number}"
+        if len(boxes) + len(problems) >= max_boxes_per_image():
+            _skip(skipped, name, over_image_limit(name))
+            return
+        budget.take(name)
+        if len(fields) not in (5, 6):
+            shape = "a segmentation polygon" if len(fields) > 6 else f"{len(fields)} values"
+            problems.append(f"{where}: expected 'class x_center y_center width height', got {shape}.")
+            continue
+        try:
+            cls = int(fields[0])
+            cx, cy, w, h = (float(v) for v in fields[1:5])
+        except ValueError:
+            problems.append(f"{where}: {_shown(line.strip())} is not a class index and four numbers.")
+            continue
+        if not 0 <= cls < len(names):
+            problems.append(f"{where}: class {_shown(cls)} is not in {names_file} (0 to {len(names) - 1}).")
+            continue
+        box = checked_box((cx - w / 2) * image.width, (cy - h / 2) * image.height, w * image.width,
+                          h * image.height, names[cls], image)
+        if isinstance(box, str):
+            problems.append(f"{where}: {box}.")
+        else:
+            boxes.append(box)
+    image.boxes.extend(boxes)
+    for problem in problems:
+        _skip(skipped, name, problem)
 
 
 def _read_yolo(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
@@ -367,6 +549,7 @@ def _read_yolo(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
     duplicates = [n for n, count in Counter(names).items() if count > 1]
     if duplicates:
         raise UserInputError(f"{names_file}: class name {duplicates[0]!r} appears twice.")
+    budget = BoxBudget()
     for name, path in annotation_files:
         if PurePosixPath(name).suffix.lower() != ".txt" or PurePosixPath(name).name.lower() in YOLO_NAME_FILES:
             continue
@@ -375,31 +558,7 @@ def _read_yolo(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             _skip(skipped, name, f"{name}: no uploaded image has the stem {PurePosixPath(name).stem!r}; "
                                  "its labels were skipped.")
             continue
-        text = path.read_text(encoding="utf-8-sig", errors="replace")
-        for number, line in enumerate(text.splitlines(), start=1):
-            fields = line.split()
-            if not fields or fields[0].startswith("#"):
-                continue
-            where = f"{name} line {number}"
-            if len(fields) not in (5, 6):
-                shape = "a segmentation polygon" if len(fields) > 6 else f"{len(fields)} values"
-                _skip(skipped, name, f"{where}: expected 'class x_center y_center width height', got {shape}.")
-                continue
-            try:
-                cls = int(fields[0])
-                cx, cy, w, h = (float(v) for v in fields[1:5])
-            except ValueError:
-                _skip(skipped, name, f"{where}: {line.strip()!r} is not a class index and four numbers.")
-                continue
-            if not 0 <= cls < len(names):
-                _skip(skipped, name, f"{where}: class {cls} is not in {names_file} (0 to {len(names) - 1}).")
-                continue
-            box = checked_box((cx - w / 2) * image.width, (cy - h / 2) * image.height, w * image.width,
-                              h * image.height, names[cls], image)
-            if isinstance(box, str):
-                _skip(skipped, name, f"{where}: {box}.")
-            else:
-                image.boxes.append(box)
+        _yolo_label(name, path, image, names, names_file, budget, skipped)
     return Dataset(index.images, names, {}, skipped)
 
 
@@ -432,62 +591,90 @@ def write_yolo(dataset: Dataset, folder: Path) -> Path:
 
 # -- Pascal VOC -------------------------------------------------------------------------------
 _UNSAFE_XML = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+VOC_ELEMENTS_PER_BOX = 16  # <object> with name, pose, truncated, difficult, bndbox and four corners, and slack
+
+
+def _voc_root(name: str, raw: bytes) -> ET.Element:
+    """The parsed file, built element by element and abandoned (UserInputError) once it holds more objects, or
+    more elements, than one image's boxes need, so a huge file never becomes a huge tree."""
+    limit = max_boxes_per_image()
+    objects = elements = 0
+    root = None
+    try:
+        for _event, element in ET.iterparse(io.BytesIO(raw), events=("start",)):
+            root = element if root is None else root
+            elements += 1
+            objects += element.tag == "object"
+            if objects > limit or elements > VOC_ELEMENTS_PER_BOX * limit + 100:
+                raise UserInputError(over_image_limit(name))
+    except ET.ParseError as exc:
+        line, column = exc.position
+        raise UserInputError(f"{name} line {line} column {column}: not well-formed XML.") from None
+    if root is None:
+        raise UserInputError(f"{name}: empty XML file.")
+    return root
+
+
+def _voc_object(obj: ET.Element, where: str, image: ImageRecord) -> Box | str:
+    """One <object> as a box, or why it is not one."""
+    category = (obj.findtext("name") or "").strip()
+    bndbox = obj.find("bndbox")
+    if not category or bndbox is None:
+        return f"{where}: needs a <name> and a <bndbox>."
+    problem = class_name_problem(category)
+    if problem:
+        return f"{where}: {problem}."
+    try:
+        x0, y0, x1, y1 = (float(bndbox.findtext(tag) or "") for tag in ("xmin", "ymin", "xmax", "ymax"))
+    except ValueError:
+        return f"{where}: <bndbox> needs numeric xmin, ymin, xmax and ymax."
+    box = checked_box(x0, y0, x1 - x0, y1 - y0, category, image)
+    return f"{where}: {box}." if isinstance(box, str) else box
 
 
 def _read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
               skipped: list[dict[str, str]]) -> Dataset:
     found: set[str] = set()
+    budget = BoxBudget()
     for name, path in annotation_files:
         if PurePosixPath(name).suffix.lower() != ".xml":
             continue
-        raw = path.read_bytes()
-        if _UNSAFE_XML.search(raw):
-            _skip(skipped, name, f"{name}: XML with a DOCTYPE or entity declarations is not accepted.")
-            continue
         try:
-            root = ET.fromstring(raw)
-        except ET.ParseError as exc:
-            line, column = exc.position
-            _skip(skipped, name, f"{name} line {line} column {column}: not well-formed XML.")
+            raw = read_annotation_bytes(name, path)
+            if _UNSAFE_XML.search(raw):
+                raise UserInputError(f"{name}: XML with a DOCTYPE or entity declarations is not accepted.")
+            root = _voc_root(name, raw)
+        except UserInputError as exc:
+            _skip(skipped, name, str(exc))
             continue
         if root.tag != "annotation":
-            _skip(skipped, name, f"{name}: the root element is <{root.tag}>, not a Pascal VOC <annotation>.")
+            _skip(skipped, name, f"{name}: the root element is <{_shown(root.tag)}>, not a Pascal VOC <annotation>.")
             continue
         declared = (root.findtext("filename") or "").strip()
         image = (index.find(declared) if declared else None) or index.find_stem(name)
         if image is None:
-            _skip(skipped, name, f"{name}: its image {declared or PurePosixPath(name).stem!r} is not among the "
-                                 "uploaded images; its objects were skipped.")
+            _skip(skipped, name, f"{name}: its image {_shown(declared or PurePosixPath(name).stem)} is not among "
+                                 "the uploaded images; its objects were skipped.")
             continue
         size = root.find("size")
         if size is not None and size.findtext("width") and size.findtext("height"):
             try:
                 width, height = int(float(size.findtext("width"))), int(float(size.findtext("height")))
-            except ValueError:
+            except (OverflowError, ValueError):
                 width, height = image.width, image.height
             if (width, height) != (image.width, image.height):
                 _skip(skipped, name, f"{name}: {image.file_name} is {image.width} x {image.height} pixels but "
                                      f"<size> says {width} x {height}; its objects were skipped.")
                 continue
         for number, obj in enumerate(root.iter("object"), start=1):
-            where = f"{name} object {number}"
-            category = (obj.findtext("name") or "").strip()
-            bndbox = obj.find("bndbox")
-            if not category or bndbox is None:
-                _skip(skipped, name, f"{where}: needs a <name> and a <bndbox>.")
-                continue
-            try:
-                x0, y0, x1, y1 = (float(bndbox.findtext(tag) or "") for tag in ("xmin", "ymin", "xmax", "ymax"))
-            except ValueError:
-                _skip(skipped, name, f"{where}: <bndbox> needs numeric xmin, ymin, xmax and ymax.")
-                continue
-            box = checked_box(x0, y0, x1 - x0, y1 - y0, category, image)
+            budget.take(name)
+            box = _voc_object(obj, f"{name} object {number}", image)
             if isinstance(box, str):
-                _skip(skipped, name, f"{where}: {box}.")
+                _skip(skipped, name, box)
             else:
                 image.boxes.append(box)
-                found.add(category)
-    return Dataset(index.images, sorted(found), {}, skipped)
+                found.add(box.category)
+    return Dataset(index.images, check_class_names(sorted(found), "the VOC files"), {}, skipped)
 
 
 def write_voc(dataset: Dataset, folder: Path) -> Path:

@@ -22,6 +22,7 @@ from engine.completion.logic import select_proposals, xywh_to_xyxy
 from engine.completion.model import ImageFeatures, Owlv2Detector, to_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
+from engine.limits import max_proposals
 from engine.loading import MODEL_CACHE
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
@@ -36,13 +37,20 @@ class CompletionParams:
     max_per_image: int = 100
     text_queries: bool = False  # also query each class by its name
 
-    def check(self) -> CompletionParams:
+    def check(self, images: int = 0) -> CompletionParams:
+        """The params if usable; with the set's image count, also bounds the proposals the run may produce
+        (images x max_per_image, FEWSHOT_MAX_PROPOSALS) before any image is encoded."""
         for name in ("existing_iou", "nms_iou", "min_score"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise UserInputError(f"{name} must be between 0 and 1, not {value}.")
         if not 1 <= self.max_per_image <= 10_000:
             raise UserInputError(f"max_per_image must be between 1 and 10000, not {self.max_per_image}.")
+        if images * self.max_per_image > max_proposals():
+            raise UserInputError(f"{images:,} images at max_per_image {self.max_per_image} could give "
+                                 f"{images * self.max_per_image:,} proposals; at most {max_proposals():,} are accepted "
+                                 "per job (FEWSHOT_MAX_PROPOSALS). Lower max_per_image, raise the video stride, or "
+                                 "split the set.")
         return self
 
 
@@ -158,7 +166,7 @@ class CompletionPipeline:
     def __call__(self, dataset: Dataset, params: CompletionParams | None = None, batch_size: int | None = None,
                  progress: ProgressCallback = ignore_progress) -> CompletionResult:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
-        params = (params or CompletionParams()).check()
+        params = (params or CompletionParams()).check(len(dataset.images))
         if not dataset.box_count and not (params.text_queries and dataset.categories):
             raise UserInputError("No annotated boxes to learn from: import annotations or draw a few boxes around "
                                  "examples of each object to find." + dataset.skipped_note())

@@ -10,6 +10,7 @@ from typing import Any
 from engine.completion.inputs import load_dataset
 from engine.completion.outputs import write_outputs
 from engine.errors import UserInputError
+from engine.limits import check_seed
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
@@ -22,7 +23,7 @@ def _number(params: Mapping[str, Any], key: str, default: float, kind: type = fl
     raw = params.get(key, default)
     try:
         return kind(raw if raw not in (None, "") else default)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int() of an infinity
         raise UserInputError(f"{key} must be a {'whole ' if kind is int else ''}number, not {raw!r}.") from None
 
 
@@ -114,8 +115,8 @@ def run_evaluation(files: Sequence[tuple[str, Path]], work_dir: Path, out_dir: P
     """Hide a seeded fraction of a fully annotated set's boxes, complete, report recall and precision."""
     from engine.completion.evaluation import evaluate_completion
 
+    fraction, seed = _number(params, "drop_fraction", 0.3), check_seed(_number(params, "seed", 0, int))
     pipeline, dataset, completion, threshold, summary = _prepare(files, work_dir, params, None, progress)
-    fraction, seed = _number(params, "drop_fraction", 0.3), _number(params, "seed", 0, int)
     report, result = evaluate_completion(pipeline, dataset, fraction, seed, completion, threshold,
                                          sub_progress(progress, 0.08, 0.95))
     progress(0.96, "Writing the report and proposals")

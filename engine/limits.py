@@ -1,0 +1,88 @@
+"""Bounds on what one upload or parameter may ask for, checked while reading, before any heavy work.
+
+A few hundred hostile bytes can otherwise ask for gigabytes: YAML aliases that expand a class name,
+a label file of a million lines, a million COCO boxes, each multiplied later by proposals and exports.
+Each limit is read from its FEWSHOT_* variable at call time (like engine.media.max_image_pixels), so
+an operator can change it without a code change; every refusal names the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from engine.errors import UserInputError
+
+MAX_SEED = 2**32 - 1  # every generator the tools seed (torch, numpy, random) takes this range
+
+
+def _setting(name: str, default: int) -> int:
+    return int(os.environ.get(name) or default)
+
+
+def max_annotation_bytes() -> int:
+    """Largest annotation file (COCO JSON, YOLO txt, VOC XML, data.yaml) read: FEWSHOT_MAX_ANNOTATION_MB."""
+    return _setting("FEWSHOT_MAX_ANNOTATION_MB", 50) * 2**20
+
+
+def max_boxes_per_image() -> int:
+    """Most boxes (YOLO lines, VOC objects, COCO annotations) on one image: FEWSHOT_MAX_BOXES_PER_IMAGE."""
+    return _setting("FEWSHOT_MAX_BOXES_PER_IMAGE", 1000)
+
+
+def max_boxes() -> int:
+    """Most boxes in one set (also the most image entries of a COCO file): FEWSHOT_MAX_BOXES."""
+    return _setting("FEWSHOT_MAX_BOXES", 100_000)
+
+
+def max_classes() -> int:
+    """Most classes in one set: FEWSHOT_MAX_CLASSES."""
+    return _setting("FEWSHOT_MAX_CLASSES", 1000)
+
+
+def max_class_name_chars() -> int:
+    """Longest class name: FEWSHOT_MAX_CLASS_NAME_CHARS."""
+    return _setting("FEWSHOT_MAX_CLASS_NAME_CHARS", 100)
+
+
+def max_proposals() -> int:
+    """Most proposals one completion job may produce (images x max_per_image): FEWSHOT_MAX_PROPOSALS.
+
+    The default lets the longest sampled video (2000 frames) run at the default 100 proposals per image.
+    """
+    return _setting("FEWSHOT_MAX_PROPOSALS", 200_000)
+
+
+def too_many(where: str, what: str, limit: int, setting: str) -> UserInputError:
+    """The refusal for a count over its limit, naming the file or parameter and the setting."""
+    return UserInputError(f"{where}: more than {limit:,} {what}; at most {limit:,} are accepted ({setting}).")
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why a class name cannot be used (empty or too long), or None."""
+    limit = max_class_name_chars()
+    if not name.strip():
+        return "a class name is empty"
+    if len(name) > limit:
+        return (f"a class name of {len(name):,} characters; at most {limit:,} are accepted "
+                "(FEWSHOT_MAX_CLASS_NAME_CHARS)")
+    return None
+
+
+def check_seed(value: Any, what: str = "seed") -> int:
+    """A seed every generator can take: a whole number from 0 to 2**32-1 (bools and floats are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise UserInputError(f"The {what} must be a whole number from 0 to {MAX_SEED:,} (2**32-1), not {value!r}.")
+    return value
+
+
+def finite_number(value: Any, what: str) -> float:
+    """A finite float from a number or its text; NaN, infinities and non-numbers are refused by name."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise UserInputError(f"{what} must be a finite number, not {value!r}.")
+    return number
