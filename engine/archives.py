@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import stat
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
 from engine.errors import UserInputError
+from engine.naming import MAX_NAME_BYTES, distinct_names, numbered
 
 DEFAULT_MAX_FILES = 20_000
 DEFAULT_MAX_BYTES = 4 * 2**30
 
 
 def extract_zip(archive: Path, destination: Path, display_name: str | None = None,
-                max_files: int | None = None, max_bytes: int | None = None) -> Path:
+                max_files: int | None = None, max_bytes: int | None = None,
+                skipped: list[dict[str, str]] | None = None) -> Path:
     """Extract `archive` into `destination`, refusing anything that could escape it or exhaust the disk.
 
-    Refused: absolute paths, '..' components, links, more than `max_files` entries or `max_bytes`
-    uncompressed (FEWSHOT_MAX_ZIP_FILES / FEWSHOT_MAX_ZIP_BYTES), and sizes that lie about themselves.
-    Nested archives are extracted as plain files, never opened.
+    Refused, with nothing extracted: absolute paths, '..' components, links, more than `max_files`
+    entries or `max_bytes` uncompressed (FEWSHOT_MAX_ZIP_FILES / FEWSHOT_MAX_ZIP_BYTES), and sizes
+    that lie about themselves. Nested archives are extracted as plain files, never opened.
+    An entry that this file system cannot hold (a name over 255 bytes, a file where its folder should
+    be) is added to `skipped` as {file, error} and the rest goes on (without `skipped`, it is refused
+    by name); an entry whose name is taken already (a duplicate, or a folder of that name) is kept as
+    'name (2).ext', so no image is silently lost.
     """
     name = display_name or archive.name
     max_files = max_files or int(os.environ.get("FEWSHOT_MAX_ZIP_FILES", DEFAULT_MAX_FILES))
@@ -37,24 +46,24 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
         declared = sum(entry.file_size for entry in entries)
         if declared > max_bytes:
             raise UserInputError(f"{name}: {declared:,} bytes uncompressed; at most {max_bytes:,} are accepted.")
+        parts = [_checked_parts(name, entry) for entry in entries]  # every entry, before anything is written
         destination.mkdir(parents=True, exist_ok=True)
         root = destination.resolve()
         written = 0
-        for entry in entries:
-            path = PurePosixPath(entry.filename.replace("\\", "/"))
-            if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-                raise UserInputError(f"{name}: entry '{entry.filename}' points outside the archive; nothing "
-                                     "was extracted from it. Zip the folder itself, with relative paths.")
-            if stat.S_ISLNK(entry.external_attr >> 16):
-                raise UserInputError(f"{name}: entry '{entry.filename}' is a symbolic link; links are not accepted.")
-            target = (root / Path(*path.parts)).resolve() if path.parts else root
-            if root not in (target, *target.parents):
-                raise UserInputError(f"{name}: entry '{entry.filename}' points outside the archive.")
-            if entry.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
+        for entry, path in zip(entries, parts, strict=True):
+            if entry.is_dir() or not path:
+                with contextlib.suppress(OSError):  # a file of that name: the entries inside say so
+                    root.joinpath(*path).mkdir(parents=True, exist_ok=True)
                 continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with bundle.open(entry) as source, open(target, "wb") as sink:
+            try:
+                sink = _create(root, path)
+            except OSError as exc:
+                problem = f"{name}/{entry.filename}: {_unwritable(exc)}; the rest of the zip was used."
+                if skipped is None:
+                    raise UserInputError(problem) from None
+                skipped.append({"file": f"{name}/{entry.filename}", "error": problem})
+                continue
+            with bundle.open(entry) as source, sink:
                 while chunk := source.read(1 << 20):
                     written += len(chunk)
                     if written > max_bytes:
@@ -63,6 +72,41 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
                         raise UserInputError(f"{name}: expands past {max_bytes:,} bytes; at most that is accepted.")
                     sink.write(chunk)
     return destination
+
+
+def _checked_parts(name: str, entry: zipfile.ZipInfo) -> tuple[str, ...]:
+    """The entry's path components, or a refusal of the whole zip for a path leaving it or a link."""
+    path = PurePosixPath(entry.filename.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise UserInputError(f"{name}: entry '{entry.filename}' points outside the archive; nothing "
+                             "was extracted from it. Zip the folder itself, with relative paths.")
+    if stat.S_ISLNK(entry.external_attr >> 16):
+        raise UserInputError(f"{name}: entry '{entry.filename}' is a symbolic link; links are not accepted; "
+                             "nothing was extracted from it.")
+    return tuple(part for part in path.parts if part not in ("", "."))
+
+
+def _create(root: Path, parts: tuple[str, ...]) -> BinaryIO:
+    """A new file for an entry under `root`: its own name, or 'name (2).ext'… when that is taken."""
+    folder = root.joinpath(*parts[:-1])
+    folder.mkdir(parents=True, exist_ok=True)
+    target, number = folder / parts[-1], 1
+    while True:
+        try:
+            return open(target, "xb")  # the caller closes it
+        except (FileExistsError, IsADirectoryError):
+            number += 1
+            target = folder / numbered(parts[-1], number, max_bytes=MAX_NAME_BYTES)
+
+
+def _unwritable(exc: OSError) -> str:
+    """Why an entry cannot be a file here, in the user's terms."""
+    if exc.errno == errno.ENAMETOOLONG:
+        return (f"its name is longer than a file system allows ({MAX_NAME_BYTES} bytes per file or folder name); "
+                "it was skipped. Shorten the name")
+    if exc.errno in (errno.ENOTDIR, errno.EEXIST):
+        return "a file in the zip has the name of this entry's folder; it was skipped. Rename one of them"
+    return f"cannot be extracted ({exc.strerror or exc}); it was skipped"
 
 
 def find_folder_with(root: Path, child: str, display_name: str = "the archive") -> Path:
@@ -80,8 +124,9 @@ def expand_archives(
 ) -> tuple[list[tuple[str, Path]], list[dict[str, str]]]:
     """Replace each uploaded .zip by the accepted files inside it, named '<zip>/<path inside>'.
 
-    A zip that cannot be extracted safely, and entries of another type (nested archives included:
-    they are never opened), are returned as skipped items with the reason; the rest goes on.
+    A zip that cannot be extracted safely, entries that cannot be extracted, and entries of another
+    type (nested archives included: they are never opened) are returned as skipped items with the
+    reason; the rest goes on. The names returned are distinct, so every result row names one file.
     """
     expanded: list[tuple[str, Path]] = []
     skipped: list[dict[str, str]] = []
@@ -90,7 +135,7 @@ def expand_archives(
             expanded.append((name, path))
             continue
         try:
-            root = extract_zip(path, work_dir / f"archive_{index:03d}", display_name=name)
+            root = extract_zip(path, work_dir / f"archive_{index:03d}", display_name=name, skipped=skipped)
         except UserInputError as exc:
             skipped.append({"file": name, "error": str(exc)})
             continue
@@ -108,4 +153,5 @@ def expand_archives(
                                                         f"({', '.join(accepted_suffixes)})."})
         if not entries:
             skipped.append({"file": name, "error": f"{name}: the zip is empty."})
-    return expanded, skipped
+    names = distinct_names(name for name, _ in expanded)  # an upload may share a zip entry's name
+    return list(zip(names, (path for _, path in expanded), strict=True)), skipped

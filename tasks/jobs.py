@@ -22,8 +22,9 @@ class Status(str, Enum):
 
 @dataclass
 class Job:
-    """A job as stored in `<artifact dir>/jobs/<id>/job.json`; inputs and outputs are file names
-    relative to the job's `inputs/` and `outputs/` folders."""
+    """A job as stored in `<artifact dir>/jobs/<id>/job.json`; inputs and outputs are file keys
+    relative to the job's `inputs/` and `outputs/` folders (engine.naming.file_key), and
+    `input_names` keeps each input's display name, told apart from same-named ones."""
 
     id: str
     tool: str
@@ -33,6 +34,7 @@ class Job:
     message: str = "Waiting for a worker"
     error: str | None = None
     inputs: list[str] = field(default_factory=list)
+    input_names: dict[str, str] = field(default_factory=dict)  # stored input -> the name the user gave it
     outputs: list[str] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
     live: dict[str, Any] = field(default_factory=dict)  # what a running job streams to the UI (training curves)

@@ -50,9 +50,7 @@ class JobContext:
 
     def input_files(self, role: str = "images") -> list[tuple[str, Path]]:
         """(name the user gave, stored path) for each input of a role, in upload order."""
-        prefix = f"{role}/"
-        return [(stored.removeprefix(prefix).split("_", 1)[1], self.store.input_path(self.job.id, stored))
-                for stored in self.job.inputs if stored.startswith(prefix)]
+        return self.store.input_files(self.job, role)
 
     @property
     def output_dir(self) -> Path:

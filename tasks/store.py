@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from engine.naming import distinct_names, file_key, is_key
 from tasks.jobs import Job
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -38,6 +39,13 @@ def safe_filename(name: str, fallback: str = "file") -> str:
     return (base or fallback)[-120:]
 
 
+def _checked_key(job_id: str, key: str) -> str:
+    """`key` itself when it names one file in its folder (engine.naming.is_key), else no such file."""
+    if not is_key(key) or key in (".", ".."):
+        raise JobNotFound(f"Job {job_id} has no file {key!r}: stored names are single file names.")
+    return key
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -51,27 +59,44 @@ class ArtifactStore:
         return self.jobs_dir / job_id
 
     def input_path(self, job_id: str, stored: str) -> Path:
-        """Path of an input recorded as '<role>/<file>' in the job."""
-        role, _, name = stored.partition("/")
-        return self.job_dir(job_id) / "inputs" / safe_filename(role) / safe_filename(name)
+        """Path of an input recorded as '<role>/<key>' in the job (the key as stored, checked, not re-derived)."""
+        role, _, key = stored.partition("/")
+        return self.job_dir(job_id) / "inputs" / _checked_key(job_id, role) / _checked_key(job_id, key)
 
-    def output_path(self, job_id: str, name: str) -> Path:
-        return self.job_dir(job_id) / "outputs" / safe_filename(name)
+    def output_path(self, job_id: str, key: str) -> Path:
+        """Path of the output stored under `key` (as listed in the job's outputs): the key is checked to name a
+        file inside outputs/, never re-derived, so what a writer recorded is what is found."""
+        return self.job_dir(job_id) / "outputs" / _checked_key(job_id, key)
+
+    def input_files(self, job: Job, role: str) -> list[tuple[str, Path]]:
+        """(display name, stored path) of each input of a role, in upload order; records written before display
+        names were kept fall back to the name in the stored key."""
+        prefix = f"{role}/"
+        return [(job.input_names.get(stored) or stored.removeprefix(prefix).split("_", 1)[-1],
+                 self.input_path(job.id, stored)) for stored in job.inputs if stored.startswith(prefix)]
 
     # -- records ------------------------------------------------------------------------------
     def create(self, tool: str, params: dict, files: Mapping[str, Sequence[tuple[str, Path]]],
                owner: str | None = None) -> Job:
-        """Store a new queued job with copies of its input files: {role: [(name shown to the user, path)]}."""
+        """Store a new queued job with copies of its input files: {role: [(name shown to the user, path)]}.
+
+        Each file is stored under a key (engine.naming.file_key: safe, bounded, its extension kept); its
+        display name is recorded in `input_names` as given, same names across the job told apart once here
+        ('000.png', '000 (2).png') so every tool's rows and outputs name one file each.
+        """
         job = Job(id=uuid.uuid4().hex, tool=tool, params=params, owner=owner)
         job_dir = self.job_dir(job.id)
         (job_dir / "inputs").mkdir(parents=True)
         (job_dir / "outputs").mkdir()
+        shown = iter(distinct_names(str(name) for named in files.values() for name, _ in named))
         for role, named in files.items():
             (job_dir / "inputs" / safe_filename(role)).mkdir()
-            for index, (name, source) in enumerate(named):
-                stored = f"{safe_filename(role)}/{index:03d}_{safe_filename(name)}"
+            for index, (_, source) in enumerate(named):
+                display = next(shown)
+                stored = f"{safe_filename(role)}/{file_key(display, index)}"
                 shutil.copyfile(source, self.input_path(job.id, stored))
                 job.inputs.append(stored)
+                job.input_names[stored] = display
         self._write(job)
         return job
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import Threshold
+from engine.naming import file_key
 from engine.presets import Preset
 from engine.visualize import inspection_overlay, map_to_png16
 
@@ -66,7 +67,8 @@ def write_outputs(
     summary: dict[str, Any],
     threshold: Threshold,
 ) -> tuple[dict[str, Any], list[str]]:
-    """Write `<index>_<stem>_map.png`, `..._overlay.png` per image, `scores.json` and `scores.csv`.
+    """Write `<index>_<stem>_map.png`, `..._overlay.png` per image (keys from engine.naming.file_key, so any
+    display name works and none collide), `scores.json` and `scores.csv`.
 
     The overlay outlines the regions above the threshold's pixel value; each record gets the
     verdict of its image value. Returns the summary and the written file names.
@@ -74,8 +76,7 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     records, files = [], []
     for index, (name, image, result) in enumerate(zip(names, images, results, strict=True)):
-        stem = f"{index:03d}_{Path(name).stem}"
-        map_name, overlay_name = f"{stem}_map.png", f"{stem}_overlay.png"
+        map_name, overlay_name = file_key(name, index, "_map.png"), file_key(name, index, "_overlay.png")
         map_to_png16(result.anomaly_map).save(out_dir / map_name)
         inspection_overlay(image, result.anomaly_map, threshold.pixel).save(out_dir / overlay_name)
         files += [map_name, overlay_name]

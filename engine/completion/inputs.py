@@ -14,22 +14,26 @@ from typing import Any
 from engine.archives import extract_zip
 from engine.completion.formats import Dataset, checked_box, read_dataset
 from engine.errors import UserInputError
+from engine.naming import distinct_names
 from engine.progress import ProgressCallback, ignore_progress
 
 MAX_VIDEO_FRAMES = 2000
 MAX_CLASS_NAME_CHARS = 60
 
 
-def gather_files(named: Sequence[tuple[str, Path]], work_dir: Path) -> list[tuple[str, Path]]:
-    """Uploaded files with every .zip replaced by its contents (names relative to the archive root)."""
+def gather_files(named: Sequence[tuple[str, Path]], work_dir: Path,
+                 skipped: list[dict[str, str]] | None = None) -> list[tuple[str, Path]]:
+    """Uploaded files with every .zip replaced by its contents (names relative to the archive root, so
+    annotations find their images), same names told apart ('a (2).png'); zip entries that cannot be
+    extracted go to `skipped` (refused by name without it)."""
     files = []
     for position, (name, path) in enumerate(named):
         if name.lower().endswith(".zip"):
-            root = extract_zip(path, work_dir / f"zip{position:03d}", display_name=name)
-            files += [(str(p.relative_to(root)), p) for p in sorted(root.rglob("*")) if p.is_file()]
+            root = extract_zip(path, work_dir / f"zip{position:03d}", display_name=name, skipped=skipped)
+            files += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
         else:
             files.append((name, path))
-    return files
+    return list(zip(distinct_names(name for name, _ in files), (path for _, path in files), strict=True))
 
 
 def frame_file_name(index: int, time_s: float) -> str:
@@ -91,12 +95,14 @@ def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str 
                  video: tuple[str, Path] | None = None, stride: int = 30,
                  drawn: Sequence[dict[str, Any]] = (), progress: ProgressCallback = ignore_progress) -> Dataset:
     """The whole import: files and zips, then a video's frames, then drawn boxes."""
-    gathered = gather_files(files, work_dir)
+    unextracted: list[dict[str, str]] = []
+    gathered = gather_files(files, work_dir, unextracted)
     if video is not None:
         gathered += video_frames(*video, stride, work_dir, progress)
     if not gathered:
         raise UserInputError("No images given: upload images (or a zip of them), or a video.")
     uploads = ", ".join(name for name, _ in files)
     dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else "the video")
+    dataset.skipped[:0] = unextracted
     add_drawn_boxes(dataset, drawn)
     return dataset

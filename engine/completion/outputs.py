@@ -8,7 +8,6 @@ Torch-free: the review export runs in the web process.
 from __future__ import annotations
 
 import json
-import re
 import tempfile
 from collections.abc import Collection
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.completion.formats import Box, Dataset, ImageRecord, write_coco, write_voc, write_yolo, zip_folder
 from engine.media import load_image
+from engine.naming import file_key
 
 if TYPE_CHECKING:
     from engine.completion.pipeline import CompletionResult
@@ -51,8 +51,7 @@ def write_previews(out_dir: Path, dataset: Dataset) -> dict[str, tuple[str, floa
         scale = min(1.0, PREVIEW_MAX_SIDE / max(picture.size))
         if scale < 1.0:
             picture = picture.resize((round(picture.width * scale), round(picture.height * scale)))
-        stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(image.file_name).stem)[-60:]
-        name = f"preview_{index:04d}_{stem}.jpg"
+        name = file_key(image.file_name, index, ".jpg", prefix="preview_", width=4)
         picture.save(out_dir / name, quality=90)
         previews[image.file_name] = (name, scale)
     return previews

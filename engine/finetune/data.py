@@ -68,8 +68,10 @@ def class_folders(root: Path, display_name: str | None = None) -> dict[str, list
 
 def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, Path]] = (),
                    uploads: Sequence[tuple[str, Sequence[tuple[str, Path]]]] = (),
-                   work_dir: Path | None = None) -> dict[str, list[tuple[str, Path]]]:
-    """Merge every way of giving examples into {class name: [(display name, path)]}.
+                   work_dir: Path | None = None,
+                   skipped: list[dict[str, str]] | None = None) -> dict[str, list[tuple[str, Path]]]:
+    """Merge every way of giving examples into {class name: [(display name, path)]}; zip entries that cannot
+    be extracted go to `skipped` (without it they are refused by name).
 
     Class names are stripped; the same name from two sources (ignoring case) is refused, since the
     user most likely meant two different classes or typed one twice.
@@ -94,7 +96,7 @@ def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, P
     for index, (display, archive) in enumerate(archives):
         if work_dir is None:
             raise ValueError("work_dir is needed to extract archives")
-        root = extract_zip(archive, work_dir / f"classes_{index:03d}", display_name=display)
+        root = extract_zip(archive, work_dir / f"classes_{index:03d}", display_name=display, skipped=skipped)
         for name, files in class_folders(root, display).items():
             add(name, [(f"{display}/{n}", p) for n, p in files], display)
     for name, files in uploads:

@@ -1,4 +1,4 @@
-"""Zip uploads: traversal, links, bombs and counts are refused with the entry named."""
+"""Zip uploads: traversal, links, bombs and counts refused with the entry named; entries a disk cannot hold skipped."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from engine.archives import extract_zip, find_folder_with
+from engine.archives import expand_archives, extract_zip, find_folder_with
 from engine.errors import UserInputError
 
 
@@ -65,3 +65,56 @@ def test_an_archive_without_the_expected_folder(tmp_path):
     out = extract_zip(make_zip(tmp_path / "x.zip", [("images/a.png", b"x")]), tmp_path / "out")
     with pytest.raises(UserInputError, match="the archive: no 'test/' folder found"):
         find_folder_with(out, "test")
+
+
+def test_entries_the_file_system_cannot_hold_are_skipped_and_the_rest_extracted(tmp_path):
+    long_name = "x" * 300 + ".png"  # one component over 255 bytes
+    archive = make_zip(tmp_path / "odd.zip", [("a.png", b"file"), ("a.png/b.png", b"inside"), (long_name, b"long"),
+                                              ("ok/c.png", b"c"), ("ok/" + "é" * 125 + ".png", b"255 bytes")])
+    skipped = []
+    out = extract_zip(archive, tmp_path / "out", display_name="odd.zip", skipped=skipped)
+    assert (out / "a.png").read_bytes() == b"file" and (out / "ok" / "c.png").read_bytes() == b"c"
+    assert (out / "ok" / ("é" * 125 + ".png")).read_bytes() == b"255 bytes"
+    by_file = {item["file"]: item["error"] for item in skipped}
+    assert set(by_file) == {"odd.zip/a.png/b.png", f"odd.zip/{long_name}"}
+    assert "has the name of this entry's folder" in by_file["odd.zip/a.png/b.png"]
+    assert "longer than a file system allows (255 bytes" in by_file[f"odd.zip/{long_name}"]
+    with pytest.raises(UserInputError, match=r"a\.png/b\.png: a file in the zip has the name"):
+        extract_zip(archive, tmp_path / "strict")  # no list to report to: refused by name, not a crash
+
+
+def test_a_folder_before_a_file_of_its_name_keeps_both(tmp_path):
+    archive = make_zip(tmp_path / "f.zip", [("a.png/b.png", b"inside"), ("a.png", b"file")])
+    out = extract_zip(archive, tmp_path / "out", skipped=(skipped := []))
+    assert not skipped and (out / "a.png" / "b.png").read_bytes() == b"inside"
+    assert (out / "a (2).png").read_bytes() == b"file"
+
+
+def test_duplicate_entries_are_both_kept_under_distinct_names(tmp_path):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name it is asked to write
+        archive = make_zip(tmp_path / "dup.zip", [("img/000.png", b"first"), ("img/000.png", b"second"),
+                                                  ("img/000 (2).png", b"third")])
+    files, skipped = expand_archives([("dup.zip", archive), ("000.png", archive)], tmp_path / "w", [".png"])
+    assert not skipped
+    contents = {name: path.read_bytes() for name, path in files if name.startswith("dup.zip/")}
+    assert sorted(contents.values()) == [b"first", b"second", b"third"] and len(contents) == 3
+    assert contents["dup.zip/img/000.png"] == b"first"
+    assert len({name for name, _ in files}) == len(files)
+
+
+def test_a_bad_entry_is_listed_by_expand_archives_and_the_batch_goes_on(tmp_path):
+    archive = make_zip(tmp_path / "mixed.zip", [("a.png", b"a"), ("a.png/b.png", b"b"), ("y" * 256 + ".png", b"y"),
+                                                ("good.png", b"g")])
+    files, skipped = expand_archives([("mixed.zip", archive)], tmp_path / "w", [".png"])
+    assert [name for name, _ in files] == ["mixed.zip/a.png", "mixed.zip/good.png"]
+    assert {item["file"] for item in skipped} == {"mixed.zip/a.png/b.png", f"mixed.zip/{'y' * 256}.png"}
+
+
+def test_a_refused_zip_writes_nothing_even_after_good_entries(tmp_path):
+    archive = make_zip(tmp_path / "evil.zip", [("ok.png", b"x"), ("../escape.png", b"y")])
+    with pytest.raises(UserInputError, match="points outside the archive; nothing was extracted"):
+        extract_zip(archive, tmp_path / "out", skipped=[])
+    assert not (tmp_path / "out" / "ok.png").exists() and not (tmp_path / "escape.png").exists()

@@ -63,3 +63,28 @@ def test_list_is_newest_first_and_skips_broken_records(tmp_path):
     (store.jobs_dir / "not-a-job").mkdir()
     assert [j.id for j in store.list()][:2] in ([second.id, first.id], [first.id, second.id])
     assert len(store.list()) == 2
+
+
+def test_display_names_are_kept_as_given_and_same_names_told_apart(tmp_path):
+    source = tmp_path / "x.png"
+    source.write_bytes(b"pixels")
+    long_name = "é" * 125 + ".png"  # 254 bytes
+    names = ["my part 1.png", "café.png", "部品 1.png", long_name, "000.png", "000.png", "clip 1.mp4"]
+    store = ArtifactStore(tmp_path / "store")
+    job = store.create("anomaly", {}, {"images": [(n, source) for n in names[:-1]], "video": [(names[-1], source)]})
+    shown = [name for name, _ in store.input_files(store.read(job.id), "images")]
+    assert shown == ["my part 1.png", "café.png", "部品 1.png", long_name, "000.png", "000 (2).png"]
+    (video,) = store.input_files(job, "video")
+    assert video[0] == "clip 1.mp4" and video[1].suffix == ".mp4" and video[1].read_bytes() == b"pixels"
+    assert all(len(stored.encode()) < 200 for stored in job.inputs)
+
+
+def test_outputs_are_found_under_the_key_written_and_nothing_outside(tmp_path):
+    store = ArtifactStore(tmp_path)
+    job = store.create("anomaly", {}, {})
+    key = "000_部品_1_map.png"
+    (store.job_dir(job.id) / "outputs" / key).write_bytes(b"map")
+    assert store.output_path(job.id, key).read_bytes() == b"map"
+    for bad in ["../job.json", "a/b.png", "..", ".lock", "", "x" * 256]:
+        with pytest.raises(JobNotFound):
+            store.output_path(job.id, bad)

@@ -4,7 +4,6 @@ detecting boxes on new images with a saved detector."""
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from engine.finetune.detection.model import build_detector, load_detector, save_
 from engine.finetune.detection.train import DetectSettings, targets_of, train
 from engine.finetune.loop import HistoryCallback
 from engine.media import decoded
+from engine.naming import file_key
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
@@ -109,8 +109,7 @@ def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: P
     for batch in batched(decoded(files, skipped), batch_size):
         names, pictures = zip(*batch, strict=True)
         for name, picture, boxes in zip(names, pictures, predictor(pictures, score_threshold), strict=True):
-            stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[-60:]
-            drawn = f"boxes_{len(rows):04d}_{stem}.jpg"
+            drawn = file_key(name, len(rows), ".jpg", prefix="boxes_", width=4)
             draw_boxes(picture, boxes, predictor.classes).save(out_dir / drawn, quality=90)
             written.append(drawn)
             rows.append({"file": name, "width": picture.width, "height": picture.height, "image": drawn,
