@@ -1,8 +1,8 @@
 """Video in and out with PyAV: probe before decoding, sample frames lazily, write browser or lossless video.
 
 Frames are decoded one at a time and handed on, so a long video never sits in memory. Limits
-(duration, frame size) are checked from the container's metadata before any frame is decoded,
-and again while decoding, since metadata can lie.
+(duration, frame size, frames sampled and decoded) are checked from the container's metadata before
+any frame is decoded, and again while decoding, since metadata can lie.
 """
 
 from __future__ import annotations
@@ -33,6 +33,25 @@ def max_video_seconds() -> float:
 def max_video_pixels() -> int:
     """Largest accepted frame (FEWSHOT_MAX_VIDEO_PIXELS, default 3840 x 2160)."""
     return int(os.environ.get("FEWSHOT_MAX_VIDEO_PIXELS", 3840 * 2160))
+
+
+def max_video_frames() -> int:
+    """Most frames sampled from one video (FEWSHOT_MAX_VIDEO_FRAMES, default 3000): the work a video makes.
+
+    Seconds alone do not bound it: timestamps can be 1/90000 s apart. Decoding stops as well after
+    RAW_FRAMES_PER_SAMPLED times as many source frames, whatever the sampling.
+    """
+    return int(os.environ.get("FEWSHOT_MAX_VIDEO_FRAMES", 3000))
+
+
+RAW_FRAMES_PER_SAMPLED = 50  # source frames decoded at most per allowed sampled frame (600 s at 250 fps by default)
+
+
+def _too_many_frames(name: str, what: str) -> UserInputError:
+    limit = max_video_frames()
+    return UserInputError(f"{name}: {what}; at most {limit:,} sampled frames and {limit * RAW_FRAMES_PER_SAMPLED:,} "
+                          "decoded frames are accepted per video (FEWSHOT_MAX_VIDEO_FRAMES). Sample fewer frames "
+                          "(a larger frame stride or fewer frames per second), cut the video, or raise the limit.")
 
 
 @dataclass(frozen=True)
@@ -148,7 +167,9 @@ def iter_frames(
 
     Frame 0 is always yielded; with `fps`, a frame is kept each time the sampling clock passes the
     next multiple of the step, so the output rate holds for any source rate. `info` is the file's
-    `probe_video` result when the caller has it already (the file is not probed twice).
+    `probe_video` result when the caller has it already (the file is not probed twice). The frame
+    limits (`max_video_frames`) are checked from the metadata first and again while decoding, so a
+    video that lies about its frames stops after at most that many sampled frames.
     """
     import av
 
@@ -156,6 +177,11 @@ def iter_frames(
     name = display_name or path.name
     info = info or probe_video(path, name)
     step = sampling_step(info, stride, fps)
+    limit = max_video_frames()
+    if sampled_frame_count(info, stride, fps) > limit or info.frame_count > limit * RAW_FRAMES_PER_SAMPLED:
+        raise _too_many_frames(name, f"{info.frame_count:,} frames sampled every {step:g} give "
+                                     f"{sampled_frame_count(info, stride, fps):,}")
+    sampled = 0
     container = _open(path, name)
     try:
         stream = container.streams.video[0]
@@ -165,6 +191,8 @@ def iter_frames(
         try:
             for frame in container.decode(stream):
                 index += 1
+                if index >= limit * RAW_FRAMES_PER_SAMPLED:
+                    raise _too_many_frames(name, f"it holds more than {index:,} frames (more than its metadata says)")
                 time_s = float(frame.time) if frame.time is not None else index / info.fps
                 if time_s > max_video_seconds():
                     raise UserInputError(f"{name}: the video runs past {max_video_seconds():.0f} s "
@@ -172,6 +200,10 @@ def iter_frames(
                 if index + 1e-9 < next_pick:
                     continue
                 next_pick += step
+                sampled += 1
+                if sampled > limit:
+                    raise _too_many_frames(name, f"more than {limit:,} frames are sampled (more than its metadata "
+                                                 "says)")
                 _check_limits(name, frame.width, frame.height, 0)
                 yield VideoFrame(index, time_s, frame.to_image())
         except av.FFmpegError as exc:

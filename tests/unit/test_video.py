@@ -113,3 +113,50 @@ def test_writer_refuses_a_frame_of_another_size(tmp_path: Path) -> None:
         writer.write(np.zeros((10, 10, 3), np.uint8))
         with pytest.raises(ValueError, match="10x10"):
             writer.write(np.zeros((12, 10, 3), np.uint8))
+
+
+def dense_timestamp_video(path: Path, frames: int) -> Path:
+    """An mp4 whose frames are stamped 1/90000 s apart: thousands of frames in well under a second."""
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=90000)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        stream.time_base = Fraction(1, 90000)
+        stream.codec_context.time_base = Fraction(1, 90000)
+        for pts in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), pts % 256, dtype=np.uint8), format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 90000)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_frames_are_counted_not_seconds(tmp_path: Path, monkeypatch) -> None:
+    import dataclasses
+    import time
+
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_FRAMES", "100")
+    video = dense_timestamp_video(tmp_path / "dense.mp4", 400)
+    info = probe_video(video)  # 400 frames in 4.4 ms pass the seconds limit
+    assert info.duration_s < 1 and info.frame_count == 400
+    with pytest.raises(UserInputError, match=r"dense\.mp4: 400 frames .*at most 100 sampled frames.*"
+                                             r"FEWSHOT_MAX_VIDEO_FRAMES.*larger frame stride"):
+        next(iter_frames(video))  # refused from the metadata, before decoding
+    assert len(list(iter_frames(video, stride=4))) == 100  # sampling fewer is the way out
+
+    lying = dataclasses.replace(info, frame_count=1)  # metadata that understates: counted while decoding
+    pulled, started = [], time.monotonic()
+    with pytest.raises(UserInputError, match=r"more than 100 frames are sampled.*FEWSHOT_MAX_VIDEO_FRAMES"):
+        for frame in iter_frames(video, info=lying):
+            pulled.append(frame.index)
+    assert len(pulled) == 100 and time.monotonic() - started < 10
+
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_FRAMES", "4")  # decoding itself is bounded too: 4 x 50 source frames
+    pulled = []
+    with pytest.raises(UserInputError, match=r"more than 200 frames"):
+        for frame in iter_frames(video, fps=1, info=lying):  # one frame a second: only frame 0 is sampled
+            pulled.append(frame.index)
+    assert pulled == [0]
