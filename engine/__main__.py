@@ -272,7 +272,10 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                                                 named([str(p) for p in paths if p.is_file()]), work_dir=Path(work)))
     out = Path(args.out)
     if args.shots:
-        seeds = [int(s) for s in args.seeds.split(",")]
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise UserInputError(f"--seeds: whole numbers separated by commas, not {args.seeds[:80]!r}.") from None
         report = kshot_evaluation(data, preset, settings, args.shots, seeds, args.device, _print_progress)
         out.mkdir(parents=True, exist_ok=True)
         (out / "kshot.json").write_text(json.dumps(report, indent=1))

@@ -13,3 +13,11 @@ class UserInputError(ValueError):
 
 class WeightsNotFoundError(RuntimeError):
     """A preset's real weights are not on this machine and cannot be downloaded."""
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text for a user message: an OSError's text names the server path, so only its cause
+    (strerror) is shown."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return exc.strerror or type(exc).__name__
+    return str(exc)

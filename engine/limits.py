@@ -70,10 +70,18 @@ def class_name_problem(name: str) -> str | None:
     return None
 
 
-def check_seed(value: Any, what: str = "seed") -> int:
-    """A seed every generator can take: a whole number from 0 to 2**32-1 (bools and floats are refused)."""
+def seed_problem(value: Any, what: str = "seed") -> str | None:
+    """Why a value is not a seed every generator can take (torch, numpy, random: 0 to 2**32-1), or None."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
-        raise UserInputError(f"The {what} must be a whole number from 0 to {MAX_SEED:,} (2**32-1), not {value!r}.")
+        return f"{what} must be a whole number from 0 to {MAX_SEED:,} (2**32-1), not {str(value)[:40]}"
+    return None
+
+
+def check_seed(value: Any, what: str = "seed") -> int:
+    """The seed, or a UserInputError naming the parameter and the accepted range."""
+    problem = seed_problem(value, what)
+    if problem:
+        raise UserInputError(f"The {problem}.")
     return value
 
 

@@ -13,6 +13,7 @@ exactly as real weights are loaded. Other families (transformers, diffusers) reg
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import threading
@@ -25,6 +26,8 @@ import torch
 
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.presets import Preset, get_preset
+
+log = logging.getLogger(__name__)
 
 CONFIG_FILE = "open_clip_config.json"
 WEIGHTS_FILE = "open_clip_model.safetensors"
@@ -178,14 +181,24 @@ def resolve_model_dir(preset: Preset) -> Path:
         retry = ("Or unset HF_HUB_OFFLINE to let this machine download them." if hub_offline()
                  else "Downloading them here failed too (is this machine offline?).")
 
-        raise WeightsNotFoundError(
+        log.warning("Weights for preset %s not found: looked in %s and in the Hugging Face cache %s (%s: %s)",
+                    preset.name, local, HF_HUB_CACHE, type(exc).__name__, exc)
+        raise WeightsNotFoundError(  # server paths go to the log above, not to the user
             f"Weights for preset '{preset.name}' ({family.describe(preset)}) "
-            f"are not on this machine. Looked in {local} (FEWSHOT_MODELS_DIR) and in the Hugging Face "
-            f"cache {HF_HUB_CACHE}. "
+            f"are not on this machine: neither in the models folder (FEWSHOT_MODELS_DIR) nor in the Hugging Face "
+            f"cache (HF_HOME). "
             f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
-            f"--preset {preset.name}`), copy {models_dir()} to this machine and point FEWSHOT_MODELS_DIR "
+            f"--preset {preset.name}`), copy its models folder to this machine and point FEWSHOT_MODELS_DIR "
             f"at it. {retry} ({type(exc).__name__})"
         ) from exc
+
+
+def not_a_model_dir(directory: Path, kind: str, needs: str) -> UserInputError:
+    """The refusal of a folder that lacks a model's files: it names the folder only (a server path must not
+    reach the user) and logs the full path for the operator."""
+    log.warning("%s is not %s: it needs %s", directory, kind, needs)
+    return UserInputError(f"Model folder '{directory.name}' is not {kind}: it needs {needs}. Rebuild or copy it "
+                          "again into the models folder (FEWSHOT_MODELS_DIR).")
 
 
 def download_preset(preset: Preset, target_root: Path | None = None) -> Path:
@@ -214,10 +227,8 @@ def load_open_clip(
     else:
         directory = resolve_model_dir(get_preset(source))
     if not is_model_dir(directory):
-        raise UserInputError(
-            f"{directory} is not a model directory: it needs {CONFIG_FILE} and a weights file "
-            f"({', '.join(_WEIGHT_SUFFIXES)})."
-        )
+        raise not_a_model_dir(directory, "a model directory",
+                              f"{CONFIG_FILE} and a weights file ({', '.join(_WEIGHT_SUFFIXES)})")
     model = open_clip.create_model(f"local-dir:{directory}", device=device)
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")

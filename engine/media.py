@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 
 ACCEPTED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
 ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -68,7 +68,7 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise UserInputError(f"{name}: the image is {_too_large(limit)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise UserInputError(f"{name}: the image is corrupt or truncated ({exc}); {_accepted()}.") from None
+        raise UserInputError(f"{name}: the image is corrupt or truncated ({reason(exc)}); {_accepted()}.") from None
     return to_rgb(ImageOps.exif_transpose(image))
 
 

@@ -42,7 +42,7 @@ def _settings(params: dict[str, Any], kind: type):
                 typed[key] = str(value).strip().lower() in ("1", "true", "yes", "on")
             else:
                 typed[key] = type(0.0 if default is None else default)(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: int() of an infinity
             raise UserInputError(f"Training settings: {key}: {exc}.") from None
     return kind(**typed).check()
 

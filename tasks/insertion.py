@@ -27,9 +27,9 @@ def _number(params: dict[str, Any], key: str, default: float, whole: bool = Fals
         return default
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer past the float range
         number = float("nan")
-    if number != number or (whole and not number.is_integer()):
+    if number != number or abs(number) == float("inf") or (whole and not number.is_integer()):
         raise UserInputError(f"{key} must be a {'whole ' if whole else ''}number, not {value!r}.")
     return int(number) if whole else number
 

@@ -44,7 +44,7 @@ def read_mvtec_folder(root: str | Path) -> LabelledSet:
     root = Path(root)
     test_dir = root / "test"
     if not test_dir.is_dir():
-        raise UserInputError(f"{root}: no test/ folder. Expected the MVTec AD layout: test/good/*.png, "
+        raise UserInputError(f"{root.name}: no test/ folder. Expected the MVTec AD layout: test/good/*.png, "
                              "test/<defect>/*.png, ground_truth/<defect>/<name>_mask.png, optional train/good/.")
     dataset = LabelledSet(test=[], train_good=list_images(root / "train" / "good"))
     for folder in sorted(p for p in test_dir.iterdir() if p.is_dir()):
@@ -60,7 +60,7 @@ def read_mvtec_folder(root: str | Path) -> LabelledSet:
                                     f"ground_truth/{folder.name}/: they count for image metrics only.")
     labels = {item.defect_type is not None for item in dataset.test}
     if labels != {True, False}:
-        raise UserInputError(f"{test_dir}: evaluation needs both good images (test/good/) and defective ones "
+        raise UserInputError(f"{root.name}/test: evaluation needs both good images (test/good/) and defective ones "
                              "(test/<defect>/).")
     return dataset
 

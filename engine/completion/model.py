@@ -19,7 +19,7 @@ from PIL import Image
 
 from engine.completion.logic import iou_matrix
 from engine.errors import UserInputError
-from engine.loading import ModelFamily, hub_snapshot, register_family, resolve_model_dir
+from engine.loading import ModelFamily, hub_snapshot, not_a_model_dir, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
 
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -138,8 +138,8 @@ class Owlv2Detector:
         path = Path(str(source)).expanduser()
         directory = path if path.is_dir() else resolve_model_dir(_owlv2_preset(str(source)))
         if not is_owlv2_dir(directory):
-            raise UserInputError(f"{directory} is not an OWLv2 model directory: it needs config.json, "
-                                 f"{' or '.join(WEIGHTS_FILES)}, a processor config and a tokenizer.")
+            raise not_a_model_dir(directory, "an OWLv2 model directory", f"config.json, {' or '.join(WEIGHTS_FILES)}, "
+                                  "a processor config and a tokenizer")
         hf_logging.disable_progress_bar()
         model = Owlv2ForObjectDetection.from_pretrained(directory, local_files_only=True)
         model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)

@@ -10,6 +10,7 @@ run stops and the best checkpoint so far is loaded, as at any other stop.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any, Protocol
 import torch
 
 from engine.errors import UserInputError
+from engine.limits import seed_problem
 from engine.progress import ProgressCallback, ignore_progress
 
 HistoryCallback = Callable[[list[dict[str, Any]]], None]
@@ -79,6 +81,10 @@ def check_settings(settings: LoopSettings, limits: tuple[tuple[str, int, int], .
     """Raise one UserInputError listing every setting out of its range: the `limits` (name, low, high),
     the learning rate (if set) and the time budget, after the caller's own `problems`."""
     problems = list(problems or [])
+    values = vars(settings) if hasattr(settings, "__dict__") else {}
+    problems += [f"{name} must be a finite number, not {value}" for name, value in values.items()
+                 if isinstance(value, float) and not math.isfinite(value)]
+    problems += [problem for problem in [seed_problem(getattr(settings, "seed", 0))] if problem]
     for name, low, high in limits:
         if not low <= getattr(settings, name) <= high:
             problems.append(f"{name} must be between {low} and {high}, not {getattr(settings, name)}")

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, load_open_clip
 from engine.presets import Preset, get_preset
@@ -180,7 +180,7 @@ def load_classifier(directory: Path, device: torch.device) -> tuple[CLIPClassifi
     try:
         weights = load_file(str(directory / WEIGHTS_FILE), device=str(device))
     except (OSError, SafetensorError) as exc:
-        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({exc}).") from None
+        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({reason(exc)}).") from None
     classifier = CLIPClassifier(copy.deepcopy(model.visual), weights["zero_shot_head"], meta["logit_scale"],
                                 meta["classes"], lora).to(device)
     adapters = {k: v for k, v in weights.items() if "lora_" in k}

@@ -16,6 +16,7 @@ from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
 from engine.finetune.data import LabelledSet, sample_shots, split_held_out
 from engine.finetune.model import LoraSettings, build_classifier, load_classifier, save_classifier
 from engine.finetune.train import HistoryCallback, TrainSettings, evaluate, predict_logits, to_tensor, train
+from engine.limits import check_seed
 from engine.media import load_images
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
@@ -88,6 +89,8 @@ def kshot_evaluation(data: LabelledSet, preset: str, settings: TrainSettings, sh
     """Train on K images per class for each seed and test on the rest; mean and spread of both accuracies."""
     if shots < 1 or not seeds:
         raise UserInputError("K-shot evaluation needs shots >= 1 and at least one seed.")
+    for seed in seeds:
+        check_seed(seed, "K-shot evaluation seed")
     torch_device = select_device(device)
     runs = []
     for number, seed in enumerate(seeds):

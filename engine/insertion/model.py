@@ -14,8 +14,7 @@ from typing import Any
 
 import torch
 
-from engine.errors import UserInputError
-from engine.loading import ModelFamily, hub_snapshot, models_dir, register_family, resolve_model_dir
+from engine.loading import ModelFamily, hub_snapshot, models_dir, not_a_model_dir, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
 
 COMPONENT_CONFIGS = {
@@ -108,7 +107,7 @@ def model_directory(source: str | Path) -> Path:
     directory = path if path.is_dir() else resolve_model_dir(get_preset(str(source)))
     if not is_complete(directory):
         needed = ", ".join(f"{name}/{config}" for name, config in COMPONENT_CONFIGS.items())
-        raise UserInputError(f"{directory} is not an insertion model directory: it needs {needed}.")
+        raise not_a_model_dir(directory, "an insertion model directory", needed)
     return directory
 
 

@@ -34,6 +34,7 @@ from engine.insertion.regions import (
     paste,
     prepare_crop,
 )
+from engine.limits import MAX_SEED, seed_problem
 from engine.loading import MODEL_CACHE
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.video import batched
@@ -65,8 +66,7 @@ class InsertionSettings:
         if self.mode not in MODES:
             raise UserInputError(f"Unknown mode {self.mode!r}; accepted: {', '.join(MODES)}.")
         checks = [
-            (isinstance(self.seed, int) and 0 <= self.seed < 2**63,
-             f"The seed must be a whole number >= 0, not {self.seed!r}."),
+            (seed_problem(self.seed) is None, f"The {seed_problem(self.seed)}."),
             (isinstance(self.steps, int) and 1 <= self.steps <= MAX_STEPS,
              f"Steps must be 1 to {MAX_STEPS}, not {self.steps!r}."),
             (0.0 <= self.guidance <= 30.0, f"Guidance must be between 0 and 30, not {self.guidance}."),
@@ -196,6 +196,9 @@ class InsertionPipeline:
         settings.check()
         if not 1 <= variants <= 16:
             raise UserInputError(f"Variants must be 1 to 16, not {variants}.")
+        if settings.seed + variants - 1 > MAX_SEED:
+            raise UserInputError(f"Seeds {settings.seed} to {settings.seed + variants - 1} go past {MAX_SEED:,} "
+                                 "(2**32-1), the largest seed; choose a smaller seed.")
         if mask.shape != (image.height, image.width):
             raise UserInputError(f"The mask is {mask.shape[1]} x {mask.shape[0]} pixels but the image is "
                                  f"{image.width} x {image.height}.")

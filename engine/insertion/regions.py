@@ -23,13 +23,16 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 
 def parse_box(values: Sequence[float] | str, size: tuple[int, int], what: str = "box") -> Box:
     """A box from four numbers (x0, y0, x1, y1) or 'x0,y0,x1,y1', clipped to the image and checked."""
+    width, height = size
+    accepted = f"The {what}: four finite numbers x0,y0,x1,y1 (pixels) inside the {width} x {height} image"
     if isinstance(values, str):
         values = [v for v in values.replace(";", ",").replace(" ", ",").split(",") if v]
     try:
         x0, y0, x1, y1 = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise UserInputError(f"The {what} needs four numbers x0, y0, x1, y1 (pixels), not {values!r}.") from None
-    width, height = size
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"{accepted}, not {str(values)[:80]!r}.") from None
+    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+        raise UserInputError(f"{accepted}, not {x0:g},{y0:g},{x1:g},{y1:g}.")
     box = (max(0, round(min(x0, x1))), max(0, round(min(y0, y1))),
            min(width, round(max(x0, x1))), min(height, round(max(y0, y1))))
     if box[2] - box[0] < 1 or box[3] - box[1] < 1:

@@ -27,7 +27,7 @@ from PIL import Image
 from torch import nn
 
 from engine.completion.formats import Box
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, ModelFamily, hub_snapshot, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
@@ -271,7 +271,7 @@ def load_detector(directory: Path, device: torch.device) -> tuple[Detector, dict
     try:
         weights = load_file(str(directory / WEIGHTS_FILE), device=str(device))
     except (OSError, SafetensorError) as exc:
-        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({exc}).") from None
+        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({reason(exc)}).") from None
     expected = {k: v.shape for k, v in detector.model.state_dict().items() if detector.trained(k)}
     if {k: v.shape for k, v in weights.items()} != expected:
         raise UserInputError(f"{directory.name}: the weights do not fit base preset {meta['base_preset']} with "
