@@ -110,3 +110,16 @@ def zip_tree(root: Path, archive: Path, prefix: str = "", suffixes: tuple[str, .
             if suffixes is None or path.suffix in suffixes:
                 bundle.write(path, f"{prefix}/{path.relative_to(root).as_posix()}".lstrip("/"))
     return archive
+
+
+def fake_model(folder: Path, **extra) -> Path:
+    """A saved-classifier folder that `read_meta` accepts, for tests of listing, sharing and deleting models
+    (its weights are placeholder bytes: it cannot predict)."""
+    import json
+
+    folder.mkdir(parents=True)
+    meta = {"task": "classify", "classes": ["ok", "scratch"], "base_preset": "finetune-clip-tiny",
+            "logit_scale": 100.0, "format_version": 1, **extra}
+    (folder / "model.json").write_text(json.dumps(meta))
+    (folder / "weights.safetensors").write_bytes(b"\0" * 16)
+    return folder

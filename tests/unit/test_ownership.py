@@ -13,6 +13,7 @@ from PIL import Image
 from engine.errors import UserInputError
 from tasks import finetune_models, reference_sets
 from tasks.named_folders import USERS_DIR, NamedFolders, owner_key
+from tests.helpers import fake_model
 
 
 @pytest.fixture
@@ -31,16 +32,6 @@ def goods(tmp_path_factory) -> list[tuple[str, Path]]:
         Image.new("RGB", (32, 32), colour).save(path)
         paths.append((path.name, path))
     return paths
-
-
-def fake_model(folder: Path, **extra) -> Path:
-    """A model folder read_meta accepts (the weights are not read by these tests)."""
-    folder.mkdir(parents=True)
-    meta = {"task": "classify", "classes": ["ok", "scratch"], "base_preset": "finetune-clip-tiny",
-            "logit_scale": 100.0, "format_version": 1, **extra}
-    (folder / "model.json").write_text(json.dumps(meta))
-    (folder / "weights.safetensors").write_bytes(b"\0" * 16)
-    return folder
 
 
 def message(exc_info: pytest.ExceptionInfo) -> str:
