@@ -321,6 +321,8 @@ def _coco_json(name: str, path: Path) -> Any:
     raw = read_annotation_bytes(name, path)
     try:
         return json.loads(raw.decode("utf-8-sig"), object_hook=hook)
+    except UserInputError:  # from the hook (a ValueError too, so before the ValueError clause)
+        raise
     except json.JSONDecodeError as exc:
         raise UserInputError(f"{name} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg}).") from None
     except RecursionError:

@@ -1,0 +1,211 @@
+"""Bounds checked while reading (engine/limits.py): hostile annotation files are answered fast, in little
+memory, with a message naming the file, the limit and its FEWSHOT_* setting; bad parameters by name."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.completion.formats import read_dataset
+from engine.errors import UserInputError
+
+SECONDS, PEAK_BYTES = 10.0, 2**30  # the issue's targets for each hostile file
+
+
+def image(folder: Path, name: str = "part.png", size: tuple[int, int] = (96, 72)) -> tuple[str, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (20, 30, 40)).save(folder / name)
+    return name, folder / name
+
+
+def write(folder: Path, name: str, data: str | bytes) -> tuple[str, Path]:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+    return name, path
+
+
+def bounded(read):
+    """Run a parse; return (its result or the UserInputError it raised, seconds, peak traced bytes)."""
+    tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        outcome = read()
+    except UserInputError as exc:
+        outcome = exc
+    elapsed = time.perf_counter() - started
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"{elapsed:.2f} s, peak {peak / 2**20:.1f} MiB")
+    return outcome, elapsed, peak
+
+
+def alias_yaml() -> bytes:
+    """353 bytes of YAML whose aliases expand to 10^9 'lol's (a 33 MB class name once str()-ed at 10^7)."""
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level, (name, prev) in enumerate(zip("bcdefghi", "abcdefgh", strict=True)):
+        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
+        if level == 7:
+            break
+    lines.append("names: [*i]")
+    return "\n".join(lines).encode()
+
+
+def test_yaml_aliases_are_refused_before_anything_expands(tmp_path):
+    data = alias_yaml()
+    assert len(data) < 400
+    files = [image(tmp_path), write(tmp_path, "data.yaml", data), write(tmp_path, "part.txt", "0 0.5 0.5 0.2 0.2\n")]
+    outcome, elapsed, peak = bounded(lambda: read_dataset(files))
+    assert isinstance(outcome, UserInputError) and "data.yaml: YAML anchors and aliases" in str(outcome)
+    assert elapsed < SECONDS and peak < PEAK_BYTES
+
+
+def test_a_yolo_label_of_a_million_lines_is_skipped_at_the_per_image_limit(tmp_path):
+    label = "0 0.5 0.5 0.1 0.1\n" * 1_000_000
+    files = [image(tmp_path), write(tmp_path, "classes.txt", "hole\n"), write(tmp_path, "labels/part.txt", label)]
+    dataset, elapsed, peak = bounded(lambda: read_dataset(files))
+    assert dataset.box_count == 0
+    assert [item["error"] for item in dataset.skipped] == [
+        "labels/part.txt: more than 1,000 boxes in one image; at most 1,000 are accepted "
+        "(FEWSHOT_MAX_BOXES_PER_IMAGE); its boxes were skipped."]
+    assert elapsed < SECONDS and peak < PEAK_BYTES
+
+
+def test_a_coco_file_of_a_million_boxes_is_refused_while_parsing(tmp_path):
+    box = '{"image_id":1,"category_id":1,"bbox":[1,1,2,2]}'  # 47 bytes: 10^6 of them stay under 50 MB
+    text = ('{"images":[{"id":1,"file_name":"part.png"}],"categories":[{"id":1,"name":"hole"}],"annotations":['
+            + ",".join([box] * 1_000_000) + "]}")
+    files = [image(tmp_path), write(tmp_path, "instances.json", text)]
+    outcome, elapsed, peak = bounded(lambda: read_dataset(files))
+    assert str(outcome) == ("instances.json: more than 100,000 boxes in one annotation file; at most 100,000 are "
+                            "accepted (FEWSHOT_MAX_BOXES).")
+    assert elapsed < SECONDS and peak < PEAK_BYTES
+
+
+def test_an_annotation_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_MAX_ANNOTATION_MB", "1")
+    files = [image(tmp_path), write(tmp_path, "instances.json", b" " * (2 * 2**20))]
+    with pytest.raises(UserInputError, match=r"instances.json: 2.0 MB is more than the 1.0 MB .*_ANNOTATION_MB"):
+        read_dataset(files)
+    voc = [image(tmp_path), write(tmp_path, "part.xml", b"<annotation>" + b" " * (2 * 2**20) + b"</annotation>")]
+    assert "FEWSHOT_MAX_ANNOTATION_MB" in read_dataset(voc).skipped[0]["error"]
+
+
+def test_sets_over_the_box_limit_are_refused_and_images_over_theirs_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_MAX_BOXES", "3")
+    monkeypatch.setenv("FEWSHOT_MAX_BOXES_PER_IMAGE", "2")
+    files = [image(tmp_path, "a.png"), image(tmp_path, "b.png"), write(tmp_path, "classes.txt", "hole\n"),
+             write(tmp_path, "a.txt", "0 0.5 0.5 0.1 0.1\n" * 2), write(tmp_path, "b.txt", "0 0.5 0.5 0.1 0.1\n" * 2)]
+    with pytest.raises(UserInputError, match=r"b.txt: more than 3 boxes in one set; .*\(FEWSHOT_MAX_BOXES\)"):
+        read_dataset(files)
+    objects = "".join("<object><name>hole</name><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax>"
+                      "</bndbox></object>" for _ in range(3))
+    voc = [image(tmp_path, "a.png"), write(tmp_path, "a.xml", f"<annotation>{objects}</annotation>")]
+    assert "a.xml: more than 2 boxes in one image" in read_dataset(voc).skipped[0]["error"]
+    coco = {"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "hole"}],
+            "annotations": [{"id": n, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]} for n in range(3)]}
+    dataset = read_dataset([image(tmp_path, "a.png"), write(tmp_path, "c.json", json.dumps(coco))])
+    assert dataset.box_count == 0 and "more than 2 boxes in one image" in dataset.skipped[0]["error"]
+
+
+@pytest.mark.parametrize(("names_file", "text", "message"), [
+    ("data.yaml", "names: {0: a, x: b}", r"data.yaml: names: the keys must be the class indices 0, 1, 2"),
+    ("data.yaml", "names: {0: a, 2: b}", r"data.yaml: names: the keys must be the class indices"),
+    ("data.yaml", "names: [a, [b, c]]", r"data.yaml class 1: a class name must be text"),
+    ("data.yaml", "names: [" * 5000, r"data.yaml: (not valid YAML|nested too deeply)"),
+    ("data.yaml", "names: [" + "x" * 101 + "]", r"data.yaml class 0: a class name of 101 characters; at most 100 "
+                                                r"are accepted \(FEWSHOT_MAX_CLASS_NAME_CHARS\)"),
+    ("classes.txt", "".join(f"c{n}\n" for n in range(1001)),
+     r"classes.txt: more than 1,000 classes; at most 1,000 are accepted \(FEWSHOT_MAX_CLASSES\)"),
+])
+def test_bad_class_name_files_are_refused_by_name(tmp_path, names_file, text, message):
+    files = [image(tmp_path), write(tmp_path, names_file, text), write(tmp_path, "part.txt", "0 0.5 0.5 0.2 0.2\n")]
+    with pytest.raises(UserInputError, match=message):
+        read_dataset(files)
+
+
+def test_hostile_coco_values_are_skipped_by_annotation_id(tmp_path):
+    text = ('{"images":[{"id":1,"file_name":"part.png"},{"id":[2],"file_name":"x.png"}],'
+            '"categories":[{"id":1,"name":"hole"},{"id":2,"name":"' + "n" * 500 + '"}],"annotations":['
+            '{"id":1,"image_id":1,"category_id":1,"bbox":[1e400,1,2,2]},'
+            '{"id":2,"image_id":[1],"category_id":1,"bbox":[1,1,2,2]},'
+            '{"id":3,"image_id":1,"category_id":{"a":1},"bbox":[1,1,2,2]},'
+            '{"id":4,"image_id":1,"category_id":1,"bbox":[' + "9" * 400 + ',1,2,2]},'
+            '{"id":5,"image_id":1,"category_id":1,"bbox":[1,1,2,2]}]}')
+    dataset = read_dataset([image(tmp_path), write(tmp_path, "c.json", text)])
+    errors = [item["error"] for item in dataset.skipped]
+    assert dataset.box_count == 1 and dataset.categories == ["hole"]
+    for fragment in ("c.json images[1]: needs an \"id\" (a whole number)", "category id 2: a class name of 500",
+                     "annotation id 1: the box [inf, 1, 2, 2] has a value that is not a finite number",
+                     "annotation id 2: image_id [1] is not in", "annotation id 3: category_id {'a': 1} is not in",
+                     "annotation id 4: the box [9999"):
+        assert any(fragment in error for error in errors), (fragment, errors)
+    digits = write(tmp_path, "d.json", '{"images":[],"categories":[],"annotations":[' + "1" * 5000 + "]}")
+    with pytest.raises(UserInputError, match=r"d.json: not a COCO file"):
+        read_dataset([image(tmp_path), digits])
+
+
+def test_non_finite_yolo_and_voc_coordinates_are_skipped_by_line(tmp_path):
+    yolo = read_dataset([image(tmp_path), write(tmp_path, "classes.txt", "hole\n"),
+                         write(tmp_path, "part.txt", "0 nan 0.5 0.1 0.1\n0 0.5 0.5 inf 0.1\n0 0.5 0.5 0.1 0.1\n")])
+    assert yolo.box_count == 1 and [e["error"].split(":")[0] for e in yolo.skipped] == ["part.txt line 1",
+                                                                                      "part.txt line 2"]
+    voc = read_dataset([image(tmp_path), write(tmp_path, "part.xml", (
+        "<annotation><size><width>1e400</width><height>72</height></size><object><name>hole</name><bndbox>"
+        "<xmin>nan</xmin><ymin>1</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>"))])
+    assert voc.box_count == 0 and "part.xml object 1: the box" in voc.skipped[0]["error"]
+
+
+def test_proposals_per_job_are_bounded_before_any_image_is_encoded(monkeypatch):
+    from engine.completion.pipeline import CompletionParams
+
+    CompletionParams(max_per_image=100).check(2000)  # the longest sampled video at the default fits
+    monkeypatch.setenv("FEWSHOT_MAX_PROPOSALS", "1000")
+    with pytest.raises(UserInputError, match=r"11 images at max_per_image 100 could give 1,100 proposals; at most "
+                                             r"1,000 .*\(FEWSHOT_MAX_PROPOSALS\)"):
+        CompletionParams(max_per_image=100).check(11)
+
+
+@pytest.mark.parametrize("box", ["1e309,0,10,10", "nan,0,10,10", [0, 0, float("inf"), 5], [10**400, 0, 1, 1]])
+def test_insertion_boxes_must_be_four_finite_numbers(box):
+    from engine.insertion.regions import parse_box
+
+    with pytest.raises(UserInputError, match=r"The box: four finite numbers x0,y0,x1,y1 \(pixels\) inside the "
+                                             r"64 x 48 image"):
+        parse_box(box, (64, 48))
+
+
+@pytest.mark.parametrize("seed", [2**70, -1, 2**32, 1.5, True])
+def test_seeds_past_what_the_generators_take_are_refused_by_name(seed):
+    from engine.finetune.detection.train import DetectSettings
+    from engine.finetune.train import TrainSettings
+    from engine.insertion import InsertionSettings
+    from engine.limits import check_seed
+
+    with pytest.raises(UserInputError, match=r"seed must be a whole number from 0 to 4,294,967,295"):
+        InsertionSettings("a ball", seed=seed).check()
+    for kind in (TrainSettings, DetectSettings):
+        with pytest.raises(UserInputError, match=r"Training settings: seed must be a whole number from 0 to"):
+            kind(seed=seed).check()
+    with pytest.raises(UserInputError, match=r"The seed must be"):
+        check_seed(seed)
+
+
+def test_job_numbers_that_overflow_are_refused_by_name():
+    from engine.completion.runs import _number as completion_number
+    from tasks.insertion import _number as insertion_number
+
+    for value in (float("inf"), "1e309", 10**400, "nan"):
+        with pytest.raises(UserInputError, match="guidance must be a number"):
+            insertion_number({"guidance": value}, "guidance", 7.5)
+    with pytest.raises(UserInputError, match="video_stride must be a whole number"):
+        completion_number({"video_stride": float("inf")}, "video_stride", 30, int)
+    from engine.finetune.train import TrainSettings
+
+    with pytest.raises(UserInputError, match="time_budget_s must be a finite number"):
+        TrainSettings(time_budget_s=float("nan")).check()
