@@ -24,7 +24,7 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 def parse_box(values: Sequence[float] | str, size: tuple[int, int], what: str = "box") -> Box:
     """A box from four numbers (x0, y0, x1, y1) or 'x0,y0,x1,y1', clipped to the image and checked."""
     width, height = size
-    accepted = f"The {what}: four finite numbers x0,y0,x1,y1 (pixels) inside the {width} x {height} image"
+    accepted = f"The {what} needs four numbers x0,y0,x1,y1: finite, in pixels, inside the {width} x {height} image"
     if isinstance(values, str):
         values = [v for v in values.replace(";", ",").replace(" ", ",").split(",") if v]
     try:

@@ -175,8 +175,8 @@ def test_proposals_per_job_are_bounded_before_any_image_is_encoded(monkeypatch):
 def test_insertion_boxes_must_be_four_finite_numbers(box):
     from engine.insertion.regions import parse_box
 
-    with pytest.raises(UserInputError, match=r"The box: four finite numbers x0,y0,x1,y1 \(pixels\) inside the "
-                                             r"64 x 48 image"):
+    with pytest.raises(UserInputError, match=r"The box needs four numbers x0,y0,x1,y1: finite, in pixels, inside "
+                                             r"the 64 x 48 image"):
         parse_box(box, (64, 48))
 
 
