@@ -26,6 +26,8 @@ class Corpus:
     archives: list[Path] = field(default_factory=list)
     videos: list[Path] = field(default_factory=list)
     annotations: list[Path] = field(default_factory=list)
+    # (the file to be named, the annotation files uploaded with part.png): sets that ask for unbounded work
+    annotation_sets: list[tuple[str, list[Path]]] = field(default_factory=list)
     escape_targets: list[Path] = field(default_factory=list)
 
 
@@ -80,6 +82,12 @@ BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
 XXE = (b'<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
        b"<annotation><filename>part.png</filename><object><name>&x;</name><bndbox><xmin>1</xmin><ymin>1</ymin>"
        b"<xmax>9</xmax><ymax>9</ymax></bndbox></object></annotation>")
+
+
+ALIAS_YAML = "\n".join(  # 383 bytes that expand to 10^9 'lol's (the issue's was 353)
+    ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    + [f"{n}: &{n} [{','.join(['*' + p] * 10)}]" for n, p in zip("bcdefghi", "abcdefgh", strict=True)]
+    + ["names: [*i]"]).encode()
 
 
 def build(folder: Path) -> Corpus:
@@ -138,6 +146,18 @@ def build(folder: Path) -> Corpus:
         "unclosed.xml": b"<annotation><object><name>hole</name>",
     }.items():
         write(name, data, corpus.annotations)
+
+    box = b'{"image_id":1,"category_id":1,"bbox":[1,1,2,2]}'
+    sets = {"aliases": {"data.yaml": ALIAS_YAML, "part.txt": b"0 0.5 0.5 0.2 0.2\n"},
+            "lines": {"classes.txt": b"hole\n", "part.txt": b"0 0.5 0.5 0.1 0.1\n" * 1_000_000},
+            "boxes": {"part.json": b'{"images":[{"id":1,"file_name":"part.png"}],"categories":[{"id":1,"name":"hole"}],'
+                                   b'"annotations":[' + b",".join([box] * 1_000_000) + b"]}"}}
+    for folder_name, files in sets.items():
+        (folder / folder_name).mkdir()
+        paths = [folder / folder_name / name for name in files]
+        for path, data in zip(paths, files.values(), strict=True):
+            path.write_bytes(data)
+        corpus.annotation_sets.append((list(files)[-1] if folder_name != "aliases" else "data.yaml", paths))
     return corpus
 
 

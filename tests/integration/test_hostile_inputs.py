@@ -155,6 +155,12 @@ def test_malformed_annotations_in_completion_and_detector_training(corpus, good)
          {"images": [good["image"]], "annotations": [annotations]}))])
 
 
+def test_annotations_asking_for_unbounded_work_end_the_completion_job_by_name(corpus, good):
+    """YAML aliases, a label of 10^6 lines, a COCO file of 10^6 boxes: bounded while read (engine/limits.py)."""
+    check_all([(culprit, "completion", "completion", {"preset": "completion-tiny"},
+                {"images": [good["image"]], "annotations": files}) for culprit, files in corpus.annotation_sets])
+
+
 def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, good, monkeypatch):
     from tasks.runner import get_store
 

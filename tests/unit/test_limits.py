@@ -13,6 +13,7 @@ from PIL import Image
 
 from engine.completion.formats import read_dataset
 from engine.errors import UserInputError
+from tests import hostile_corpus
 
 SECONDS, PEAK_BYTES = 10.0, 2**30  # the issue's targets for each hostile file
 
@@ -45,19 +46,8 @@ def bounded(read):
     return outcome, elapsed, peak
 
 
-def alias_yaml() -> bytes:
-    """353 bytes of YAML whose aliases expand to 10^9 'lol's (a 33 MB class name once str()-ed at 10^7)."""
-    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
-    for level, (name, prev) in enumerate(zip("bcdefghi", "abcdefgh", strict=True)):
-        lines.append(f"{name}: &{name} [{','.join(['*' + prev] * 10)}]")
-        if level == 7:
-            break
-    lines.append("names: [*i]")
-    return "\n".join(lines).encode()
-
-
 def test_yaml_aliases_are_refused_before_anything_expands(tmp_path):
-    data = alias_yaml()
+    data = hostile_corpus.ALIAS_YAML  # a few hundred bytes, like the 353-byte file of the issue
     assert len(data) < 400
     files = [image(tmp_path), write(tmp_path, "data.yaml", data), write(tmp_path, "part.txt", "0 0.5 0.5 0.2 0.2\n")]
     outcome, elapsed, peak = bounded(lambda: read_dataset(files))
