@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 
 from tasks.runner import get_store
 
@@ -27,8 +28,10 @@ def purge_expired(days: float | None = None) -> list[str]:
     return removed
 
 
-def start_purger(interval_s: float = 3600.0) -> None:
-    """Purge now and then every `interval_s` in a daemon thread (once per process)."""
+def start_purger(interval_s: float = 3600.0, on_purged: Callable[[list[str]], object] | None = None,
+                 also: Callable[[], object] | None = None) -> None:
+    """Purge now and then every `interval_s` in a daemon thread (once per process). The web app passes
+    `on_purged` (drop what it handed out for those jobs) and `also` (sweep its own upload folder)."""
     if _started.is_set():
         return
     _started.set()
@@ -36,7 +39,11 @@ def start_purger(interval_s: float = 3600.0) -> None:
     def loop() -> None:
         while True:
             try:
-                purge_expired()
+                removed = purge_expired()
+                if on_purged is not None:
+                    on_purged(removed)
+                if also is not None:
+                    also()
             except OSError:
                 log.exception("retention: purge failed; will try again")
             threading.Event().wait(interval_s)

@@ -9,9 +9,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from tasks import client, reference_sets
+from tasks import reference_sets
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
+from webapp.serving import job_file
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -32,10 +33,6 @@ THRESHOLD_HELP = (
 )
 
 
-def _artifact(job: Job, name: str) -> str:
-    return str(client.artifact_path(job.id, name))
-
-
 def _threshold_line(result: dict[str, Any]) -> str:
     threshold = result.get("threshold")
     if not threshold:
@@ -43,7 +40,7 @@ def _threshold_line(result: dict[str, Any]) -> str:
     counts = result.get("counts", {})
     tally = f"{counts.get('NG', 0)} NG, {counts.get('OK', 0)} OK"
     return (f"\n\nThreshold **{threshold['image']:.4f}** ({threshold['source']}; outline above "
-            f"{threshold['pixel']:.4f}) · {tally} · {result.get('mode', '')}")
+            f"{threshold['pixel']:.4f}) · {tally} · {text(result.get('mode', ''))}")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -56,16 +53,16 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     result = job.result
     gallery, rows = [], []
     for item in result.get("images", []):
-        gallery.append((_artifact(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
+        gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
         rows.append([item["file"], round(item["score"], 4), item["verdict"], f"{item['width']} x {item['height']}"])
     for item in result.get("frames", []):
         if "overlay" in item:
-            gallery.append((_artifact(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · NG"))
+            gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · NG"))
         rows.append([item["file"], round(item["score"], 4), item["verdict"], f"t = {item['time_s']:.2f} s"])
     for item in result.get("skipped", []):
         role = " (good part)" if item.get("role") == "reference" else ""
         rows.append([item["file"] + role, None, "skipped", item["error"]])
-    files = [_artifact(job, name) for name in job.outputs if not name.endswith(("_overlay.png", "_overlay.jpg"))]
+    files = [job_file(job, name) for name in job.outputs if not name.endswith(("_overlay.png", "_overlay.jpg"))]
     return gallery, rows, files
 
 
@@ -97,9 +94,9 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
-        video = _artifact(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
+        video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
         summary = _threshold_line(job.result) if done and job.status is Status.SUCCEEDED else ""
-        warnings = "".join(f"\n\n⚠️ {w}" for w in job.result.get("warnings", [])) if done else ""
+        warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if done else ""
         yield (job.id, status_markdown(job) + summary + warnings, gallery, rows, video,
                gr.LinePlot(value=timeline(job), visible=video is not None), files)
 
@@ -163,8 +160,8 @@ def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], 
     """(ROC plot, metric rows, downloadable files) of a finished evaluation job."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
-    plot = str(client.artifact_path(job.id, "roc.png"))
-    return [(plot, "ROC, image level")], metric_rows(job), [str(client.artifact_path(job.id, n)) for n in job.outputs]
+    plot = job_file(job, "roc.png")
+    return [(plot, "ROC, image level")], metric_rows(job), [job_file(job, n) for n in job.outputs]
 
 
 def run_evaluation(archive: str | None, object_name: str, shots: float, preset: str,
@@ -175,7 +172,7 @@ def run_evaluation(archive: str | None, object_name: str, shots: float, preset: 
     job = submit("anomaly_evaluate", {"object_name": object_name, "preset": preset, "shots": int(shots or 0)},
                  {"dataset": [archive]}, request)
     for job in follow(job, progress):  # noqa: B020
-        warnings = "".join(f"\n\n⚠️ {w}" for w in job.result.get("warnings", [])) if job.status.final else ""
+        warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if job.status.final else ""
         yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final else ([], [], []))
 
 

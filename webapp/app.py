@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from tasks import retention
 from tasks.config import get_settings
-from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab
+from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, serving
 
 NOT_BUILT: dict[str, str] = {}
 
@@ -74,7 +75,8 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
     """Serve the app; in embedded mode, start the in-process worker first.
 
     With accounts configured, every page and file needs sign-in and each user sees only their own
-    jobs. Listening beyond this machine without accounts is refused unless FEWSHOT_ALLOW_ANONYMOUS=1.
+    jobs and files (the artifact store is never served as it is: `webapp.serving`). Listening beyond
+    this machine without accounts is refused unless FEWSHOT_ALLOW_ANONYMOUS=1.
     """
     settings = get_settings()
     users = load_users()
@@ -82,11 +84,14 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
     if host not in LOOPBACK_HOSTS and not users and os.environ.get("FEWSHOT_ALLOW_ANONYMOUS") != "1":
         raise SystemExit(f"Refusing to listen on {host} without sign-in: set FEWSHOT_AUTH or FEWSHOT_AUTH_FILE "
                          "(or FEWSHOT_ALLOW_ANONYMOUS=1 for an open demo).")
+    # Gradio's upload folder (uploads, previews, copies handed out) is the app's own, so retention can sweep it.
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.artifact_dir.parent / "gradio-uploads"))
     if settings.embedded:
         from tasks import embedded
 
         embedded.ensure_started()
-    retention.start_purger()
+    serving.forget_all()
+    retention.start_purger(on_purged=serving.forget_jobs, also=serving.sweep)
     demo = build_app()
     demo.queue(default_concurrency_limit=8)
     options = {
@@ -94,7 +99,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "auth": check_password(users) if users else None,
         "auth_message": "fewshot-studio: sign in with the account you were given." if users else None,
         "server_port": int(os.environ.get("FEWSHOT_PORT", 7860)),
-        "allowed_paths": [str(settings.artifact_dir)],
+        "app_kwargs": {"middleware": [Middleware(serving.GuardMiddleware)]},
         "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",
         "show_error": True,
         "prevent_thread_lock": prevent_thread_lock,

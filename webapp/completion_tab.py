@@ -16,7 +16,8 @@ from PIL import Image, ImageDraw
 
 from tasks import client, completion, finetune_models
 from tasks.client import Job, JobNotFound, Status
-from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit
+from webapp.serving import hand_out, job_file
+from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
 ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names", ".zip"]
@@ -91,7 +92,8 @@ def render(review: dict[str, Any] | None, threshold: float, page: int) -> tuple[
     above = sum(1 for p in all_proposals if p["score"] >= threshold)
     counts = (f"**{above}** of {len(all_proposals)} proposals score ≥ {threshold:.2f} · accepted "
               f"**{len(review['accepted'])}** · rejected {len(review['rejected'])}")
-    line = f"Image {page + 1} of {len(images)}: `{item['file']}` · {len(item['existing'])} existing, {len(rows)} shown"
+    line = (f"Image {page + 1} of {len(images)}: {code(item['file'])} · {len(item['existing'])} existing, "
+            f"{len(rows)} shown")
     return picture, rows, line, counts, page
 
 
@@ -131,12 +133,12 @@ def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int) 
     return _outputs({**review, "accepted": [], "rejected": []} if review else None, threshold, page)
 
 
-def export(review: dict[str, Any] | None) -> list[str]:
+def export(review: dict[str, Any] | None, request: gr.Request = None) -> list[str]:
     """Existing boxes plus the accepted proposals, as COCO JSON, a YOLO zip and a VOC zip."""
     if not review:
         raise gr.Error("Nothing to export yet: run a completion first.")
     paths = completion.save_review(review["job"], review["accepted"], review["rejected"])
-    return [str(p) for p in paths if p.name != completion.REVIEW_FILE]
+    return [hand_out(p, owner_of(request), job_id=review["job"]) for p in paths if p.name != completion.REVIEW_FILE]
 
 
 def pick_box(review: dict[str, Any] | None, page: int, event: gr.SelectData) -> float | None:
@@ -215,7 +217,7 @@ def add_drawn_box(editor: dict[str, Any] | None, image_name: str | None, categor
 def _drawn_markdown(drawn: list[dict[str, Any]]) -> str:
     if not drawn:
         return "No drawn boxes."
-    return "\n".join(f"- `{d['image']}` {d['category']}: x {d['box'][0]}, y {d['box'][1]}, "
+    return "\n".join(f"- {code(d['image'])} {text(d['category'])}: x {d['box'][0]}, y {d['box'][1]}, "
                      f"{d['box'][2]} x {d['box'][3]}" for d in drawn)
 
 
@@ -240,18 +242,18 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
 
 def _done_markdown(job: Job) -> str:
     result = job.result
-    text = (f"{status_markdown(job)}\n\n{result['images']} images · {result['existing_boxes']} existing boxes "
+    line = (f"{status_markdown(job)}\n\n{result['images']} images · {result['existing_boxes']} existing boxes "
             f"({result['exemplars']} exemplars) · {result['proposals']} proposals")
     if result.get("detector"):
-        text += f" · fine-tuned detector **{result['detector']}**"
+        line += f" · fine-tuned detector **{text(result['detector'])}**"
     if result.get("random_weights"):
-        text += " · ⚠️ random weights: the proposals only test the plumbing"
+        line += " · ⚠️ random weights: the proposals only test the plumbing"
     skipped = result.get("skipped") or []
     if skipped:
-        text += f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {s['error']}" for s in skipped[:20])
+        line += f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {text(s['error'])}" for s in skipped[:20])
         if len(skipped) > 20:
-            text += f"\n- … and {len(skipped) - 20} more (all in proposals.json)"
-    return text
+            line += f"\n- … and {len(skipped) - 20} more (all in proposals.json)"
+    return line
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -264,10 +266,10 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     for item in document["images"]:
         above = [p for p in item["proposals"] if p["score"] >= threshold]
         best = max((p["score"] for p in item["proposals"]), default=None)
-        gallery.append((str(client.artifact_path(job.id, item["preview"])),
+        gallery.append((job_file(job, item["preview"]),
                         f"{item['file']} · {len(item['existing'])} existing · {len(above)} proposed"))
         rows.append([item["file"], len(item["existing"]), len(above), best])
-    files = [str(client.artifact_path(job.id, n)) for n in job.outputs if not n.startswith("preview_")]
+    files = [job_file(job, n) for n in job.outputs if not n.startswith("preview_")]
     return gallery, rows, files
 
 
@@ -281,7 +283,7 @@ def metric_rows(job: Job) -> list[list[Any]]:
 
 def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
     """(no images, metric rows, report and exports) of an evaluation job, for the Jobs tab."""
-    files = [str(client.artifact_path(job.id, n)) for n in job.outputs if not n.startswith("preview_")]
+    files = [job_file(job, n) for n in job.outputs if not n.startswith("preview_")]
     return [], metric_rows(job), files if job.status is Status.SUCCEEDED else []
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from tasks import client, finetune_models
+from tasks import finetune_models
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
+from webapp.serving import job_file
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -64,10 +65,10 @@ def summary_line(job: Job) -> str:
     if job.status is not Status.SUCCEEDED or "stopped" not in job.result:
         return ""
     result = job.result
-    notes = "".join(f"\n\n⚠️ {n}" for n in result.get("notes", []))
-    skipped = "".join(f"\n\n⚠️ skipped {s['error']}" for s in result.get("skipped", []))
+    notes = "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
+    skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
     weights = " · base has **random weights**" if result.get("random_weights") else ""
-    return (f"\n\nModel **{result['name']}** saved · classes {', '.join(result['classes'])} · "
+    return (f"\n\nModel **{text(result['name'])}** saved · classes {text(', '.join(result['classes']))} · "
             f"{result['train_images']} training / {result['held_out_images']} held-out images · "
             f"stopped: {result['stopped']} after {result['steps_run']} steps (best step {result['best_step']}){weights}"
             f"{notes}{skipped}")
@@ -77,7 +78,7 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     """(gallery, table rows, downloads) of a finished training or prediction job, for the Jobs tab."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
-    files = [str(client.artifact_path(job.id, name)) for name in job.outputs]
+    files = [job_file(job, name) for name in job.outputs]
     if job.tool == "finetune_predict":
         if is_detection(job):
             return box_gallery(job), box_rows(job), files
@@ -109,7 +110,7 @@ def detect_metric_rows(job: Job) -> list[list[Any]]:
 
 
 def box_gallery(job: Job) -> list[tuple[str, str]]:
-    return [(str(client.artifact_path(job.id, p["image"])), f"{p['file']} · {len(p['boxes'])} boxes")
+    return [(job_file(job, p["image"]), f"{p['file']} · {len(p['boxes'])} boxes")
             for p in job.result.get("predictions", [])]
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from engine.errors import UserInputError
-from tasks import client
 from tasks.client import Job, Status
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit
+from webapp.serving import hand_out, job_file, scratch_dir
+from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 ACCEPTED_IMAGES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -29,18 +27,18 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
         return [], [], []
     result, size = job.result, f"{job.result['width']} x {job.result['height']}"
     if result["kind"] == "image":
-        gallery = [(str(client.artifact_path(job.id, item["file"])), f"seed {item['seed']}")
+        gallery = [(job_file(job, item["file"]), f"seed {item['seed']}")
                    for item in result["images"]]
         rows = [[result["file"], item["seed"], item["file"], size] for item in result["images"]]
     else:
-        gallery = [(str(client.artifact_path(job.id, "anchor.png")), f"anchor frame {result['anchor_frame']}")]
+        gallery = [(job_file(job, "anchor.png"), f"anchor frame {result['anchor_frame']}")]
         rows = [[result["file"], result["seed"], "result.mp4", f"{size}, {result['frames']} frames at "
                  f"{result['fps']:g} fps"]]
-    return gallery, rows, [str(client.artifact_path(job.id, name)) for name in job.outputs]
+    return gallery, rows, [job_file(job, name) for name in job.outputs]
 
 
 def notes_markdown(job: Job) -> str:
-    return "".join(f"\n\n⚠️ {note}" for note in job.result.get("notes", [])) if job.status.final else ""
+    return "".join(f"\n\n⚠️ {text(note)}" for note in job.result.get("notes", [])) if job.status.final else ""
 
 
 def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
@@ -84,11 +82,11 @@ def run_video(video: str | None, editor: dict | None, anchor: float, region_mode
     job = submit("insertion", params, {"video": [video], "mask": layers, "masks": frame_masks or []}, request)
     for job in follow(job, progress):  # noqa: B020
         gallery, _, files = result_views(job)
-        played = str(client.artifact_path(job.id, "result.mp4")) if gallery else None
+        played = job_file(job, "result.mp4") if gallery else None
         yield job.id, status_markdown(job) + notes_markdown(job), played, gallery[0][0] if gallery else None, files
 
 
-def anchor_frame(video: str | None, anchor: float) -> dict[str, Any] | None:
+def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:
     """The anchor frame as the drawing canvas of the video section."""
     if not video:
         return None
@@ -101,9 +99,10 @@ def anchor_frame(video: str | None, anchor: float) -> dict[str, Any] | None:
         raise gr.Error(str(exc)) from None
     if frame is None:
         raise gr.Error(f"The video has no frame {wanted}; choose an earlier anchor frame.")
-    path = Path(tempfile.mkdtemp(prefix="fewshot-anchor-")) / f"anchor_{frame.index:06d}.png"
+    path = scratch_dir("anchor-") / f"anchor_{frame.index:06d}.png"
     frame.image.save(path)
-    return {"background": str(path), "layers": [], "composite": str(path)}
+    served = hand_out(path, owner_of(request))
+    return {"background": served, "layers": [], "composite": served}
 
 
 def settings_controls(prefix: str, variants: bool) -> list[gr.components.Component]:

@@ -9,7 +9,7 @@ import gradio as gr
 from tasks import client
 from tasks.client import JobNotFound
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab
-from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown
+from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown, text
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
@@ -36,8 +36,9 @@ def open_job(job_id: str, request: gr.Request = None) -> tuple[str, Any, Any, An
     try:
         job = client.get(job_id, owner_of(request))
     except JobNotFound as exc:
-        return str(exc), [], [], []
-    details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters `{job.params}` · inputs: {len(job.inputs)}"
+        return text(exc), [], [], []
+    parameters = ", ".join(f"{text(key)} = {text(value)}" for key, value in job.params.items()) or "none"
+    details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job)
     headers = headers(job) if callable(headers) else headers
@@ -48,7 +49,7 @@ def cancel_job(job_id: str, request: gr.Request = None) -> str:
     try:
         return status_markdown(client.cancel((job_id or "").strip(), owner_of(request)))
     except JobNotFound as exc:
-        return str(exc)
+        return text(exc)
 
 
 def pick(rows: Any, event: gr.SelectData) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +15,23 @@ from tasks import client
 from tasks.client import Job, Status
 
 POLL_S = 0.3
+_MARKDOWN_ACTIVE = re.compile(r"([\\`*\[\]])")
+
+
+def text(value: Any) -> str:
+    """User text (names, prompts, messages that quote them) made inert inside Markdown: HTML escaped, and
+    the characters that open code spans, emphasis, links and images backslash-escaped, so a backtick, a
+    link or `<img src=x>` shows as typed."""
+    return _MARKDOWN_ACTIVE.sub(r"\\\1", html.escape(str(value), quote=False))
+
+
+def code(value: Any) -> str:
+    """User text as a Markdown code span, shown verbatim: the fence is longer than any backtick run inside."""
+    inner = str(value).replace("\n", " ")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", inner)), default=0) + 1)
+    pad = " " if inner.startswith("`") or inner.endswith("`") else ""
+    return f"{fence}{pad}{inner}{pad}{fence}"
+
 
 _ICONS = {
     Status.QUEUED: "⏳",
@@ -28,13 +46,13 @@ def status_markdown(job: Job) -> str:
     """One block that says where a job stands, and why it failed if it did."""
     line = f"{_ICONS[job.status]} **{job.status.value.capitalize()}** · job `{job.id[:8]}`"
     if job.status is Status.RUNNING:
-        line += f" · {job.progress:.0%} · {html.escape(job.message, quote=False)}"
+        line += f" · {job.progress:.0%} · {text(job.message)}"
     elif job.status is Status.QUEUED:
-        line += f" · {html.escape(job.message, quote=False)}"
+        line += f" · {text(job.message)}"
     if job.finished_at and job.started_at:
         line += f" · {job.finished_at - job.started_at:.1f} s"
     if job.error:
-        line += f"\n\n**What went wrong:** {html.escape(job.error, quote=False)}"
+        line += f"\n\n**What went wrong:** {text(job.error)}"
     return line
 
 
@@ -85,7 +103,7 @@ def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:
     try:
         return status_markdown(client.cancel(job_id, owner_of(request)))
     except client.JobNotFound as exc:
-        return str(exc)
+        return text(exc)
 
 
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:

@@ -1,0 +1,209 @@
+"""A shared instance tried as a hostile second user would: files reach only their owner, nothing a user
+uploaded runs in the app's origin, user text is inert, password guessing is slowed down."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+
+from tests.e2e.test_browser import ARTIFACTS, browser, chromium_path  # noqa: F401 - fixture reuse
+
+ACCOUNTS = {"mallory": "mal-1-pw", "olivia": "oli-2-pw"}
+XHTML = """<?xml version="1.0"?>
+<html xmlns="http://www.w3.org/1999/xhtml"><body>
+<script>localStorage.setItem("pwned", "1"); document.title = "pwned";</script>
+<annotation><filename>a.png</filename></annotation>
+</body></html>
+"""
+
+
+@pytest.fixture(scope="module")
+def hosted_url() -> Iterator[str]:
+    from webapp.app import launch
+
+    os.environ["FEWSHOT_AUTH"] = ",".join(f"{u}:{p}" for u, p in ACCOUNTS.items())
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    try:
+        demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    finally:
+        del os.environ["FEWSHOT_AUTH"]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@contextlib.contextmanager
+def signed_in(url: str, user: str) -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as session:
+        assert session.post(url + "login", data={"username": user, "password": ACCOUNTS[user]}).status_code == 200
+        yield session
+
+
+def file_url(url: str, path: str) -> str:
+    return url.rstrip("/") + "/gradio_api/file=" + path
+
+
+@pytest.fixture(scope="module")
+def olivia_job(hosted_url, metal_plate_images) -> tuple[str, str]:
+    """Olivia's finished inspection: (job id, path of the heat map the page was given)."""
+    from tasks import client
+
+    olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
+    status, gallery, *_ = olivia.predict([handle_file(str(metal_plate_images[0]))], None, "plate", "winclip-tiny",
+                                         api_name="/anomaly")
+    assert "Succeeded" in status
+    job = client.list_jobs(1, owner="olivia")[0]
+    return job.id, gallery[0]["image"]["path"]
+
+
+def test_a_job_file_reaches_its_owner_only(hosted_url, olivia_job):
+    from tasks import client
+
+    job_id, served = olivia_job
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        mine = olivia.get(file_url(hosted_url, served))
+        assert mine.status_code == 200 and mine.headers["content-type"] == "image/png"
+        assert mine.headers["x-content-type-options"] == "nosniff"
+        assert mallory.get(file_url(hosted_url, served)).status_code == 404
+        store_dir = client.artifact_path(job_id, "scores.json", owner="olivia").parent.parent
+        for stored in ("job.json", "heartbeat", ".lock", "outputs/scores.json"):  # the store is never served
+            assert olivia.get(file_url(hosted_url, str(store_dir / stored))).status_code in (403, 404), stored
+            assert mallory.get(file_url(hosted_url, str(store_dir / stored))).status_code in (403, 404), stored
+        inputs = sorted((store_dir / "inputs").rglob("*.png"))
+        assert inputs and mallory.get(file_url(hosted_url, str(inputs[0]))).status_code in (403, 404)
+
+
+def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
+    from webapp.views import text
+
+    mallory = Client(hosted_url, auth=("mallory", ACCOUNTS["mallory"]), verbose=False)
+    for job_id in (olivia_job[0], "0" * 32, "../../etc"):
+        details, gallery, _, files = mallory.predict(job_id, api_name="/open_job")
+        assert details.startswith("No job") and not gallery and not files
+        assert str(sandbox) not in details and "/" not in details.replace(text(job_id), "")
+
+
+def test_a_purged_job_is_served_by_no_route(hosted_url, metal_plate_images):
+    from tasks import client
+    from tasks.runner import get_store
+    from webapp import serving
+
+    olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
+    _, gallery, *_ = olivia.predict([handle_file(str(metal_plate_images[1]))], None, "old plate", "winclip-tiny",
+                                    api_name="/anomaly")
+    job = client.list_jobs(1, owner="olivia")[0]
+    served = gallery[0]["image"]["path"]
+    with signed_in(hosted_url, "olivia") as session:
+        assert session.get(file_url(hosted_url, served)).status_code == 200
+        removed = [i for i in get_store().purge(0, now=time.time() + 60) if i == job.id]
+        assert removed == [job.id] and serving.forget_jobs(removed) >= 1
+        assert session.get(file_url(hosted_url, served)).status_code in (403, 404)
+
+
+def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):  # noqa: F811
+    """The stored-XSS path of the finding: an XHTML document uploaded as an annotation, opened by another user."""
+    evil = tmp_path / "evil.xml"
+    evil.write_text(XHTML)
+    with signed_in(hosted_url, "mallory") as session:
+        response = session.post(hosted_url.rstrip("/") + "/gradio_api/upload",
+                                files={"files": ("evil.xml", XHTML.encode(), "application/xml")})
+        link = file_url(hosted_url, response.json()[0])
+        served = session.get(link)
+        assert served.headers["content-disposition"].startswith("attachment")
+        assert served.headers["x-content-type-options"] == "nosniff"
+        assert "sandbox" in served.headers["content-security-policy"]
+    from tasks import client
+    from tasks.runner import get_store
+
+    job = client.submit("completion", {"preset": "completion-tiny"},
+                        {"images": [metal_plate_images[0]], "annotations": [("evil.xml", evil)]}, owner="mallory")
+    kept = next((get_store().job_dir(job.id) / "inputs").rglob("*evil.xml"))  # the job keeps the upload
+    with signed_in(hosted_url, "olivia") as olivia:
+        assert olivia.get(file_url(hosted_url, str(kept))).status_code in (403, 404)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(hosted_url)
+        page.get_by_label("username").fill("olivia")
+        page.get_by_label("password").fill(ACCOUNTS["olivia"])
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        with page.expect_download() as download:
+            page.evaluate("link => { const a = document.createElement('a'); a.href = link; "
+                          "document.body.appendChild(a); a.click(); }", link)
+        assert download.value.suggested_filename
+        page.goto(hosted_url)
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        assert page.evaluate("localStorage.getItem('pwned')") is None and page.title() != "pwned"
+    except Exception:
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hosting-xss-failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+
+
+def test_user_text_is_shown_as_typed_not_rendered(hosted_url, browser, metal_plate_images):  # noqa: F811
+    name = "plate `x` <img src=x onerror=\"document.title='pwned'\"> [link](javascript:alert(1))"
+    olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
+    olivia.predict([handle_file(str(metal_plate_images[2]))], None, name, "winclip-tiny", api_name="/anomaly")
+    job_id = olivia.predict(api_name="/list_jobs")["data"][0][0]
+    details, *_ = olivia.predict(job_id, api_name="/open_job")
+    assert "<img" not in details and "&lt;img" in details
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        page.goto(hosted_url)
+        page.get_by_label("username").fill("olivia")
+        page.get_by_label("password").fill(ACCOUNTS["olivia"])
+        page.get_by_role("button", name="Login").click()
+        page.get_by_role("tab", name="Jobs").click()
+        page.locator("#jobs-id textarea, #jobs-id input").first.fill(job_id)
+        page.locator("#jobs-open").click()
+        page.locator("#jobs-details").get_by_text("onerror", exact=False).wait_for()
+        assert page.locator("#jobs-details img").count() == 0
+        assert page.locator("#jobs-details a").count() == 0 and page.title() != "pwned"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "hosting-escaped-details.png"), full_page=False)
+    finally:
+        context.close()
+
+
+def test_password_guessing_is_slowed_and_the_right_password_still_works(hosted_url):
+    with httpx.Client(timeout=60) as session:
+        took = []
+        for _ in range(8):
+            start = time.monotonic()
+            answer = session.post(hosted_url + "login", data={"username": "olivia", "password": "guess"})
+            assert answer.status_code >= 400
+            took.append(time.monotonic() - start)
+        assert max(took[:5]) < 0.5 and took[5] >= 0.4 and took[7] > took[6] > took[5], took
+        start = time.monotonic()
+        assert session.post(hosted_url + "login", data={"username": "olivia",
+                                                        "password": ACCOUNTS["olivia"]}).status_code == 200
+        assert time.monotonic() - start < 10
+        assert session.post(hosted_url + "login", data={"username": "olivia",
+                                                        "password": ACCOUNTS["olivia"]}).status_code == 200
+
+
+def test_uploads_and_copies_age_out(hosted_url):
+    from webapp import serving
+
+    old = serving.scratch_dir("old-") / "left-behind.zip"
+    old.write_bytes(b"x")
+    os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    assert serving.sweep() >= 1 and not old.exists() and not old.parent.exists()
+    assert Path(serving.upload_folder()).is_dir()

@@ -1,0 +1,273 @@
+"""Files handed to the browser, and the guard in front of Gradio's file route.
+
+The artifact store is never served as it is (it holds every user's inputs). A page that shows or offers a
+job's file gets a copy in Gradio's upload folder, at the very path Gradio's own cache would give it (a
+secret-seeded content hash), recorded with its owner: the file route then serves it only to that owner,
+as an attachment unless it is an image or a video the app itself encoded, with `nosniff`. Copies of a
+purged job are deleted with it; every other file in the upload folder (uploads, previews) ages out after
+FEWSHOT_UPLOAD_CACHE_HOURS.
+
+The same ASGI middleware slows down guessing passwords: after `THROTTLE_AFTER` failed sign-ins within a
+minute for one user name or one address, each further attempt waits twice as long as the one before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from pathlib import Path
+from typing import Any
+
+from tasks import client
+from tasks.client import Job
+
+log = logging.getLogger(__name__)
+
+RECORDS = "fewshot-served"  # <upload folder>/fewshot-served/<job id>.txt: the copies handed out for a job
+SCRATCH = "fewshot-scratch"  # files the pages make for a user (model downloads, anchor frames)
+INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4", "video/webm")
+
+_lock = threading.Lock()
+_owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def upload_folder() -> Path:
+    from gradio.utils import get_upload_folder
+
+    return Path(get_upload_folder()).resolve()
+
+
+def upload_cache_hours() -> float:
+    """How long uploads, previews and copies stay in Gradio's upload folder (FEWSHOT_UPLOAD_CACHE_HOURS)."""
+    return float(os.environ.get("FEWSHOT_UPLOAD_CACHE_HOURS", 24))
+
+
+def _register(path: Path, owner: str | None, job_id: str | None) -> None:
+    with _lock:
+        _owners.setdefault(str(path), set()).add(owner)
+        if job_id:
+            records = upload_folder() / RECORDS
+            records.mkdir(parents=True, exist_ok=True)
+            with open(records / f"{job_id}.txt", "a") as handle:
+                handle.write(f"{path}\n")
+
+
+def hand_out(source: Path, owner: str | None, name: str | None = None, job_id: str | None = None) -> str:
+    """Copy `source` where Gradio's file route can serve it to `owner` alone, and return that path."""
+    from gradio.processing_utils import hash_file
+    from gradio_client.utils import strip_invalid_filename_characters
+
+    folder = upload_folder() / hash_file(source)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (strip_invalid_filename_characters(name or source.name) or "file")
+    if not target.exists():
+        staging = folder / f".{os.getpid()}-{time.monotonic_ns()}"
+        shutil.copyfile(source, staging)
+        os.replace(staging, target)
+    _register(target.resolve(), owner, job_id)
+    return str(target)
+
+
+def job_file(job: Job, name: str) -> str:
+    """One of a job's outputs (a name listed in its record), as a copy served to the job's owner only."""
+    return hand_out(client.artifact_path(job.id, name, job.owner), job.owner, name, job.id)
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new private folder for a file a page makes for one user; it ages out with the upload folder."""
+    root = upload_folder() / SCRATCH
+    root.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+
+
+def forget_jobs(job_ids: Iterable[str]) -> int:
+    """Delete the copies handed out for these (purged) jobs; returns how many files went."""
+    removed = 0
+    for job_id in job_ids:
+        record = upload_folder() / RECORDS / f"{job_id}.txt"
+        try:
+            paths = record.read_text().split()
+        except OSError:
+            continue
+        for path in paths:
+            with _lock:
+                _owners.pop(path, None)
+            with contextlib.suppress(OSError):
+                Path(path).unlink()
+                removed += 1
+        record.unlink(missing_ok=True)
+    return removed
+
+
+def forget_all() -> None:
+    """At start: copies handed out by an earlier run lose their owner record, so they are deleted."""
+    records = upload_folder() / RECORDS
+    if records.is_dir():
+        forget_jobs(p.stem for p in records.glob("*.txt"))
+
+
+def sweep(now: float | None = None) -> int:
+    """Delete files in the upload folder older than FEWSHOT_UPLOAD_CACHE_HOURS, then empty folders."""
+    hours = upload_cache_hours()
+    root = upload_folder()
+    if hours <= 0 or not root.is_dir():
+        return 0
+    cutoff = (now or time.time()) - hours * 3600
+    removed = 0
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.parent.name != RECORDS and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+                with _lock:
+                    _owners.pop(str(path), None)
+            elif path.is_dir() and path != root and not any(path.iterdir()):
+                path.rmdir()
+    if removed:
+        log.info("retention: deleted %d files older than %g h from the upload folder", removed, hours)
+    return removed
+
+
+def may_read(path: str, user: str | None) -> bool:
+    """A handed-out copy is served only to the users it was handed to; other files are Gradio's to judge."""
+    with _lock:
+        owners = _owners.get(str(Path(path).resolve()))
+    return owners is None or None in owners or user in owners
+
+
+class SignInThrottle:
+    """Failed sign-ins per user name and per address within `window_s`; past `after`, a growing wait."""
+
+    def __init__(self, after: int = 5, window_s: float = 60.0, first_delay_s: float = 0.5,
+                 max_delay_s: float = 30.0) -> None:
+        self.after, self.window_s, self.first_delay_s, self.max_delay_s = after, window_s, first_delay_s, max_delay_s
+        self._failures: dict[str, list[float]] = {}
+        self._next_slot: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def wait_s(self, keys: Iterable[str], now: float) -> float:
+        """Seconds this attempt must wait; attempts arriving together queue up one after another."""
+        wait = 0.0
+        with self._lock:
+            for key in keys:
+                recent = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+                self._failures[key] = recent
+                if len(recent) < self.after:
+                    continue
+                delay = min(self.first_delay_s * 2 ** (len(recent) - self.after), self.max_delay_s)
+                start = max(now, self._next_slot.get(key, now))
+                self._next_slot[key] = start + delay
+                wait = max(wait, start + delay - now)
+        return wait
+
+    def record(self, keys: Iterable[str], succeeded: bool, now: float) -> None:
+        with self._lock:
+            for key in keys:
+                if succeeded:
+                    self._failures.pop(key, None)
+                    self._next_slot.pop(key, None)
+                else:
+                    self._failures.setdefault(key, []).append(now)
+
+
+def _current_user(scope: Scope) -> str | None:
+    app = scope.get("app")
+    cookies: dict[str, str] = {}
+    for key, value in scope.get("headers", []):
+        if key == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                name, _, token = part.strip().partition("=")
+                cookies[name] = token
+    cookie_id = getattr(app, "cookie_id", "")
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return getattr(app, "tokens", {}).get(token) if token else None
+
+
+class GuardMiddleware:
+    """ASGI middleware: owner check and safe headers on Gradio's file route; sign-in throttling."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]],
+                 throttle: SignInThrottle | None = None) -> None:
+        self.app = app
+        self.throttle = throttle or SignInThrottle()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = urllib.parse.unquote(scope.get("path", ""))
+        if scope.get("method") == "POST" and path.rstrip("/").endswith("/login"):
+            await self._sign_in(scope, receive, send)
+            return
+        marker = path.find("/file=")
+        if marker >= 0 and not may_read(path[marker + len("/file="):], _current_user(scope)):
+            await _not_found(send)
+            return
+        await self.app(scope, receive, _with_safe_headers(send, is_file=marker >= 0))
+
+    async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body, more = b"", True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
+        address = (scope.get("client") or ("unknown",))[0]
+        keys = [f"user:{user}", f"address:{address}"]
+        wait = self.throttle.wait_s(keys, time.monotonic())
+        if wait > 0:
+            log.warning("sign-in throttled: user %r from %s waits %.1f s after repeated failures", user, address, wait)
+            await asyncio.sleep(wait)
+        status: list[int] = []
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+            await send(message)
+
+        await self.app(scope, replay, watch)
+        succeeded = bool(status) and status[0] < 400
+        if not succeeded:
+            log.warning("failed sign-in for user %r from %s", user, address)
+        self.throttle.record(keys, succeeded, time.monotonic())
+
+
+def _with_safe_headers(send: Send, is_file: bool) -> Send:
+    """Every response: `nosniff`. Files: inline only for images and videos, else an attachment; no scripts."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-content-type-options"]
+            headers.append((b"x-content-type-options", b"nosniff"))
+            if is_file:
+                content_type = next((v.decode("latin-1") for k, v in headers if k.lower() == b"content-type"), "")
+                if content_type.split(";")[0].strip().lower() not in INLINE_TYPES:
+                    headers = [(k, v) for k, v in headers if k.lower() != b"content-disposition"]
+                    headers.append((b"content-disposition", b"attachment"))
+                headers.append((b"content-security-policy", b"sandbox; default-src 'none'"))
+            message["headers"] = headers
+        await send(message)
+
+    return wrapped
+
+
+async def _not_found(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 404,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff")]})
+    await send({"type": "http.response.body", "body": b"Not found."})
