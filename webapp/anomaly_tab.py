@@ -11,8 +11,9 @@ import pandas as pd
 
 from tasks import reference_sets
 from tasks.client import Job, Status
+from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
+from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -128,21 +129,22 @@ def run_video(video: str | None, references: list[str] | None, object_name: str,
     yield from _follow(job, progress)
 
 
-def reference_set_choices() -> list[tuple[str, str]]:
-    return [(f"{s['name']} ({len(s['files'])} images{', ' + s['object_name'] if s['object_name'] else ''})",
-             s["name"]) for s in reference_sets.list_sets()]
+SAVED_SETS = SavedControls(reference_sets.SETS, lambda s: f"{len(s['files'])} images"
+                           + (f", {s['object_name']}" if s.get("object_name") else ""))
 
 
-def save_reference_set(name: str, references: list[str] | None, object_name: str) -> tuple[str, Any]:
-    """Store the uploaded good parts under a name, for later jobs."""
+def save_reference_set(name: str, references: list[str] | None, object_name: str,
+                       request: gr.Request = None) -> tuple[str, Any]:
+    """Store the uploaded good parts as the signed-in user's set (private until shared), for later jobs."""
     if not references:
         raise gr.Error("Upload the images of good parts first, then save them as a set.")
+    owner = owner_of(request)
     try:
-        meta = reference_sets.save(name, [(Path(f).name, Path(f)) for f in references], object_name)
+        meta = reference_sets.save(name, [(Path(f).name, Path(f)) for f in references], object_name, owner=owner)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     return (f"Saved reference set **{meta['name']}** ({len(meta['files'])} images).",
-            gr.Dropdown(choices=reference_set_choices(), value=meta["name"]))
+            gr.Dropdown(choices=SAVED_SETS.choices(owner), value=meta["name"]))
 
 
 def metric_rows(job: Job) -> list[list[Any]]:
@@ -207,8 +209,13 @@ def build() -> None:
             with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
                 references = gr.File(label="Images of good parts (optional)", file_count="multiple",
                                      file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-references")
-                reference_set = gr.Dropdown(label="…or a saved set of good parts", choices=reference_set_choices(),
-                                            value=None, allow_custom_value=False, elem_id="anomaly-reference-set")
+                reference_set = gr.Dropdown(label="…or a saved set of good parts (yours and shared ones)",
+                                            choices=[], value=None, allow_custom_value=True,  # API: "user/name"
+                                            elem_id="anomaly-reference-set")
+                with gr.Row():
+                    share_set = share_checkbox("anomaly-share-set")
+                    delete_set = gr.Button("Delete set", variant="stop", size="sm", scale=0,
+                                           elem_id="anomaly-delete-set")
                 with gr.Row():
                     set_name = gr.Textbox(label="Save the uploaded good parts as", placeholder="set name",
                                           scale=3, elem_id="anomaly-set-name")
@@ -239,6 +246,7 @@ def build() -> None:
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
     save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
                       api_name="save_reference_set")
+    SAVED_SETS.wire(reference_set, share_set, delete_set, set_status, "reference_sets", "delete_reference_set")
 
     with gr.Accordion("Evaluate on a labelled set", open=False):
         gr.Markdown(

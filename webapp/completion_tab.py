@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 
 from tasks import client, completion, finetune_models
 from tasks.client import Job, JobNotFound, Status
+from webapp.saved_items import label
 from webapp.serving import hand_out, job_file
 from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
@@ -30,16 +31,17 @@ COLORS = {"existing": "#22aa44", "pending": "#ff8800", "accepted": "#2266ff", "r
 DETECTOR = "detector:"  # model choices naming a saved fine-tuned detector instead of an OWLv2 preset
 
 
-def detector_choices() -> list[tuple[str, str]]:
-    """Saved fine-tuned detectors (few-shot fine-tuning tab), offered as completion engines."""
-    return [(f"Fine-tuned detector · {m['name']} ({', '.join(m['classes'])})", f"{DETECTOR}{m['name']}")
-            for m in finetune_models.list_models("detect")]
+def detector_choices(owner: str | None = None) -> list[tuple[str, str]]:
+    """Saved fine-tuned detectors `owner` may use (their own and shared ones), offered as completion engines."""
+    return [(f"Fine-tuned detector · {label(m, ', '.join(m['classes']))}", f"{DETECTOR}{m['ref']}")
+            for m in finetune_models.list_models("detect", owner=owner)]
 
 
-def refresh_engines() -> Any:
-    """The OWLv2 presets and the detectors saved so far (one may have been trained since the page was built);
-    on a button, not on the dropdown's focus, so a late update never undoes the user's pick."""
-    return gr.Dropdown(choices=[(p["label"], p["name"]) for p in client.presets("completion")] + detector_choices())
+def refresh_engines(request: gr.Request = None) -> Any:
+    """The OWLv2 presets and the signed-in user's detectors (one may have been trained since the page was built);
+    on page load and a button, not on the dropdown's focus, so a late update never undoes the user's pick."""
+    return gr.Dropdown(choices=[(p["label"], p["name"]) for p in client.presets("completion")]
+                       + detector_choices(owner_of(request)))
 
 
 def engine_params(choice: str) -> dict[str, Any]:
@@ -331,8 +333,8 @@ def build() -> None:
                 stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
                                    elem_id="completion-stride")
             with gr.Row():
-                preset = preset_dropdown("completion", "completion-preset", extra=detector_choices(),
-                                         allow_custom_value=True, scale=4)  # API: a detector trained since launch
+                preset = preset_dropdown("completion", "completion-preset", allow_custom_value=True,
+                                         scale=4)  # detectors are the user's: added on load; API: any of theirs
                 refresh_button = gr.Button("↻ Models", size="sm", scale=1, elem_id="completion-refresh-models")
             threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
                                   elem_id="completion-threshold")
@@ -378,6 +380,7 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page]
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
+    gr.on(None, refresh_engines, None, preset, api_visibility="private", show_progress="hidden")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
@@ -415,8 +418,7 @@ def build() -> None:
                 fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")
                 seed = gr.Number(label="Seed", value=0, precision=0)
                 eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
-                eval_preset = preset_dropdown("completion", "completion-eval-preset", extra=detector_choices(),
-                                              allow_custom_value=True)
+                eval_preset = preset_dropdown("completion", "completion-eval-preset", allow_custom_value=True)
                 eval_refresh = gr.Button("↻ Models", size="sm")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
         eval_status = gr.Markdown(elem_id="completion-eval-status")
@@ -426,6 +428,7 @@ def build() -> None:
             curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
     eval_refresh.click(refresh_engines, None, eval_preset, api_visibility="private")
+    gr.on(None, refresh_engines, None, eval_preset, api_visibility="private", show_progress="hidden")
     eval_button.click(run_evaluation, [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",
                       concurrency_limit=None)

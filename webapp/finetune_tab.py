@@ -13,8 +13,9 @@ import pandas as pd
 
 from tasks import finetune_models
 from tasks.client import Job, Status
+from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
+from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
@@ -148,7 +149,7 @@ def train(request: gr.Request, archives: list[str] | None, *args: Any,
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
-               confusion(job), files_out, gr.Dropdown(choices=model_choices()))
+               confusion(job), files_out, gr.Dropdown(choices=model_choices(owner_of(request))))
 
 
 def train_detector(request: gr.Request, data: list[str] | None, name: str, preset: str, steps: float,
@@ -166,22 +167,27 @@ def train_detector(request: gr.Request, data: list[str] | None, name: str, prese
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
-               detect_metric_rows(job), files_out, gr.Dropdown(choices=model_choices()))
+               detect_metric_rows(job), files_out, gr.Dropdown(choices=model_choices(owner_of(request))))
 
 
 KINDS = {"classify": "classifier", "detect": "detector"}
 
 
-def model_choices() -> list[tuple[str, str]]:
-    return [(f"{m['name']} ({KINDS[m.get('task', 'classify')]}: {', '.join(m['classes'])} · {m['base_preset']})",
-             m["name"]) for m in finetune_models.list_models()]
+SAVED_MODELS = SavedControls(finetune_models.MODELS, lambda m: f"{KINDS[m.get('task', 'classify')]}: "
+                             f"{', '.join(m['classes'])} · {m['base_preset']}")
 
 
-def _check_use(model: str | None, task: str, images: list[str] | None, video: str | None = None) -> None:
+def model_choices(owner: str | None = None) -> list[tuple[str, str]]:
+    """The models the user may use: their own, then the ones others shared."""
+    return SAVED_MODELS.choices(owner)
+
+
+def _check_use(model: str | None, task: str, images: list[str] | None, video: str | None = None,
+               owner: str | None = None) -> None:
     if not model:
         raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
     try:
-        kind = finetune_models.get(model).get("task", "classify")
+        kind = finetune_models.get(model, owner=owner).get("task", "classify")
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     if kind != task:
@@ -195,7 +201,7 @@ def _check_use(model: str | None, task: str, images: list[str] | None, video: st
 def use(model: str | None, images: list[str] | None, video: str | None, stride: float, alpha: float,
         request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Classify images or a video's frames with a saved classifier at the chosen WiSE-FT mix."""
-    _check_use(model, "classify", images, video)
+    _check_use(model, "classify", images, video, owner_of(request))
     params = {"model": model, "alpha": float(alpha), "stride": int(stride or 1)}
     job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
@@ -205,7 +211,7 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
 def detect(model: str | None, images: list[str] | None, threshold: float, request: gr.Request = None,
            progress: gr.Progress = gr.Progress()) -> Iterator:
     """Boxes on images with a saved detector, at or above the score threshold."""
-    _check_use(model, "detect", images)
+    _check_use(model, "detect", images, owner=owner_of(request))
     job = submit("finetune_predict", {"model": model, "score_threshold": float(threshold)}, {"images": images},
                  request)
     for job in follow(job, progress):  # noqa: B020
@@ -213,34 +219,28 @@ def detect(model: str | None, images: list[str] | None, threshold: float, reques
         yield status_markdown(job), gallery, rows, files
 
 
-def download(model: str | None) -> str:
+def download(model: str | None, request: gr.Request = None) -> str:
+    """The model file of one's own model or one shared with everyone."""
     if not model:
         raise gr.Error("Pick a saved model to download.")
     try:
-        return str(finetune_models.export_zip(model, Path(tempfile.mkdtemp(prefix="fewshot-model-"))))
+        return str(finetune_models.export_zip(model, Path(tempfile.mkdtemp(prefix="fewshot-model-")),
+                                              owner=owner_of(request)))
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
 
 
-def upload(name: str, archive: str | None) -> tuple[str, Any]:
+def upload(name: str, archive: str | None, request: gr.Request = None) -> tuple[str, Any]:
+    """Register a model file as the signed-in user's model (private until shared)."""
     if not archive:
         raise gr.Error("Choose a model .zip (downloaded from this tool) to upload.")
+    owner = owner_of(request)
     try:
-        meta = finetune_models.import_zip(name, Path(archive))
+        meta = finetune_models.import_zip(name, Path(archive), owner=owner)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
     return (f"Uploaded model **{meta['name']}** ({', '.join(meta['classes'])}).",
-            gr.Dropdown(choices=model_choices(), value=meta["name"]))
-
-
-def delete(model: str | None) -> tuple[str, Any]:
-    if not model:
-        raise gr.Error("Pick a saved model to delete.")
-    try:
-        finetune_models.delete(model)
-    except ValueError as exc:
-        raise gr.Error(str(exc)) from None
-    return f"Deleted model **{model}**.", gr.Dropdown(choices=model_choices(), value=None)
+            gr.Dropdown(choices=model_choices(owner), value=meta["name"]))
 
 
 def build() -> None:
@@ -297,7 +297,8 @@ def build() -> None:
     detect_outputs = build_detection()
     with gr.Accordion("Use a model", open=True):
         with gr.Row():
-            model = gr.Dropdown(label="Saved model", choices=model_choices(), value=None, elem_id="finetune-model")
+            model = gr.Dropdown(label="Saved model (yours and shared ones)", choices=[], value=None,
+                                allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
             alpha = gr.Slider(0, 1, value=1, step=0.05, label="Classifier: WiSE-FT mix (0 zero-shot, 1 fine-tuned)",
                               elem_id="finetune-alpha")
             threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Detector: lowest box score",
@@ -318,6 +319,7 @@ def build() -> None:
         box_files = gr.File(label="Downloads (detections.json, drawn images)", file_count="multiple",
                             interactive=False, elem_id="finetune-box-files")
         with gr.Row():
+            share_model = share_checkbox("finetune-share-model")
             download_button = gr.Button("Download model file", elem_id="finetune-download")
             delete_button = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
         model_file = gr.File(label="Model file", interactive=False, elem_id="finetune-model-file")
@@ -342,7 +344,7 @@ def build() -> None:
                      concurrency_limit=None)
     download_button.click(download, [model], [model_file], api_name="finetune_download")
     upload_button.click(upload, [upload_name, upload_file], [model_status, model], api_name="finetune_upload")
-    delete_button.click(delete, [model], [model_status, model], api_name="finetune_delete")
+    SAVED_MODELS.wire(model, share_model, delete_button, model_status, "finetune_models", "finetune_delete")
 
 
 def build_detection() -> tuple:
