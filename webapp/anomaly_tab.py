@@ -143,7 +143,7 @@ def save_reference_set(name: str, references: list[str] | None, object_name: str
         meta = reference_sets.save(name, [(Path(f).name, Path(f)) for f in references], object_name, owner=owner)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    return (f"Saved reference set **{meta['name']}** ({len(meta['files'])} images).",
+    return (f"Saved reference set **{text(meta['name'])}** ({len(meta['files'])} images).",
             gr.Dropdown(choices=SAVED_SETS.choices(owner), value=meta["name"]))
 
 

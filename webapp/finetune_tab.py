@@ -3,7 +3,7 @@ zero-shot or pre-fine-tuning baseline), then use, download, upload or delete the
 
 from __future__ import annotations
 
-import tempfile
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ import pandas as pd
 from tasks import finetune_models
 from tasks.client import Job, Status
 from webapp.saved_items import SavedControls, share_checkbox
-from webapp.serving import job_file
+from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
@@ -223,11 +223,14 @@ def download(model: str | None, request: gr.Request = None) -> str:
     """The model file of one's own model or one shared with everyone."""
     if not model:
         raise gr.Error("Pick a saved model to download.")
+    owner = owner_of(request)
+    folder = scratch_dir("model-")
     try:
-        return str(finetune_models.export_zip(model, Path(tempfile.mkdtemp(prefix="fewshot-model-")),
-                                              owner=owner_of(request)))
+        return hand_out(finetune_models.export_zip(model, folder, owner=owner), owner)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)  # the copy handed out is the only one kept
 
 
 def upload(name: str, archive: str | None, request: gr.Request = None) -> tuple[str, Any]:
@@ -239,7 +242,7 @@ def upload(name: str, archive: str | None, request: gr.Request = None) -> tuple[
         meta = finetune_models.import_zip(name, Path(archive), owner=owner)
     except ValueError as exc:
         raise gr.Error(str(exc)) from None
-    return (f"Uploaded model **{meta['name']}** ({', '.join(meta['classes'])}).",
+    return (f"Uploaded model **{text(meta['name'])}** ({text(', '.join(meta['classes']))}).",
             gr.Dropdown(choices=model_choices(owner), value=meta["name"]))
 
 

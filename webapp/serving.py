@@ -119,14 +119,26 @@ def forget_all() -> None:
         forget_jobs(p.stem for p in records.glob("*.txt"))
 
 
+def _purged_elsewhere() -> list[str]:
+    """Jobs with handed-out copies that the store no longer has (purged by `python -m tasks purge`)."""
+    gone = []
+    for record in (upload_folder() / RECORDS).glob("*.txt"):
+        try:
+            client.get(record.stem)
+        except client.JobNotFound:
+            gone.append(record.stem)
+    return gone
+
+
 def sweep(now: float | None = None) -> int:
-    """Delete files in the upload folder older than FEWSHOT_UPLOAD_CACHE_HOURS, then empty folders."""
+    """Delete the copies of jobs purged by another process, then files in the upload folder older than
+    FEWSHOT_UPLOAD_CACHE_HOURS, then empty folders."""
+    removed = forget_jobs(_purged_elsewhere())
     hours = upload_cache_hours()
     root = upload_folder()
     if hours <= 0 or not root.is_dir():
-        return 0
+        return removed
     cutoff = (now or time.time()) - hours * 3600
-    removed = 0
     for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
         with contextlib.suppress(OSError):
             if path.is_file() and path.parent.name != RECORDS and path.stat().st_mtime < cutoff:

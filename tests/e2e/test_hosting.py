@@ -207,3 +207,20 @@ def test_uploads_and_copies_age_out(hosted_url):
     os.utime(old, (time.time() - 3 * 86400, time.time() - 3 * 86400))
     assert serving.sweep() >= 1 and not old.exists() and not old.parent.exists()
     assert Path(serving.upload_folder()).is_dir()
+
+
+def test_copies_of_a_job_purged_by_the_command_line_are_deleted_at_the_next_sweep(hosted_url, metal_plate_images):
+    from tasks import client
+    from tasks.__main__ import main as tasks_cli
+    from webapp import serving
+
+    olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
+    _, gallery, *_ = olivia.predict([handle_file(str(metal_plate_images[3]))], None, "plate", "winclip-tiny",
+                                    api_name="/anomaly")
+    served = gallery[0]["image"]["path"]
+    job = client.list_jobs(1, owner="olivia")[0]
+    assert Path(served).is_file() and tasks_cli(["purge", "--days", "0.0000001"]) == 0
+    with pytest.raises(client.JobNotFound):
+        client.get(job.id)
+    serving.sweep()
+    assert not Path(served).exists()
