@@ -16,18 +16,12 @@ from engine.presets import presets_for
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
-from tasks.runner import fail_if_lost, finish_job, get_store
+from tasks.registry import TOOLS
+from tasks.runner import fail_if_lost, finish_job, get_store, heartbeat_interval_s, silence_s
 from tasks.store import JobNotFound
 
-TOOLS: dict[str, str] = {"anomaly": "fewshot.anomaly", "anomaly_video": "fewshot.anomaly_video",
-                         "anomaly_evaluate": "fewshot.anomaly_evaluate", "completion": "fewshot.completion",
-                         "completion_evaluate": "fewshot.completion_evaluate", "insertion": "fewshot.insertion",
-                         "finetune_classify": "fewshot.finetune_classify",
-                         "finetune_detect": "fewshot.finetune_detect",
-                         "finetune_predict": "fewshot.finetune_predict"}
-
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueFull", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
-           "list_jobs", "presets", "submit", "wait"]
+           "jobs_ahead", "list_jobs", "presets", "submit", "wait"]
 
 
 class QueueUnavailable(RuntimeError):
@@ -109,19 +103,20 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
         by_role["references"] = [*by_role.get("references", []),
                                   *reference_sets.files(params["reference_set"], owner=owner)]  # own or shared
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
-    with store.submission_lock():
-        _check_capacity(owner, named)
-        job = store.create(tool, dict(params), named, owner=owner)
-    if settings.embedded:
+    if settings.embedded:  # first: its start sends again the unfinished jobs, which must not include this one
         from tasks import embedded
 
         embedded.ensure_started()
+    with store.submission_lock():
+        _check_capacity(owner, named)
+        job = store.create(tool, dict(params), named, owner=owner)
+        job = store.update(job.id, lambda record: setattr(record, "lane", TOOLS[tool].lane))
     try:
-        app.send_task(TOOLS[tool], args=[job.id], task_id=job.id, queue=settings.queue, retry=True,
+        app.send_task(TOOLS[tool].task, args=[job.id], task_id=job.id, retry=True,  # queue: by lane (task_routes)
                       retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
     except Exception as exc:
         message = (f"The job queue at {settings.broker_display} cannot be reached ({type(exc).__name__}). "
-                   "Start Redis, or unset FEWSHOT_REDIS_URL to run jobs inside the app.")
+                   "Start Redis, or unset FEWSHOT_REDIS_URL to run jobs in worker processes of the app.")
         finish_job(store, job.id, Status.FAILED, "Failed", error=message)
         raise QueueUnavailable(message) from exc
     return job
@@ -136,6 +131,12 @@ def get(job_id: str, owner: str | None = None) -> Job:
     return fail_if_lost(store, job)
 
 
+def jobs_ahead(job: Job) -> int:
+    """How many queued jobs of the same lane were submitted before `job` (they run first)."""
+    return sum(other.status is Status.QUEUED and other.lane == job.lane and other.created_at < job.created_at
+               for other in get_store().list(limit=None))
+
+
 def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
     """Most recent jobs first; with `owner`, only that user's."""
     store = get_store()
@@ -144,14 +145,18 @@ def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
 
 
 def cancel(job_id: str, owner: str | None = None) -> Job:
-    """Ask a job to stop. A queued job is cancelled at once; a running one at its next step."""
+    """Ask a job to stop. A queued job is cancelled at once; a running one at its next step, or at once
+    when its worker has stopped beating (killed: nobody would see the request until it is redelivered)."""
     get(job_id, owner)
     store = get_store()
     store.request_cancel(job_id)
+    silent = 3 * heartbeat_interval_s()
 
     def cancel_if_queued(job: Job) -> None:
         if job.status is Status.QUEUED:
             job.status, job.message, job.finished_at = Status.CANCELLED, "Cancelled before it started", time.time()
+        elif job.status is Status.RUNNING and silence_s(store, job) > silent:
+            job.status, job.message, job.finished_at = Status.CANCELLED, "Cancelled", time.time()
         elif job.status is Status.RUNNING:
             job.message = "Cancelling…"
 

@@ -44,6 +44,7 @@ class Job:
     attempts: int = 0
     worker: str | None = None
     owner: str | None = None  # the signed-in user who submitted it; None on a local, single-user app
+    lane: str | None = None  # "quick" or "long" (tasks.registry): its queue, and the jobs it waits behind
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from engine.errors import UserInputError, WeightsNotFoundError
-from tasks.config import get_settings
+from tasks.config import get_settings, job_memory_limit_mb
 from tasks.jobs import Job, Status
 from tasks.store import ArtifactStore
 
@@ -125,16 +126,21 @@ def heartbeat(store: ArtifactStore, job_id: str) -> Iterator[None]:
         thread.join(timeout=5)
 
 
+def silence_s(store: ArtifactStore, job: Job, now: float | None = None) -> float:
+    """Seconds since the worker running `job` last touched its heartbeat."""
+    try:
+        last = (store.job_dir(job.id) / "heartbeat").stat().st_mtime
+    except FileNotFoundError:
+        last = job.started_at or job.created_at
+    return (now or time.time()) - last
+
+
 def fail_if_lost(store: ArtifactStore, job: Job, now: float | None = None) -> Job:
     """The rule for a worker that died without a word (killed, machine lost): once its heartbeat is older
     than `heartbeat_timeout_s()`, the running job is marked failed. Outputs already written stay."""
     if job.status is not Status.RUNNING:
         return job
-    try:
-        last = (store.job_dir(job.id) / "heartbeat").stat().st_mtime
-    except FileNotFoundError:
-        last = job.started_at or job.created_at
-    silent = (now or time.time()) - last
+    silent = silence_s(store, job, now)
     if silent <= heartbeat_timeout_s():
         return job
 
@@ -148,8 +154,34 @@ def fail_if_lost(store: ArtifactStore, job: Job, now: float | None = None) -> Jo
     return store.update(job.id, lost)
 
 
+def crash_error(attempts: int) -> str:
+    """Why a job whose worker process stopped under it `attempts` times is not tried again."""
+    times = {1: "once", 2: "twice"}.get(attempts, f"{attempts} times")
+    return (f"The worker process running this job stopped {times} before the job ended (it was killed, most "
+            "often for using too much memory), so it is not tried again. Use smaller or fewer inputs (for a "
+            "video, a larger frame stride or fewer frames per second), or a smaller model preset, then submit "
+            "it again. The inputs are kept.")
+
+
+def stop_before_running(store: ArtifactStore, job: Job) -> bool:
+    """Finish an unfinished job that must not run (again): a cancel was asked for, or the worker process
+    running it stopped FEWSHOT_MAX_ATTEMPTS times (its record still says running). True if it was finished."""
+    if store.cancel_requested(job.id):
+        finish_job(store, job.id, Status.CANCELLED,
+                   "Cancelled" if job.status is Status.RUNNING else "Cancelled before it started")
+        return True
+    if job.status is Status.RUNNING and job.attempts >= get_settings().max_attempts:
+        log.warning("job %s stopped its worker %d times; failing it", job.id, job.attempts)
+        finish_job(store, job.id, Status.FAILED, "Failed", error=crash_error(job.attempts))
+        return True
+    return False
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    """Only torch raises the device's out-of-memory errors, so a process without torch has none."""
+    """A Python MemoryError (e.g. under FEWSHOT_JOB_MEMORY_MB), or a device's out-of-memory error: only torch
+    raises those, so a process without torch has none."""
+    if isinstance(exc, MemoryError):
+        return True
     if "torch" not in sys.modules:
         return False
     from engine.device import is_out_of_memory as device_out_of_memory
@@ -161,9 +193,13 @@ def out_of_memory_error(exc: BaseException) -> str:
     """Free the device for the next job (the worker keeps serving) and tell the user what to change."""
     from engine.device import recover_from_out_of_memory
 
-    log.warning("job ran out of device memory: %s", exc)
+    log.warning("job ran out of memory: %r", exc)
     state = recover_from_out_of_memory()
-    return ("The device ran out of memory on this job (" + str(exc).split("\n")[0][:200] + "). Use smaller or fewer "
+    detail = str(exc).split("\n")[0][:200] or type(exc).__name__
+    limit_mb = job_memory_limit_mb()
+    if limit_mb:
+        detail += f"; a job may use {limit_mb} MB here, FEWSHOT_JOB_MEMORY_MB"
+    return (f"The device ran out of memory on this job ({detail}). Use smaller or fewer "
             "images per job (for a video, a larger frame stride or fewer frames per second; for training, a smaller "
             "batch size), or a smaller model preset, then submit it again. The worker keeps serving; its models were "
             f"unloaded and {state}. The inputs are kept.")
@@ -173,19 +209,19 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
     """Run a job body with the full state machine; never raises for a job's own failure.
 
     A delivery of a job that is already final is ignored; a redelivery of a running one (its worker
-    process was killed and Celery gave the message to another) runs it again from the start.
+    process was killed and Celery gave the message back) runs it again from the start, unless it has
+    stopped its worker FEWSHOT_MAX_ATTEMPTS times already or a cancel was asked for meanwhile.
     """
     store = get_store()
     job = store.read(job_id)
     if job.status.final:
         log.info("job %s is already %s; ignoring a repeated delivery", job_id, job.status.value)
         return
-    if store.cancel_requested(job_id):
-        finish_job(store, job_id, Status.CANCELLED, "Cancelled before it started")
+    if stop_before_running(store, job):
         return
 
     def start(record: Job) -> None:
-        record.status, record.started_at, record.message = Status.RUNNING, time.time(), "Starting"
+        record.status, record.started_at, record.message, record.progress = Status.RUNNING, time.time(), "Starting", 0.0
         record.attempts += 1
         record.worker = worker or socket.gethostname()
 
@@ -206,9 +242,10 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
         if is_out_of_memory(exc):
             finish_job(store, job_id, Status.FAILED, "Failed", error=out_of_memory_error(exc))
             return
-        log.exception("job %s (%s) failed", job_id, job.tool)
+        reference = uuid.uuid4().hex[:8]
+        log.exception("job %s (%s) failed: internal error, reference %s", job_id, job.tool, reference)
         finish_job(store, job_id, Status.FAILED, "Failed",
-                error=f"Internal error ({type(exc).__name__}: {exc}). The inputs are kept; "
-                "the worker log has the details.")
+                error=f"Internal error while running this job (reference {reference}). The inputs are kept; "
+                "the administrator can find the details in the worker log under that reference.")
     else:
         finish_job(store, job_id, Status.SUCCEEDED, "Done", result=result, outputs=outputs)

@@ -105,7 +105,7 @@ class ArtifactStore:
         try:
             return Job.from_dict(json.loads(path.read_text()))
         except FileNotFoundError:
-            raise JobNotFound(f"No job {job_id} in {self.jobs_dir}.") from None
+            raise JobNotFound(f"No job {job_id}.") from None
 
     def update(self, job_id: str, change: Callable[[Job], None]) -> Job:
         """Read-modify-write under a per-job lock, so web and worker never lose each other's writes."""

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
+from tasks import client, embedded
+from tasks.client import Status
 from tests.conftest import REPO, require
 from tests.helpers import wait_until
 
@@ -85,16 +87,27 @@ def env_for(redis_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "FEWSHOT_REDIS_URL": redis_url, "PYTHONPATH": str(REPO), **extra}
 
 
-def start_worker(env: dict[str, str], log: Path, hostname: str, queue: str = "gpu") -> subprocess.Popen:
+def start_worker(env: dict[str, str], log: Path, hostname: str, queue: str = "quick,long",
+                 extra_args: Sequence[str] = ()) -> subprocess.Popen:
     """A Celery worker process (its own process group, so a test can kill parent and child together)."""
     handle = open(log, "w")  # noqa: SIM115 - kept open for the worker's life
     process = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "tasks", "worker", "-Q", queue, "--concurrency", "1",
-         "--loglevel", "INFO", "--hostname", f"{hostname}@%h"],
+         "--loglevel", "INFO", "--hostname", f"{hostname}@%h", *extra_args],
         cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
     wait_until(lambda: "ready." in log.read_text() or process.poll() is not None, timeout=90, what="worker ready")
     assert process.poll() is None, log.read_text()
     return process
+
+
+def kill_pool_processes(worker_pid: int) -> list[int]:
+    """SIGKILL the prefork pool processes of a Celery worker (where its jobs run), as the OOM killer would."""
+    children = [int(pid) for pid in
+                subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True).stdout.split()]
+    assert children, f"the worker {worker_pid} has no pool process"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    return children
 
 
 def start_web_app(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, str]:
@@ -131,12 +144,39 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
             process.wait(timeout=10)
 
 
+@pytest.fixture
+def worker_env(monkeypatch) -> Iterator[Callable[..., None]]:
+    """Set environment variables that the embedded workers must see: they are restarted with them, and
+    stopped at the end, so that the next submission starts them again with the test's environment undone."""
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        embedded.stop()
+        embedded.ensure_started()
+
+    yield set_env
+    embedded.stop()
+
+
 @pytest.fixture(scope="module")
 def worker(redis_url, tmp_path_factory) -> Iterator[Path]:
-    """One worker on the default queue; yields its log."""
+    """One worker on both lanes' default queues; yields its log."""
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     process = start_worker(env_for(redis_url), log, "test-worker")
     try:
         yield log
     finally:
         stop_processes([process])
+
+
+def a_quick_job_passes_a_long_training(training_id: str, submit_quick: Callable[[], str]) -> None:
+    """While a long training runs, a quick job is submitted and finishes; then the training is cancelled."""
+    wait_until(lambda: len(client.get(training_id).live.get("history", [])) > 3, 120, "training steps")
+    quick = client.get(submit_quick())
+    assert quick.lane == "quick" and client.get(training_id).lane == "long"
+    quick = client.wait(quick.id, timeout=120)
+    assert quick.status is Status.SUCCEEDED, quick.error
+    assert client.get(training_id).status is Status.RUNNING  # still training: the quick job did not wait
+    client.cancel(training_id)
+    assert client.wait(training_id, timeout=60).status.final

@@ -40,7 +40,7 @@ def stack(tmp_path_factory) -> Iterator[dict]:
     root = tmp_path_factory.mktemp("load")
     redis = RedisServer(root)
     redis.start()
-    env = env_for(redis.url, FEWSHOT_QUEUE="load", FEWSHOT_MAX_ACTIVE_JOBS_PER_USER=str(CLIENTS_PER_USER),
+    env = env_for(redis.url, FEWSHOT_QUICK_QUEUE="load", FEWSHOT_MAX_ACTIVE_JOBS_PER_USER=str(CLIENTS_PER_USER),
                   FEWSHOT_AUTH=",".join(f"{user}:{PASSWORD}" for user in USERS))
     processes = []
     try:

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.redis
 def stack(tmp_path) -> Iterator[dict]:
     redis = RedisServer(tmp_path, durable=True)
     redis.start()
-    env = env_for(redis.url, FEWSHOT_QUEUE="restart")
+    env = env_for(redis.url, FEWSHOT_QUICK_QUEUE="restart")
     processes = []
     try:
         processes.append(start_worker(env, tmp_path / "worker.log", "restart-worker", "restart"))

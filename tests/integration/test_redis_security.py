@@ -29,7 +29,7 @@ def secured(tmp_path_factory) -> Iterator[dict]:
     redis.start()
     worker = None
     try:
-        worker = start_worker(env_for(redis.url, FEWSHOT_QUEUE=QUEUE), root / "worker.log", "secured", QUEUE)
+        worker = start_worker(env_for(redis.url, FEWSHOT_QUICK_QUEUE=QUEUE), root / "worker.log", "secured", QUEUE)
         yield {"url": redis.url, "log": root / "worker.log"}
     finally:
         stop_processes([worker] if worker else [])
@@ -39,7 +39,7 @@ def secured(tmp_path_factory) -> Iterator[dict]:
 def submit_from_cli(redis_url: str, image) -> subprocess.CompletedProcess:
     args = [sys.executable, "-m", "tasks", "submit", "anomaly", str(image), "--param=object_name=noise",
             "--param=preset=winclip-tiny"]
-    return subprocess.run(args, cwd=REPO, env=env_for(redis_url, FEWSHOT_QUEUE=QUEUE), capture_output=True,
+    return subprocess.run(args, cwd=REPO, env=env_for(redis_url, FEWSHOT_QUICK_QUEUE=QUEUE), capture_output=True,
                           text=True, timeout=120)
 
 
@@ -63,7 +63,7 @@ def test_a_worker_refuses_messages_that_are_not_json(secured, tmp_path):
 
     job = get_store().create("anomaly", {"object_name": "noise", "preset": "winclip-tiny"},
                              {"images": [("a.png", noise_images(tmp_path, 1)[0])]})
-    settings = Settings(secured["url"], get_settings().artifact_dir, QUEUE, 600)
+    settings = Settings(secured["url"], get_settings().artifact_dir, QUEUE, "long", 600, 2)
     sender = create_app(settings)
     sender.conf.task_serializer = "pickle"
     sender.conf.accept_content = ["json", "pickle"]
