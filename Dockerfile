@@ -1,6 +1,6 @@
 # One CUDA-capable image for both roles:
 #   web:    docker run -p 127.0.0.1:7860:7860 IMAGE                      (default command)
-#   worker: docker run --gpus all IMAGE celery -A tasks worker -Q gpu --concurrency 1 --loglevel INFO
+#   worker: docker run --gpus all IMAGE celery -A tasks worker -Q quick,long --concurrency 1 --loglevel INFO
 # Both need the same FEWSHOT_REDIS_URL and the same artifact volume at /data.
 FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Queues a worker takes jobs from: both lanes by default; `make worker QUEUES=long` serves one lane.
+QUEUES ?= $${FEWSHOT_QUICK_QUEUE:-quick},$${FEWSHOT_LONG_QUEUE:-long}
 
 .PHONY: run test lint weights worker install
 
@@ -20,7 +22,7 @@ weights: $(STAMP)
 	$(BIN)/python -m engine weights
 
 worker: $(STAMP)
-	$(BIN)/celery -A tasks worker -Q $${FEWSHOT_QUEUE:-gpu} --concurrency 1 --loglevel INFO
+	$(BIN)/celery -A tasks worker -Q $(QUEUES) --concurrency 1 --loglevel INFO
 
 install: $(STAMP)
 
