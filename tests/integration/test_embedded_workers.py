@@ -16,6 +16,7 @@ import pytest
 
 from tasks import client, embedded
 from tasks.client import Status
+from tasks.runner import get_store
 from tests.conftest import REPO
 from tests.helpers import colour_classes, noise_images, wait_until, zip_tree
 from tests.integration.conftest import a_quick_job_passes_a_long_training, kill_pool_processes
@@ -78,6 +79,25 @@ def test_a_killed_worker_is_replaced_and_its_job_runs_again(tmp_path):
     job = client.wait(job.id, timeout=240)
     assert job.status is Status.SUCCEEDED and job.attempts == 2, job.error
     assert len(job.result["images"]) == 60
+
+
+def test_a_restart_fails_a_job_left_running_for_the_last_allowed_time_instead_of_running_it_again(
+        metal_plate_images):
+    store = get_store()
+    files = {"images": [(metal_plate_images[0].name, metal_plate_images[0])]}
+    twice, once = (store.create("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, files) for _ in "ab")
+    for job, attempts in ((twice, 2), (once, 1)):  # as an app killed during these runs leaves them
+
+        def interrupted(record, attempts=attempts):
+            record.status, record.attempts, record.worker = Status.RUNNING, attempts, "quick-1@embedded"
+
+        store.update(job.id, interrupted)
+    requeued = embedded.requeue_unfinished()
+    assert twice.id not in requeued and once.id in requeued
+    failed = client.get(twice.id)
+    assert failed.status is Status.FAILED and "stopped twice before the job ended" in failed.error
+    again = client.wait(once.id, timeout=120)
+    assert again.status is Status.SUCCEEDED and again.attempts == 2, again.error
 
 
 def test_a_quick_job_does_not_wait_behind_a_long_training(tmp_path, metal_plate_images):

@@ -1,0 +1,51 @@
+"""Lanes (tasks.registry) and the job-process memory limit, as the web side and the workers read them."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tasks import client
+from tasks.celery_app import app
+from tasks.config import get_settings, job_memory_limit_mb
+from tasks.jobs import Status
+from tasks.registry import LANES, TOOLS
+from tasks.runner import finish_job, get_store
+
+
+def test_every_tool_has_a_registered_task_and_a_lane_routed_to_its_queue():
+    app.loader.import_default_modules()
+    settings = get_settings()
+    for tool in TOOLS.values():
+        assert tool.task in app.tasks and tool.lane in LANES
+        assert app.amqp.router.route({}, tool.task)["queue"].name == settings.queue_for(tool.lane)
+    assert {TOOLS["anomaly"].lane, TOOLS["finetune_classify"].lane} == {"quick", "long"}
+
+
+def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before():
+    store = get_store()
+    created = [store.create(tool, {}, {}) for tool in ("anomaly", "finetune_classify", "completion", "anomaly")]
+    for job in created:
+        store.update(job.id, lambda record, lane=TOOLS[job.tool].lane: setattr(record, "lane", lane))
+    before = client.jobs_ahead(client.get(created[3].id))
+    try:
+        finish_job(store, created[0].id, Status.CANCELLED, "test over")
+        assert client.jobs_ahead(client.get(created[3].id)) == before - 1
+        assert client.jobs_ahead(client.get(created[1].id)) < before  # the long lane has its own line
+    finally:
+        for job in created:
+            finish_job(store, job.id, Status.CANCELLED, "test over")
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"FEWSHOT_JOB_MEMORY_MB": "6000"}, 6000),
+    ({"FEWSHOT_JOB_MEMORY_MB": "0"}, 0),
+    ({"FEWSHOT_JOB_MEMORY_MB": "auto", "FEWSHOT_DEVICE": "cuda:1"}, 0),  # CUDA reserves address space
+    ({"FEWSHOT_DEVICE": "cpu"}, os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**20),
+])
+def test_job_memory_limit(monkeypatch, env, expected):
+    monkeypatch.delenv("FEWSHOT_JOB_MEMORY_MB", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert job_memory_limit_mb() == expected
