@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -23,6 +24,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import tasks
 from tasks.celery_app import PARENT_PID_ENV, app
@@ -42,6 +44,7 @@ _stopping = threading.Event()
 _workers: dict[str, _Worker] = {}
 _supervisor: threading.Thread | None = None
 _atexit_registered = False
+_supervision_lock: IO | None = None
 
 
 @dataclass
@@ -69,12 +72,27 @@ def log_path(lane: str) -> Path:
     return get_settings().artifact_dir / "logs" / f"worker-{lane}.log"
 
 
+def _claim_supervision() -> bool:
+    """One process per artifact directory runs the workers; another one (a second app, `python -m tasks
+    submit` while the app runs) only sends messages, which the first one's workers take."""
+    global _supervision_lock
+    if _supervision_lock is None:
+        handle = open(get_settings().broker_dir / "supervisor.lock", "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        _supervision_lock = handle
+    return True
+
+
 def ensure_started() -> None:
-    """Start one worker process per lane and their supervisor, once per process; before that, send again
-    the jobs an earlier app left unfinished."""
+    """Start one worker process per lane and their supervisor, once per process and artifact directory;
+    before that, send again the jobs an earlier app left unfinished."""
     global _supervisor, _atexit_registered
     with _lock:
-        if _workers:
+        if _workers or not _claim_supervision():
             return
         requeue_unfinished(LANES)
         _stopping.clear()
