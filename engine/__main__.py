@@ -267,9 +267,11 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                              **_chosen(steps=args.steps, learning_rate=args.lr, time_budget_s=args.time_budget,
                                        seed=args.seed, batch_size=args.batch_size))
     paths = [Path(p) for p in args.data]
+    unextracted: list[dict[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
-        data = load_labelled_set(gather_sources([p for p in paths if p.is_dir()],
-                                                named([str(p) for p in paths if p.is_file()]), work_dir=Path(work)))
+        by_class = gather_sources([p for p in paths if p.is_dir()], named([str(p) for p in paths if p.is_file()]),
+                                  work_dir=Path(work), skipped=unextracted)
+        data = load_labelled_set(by_class, unextracted)
     out = Path(args.out)
     if args.shots:
         try:

@@ -106,8 +106,10 @@ def train_classifier(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
 
     def run() -> tuple[dict[str, Any], list[str]]:
         ctx.progress(0.01, "Reading the examples")
-        by_class = gather_sources(archives=ctx.input_files("dataset"), uploads=_uploads(ctx), work_dir=ctx.work_dir)
-        data = load_labelled_set(by_class)
+        unextracted: list[dict[str, str]] = []  # a bad zip entry is listed, not the end of the job
+        by_class = gather_sources(archives=ctx.input_files("dataset"), uploads=_uploads(ctx), work_dir=ctx.work_dir,
+                                  skipped=unextracted)
+        data = load_labelled_set(by_class, unextracted)
         ctx.progress(0.02, f"Loading model {preset.label}")
         return train_and_save(data, preset.name, settings, ctx.output_dir, name, ctx.input_files("unlabeled"),
                               progress=ctx.progress, on_history=_live_writer(ctx))

@@ -104,8 +104,13 @@ def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, P
     return by_class
 
 
-def load_labelled_set(by_class: dict[str, list[tuple[str, Path]]]) -> LabelledSet:
-    """Decode every class's images; refuse sets that cannot train a classifier, saying why."""
+def load_labelled_set(by_class: dict[str, list[tuple[str, Path]]],
+                      skipped: Sequence[dict[str, str]] = ()) -> LabelledSet:
+    """Decode every class's images; refuse sets that cannot train a classifier, saying why.
+
+    `skipped` is what gathering left out already (zip entries the disk cannot hold): it heads the set's
+    `skipped`, so the job's result and the CLI list it with the images that did not decode.
+    """
     if len(by_class) < 2:
         found = f"only '{next(iter(by_class))}'" if by_class else "none"
         raise UserInputError(f"A classifier needs at least two classes with images; found {found}. "
@@ -114,7 +119,7 @@ def load_labelled_set(by_class: dict[str, list[tuple[str, Path]]]) -> LabelledSe
     if total > max_training_images():
         raise UserInputError(f"{total} images given; at most {max_training_images()} are accepted for few-shot "
                              "training (FEWSHOT_FINETUNE_MAX_IMAGES). Use a sample of each class.")
-    data = LabelledSet(classes=list(by_class))
+    data = LabelledSet(classes=list(by_class), skipped=list(skipped))
     for label, (name, files) in enumerate(by_class.items()):
         if not files:
             raise UserInputError(f"Class '{name}' has no images: add at least one image or remove the class.")

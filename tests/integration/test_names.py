@@ -12,9 +12,9 @@ import zipfile
 
 import pytest
 
-from tasks import client, embedded
+from tasks import client, embedded, finetune_models
 from tasks.client import Status
-from tests.helpers import noise_images
+from tests.helpers import colour_classes, noise_images, zip_tree
 
 LONG = "a" * 251 + ".png"  # 255 bytes, the most a file name may have
 LONG_ACCENTED = "é" * 125 + ".png"  # 254 bytes in 129 characters
@@ -87,3 +87,21 @@ def test_completion_job_shows_every_name_as_given_and_finds_every_output(uploads
     assert [item["file"] for item in document["skipped"]] == [f"{ZIP}/a.png/b.png"]
     assert all(item["preview"] in job.outputs for item in document["images"])
     assert document["images"][0]["existing"]  # the drawn box found its image by the name given
+
+
+def test_classifier_training_lists_zip_entries_the_disk_cannot_hold_and_trains_on_the_rest(tmp_path):
+    root = colour_classes(tmp_path / "classes", per_class=3, size=32)
+    (root / "red" / "red_0.png").rename(root / "red" / LONG_ACCENTED)
+    archive = zip_tree(root, tmp_path / "classes.zip")
+    too_long = "r" * 252 + ".png"  # 256 bytes
+    with zipfile.ZipFile(archive, "a") as bundle:
+        bundle.writestr(f"red/{too_long}", (root / "red" / "red_1.png").read_bytes())
+        bundle.writestr("green/green_0.png/inner.png", b"a file where this entry's folder should be")
+    params = {"model_name": "names classifier", "preset": "finetune-clip-tiny", "steps": 2, "held_out_fraction": 0.4}
+    job = client.wait(client.submit("finetune_classify", params, {"dataset": [(ZIP, archive)]}).id, timeout=300)
+    assert job.status is Status.SUCCEEDED, job.error
+    assert [item["file"] for item in job.result["skipped"]] == [f"{ZIP}/red/{too_long}",
+                                                                 f"{ZIP}/green/green_0.png/inner.png"]
+    assert job.result["train_images"] + job.result["held_out_images"] == 9
+    finetune_models.delete("names classifier")
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import zipfile
 
 import pytest
@@ -12,7 +13,7 @@ from engine.finetune.data import LabelledSet, gather_sources, load_labelled_set,
 from engine.finetune.model import LoraSettings, build_classifier, load_classifier
 from engine.finetune.runs import Predictor, kshot_evaluation, train_and_save
 from engine.finetune.train import TrainSettings, classification_metrics, predict_logits, to_tensor, train
-from tests.helpers import colour_classes
+from tests.helpers import colour_classes, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU (30x slower under load)
 TINY = "finetune-clip-tiny"
@@ -153,6 +154,25 @@ def test_a_zip_of_class_folders_and_uploads_with_a_class_name(tmp_path):
     data = load_labelled_set(gather_sources(archives=[("set.zip", archive)], uploads=uploads, work_dir=tmp_path / "w"))
     assert data.classes == ["green", "red", "blue"] and len(data.images) == 6
     assert data.skipped[0]["file"] == "set.zip/red/notes.png"
+
+
+def test_zip_entries_the_disk_cannot_hold_are_skipped_and_listed_not_the_end_of_training(tmp_path):
+    root = colour_classes(tmp_path / "set", per_class=2)
+    archive = zip_tree(root, tmp_path / "set.zip")
+    picture = (root / "red" / "red_0.png").read_bytes()
+    long_name = "r" * 252 + ".png"  # 256 bytes: one more than a file name may have
+    with warnings.catch_warnings(), zipfile.ZipFile(archive, "a") as bundle:
+        warnings.simplefilter("ignore")
+        bundle.writestr(f"red/{long_name}", picture)
+        bundle.writestr("green/green_0.png/inner.png", picture)  # a file where this entry's folder should be
+    unextracted: list[dict[str, str]] = []
+    by_class = gather_sources(archives=[("set.zip", archive)], work_dir=tmp_path / "w", skipped=unextracted)
+    data = load_labelled_set(by_class, unextracted)
+    assert data.classes == ["blue", "green", "red"] and len(data.images) == 6
+    assert [item["file"] for item in data.skipped] == [f"set.zip/red/{long_name}",
+                                                       "set.zip/green/green_0.png/inner.png"]
+    assert "longer than a file system allows" in data.skipped[0]["error"]
+    assert "has the name of this entry's folder" in data.skipped[1]["error"]
 
 
 @pytest.mark.parametrize(("layout", "expected"), [
