@@ -1,7 +1,10 @@
 """Named sets of good-part images, saved once and reused by later anomaly jobs (WinCLIP+ references).
 
-    <artifact dir>/reference_sets/<name>/set.json   name, object name, files, created, owner, shared
-    <artifact dir>/reference_sets/<name>/<NNN_file>  the images, checked when saved
+    <artifact dir>/reference_sets/<name>/set.json   name, object name, files, names, created, owner, shared
+    <artifact dir>/reference_sets/<name>/<key>       the images, checked when saved
+
+Each image is stored under an `engine.naming.file_key` key ("files") and its name as given is kept in "names",
+so a job using the set shows `部品 1.png` or a 255-byte name as it was, never as re-derived from the key.
 
 (a signed-in user's sets lie in `reference_sets/_users/<owner key>/<name>/`: see `tasks.named_folders`).
 A set is written to a temporary folder and renamed into place, so a half-saved set is never seen.
@@ -19,8 +22,8 @@ from typing import Any
 
 from engine.errors import UserInputError
 from engine.media import load_image
+from engine.naming import file_key
 from tasks.named_folders import NamedFolders
-from tasks.store import safe_filename
 
 SETS = NamedFolders("reference_sets", "set.json", "reference set", "sets")
 
@@ -44,10 +47,10 @@ def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "", *,
         folder.mkdir()
         stored = []
         for index, (file_name, path) in enumerate(files):
-            target = f"{index:03d}_{safe_filename(file_name)}"
-            shutil.copyfile(path, folder / target)
-            stored.append(target)
-        return {"object_name": object_name.strip(), "files": stored, "created_at": time.time()}
+            stored.append(file_key(file_name, index))
+            shutil.copyfile(path, folder / stored[-1])
+        return {"object_name": object_name.strip(), "files": stored, "names": [str(n) for n, _ in files],
+                "created_at": time.time()}
 
     return SETS.publish(name, copy_images, owner)
 
@@ -60,7 +63,9 @@ def get(ref: str, *, owner: str | None = None) -> dict[str, Any]:
 def files(ref: str, *, owner: str | None = None) -> list[tuple[str, Path]]:
     """(file name, path) of each image of a set `owner` may use, for a job's references."""
     folder, meta = SETS.resolve(ref, owner)
-    return [(stored.split("_", 1)[1], folder / stored) for stored in meta["files"]]
+    stored = meta["files"]
+    names = meta.get("names") or [key.split("_", 1)[-1] for key in stored]  # sets saved before "names"
+    return [(name, folder / key) for name, key in zip(names, stored, strict=True)]
 
 
 def list_sets(*, owner: str | None = None) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import zipfile
 
 import pytest
 
-from tasks import client, embedded, finetune_models
+from tasks import client, embedded, finetune_models, reference_sets
 from tasks.client import Status
 from tests.helpers import colour_classes, noise_images, zip_tree
 
@@ -105,3 +105,16 @@ def test_classifier_training_lists_zip_entries_the_disk_cannot_hold_and_trains_o
     assert job.result["train_images"] + job.result["held_out_images"] == 9
     finetune_models.delete("names classifier")
 
+
+def test_an_anomaly_job_shows_a_saved_sets_images_by_the_names_they_were_saved_with(uploads):
+    direct, _ = uploads
+    reference_sets.save("names set", direct)
+    try:
+        job = client.wait(client.submit("anomaly", {"object_name": "part", "preset": "winclip-tiny",
+                                                    "reference_set": "names set"},
+                                    [("inspected.png", direct[0][1])]).id, timeout=300)
+    finally:
+        reference_sets.delete("names set")
+    assert job.status is Status.SUCCEEDED, job.error
+    shown = [job.input_names[key] for key in job.inputs if key.startswith("references/")]
+    assert shown == ["my part 1.png", "café.png", "部品 1.png", LONG, "000.png", "000 (2).png"]

@@ -11,8 +11,10 @@ import pytest
 from PIL import Image
 
 from engine.errors import UserInputError
+from engine.naming import is_key
 from tasks import finetune_models, reference_sets
 from tasks.named_folders import USERS_DIR, NamedFolders, owner_key
+from tasks.runner import get_store
 from tests.helpers import fake_model
 
 
@@ -121,6 +123,23 @@ def test_without_accounts_the_layout_is_unchanged_and_old_folders_still_work(goo
     reference_sets.delete(old.name)
     reference_sets.delete(name)
     assert not old.exists()
+
+
+def test_a_set_keeps_every_name_as_given_and_stores_its_images_under_keys(users, goods):
+    alice, _ = users
+    given = ["部品 1.png", "café.png", "é" * 125 + ".png", "a" * 251 + ".png", "my part.png", "my part.png"]
+    picture = goods[0][1]
+    reference_sets.save("names", [(name, picture) for name in given], owner=alice)
+    folder = reference_sets.SETS.folder("names", alice)
+    meta = json.loads((folder / "set.json").read_text())
+    assert meta["names"] == given and len(set(meta["files"])) == len(given)
+    assert all(is_key(key) and len(key.encode()) <= 120 and (folder / key).is_file() for key in meta["files"])
+    assert reference_sets.files("names", owner=alice) == [(name, folder / key)
+                                                           for name, key in zip(given, meta["files"], strict=True)]
+    job = get_store().create("anomaly", {}, {"images": goods[:1],
+                                             "references": reference_sets.files("names", owner=alice)})
+    shown = [job.input_names[key] for key in job.inputs if key.startswith("references/")]
+    assert shown == [*given[:-1], "my part (2).png"]  # as given; the one repeated name told apart as every job does
 
 
 @pytest.mark.parametrize("owner", ["../../etc", "a/b", "..", "/abs", "ünï cödé", "x" * 300])
