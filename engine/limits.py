@@ -49,9 +49,10 @@ def max_class_name_chars() -> int:
 def max_proposals() -> int:
     """Most proposals one completion job may produce (images x max_per_image): FEWSHOT_MAX_PROPOSALS.
 
-    The default lets the longest sampled video (2000 frames) run at the default 100 proposals per image.
+    The default lets the longest sampled video (FEWSHOT_MAX_VIDEO_FRAMES, 3000 by default) run at the
+    default 100 proposals per image, so at the defaults a video is bounded by its frames alone.
     """
-    return _setting("FEWSHOT_MAX_PROPOSALS", 200_000)
+    return _setting("FEWSHOT_MAX_PROPOSALS", 300_000)
 
 
 def too_many(where: str, what: str, limit: int, setting: str) -> UserInputError:
@@ -85,6 +86,12 @@ def check_seed(value: Any, what: str = "seed") -> int:
     return value
 
 
+def quoted(value: Any, limit: int = 60) -> str:
+    """A value as messages quote it: repr, cut to `limit` characters (a hostile value can be megabytes)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}…"
+
+
 def finite_number(value: Any, what: str) -> float:
     """A finite float from a number or its text; NaN, infinities and non-numbers are refused by name."""
     try:
@@ -92,5 +99,5 @@ def finite_number(value: Any, what: str) -> float:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
-        raise UserInputError(f"{what} must be a finite number, not {value!r}.")
+        raise UserInputError(f"{what} must be a finite number, not {quoted(value)}.")
     return number

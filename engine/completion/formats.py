@@ -33,6 +33,7 @@ from engine.limits import (
     max_boxes_per_image,
     max_class_name_chars,
     max_classes,
+    quoted,
     too_many,
 )
 from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
@@ -116,12 +117,6 @@ def _round(value: float) -> float:
     return round(float(value), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
-def _shown(value: Any, limit: int = 60) -> str:
-    """A value as messages quote it: repr, cut to `limit` characters (a hostile value can be megabytes)."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit]}…"
-
-
 def checked_box(x: float, y: float, width: float, height: float, category: str,
                 image: ImageRecord) -> Box | str:
     """A valid box (clipped within the edge tolerance), or the reason it is not one."""
@@ -130,7 +125,7 @@ def checked_box(x: float, y: float, width: float, height: float, category: str,
     except (OverflowError, TypeError, ValueError):  # e.g. an integer of 400 digits
         values = [math.nan]
     if not all(math.isfinite(v) for v in values):
-        return f"the box {_shown([x, y, width, height])} has a value that is not a finite number"
+        return f"the box {quoted([x, y, width, height])} has a value that is not a finite number"
     x, y, width, height = values
     if width <= 0 or height <= 0:
         return f"the box has zero or negative size ({width:g} x {height:g} px)"
@@ -370,14 +365,14 @@ def _read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             problem = f"{item['file_name'][:200]} is not among the uploaded images"
         elif (item.get("width"), item.get("height")) not in ((None, None), (image.width, image.height)):
             problem = (f"{item['file_name']} is {image.width} x {image.height} pixels but the annotations say "
-                       f"{_shown(item.get('width'))} x {_shown(item.get('height'))}")
+                       f"{quoted(item.get('width'))} x {quoted(item.get('height'))}")
         elif image.id is not None:
-            problem = f"{item['file_name']} is listed twice (ids {image.id} and {_shown(item['id'])})"
+            problem = f"{item['file_name']} is listed twice (ids {image.id} and {quoted(item['id'])})"
         elif per_image[item["id"]] > max_boxes_per_image():
             problem = over_image_limit(item["file_name"]).removesuffix("; its boxes were skipped.")
         if problem:
             by_id[item["id"]] = None
-            _skip(skipped, name, f"{name} image id {_shown(item['id'])}: {problem}; its {per_image[item['id']]} "
+            _skip(skipped, name, f"{name} image id {quoted(item['id'])}: {problem}; its {per_image[item['id']]} "
                                  "annotation(s) were skipped.")
         else:
             image.id = item["id"]
@@ -386,19 +381,19 @@ def _read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         if not isinstance(item, dict):
             _skip(skipped, name, f"{name} annotations[{position}]: not an object.")
             continue
-        where = f"{name} annotation id {_shown(item.get('id', '?'))}"
+        where = f"{name} annotation id {quoted(item.get('id', '?'))}"
         if not _is_id(item.get("image_id")) or item["image_id"] not in by_id:
-            _skip(skipped, name, f"{where}: image_id {_shown(item.get('image_id'))} is not in \"images\".")
+            _skip(skipped, name, f"{where}: image_id {quoted(item.get('image_id'))} is not in \"images\".")
             continue
         image = by_id[item["image_id"]]
         if image is None:
             continue  # counted with its image
         if not _is_id(item.get("category_id")) or item["category_id"] not in categories:
-            _skip(skipped, name, f"{where}: category_id {_shown(item.get('category_id'))} is not in \"categories\".")
+            _skip(skipped, name, f"{where}: category_id {quoted(item.get('category_id'))} is not in \"categories\".")
             continue
         bbox = item.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
-            _skip(skipped, name, f"{where}: \"bbox\" must be [x, y, width, height], not {_shown(bbox)}.")
+            _skip(skipped, name, f"{where}: \"bbox\" must be [x, y, width, height], not {quoted(bbox)}.")
             continue
         box = checked_box(*bbox, categories[item["category_id"]], image)
         if isinstance(box, str):
@@ -467,13 +462,13 @@ def _yaml_names(name: str, document: Any) -> list[str] | None:
         keys = list(names)
         if any(isinstance(k, bool) or not isinstance(k, int) for k in keys) or sorted(keys) != list(range(len(keys))):
             raise UserInputError(f"{name}: names: the keys must be the class indices 0, 1, 2, … (whole numbers, "
-                                 f"each once), not {_shown(keys)}.")
+                                 f"each once), not {quoted(keys)}.")
         names = [names[k] for k in range(len(keys))]
     if not isinstance(names, list) or not names:
         return None
     for position, value in enumerate(names):
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise UserInputError(f"{name} class {position}: a class name must be text, not {_shown(value)}.")
+            raise UserInputError(f"{name} class {position}: a class name must be text, not {quoted(value)}.")
     return [str(n) for n in names]
 
 
@@ -529,10 +524,10 @@ def _yolo_label(name: str, path: Path, image: ImageRecord, names: list[str], nam
             cls = int(fields[0])
             cx, cy, w, h = (float(v) for v in fields[1:5])
         except ValueError:
-            problems.append(f"{where}: {_shown(line.strip())} is not a class index and four numbers.")
+            problems.append(f"{where}: {quoted(line.strip())} is not a class index and four numbers.")
             continue
         if not 0 <= cls < len(names):
-            problems.append(f"{where}: class {_shown(cls)} is not in {names_file} (0 to {len(names) - 1}).")
+            problems.append(f"{where}: class {quoted(cls)} is not in {names_file} (0 to {len(names) - 1}).")
             continue
         box = checked_box((cx - w / 2) * image.width, (cy - h / 2) * image.height, w * image.width,
                           h * image.height, names[cls], image)
@@ -650,12 +645,12 @@ def _read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             _skip(skipped, name, str(exc))
             continue
         if root.tag != "annotation":
-            _skip(skipped, name, f"{name}: the root element is <{_shown(root.tag)}>, not a Pascal VOC <annotation>.")
+            _skip(skipped, name, f"{name}: the root element is <{quoted(root.tag)}>, not a Pascal VOC <annotation>.")
             continue
         declared = (root.findtext("filename") or "").strip()
         image = (index.find(declared) if declared else None) or index.find_stem(name)
         if image is None:
-            _skip(skipped, name, f"{name}: its image {_shown(declared or PurePosixPath(name).stem)} is not among "
+            _skip(skipped, name, f"{name}: its image {quoted(declared or PurePosixPath(name).stem)} is not among "
                                  "the uploaded images; its objects were skipped.")
             continue
         size = root.find("size")

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.archives import extract_zip
-from engine.completion.formats import Dataset, checked_box, read_dataset
+from engine.completion.formats import Box, BoxBudget, Dataset, ImageRecord, checked_box, read_dataset
 from engine.errors import UserInputError
+from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
 from engine.naming import distinct_names
 from engine.progress import ProgressCallback, ignore_progress
-
-MAX_VIDEO_FRAMES = 2000
-MAX_CLASS_NAME_CHARS = 60
 
 
 def gather_files(named: Sequence[tuple[str, Path]], work_dir: Path,
@@ -43,19 +41,19 @@ def frame_file_name(index: int, time_s: float) -> str:
 
 def video_frames(name: str, path: Path, stride: int, work_dir: Path,
                  progress: ProgressCallback = ignore_progress) -> list[tuple[str, Path]]:
-    """Every `stride`-th frame of a video as a PNG in `work_dir`, named by frame index and time."""
+    """Every `stride`-th frame of a video as a PNG in `work_dir`, named by frame index and time.
+
+    The frames are bounded by FEWSHOT_MAX_VIDEO_FRAMES like every tool's (engine.video checks the stride,
+    the metadata and the decoding itself); the proposals they may give, by FEWSHOT_MAX_PROPOSALS.
+    """
     from engine.video import iter_frames, probe_video, sampled_frame_count
 
-    if stride < 1:
-        raise UserInputError(f"The frame stride must be 1 or more, not {stride}.")
-    expected = sampled_frame_count(probe_video(path, name), stride=stride)
-    if expected > MAX_VIDEO_FRAMES:
-        raise UserInputError(f"{name}: a stride of {stride} samples about {expected} frames; at most "
-                             f"{MAX_VIDEO_FRAMES} are accepted. Raise the stride.")
+    info = probe_video(path, name)
+    expected = sampled_frame_count(info, stride=stride)
     folder = work_dir / "frames"
     folder.mkdir(parents=True, exist_ok=True)
     files = []
-    for frame in iter_frames(path, stride=stride, display_name=name):
+    for frame in iter_frames(path, stride=stride, display_name=name, info=info):
         target = folder / frame_file_name(frame.index, frame.time_s)
         frame.image.save(target, compress_level=1)
         files.append((target.name, target))
@@ -63,32 +61,52 @@ def video_frames(name: str, path: Path, stride: int, work_dir: Path,
     return files
 
 
+def _drawn_box(item: dict[str, Any], by_name: dict[str, ImageRecord], categories: list[str]) -> Box | str:
+    """One drawn box as a box, or why it is not one (the same limits as imported annotations)."""
+    image = by_name.get(str(item.get("image", "")))
+    if image is None:
+        return f"the image {quoted(item.get('image'))} is not in the set"
+    category = re.sub(r"\s+", " ", str(item.get("category") or "")).strip()
+    problem = class_name_problem(category)
+    if problem:
+        return problem
+    if category not in categories and len(categories) >= max_classes():
+        return (f"its class {quoted(category)} would be class {len(categories) + 1:,}; at most {max_classes():,} "
+                "are accepted in one set (FEWSHOT_MAX_CLASSES)")
+    if len(image.boxes) >= max_boxes_per_image():
+        return (f"{image.file_name} has {len(image.boxes):,} boxes already; at most {max_boxes_per_image():,} are "
+                "accepted per image (FEWSHOT_MAX_BOXES_PER_IMAGE)")
+    box = item.get("box")
+    if not (isinstance(box, list | tuple) and len(box) == 4):
+        return f"the box must be [x, y, width, height], not {quoted(box)}"
+    try:
+        values = [finite_number(value, f"box value {place}") for place, value in enumerate(box, start=1)]
+    except UserInputError as exc:
+        return str(exc).removesuffix(".")
+    return checked_box(*values, category, image)
+
+
 def add_drawn_boxes(dataset: Dataset, drawn: Sequence[dict[str, Any]]) -> None:
     """Add boxes drawn in the UI: [{"image": file name, "box": [x, y, w, h], "category": name}].
 
-    A box on an unknown image, outside its image or with a bad class name is skipped with the reason.
+    A box on an unknown image, outside its image, with a value that is not a finite number, a bad class
+    name, or past the class or per-image limits is skipped with the reason. Drawn boxes count towards
+    FEWSHOT_MAX_BOXES with the imported ones, valid or not, so a hostile list ends the job by name
+    instead of growing the set (and its skipped list) without bound.
     """
     by_name = {image.file_name: image for image in dataset.images}
+    budget = BoxBudget()
+    budget.take("the imported annotations", dataset.box_count)
     for number, item in enumerate(drawn, start=1):
         where = f"drawn box {number}"
-        image = by_name.get(str(item.get("image", "")))
-        category = re.sub(r"\s+", " ", str(item.get("category") or "")).strip()
-        box = item.get("box")
-        if image is None:
-            problem = f"the image {item.get('image')!r} is not in the set"
-        elif not category or len(category) > MAX_CLASS_NAME_CHARS:
-            problem = f"the class name must have 1 to {MAX_CLASS_NAME_CHARS} characters"
-        elif not (isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
-            problem = f"the box must be [x, y, width, height], not {box!r}"
-        else:
-            checked = checked_box(*box, category, image)
-            if not isinstance(checked, str):
-                image.boxes.append(checked)
-                if category not in dataset.categories:
-                    dataset.categories.append(category)
-                continue
-            problem = checked
-        dataset.skipped.append({"file": "drawn boxes", "error": f"{where}: {problem}."})
+        budget.take(where)
+        checked = _drawn_box(item, by_name, dataset.categories)
+        if isinstance(checked, str):
+            dataset.skipped.append({"file": "drawn boxes", "error": f"{where}: {checked}."})
+            continue
+        by_name[str(item["image"])].boxes.append(checked)
+        if checked.category not in dataset.categories:
+            dataset.categories.append(checked.category)
 
 
 def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str = "auto",

@@ -238,4 +238,36 @@ def test_drawn_boxes_join_the_set_and_bad_ones_are_explained(tmp_path):
     errors = [item["error"] for item in dataset.skipped]
     assert errors[0] == "drawn box 2: the image 'nope.png' is not in the set."
     assert "drawn box 3: the box (2, 2) to (82, 10) lies outside" in errors[1]
-    assert errors[2].startswith("drawn box 4: the class name must have 1 to 60 characters")
+    assert errors[2] == "drawn box 4: a class name is empty."
+
+
+def test_drawn_boxes_meet_the_shared_limits_named_by_box_and_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_MAX_CLASS_NAME_CHARS", "8")
+    monkeypatch.setenv("FEWSHOT_MAX_CLASSES", "2")
+    monkeypatch.setenv("FEWSHOT_MAX_BOXES_PER_IMAGE", "3")
+    monkeypatch.setenv("FEWSHOT_MAX_BOXES", "10")
+    dataset = read_dataset([("gray.png", make_images(tmp_path)[0].path)])
+
+    def drawn(category: str = "bolt", box: object = (2, 2, 8, 8), image: str = "gray.png") -> dict:
+        return {"image": image, "box": box, "category": category}
+
+    add_drawn_boxes(dataset, [
+        drawn(), drawn("nut"), drawn("a" * 9), drawn("washer"), drawn(box=[float("nan"), 2, 8, 8]),
+        drawn(box=["1e400", 2, 8, 8]), drawn(box=[True, 2, 8, 8]), drawn(box="x" * 10_000), drawn("nut"),
+        drawn("nut"),
+    ])
+    assert [b.category for b in dataset.images[0].boxes] == ["bolt", "nut", "nut"] and dataset.categories == [
+        "bolt", "nut"]
+    errors = [item["error"] for item in dataset.skipped]
+    assert errors == [
+        "drawn box 3: a class name of 9 characters; at most 8 are accepted (FEWSHOT_MAX_CLASS_NAME_CHARS).",
+        "drawn box 4: its class 'washer' would be class 3; at most 2 are accepted in one set (FEWSHOT_MAX_CLASSES).",
+        "drawn box 5: box value 1 must be a finite number, not nan.",
+        "drawn box 6: box value 1 must be a finite number, not '1e400'.",
+        "drawn box 7: box value 1 must be a finite number, not True.",
+        f"drawn box 8: the box must be [x, y, width, height], not {'x' * 10_000!r:.60}….",
+        "drawn box 10: gray.png has 3 boxes already; at most 3 are accepted per image (FEWSHOT_MAX_BOXES_PER_IMAGE).",
+    ]
+    with pytest.raises(UserInputError, match=r"^drawn box 8: more than 10 boxes in one set; at most 10 are accepted "
+                                             r"\(FEWSHOT_MAX_BOXES\)\.$"):
+        add_drawn_boxes(dataset, [drawn()] * 10**6)  # 3 boxes in the set already: the 8th drawn one is the 11th

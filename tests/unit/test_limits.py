@@ -153,12 +153,25 @@ def test_non_finite_yolo_and_voc_coordinates_are_skipped_by_line(tmp_path):
 
 def test_proposals_per_job_are_bounded_before_any_image_is_encoded(monkeypatch):
     from engine.completion.pipeline import CompletionParams
+    from engine.video import max_video_frames
 
-    CompletionParams(max_per_image=100).check(2000)  # the longest sampled video at the default fits
+    CompletionParams(max_per_image=100).check(max_video_frames())  # the longest sampled video at the defaults fits
     monkeypatch.setenv("FEWSHOT_MAX_PROPOSALS", "1000")
     with pytest.raises(UserInputError, match=r"11 images at max_per_image 100 could give 1,100 proposals; at most "
                                              r"1,000 .*\(FEWSHOT_MAX_PROPOSALS\)"):
         CompletionParams(max_per_image=100).check(11)
+
+
+def test_completion_samples_a_video_under_the_frame_limit_every_tool_shares(tmp_path, monkeypatch):
+    from engine.completion.inputs import video_frames
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "belt.mp4", frames=12)
+    monkeypatch.setenv("FEWSHOT_MAX_VIDEO_FRAMES", "5")
+    with pytest.raises(UserInputError, match=r"belt\.mp4: 12 frames sampled every 2 give 6; at most 5 sampled frames "
+                                             r".*\(FEWSHOT_MAX_VIDEO_FRAMES\)"):
+        video_frames("belt.mp4", tmp_path / "belt.mp4", 2, tmp_path / "work")
+    assert len(video_frames("belt.mp4", tmp_path / "belt.mp4", 3, tmp_path / "work")) == 4
 
 
 @pytest.mark.parametrize("box", ["1e309,0,10,10", "nan,0,10,10", [0, 0, float("inf"), 5], [10**400, 0, 1, 1]])
