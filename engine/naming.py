@@ -70,7 +70,8 @@ def numbered(name: str, number: int, max_bytes: int | None = None) -> str:
 
 def distinct_names(names: Iterable[str]) -> list[str]:
     """The names in order, each repeated one told apart as 'a (2).png', 'a (3).png'…, never taking a name
-    that is also given, so every table row and output of a job names one file."""
+    that is also given, so every table row and output of a job names one file. A told-apart name keeps
+    within MAX_NAME_BYTES (its stem is shortened), so files named after it (label files) still fit."""
     names = list(names)
     taken = set(names)
     seen: set[str] = set()
@@ -78,9 +79,9 @@ def distinct_names(names: Iterable[str]) -> list[str]:
     for name in names:
         if name in seen:
             number = 2
-            while numbered(name, number) in taken:
+            while numbered(name, number, MAX_NAME_BYTES) in taken:
                 number += 1
-            name = numbered(name, number)
+            name = numbered(name, number, MAX_NAME_BYTES)
             taken.add(name)
         seen.add(name)
         result.append(name)

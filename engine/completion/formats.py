@@ -37,12 +37,14 @@ from engine.limits import (
     too_many,
 )
 from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
+from engine.naming import MAX_NAME_BYTES, distinct_names, truncate_bytes
 
 FORMATS = ("coco", "yolo", "voc")
 YOLO_NAME_FILES = ("classes.txt", "obj.names", "classes.names")
 YAML_SUFFIXES = (".yaml", ".yml")
 EDGE_TOLERANCE_PX = 1.0  # boxes may overshoot the border by this much (rounding in tools); they are clipped
 DECIMALS = 4  # pixel coordinates are kept to 1/10000 px, so text round trips are exact
+LABEL_SUFFIX_BYTES = 4  # '.txt' and '.xml': a label's stem keeps 251 bytes at most
 
 
 @dataclass(frozen=True)
@@ -204,10 +206,13 @@ class ImageIndex:
         self.by_name = {image.file_name: image for image in images}
         self.by_base: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
+        self.by_label_stem: dict[str, list[ImageRecord]] = defaultdict(list)  # only stems a label file cuts
         for image in images:
             path = PurePosixPath(image.file_name)
             self.by_base[path.name].append(image)
             self.by_stem[path.stem].append(image)
+            if label_stem(path.stem) != path.stem:
+                self.by_label_stem[label_stem(path.stem)].append(image)
 
     def find(self, name: str) -> ImageRecord | None:
         """The image a file name refers to: exact relative path, else a unique base name."""
@@ -220,7 +225,7 @@ class ImageIndex:
     def find_stem(self, label_name: str) -> ImageRecord | None:
         """The image a YOLO/VOC label file belongs to: same stem, unique or in the mirrored folder."""
         path = PurePosixPath(label_name)
-        candidates = self.by_stem.get(path.stem, [])
+        candidates = self.by_stem.get(path.stem) or self.by_label_stem.get(path.stem, [])
         if len(candidates) == 1:
             return candidates[0]
         mirrored = str(path.with_suffix("")).replace("labels/", "images/").replace("Annotations/", "JPEGImages/")
@@ -565,22 +570,37 @@ def _num(value: float) -> str:
     return str(int(value)) if value == int(value) else repr(value)
 
 
+def label_stem(stem: str) -> str:
+    """The stem a label file of an image with this stem has: cut to fit a file name with its suffix, so an
+    image named at the 255-byte limit (or longer, through the API) still gets a label that reads back."""
+    return truncate_bytes(stem, MAX_NAME_BYTES - LABEL_SUFFIX_BYTES)
+
+
 def label_name(image: ImageRecord, suffix: str) -> str:
-    """Relative path of an image's label file: the image's path with another suffix."""
-    return str(PurePosixPath(image.file_name).with_suffix(suffix))
+    """Relative path of an image's label file: the image's path with another suffix, its stem bounded."""
+    if len(suffix.encode("utf-8")) > LABEL_SUFFIX_BYTES:
+        raise ValueError(f"label suffixes have at most {LABEL_SUFFIX_BYTES} bytes, not {suffix!r}")
+    path = PurePosixPath(image.file_name)
+    return str(path.with_name(label_stem(path.stem) + suffix))
+
+
+def label_names(dataset: Dataset, suffix: str) -> list[str]:
+    """Each image's label path, told apart where two images would share one ('a.png' and 'a.jpg', or long
+    names alike in their first 251 bytes), so no label overwrites another."""
+    return distinct_names(label_name(image, suffix) for image in dataset.images)
 
 
 def write_yolo(dataset: Dataset, folder: Path) -> Path:
     """labels/<image path>.txt (class x_center y_center width height, normalised) and classes.txt."""
     (folder / "labels").mkdir(parents=True, exist_ok=True)
     (folder / "classes.txt").write_text("".join(f"{n}\n" for n in dataset.categories))
-    for image in dataset.images:
+    for image, label in zip(dataset.images, label_names(dataset, ".txt"), strict=True):
         lines = []
         for box in image.boxes:
             values = ((box.x + box.width / 2) / image.width, (box.y + box.height / 2) / image.height,
                       box.width / image.width, box.height / image.height)
             lines.append(" ".join([str(dataset.categories.index(box.category)), *(f"{v:.12g}" for v in values)]))
-        target = folder / "labels" / label_name(image, ".txt")
+        target = folder / "labels" / label
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(f"{line}\n" for line in lines))
     return folder
@@ -677,7 +697,7 @@ def _read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
 def write_voc(dataset: Dataset, folder: Path) -> Path:
     """One <image path>.xml per image (also for images without boxes), 0-based pixel corners."""
     folder.mkdir(parents=True, exist_ok=True)
-    for image in dataset.images:
+    for image, label in zip(dataset.images, label_names(dataset, ".xml"), strict=True):
         root = ET.Element("annotation")
         ET.SubElement(root, "filename").text = image.file_name
         size = ET.SubElement(root, "size")
@@ -693,7 +713,7 @@ def write_voc(dataset: Dataset, folder: Path) -> Path:
             for tag, value in zip(("xmin", "ymin", "xmax", "ymax"), box.xyxy, strict=True):
                 ET.SubElement(bndbox, tag).text = _num(value)
         ET.indent(root)
-        target = folder / label_name(image, ".xml")
+        target = folder / label
         target.parent.mkdir(parents=True, exist_ok=True)
         ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
     return folder

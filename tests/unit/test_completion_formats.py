@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from PIL import Image
@@ -75,6 +75,28 @@ def test_voc_round_trip_is_exact(tmp_path, original):
     back = read_dataset(files_in(tmp_path / "images", tmp_path / "voc"))
     assert back.source_format == "voc" and back.skipped == []
     assert boxes_of(back) == boxes_of(original) and back.categories == ["bolt", "nut"]
+
+
+def test_exports_of_255_byte_and_told_apart_names_fit_a_file_system_and_read_back(tmp_path):
+    accented = "é" * 125 + "a.png"  # 255 bytes, the most a file name may have
+    given = [accented, accented, "b" * 300 + ".png"]  # a duplicate, and a name longer than a file (the API allows it)
+    pixels = []
+    for index in range(len(given)):
+        pixels.append(tmp_path / f"{index}.png")
+        Image.new("RGB", (40, 30), (60 * index, 90, 30)).save(pixels[-1])
+    names = [name for name, _ in gather_files(list(zip(given, pixels, strict=True)), tmp_path / "work")]
+    assert names[1] == "é" * 123 + " (2).png" and len(names[1].encode()) <= 255  # told apart, still a file name
+    images = list(zip(names, pixels, strict=True))
+    dataset = read_dataset(images)
+    for index, image in enumerate(dataset.images):
+        image.boxes.append(Box(1 + index, 2, 10, 5, "bolt"))
+    dataset.categories = ["bolt"]
+    for writer, name in ((write_yolo, "yolo"), (write_voc, "voc")):
+        written = files_in(writer(dataset, tmp_path / name))
+        assert len(written) == 3 + (writer is write_yolo)  # one label per image (+ classes.txt): none overwritten
+        assert all(len(part.encode()) <= 255 for label, _ in written for part in PurePosixPath(label).parts)
+        back = read_dataset([*images, *written])
+        assert back.skipped == [] and boxes_of(back) == boxes_of(dataset), name
 
 
 def test_deeppcb_coco_to_yolo_and_voc_and_back(tmp_path, shared_data):

@@ -44,3 +44,5 @@ def test_same_names_are_told_apart_without_taking_a_given_name():
     assert distinct_names(["000.png", "000.png", "000 (2).png", "z.zip/a.png", "z.zip/a.png", "b.png"]) == [
         "000.png", "000 (3).png", "000 (2).png", "z.zip/a.png", "z.zip/a (2).png", "b.png"]
     assert len(numbered("a" * 251 + ".png", 12, max_bytes=MAX_NAME_BYTES).encode()) <= MAX_NAME_BYTES
+    told_apart = distinct_names(["é" * 125 + "a.png"] * 3)  # 255 bytes: ' (2)' must not push it past a file name
+    assert len(set(told_apart)) == 3 and all(len(name.encode()) <= MAX_NAME_BYTES for name in told_apart)
