@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 from engine.naming import MAX_NAME_BYTES, distinct_names, numbered
 
 DEFAULT_MAX_FILES = 20_000
@@ -38,7 +38,7 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
     try:
         bundle = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise UserInputError(f"{name}: not a readable zip archive ({exc}).") from None
+        raise UserInputError(f"{name}: not a readable zip archive ({reason(exc)}).") from None
     with bundle:
         entries = bundle.infolist()
         if len(entries) > max_files:
