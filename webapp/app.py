@@ -18,7 +18,7 @@ NOT_BUILT: dict[str, str] = {}
 
 def build_app() -> gr.Blocks:
     settings = get_settings()
-    mode = ("jobs run inside this app (embedded worker)" if settings.embedded
+    mode = ("jobs run in worker processes this app starts (embedded mode)" if settings.embedded
             else f"jobs go through {settings.broker_display} to Celery workers")
     with gr.Blocks(title="fewshot-studio") as demo:
         gr.Markdown(f"# fewshot-studio\nFew-shot computer vision on your own images · {mode}.")
@@ -72,7 +72,7 @@ def check_password(users: dict[str, str]):
 
 
 def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
-    """Serve the app; in embedded mode, start the in-process worker first.
+    """Serve the app; in embedded mode, start its supervised worker processes first.
 
     With accounts configured, every page and file needs sign-in and each user sees only their own
     jobs and files (the artifact store is never served as it is: `webapp.serving`). Listening beyond

@@ -48,7 +48,8 @@ def status_markdown(job: Job) -> str:
     if job.status is Status.RUNNING:
         line += f" · {job.progress:.0%} · {text(job.message)}"
     elif job.status is Status.QUEUED:
-        line += f" · {text(job.message)}"
+        ahead = client.jobs_ahead(job)
+        line += f" · {text(job.message)} · " + (f"{ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "next in line")
     if job.finished_at and job.started_at:
         line += f" · {job.finished_at - job.started_at:.1f} s"
     if job.error:

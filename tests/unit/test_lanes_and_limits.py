@@ -12,6 +12,7 @@ from tasks.config import get_settings, job_memory_limit_mb
 from tasks.jobs import Status
 from tasks.registry import LANES, TOOLS
 from tasks.runner import finish_job, get_store
+from webapp.views import status_markdown
 
 
 def test_every_tool_has_a_registered_task_and_a_lane_routed_to_its_queue():
@@ -23,7 +24,7 @@ def test_every_tool_has_a_registered_task_and_a_lane_routed_to_its_queue():
     assert {TOOLS["anomaly"].lane, TOOLS["finetune_classify"].lane} == {"quick", "long"}
 
 
-def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before():
+def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before(monkeypatch):
     store = get_store()
     created = [store.create(tool, {}, {}) for tool in ("anomaly", "finetune_classify", "completion", "anomaly")]
     for job in created:
@@ -33,6 +34,12 @@ def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before():
         finish_job(store, created[0].id, Status.CANCELLED, "test over")
         assert client.jobs_ahead(client.get(created[3].id)) == before - 1
         assert client.jobs_ahead(client.get(created[1].id)) < before  # the long lane has its own line
+        assert f"{before - 1} jobs ahead" in status_markdown(client.get(created[3].id))
+        for job in created[1:3]:
+            finish_job(store, job.id, Status.CANCELLED, "test over")
+        assert client.jobs_ahead(client.get(created[3].id)) == before - 2
+        monkeypatch.setattr(client, "jobs_ahead", lambda job: 0)
+        assert "next in line" in status_markdown(client.get(created[3].id))
     finally:
         for job in created:
             finish_job(store, job.id, Status.CANCELLED, "test over")
