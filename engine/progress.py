@@ -1,7 +1,9 @@
 """Progress reporting from engine calls, with no dependency on the job system.
 
-A callback receives (fraction done in [0, 1], short message). The job system's callback may
-raise to cancel: engine code calls it between steps and lets the exception propagate.
+A callback receives (fraction done in [0, 1], short message). The job system's callback raises
+`Cancelled` once the user has asked to stop: engine code calls it between steps and lets it
+propagate (a loop that keeps its best result so far catches `Cancelled` alone, never a broader
+exception: a failed store write is not a cancel).
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 ProgressCallback = Callable[[float, str], None]
+
+
+class Cancelled(Exception):
+    """Raised from a progress report once the user has asked to cancel."""
 
 
 def ignore_progress(fraction: float, message: str) -> None:

@@ -16,7 +16,7 @@ from engine.presets import presets_for
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
-from tasks.registry import TOOLS
+from tasks.registry import TOOLS, contract
 from tasks.runner import fail_if_lost, finish_job, get_store, heartbeat_interval_s, silence_s
 from tasks.store import JobNotFound
 
@@ -94,6 +94,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
+    if TOOLS[tool].contract is not None:  # checked before anything is stored; the record keeps every value
+        params = contract(tool).Params.from_dict(params).to_dict()
     settings = get_settings()
     store = get_store()
     by_role = dict(files) if isinstance(files, Mapping) else {"images": files}

@@ -1,12 +1,16 @@
-"""Which Celery task runs each tool, and in which lane, declared once for the web side and the workers.
+"""Every tool the job system runs, declared once: its Celery task name, its lane, and the engine module
+that holds its contract (`Params`, `Inputs`, `Result`, `run`: see `engine.params`).
 
 Two lanes, two queues: quick jobs (inspection, completion, prediction) never wait behind long ones
 (training, evaluation of whole sets, diffusion insertion). Imports nothing else of the project, so
-any module may use it without pulling in the worker side.
+any module may use it without pulling in the worker side; `contract(name)` imports the tool's
+contract module, which is torch-free (torch is imported inside `run`).
 """
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
 from typing import NamedTuple
 
 QUICK, LONG = "quick", "long"
@@ -16,16 +20,29 @@ LANES = (QUICK, LONG)
 class Tool(NamedTuple):
     task: str
     lane: str
+    contract: str | None = None  # engine module exporting Params, Inputs, Result and run
+
+
+def _tool(name: str, lane: str, contract: str | None = None) -> Tool:
+    return Tool(f"fewshot.{name}", lane, contract)
 
 
 TOOLS: dict[str, Tool] = {
-    "anomaly": Tool("fewshot.anomaly", QUICK),
-    "anomaly_video": Tool("fewshot.anomaly_video", QUICK),
-    "completion": Tool("fewshot.completion", QUICK),
-    "finetune_predict": Tool("fewshot.finetune_predict", QUICK),
-    "anomaly_evaluate": Tool("fewshot.anomaly_evaluate", LONG),
-    "completion_evaluate": Tool("fewshot.completion_evaluate", LONG),
-    "insertion": Tool("fewshot.insertion", LONG),  # diffusion: minutes per image on a CPU, even for one image
-    "finetune_classify": Tool("fewshot.finetune_classify", LONG),
-    "finetune_detect": Tool("fewshot.finetune_detect", LONG),
+    "anomaly": _tool("anomaly", QUICK),
+    "anomaly_video": _tool("anomaly_video", QUICK),
+    "completion": _tool("completion", QUICK),
+    "finetune_predict": _tool("finetune_predict", QUICK),
+    "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
+    "completion_evaluate": _tool("completion_evaluate", LONG),
+    "insertion": _tool("insertion", LONG),  # diffusion: minutes per image on a CPU, even for one image
+    "finetune_classify": _tool("finetune_classify", LONG),
+    "finetune_detect": _tool("finetune_detect", LONG),
 }
+
+
+def contract(name: str) -> ModuleType:
+    """The engine module of a tool's contract (its `Params`, `Inputs`, `Result`, `run`)."""
+    module = TOOLS[name].contract
+    if module is None:
+        raise LookupError(f"tool {name!r} declares no contract module")
+    return importlib.import_module(module)

@@ -20,15 +20,12 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 
 from engine.errors import UserInputError, WeightsNotFoundError
+from engine.progress import Cancelled
 from tasks.config import get_settings, job_memory_limit_mb
 from tasks.jobs import Job, Status
 from tasks.store import ArtifactStore
 
 log = logging.getLogger(__name__)
-
-
-class JobCancelled(Exception):
-    """Raised from a progress report once the user has asked to cancel."""
 
 
 def get_store() -> ArtifactStore:
@@ -65,7 +62,7 @@ class JobContext:
     def progress(self, fraction: float, message: str) -> None:
         """Record progress (at most 4 writes a second) and stop the job if a cancel was asked for."""
         if self.store.cancel_requested(self.job.id):
-            raise JobCancelled
+            raise Cancelled
         now = time.monotonic()
         if now - self._last_report >= self.MIN_REPORT_INTERVAL_S or fraction >= 1.0:
             self._last_report = now
@@ -229,7 +226,7 @@ def run_job(job_id: str, body: JobBody, worker: str | None = None) -> None:
     try:
         with heartbeat(store, job_id):
             result, outputs = body(context)
-    except JobCancelled:
+    except Cancelled:
         finish_job(store, job_id, Status.CANCELLED, "Cancelled by the user")
     except (UserInputError, WeightsNotFoundError) as exc:
         finish_job(store, job_id, Status.FAILED, "Failed", error=str(exc))

@@ -49,7 +49,8 @@ def status_markdown(job: Job) -> str:
         line += f" · {job.progress:.0%} · {text(job.message)}"
     elif job.status is Status.QUEUED:
         ahead = client.jobs_ahead(job)
-        line += f" · {text(job.message)} · " + (f"{ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "next in line")
+        place = f"{ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "next in line"
+        line += f" · {text(job.message)} · {place}"
     if job.finished_at and job.started_at:
         line += f" · {job.finished_at - job.started_at:.1f} s"
     if job.error:

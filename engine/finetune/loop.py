@@ -20,7 +20,7 @@ import torch
 
 from engine.errors import UserInputError
 from engine.limits import seed_problem
-from engine.progress import ProgressCallback, ignore_progress
+from engine.progress import Cancelled, ProgressCallback, ignore_progress
 
 HistoryCallback = Callable[[list[dict[str, Any]]], None]
 Metrics = dict[str, Any]
@@ -154,7 +154,7 @@ def fit(objective: Objective, settings: LoopSettings, progress: ProgressCallback
             break
         try:
             progress(step / settings.steps, f"Step {step}/{settings.steps} · loss {record['loss']:.4f}")
-        except Exception:  # the caller asks to stop (a job's cancel): keep the best checkpoint so far
+        except Cancelled:  # the user asked to stop: keep the best checkpoint so far
             result.stopped = "cancelled"
             break
     if best_state is not None:

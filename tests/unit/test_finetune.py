@@ -13,6 +13,7 @@ from engine.finetune.data import LabelledSet, gather_sources, load_labelled_set,
 from engine.finetune.model import LoraSettings, build_classifier, load_classifier
 from engine.finetune.runs import Predictor, kshot_evaluation, train_and_save
 from engine.finetune.train import TrainSettings, classification_metrics, predict_logits, to_tensor, train
+from engine.progress import Cancelled
 from tests.helpers import colour_classes, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU (30x slower under load)
@@ -105,7 +106,7 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
     def cancel_at_step_12(fraction: float, message: str) -> None:
         calls.append(message)
         if len(calls) == 12:
-            raise RuntimeError("cancelled")
+            raise Cancelled
 
     result = train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
                    held_labels, TrainSettings(steps=50, eval_every=5, patience=100), progress=cancel_at_step_12)
@@ -115,6 +116,13 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
     accuracy = classification_metrics(held_labels, predict_logits(classifier, pixels[held_idx]).argmax(1).tolist(),
                                       colours.classes)["accuracy"]
     assert best["step"] == result.best_step and accuracy == best["held_out_accuracy"]
+
+    def store_write_fails(fraction: float, message: str) -> None:
+        raise OSError("No space left on device")
+
+    with pytest.raises(OSError):  # a failed report is an error, not a cancel that would end as succeeded
+        train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
+              held_labels, TrainSettings(steps=5, eval_every=5, patience=100), progress=store_write_fails)
 
 
 def test_divergence_is_a_clear_error():

@@ -34,7 +34,7 @@ def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before(monkeyp
         finish_job(store, created[0].id, Status.CANCELLED, "test over")
         assert client.jobs_ahead(client.get(created[3].id)) == before - 1
         assert client.jobs_ahead(client.get(created[1].id)) < before  # the long lane has its own line
-        assert f"{before - 1} jobs ahead" in status_markdown(client.get(created[3].id))
+        assert f"· {before - 1} job{'s' if before > 2 else ''} ahead" in status_markdown(client.get(created[3].id))
         for job in created[1:3]:
             finish_job(store, job.id, Status.CANCELLED, "test over")
         assert client.jobs_ahead(client.get(created[3].id)) == before - 2

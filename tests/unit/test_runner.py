@@ -8,8 +8,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from engine.errors import UserInputError
 from engine.loading import MODEL_CACHE
+from engine.progress import Cancelled
 from tasks.jobs import Status
-from tasks.runner import JobCancelled, get_store, run_job
+from tasks.runner import get_store, run_job
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_progress_is_clamped_and_reported(job):
     def body(ctx):
         ctx.progress(1.7, "over")
         assert get_store().read(job.id).progress == 1.0
-        raise JobCancelled
+        raise Cancelled
 
     assert ends_as(job.id, body).status is Status.CANCELLED
 

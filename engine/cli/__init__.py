@@ -1,0 +1,1 @@
+"""The command line, one module per tool; `python -m engine` assembles them."""

@@ -1,0 +1,52 @@
+"""What every tool's command line shares: file arguments and progress on stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from engine.errors import UserInputError
+from engine.media import ACCEPTED_IMAGE_SUFFIXES, list_images
+from engine.presets import presets_for
+
+
+def image_files(paths: list[str]) -> list[tuple[str, Path]]:
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += list_images(path, recursive=True)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UserInputError(f"{raw}: no such file or directory.")
+    if not files:
+        raise UserInputError(f"No images found in {', '.join(paths)} ({', '.join(ACCEPTED_IMAGE_SUFFIXES)}).")
+    return [(str(p), p) for p in files]
+
+
+def tool_presets(tool: str) -> list[str]:
+    return [p.name for p in presets_for(tool)]
+
+
+def print_progress(fraction: float, message: str) -> None:
+    print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def data_files(paths: list[str]) -> list[tuple[str, Path]]:
+    """Files named on the command line; a folder contributes every file below it, named relative to it."""
+    files: list[tuple[str, Path]] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files += [(str(p.relative_to(path)), p) for p in sorted(path.rglob("*")) if p.is_file()]
+        elif path.is_file():
+            files.append((path.name, path))
+        else:
+            raise UserInputError(f"{raw}: no such file or directory.")
+    return files
+
+
+def named(paths: list[str] | None) -> list[tuple[str, Path]]:
+    """(name, path) pairs, as jobs pass their inputs."""
+    return [(Path(p).name, Path(p)) for p in paths or []]

@@ -1,0 +1,46 @@
+"""Gradio controls built from a tool's `Params` (via `tasks.registry.contract`): the default, range,
+choices, label and help shown in the page are the ones the job checks, declared once in the engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from tasks.registry import contract
+
+
+def spec(tool: str, name: str) -> Any:
+    """The declaration of parameter `name` of `tool` (default, ge, le, choices, label, help)."""
+    return contract(tool).Params.spec(name)
+
+
+def _common(tool: str, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    declared = spec(tool, name)
+    return {"value": declared.default, "label": declared.label, "info": declared.help or None, **overrides}
+
+
+def number(tool: str, name: str, **overrides: Any) -> gr.Number:
+    declared = spec(tool, name)
+    return gr.Number(**_common(tool, name, {"minimum": declared.ge, "maximum": declared.le, **overrides}))
+
+
+def slider(tool: str, name: str, **overrides: Any) -> gr.Slider:
+    declared = spec(tool, name)
+    return gr.Slider(**_common(tool, name, {"minimum": declared.ge, "maximum": declared.le, **overrides}))
+
+
+def dropdown(tool: str, name: str, **overrides: Any) -> gr.Dropdown:
+    return gr.Dropdown(**_common(tool, name, {"choices": list(spec(tool, name).choices or ()), **overrides}))
+
+
+def radio(tool: str, name: str, **overrides: Any) -> gr.Radio:
+    return gr.Radio(**_common(tool, name, {"choices": list(spec(tool, name).choices or ()), **overrides}))
+
+
+def checkbox(tool: str, name: str, **overrides: Any) -> gr.Checkbox:
+    return gr.Checkbox(**_common(tool, name, overrides))
+
+
+def textbox(tool: str, name: str, **overrides: Any) -> gr.Textbox:
+    return gr.Textbox(**_common(tool, name, overrides))
