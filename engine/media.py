@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserInputError, reason
+from engine.filetypes import IMAGE_SUFFIXES
 
 ACCEPTED_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "TIFF")
-ACCEPTED_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000  # 8000 x 8000
 
 
@@ -25,7 +25,7 @@ def list_images(folder: Path, recursive: bool = False) -> list[Path]:
     if not folder.is_dir():
         return []
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in found if p.is_file() and p.suffix.lower() in ACCEPTED_IMAGE_SUFFIXES)
+    return sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def max_image_pixels() -> int:

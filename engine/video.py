@@ -20,8 +20,8 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import UserInputError
+from engine.filetypes import VIDEO_SUFFIXES
 
-ACCEPTED_VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".avi", ".mkv")
 T = TypeVar("T")
 
 
@@ -79,8 +79,8 @@ class VideoFrame:
 def _open(path: Path, name: str):
     import av
 
-    if path.suffix.lower() not in ACCEPTED_VIDEO_SUFFIXES:
-        raise UserInputError(f"{name}: not an accepted video type; accepted: {', '.join(ACCEPTED_VIDEO_SUFFIXES)}.")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserInputError(f"{name}: not an accepted video type; accepted: {', '.join(VIDEO_SUFFIXES)}.")
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except av.error.EOFError:

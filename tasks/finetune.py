@@ -162,9 +162,9 @@ def predict(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
 
     from engine.archives import expand_archives
     from engine.errors import UserInputError
+    from engine.filetypes import IMAGE_SUFFIXES
     from engine.finetune.artifacts import task_of
     from engine.finetune.runs import predict_files, predict_video
-    from engine.media import ACCEPTED_IMAGE_SUFFIXES
     from tasks import finetune_models
 
     name = str(ctx.params.get("model", ""))
@@ -185,7 +185,7 @@ def predict(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
             result = predict_video(model_dir, videos[0], alpha, stride=int(stride) if stride else None,
                                    fps=float(fps) if fps else None)
         else:
-            files, skipped = expand_archives(ctx.input_files("images"), ctx.work_dir, ACCEPTED_IMAGE_SUFFIXES)
+            files, skipped = expand_archives(ctx.input_files("images"), ctx.work_dir, IMAGE_SUFFIXES)
             result = predict_files(model_dir, files, alpha)
             result["skipped"] = skipped + result["skipped"]
     finally:
@@ -199,8 +199,8 @@ def _detect(ctx: JobContext, model_dir: Path) -> tuple[dict[str, Any], list[str]
     """Boxes on images (and the images of zips): a picture with the boxes drawn per image, detections.json."""
     from engine.archives import expand_archives
     from engine.errors import UserInputError
+    from engine.filetypes import IMAGE_SUFFIXES
     from engine.finetune.detection.runs import predict_files
-    from engine.media import ACCEPTED_IMAGE_SUFFIXES
 
     raw = ctx.params.get("score_threshold", 0.5)
     try:
@@ -209,7 +209,7 @@ def _detect(ctx: JobContext, model_dir: Path) -> tuple[dict[str, Any], list[str]
         raise UserInputError(f"score_threshold must be a number between 0 and 1, not {raw!r}.") from None
     ctx.progress(0.05, f"Loading detector {ctx.params.get('model')}")
     try:
-        files, skipped = expand_archives(ctx.input_files("images"), ctx.work_dir, ACCEPTED_IMAGE_SUFFIXES)
+        files, skipped = expand_archives(ctx.input_files("images"), ctx.work_dir, IMAGE_SUFFIXES)
         return predict_files(model_dir, files, ctx.output_dir, threshold, skipped=skipped,
                              progress=sub_progress(ctx.progress, 0.1, 0.99))
     finally:

@@ -9,14 +9,13 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from tasks import reference_sets
 from tasks.client import Job, Status
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
-VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
 SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
 THRESHOLD_MODES = {
@@ -193,10 +192,10 @@ def build() -> None:
             with gr.Tabs():
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
-                                    file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-files")
+                                    file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
                     run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
                 with gr.Tab("Video", id="anomaly-video-tab"):
-                    video = gr.File(label="Video to inspect", file_types=VIDEO_TYPES, elem_id="anomaly-video")
+                    video = gr.File(label="Video to inspect", file_types=list(VIDEO_SUFFIXES), elem_id="anomaly-video")
                     with gr.Row():
                         sampling = gr.Radio(["Every Nth frame", "Frames per second"], value="Every Nth frame",
                                             label="Sampling", elem_id="anomaly-sampling")
@@ -208,7 +207,7 @@ def build() -> None:
             preset = preset_dropdown("anomaly", "anomaly-preset")
             with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
                 references = gr.File(label="Images of good parts (optional)", file_count="multiple",
-                                     file_types=[*IMAGE_TYPES, ".zip"], elem_id="anomaly-references")
+                                     file_types=IMAGES_OR_ZIP, elem_id="anomaly-references")
                 reference_set = gr.Dropdown(label="…or a saved set of good parts (yours and shared ones)",
                                             choices=[], value=None, allow_custom_value=True,  # API: "user/name"
                                             elem_id="anomaly-reference-set")
@@ -257,7 +256,7 @@ def build() -> None:
             "the WinCLIP+ references. Defect images without a mask count for image metrics only."
         )
         with gr.Row():
-            archive = gr.File(label="Labelled set (.zip)", file_types=[".zip"], elem_id="eval-zip")
+            archive = gr.File(label="Labelled set (.zip)", file_types=list(ARCHIVE_SUFFIXES), elem_id="eval-zip")
             with gr.Column():
                 eval_object = gr.Textbox(label="Object name", elem_id="eval-object")
                 shots = gr.Number(label="Good reference shots (0 = zero-shot)", value=0, minimum=0, maximum=64,

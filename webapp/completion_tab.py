@@ -14,15 +14,17 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.filetypes import (
+    ANNOTATIONS_OR_ZIP,
+    IMAGES_OR_ZIP,
+    VIDEO_SUFFIXES,
+)
 from tasks import client, completion, finetune_models
 from tasks.client import Job, JobNotFound, Status
 from webapp.saved_items import label
 from webapp.serving import hand_out, job_file
 from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".zip"]
-ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names", ".zip"]
-VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
 PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
 IMAGE_HEADERS = ["file", "existing boxes", "proposals ≥ threshold", "best score"]
 METRIC_HEADERS = ["class", "hidden", "found", "proposals", "recall", "precision"]
@@ -324,12 +326,13 @@ def build() -> None:
     page = gr.State(0)
     with gr.Row():
         with gr.Column(scale=1):
-            images = gr.File(label="Images (or a zip)", file_count="multiple", file_types=IMAGE_TYPES,
+            images = gr.File(label="Images (or a zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
                              elem_id="completion-images")
             annotations = gr.File(label="Annotations: COCO .json, YOLO .txt + classes.txt, VOC .xml (or a zip)",
-                                  file_count="multiple", file_types=ANNOTATION_TYPES, elem_id="completion-annotations")
+                                  file_count="multiple", file_types=ANNOTATIONS_OR_ZIP,
+                                  elem_id="completion-annotations")
             with gr.Accordion("Video instead of images", open=False):
-                video = gr.File(label="Video", file_types=VIDEO_TYPES, elem_id="completion-video")
+                video = gr.File(label="Video", file_types=list(VIDEO_SUFFIXES), elem_id="completion-video")
                 stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
                                    elem_id="completion-stride")
             with gr.Row():
@@ -411,8 +414,8 @@ def build() -> None:
                     "hidden boxes and precision of the proposals at IoU 0.5, per class, and both over thresholds.")
         with gr.Row():
             eval_images = gr.File(label="Images (or a zip with images and annotations)", file_count="multiple",
-                                  file_types=IMAGE_TYPES, elem_id="completion-eval-images")
-            eval_annotations = gr.File(label="Annotations", file_count="multiple", file_types=ANNOTATION_TYPES,
+                                  file_types=IMAGES_OR_ZIP, elem_id="completion-eval-images")
+            eval_annotations = gr.File(label="Annotations", file_count="multiple", file_types=ANNOTATIONS_OR_ZIP,
                                        elem_id="completion-eval-annotations")
             with gr.Column():
                 fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")

@@ -11,15 +11,19 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engine.filetypes import (
+    ANNOTATION_SUFFIXES,
+    ARCHIVE_SUFFIXES,
+    IMAGE_SUFFIXES,
+    IMAGES_OR_ZIP,
+    VIDEO_SUFFIXES,
+)
 from tasks import finetune_models
 from tasks.client import Job, Status
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
-VIDEO_TYPES = [".mp4", ".webm", ".mov", ".avi", ".mkv"]
-ANNOTATION_TYPES = [".json", ".txt", ".xml", ".yaml", ".yml", ".names"]
 CLASS_ROWS = 3
 METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-out images"]
 PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
@@ -258,7 +262,7 @@ def build() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             archives = gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
-                               file_types=[".zip"], elem_id="finetune-zip")
+                               file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")
             class_inputs = []
             with gr.Accordion("…or classes one by one", open=False):
                 for index in range(CLASS_ROWS):
@@ -266,7 +270,7 @@ def build() -> None:
                         class_inputs.append(gr.Textbox(label=f"Class {index + 1} name", scale=1,
                                                        elem_id=f"finetune-class-{index}"))
                         class_inputs.append(gr.File(label=f"Class {index + 1} images", file_count="multiple",
-                                                    file_types=IMAGE_TYPES, scale=2,
+                                                    file_types=list(IMAGE_SUFFIXES), scale=2,
                                                     elem_id=f"finetune-class-{index}-files"))
             model_name = gr.Textbox(label="Model name", placeholder="e.g. scratches v1", elem_id="finetune-name")
             preset = preset_dropdown("finetune", "finetune-preset", label="Base model")
@@ -283,7 +287,7 @@ def build() -> None:
                     seed = gr.Number(0, label="Seed", precision=0)
                     budget = gr.Number(900, label="Time budget (s)", minimum=1)
                 unlabeled = gr.File(label="Unlabeled images of the task (optional, transductive)",
-                                    file_count="multiple", file_types=IMAGE_TYPES)
+                                    file_count="multiple", file_types=list(IMAGE_SUFFIXES))
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
@@ -308,8 +312,9 @@ def build() -> None:
                                   elem_id="finetune-threshold")
         with gr.Row():
             images = gr.File(label="Images (or .zip)", file_count="multiple",
-                             file_types=[*IMAGE_TYPES, ".zip"], elem_id="finetune-use-images")
-            video = gr.File(label="…or a video (classifiers)", file_types=VIDEO_TYPES, elem_id="finetune-use-video")
+                             file_types=IMAGES_OR_ZIP, elem_id="finetune-use-images")
+            video = gr.File(label="…or a video (classifiers)", file_types=list(VIDEO_SUFFIXES),
+                            elem_id="finetune-use-video")
             stride = gr.Number(10, label="Video: every Nth frame", precision=0, minimum=1)
         with gr.Row():
             use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
@@ -329,7 +334,7 @@ def build() -> None:
         with gr.Row():
             upload_name = gr.Textbox(label="Upload a model file as", placeholder="model name",
                                      elem_id="finetune-upload-name")
-            upload_file = gr.File(label="Model .zip", file_types=[".zip"], elem_id="finetune-upload-file")
+            upload_file = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-upload-file")
             upload_button = gr.Button("Upload model", elem_id="finetune-upload")
         model_status = gr.Markdown(elem_id="finetune-model-status")
     detect_train, detect_inputs, detect_cancel, detect_job, detect_results = detect_outputs
@@ -364,7 +369,7 @@ def build_detection() -> tuple:
     with gr.Row():
         with gr.Column(scale=1):
             data = gr.File(label="Annotated images (.zip, or images + annotation files)", file_count="multiple",
-                           file_types=[".zip", *IMAGE_TYPES, *ANNOTATION_TYPES], elem_id="detect-data")
+                           file_types=[*ARCHIVE_SUFFIXES, *IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES], elem_id="detect-data")
             name = gr.Textbox(label="Model name", placeholder="e.g. screws v1", elem_id="detect-name")
             preset = preset_dropdown("finetune-detect", "detect-preset", label="Base model")
             with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):

@@ -8,11 +8,11 @@ from typing import Any
 import gradio as gr
 
 from engine.errors import UserInputError
+from engine.filetypes import IMAGE_SUFFIXES
 from tasks.client import Job, Status
 from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
-ACCEPTED_IMAGES = [".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"]
 RESULT_HEADERS = ["input", "seed", "output", "size"]
 REGION_MODES = [("Same region on every frame", "same"),
                 ("Boxes interpolated between keyframes", "interpolate"),
@@ -184,7 +184,7 @@ def video_section() -> None:
             keyframes = gr.Textbox(label="Keyframe boxes, one per line: frame: x0,y0,x1,y1", lines=3,
                                    placeholder="0: 40,60,140,160\n48: 200,60,300,160", elem_id="insertion-keyframes")
             frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name",
-                                  file_count="multiple", file_types=ACCEPTED_IMAGES, elem_id="insertion-masks")
+                                  file_count="multiple", file_types=list(IMAGE_SUFFIXES), elem_id="insertion-masks")
             video_controls = settings_controls("insertion-video", variants=False)
             with gr.Row():
                 video_button = gr.Button("Insert into video", variant="primary", elem_id="insertion-video-run")

@@ -21,7 +21,8 @@ from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
 from engine.anomaly.thresholds import Threshold, calibrate_threshold, default_threshold, user_threshold
 from engine.archives import expand_archives
 from engine.errors import UserInputError
-from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_images
+from engine.filetypes import IMAGE_SUFFIXES
+from engine.media import load_images
 from engine.presets import Preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.video import VideoWriter, batched, iter_frames, probe_video, sampled_frame_count, sampling_step
@@ -77,7 +78,7 @@ def prepare(pipeline: WinClipPipeline, object_name: str, reference_files: NamedF
     progress(0.0, f"Encoding prompts for '{object_name.strip()}'")
     pipeline.text_embeddings(object_name)
     if reference_files:
-        files, skipped_archives = expand_archives(reference_files, work_dir / "references", ACCEPTED_IMAGE_SUFFIXES)
+        files, skipped_archives = expand_archives(reference_files, work_dir / "references", IMAGE_SUFFIXES)
         _, references, skipped_images = load_images(files, what="reference images of good parts")
         skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
         progress(0.5, f"Encoding {len(references)} good reference images")
@@ -96,7 +97,7 @@ def inspect_images(
     Returns the summary (as written to scores.json) and the names of the files written to `out_dir`.
     """
     with _scratch(work_dir) as work:
-        expanded, skipped = expand_archives(files, work / "images", ACCEPTED_IMAGE_SUFFIXES)
+        expanded, skipped = expand_archives(files, work / "images", IMAGE_SUFFIXES)
         if not expanded:
             reasons = " ".join(item["error"] for item in skipped)
             raise UserInputError(f"No images to inspect. {reasons}".strip())

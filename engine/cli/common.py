@@ -6,7 +6,8 @@ import sys
 from pathlib import Path
 
 from engine.errors import UserInputError
-from engine.media import ACCEPTED_IMAGE_SUFFIXES, list_images
+from engine.filetypes import IMAGE_SUFFIXES
+from engine.media import list_images
 from engine.presets import presets_for
 
 
@@ -21,7 +22,7 @@ def image_files(paths: list[str]) -> list[tuple[str, Path]]:
         else:
             raise UserInputError(f"{raw}: no such file or directory.")
     if not files:
-        raise UserInputError(f"No images found in {', '.join(paths)} ({', '.join(ACCEPTED_IMAGE_SUFFIXES)}).")
+        raise UserInputError(f"No images found in {', '.join(paths)} ({', '.join(IMAGE_SUFFIXES)}).")
     return [(str(p), p) for p in files]
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from engine.errors import UserInputError
+from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES
 from engine.limits import (
     class_name_problem,
     max_annotation_bytes,
@@ -36,12 +37,11 @@ from engine.limits import (
     quoted,
     too_many,
 )
-from engine.media import ACCEPTED_IMAGE_SUFFIXES, load_image
+from engine.media import load_image
 from engine.naming import MAX_NAME_BYTES, distinct_names, truncate_bytes
 
 FORMATS = ("coco", "yolo", "voc")
 YOLO_NAME_FILES = ("classes.txt", "obj.names", "classes.names")
-YAML_SUFFIXES = (".yaml", ".yml")
 EDGE_TOLERANCE_PX = 1.0  # boxes may overshoot the border by this much (rounding in tools); they are clipped
 DECIMALS = 4  # pixel coordinates are kept to 1/10000 px, so text round trips are exact
 LABEL_SUFFIX_BYTES = 4  # '.txt' and '.xml': a label's stem keeps 251 bytes at most
@@ -190,7 +190,7 @@ class BoxBudget:
 
 def is_annotation_file(name: str) -> bool:
     suffix = PurePosixPath(name).suffix.lower()
-    return suffix in (".json", ".xml", ".txt", ".names", *YAML_SUFFIXES)
+    return suffix in ANNOTATION_SUFFIXES
 
 
 def _ignored(name: str) -> bool:
@@ -256,12 +256,12 @@ def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto", source
         if _ignored(name):
             continue
         suffix = PurePosixPath(name).suffix.lower()
-        if suffix in ACCEPTED_IMAGE_SUFFIXES:
+        if suffix in IMAGE_SUFFIXES:
             image_files.append((name, path))
         elif is_annotation_file(name):
             annotation_files.append((name, path))
         else:
-            _skip(skipped, name, f"{name}: neither an image ({', '.join(ACCEPTED_IMAGE_SUFFIXES)}) nor an "
+            _skip(skipped, name, f"{name}: neither an image ({', '.join(IMAGE_SUFFIXES)}) nor an "
                                  "annotation file (.json, .txt, .xml, classes.txt, data.yaml); ignored.")
     duplicates = [n for n, count in Counter(n for n, _ in image_files).items() if count > 1]
     if duplicates:

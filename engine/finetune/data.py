@@ -16,7 +16,8 @@ from PIL import Image
 
 from engine.archives import extract_zip
 from engine.errors import UserInputError
-from engine.media import ACCEPTED_IMAGE_SUFFIXES, list_images, load_images
+from engine.filetypes import IMAGE_SUFFIXES
+from engine.media import list_images, load_images
 
 DEFAULT_MAX_IMAGES = 2000
 
@@ -63,7 +64,7 @@ def class_folders(root: Path, display_name: str | None = None) -> dict[str, list
                                      for p in list_images(child, recursive=True)] for child in children}
         level = [c for f in level for c in sorted(f.iterdir()) if c.is_dir() and _has_images(c)]
     raise UserInputError(f"No class folders with images found in {display_name or root}: use one folder per class, "
-                         f"each holding its images ({', '.join(ACCEPTED_IMAGE_SUFFIXES)}).")
+                         f"each holding its images ({', '.join(IMAGE_SUFFIXES)}).")
 
 
 def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, Path]] = (),
