@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 
@@ -255,3 +255,20 @@ class ModelCache:
 
 
 MODEL_CACHE = ModelCache()
+
+
+class Pretrained(Protocol):
+    @classmethod
+    def from_pretrained(cls, source: str | Path, device: Any) -> Any: ...
+
+
+P = TypeVar("P", bound=Pretrained)
+
+
+def get_pipeline(pipeline: type[P], source: str | Path, device: str | None = None) -> P:
+    """The process-wide pipeline of a class for a source and device: loaded on first use, then reused."""
+    from engine.device import select_device
+
+    resolved = select_device(device)
+    return MODEL_CACHE.get((pipeline.__name__, str(source), str(resolved)),
+                           lambda: pipeline.from_pretrained(source, resolved))
