@@ -45,21 +45,3 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     return isinstance(exc, RuntimeError) and any(text in str(exc) for text in _OUT_OF_MEMORY_TEXTS)
-
-
-def recover_from_out_of_memory() -> str:
-    """Drop every cached model and hand cached blocks back to the driver, so the next job starts from an
-    empty device; returns what the device holds now, for the job's message."""
-    import gc
-
-    from engine.loading import MODEL_CACHE
-
-    MODEL_CACHE.clear()
-    gc.collect()
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        torch.cuda.empty_cache()
-        free, total = torch.cuda.mem_get_info()
-        return f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB of GPU memory are free now"
-    if getattr(torch, "mps", None) is not None and torch.backends.mps.is_available():
-        torch.mps.empty_cache()
-    return "the device's cached memory was released"

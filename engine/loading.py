@@ -24,6 +24,7 @@ from typing import Any, Protocol, TypeVar
 
 import torch
 
+from engine.device import select_device
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.presets import Preset, get_preset
 
@@ -267,8 +268,22 @@ P = TypeVar("P", bound=Pretrained)
 
 def get_pipeline(pipeline: type[P], source: str | Path, device: str | None = None) -> P:
     """The process-wide pipeline of a class for a source and device: loaded on first use, then reused."""
-    from engine.device import select_device
-
     resolved = select_device(device)
     return MODEL_CACHE.get((pipeline.__name__, str(source), str(resolved)),
                            lambda: pipeline.from_pretrained(source, resolved))
+
+
+def recover_from_out_of_memory() -> str:
+    """Drop every cached model and hand cached blocks back to the driver, so the next job starts from an
+    empty device; returns what the device holds now, for the job's message."""
+    import gc
+
+    MODEL_CACHE.clear()
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+        free, total = torch.cuda.mem_get_info()
+        return f"{free / 2**30:.1f} of {total / 2**30:.1f} GiB of GPU memory are free now"
+    if getattr(torch, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+    return "the device's cached memory was released"

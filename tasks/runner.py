@@ -188,7 +188,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def out_of_memory_error(exc: BaseException) -> str:
     """Free the device for the next job (the worker keeps serving) and tell the user what to change."""
-    from engine.device import recover_from_out_of_memory
+    from engine.loading import recover_from_out_of_memory
 
     log.warning("job ran out of memory: %r", exc)
     state = recover_from_out_of_memory()

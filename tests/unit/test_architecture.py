@@ -23,3 +23,53 @@ def test_the_web_process_imports_no_torch_until_a_job_runs():
 def test_engine_imports_neither_celery_nor_gradio():
     imports = "engine.anomaly, engine.anomaly.outputs, engine.media, engine.loading"
     assert modules_loaded_by(imports, ("celery", "gradio", "tasks", "webapp")) == []
+
+
+def project_imports() -> dict[str, set[str]]:
+    """module -> the project modules it imports (at any level of its code), read from the sources."""
+    import ast
+
+    modules = {".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): path
+               for package in ("engine", "tasks", "webapp") for path in (REPO / package).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = [alias.name for alias in node.names] if isinstance(node, ast.Import) else (
+                [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+            found |= {target for target in targets if target in modules}
+        graph[name] = found - {name}
+    return graph
+
+
+TOOL_PACKAGES = ("engine.anomaly", "engine.completion", "engine.insertion", "engine.finetune")
+
+
+def test_no_tool_package_imports_another():
+    crossings = sorted(f"{module} imports {target}" for module, targets in project_imports().items()
+                       for target in targets for tool in TOOL_PACKAGES
+                       if module.startswith(tool) and target.startswith(TOOL_PACKAGES)
+                       and not target.startswith(tool))
+    assert crossings == []
+
+
+def test_no_import_cycle_between_modules():
+    """Counting imports inside functions too: a cycle there still ties two concepts together."""
+    graph = project_imports()
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append(" -> ".join([*trail[trail.index(target):], target]))
+            elif target not in state:
+                visit(target, [*trail, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
