@@ -16,9 +16,9 @@ from engine.presets import presets_for
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
+from tasks.liveness import fail_if_lost, heartbeat_interval_s, silence_s
 from tasks.registry import TOOLS, contract
-from tasks.runner import fail_if_lost, finish_job, get_store, heartbeat_interval_s, silence_s
-from tasks.store import JobNotFound
+from tasks.store import JobNotFound, finish_job, get_store
 
 __all__ = ["TOOLS", "Job", "JobNotFound", "QueueFull", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
            "jobs_ahead", "list_jobs", "presets", "submit", "wait"]

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tasks.celery_app import app
-from tasks.runner import JobContext, get_store, run_job
+from tasks.runner import JobContext, run_job
+from tasks.store import get_store
 
 REVIEW_FILE = "review.json"
 

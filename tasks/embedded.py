@@ -31,7 +31,8 @@ from tasks.celery_app import PARENT_PID_ENV, app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.registry import LANES, TOOLS
-from tasks.runner import get_store, stop_before_running
+from tasks.runner import stop_before_running
+from tasks.store import get_store
 
 log = logging.getLogger(__name__)
 

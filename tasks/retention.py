@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Callable
 
-from tasks.runner import get_store
+from tasks.store import get_store
 
 log = logging.getLogger(__name__)
 _started = threading.Event()

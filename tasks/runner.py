@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import socket
 import sys
 import threading
@@ -23,13 +22,10 @@ from engine.errors import UserInputError, WeightsNotFoundError
 from engine.progress import Cancelled
 from tasks.config import get_settings, job_memory_limit_mb
 from tasks.jobs import Job, Status
-from tasks.store import ArtifactStore
+from tasks.liveness import heartbeat_interval_s
+from tasks.store import ArtifactStore, finish_job, get_store
 
 log = logging.getLogger(__name__)
-
-
-def get_store() -> ArtifactStore:
-    return ArtifactStore(get_settings().artifact_dir)
 
 
 class JobContext:
@@ -76,31 +72,6 @@ class JobContext:
 JobBody = Callable[[JobContext], tuple[dict[str, Any], list[str]]]
 
 
-def finish_job(store: ArtifactStore, job_id: str, status: Status, message: str, error: str | None = None,
-               result: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
-    """Put a job in a final state with its message (and error, result, outputs)."""
-
-    def change(job: Job) -> None:
-        job.status, job.message, job.error, job.finished_at = status, message, error, time.time()
-        if status is Status.SUCCEEDED:
-            job.progress = 1.0
-        if result is not None:
-            job.result = result
-        if outputs is not None:
-            job.outputs = outputs
-
-    store.update(job_id, change)
-
-
-def heartbeat_interval_s() -> float:
-    return float(os.environ.get("FEWSHOT_HEARTBEAT_S", 10))
-
-
-def heartbeat_timeout_s() -> float:
-    """A running job whose worker has been silent this long is declared lost (FEWSHOT_HEARTBEAT_TIMEOUT)."""
-    return float(os.environ.get("FEWSHOT_HEARTBEAT_TIMEOUT", 120))
-
-
 @contextlib.contextmanager
 def heartbeat(store: ArtifactStore, job_id: str) -> Iterator[None]:
     """Touch the job's heartbeat file from a side thread while its body runs, even inside long steps."""
@@ -121,34 +92,6 @@ def heartbeat(store: ArtifactStore, job_id: str) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
-
-
-def silence_s(store: ArtifactStore, job: Job, now: float | None = None) -> float:
-    """Seconds since the worker running `job` last touched its heartbeat."""
-    try:
-        last = (store.job_dir(job.id) / "heartbeat").stat().st_mtime
-    except FileNotFoundError:
-        last = job.started_at or job.created_at
-    return (now or time.time()) - last
-
-
-def fail_if_lost(store: ArtifactStore, job: Job, now: float | None = None) -> Job:
-    """The rule for a worker that died without a word (killed, machine lost): once its heartbeat is older
-    than `heartbeat_timeout_s()`, the running job is marked failed. Outputs already written stay."""
-    if job.status is not Status.RUNNING:
-        return job
-    silent = silence_s(store, job, now)
-    if silent <= heartbeat_timeout_s():
-        return job
-
-    def lost(record: Job) -> None:
-        if record.status is Status.RUNNING:  # it may have finished meanwhile
-            record.status, record.message, record.finished_at = Status.FAILED, "Failed", time.time()
-            record.error = (f"The worker running this job ({record.worker}) stopped answering {silent:.0f} s ago: "
-                            "it was killed or its machine went down. Files it wrote before are kept. "
-                            "Submit the job again.")
-
-    return store.update(job.id, lost)
 
 
 def crash_error(attempts: int) -> str:

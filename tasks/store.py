@@ -21,9 +21,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.naming import distinct_names, file_key, is_key
-from tasks.jobs import Job
+from tasks.config import get_settings
+from tasks.jobs import Job, Status
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
@@ -171,3 +173,23 @@ def _exclusive(lock_file: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def get_store() -> ArtifactStore:
+    return ArtifactStore(get_settings().artifact_dir)
+
+
+def finish_job(store: ArtifactStore, job_id: str, status: Status, message: str, error: str | None = None,
+               result: dict[str, Any] | None = None, outputs: list[str] | None = None) -> None:
+    """Put a job in a final state with its message (and error, result, outputs)."""
+
+    def change(job: Job) -> None:
+        job.status, job.message, job.error, job.finished_at = status, message, error, time.time()
+        if status is Status.SUCCEEDED:
+            job.progress = 1.0
+        if result is not None:
+            job.result = result
+        if outputs is not None:
+            job.outputs = outputs
+
+    store.update(job_id, change)

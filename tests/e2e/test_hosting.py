@@ -96,7 +96,7 @@ def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
 
 def test_a_purged_job_is_served_by_no_route(hosted_url, metal_plate_images):
     from tasks import client
-    from tasks.runner import get_store
+    from tasks.store import get_store
     from webapp import serving
 
     olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
@@ -124,7 +124,7 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
         assert served.headers["x-content-type-options"] == "nosniff"
         assert "sandbox" in served.headers["content-security-policy"]
     from tasks import client
-    from tasks.runner import get_store
+    from tasks.store import get_store
 
     job = client.submit("completion", {"preset": "completion-tiny"},
                         {"images": [metal_plate_images[0]], "annotations": [("evil.xml", evil)]}, owner="mallory")

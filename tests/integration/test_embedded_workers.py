@@ -16,7 +16,7 @@ import pytest
 
 from tasks import client, embedded
 from tasks.client import Status
-from tasks.runner import get_store
+from tasks.store import get_store
 from tests.conftest import REPO
 from tests.helpers import colour_classes, noise_images, wait_until, zip_tree
 from tests.integration.conftest import a_quick_job_passes_a_long_training, kill_pool_processes

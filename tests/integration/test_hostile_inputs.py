@@ -162,7 +162,7 @@ def test_annotations_asking_for_unbounded_work_end_the_completion_job_by_name(co
 
 
 def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, good, monkeypatch):
-    from tasks.runner import get_store
+    from tasks.store import get_store
 
     before = len(get_store().list(limit=None))
     monkeypatch.setenv("FEWSHOT_MAX_JOB_UPLOAD_MB", "0")

@@ -11,7 +11,8 @@ from PIL import Image
 
 from tasks import client, embedded
 from tasks.client import Status
-from tasks.runner import get_store, run_job
+from tasks.runner import run_job
+from tasks.store import get_store
 from tests.helpers import noise_images, wait_until
 
 

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tasks.client import Job, Status
-from tasks.runner import get_store
+from tasks.store import get_store
 from tests.helpers import noise_images, wait_until
 from tests.integration.conftest import RedisServer, env_for, start_web_app, start_worker, stop_processes
 

@@ -12,7 +12,7 @@ import pytest
 from tasks import client
 from tasks.client import Status
 from tasks.config import Settings, get_settings
-from tasks.runner import finish_job, get_store
+from tasks.store import finish_job, get_store
 from tests.conftest import REPO
 from tests.helpers import noise_images, wait_until
 from tests.integration.conftest import RedisServer, env_for, start_worker, stop_processes

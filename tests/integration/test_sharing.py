@@ -11,7 +11,7 @@ import pytest
 
 from tasks import client, embedded
 from tasks.client import JobNotFound, QueueFull, Status
-from tasks.runner import finish_job, get_store
+from tasks.store import finish_job, get_store
 from tests.conftest import REPO
 
 

@@ -23,7 +23,7 @@ from celery import Celery
 
 from tasks import client
 from tasks.client import Status
-from tasks.runner import get_store
+from tasks.store import get_store
 from tests.conftest import REPO
 from tests.helpers import colour_classes, noise_images, wait_until, zip_tree
 from tests.integration.conftest import (

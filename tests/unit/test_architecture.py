@@ -73,3 +73,7 @@ def test_no_import_cycle_between_modules():
         if module not in state:
             visit(module, [module])
     assert cycles == []
+
+
+def test_the_job_api_loads_nothing_of_the_worker_side():
+    assert modules_loaded_by("tasks.client", ("tasks.runner", "tasks.tools", "tasks.embedded")) == []

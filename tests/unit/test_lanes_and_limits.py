@@ -11,7 +11,7 @@ from tasks.celery_app import app
 from tasks.config import get_settings, job_memory_limit_mb
 from tasks.jobs import Status
 from tasks.registry import LANES, TOOLS
-from tasks.runner import finish_job, get_store
+from tasks.store import finish_job, get_store
 from webapp.views import status_markdown
 
 

@@ -14,7 +14,7 @@ from engine.errors import UserInputError
 from engine.naming import is_key
 from tasks import finetune_models, reference_sets
 from tasks.named_folders import USERS_DIR, NamedFolders, owner_key
-from tasks.runner import get_store
+from tasks.store import get_store
 from tests.helpers import fake_model
 
 

@@ -10,7 +10,8 @@ from engine.errors import UserInputError
 from engine.loading import MODEL_CACHE
 from engine.progress import Cancelled
 from tasks.jobs import Status
-from tasks.runner import get_store, run_job
+from tasks.runner import run_job
+from tasks.store import get_store
 
 
 @pytest.fixture
