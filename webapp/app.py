@@ -13,8 +13,6 @@ from tasks import retention
 from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, serving
 
-NOT_BUILT: dict[str, str] = {}
-
 
 def build_app() -> gr.Blocks:
     settings = get_settings()
@@ -31,10 +29,6 @@ def build_app() -> gr.Blocks:
                 insertion_tab.build()
             with gr.Tab("Few-shot fine-tuning", id="finetune"):
                 finetune_tab.build()
-            for title, purpose in NOT_BUILT.items():
-                with gr.Tab(title):
-                    gr.Markdown(f"### {title}\n{purpose}\n\n**Not built yet.** This tool is planned; "
-                                "nothing here runs a model today.")
             with gr.Tab("Jobs", id="jobs"):
                 jobs_tab.build()
     return demo
