@@ -8,6 +8,7 @@ import gradio as gr
 
 from tasks import client
 from tasks.client import JobNotFound
+from tasks.registry import TOOLS, contract
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab
 from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown, text
 
@@ -24,6 +25,14 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
 }
 
 
+def parameter_label(tool: str, name: str) -> str:
+    """A parameter's label as its tool declares it (the name itself for a tool or a record without one)."""
+    if TOOLS.get(tool) is None or TOOLS[tool].contract is None:
+        return name
+    params = contract(tool).Params
+    return params.spec(name).label if name in params.__dataclass_fields__ else name
+
+
 def refresh(request: gr.Request = None) -> list[list[str]]:
     """The signed-in user's recent jobs (everyone's on a local app without sign-in)."""
     return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
@@ -37,7 +46,8 @@ def open_job(job_id: str, request: gr.Request = None) -> tuple[str, Any, Any, An
         job = client.get(job_id, owner_of(request))
     except JobNotFound as exc:
         return text(exc), [], [], []
-    parameters = ", ".join(f"{text(key)} = {text(value)}" for key, value in job.params.items()) or "none"
+    parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
+                           for key, value in job.params.items()) or "none"
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job)
