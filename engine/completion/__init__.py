@@ -1,5 +1,5 @@
 """Annotation completion (ComplETR-style): propose the missing boxes of partially annotated sets.
 
-Torch is imported only by `model` and `pipeline`; `formats`, `logic`, `evaluation` metrics and
-`outputs` stay importable from the web process.
+Torch is imported only by `model` and `pipeline`; `logic`, `evaluation` metrics, `outputs`
+and the job contracts stay importable from the web process. The annotation formats are `engine.annotations`.
 """

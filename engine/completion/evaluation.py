@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine.completion.formats import Box, Dataset
+from engine.annotations.dataset import Box, Dataset
 from engine.completion.logic import iou_matrix
 from engine.errors import UserInputError
 from engine.progress import ProgressCallback, ignore_progress

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.completion.formats import Box, Dataset
+from engine.annotations.dataset import Box, Dataset
 from engine.completion.logic import select_proposals, xywh_to_xyxy
 from engine.completion.pipeline import CompletionParams, CompletionResult, Exemplar, Proposal
 from engine.errors import UserInputError

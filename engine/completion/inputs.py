@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.annotations.dataset import Box, BoxBudget, Dataset, ImageRecord, checked_box
+from engine.annotations.read import read_dataset
 from engine.archives import extract_zip
-from engine.completion.formats import Box, BoxBudget, Dataset, ImageRecord, checked_box, read_dataset
 from engine.errors import UserInputError
 from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
 from engine.naming import distinct_names

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zipfile
 from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.completion.formats import Box, Dataset, ImageRecord, write_coco, write_voc, write_yolo, zip_folder
+from engine.annotations.coco import write_coco
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.annotations.voc import write_voc
+from engine.annotations.yolo import write_yolo
 from engine.media import load_image
 from engine.naming import file_key
 
@@ -28,6 +32,14 @@ PREVIEW_MAX_SIDE = 1280
 def export_names(stem: str) -> dict[str, str]:
     """Download names of the three export formats for a set called `stem` (completed, accepted…)."""
     return {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """Zip a folder's files with paths relative to it (for downloads)."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            bundle.write(path, str(path.relative_to(folder)))
+    return archive
 
 
 def write_exports(dataset: Dataset, out_dir: Path, stem: str) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.completion.formats import Box, Dataset, ImageRecord
+from engine.annotations.dataset import Box, Dataset, ImageRecord
 from engine.completion.logic import select_proposals, xywh_to_xyxy
 from engine.completion.model import ImageFeatures, Owlv2Detector, to_pixels
 from engine.device import select_device, select_dtype

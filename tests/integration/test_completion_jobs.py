@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from engine.completion.formats import read_dataset
+from engine.annotations.read import read_dataset
 from engine.completion.outputs import ids_above
 from tasks import client, embedded
 from tasks.client import Status

@@ -10,17 +10,13 @@ from pathlib import Path, PurePosixPath
 import pytest
 from PIL import Image
 
-from engine.completion.formats import (
-    Box,
-    Dataset,
-    ImageRecord,
-    read_dataset,
-    write_coco,
-    write_voc,
-    write_yolo,
-    zip_folder,
-)
+from engine.annotations.coco import write_coco
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.annotations.read import read_dataset
+from engine.annotations.voc import write_voc
+from engine.annotations.yolo import write_yolo
 from engine.completion.inputs import add_drawn_boxes, gather_files, load_dataset
+from engine.completion.outputs import zip_folder
 from engine.errors import UserInputError
 
 

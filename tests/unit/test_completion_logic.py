@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.annotations.dataset import Box, Dataset, ImageRecord
 from engine.completion.evaluation import drop_boxes, match_proposals
-from engine.completion.formats import Box, Dataset, ImageRecord
 from engine.completion.logic import already_annotated, classwise_nms, iou_matrix, nms, select_proposals, xywh_to_xyxy
 from engine.errors import UserInputError
 

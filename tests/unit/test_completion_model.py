@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.completion.formats import Box, Dataset, ImageRecord, read_dataset
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.annotations.read import read_dataset
 from engine.completion.logic import iou_matrix
 from engine.completion.model import Owlv2Detector, best_box_index, build_random_owlv2, is_owlv2_dir, save_owlv2
 from engine.completion.pipeline import CompletionParams, CompletionPipeline, get_pipeline

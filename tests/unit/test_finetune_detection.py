@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.annotations.coco import write_coco
+from engine.annotations.dataset import Box, Dataset, ImageRecord
 from engine.completion.evaluation import drop_boxes, match_proposals
-from engine.completion.formats import Box, Dataset, ImageRecord, write_coco
 from engine.completion.logic import iou_matrix
 from engine.completion.runs import run_completion
 from engine.errors import UserInputError

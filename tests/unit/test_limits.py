@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.completion.formats import read_dataset
+from engine.annotations.read import read_dataset
 from engine.errors import UserInputError
 from tests import hostile_corpus
 
