@@ -83,7 +83,7 @@ def proposals_document(result: CompletionResult, summary: dict[str, Any],
             "proposals": [p.to_dict() for p in result.proposals.get(image.file_name, [])],
         })
     exemplars = [{k: v for k, v in asdict(e).items() if v is not None} for e in result.exemplars]
-    return {**summary, "params": asdict(result.params), "categories": dataset.categories,
+    return {**summary, "params": result.params.selection(), "categories": dataset.categories,
             "category_ids": dataset.category_ids, "source_format": dataset.source_format,
             "exemplars": exemplars, "images": images, "skipped": dataset.skipped}
 
