@@ -10,18 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from engine.annotations.dataset import Box, Dataset
+from engine.completion.evaluate import Params
 from engine.completion.logic import iou_matrix
+from engine.completion.pipeline import CompletionPipeline, CompletionResult
 from engine.errors import UserInputError
 from engine.progress import ProgressCallback, ignore_progress
-
-if TYPE_CHECKING:  # the pipeline needs torch; this module's metrics must not
-    from engine.completion.evaluate import Params
-    from engine.completion.pipeline import CompletionPipeline, CompletionResult
 
 MATCH_IOU = 0.5
 CURVE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)

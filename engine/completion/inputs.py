@@ -13,26 +13,20 @@ from typing import Any
 
 from engine.annotations.dataset import Box, BoxBudget, Dataset, ImageRecord, checked_box
 from engine.annotations.read import read_dataset
-from engine.archives import extract_zip
+from engine.archives import expand_archives
 from engine.errors import UserInputError
+from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES
 from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
-from engine.naming import distinct_names
+from engine.params import NamedFile
 from engine.progress import ProgressCallback, ignore_progress
 
 
-def gather_files(named: Sequence[tuple[str, Path]], work_dir: Path,
-                 skipped: list[dict[str, str]] | None = None) -> list[tuple[str, Path]]:
-    """Uploaded files with every .zip replaced by its contents (names relative to the archive root, so
-    annotations find their images), same names told apart ('a (2).png'); zip entries that cannot be
-    extracted go to `skipped` (refused by name without it)."""
-    files = []
-    for position, (name, path) in enumerate(named):
-        if name.lower().endswith(".zip"):
-            root = extract_zip(path, work_dir / f"zip{position:03d}", display_name=name, skipped=skipped)
-            files += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
-        else:
-            files.append((name, path))
-    return list(zip(distinct_names(name for name, _ in files), (path for _, path in files), strict=True))
+def gather_files(named: Sequence[NamedFile], work_dir: Path) -> tuple[list[NamedFile], list[dict[str, str]]]:
+    """(files, skipped): uploads with every .zip replaced by its images and annotation files, named by their path
+    inside so annotations find their images, same names told apart ('a (2).png'). A zip that cannot be extracted
+    safely is refused by name; its entries that cannot be extracted or are of another type are skipped."""
+    return expand_archives(named, work_dir, (*IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES), named_under_zip=False,
+                           refuse_bad_zip=True)
 
 
 def frame_file_name(index: int, time_s: float) -> str:
@@ -40,7 +34,7 @@ def frame_file_name(index: int, time_s: float) -> str:
     return f"frame_{index:06d}_{time_s:.2f}s.png"
 
 
-def video_frames(name: str, path: Path, stride: int, work_dir: Path,
+def video_frames(name: str, path: Path, stride: int | None, work_dir: Path,
                  progress: ProgressCallback = ignore_progress) -> list[tuple[str, Path]]:
     """Every `stride`-th frame of a video as a PNG in `work_dir`, named by frame index and time.
 
@@ -111,11 +105,10 @@ def add_drawn_boxes(dataset: Dataset, drawn: Sequence[dict[str, Any]]) -> None:
 
 
 def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str = "auto",
-                 video: tuple[str, Path] | None = None, stride: int = 30,
+                 video: tuple[str, Path] | None = None, stride: int | None = None,
                  drawn: Sequence[dict[str, Any]] = (), progress: ProgressCallback = ignore_progress) -> Dataset:
     """The whole import: files and zips, then a video's frames, then drawn boxes."""
-    unextracted: list[dict[str, str]] = []
-    gathered = gather_files(files, work_dir, unextracted)
+    gathered, unextracted = gather_files(files, work_dir)
     if video is not None:
         gathered += video_frames(*video, stride, work_dir, progress)
     if not gathered:

@@ -80,7 +80,8 @@ def test_exports_of_255_byte_and_told_apart_names_fit_a_file_system_and_read_bac
     for index in range(len(given)):
         pixels.append(tmp_path / f"{index}.png")
         Image.new("RGB", (40, 30), (60 * index, 90, 30)).save(pixels[-1])
-    names = [name for name, _ in gather_files(list(zip(given, pixels, strict=True)), tmp_path / "work")]
+    gathered, _ = gather_files(list(zip(given, pixels, strict=True)), tmp_path / "work")
+    names = [name for name, _ in gathered]
     assert names[1] == "é" * 123 + " (2).png" and len(names[1].encode()) <= 255  # told apart, still a file name
     images = list(zip(names, pixels, strict=True))
     dataset = read_dataset(images)
