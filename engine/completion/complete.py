@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import params as contract
 from engine.errors import UserInputError
@@ -15,6 +15,9 @@ from engine.limits import max_proposals
 from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+
+if TYPE_CHECKING:  # needs torch; the web process imports this module
+    from engine.completion.pipeline import CompletionResult
 
 SELECTION = ("existing_iou", "nms_iou", "min_score", "max_per_image", "text_queries")
 """The parameters that decide which candidates become proposals, recorded in proposals.json."""
@@ -93,6 +96,18 @@ class Result(contract.Result):
     skipped: list[dict[str, str]]
     detector: str | None = None  # the fine-tuned detector's name, when one proposed the boxes
 
+    @classmethod
+    def of(cls, completed: CompletionResult, summary: dict[str, Any], score_threshold: float,
+           outputs: list[str]) -> Result:
+        """The counts of a completion (not every box: those are in proposals.json) at the threshold."""
+        dataset = completed.dataset
+        above = [p for p in completed.all_proposals() if (p.box.score or 0) >= score_threshold]
+        return cls(**summary, mode="complete", images=len(dataset.images), existing_boxes=dataset.box_count,
+                   exemplars=len(completed.exemplars), proposals=len(completed.all_proposals()),
+                   score_threshold=score_threshold, proposals_above_threshold=len(above),
+                   per_class_above_threshold={c: sum(p.box.category == c for p in above) for c in dataset.categories},
+                   categories=dataset.categories, skipped=dataset.skipped, outputs=outputs)
+
 
 def proposer(params: Params) -> tuple[dict[str, Any], str, Callable[[], Any]]:
     """(what proposes the boxes, for the record; its label; its loader): a fine-tuned detector when
@@ -148,5 +163,5 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
                                              inputs.video[0] if inputs.video else None, progress)
         completed = pipeline(dataset, params, progress=sub_progress(progress, 0.08, 0.95))
         progress(0.96, "Writing proposals and exports")
-        record, written = write_outputs(out_dir, completed, {**summary, "mode": "complete"}, params.score_threshold)
-    return Result(**record, outputs=written)
+        written = write_outputs(out_dir, completed, {**summary, "mode": "complete"}, params.score_threshold)
+    return Result.of(completed, summary, params.score_threshold, written)

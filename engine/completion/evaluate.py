@@ -56,7 +56,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         report, completed = evaluate_completion(pipeline, dataset, params, sub_progress(progress, 0.08, 0.95))
         progress(0.96, "Writing the report and proposals")
         result = Result(**summary, mode="evaluate", **report)
-        _, written = write_outputs(out_dir, completed, {**summary, "mode": "evaluate"}, params.score_threshold)
+        written = write_outputs(out_dir, completed, {**summary, "mode": "evaluate"}, params.score_threshold)
     (out_dir / METRICS_FILE).write_text(json.dumps(result.to_json(), indent=1))
     result.outputs = [METRICS_FILE, *written]
     return result

@@ -105,22 +105,12 @@ def ids_above(document: dict[str, Any], threshold: float) -> list[int]:
 
 
 def write_outputs(out_dir: Path, result: CompletionResult, summary: dict[str, Any],
-                  score_threshold: float) -> tuple[dict[str, Any], list[str]]:
-    """proposals.json, review previews, and the set completed with every proposal >= `score_threshold`.
-
-    Returns (summary for the job record: counts and the skipped list, not every box; file names).
-    """
+                  score_threshold: float) -> list[str]:
+    """proposals.json, review previews, and the set completed with every proposal >= `score_threshold`; returns
+    the names written, in the order they are shown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     previews = write_previews(out_dir, result.dataset)
     document = proposals_document(result, summary, previews)
     (out_dir / PROPOSALS_FILE).write_text(json.dumps(document, indent=1))
-    completed = ids_above(document, score_threshold)
-    exports = write_exports(accepted_dataset(document, completed), out_dir, "completed")
-    proposals = result.all_proposals()
-    per_class = {c: sum(1 for p in proposals if p.box.category == c and (p.box.score or 0) >= score_threshold)
-                 for c in result.dataset.categories}
-    record = {**summary, "images": len(result.dataset.images), "existing_boxes": result.dataset.box_count,
-              "exemplars": len(result.exemplars), "proposals": len(proposals), "score_threshold": score_threshold,
-              "proposals_above_threshold": len(completed), "per_class_above_threshold": per_class,
-              "categories": result.dataset.categories, "skipped": result.dataset.skipped}
-    return record, [PROPOSALS_FILE, *(name for name, _ in previews.values()), *exports]
+    exports = write_exports(accepted_dataset(document, ids_above(document, score_threshold)), out_dir, "completed")
+    return [PROPOSALS_FILE, *(name for name, _ in previews.values()), *exports]
