@@ -111,8 +111,9 @@ def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str 
     gathered, unextracted = gather_files(files, work_dir)
     if video is not None:
         gathered += video_frames(*video, stride, work_dir, progress)
-    if not gathered:
-        raise UserInputError("No images given: upload images (or a zip of them), or a video.")
+    if not gathered:  # saying why, when every file of the zips was skipped
+        raise UserInputError("No images given: upload images (or a zip of them), or a video."
+                             + Dataset([], [], skipped=unextracted).skipped_note())
     uploads = ", ".join(name for name, _ in files)
     dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else "the video")
     dataset.skipped[:0] = unextracted

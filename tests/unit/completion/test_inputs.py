@@ -80,3 +80,11 @@ def test_drawn_boxes_meet_the_shared_limits_named_by_box_and_setting(tmp_path, m
     with pytest.raises(UserInputError, match=r"^drawn box 8: more than 10 boxes in one set; at most 10 are accepted "
                                              r"\(FEWSHOT_MAX_BOXES\)\.$"):
         add_drawn_boxes(dataset, [drawn()] * 10**6)  # 3 boxes in the set already: the 8th drawn one is the 11th
+
+
+def test_a_zip_of_nothing_usable_says_what_was_skipped(tmp_path):
+    archive = tmp_path / "nested.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("inner.zip", b"PK")
+    with pytest.raises(UserInputError, match=r"No images given.*nested\.zip/inner\.zip: archives inside archives"):
+        load_dataset([("nested.zip", archive)], tmp_path / "work")
