@@ -153,7 +153,7 @@ def export(review: dict[str, Any] | None, request: gr.Request = None) -> list[st
         raise gr.Error("Nothing to export yet: run a completion first.")
     owner = owner_of(request)
     paths = client.add_outputs(review["job"], lambda out_dir: reviews.save_review(
-        out_dir, review["doc"], review["accepted"], review["rejected"]), owner)
+        out_dir, _proposals(review["job"]), review["accepted"], review["rejected"]), owner)
     return [hand_out(p, owner, job_id=review["job"]) for p in paths if p.name != reviews.REVIEW_FILE]
 
 
