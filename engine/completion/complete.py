@@ -4,7 +4,6 @@ boxes) and write proposals.json, review previews and the completed set. Torch-fr
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,6 @@ from engine import params as contract
 from engine.errors import UserInputError
 from engine.limits import max_proposals
 from engine.params import NamedFile, param, scratch
-from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 if TYPE_CHECKING:  # needs torch; the web process imports this module
@@ -109,51 +107,9 @@ class Result(contract.Result):
                    categories=dataset.categories, skipped=dataset.skipped, outputs=outputs)
 
 
-def proposer(params: Params) -> tuple[dict[str, Any], str, Callable[[], Any]]:
-    """(what proposes the boxes, for the record; its label; its loader): a fine-tuned detector when
-    `params.detector` names its folder, else the OWLv2 preset; checked before any file is read."""
-    if params.detector:
-        from engine.finetune.artifacts import read_meta
-
-        directory = Path(params.detector)
-        meta = read_meta(directory, "detect")
-        base = get_preset(meta["base_preset"])
-
-        def load_detector():
-            from engine.completion.finetuned import DetectorCompletion
-
-            return DetectorCompletion.from_model_dir(directory, params.device)
-
-        return ({"detector": meta["name"], "preset": base.name, "random_weights": base.random_weights},
-                f"fine-tuned detector {meta['name']}", load_detector)
-    preset = get_preset(params.preset)
-    if preset.tool != "completion":
-        raise UserInputError(f"Preset {preset.name!r} is not an annotation-completion model.")
-
-    def load_owlv2():
-        from engine.completion.pipeline import CompletionPipeline
-        from engine.loading import get_pipeline
-
-        return get_pipeline(CompletionPipeline, preset.name, params.device)
-
-    return {"preset": preset.name, "random_weights": preset.random_weights}, f"model {preset.label}", load_owlv2
-
-
-def prepare(files: list[NamedFile], work_dir: Path, params: Params, video: NamedFile | None,
-            progress: ProgressCallback):
-    """(the proposer, loaded; the set read from the files; what proposes, for the record)."""
-    from engine.completion.inputs import load_dataset
-
-    summary, label, load = proposer(params)
-    progress(0.0, "Reading the images and annotations")
-    dataset = load_dataset(files, work_dir, params.format, video, params.video_stride, params.drawn(),
-                           sub_progress(progress, 0.0, 0.05))
-    progress(0.05, f"Loading {label}")
-    return load(), dataset, summary
-
-
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress) -> Result:
     """Import, propose the missing boxes, write proposals.json, previews and the completed set."""
+    from engine.completion.inputs import prepare
     from engine.completion.outputs import write_outputs
 
     if len(inputs.video) > 1:

@@ -48,11 +48,11 @@ class Result(contract.Result):
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress) -> Result:
     """Hide boxes, complete, and write metrics.json (the result), proposals.json, previews and exports."""
     from engine.completion.evaluation import evaluate_completion
+    from engine.completion.inputs import prepare
     from engine.completion.outputs import write_outputs
 
     with scratch(out_dir) as work_dir:
-        pipeline, dataset, summary = complete.prepare([*inputs.images, *inputs.annotations], work_dir, params, None,
-                                                      progress)
+        pipeline, dataset, summary = prepare([*inputs.images, *inputs.annotations], work_dir, params, None, progress)
         report, completed = evaluate_completion(pipeline, dataset, params, sub_progress(progress, 0.08, 0.95))
         progress(0.96, "Writing the report and proposals")
         result = Result(**summary, mode="evaluate", **report)

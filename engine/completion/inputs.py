@@ -1,4 +1,5 @@
-"""From what a user hands over to a dataset: uploaded files and zips, a video's sampled frames, drawn boxes.
+"""From what a user hands over to a dataset: uploaded files and zips, a video's sampled frames, drawn boxes;
+and the model that proposes the boxes, chosen by the parameters.
 
 Zips are extracted safely into a scratch folder (engine.archives); video frames are decoded by
 engine.video and written there as PNGs named by frame index and time; uploads are never modified.
@@ -7,18 +8,20 @@ engine.video and written there as PNGs named by frame index and time; uploads ar
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.annotations.dataset import Box, BoxBudget, Dataset, ImageRecord, checked_box
 from engine.annotations.read import read_dataset
 from engine.archives import expand_archives
+from engine.completion.complete import Params
 from engine.errors import UserInputError
 from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES
 from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
 from engine.params import NamedFile
-from engine.progress import ProgressCallback, ignore_progress
+from engine.presets import get_preset
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
 def gather_files(named: Sequence[NamedFile], work_dir: Path) -> tuple[list[NamedFile], list[dict[str, str]]]:
@@ -119,3 +122,44 @@ def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str 
     dataset.skipped[:0] = unextracted
     add_drawn_boxes(dataset, drawn)
     return dataset
+
+
+def proposer(params: Params) -> tuple[dict[str, Any], str, Callable[[], Any]]:
+    """(what proposes the boxes, for the record; its label; its loader): a fine-tuned detector when
+    `params.detector` names its folder, else the OWLv2 preset; checked before any file is read."""
+    if params.detector:
+        from engine.finetune.artifacts import read_meta
+
+        directory = Path(params.detector)
+        meta = read_meta(directory, "detect")
+        base = get_preset(meta["base_preset"])
+
+        def load_detector():
+            from engine.completion.finetuned import DetectorCompletion
+
+            return DetectorCompletion.from_model_dir(directory, params.device)
+
+        return ({"detector": meta["name"], "preset": base.name, "random_weights": base.random_weights},
+                f"fine-tuned detector {meta['name']}", load_detector)
+    preset = get_preset(params.preset)
+    if preset.tool != "completion":
+        raise UserInputError(f"Preset {preset.name!r} is not an annotation-completion model.")
+
+    def load_owlv2():
+        from engine.completion.pipeline import CompletionPipeline
+        from engine.loading import get_pipeline
+
+        return get_pipeline(CompletionPipeline, preset.name, params.device)
+
+    return {"preset": preset.name, "random_weights": preset.random_weights}, f"model {preset.label}", load_owlv2
+
+
+def prepare(files: list[NamedFile], work_dir: Path, params: Params, video: NamedFile | None,
+            progress: ProgressCallback):
+    """(the proposer, loaded; the set read from the files; what proposes, for the record)."""
+    summary, label, load = proposer(params)
+    progress(0.0, "Reading the images and annotations")
+    dataset = load_dataset(files, work_dir, params.format, video, params.video_stride, params.drawn(),
+                           sub_progress(progress, 0.0, 0.05))
+    progress(0.05, f"Loading {label}")
+    return load(), dataset, summary
