@@ -44,11 +44,6 @@ def classwise_nms(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], 
     return sorted(kept, key=lambda i: -float(rank[i]))
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
-    """Greedy NMS of boxes of one class: indices kept, best score first (ties: lower index first)."""
-    return classwise_nms(boxes, scores, [""] * len(scores), iou_threshold)
-
-
 def already_annotated(boxes: np.ndarray, existing: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Mask of candidates whose IoU with any existing annotation (of any class) is above the threshold.
 

@@ -29,11 +29,6 @@ PROPOSALS_FILE = "proposals.json"
 PREVIEW_MAX_SIDE = 1280
 
 
-def export_names(stem: str) -> dict[str, str]:
-    """Download names of the three export formats for a set called `stem` (completed, accepted…)."""
-    return {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
-
-
 def zip_folder(folder: Path, archive: Path) -> Path:
     """Zip a folder's files with paths relative to it (for downloads)."""
     with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
@@ -44,7 +39,7 @@ def zip_folder(folder: Path, archive: Path) -> Path:
 
 def write_exports(dataset: Dataset, out_dir: Path, stem: str) -> list[str]:
     """The set as COCO JSON, a YOLO zip (labels/ + classes.txt) and a Pascal VOC zip; returns the names."""
-    names = export_names(stem)
+    names = {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_coco(dataset, out_dir / names["coco"])
     with tempfile.TemporaryDirectory() as tmp:
