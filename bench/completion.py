@@ -30,7 +30,7 @@ def run_one(arch: str, device: str, n_images: int, size: int) -> dict:
     import torch
     from PIL import Image
 
-    from engine.completion.formats import Box, Dataset, ImageRecord
+    from engine.annotations.dataset import Box, Dataset, ImageRecord
     from engine.completion.model import Owlv2Detector, build_random_owlv2
     from engine.completion.pipeline import CompletionPipeline
     from engine.device import select_dtype

@@ -120,13 +120,16 @@ def find_folder_with(root: Path, child: str, display_name: str = "the archive") 
 
 
 def expand_archives(
-    files: Sequence[tuple[str, Path]], work_dir: Path, accepted_suffixes: Sequence[str],
+    files: Sequence[tuple[str, Path]], work_dir: Path, accepted_suffixes: Sequence[str], *,
+    named_under_zip: bool = True, refuse_bad_zip: bool = False,
 ) -> tuple[list[tuple[str, Path]], list[dict[str, str]]]:
-    """Replace each uploaded .zip by the accepted files inside it, named '<zip>/<path inside>'.
+    """Replace each uploaded .zip by the accepted files inside it, named '<zip>/<path inside>' (or, with
+    `named_under_zip=False`, by their path inside: annotations in a zip name their images so).
 
-    A zip that cannot be extracted safely, entries that cannot be extracted, and entries of another
-    type (nested archives included: they are never opened) are returned as skipped items with the
-    reason; the rest goes on. The names returned are distinct, so every result row names one file.
+    A zip that cannot be extracted safely (refused with `refuse_bad_zip`), entries that cannot be
+    extracted, and entries of another type (nested archives included: they are never opened) are
+    returned as skipped items with the reason; the rest goes on. The names returned are distinct, so
+    every result row names one file.
     """
     expanded: list[tuple[str, Path]] = []
     skipped: list[dict[str, str]] = []
@@ -137,14 +140,17 @@ def expand_archives(
         try:
             root = extract_zip(path, work_dir / f"archive_{index:03d}", display_name=name, skipped=skipped)
         except UserInputError as exc:
+            if refuse_bad_zip:
+                raise
             skipped.append({"file": name, "error": str(exc)})
             continue
         entries = sorted(p for p in root.rglob("*") if p.is_file())
         for entry in entries:
             inner = f"{name}/{entry.relative_to(root).as_posix()}"
+            kept_name = inner if named_under_zip else entry.relative_to(root).as_posix()
             suffix = entry.suffix.lower()
             if suffix in accepted_suffixes:
-                expanded.append((inner, entry))
+                expanded.append((kept_name, entry))
             elif suffix in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
                 skipped.append({"file": inner, "error": f"{inner}: archives inside archives are not opened; "
                                                         "put the files in the top-level zip."})

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,3 +181,18 @@ def artifact_path(job_id: str, name: str, owner: str | None = None) -> Path:
     if name not in job.outputs:
         raise JobNotFound(f"Job {job_id} has no output {name!r}; it has: {', '.join(job.outputs) or 'none yet'}.")
     return get_store().output_path(job_id, name)
+
+
+def add_outputs(job_id: str, write: Callable[[Path], list[str]], owner: str | None = None) -> list[Path]:
+    """Let `write` add files to a finished job's outputs folder (e.g. a review's exports) and list the names it
+    returns in the job's record, so they are served like the job's own outputs."""
+    get(job_id, owner)
+    store = get_store()
+    out_dir = store.job_dir(job_id) / "outputs"
+    names = write(out_dir)
+
+    def register(job: Job) -> None:
+        job.outputs += [name for name in names if name not in job.outputs]
+
+    store.update(job_id, register)
+    return [out_dir / name for name in names]

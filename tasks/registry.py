@@ -21,19 +21,20 @@ class Tool(NamedTuple):
     task: str
     lane: str
     contract: str | None = None  # engine module exporting Params, Inputs, Result and run
+    custom_task: bool = False  # tasks/<tool>.py registers the task (worker-side glue around the contract's run)
 
 
-def _tool(name: str, lane: str, contract: str | None = None) -> Tool:
-    return Tool(f"fewshot.{name}", lane, contract)
+def _tool(name: str, lane: str, contract: str | None = None, custom_task: bool = False) -> Tool:
+    return Tool(f"fewshot.{name}", lane, contract, custom_task)
 
 
 TOOLS: dict[str, Tool] = {
     "anomaly": _tool("anomaly", QUICK),
     "anomaly_video": _tool("anomaly_video", QUICK),
-    "completion": _tool("completion", QUICK),
+    "completion": _tool("completion", QUICK, "engine.completion.complete", custom_task=True),  # saved detectors
     "finetune_predict": _tool("finetune_predict", QUICK),
     "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
-    "completion_evaluate": _tool("completion_evaluate", LONG),
+    "completion_evaluate": _tool("completion_evaluate", LONG, "engine.completion.evaluate", custom_task=True),
     "insertion": _tool("insertion", LONG),  # diffusion: minutes per image on a CPU, even for one image
     "finetune_classify": _tool("finetune_classify", LONG),
     "finetune_detect": _tool("finetune_detect", LONG),

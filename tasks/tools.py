@@ -10,10 +10,11 @@ from tasks.registry import TOOLS, contract
 from tasks.runner import JobContext, run_job
 
 
-def run_contract(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
-    """The job body of every tool with a contract: typed parameters and inputs in, a typed result out."""
+def run_contract(ctx: JobContext, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The job body of every tool with a contract: typed parameters and inputs in, a typed result out.
+    `params` replaces the job's own where a hand-written task adds what only the worker knows."""
     kind = contract(ctx.job.tool)
-    params = kind.Params.from_dict(ctx.params)
+    params = kind.Params.from_dict(ctx.params if params is None else params)
     inputs = kind.Inputs.from_roles(ctx.input_files)
     result = kind.run(inputs, params, ctx.output_dir, ctx.progress)
     return result.to_json(), list(result.outputs)
@@ -28,5 +29,5 @@ def _register(name: str, task_name: str) -> None:
 
 
 for _name, _tool in TOOLS.items():
-    if _tool.contract is not None:
+    if _tool.contract is not None and not _tool.custom_task:
         _register(_name, _tool.task)

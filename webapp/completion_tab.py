@@ -14,13 +14,16 @@ import gradio as gr
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.completion import review as reviews
+from engine.completion.outputs import PROPOSALS_FILE
 from engine.filetypes import (
     ANNOTATIONS_OR_ZIP,
     IMAGES_OR_ZIP,
     VIDEO_SUFFIXES,
 )
-from tasks import client, completion, finetune_models
+from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
+from webapp import controls
 from webapp.saved_items import label
 from webapp.serving import hand_out, job_file
 from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
@@ -52,9 +55,16 @@ def engine_params(choice: str) -> dict[str, Any]:
 
 
 # -- review state: {"job": id, "doc": proposals.json, "accepted": [...], "rejected": [...]} -----------------
+def _proposals(job_id: str) -> dict[str, Any]:
+    return reviews.read_proposals(client.artifact_path(job_id, PROPOSALS_FILE))
+
+
 def _review(job_id: str) -> dict[str, Any]:
-    saved = completion.read_review(job_id) or {}
-    return {"job": job_id, "doc": completion.read_proposals(job_id), "accepted": saved.get("accepted", []),
+    try:
+        saved = reviews.read_review(client.artifact_path(job_id, reviews.REVIEW_FILE)) or {}
+    except JobNotFound:  # not reviewed yet
+        saved = {}
+    return {"job": job_id, "doc": _proposals(job_id), "accepted": saved.get("accepted", []),
             "rejected": saved.get("rejected", [])}
 
 
@@ -141,8 +151,10 @@ def export(review: dict[str, Any] | None, request: gr.Request = None) -> list[st
     """Existing boxes plus the accepted proposals, as COCO JSON, a YOLO zip and a VOC zip."""
     if not review:
         raise gr.Error("Nothing to export yet: run a completion first.")
-    paths = completion.save_review(review["job"], review["accepted"], review["rejected"])
-    return [hand_out(p, owner_of(request), job_id=review["job"]) for p in paths if p.name != completion.REVIEW_FILE]
+    owner = owner_of(request)
+    paths = client.add_outputs(review["job"], lambda out_dir: reviews.save_review(
+        out_dir, _proposals(review["job"]), review["accepted"], review["rejected"]), owner)
+    return [hand_out(p, owner, job_id=review["job"]) for p in paths if p.name != reviews.REVIEW_FILE]
 
 
 def pick_box(review: dict[str, Any] | None, page: int, event: gr.SelectData) -> float | None:
@@ -188,11 +200,18 @@ def drawing_background(name: str | None, files: list[str] | None, video: str | N
         return None
     if video and name.startswith("frame_000000"):
         try:
-            return completion.first_frame(video)
+            return first_frame(video)
         except ValueError as exc:  # UserInputError: not a readable video
             raise gr.Error(str(exc)) from None
     path = next((f for f in files or [] if Path(f).name == name), None)
     return Image.open(path).convert("RGB") if path else None
+
+
+def first_frame(path: str):
+    """A video's first frame (PIL), to draw boxes on before the job samples the others."""
+    from engine.video import iter_frames
+
+    return next(iter(iter_frames(Path(path), stride=1))).image
 
 
 def add_drawn_box(editor: dict[str, Any] | None, image_name: str | None, category: str,
@@ -233,7 +252,9 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
     if not images and not video:
         raise gr.Error("Upload images (or a zip of them), or a video.")
     params = {**engine_params(preset), "score_threshold": threshold, "text_queries": bool(text_queries),
-              "video_stride": int(stride or 30), "drawn_boxes": drawn or []}
+              "drawn_boxes": drawn or []}
+    if stride:
+        params["video_stride"] = int(stride)
     job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
                                         "video": [video] if video else []}, request)
     empty = (None, None, [], "", "", 0)
@@ -264,8 +285,8 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     """(previews with captions, a row per image, downloads) of a finished completion job, for the Jobs tab."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
-    document = completion.read_proposals(job.id)
-    threshold = job.result.get("score_threshold", 0.3)
+    document = _proposals(job.id)
+    threshold = job.result["score_threshold"]
     gallery, rows = [], []
     for item in document["images"]:
         above = [p for p in item["proposals"] if p["score"] >= threshold]
@@ -297,9 +318,10 @@ def run_evaluation(images: list[str] | None, annotations: list[str] | None, frac
     """Hide a fraction of a fully annotated set's boxes, complete, report recall and precision."""
     if not images:
         raise gr.Error("Upload the images of a fully annotated set (or a zip with images and annotations).")
-    job = submit("completion_evaluate", {**engine_params(preset), "drop_fraction": fraction, "seed": int(seed or 0),
-                                         "score_threshold": threshold},
-                 {"images": images, "annotations": annotations or []}, request)
+    params = {**engine_params(preset), "drop_fraction": fraction, "score_threshold": threshold}
+    if seed is not None:
+        params["seed"] = seed
+    job = submit("completion_evaluate", params, {"images": images, "annotations": annotations or []}, request)
     for job in follow(job, progress):  # noqa: B020
         if job.status is Status.SUCCEEDED:
             report = job.result
@@ -333,15 +355,13 @@ def build() -> None:
                                   elem_id="completion-annotations")
             with gr.Accordion("Video instead of images", open=False):
                 video = gr.File(label="Video", file_types=list(VIDEO_SUFFIXES), elem_id="completion-video")
-                stride = gr.Number(label="Keep every N-th frame", value=30, minimum=1, precision=0,
-                                   elem_id="completion-stride")
+                stride = controls.number("completion", "video_stride", precision=0, elem_id="completion-stride")
             with gr.Row():
                 preset = preset_dropdown("completion", "completion-preset", allow_custom_value=True,
                                          scale=4)  # detectors are the user's: added on load; API: any of theirs
                 refresh_button = gr.Button("↻ Models", size="sm", scale=1, elem_id="completion-refresh-models")
-            threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold",
-                                  elem_id="completion-threshold")
-            text_queries = gr.Checkbox(label="Also search by class name (text query)", value=False)
+            threshold = controls.slider("completion", "score_threshold", step=0.01, elem_id="completion-threshold")
+            text_queries = controls.checkbox("completion", "text_queries")
             with gr.Row():
                 run_button = gr.Button("Complete", variant="primary", elem_id="completion-run")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="completion-cancel")
@@ -418,9 +438,9 @@ def build() -> None:
             eval_annotations = gr.File(label="Annotations", file_count="multiple", file_types=ANNOTATIONS_OR_ZIP,
                                        elem_id="completion-eval-annotations")
             with gr.Column():
-                fraction = gr.Slider(0.05, 0.95, value=0.3, step=0.05, label="Fraction of boxes hidden")
-                seed = gr.Number(label="Seed", value=0, precision=0)
-                eval_threshold = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="Score threshold")
+                fraction = controls.slider("completion_evaluate", "drop_fraction", step=0.05)
+                seed = controls.number("completion_evaluate", "seed", precision=0)
+                eval_threshold = controls.slider("completion_evaluate", "score_threshold", step=0.01)
                 eval_preset = preset_dropdown("completion", "completion-eval-preset", allow_custom_value=True)
                 eval_refresh = gr.Button("↻ Models", size="sm")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")

@@ -1,5 +1,6 @@
 """Annotation completion (ComplETR-style): propose the missing boxes of partially annotated sets.
 
-Torch is imported only by `model` and `pipeline`; `formats`, `logic`, `evaluation` metrics and
-`outputs` stay importable from the web process.
+The job contracts (`complete`, `evaluate`), `outputs` and `review` are torch-free: the web process imports
+them. `model`, `pipeline` and `logic` (torchvision's IoU and NMS), hence `evaluation`, need torch.
+The annotation formats are `engine.annotations`.
 """

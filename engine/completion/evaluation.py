@@ -10,17 +10,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from engine.completion.formats import Box, Dataset
+from engine.annotations.dataset import Box, Dataset
+from engine.completion.evaluate import Params
 from engine.completion.logic import iou_matrix
+from engine.completion.pipeline import CompletionPipeline, CompletionResult
 from engine.errors import UserInputError
 from engine.progress import ProgressCallback, ignore_progress
-
-if TYPE_CHECKING:  # the pipeline needs torch; this module's metrics must not
-    from engine.completion.pipeline import CompletionParams, CompletionPipeline, CompletionResult
 
 MATCH_IOU = 0.5
 CURVE_THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -94,12 +93,11 @@ def match_proposals(proposals: Mapping[str, Sequence[Box]], hidden: Mapping[str,
             "per_class": {name: summary(c) for name, c in sorted(counts.items())}}
 
 
-def evaluate_completion(pipeline: CompletionPipeline, dataset: Dataset, fraction: float = 0.3, seed: int = 0,
-                        params: CompletionParams | None = None, score_threshold: float = 0.3,
+def evaluate_completion(pipeline: CompletionPipeline, dataset: Dataset, params: Params,
                         progress: ProgressCallback = ignore_progress) -> tuple[dict[str, Any], CompletionResult]:
-    """Hide boxes, complete the rest, and report metrics at `score_threshold` plus an overall
-    recall/precision curve over thresholds (to choose one); also returns the completion itself."""
-    partial, hidden = drop_boxes(dataset, fraction, seed)
+    """Hide `params.drop_fraction` of the boxes (seeded), complete the rest, and report metrics at the score
+    threshold plus an overall recall/precision curve over thresholds (to choose one); also returns the completion."""
+    partial, hidden = drop_boxes(dataset, params.drop_fraction, params.seed)
     result = pipeline(partial, params, progress=progress)
     proposals = {name: [p.box for p in found] for name, found in result.proposals.items()}
     curve = []
@@ -107,8 +105,8 @@ def evaluate_completion(pipeline: CompletionPipeline, dataset: Dataset, fraction
         overall = match_proposals(proposals, hidden, threshold)["overall"]
         curve.append({"score_threshold": threshold, "recall": overall["recall"], "precision": overall["precision"],
                       "proposals": overall["proposals"]})
-    report = {"fraction": fraction, "seed": seed, "boxes": dataset.box_count,
+    report = {"fraction": params.drop_fraction, "seed": params.seed, "boxes": dataset.box_count,
               "hidden": sum(len(b) for b in hidden.values()), "images": len(dataset.images),
-              "metrics": match_proposals(proposals, hidden, score_threshold), "curve": curve,
+              "metrics": match_proposals(proposals, hidden, params.score_threshold), "curve": curve,
               "skipped": dataset.skipped}
     return report, result

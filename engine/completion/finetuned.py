@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.completion.formats import Box, Dataset
+from engine.annotations.dataset import Box, Dataset
+from engine.completion.complete import Params
 from engine.completion.logic import select_proposals, xywh_to_xyxy
-from engine.completion.pipeline import CompletionParams, CompletionResult, Exemplar, Proposal
+from engine.completion.pipeline import CompletionResult, Exemplar, Proposal
 from engine.errors import UserInputError
 from engine.finetune.detection.runs import DetectionPredictor
 from engine.progress import ProgressCallback, ignore_progress
@@ -46,10 +47,11 @@ class DetectorCompletion:
                                  "classes, or OWLv2.")
         return mapping
 
-    def __call__(self, dataset: Dataset, params: CompletionParams | None = None, batch_size: int | None = None,
+    def __call__(self, dataset: Dataset, params: Params | None = None, batch_size: int | None = None,
                  progress: ProgressCallback = ignore_progress) -> CompletionResult:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
-        params = (params or CompletionParams()).check(len(dataset.images))
+        params = params or Params()
+        params.check_budget(len(dataset.images))
         if params.text_queries:
             raise UserInputError("Text queries are OWLv2's; a fine-tuned detector looks for its own classes. Untick "
                                  "'search by class name' or choose an OWLv2 model.")

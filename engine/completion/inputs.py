@@ -1,4 +1,5 @@
-"""From what a user hands over to a dataset: uploaded files and zips, a video's sampled frames, drawn boxes.
+"""From what a user hands over to a dataset: uploaded files and zips, a video's sampled frames, drawn boxes;
+and the model that proposes the boxes, chosen by the parameters.
 
 Zips are extracted safely into a scratch folder (engine.archives); video frames are decoded by
 engine.video and written there as PNGs named by frame index and time; uploads are never modified.
@@ -7,31 +8,28 @@ engine.video and written there as PNGs named by frame index and time; uploads ar
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.archives import extract_zip
-from engine.completion.formats import Box, BoxBudget, Dataset, ImageRecord, checked_box, read_dataset
+from engine.annotations.dataset import Box, BoxBudget, Dataset, ImageRecord, checked_box
+from engine.annotations.read import read_dataset
+from engine.archives import expand_archives
+from engine.completion.complete import Params
 from engine.errors import UserInputError
+from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES
 from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
-from engine.naming import distinct_names
-from engine.progress import ProgressCallback, ignore_progress
+from engine.params import NamedFile
+from engine.presets import get_preset
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
-def gather_files(named: Sequence[tuple[str, Path]], work_dir: Path,
-                 skipped: list[dict[str, str]] | None = None) -> list[tuple[str, Path]]:
-    """Uploaded files with every .zip replaced by its contents (names relative to the archive root, so
-    annotations find their images), same names told apart ('a (2).png'); zip entries that cannot be
-    extracted go to `skipped` (refused by name without it)."""
-    files = []
-    for position, (name, path) in enumerate(named):
-        if name.lower().endswith(".zip"):
-            root = extract_zip(path, work_dir / f"zip{position:03d}", display_name=name, skipped=skipped)
-            files += [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*")) if p.is_file()]
-        else:
-            files.append((name, path))
-    return list(zip(distinct_names(name for name, _ in files), (path for _, path in files), strict=True))
+def gather_files(named: Sequence[NamedFile], work_dir: Path) -> tuple[list[NamedFile], list[dict[str, str]]]:
+    """(files, skipped): uploads with every .zip replaced by its images and annotation files, named by their path
+    inside so annotations find their images, same names told apart ('a (2).png'). A zip that cannot be extracted
+    safely is refused by name; its entries that cannot be extracted or are of another type are skipped."""
+    return expand_archives(named, work_dir, (*IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES), named_under_zip=False,
+                           refuse_bad_zip=True)
 
 
 def frame_file_name(index: int, time_s: float) -> str:
@@ -39,7 +37,7 @@ def frame_file_name(index: int, time_s: float) -> str:
     return f"frame_{index:06d}_{time_s:.2f}s.png"
 
 
-def video_frames(name: str, path: Path, stride: int, work_dir: Path,
+def video_frames(name: str, path: Path, stride: int | None, work_dir: Path,
                  progress: ProgressCallback = ignore_progress) -> list[tuple[str, Path]]:
     """Every `stride`-th frame of a video as a PNG in `work_dir`, named by frame index and time.
 
@@ -110,17 +108,58 @@ def add_drawn_boxes(dataset: Dataset, drawn: Sequence[dict[str, Any]]) -> None:
 
 
 def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str = "auto",
-                 video: tuple[str, Path] | None = None, stride: int = 30,
+                 video: tuple[str, Path] | None = None, stride: int | None = None,
                  drawn: Sequence[dict[str, Any]] = (), progress: ProgressCallback = ignore_progress) -> Dataset:
     """The whole import: files and zips, then a video's frames, then drawn boxes."""
-    unextracted: list[dict[str, str]] = []
-    gathered = gather_files(files, work_dir, unextracted)
+    gathered, unextracted = gather_files(files, work_dir)
     if video is not None:
         gathered += video_frames(*video, stride, work_dir, progress)
-    if not gathered:
-        raise UserInputError("No images given: upload images (or a zip of them), or a video.")
+    if not gathered:  # saying why, when every file of the zips was skipped
+        raise UserInputError("No images given: upload images (or a zip of them), or a video."
+                             + Dataset([], [], skipped=unextracted).skipped_note())
     uploads = ", ".join(name for name, _ in files)
     dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else "the video")
     dataset.skipped[:0] = unextracted
     add_drawn_boxes(dataset, drawn)
     return dataset
+
+
+def proposer(params: Params) -> tuple[dict[str, Any], str, Callable[[], Any]]:
+    """(what proposes the boxes, for the record; its label; its loader): a fine-tuned detector when
+    `params.detector` names its folder, else the OWLv2 preset; checked before any file is read."""
+    if params.detector:
+        from engine.finetune.artifacts import read_meta
+
+        directory = Path(params.detector)
+        meta = read_meta(directory, "detect")
+        base = get_preset(meta["base_preset"])
+
+        def load_detector():
+            from engine.completion.finetuned import DetectorCompletion
+
+            return DetectorCompletion.from_model_dir(directory, params.device)
+
+        return ({"detector": meta["name"], "preset": base.name, "random_weights": base.random_weights},
+                f"fine-tuned detector {meta['name']}", load_detector)
+    preset = get_preset(params.preset)
+    if preset.tool != "completion":
+        raise UserInputError(f"Preset {preset.name!r} is not an annotation-completion model.")
+
+    def load_owlv2():
+        from engine.completion.pipeline import CompletionPipeline
+        from engine.loading import get_pipeline
+
+        return get_pipeline(CompletionPipeline, preset.name, params.device)
+
+    return {"preset": preset.name, "random_weights": preset.random_weights}, f"model {preset.label}", load_owlv2
+
+
+def prepare(files: list[NamedFile], work_dir: Path, params: Params, video: NamedFile | None,
+            progress: ProgressCallback):
+    """(the proposer, loaded; the set read from the files; what proposes, for the record)."""
+    summary, label, load = proposer(params)
+    progress(0.0, "Reading the images and annotations")
+    dataset = load_dataset(files, work_dir, params.format, video, params.video_stride, params.drawn(),
+                           sub_progress(progress, 0.0, 0.05))
+    progress(0.05, f"Loading {label}")
+    return load(), dataset, summary

@@ -1,6 +1,7 @@
 """Which candidate boxes become proposals: overlap with existing annotations, class-wise NMS, scores.
 
-Plain numpy on (N, 4) arrays of x0, y0, x1, y1, so the rules are testable on hand-made boxes.
+IoU and NMS are torchvision's (`box_iou`, `nms`); these functions take and return numpy
+arrays of x0, y0, x1, y1, so the rules are testable on hand-made boxes.
 """
 
 from __future__ import annotations
@@ -8,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
+from torchvision.ops import box_iou
+from torchvision.ops import nms as torchvision_nms
 
 
 def xywh_to_xyxy(boxes: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -16,42 +20,28 @@ def xywh_to_xyxy(boxes: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     return np.concatenate([array[:, :2], array[:, :2] + array[:, 2:]], axis=1)
 
 
+def _tensor(boxes: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(boxes, dtype=np.float64).reshape(-1, 4))
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes; 0 where a box has no area."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    intersection = np.clip(bottom_right - top_left, 0, None).prod(axis=2)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(axis=1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
-    union = area_a[:, None] + area_b[None, :] - intersection
-    return np.divide(intersection, union, out=np.zeros_like(intersection), where=union > 0)
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> list[int]:
-    """Greedy non-maximum suppression: indices kept, best score first (ties: lower index first).
-
-    A box is suppressed when its IoU with a kept, higher-scoring box is above `iou_threshold`.
-    """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
-    suppressed = np.zeros(len(boxes), dtype=bool)
-    kept: list[int] = []
-    for index in order:
-        if not suppressed[index]:
-            kept.append(index)
-            suppressed |= iou_matrix(boxes[index], boxes)[0] > iou_threshold
-    return kept
+    """(len(a), len(b)) intersection over union of x0, y0, x1, y1 boxes; 0 where both boxes have no area."""
+    return np.nan_to_num(box_iou(_tensor(a), _tensor(b)).numpy(), nan=0.0)
 
 
 def classwise_nms(boxes: np.ndarray, scores: np.ndarray, labels: Sequence[str], iou_threshold: float) -> list[int]:
-    """NMS within each class (boxes of different classes never suppress each other); best score first."""
+    """Greedy NMS within each class (boxes of different classes never suppress each other): indices kept, best
+    score first, ties: lower index first. A box goes when its IoU with a kept, better box is above the threshold.
+    torchvision's `nms` class by class, on exact coordinates (`batched_nms` may offset them per class)."""
+    order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
+    rank = torch.empty(len(order), dtype=torch.float64)  # distinct scores that keep the tie order
+    rank[order] = -torch.arange(len(order), dtype=torch.float64)
+    corners = _tensor(boxes)
     kept: list[int] = []
     for label in dict.fromkeys(labels):
-        members = [i for i, other in enumerate(labels) if other == label]
-        kept += [members[j] for j in nms(np.asarray(boxes)[members], np.asarray(scores)[members], iou_threshold)]
-    return sorted(kept, key=lambda i: (-float(scores[i]), i))
+        members = torch.tensor([i for i, other in enumerate(labels) if other == label], dtype=torch.int64)
+        kept += members[torchvision_nms(corners[members], rank[members], iou_threshold)].tolist()
+    return sorted(kept, key=lambda i: -float(rank[i]))
 
 
 def already_annotated(boxes: np.ndarray, existing: np.ndarray, iou_threshold: float) -> np.ndarray:
@@ -69,8 +59,8 @@ def select_proposals(
     scores: np.ndarray,
     labels: Sequence[str],
     existing: np.ndarray,
-    existing_iou: float = 0.5,
-    nms_iou: float = 0.3,
+    existing_iou: float,
+    nms_iou: float,
     min_score: float = 0.0,
     max_count: int | None = None,
 ) -> list[int]:

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import tempfile
+import zipfile
 from collections.abc import Collection
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.completion.formats import Box, Dataset, ImageRecord, write_coco, write_voc, write_yolo, zip_folder
+from engine.annotations.coco import write_coco
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.annotations.voc import write_voc
+from engine.annotations.yolo import write_yolo
 from engine.media import load_image
 from engine.naming import file_key
 
@@ -25,14 +29,17 @@ PROPOSALS_FILE = "proposals.json"
 PREVIEW_MAX_SIDE = 1280
 
 
-def export_names(stem: str) -> dict[str, str]:
-    """Download names of the three export formats for a set called `stem` (completed, accepted…)."""
-    return {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
+def zip_folder(folder: Path, archive: Path) -> Path:
+    """Zip a folder's files with paths relative to it (for downloads)."""
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            bundle.write(path, str(path.relative_to(folder)))
+    return archive
 
 
 def write_exports(dataset: Dataset, out_dir: Path, stem: str) -> list[str]:
     """The set as COCO JSON, a YOLO zip (labels/ + classes.txt) and a Pascal VOC zip; returns the names."""
-    names = export_names(stem)
+    names = {"coco": f"{stem}_coco.json", "yolo": f"{stem}_yolo.zip", "voc": f"{stem}_voc.zip"}
     out_dir.mkdir(parents=True, exist_ok=True)
     write_coco(dataset, out_dir / names["coco"])
     with tempfile.TemporaryDirectory() as tmp:
@@ -71,7 +78,7 @@ def proposals_document(result: CompletionResult, summary: dict[str, Any],
             "proposals": [p.to_dict() for p in result.proposals.get(image.file_name, [])],
         })
     exemplars = [{k: v for k, v in asdict(e).items() if v is not None} for e in result.exemplars]
-    return {**summary, "params": asdict(result.params), "categories": dataset.categories,
+    return {**summary, "params": result.params.selection(), "categories": dataset.categories,
             "category_ids": dataset.category_ids, "source_format": dataset.source_format,
             "exemplars": exemplars, "images": images, "skipped": dataset.skipped}
 
@@ -93,22 +100,12 @@ def ids_above(document: dict[str, Any], threshold: float) -> list[int]:
 
 
 def write_outputs(out_dir: Path, result: CompletionResult, summary: dict[str, Any],
-                  score_threshold: float) -> tuple[dict[str, Any], list[str]]:
-    """proposals.json, review previews, and the set completed with every proposal >= `score_threshold`.
-
-    Returns (summary for the job record: counts and the skipped list, not every box; file names).
-    """
+                  score_threshold: float) -> list[str]:
+    """proposals.json, review previews, and the set completed with every proposal >= `score_threshold`; returns
+    the names written, in the order they are shown."""
     out_dir.mkdir(parents=True, exist_ok=True)
     previews = write_previews(out_dir, result.dataset)
     document = proposals_document(result, summary, previews)
     (out_dir / PROPOSALS_FILE).write_text(json.dumps(document, indent=1))
-    completed = ids_above(document, score_threshold)
-    exports = write_exports(accepted_dataset(document, completed), out_dir, "completed")
-    proposals = result.all_proposals()
-    per_class = {c: sum(1 for p in proposals if p.box.category == c and (p.box.score or 0) >= score_threshold)
-                 for c in result.dataset.categories}
-    record = {**summary, "images": len(result.dataset.images), "existing_boxes": result.dataset.box_count,
-              "exemplars": len(result.exemplars), "proposals": len(proposals), "score_threshold": score_threshold,
-              "proposals_above_threshold": len(completed), "per_class_above_threshold": per_class,
-              "categories": result.dataset.categories, "skipped": result.dataset.skipped}
-    return record, [PROPOSALS_FILE, *(name for name, _ in previews.values()), *exports]
+    exports = write_exports(accepted_dataset(document, ids_above(document, score_threshold)), out_dir, "completed")
+    return [PROPOSALS_FILE, *(name for name, _ in previews.values()), *exports]

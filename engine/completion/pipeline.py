@@ -10,48 +10,20 @@ proposal records). Image features of the first pass are kept, within a memory bu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from engine.completion.formats import Box, Dataset, ImageRecord
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.completion.complete import Params
 from engine.completion.logic import select_proposals, xywh_to_xyxy
 from engine.completion.model import ImageFeatures, Owlv2Detector, to_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
-from engine.limits import max_proposals
-from engine.loading import MODEL_CACHE
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
-
-
-@dataclass
-class CompletionParams:
-    """The knobs of a run, recorded with its results."""
-
-    existing_iou: float = 0.5  # proposals overlapping an annotation above this IoU are dropped
-    nms_iou: float = 0.3  # class-wise non-maximum suppression
-    min_score: float = 0.05  # proposals below are not kept at all (the UI slider filters above it)
-    max_per_image: int = 100
-    text_queries: bool = False  # also query each class by its name
-
-    def check(self, images: int = 0) -> CompletionParams:
-        """The params if usable; with the set's image count, also bounds the proposals the run may produce
-        (images x max_per_image, FEWSHOT_MAX_PROPOSALS) before any image is encoded."""
-        for name in ("existing_iou", "nms_iou", "min_score"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise UserInputError(f"{name} must be between 0 and 1, not {value}.")
-        if not 1 <= self.max_per_image <= 10_000:
-            raise UserInputError(f"max_per_image must be between 1 and 10000, not {self.max_per_image}.")
-        if images * self.max_per_image > max_proposals():
-            raise UserInputError(f"{images:,} images at max_per_image {self.max_per_image} could give "
-                                 f"{images * self.max_per_image:,} proposals; at most {max_proposals():,} are accepted "
-                                 "per job (FEWSHOT_MAX_PROPOSALS). Lower max_per_image, raise the video stride, or "
-                                 "split the set.")
-        return self
 
 
 @dataclass
@@ -85,7 +57,7 @@ class CompletionResult:
     dataset: Dataset
     exemplars: list[Exemplar]
     proposals: dict[str, list[Proposal]] = field(default_factory=dict)
-    params: CompletionParams = field(default_factory=CompletionParams)
+    params: Params = field(default_factory=Params)
 
     def all_proposals(self) -> list[Proposal]:
         return [p for image in self.dataset.images for p in self.proposals.get(image.file_name, [])]
@@ -97,7 +69,7 @@ def _xywh(xyxy: Sequence[float]) -> list[float]:
 
 
 class CompletionPipeline:
-    """Exemplar-conditioned completion on one device. Load once (`from_pretrained` / `get_pipeline`)."""
+    """Exemplar-conditioned completion on one device. Load once (`engine.loading.get_pipeline`)."""
 
     def __init__(self, detector: Owlv2Detector, feature_budget_mb: int = 1024) -> None:
         self.detector = detector
@@ -142,7 +114,7 @@ class CompletionPipeline:
         return exemplars, embeddings
 
     def propose(self, image: ImageRecord, features: ImageFeatures, scores: np.ndarray, query_class: list[str],
-                params: CompletionParams, exclude: set[int] = frozenset()) -> list[tuple[Box, int]]:
+                params: Params, exclude: set[int] = frozenset()) -> list[tuple[Box, int]]:
         """Proposals (box with score, index of the matched query) of one image from its per-query scores."""
         best_query = scores.argmax(axis=1)
         best_score = scores[np.arange(len(scores)), best_query]
@@ -163,10 +135,11 @@ class CompletionPipeline:
                               int(best_query[candidates[k]])))
         return proposals
 
-    def __call__(self, dataset: Dataset, params: CompletionParams | None = None, batch_size: int | None = None,
+    def __call__(self, dataset: Dataset, params: Params | None = None, batch_size: int | None = None,
                  progress: ProgressCallback = ignore_progress) -> CompletionResult:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
-        params = (params or CompletionParams()).check(len(dataset.images))
+        params = params or Params()
+        params.check_budget(len(dataset.images))
         if not dataset.box_count and not (params.text_queries and dataset.categories):
             raise UserInputError("No annotated boxes to learn from: import annotations or draw a few boxes around "
                                  "examples of each object to find." + dataset.skipped_note())
@@ -211,14 +184,3 @@ class CompletionPipeline:
             Proposal(-1, image.file_name, box, query)
             for box, query in self.propose(image, features, scores, query_class, result.params, exclude)
         ]
-
-
-def exemplar_dicts(exemplars: Sequence[Exemplar]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in asdict(e).items() if v is not None} for e in exemplars]
-
-
-def get_pipeline(source: str | Path, device: str | None = None) -> CompletionPipeline:
-    """The process-wide pipeline for a source and device: loaded on first use, then reused."""
-    resolved = select_device(device)
-    return MODEL_CACHE.get(("completion", str(source), str(resolved)),
-                           lambda: CompletionPipeline.from_pretrained(source, resolved))

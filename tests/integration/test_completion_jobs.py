@@ -7,11 +7,16 @@ import zipfile
 
 import pytest
 
-from engine.completion.formats import read_dataset
-from engine.completion.outputs import ids_above
+from engine.annotations.read import read_dataset
+from engine.completion import review
+from engine.completion.outputs import PROPOSALS_FILE, ids_above
+from engine.errors import UserInputError
 from tasks import client, embedded
 from tasks.client import Status
-from tasks.completion import read_proposals, read_review, save_review
+
+
+def read_proposals(job_id: str) -> dict:
+    return review.read_proposals(client.artifact_path(job_id, PROPOSALS_FILE))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -59,8 +64,10 @@ def test_completion_job_proposes_reviews_and_exports(deeppcb, tmp_path):
     assert len(completed["annotations"]) == kept + result["proposals_above_threshold"]
 
     accepted = [p["id"] for p in first["proposals"][:2]]
-    paths = save_review(job.id, accepted, rejected=[first["proposals"][2]["id"]])
-    assert read_review(job.id) == {"accepted": sorted(accepted), "rejected": [first["proposals"][2]["id"]]}
+    paths = client.add_outputs(job.id, lambda out_dir: review.save_review(
+        out_dir, document, accepted, rejected=[first["proposals"][2]["id"]]))
+    assert review.read_review(client.artifact_path(job.id, review.REVIEW_FILE)) == {
+        "accepted": sorted(accepted), "rejected": [first["proposals"][2]["id"]]}
     outputs = set(client.get(job.id).outputs)
     assert {"review.json", "accepted_coco.json", "accepted_yolo.zip", "accepted_voc.zip"} <= outputs
     for archive in paths[1:]:  # every export imports again with the same boxes: existing + the 2 accepted
@@ -97,14 +104,20 @@ def test_evaluation_job_reports_recall_and_precision(deeppcb, tmp_path):
     ({"preset": "completion-tiny"}, "no-boxes", "No annotated boxes to learn from"),
     ({"preset": "winclip-tiny"}, "ok", "is not an annotation-completion model"),
     ({"preset": "completion-owlv2-base"}, "ok", "make weights"),
-    ({"preset": "completion-tiny", "score_threshold": "high"}, "ok", "score_threshold must be a number"),
+    ({"preset": "completion-tiny", "score_threshold": "high"}, "ok", "score_threshold: a number"),
     ({"preset": "completion-tiny", "drawn_boxes": "[{"}, "ok", "drawn_boxes is not valid JSON"),
 ])
 def test_bad_requests_fail_with_what_to_do(deeppcb, tmp_path, params, files, expected):
     images, annotations, _ = subset(deeppcb, tmp_path, count=1)
     inputs = {"images": images} if files == "no-boxes" else {"images": images, "annotations": [annotations]}
-    job = client.wait(client.submit("completion", params, inputs).id, timeout=60)
-    assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+    try:
+        job = client.wait(client.submit("completion", params, inputs).id, timeout=60)
+    except UserInputError as exc:  # a bad parameter is refused at submit, before anything is stored
+        error = str(exc)
+    else:
+        assert job.status is Status.FAILED
+        error = job.error
+    assert expected in error and "Traceback" not in error
 
 
 def test_drawn_boxes_on_one_video_frame_complete_the_others(tmp_path):

@@ -12,10 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from engine.annotations.coco import write_coco
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.completion import complete
 from engine.completion.evaluation import drop_boxes, match_proposals
-from engine.completion.formats import Box, Dataset, ImageRecord, write_coco
 from engine.completion.logic import iou_matrix
-from engine.completion.runs import run_completion
 from engine.errors import UserInputError
 from engine.finetune.detection.data import load_detection_set, split_held_out
 from engine.finetune.detection.metrics import detection_map
@@ -219,7 +220,9 @@ def test_completion_with_the_fine_tuned_detector_proposes_the_missing_boxes(trai
     partial, hidden = drop_boxes(full, 0.5, seed=0)
     write_coco(partial, tmp_path / "partial.json")
     inputs = [f for f in files if f[0].endswith(".png")] + [("annotations.json", tmp_path / "partial.json")]
-    report, written = run_completion(inputs, tmp_path / "w2", tmp_path / "out", {"detector": str(out / "model")})
+    result = complete.run(complete.Inputs(images=inputs, annotations=[], video=[]),
+                          complete.Params(detector=str(out / "model")), tmp_path / "out")
+    report, written = result.to_json(), result.outputs
     assert report["detector"] == "shapes" and report["preset"] == TINY and report["random_weights"] is True
     assert report["exemplars"] == 2 and "proposals.json" in written and "completed_coco.json" in written
     document = json.loads((tmp_path / "out/proposals.json").read_text())

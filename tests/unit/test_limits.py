@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine.completion.formats import read_dataset
+from engine.annotations.read import read_dataset
 from engine.errors import UserInputError
 from tests import hostile_corpus
 
@@ -152,14 +152,14 @@ def test_non_finite_yolo_and_voc_coordinates_are_skipped_by_line(tmp_path):
 
 
 def test_proposals_per_job_are_bounded_before_any_image_is_encoded(monkeypatch):
-    from engine.completion.pipeline import CompletionParams
+    from engine.completion.complete import Params
     from engine.video import max_video_frames
 
-    CompletionParams(max_per_image=100).check(max_video_frames())  # the longest sampled video at the defaults fits
+    Params(max_per_image=100).check_budget(max_video_frames())  # the longest sampled video at the defaults fits
     monkeypatch.setenv("FEWSHOT_MAX_PROPOSALS", "1000")
     with pytest.raises(UserInputError, match=r"11 images at max_per_image 100 could give 1,100 proposals; at most "
                                              r"1,000 .*\(FEWSHOT_MAX_PROPOSALS\)"):
-        CompletionParams(max_per_image=100).check(11)
+        Params(max_per_image=100).check_budget(11)
 
 
 def test_completion_samples_a_video_under_the_frame_limit_every_tool_shares(tmp_path, monkeypatch):
@@ -200,14 +200,14 @@ def test_seeds_past_what_the_generators_take_are_refused_by_name(seed):
 
 
 def test_job_numbers_that_overflow_are_refused_by_name():
-    from engine.completion.runs import _number as completion_number
+    from engine.completion.complete import Params as CompletionParams
     from tasks.insertion import _number as insertion_number
 
     for value in (float("inf"), "1e309", 10**400, "nan"):
         with pytest.raises(UserInputError, match="guidance must be a number"):
             insertion_number({"guidance": value}, "guidance", 7.5)
-    with pytest.raises(UserInputError, match="video_stride must be a whole number"):
-        completion_number({"video_stride": float("inf")}, "video_stride", 30, int)
+    with pytest.raises(UserInputError, match="video_stride: a whole number"):
+        CompletionParams.from_dict({"video_stride": float("inf")})
     from engine.finetune.train import TrainSettings
 
     with pytest.raises(UserInputError, match="time_budget_s must be a finite number"):

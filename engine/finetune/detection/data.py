@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine.completion.formats import Dataset
+from engine.annotations.dataset import Dataset
 from engine.completion.inputs import load_dataset
 from engine.errors import UserInputError
 from engine.finetune.data import max_training_images

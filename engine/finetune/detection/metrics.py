@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.completion.formats import Box
+from engine.annotations.dataset import Box
 
 
 def _coco_eval(truth: Sequence[Sequence[Box]], predicted: Sequence[Sequence[Box]], classes: Sequence[str]):

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from engine.completion.formats import Box
+from engine.annotations.dataset import Box
 from engine.errors import UserInputError, reason
 from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, ModelFamily, hub_snapshot, register_family, resolve_model_dir

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from engine.completion.formats import Box, Dataset
+from engine.annotations.dataset import Box, Dataset
 from engine.device import select_device
 from engine.errors import UserInputError
 from engine.finetune.artifacts import MODEL_DIR, write_run_outputs

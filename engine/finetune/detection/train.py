@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from engine.completion.formats import Box, ImageRecord
+from engine.annotations.dataset import Box, ImageRecord
 from engine.finetune.detection.metrics import detection_map
 from engine.finetune.detection.model import Detector
 from engine.finetune.loop import HistoryCallback, Objective, TrainResult, check_settings, epoch_batches, fit

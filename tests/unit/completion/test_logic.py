@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.annotations.dataset import Box, Dataset, ImageRecord
 from engine.completion.evaluation import drop_boxes, match_proposals
-from engine.completion.formats import Box, Dataset, ImageRecord
-from engine.completion.logic import already_annotated, classwise_nms, iou_matrix, nms, select_proposals, xywh_to_xyxy
+from engine.completion.logic import already_annotated, classwise_nms, iou_matrix, select_proposals, xywh_to_xyxy
 from engine.errors import UserInputError
 
 
@@ -21,8 +21,8 @@ def test_iou_by_hand():
 def test_nms_keeps_the_best_of_overlapping_boxes_per_class():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10], [2, 0, 12, 10]], float)
     scores = np.array([0.8, 0.9, 0.7, 0.95, 0.3])
-    assert nms(boxes[:3], scores[:3], 0.5) == [1, 2]  # IoU(0, 1) = 81 / 119 = 0.68 > 0.5
-    assert nms(boxes[:3], scores[:3], 0.7) == [1, 0, 2]  # below the threshold, both stay
+    assert classwise_nms(boxes[:3], scores[:3], ["a"] * 3, 0.5) == [1, 2]  # IoU(0, 1) = 81 / 119 = 0.68 > 0.5
+    assert classwise_nms(boxes[:3], scores[:3], ["a"] * 3, 0.7) == [1, 0, 2]  # below the threshold, both stay
     labels = ["a", "a", "a", "b", "b"]
     # box 3 (class b) sits on box 0 but does not suppress it; box 4 is suppressed by box 3 (IoU 0.67)
     assert classwise_nms(boxes, scores, labels, 0.5) == [3, 1, 2]

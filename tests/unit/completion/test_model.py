@@ -7,18 +7,20 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.completion.formats import Box, Dataset, ImageRecord, read_dataset
+from engine.annotations.dataset import Box, Dataset, ImageRecord
+from engine.annotations.read import read_dataset
+from engine.completion.complete import Params
 from engine.completion.logic import iou_matrix
 from engine.completion.model import Owlv2Detector, best_box_index, build_random_owlv2, is_owlv2_dir, save_owlv2
-from engine.completion.pipeline import CompletionParams, CompletionPipeline, get_pipeline
+from engine.completion.pipeline import CompletionPipeline
 from engine.errors import WeightsNotFoundError
-from engine.loading import models_dir
+from engine.loading import get_pipeline, models_dir
 from engine.presets import get_preset, presets_for
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> CompletionPipeline:
-    return get_pipeline("completion-tiny")
+    return get_pipeline(CompletionPipeline, "completion-tiny")
 
 
 def test_exemplar_is_the_predicted_box_with_the_best_iou_not_the_biggest_overlap():
@@ -48,7 +50,7 @@ def test_tiny_model_saved_to_a_directory_loads_through_the_real_path(tmp_path):
 
 def test_the_preset_is_built_once_into_the_models_dir_and_cached(pipeline):
     assert is_owlv2_dir(models_dir() / "completion-tiny")
-    assert get_pipeline("completion-tiny") is pipeline
+    assert get_pipeline(CompletionPipeline, "completion-tiny") is pipeline
     assert [p.name for p in presets_for("completion")] == ["completion-owlv2-base", "completion-tiny"]
 
 
@@ -82,7 +84,7 @@ def test_completion_on_deeppcb_images_follows_the_rules(pipeline, shared_data):
     first.boxes.append(Box(x0, y0, x1 - x0, y1 - y0, "open"))
     first.boxes.append(Box(300, 300, 40, 40, "short"))
     dataset.categories = ["open", "short"]
-    params = CompletionParams(existing_iou=0.4, nms_iou=0.3, min_score=0.0, max_per_image=50)
+    params = Params(existing_iou=0.4, nms_iou=0.3, min_score=0.0, max_per_image=50)
     reports = []
     result = pipeline(dataset, params, progress=lambda f, m: reports.append(f))
     assert reports[-1] == 1.0 and reports == sorted(reports)
@@ -112,6 +114,6 @@ def test_text_queries_add_one_query_per_class(pipeline):
     image.path = None
     dataset = Dataset([image], ["bolt", "nut"])
     with pytest.raises(Exception, match="no pixels"):
-        pipeline(dataset, CompletionParams(text_queries=True))
+        pipeline(dataset, Params(text_queries=True))
     embeddings = pipeline.detector.text_queries(["bolt", "nut"])
     assert embeddings.shape == (2, 64) and not torch.allclose(embeddings[0], embeddings[1])

@@ -1,0 +1,102 @@
+"""Reading a set: images plus annotation files in one format, detected from the files or named.
+
+Reading keeps every valid part: an annotation that names a missing image, a box outside its image
+or with no area, an unknown class, a malformed line or file is listed in `Dataset.skipped` with the
+file and the line, object or id, and the rest loads. Only a file that cannot be read at all as the
+format it claims (e.g. COCO JSON that does not parse) stops the import. Uploaded files are only read.
+Writers emit what the readers read, so an export imported again gives the same images, boxes and classes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+
+from engine.annotations.coco import read_coco
+from engine.annotations.dataset import Dataset, ImageIndex, ImageRecord, skip
+from engine.annotations.voc import read_voc
+from engine.annotations.yolo import read_yolo
+from engine.errors import UserInputError
+from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES
+from engine.media import load_image
+
+FORMATS = ("coco", "yolo", "voc")
+
+
+def is_annotation_file(name: str) -> bool:
+    suffix = PurePosixPath(name).suffix.lower()
+    return suffix in ANNOTATION_SUFFIXES
+
+
+def _ignored(name: str) -> bool:
+    parts = PurePosixPath(name).parts
+    return any(part.startswith(".") or part == "__MACOSX" for part in parts)
+
+
+
+def probe_images(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]]) -> list[ImageRecord]:
+    """Decode each image once (the same checks as every upload) to learn its size; bad ones are skipped."""
+    images = []
+    for name, path in files:
+        try:
+            with load_image(path, display_name=name) as decoded:
+                images.append(ImageRecord(name, decoded.width, decoded.height, path=path))
+        except UserInputError as exc:
+            skip(skipped, name, str(exc))
+    return images
+
+
+def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto", source: str = "the upload") -> Dataset:
+    """A dataset from uploaded files: images plus annotation files in one format ("auto" detects it).
+
+    `files` are (name relative to the upload or archive root, path); `source` names the uploads in
+    messages. Images with no annotation are part of the set, with no boxes: they are the ones to complete.
+    """
+    skipped: list[dict[str, str]] = []
+    image_files, annotation_files = [], []
+    for name, path in files:
+        if _ignored(name):
+            continue
+        suffix = PurePosixPath(name).suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            image_files.append((name, path))
+        elif is_annotation_file(name):
+            annotation_files.append((name, path))
+        else:
+            skip(skipped, name, f"{name}: neither an image ({', '.join(IMAGE_SUFFIXES)}) nor an "
+                                 "annotation file (.json, .txt, .xml, classes.txt, data.yaml); ignored.")
+    duplicates = [n for n, count in Counter(n for n, _ in image_files).items() if count > 1]
+    if duplicates:
+        raise UserInputError(f"Two uploaded images are both named {duplicates[0]!r}; rename one of them.")
+    images = probe_images(image_files, skipped)
+    if not images:
+        reasons = " ".join(item["error"] for item in skipped)
+        raise UserInputError(f"No usable images in {source}. {reasons}".strip())
+    chosen = detect_format(annotation_files) if format == "auto" else format
+    index = ImageIndex(images)
+    if chosen == "coco":
+        dataset = read_coco(annotation_files, index, skipped)
+    elif chosen == "yolo":
+        dataset = read_yolo(annotation_files, index, skipped)
+    elif chosen == "voc":
+        dataset = read_voc(annotation_files, index, skipped)
+    elif chosen == "none":
+        dataset = Dataset(images, [], skipped=skipped)
+    else:
+        raise UserInputError(f"Unknown annotation format {format!r}; accepted: auto, {', '.join(FORMATS)}.")
+    dataset.source_format = chosen
+    return dataset
+
+
+def detect_format(annotation_files: Sequence[tuple[str, Path]]) -> str:
+    """coco, yolo, voc or none, from the annotation files' suffixes; mixing formats is refused."""
+    suffixes = {PurePosixPath(name).suffix.lower() for name, _ in annotation_files}
+    found = [fmt for fmt, members in (("coco", {".json"}), ("yolo", {".txt", ".names", *YAML_SUFFIXES}),
+                                      ("voc", {".xml"})) if suffixes & members]
+    if len(found) > 1:
+        raise UserInputError(f"The upload mixes annotation formats ({', '.join(found)}): give one format, "
+                             "COCO JSON, YOLO txt with class names, or Pascal VOC XML.")
+    return found[0] if found else "none"
+
+

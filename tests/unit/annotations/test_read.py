@@ -1,0 +1,63 @@
+"""Reading a whole upload: format detection, conversions between the formats, long names, stray files."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+import pytest
+from PIL import Image
+
+from engine.annotations.dataset import Box
+from engine.annotations.read import read_dataset
+from engine.annotations.voc import write_voc
+from engine.annotations.yolo import write_yolo
+from engine.completion.inputs import gather_files
+from engine.errors import UserInputError
+from tests.unit.annotations.sets import boxes_of, files_in, make_images
+
+
+def test_exports_of_255_byte_and_told_apart_names_fit_a_file_system_and_read_back(tmp_path):
+    accented = "é" * 125 + "a.png"  # 255 bytes, the most a file name may have
+    given = [accented, accented, "b" * 300 + ".png"]  # a duplicate, and a name longer than a file (the API allows it)
+    pixels = []
+    for index in range(len(given)):
+        pixels.append(tmp_path / f"{index}.png")
+        Image.new("RGB", (40, 30), (60 * index, 90, 30)).save(pixels[-1])
+    gathered, _ = gather_files(list(zip(given, pixels, strict=True)), tmp_path / "work")
+    names = [name for name, _ in gathered]
+    assert names[1] == "é" * 123 + " (2).png" and len(names[1].encode()) <= 255  # told apart, still a file name
+    images = list(zip(names, pixels, strict=True))
+    dataset = read_dataset(images)
+    for index, image in enumerate(dataset.images):
+        image.boxes.append(Box(1 + index, 2, 10, 5, "bolt"))
+    dataset.categories = ["bolt"]
+    for writer, name in ((write_yolo, "yolo"), (write_voc, "voc")):
+        written = files_in(writer(dataset, tmp_path / name))
+        assert len(written) == 3 + (writer is write_yolo)  # one label per image (+ classes.txt): none overwritten
+        assert all(len(part.encode()) <= 255 for label, _ in written for part in PurePosixPath(label).parts)
+        back = read_dataset([*images, *written])
+        assert back.skipped == [] and boxes_of(back) == boxes_of(dataset), name
+
+
+def test_deeppcb_coco_to_yolo_and_voc_and_back(tmp_path, shared_data):
+    root = shared_data / "detection" / "deeppcb"
+    coco = read_dataset(files_in(root))
+    assert (len(coco.images), coco.box_count, coco.skipped) == (24, 170, [])
+    for writer, name in ((write_yolo, "yolo"), (write_voc, "voc")):
+        back = read_dataset([*files_in(root / "images"), *files_in(writer(coco, tmp_path / name))])
+        assert back.skipped == [] and boxes_of(back) == {k.removeprefix("images/"): v for k, v in
+                                                         boxes_of(coco).items()}
+
+
+def test_mixed_formats_broken_images_and_stray_files(tmp_path):
+    make_images(tmp_path / "images")
+    (tmp_path / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (tmp_path / "images" / "notes.docx").write_bytes(b"x")
+    files = files_in(tmp_path / "images")
+    dataset = read_dataset(files)
+    assert sorted(i.file_name for i in dataset.images) == ["color.jpg", "gray.png"]  # PNG and JPEG together
+    assert {item["file"] for item in dataset.skipped} == {"broken.png", "notes.docx"}
+    (tmp_path / "a.json").write_text("{}")
+    (tmp_path / "a.xml").write_text("<annotation/>")
+    with pytest.raises(UserInputError, match=r"mixes annotation formats \(coco, voc\)"):
+        read_dataset([*files, ("a.json", tmp_path / "a.json"), ("a.xml", tmp_path / "a.xml")])
