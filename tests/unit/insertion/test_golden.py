@@ -10,22 +10,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.insertion import InsertionSettings, get_pipeline
+from engine.insertion.insert import Params
 from engine.insertion.runs import run_image, run_video
 from engine.video import iter_frames
 from tests.helpers import moving_square_video
 
 
-@pytest.fixture(scope="module")
-def pipeline():
-    return get_pipeline("insertion-tiny")
-
-
 def test_image_pixels_are_the_recorded_ones(pipeline, tmp_path):
     photo = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(photo)
-    summary, _ = run_image(pipeline, ("photo.png", photo), InsertionSettings(prompt="a red ball", steps=2, seed=3),
-                           tmp_path / "out", box="30,20,70,50")
+    params = Params(prompt="a red ball", steps=2, seed=3, box="30,20,70,50", preset="insertion-tiny")
+    summary = run_image(pipeline, ("photo.png", photo), params, tmp_path / "out").to_json()
     result = np.asarray(Image.open(tmp_path / "out" / "result_seed3.png")).astype(np.float64)
     assert summary["crop_box"] == [20, 5, 80, 65]
     assert result.mean() == pytest.approx(128.05632716049382, abs=1e-6)
@@ -36,8 +31,8 @@ def test_image_pixels_are_the_recorded_ones(pipeline, tmp_path):
 
 def test_video_frames_are_the_recorded_ones(pipeline, tmp_path):
     moving_square_video(tmp_path / "clip.mkv", frames=2, size=(96, 72), lossless=True)
-    run_video(pipeline, ("clip.mkv", tmp_path / "clip.mkv"), InsertionSettings(prompt="a red ball", steps=2, seed=3),
-              tmp_path / "out", box="20,10,60,50")
+    params = Params(prompt="a red ball", steps=2, seed=3, box="20,10,60,50", preset="insertion-tiny")
+    run_video(pipeline, ("clip.mkv", tmp_path / "clip.mkv"), params, tmp_path / "out")
     frames = [np.asarray(f.image).astype(np.float64) for f in iter_frames(tmp_path / "out" / "result_lossless.mkv")]
     expected = [(99.5534336419753, 31.22025806544632, [91, 166, 123], [94, 137, 130]),
                 (99.55555555555556, 31.225301968510912, [91, 166, 123], [94, 137, 131])]
