@@ -96,8 +96,6 @@ def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -
     job = client.wait(submit("insertion_anchor", {"anchor_frame": anchor}, {"video": [video]}, request).id,
                       timeout=ANCHOR_WAIT_S)
     if job.status is not Status.SUCCEEDED:
-        if not job.status.final:
-            client.cancel(job.id)
         raise gr.Error(job.error or f"The anchor frame was not decoded within {ANCHOR_WAIT_S} s; try again.")
     served = job_file(job, "anchor.png")
     return {"background": served, "layers": [], "composite": served}

@@ -20,8 +20,6 @@ from engine.params import Result as BaseResult
 from engine.presets import get_preset, presets_for
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
-MAX_VARIANTS = 16
-
 
 def anchor_frame_param() -> Any:
     """The anchor frame's index, declared once for the insertion job and the anchor-frame job."""
@@ -38,7 +36,7 @@ class Params(BaseParams):
                       choices=("insert", "replace"), label="Mode")
     seed: int = param(0, "seed of the initial noise; image variants use seed, seed+1, ...", ge=0, le=MAX_SEED,
                       label="Seed")
-    variants: int = param(1, "image: one result per seed, to choose from", ge=1, le=MAX_VARIANTS,
+    variants: int = param(1, "image: one result per seed, to choose from", ge=1, le=16,
                           label="Results to choose from (seeds seed, seed+1, …)")
     steps: int = param(20, "denoising steps", ge=1, le=150, label="Denoising steps")
     guidance: float = param(7.5, "classifier-free guidance scale", ge=0, le=30, label="Guidance scale")

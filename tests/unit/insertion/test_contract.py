@@ -58,3 +58,10 @@ def test_the_anchor_job_writes_the_frame_to_draw_on(tmp_path):
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "anchor.png")), np.asarray(expected))
     with pytest.raises(UserInputError, match=r"clip\.mkv: frame 5 could not be decoded; choose an earlier anchor"):
         anchor.run(anchor.Inputs(video=video), anchor.Params(anchor_frame=5), tmp_path / "again")
+
+
+def test_the_web_process_decodes_no_video():
+    from tests.unit.test_architecture import modules_loaded_by
+
+    assert modules_loaded_by("webapp.app, tasks.client, engine.insertion.insert, engine.insertion.anchor",
+                             ("av", "torch", "diffusers")) == []
