@@ -47,8 +47,8 @@ def build_sd15(device: str):
     from transformers import CLIPTextConfig, CLIPTextModel
 
     from engine.device import select_dtype
-    from engine.insertion import InsertionPipeline
     from engine.insertion.model import build_tokenizer
+    from engine.insertion.pipeline import InsertionPipeline
 
     dtype = select_dtype(torch.device(device))
     tokenizer = build_tokenizer()
@@ -74,17 +74,18 @@ def run_one(arch: str, device: str, kind: str, steps: int, frames: int) -> dict:
     import torch
     from PIL import Image
 
-    from engine.insertion import FrameRegion, InsertionPipeline, InsertionSettings
+    from engine.insertion.insert import Params
+    from engine.insertion.pipeline import FrameRegion, InsertionPipeline
     from engine.insertion.regions import mask_from_box
 
     pipeline = InsertionPipeline.from_pretrained("insertion-tiny", device) if arch == "tiny" else build_sd15(device)
     size = (640, 480) if arch == "sd15" else (160, 120)
     box = (size[0] // 4, size[1] // 4, size[0] * 3 // 4, size[1] * 3 // 4)
-    settings = InsertionSettings("a red vintage car", steps=steps, seed=1)
+    settings = Params(prompt="a red vintage car", steps=steps, seed=1)
     images = [Image.effect_noise(size, 40 + i).convert("RGB") for i in range(frames)]
     mask = mask_from_box(box, size)
     regions = [FrameRegion(i, image, mask) for i, image in enumerate(images)]
-    pipeline.insert_image(images[0], mask, InsertionSettings("warm up", steps=1))  # allocations, kernels
+    pipeline.insert_image(images[0], mask, Params(prompt="warm up", steps=1))  # allocations, kernels
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     sync(device)

@@ -145,7 +145,7 @@ class Params:
         spec = cls.spec(field.name)
         try:
             value = _coerce(kind, value)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):  # OverflowError: an integer past the float range
             raise UserInputError(f"{field.name}: {_accepted(kind, spec)}, not {_shown(value)}.") from None
         measured = len(value) if isinstance(value, list | tuple | str) and not spec.choices else value
         numeric = isinstance(measured, int | float) and not isinstance(measured, bool)

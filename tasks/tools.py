@@ -21,11 +21,11 @@ def run_contract(ctx: JobContext, params: dict[str, Any] | None = None) -> tuple
 
 
 def _register(name: str, task_name: str) -> None:
-    @app.task(name=task_name, bind=True, ignore_result=True)
     def entry(self, job_id: str) -> None:
         run_job(job_id, run_contract, worker=self.request.hostname)
 
-    entry.__name__ = entry.__qualname__ = name
+    entry.__name__ = entry.__qualname__ = name  # before app.task: its proxy's names are read-only
+    app.task(name=task_name, bind=True, ignore_result=True)(entry)
 
 
 for _name, _tool in TOOLS.items():

@@ -7,18 +7,21 @@ from typing import Any
 
 import gradio as gr
 
-from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
+from tasks import client
 from tasks.client import Job, Status
-from webapp.serving import hand_out, job_file, scratch_dir
-from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
+from webapp import controls
+from webapp.serving import job_file
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
 
+TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
-REGION_MODES = [("Same region on every frame", "same"),
-                ("Boxes interpolated between keyframes", "interpolate"),
-                ("One uploaded mask per frame", "masks")]
+MODE_LABELS = {"insert": "Insert a new object", "replace": "Replace the object under the mask"}
+REGION_MODE_LABELS = {"same": "Same region on every frame", "interpolate": "Boxes interpolated between keyframes",
+                      "masks": "One uploaded mask per frame"}
 PROMPT_HINT = {"insert": "the object to add, e.g. 'a red vintage car, photo'",
                "replace": "the new object that takes the old one's place"}
+ANCHOR_WAIT_S = 120  # a quick job: waits only behind other quick jobs
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -50,8 +53,8 @@ def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
 
 def _settings(prompt: str, negative: str, mode: str, preset: str, seed: float, steps: float, guidance: float,
               strength: float) -> dict[str, Any]:
-    return {"prompt": prompt, "negative_prompt": negative, "mode": mode, "preset": preset, "seed": int(seed or 0),
-            "steps": int(steps), "guidance": guidance, "strength": strength}
+    return {"prompt": prompt, "negative_prompt": negative, "mode": mode, "preset": preset, "seed": seed,
+            "steps": steps, "guidance": guidance, "strength": strength}
 
 
 def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: str, preset: str, seed: float,
@@ -61,9 +64,9 @@ def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: s
     image, layers = editor_files(editor)
     if not image:
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
-    params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength),
-              "box": box or None, "variants": int(variants or 1)}
-    job = submit("insertion", params, {"image": [image], "mask": layers}, request)
+    params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
+              "variants": variants}
+    job = submit(TOOL, params, {"image": [image], "mask": layers}, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
         yield job.id, status_markdown(job) + notes_markdown(job), gallery, files
@@ -77,9 +80,9 @@ def run_video(video: str | None, editor: dict | None, anchor: float, region_mode
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
     _, layers = editor_files(editor)
-    params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box or None,
-              "anchor_frame": int(anchor or 0), "region_mode": region_mode, "keyframes": keyframes or None}
-    job = submit("insertion", params, {"video": [video], "mask": layers, "masks": frame_masks or []}, request)
+    params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
+              "anchor_frame": anchor, "region_mode": region_mode, "keyframes": keyframes}
+    job = submit(TOOL, params, {"video": [video], "mask": layers, "masks": frame_masks or []}, request)
     for job in follow(job, progress):  # noqa: B020
         gallery, _, files = result_views(job)
         played = job_file(job, "result.mp4") if gallery else None
@@ -87,40 +90,32 @@ def run_video(video: str | None, editor: dict | None, anchor: float, region_mode
 
 
 def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:
-    """The anchor frame as the drawing canvas of the video section."""
+    """The anchor frame as the drawing canvas of the video section, decoded by a quick job in a worker."""
     if not video:
         return None
-    from engine.video import iter_frames
-
-    wanted = int(anchor or 0)
-    try:
-        frame = next((f for f in iter_frames(video) if f.index >= wanted), None)
-    except UserInputError as exc:
-        raise gr.Error(str(exc)) from None
-    if frame is None:
-        raise gr.Error(f"The video has no frame {wanted}; choose an earlier anchor frame.")
-    path = scratch_dir("anchor-") / f"anchor_{frame.index:06d}.png"
-    frame.image.save(path)
-    served = hand_out(path, owner_of(request))
+    job = client.wait(submit("insertion_anchor", {"anchor_frame": anchor}, {"video": [video]}, request).id,
+                      timeout=ANCHOR_WAIT_S)
+    if job.status is not Status.SUCCEEDED:
+        raise gr.Error(job.error or f"The anchor frame was not decoded within {ANCHOR_WAIT_S} s; try again.")
+    served = job_file(job, "anchor.png")
     return {"background": served, "layers": [], "composite": served}
 
 
 def settings_controls(prefix: str, variants: bool) -> list[gr.components.Component]:
     """Prompt, mode, model and sampling controls of one section, in the order the run functions take them."""
-    prompt = gr.Textbox(label="Prompt", placeholder=PROMPT_HINT["insert"], elem_id=f"{prefix}-prompt")
-    negative = gr.Textbox(label="Negative prompt", placeholder="e.g. blurry, distorted", elem_id=f"{prefix}-negative")
-    mode = gr.Radio([("Insert a new object", "insert"), ("Replace the object under the mask", "replace")],
-                    value="insert", label="Mode", elem_id=f"{prefix}-mode")
+    prompt = controls.textbox(TOOL, "prompt", placeholder=PROMPT_HINT["insert"], elem_id=f"{prefix}-prompt")
+    negative = controls.textbox(TOOL, "negative_prompt", placeholder="e.g. blurry, distorted",
+                                elem_id=f"{prefix}-negative")
+    mode = controls.radio(TOOL, "mode", choices=[(MODE_LABELS[m], m) for m in controls.spec(TOOL, "mode").choices],
+                          elem_id=f"{prefix}-mode")
     mode.change(lambda m: gr.Textbox(placeholder=PROMPT_HINT[m]), mode, prompt, api_visibility="private")
-    preset = preset_dropdown("insertion", f"{prefix}-preset")
+    preset = preset_dropdown(TOOL, f"{prefix}-preset")
     with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
-        seed = gr.Number(label="Seed", value=0, minimum=0, precision=0, elem_id=f"{prefix}-seed")
-        count = gr.Slider(1, 8, value=2, step=1, label="Results to choose from (seeds seed, seed+1, …)",
-                          visible=variants, elem_id=f"{prefix}-variants")
-        steps = gr.Slider(1, 100, value=20, step=1, label="Denoising steps", elem_id=f"{prefix}-steps")
-        guidance = gr.Slider(0, 20, value=7.5, step=0.5, label="Guidance scale", elem_id=f"{prefix}-guidance")
-        strength = gr.Slider(0.05, 1.0, value=1.0, step=0.05, label="Strength (1 = repaint the region fully)",
-                             elem_id=f"{prefix}-strength")
+        seed = controls.number(TOOL, "seed", precision=0, elem_id=f"{prefix}-seed")
+        count = controls.slider(TOOL, "variants", value=2, step=1, visible=variants, elem_id=f"{prefix}-variants")
+        steps = controls.slider(TOOL, "steps", step=1, elem_id=f"{prefix}-steps")
+        guidance = controls.slider(TOOL, "guidance", step=0.5, elem_id=f"{prefix}-guidance")
+        strength = controls.slider(TOOL, "strength", step=0.05, elem_id=f"{prefix}-strength")
     return [prompt, negative, mode, preset, seed, *([count] if variants else []), steps, guidance, strength]
 
 
@@ -151,8 +146,8 @@ def image_section() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
-            box = gr.Textbox(label="Or a box x0,y0,x1,y1 (pixels)", placeholder="e.g. 120,80,260,220",
-                             elem_id="insertion-box")
+            box = controls.textbox(TOOL, "box", label="Or a box x0,y0,x1,y1 (pixels)",
+                                   placeholder="e.g. 120,80,260,220", elem_id="insertion-box")
             image_controls = settings_controls("insertion", variants=True)
             with gr.Row():
                 run_button = gr.Button("Insert", variant="primary", elem_id="insertion-run")
@@ -175,14 +170,15 @@ def video_section() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
-            anchor = gr.Number(label="Anchor frame", value=0, minimum=0, precision=0, elem_id="insertion-anchor")
+            anchor = controls.number(TOOL, "anchor_frame", precision=0, elem_id="insertion-anchor")
             video_editor = _editor("Anchor frame: paint over the region", "insertion-video-editor")
-            region_mode = gr.Radio(REGION_MODES, value="same", label="Region on the other frames",
-                                   elem_id="insertion-region-mode")
-            video_box = gr.Textbox(label="Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
-                                   elem_id="insertion-video-box")
-            keyframes = gr.Textbox(label="Keyframe boxes, one per line: frame: x0,y0,x1,y1", lines=3,
-                                   placeholder="0: 40,60,140,160\n48: 200,60,300,160", elem_id="insertion-keyframes")
+            region_mode = controls.radio(TOOL, "region_mode", choices=[
+                (REGION_MODE_LABELS[m], m) for m in controls.spec(TOOL, "region_mode").choices],
+                elem_id="insertion-region-mode")
+            video_box = controls.textbox(TOOL, "box", label="Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
+                                         elem_id="insertion-video-box")
+            keyframes = controls.textbox(TOOL, "keyframes", lines=3, elem_id="insertion-keyframes",
+                                         placeholder="0: 40,60,140,160\n48: 200,60,300,160")
             frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name",
                                   file_count="multiple", file_types=list(IMAGE_SUFFIXES), elem_id="insertion-masks")
             video_controls = settings_controls("insertion-video", variants=False)

@@ -1,5 +1,1 @@
-"""Object insertion in images and videos (InVi)."""
-
-from engine.insertion.pipeline import FrameRegion, ImageInsertion, InsertionPipeline, InsertionSettings, get_pipeline
-
-__all__ = ["FrameRegion", "ImageInsertion", "InsertionPipeline", "InsertionSettings", "get_pipeline"]
+"""Object insertion in images and videos (InVi); the job's contract is `engine.insertion.insert`."""

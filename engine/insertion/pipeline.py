@@ -22,6 +22,7 @@ from PIL import Image
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
 from engine.insertion.attention import AnchorStore, Mode, install
+from engine.insertion.insert import Params
 from engine.insertion.model import load_components, model_directory
 from engine.insertion.regions import (
     Box,
@@ -34,53 +35,8 @@ from engine.insertion.regions import (
     paste,
     prepare_crop,
 )
-from engine.limits import MAX_SEED, seed_problem
-from engine.loading import MODEL_CACHE
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.video import batched
-
-MODES = ("insert", "replace")
-MAX_STEPS = 150
-
-
-@dataclass
-class InsertionSettings:
-    """What to generate and how; `check()` turns bad values into messages a user can act on."""
-
-    prompt: str
-    negative_prompt: str = ""
-    seed: int = 0
-    steps: int = 20
-    guidance: float = 7.5
-    strength: float = 1.0
-    mode: str = "insert"  # "replace": the mask covers an old object; it is grown by `replace_grow` px
-    controlnet_scale: float = 1.0
-    context: float = 0.25  # margin around the region, as a fraction of its longer side
-    feather: int = 6  # px of soft edge, inside the mask only
-    replace_grow: int = 4
-
-    def check(self) -> InsertionSettings:
-        self.prompt, self.negative_prompt = (self.prompt or "").strip(), (self.negative_prompt or "").strip()
-        if not self.prompt:
-            raise UserInputError("The prompt is empty: describe the object to insert, e.g. 'a red vintage car'.")
-        if self.mode not in MODES:
-            raise UserInputError(f"Unknown mode {self.mode!r}; accepted: {', '.join(MODES)}.")
-        checks = [
-            (seed_problem(self.seed) is None, f"The {seed_problem(self.seed)}."),
-            (isinstance(self.steps, int) and 1 <= self.steps <= MAX_STEPS,
-             f"Steps must be 1 to {MAX_STEPS}, not {self.steps!r}."),
-            (0.0 <= self.guidance <= 30.0, f"Guidance must be between 0 and 30, not {self.guidance}."),
-            (0.0 < self.strength <= 1.0, f"Strength must be above 0 and at most 1, not {self.strength}."),
-            (0.0 <= self.controlnet_scale <= 2.0, f"The ControlNet scale must be 0 to 2, not {self.controlnet_scale}."),
-            (0.0 <= self.context <= 2.0, f"Context must be 0 to 2 (fraction of the region), not {self.context}."),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise UserInputError(message)
-        if int(self.steps * self.strength) < 1:
-            raise UserInputError(f"{self.steps} steps at strength {self.strength} leave no denoising step; "
-                                 "raise the steps or the strength.")
-        return self
 
 
 @dataclass
@@ -103,7 +59,7 @@ class FrameRegion:
 
 
 class InsertionPipeline:
-    """Object insertion on one device. Load once (`from_pretrained` / `get_pipeline`), call many times."""
+    """Object insertion on one device. Load once (`engine.loading.get_pipeline`), call many times."""
 
     def __init__(self, pipe, name: str) -> None:
         self.pipe = pipe
@@ -130,11 +86,11 @@ class InsertionPipeline:
         return cls(pipe.to(device), name=str(source))
 
     # -- checks -------------------------------------------------------------------------------
-    def prompt_notes(self, settings: InsertionSettings) -> list[str]:
+    def prompt_notes(self, params: Params) -> list[str]:
         """What the user should know about their prompts: the text encoder reads a bounded number of tokens."""
         tokenizer, notes = self.pipe.tokenizer, []
         limit = tokenizer.model_max_length
-        for what, text in (("prompt", settings.prompt), ("negative prompt", settings.negative_prompt)):
+        for what, text in (("prompt", params.prompt), ("negative prompt", params.negative_prompt)):
             ids = tokenizer(text, truncation=False).input_ids
             if len(ids) > limit:
                 kept = tokenizer.decode(ids[1 : limit - 1]).strip()
@@ -142,22 +98,22 @@ class InsertionPipeline:
                              f"it was cut after “…{kept[-40:]}”. Shorten it to use the rest.")
         return notes
 
-    def region_mask(self, mask: np.ndarray, settings: InsertionSettings, what: str = "The mask") -> np.ndarray:
+    def region_mask(self, mask: np.ndarray, params: Params, what: str = "The mask") -> np.ndarray:
         """The mask as generated: checked, and grown in replace mode to cover the old object's outline."""
         check_mask(mask, what)
-        if settings.mode == "replace":
-            mask = grow(mask, settings.replace_grow)
-            check_mask(mask, f"{what} (grown by {settings.replace_grow} px to cover the old object)")
+        if params.mode == "replace":
+            mask = grow(mask, params.replace_grow)
+            check_mask(mask, f"{what} (grown by {params.replace_grow} px to cover the old object)")
         return mask
 
-    def crop(self, image: Image.Image, mask: np.ndarray, settings: InsertionSettings,
+    def crop(self, image: Image.Image, mask: np.ndarray, params: Params,
              size: tuple[int, int] | None = None) -> Crop:
         """The model's inputs for one region; `size` fixes the model size (all frames of a video share one)."""
-        box = context_box(bounding_box(mask), image.size, settings.context)
+        box = context_box(bounding_box(mask), image.size, params.context)
         return prepare_crop(image, mask, box, size or model_size(box, self.resolution, self.size_multiple))
 
     # -- generation ---------------------------------------------------------------------------
-    def inpaint(self, crops: Sequence[Crop], settings: InsertionSettings, seeds: Sequence[int],
+    def inpaint(self, crops: Sequence[Crop], params: Params, seeds: Sequence[int],
                 attention: Mode = "off", anchor: dict | None = None,
                 progress: ProgressCallback = ignore_progress) -> tuple[np.ndarray, dict]:
         """Run diffusers' ControlNet inpaint pipeline on same-sized crops, one seed each.
@@ -179,10 +135,10 @@ class InsertionPipeline:
             self.store.begin(attention, anchor)
             try:
                 output = self.pipe(
-                    prompt=[settings.prompt] * len(crops), negative_prompt=[settings.negative_prompt] * len(crops),
+                    prompt=[params.prompt] * len(crops), negative_prompt=[params.negative_prompt] * len(crops),
                     image=[c.image for c in crops], mask_image=[c.mask for c in crops], control_image=control,
-                    height=height, width=width, strength=settings.strength, num_inference_steps=settings.steps,
-                    guidance_scale=settings.guidance, controlnet_conditioning_scale=settings.controlnet_scale,
+                    height=height, width=width, strength=params.strength, num_inference_steps=params.steps,
+                    guidance_scale=params.guidance, controlnet_conditioning_scale=params.controlnet_scale,
                     generator=generators, output_type="np", callback_on_step_end=on_step,
                 )
                 recorded = self.store.entries if attention == "record" else {}
@@ -190,45 +146,38 @@ class InsertionPipeline:
                 self.store.begin("off")
         return output.images, recorded
 
-    def insert_image(self, image: Image.Image, mask: np.ndarray, settings: InsertionSettings, variants: int = 1,
+    def insert_image(self, image: Image.Image, mask: np.ndarray, params: Params,
                      progress: ProgressCallback = ignore_progress) -> ImageInsertion:
         """Insert into one image, once per seed (seed, seed + 1, ...): a choice of results."""
-        settings.check()
-        if not 1 <= variants <= 16:
-            raise UserInputError(f"Variants must be 1 to 16, not {variants}.")
-        if settings.seed + variants - 1 > MAX_SEED:
-            raise UserInputError(f"Seeds {settings.seed} to {settings.seed + variants - 1} go past {MAX_SEED:,} "
-                                 "(2**32-1), the largest seed; choose a smaller seed.")
         if mask.shape != (image.height, image.width):
             raise UserInputError(f"The mask is {mask.shape[1]} x {mask.shape[0]} pixels but the image is "
                                  f"{image.width} x {image.height}.")
-        mask = self.region_mask(mask, settings)
-        crop = self.crop(image, mask, settings)
+        mask = self.region_mask(mask, params)
+        crop = self.crop(image, mask, params)
+        variants = params.variants
         results = []
-        for number, seed in enumerate(range(settings.seed, settings.seed + variants)):
+        for number, seed in enumerate(range(params.seed, params.seed + variants)):
             report = _prefixed(sub_progress(progress, number / variants, (number + 1) / variants),
                                f"Seed {seed} ({number + 1} of {variants})")
-            generated, _ = self.inpaint([crop], settings, [seed], progress=report)
-            results.append((seed, paste(image, _to_pil(generated[0]), crop.box, mask, settings.feather)))
-        return ImageInsertion(results, mask, crop.box, self.prompt_notes(settings))
+            generated, _ = self.inpaint([crop], params, [seed], progress=report)
+            results.append((seed, paste(image, _to_pil(generated[0]), crop.box, mask, params.feather)))
+        return ImageInsertion(results, mask, crop.box, self.prompt_notes(params))
 
-    def insert_video(self, anchor: FrameRegion, frames: Iterable[FrameRegion], settings: InsertionSettings,
-                     total: int, chunk_size: int | None = None, extended_attention: bool = True,
-                     progress: ProgressCallback = ignore_progress) -> Iterator[FrameRegion]:
+    def insert_video(self, anchor: FrameRegion, frames: Iterable[FrameRegion], params: Params,
+                     total: int, progress: ProgressCallback = ignore_progress) -> Iterator[FrameRegion]:
         """Insert into every frame of `frames` (in order; the anchor's own index included), lazily.
 
         The anchor is generated first (recording its attention); then frames go through in chunks of
         `chunk_size`, so memory does not grow with the video's length. Yields each result frame with
         the mask used for it.
         """
-        settings.check()
-        chunk_size = chunk_size or (4 if self.device.type == "cuda" else 1)
-        anchor_mask = self.region_mask(anchor.mask, settings, f"The mask of the anchor frame {anchor.index}")
-        anchor_crop = self.crop(anchor.image, anchor_mask, settings)
+        chunk_size = params.chunk_size or (4 if self.device.type == "cuda" else 1)
+        anchor_mask = self.region_mask(anchor.mask, params, f"The mask of the anchor frame {anchor.index}")
+        anchor_crop = self.crop(anchor.image, anchor_mask, params)
         generated, recorded = self.inpaint(
-            [anchor_crop], settings, [settings.seed], attention="record" if extended_attention else "off",
+            [anchor_crop], params, [params.seed], attention="record" if params.extended_attention else "off",
             progress=_prefixed(sub_progress(progress, 0, 1 / max(total, 1)), f"Anchor frame {anchor.index}"))
-        anchor_result = paste(anchor.image, _to_pil(generated[0]), anchor_crop.box, anchor_mask, settings.feather)
+        anchor_result = paste(anchor.image, _to_pil(generated[0]), anchor_crop.box, anchor_mask, params.feather)
         done = 1
         for chunk in batched(frames, chunk_size):
             results: dict[int, FrameRegion] = {}
@@ -239,19 +188,19 @@ class InsertionPipeline:
                 elif not frame.mask.any():  # the region left the picture: the frame stays as it is
                     results[frame.index] = frame
                 else:
-                    mask = self.region_mask(frame.mask, settings, f"The mask of frame {frame.index}")
-                    todo.append((frame, mask, self.crop(frame.image, mask, settings, size=anchor_crop.size)))
+                    mask = self.region_mask(frame.mask, params, f"The mask of frame {frame.index}")
+                    todo.append((frame, mask, self.crop(frame.image, mask, params, size=anchor_crop.size)))
             if todo:
                 first, last = todo[0][0].index, todo[-1][0].index
                 label = f"Frame {first}" if first == last else f"Frames {first}-{last}"
                 report = _prefixed(sub_progress(progress, done / total, (done + len(todo)) / total),
                                    f"{label} of {total}")
-                images, _ = self.inpaint([c for _, _, c in todo], settings, [settings.seed] * len(todo),
-                                         attention="extend" if extended_attention else "off", anchor=recorded,
+                images, _ = self.inpaint([c for _, _, c in todo], params, [params.seed] * len(todo),
+                                         attention="extend" if params.extended_attention else "off", anchor=recorded,
                                          progress=report)
                 for (frame, mask, crop), image in zip(todo, images, strict=True):
                     results[frame.index] = FrameRegion(frame.index, paste(frame.image, _to_pil(image), crop.box,
-                                                                          mask, settings.feather), mask)
+                                                                          mask, params.feather), mask)
                 done += len(todo)
             yield from (results[frame.index] for frame in chunk)
 
@@ -263,9 +212,3 @@ def _to_pil(array: np.ndarray) -> Image.Image:
 def _prefixed(callback: ProgressCallback, prefix: str) -> ProgressCallback:
     return lambda fraction, message: callback(fraction, f"{prefix} · {message}")
 
-
-def get_pipeline(source: str | Path, device: str | None = None) -> InsertionPipeline:
-    """The process-wide pipeline for a source and device: loaded on first use, then reused."""
-    resolved = select_device(device)
-    return MODEL_CACHE.get(("insertion", str(source), str(resolved)),
-                           lambda: InsertionPipeline.from_pretrained(source, resolved))

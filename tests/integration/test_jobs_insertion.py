@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.errors import UserInputError
 from tasks import client, embedded
 from tasks.client import Status
 from tests.helpers import moving_square_video, noise_images, wait_until
@@ -52,7 +53,6 @@ def test_video_job_with_a_box_on_the_anchor_frame(tmp_path):
     ("params", "files", "expected"),
     [
         ({"box": "1,1,20,20"}, "one_frame", "single frame; use image insertion"),
-        ({"box": "1,1,20,20", "steps": "many"}, "image", "steps must be a whole number, not 'many'"),
         ({}, "image", "Mark the region"),
         ({"box": "1,1,20,20", "preset": "insertion-sd15-controlnet-inpaint"}, "image", "make weights"),
     ],
@@ -65,6 +65,12 @@ def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expecte
         inputs = {"image": noise_images(tmp_path, 1, size=(64, 48))}
     job = client.wait(client.submit("insertion", {**PARAMS, **params}, inputs).id, timeout=120)
     assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+
+
+def test_a_bad_parameter_is_refused_at_submit_by_name(tmp_path):
+    with pytest.raises(UserInputError, match="steps: a whole number from 1 to 150, not 'many'"):
+        client.submit("insertion", {**PARAMS, "box": "1,1,20,20", "steps": "many"},
+                      {"image": noise_images(tmp_path, 1, size=(64, 48))})
 
 
 def test_cancel_stops_a_video_between_steps(tmp_path):

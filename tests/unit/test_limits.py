@@ -187,11 +187,11 @@ def test_insertion_boxes_must_be_four_finite_numbers(box):
 def test_seeds_past_what_the_generators_take_are_refused_by_name(seed):
     from engine.finetune.detection.train import DetectSettings
     from engine.finetune.train import TrainSettings
-    from engine.insertion import InsertionSettings
+    from engine.insertion.insert import Params as InsertionParams
     from engine.limits import check_seed
 
-    with pytest.raises(UserInputError, match=r"seed must be a whole number from 0 to 4,294,967,295"):
-        InsertionSettings("a ball", seed=seed).check()
+    with pytest.raises(UserInputError, match=r"seed: a whole number from 0 to 4\.29497e\+09"):
+        InsertionParams(prompt="a ball", seed=seed)
     for kind in (TrainSettings, DetectSettings):
         with pytest.raises(UserInputError, match=r"Training settings: seed must be a whole number from 0 to"):
             kind(seed=seed).check()
@@ -201,11 +201,11 @@ def test_seeds_past_what_the_generators_take_are_refused_by_name(seed):
 
 def test_job_numbers_that_overflow_are_refused_by_name():
     from engine.completion.complete import Params as CompletionParams
-    from tasks.insertion import _number as insertion_number
+    from engine.insertion.insert import Params as InsertionParams
 
     for value in (float("inf"), "1e309", 10**400, "nan"):
-        with pytest.raises(UserInputError, match="guidance must be a number"):
-            insertion_number({"guidance": value}, "guidance", 7.5)
+        with pytest.raises(UserInputError, match="guidance: a number from 0 to 30"):
+            InsertionParams.from_dict({"prompt": "a ball", "guidance": value})
     with pytest.raises(UserInputError, match="video_stride: a whole number"):
         CompletionParams.from_dict({"video_stride": float("inf")})
     from engine.finetune.train import TrainSettings
