@@ -54,9 +54,7 @@ def test_no_tool_package_imports_another():
     assert crossings == []
 
 
-def test_no_import_cycle_between_modules():
-    """Counting imports inside functions too: a cycle there still ties two concepts together."""
-    graph = project_imports()
+def cycles_of(graph: dict[str, set[str]]) -> list[str]:
     state: dict[str, int] = {}
     cycles: list[str] = []
 
@@ -72,7 +70,21 @@ def test_no_import_cycle_between_modules():
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
-    assert cycles == []
+    return cycles
+
+
+def unit_of(module: str) -> str:
+    """A tool package counts as one unit: inside it, the torch-free contract's `run` imports the code that
+    uses the contract's types (late, on purpose); elsewhere every module is its own unit."""
+    return next((tool for tool in TOOL_PACKAGES if module == tool or module.startswith(tool + ".")), module)
+
+
+def test_no_import_cycle_between_modules_or_tools():
+    """Imports inside functions count too: a cycle there still ties two concepts together."""
+    units: dict[str, set[str]] = {}
+    for module, targets in project_imports().items():
+        units.setdefault(unit_of(module), set()).update(unit_of(t) for t in targets if unit_of(t) != unit_of(module))
+    assert cycles_of(units) == []
 
 
 def test_the_job_api_loads_nothing_of_the_worker_side():
