@@ -21,22 +21,23 @@ class Tool(NamedTuple):
     task: str
     lane: str
     contract: str | None = None  # engine module exporting Params, Inputs, Result and run
+    custom_task: bool = False  # its Celery task is hand-written (worker-side glue around `run`), not tasks.tools'
 
 
-def _tool(name: str, lane: str, contract: str | None = None) -> Tool:
-    return Tool(f"fewshot.{name}", lane, contract)
+def _tool(name: str, lane: str, contract: str | None = None, custom_task: bool = False) -> Tool:
+    return Tool(f"fewshot.{name}", lane, contract, custom_task)
 
 
 TOOLS: dict[str, Tool] = {
     "anomaly": _tool("anomaly", QUICK),
     "anomaly_video": _tool("anomaly_video", QUICK),
     "completion": _tool("completion", QUICK),
-    "finetune_predict": _tool("finetune_predict", QUICK),
+    "finetune_predict": _tool("finetune_predict", QUICK, "engine.finetune.predict", custom_task=True),
     "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
     "completion_evaluate": _tool("completion_evaluate", LONG),
     "insertion": _tool("insertion", LONG),  # diffusion: minutes per image on a CPU, even for one image
-    "finetune_classify": _tool("finetune_classify", LONG),
-    "finetune_detect": _tool("finetune_detect", LONG),
+    "finetune_classify": _tool("finetune_classify", LONG, "engine.finetune.classify", custom_task=True),
+    "finetune_detect": _tool("finetune_detect", LONG, "engine.finetune.detect", custom_task=True),
 }
 
 

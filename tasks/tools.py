@@ -28,5 +28,5 @@ def _register(name: str, task_name: str) -> None:
 
 
 for _name, _tool in TOOLS.items():
-    if _tool.contract is not None:
+    if _tool.contract is not None and not _tool.custom_task:  # custom ones: tasks/<tool>.py
         _register(_name, _tool.task)

@@ -18,7 +18,8 @@ from pathlib import Path
 from engine.completion.formats import Dataset
 from engine.completion.inputs import load_dataset
 from engine.errors import UserInputError
-from engine.finetune.data import max_training_images
+from engine.finetune.training import max_training_images
+from engine.params import NamedFile
 
 
 def check_detection_set(dataset: Dataset) -> Dataset:
@@ -44,7 +45,7 @@ def check_detection_set(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def load_detection_set(files: Sequence[tuple[str, Path]], work_dir: Path, format: str = "auto") -> Dataset:
+def load_detection_set(files: Sequence[NamedFile], work_dir: Path, format: str = "auto") -> Dataset:
     """Read and check uploaded images and annotations (zips are extracted into `work_dir`)."""
     return check_detection_set(load_dataset(files, work_dir, format))
 

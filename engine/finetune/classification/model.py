@@ -141,14 +141,19 @@ class CLIPClassifier(nn.Module):
 
 
 def build_classifier(preset_name: str, classes: list[str], device: torch.device,
-                     lora: LoraSettings | None = None) -> tuple[CLIPClassifier, dict[str, Any]]:
-    """A fresh classifier on a private copy of the preset's image tower, and its preprocess config."""
+                     lora: LoraSettings | None = None, seed: int = 0) -> tuple[CLIPClassifier, dict[str, Any]]:
+    """A fresh classifier on a private copy of the preset's image tower, and its preprocess config.
+
+    The adapters' random initialisation is seeded after the base model is loaded: loading draws random
+    numbers, so the first run of a process would otherwise differ from the next ones with the same seed.
+    """
     preset = get_preset(preset_name)
     if preset.tool != "finetune":
         raise UserInputError(f"Preset {preset_name!r} is not a fine-tuning preset.")
     model, tokenizer, preprocess = base_model(preset, device)
     head = text_head(model, tokenizer, classes, device)
     visual = copy.deepcopy(model.visual)
+    torch.manual_seed(seed)
     classifier = CLIPClassifier(visual, head, float(model.logit_scale.exp()), classes, lora).to(device)
     return classifier, preprocess
 
