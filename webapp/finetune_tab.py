@@ -216,7 +216,7 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
         request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Classify images or a video's frames with a saved classifier at the chosen WiSE-FT mix."""
     _check_use(model, "classify", images, video, owner_of(request))
-    params = {"model": model, "alpha": alpha, "stride": stride}
+    params = {"model": model, "alpha": alpha, "stride": stride or 1}
     job = submit(PREDICT, params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
         yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []

@@ -11,7 +11,7 @@ from engine.finetune.training import HistoryCallback, TrainingParams, TrainingRe
 from engine.limits import max_classes
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
-from engine.presets import get_preset, presets_for
+from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
 METHODS = ("lora", "linear")
@@ -37,9 +37,7 @@ class Params(TrainingParams):
     unlabeled_weight: float = param(0.1, "weight of the transductive entropy term on unlabeled images", ge=0.0)
 
     JOB_FIELDS = (*TrainingParams.JOB_FIELDS, "class_names")
-
-    def base_preset(self) -> str:
-        return self.preset or presets_for("finetune")[0].name
+    PRESET_TOOL = "finetune"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,10 +10,8 @@ from engine.errors import UserInputError
 from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
-from engine.presets import get_preset, presets_for
+from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
-
-PRESET_TOOL = "finetune-detect"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,9 +31,7 @@ class Params(TrainingParams):
                                  label="Train the backbone too (bigger model file)")
 
     JOB_FIELDS = (*TrainingParams.JOB_FIELDS, "format")
-
-    def base_preset(self) -> str:
-        return self.preset or presets_for(PRESET_TOOL)[0].name
+    PRESET_TOOL = "finetune-detect"
 
     def for_preset(self) -> Params:
         """These parameters with the base preset's learning rate where none was chosen."""
@@ -69,7 +65,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     from engine.finetune.detection.runs import train_and_save
 
     preset = get_preset(params.base_preset())
-    if preset.tool != PRESET_TOOL:
+    if preset.tool != params.PRESET_TOOL:
         raise UserInputError(f"Preset {preset.name!r} is not a detection preset.")
     files = [*inputs.dataset, *inputs.images, *inputs.annotations]
     if not files:

@@ -12,6 +12,7 @@ from typing import Any
 from engine.errors import UserInputError
 from engine.limits import MAX_SEED
 from engine.params import Params, Result, param
+from engine.presets import presets_for
 
 HistoryCallback = Callable[[list[dict[str, Any]]], None]
 DEFAULT_MAX_IMAGES = 2000
@@ -36,6 +37,7 @@ class TrainingParams(Params):
     seed: int = param(0, "seed of the split, the new weights and the batches", ge=0, le=MAX_SEED)
 
     JOB_FIELDS = ("model_name", "preset")  # what names the run, not how it trains
+    PRESET_TOOL = ""  # the presets this kind of model builds on
 
     def __post_init__(self) -> None:
         """Every field checked, and all problems named in one message: a form shows them at once."""
@@ -57,6 +59,9 @@ class TrainingParams(Params):
         learning_rate = getattr(self, "learning_rate", None)
         if learning_rate is not None and not 0 < learning_rate <= 1:
             raise UserInputError(f"learning_rate must be in (0, 1], not {learning_rate}.")
+
+    def base_preset(self) -> str:
+        return self.preset or presets_for(self.PRESET_TOOL)[0].name
 
     def settings(self) -> dict[str, Any]:
         """How the model was trained, as its model.json and metrics.json record it."""

@@ -34,10 +34,6 @@ class LabelledSet:
     def indices_of(self, label: int) -> list[int]:
         return [i for i, y in enumerate(self.labels) if y == label]
 
-    def subset(self, indices: Sequence[int]) -> LabelledSet:
-        return LabelledSet(self.classes, [self.names[i] for i in indices], [self.images[i] for i in indices],
-                           [self.labels[i] for i in indices])
-
 
 def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
     """{class: files} from images named by their path in a folder or zip: the classes are the sub-folders of
@@ -137,8 +133,6 @@ def load_labelled_set(by_class: dict[str, list[NamedFile]],
 def split_held_out(data: LabelledSet, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Stratified (train, held-out) indices: per class round(n x fraction) held out, at least one each
     when the class has 2 or more images, and always at least one left to train on."""
-    if not 0.0 <= fraction < 1.0:
-        raise UserInputError(f"The held-out fraction must be in [0, 1), not {fraction}.")
     rng = random.Random(seed)
     train, held = [], []
     for label in range(len(data.classes)):

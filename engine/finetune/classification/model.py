@@ -56,11 +56,6 @@ class LoraSettings:
                                  f"0 to {depth - 1}.")
         return indices
 
-    def check(self) -> LoraSettings:
-        if not 1 <= self.rank <= 256:
-            raise UserInputError(f"LoRA rank must be between 1 and 256, not {self.rank}.")
-        return self
-
 
 def base_model(preset: Preset, device: torch.device) -> tuple[nn.Module, Any, dict[str, Any]]:
     """The preset's CLIP in float32 (training needs it), loaded once per process and never modified."""
@@ -92,7 +87,7 @@ class CLIPClassifier(nn.Module):
             self.head.bias.zero_()
         self.wise_alpha = 1.0
         if lora is not None:
-            self._inject_lora(lora.check())
+            self._inject_lora(lora)
 
     def _inject_lora(self, lora: LoraSettings) -> None:
         from peft import LoraConfig, inject_adapter_in_model

@@ -57,8 +57,6 @@ def split_held_out(dataset: Dataset, fraction: float, seed: int) -> tuple[list[i
     each class can be learnt; background images (no boxes) always train; with fewer than 2 annotated
     images nothing is held out.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise UserInputError(f"The held-out fraction must be in [0, 1), not {fraction}.")
     annotated = [index for index, image in enumerate(dataset.images) if image.boxes]
     random.Random(seed).shuffle(annotated)
     target = min(len(annotated) - 1, round(len(annotated) * fraction)) if len(annotated) >= 2 else 0
