@@ -15,10 +15,10 @@ import time
 from typing import Any
 
 from engine.finetune.training import HistoryCallback
-from tasks.celery_app import app
 from tasks.jobs import Job
 from tasks.registry import contract
-from tasks.runner import JobContext, run_job
+from tasks.runner import JobContext
+from tasks.tools import register
 
 LIVE_INTERVAL_S = 0.5
 
@@ -68,16 +68,5 @@ def predict(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     return result.to_json(), result.outputs
 
 
-@app.task(name="fewshot.finetune_classify", bind=True, ignore_result=True)
-def finetune_classify(self, job_id: str) -> None:
-    run_job(job_id, train, worker=self.request.hostname)
-
-
-@app.task(name="fewshot.finetune_detect", bind=True, ignore_result=True)
-def finetune_detect(self, job_id: str) -> None:
-    run_job(job_id, train, worker=self.request.hostname)
-
-
-@app.task(name="fewshot.finetune_predict", bind=True, ignore_result=True)
-def finetune_predict(self, job_id: str) -> None:
-    run_job(job_id, predict, worker=self.request.hostname)
+for _kind, _body in (("finetune_classify", train), ("finetune_detect", train), ("finetune_predict", predict)):
+    register(_kind, _body)

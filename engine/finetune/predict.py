@@ -73,16 +73,18 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
             progress(0.05, f"Loading detector {params.model}")
             return predict_files(model_dir, files, out_dir, params.score_threshold, device, skipped=skipped,
                                  progress=sub_progress(progress, 0.1, 0.99))
-        from engine.finetune.classification.runs import predict_files, predict_video
+        from engine.finetune.classification.runs import Predictor, predict_video
+        from engine.media import load_images
 
         progress(0.05, f"Loading model {params.model}")
         if inputs.video:
             rows = predict_video(model_dir, inputs.video[0], params.alpha, None if params.fps else params.stride,
-                                     params.fps, device)
+                                 params.fps, device)
         else:
-            rows = predict_files(model_dir, files, params.alpha, device)
-    result = Result("classify", params.model, meta["classes"], rows["predictions"], skipped + rows["skipped"],
-                    alpha=params.alpha, outputs=[CLASSIFIER_PREDICTIONS_FILE])
+            names, images, unreadable = load_images(files)
+            rows, skipped = Predictor(model_dir, params.alpha, device)(names, images), skipped + unreadable
+    result = Result("classify", params.model, meta["classes"], rows, skipped, alpha=params.alpha,
+                    outputs=[CLASSIFIER_PREDICTIONS_FILE])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / CLASSIFIER_PREDICTIONS_FILE).write_text(json.dumps(result.to_json(), indent=1))
     return result

@@ -123,15 +123,8 @@ class Predictor:
         return rows
 
 
-def predict_files(model_dir: Path, files: Sequence[NamedFile], alpha: float = 1.0,
-                  device: str | None = None) -> dict[str, Any]:
-    """Classify images (unreadable ones are listed in `skipped`)."""
-    names, images, skipped = load_images(list(files))
-    return {"predictions": Predictor(model_dir, alpha, device)(names, images), "skipped": skipped}
-
-
 def predict_video(model_dir: Path, video: NamedFile, alpha: float = 1.0, stride: int | None = None,
-                  fps: float | None = None, device: str | None = None, batch_size: int = 16) -> dict[str, Any]:
+                  fps: float | None = None, device: str | None = None, batch_size: int = 16) -> list[dict[str, Any]]:
     """Classify a video's sampled frames (every `stride`-th, or about `fps` per second), a batch at a time."""
     from engine.video import batched, iter_frames
 
@@ -140,4 +133,4 @@ def predict_video(model_dir: Path, video: NamedFile, alpha: float = 1.0, stride:
     for frames in batched(iter_frames(video[1], stride=stride, fps=fps, display_name=video[0]), batch_size):
         for row, frame in zip(predictor([f.label for f in frames], [f.image for f in frames]), frames, strict=True):
             rows.append({**row, "time_s": frame.time_s})
-    return {"predictions": rows, "skipped": []}
+    return rows
