@@ -10,15 +10,19 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.finetune.training import TrainingResult
 
 MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.csv and model.zip
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
+RUN_META = ("name", "base_preset", "settings", "metrics", "best_step", "stopped", "train_images",
+            "held_out_images", "created_at")
 TASKS = {"classify": "classifier", "detect": "detector"}
 _REQUIRED = {"classify": ("classes", "base_preset", "logit_scale"), "detect": ("classes", "base_preset", "input")}
 
@@ -45,9 +49,13 @@ def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def write_run_outputs(out_dir: Path, summary: dict[str, Any]) -> list[str]:
-    """Beside a run's `model/`: metrics.json (the summary), history.csv (the curves) and model.zip (the
-    download, which can be uploaded elsewhere); returns their names."""
+def save_run(out_dir: Path, result: TrainingResult, save_model: Callable[[Path, dict[str, Any]], Path]) -> None:
+    """Write a training run: `model/` (its model.json keeps RUN_META of the summary), metrics.json (the summary),
+    history.csv (the curves) and model.zip (the download, which can be uploaded elsewhere), named in
+    `result.outputs`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = result.to_json()
+    save_model(out_dir / MODEL_DIR, {key: summary[key] for key in RUN_META})
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
     history = summary["history"]
     with open(out_dir / "history.csv", "w", newline="") as handle:
@@ -55,4 +63,4 @@ def write_run_outputs(out_dir: Path, summary: dict[str, Any]) -> list[str]:
         writer.writeheader()
         writer.writerows(history)
     archive = shutil.make_archive(str(out_dir / "model"), "zip", out_dir / MODEL_DIR)
-    return ["metrics.json", "history.csv", Path(archive).name]
+    result.outputs = ["metrics.json", "history.csv", Path(archive).name]

@@ -18,21 +18,11 @@ from typing import Any, Protocol
 import torch
 
 from engine.errors import UserInputError
+from engine.finetune import classify, detect
 from engine.finetune.training import HistoryCallback
 from engine.progress import Cancelled, ProgressCallback, ignore_progress
 
 Metrics = dict[str, Any]
-
-
-class LoopSettings(Protocol):
-    """The parameters the loop reads (the classifier's and the detector's Params have them)."""
-
-    steps: int
-    learning_rate: float | None  # None only before a detector run picks its preset's
-    weight_decay: float
-    eval_every: int
-    patience: int
-    time_budget_s: float
 
 
 class Checkpointed(Protocol):
@@ -86,7 +76,7 @@ def epoch_batches(count: int, batch_size: int, generator: torch.Generator):
         yield batch
 
 
-def fit(objective: Objective, settings: LoopSettings, progress: ProgressCallback = ignore_progress,
+def fit(objective: Objective, settings: classify.Params | detect.Params, progress: ProgressCallback = ignore_progress,
         on_history: HistoryCallback | None = None) -> TrainResult:
     """Train in place and leave the best checkpoint loaded; history row 0 is the model before training.
 

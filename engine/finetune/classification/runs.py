@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Sequence
@@ -12,7 +13,7 @@ import torch
 
 from engine.device import select_device
 from engine.errors import UserInputError
-from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
+from engine.finetune.artifacts import save_run
 from engine.finetune.classification.data import LabelledSet, sample_shots, split_held_out
 from engine.finetune.classification.model import LoraSettings, build_classifier, load_classifier, save_classifier
 from engine.finetune.classification.train import evaluate, predict_logits, to_tensor, train
@@ -70,12 +71,7 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
         seconds=round(trained.seconds, 3), history=trained.history,
         skipped=data.skipped + [{**s, "role": "unlabeled"} for s in skipped], notes=notes,
         device=str(torch_device), created_at=time.time())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = result.to_json()
-    meta = {k: summary[k] for k in ("name", "base_preset", "settings", "metrics", "best_step", "stopped",
-                                    "train_images", "held_out_images", "created_at")}
-    save_classifier(classifier, out_dir / MODEL_DIR, meta)
-    result.outputs = write_run_outputs(out_dir, summary)
+    save_run(out_dir, result, functools.partial(save_classifier, classifier))
     return result
 
 

@@ -3,6 +3,7 @@ detecting boxes on new images with a saved detector."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from engine.completion.formats import Box, Dataset
 from engine.device import select_device
 from engine.errors import UserInputError
 from engine.finetune import predict
-from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
+from engine.finetune.artifacts import save_run
 from engine.finetune.detect import Params, Result
 from engine.finetune.detection.data import split_held_out
 from engine.finetune.detection.train import targets_of, train
@@ -62,12 +63,7 @@ def train_and_save(dataset: Dataset, params: Params, out_dir: Path, device: str 
         steps_run=trained.steps_run, stopped=trained.stopped, seconds=round(trained.seconds, 3),
         history=trained.history, skipped=dataset.skipped, notes=notes, device=str(torch_device),
         created_at=time.time())
-    out_dir.mkdir(parents=True, exist_ok=True)
-    summary = result.to_json()
-    meta = {k: summary[k] for k in ("name", "settings", "metrics", "best_step", "stopped", "train_images",
-                                    "held_out_images", "created_at")}
-    save_detector(detector, out_dir / MODEL_DIR, meta)
-    result.outputs = write_run_outputs(out_dir, summary)
+    save_run(out_dir, result, functools.partial(save_detector, detector))
     return result
 
 
