@@ -44,9 +44,9 @@ def classifier_steps(arch: str, method: str, device: str, batch: int):
     import open_clip
     import torch
 
-    from engine.finetune.classification.model import CLIPClassifier, LoraSettings
-    from engine.finetune.classification.train import train
     from engine.finetune.classify import Params
+    from engine.finetune.classify.model import CLIPClassifier, LoraSettings
+    from engine.finetune.classify.train import train
     from engine.loading import build_random_open_clip
     from engine.presets import get_preset
 
@@ -71,7 +71,7 @@ def detector_steps(arch: str, method: str, device: str, batch: int):
     import torch
 
     from engine.finetune.detect import Params
-    from engine.finetune.detection.train import train
+    from engine.finetune.detect.train import train
     from engine.models.rtdetr import Detector, InputSpec, build_random_rtdetr, new_class_head
     from engine.presets import get_preset
 

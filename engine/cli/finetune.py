@@ -62,8 +62,8 @@ def _kshot(inputs: classify.Inputs, params: classify.Params, args: argparse.Name
     """K-shot evaluation instead of one training run: K images per class to train on, the rest to test."""
     import json
 
-    from engine.finetune.classification.data import gather_sources, load_labelled_set
-    from engine.finetune.classification.runs import kshot_evaluation
+    from engine.finetune.classify.data import gather_sources, load_labelled_set
+    from engine.finetune.classify.runs import kshot_evaluation
 
     try:
         seeds = [int(s) for s in args.seeds.split(",")]

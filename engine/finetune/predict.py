@@ -68,12 +68,12 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     with scratch(out_dir) as work:
         files, skipped = expand_archives(inputs.images, work, IMAGE_SUFFIXES)
         if task_of(meta) == "detect":
-            from engine.finetune.detection.runs import predict_files
+            from engine.finetune.detect.runs import predict_files
 
             progress(0.05, f"Loading detector {params.model}")
             return predict_files(model_dir, files, out_dir, params.score_threshold, device, skipped=skipped,
                                  progress=sub_progress(progress, 0.1, 0.99))
-        from engine.finetune.classification.runs import Predictor, predict_video
+        from engine.finetune.classify.runs import Predictor, predict_video
         from engine.media import load_images
 
         progress(0.05, f"Loading model {params.model}")

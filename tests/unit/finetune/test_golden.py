@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.finetune.classification.data import gather_sources, load_labelled_set
-from engine.finetune.classification.model import load_classifier
-from engine.finetune.classification.runs import train_and_save
-from engine.finetune.classification.train import predict_logits, to_tensor
 from engine.finetune.classify import Params
+from engine.finetune.classify.data import gather_sources, load_labelled_set
+from engine.finetune.classify.model import load_classifier
+from engine.finetune.classify.runs import train_and_save
+from engine.finetune.classify.train import predict_logits, to_tensor
 from tests.helpers import colour_classes
 
 torch.set_num_threads(1)

@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from engine.errors import UserInputError
-from engine.finetune.classification.data import (
+from engine.finetune.classify import Params
+from engine.finetune.classify.data import (
     LabelledSet,
     gather_sources,
     load_labelled_set,
     sample_shots,
     split_held_out,
 )
-from engine.finetune.classification.model import LoraSettings, build_classifier, load_classifier
-from engine.finetune.classification.runs import Predictor, kshot_evaluation, train_and_save
-from engine.finetune.classification.train import classification_metrics, predict_logits, to_tensor, train
-from engine.finetune.classify import Params
+from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier
+from engine.finetune.classify.runs import Predictor, kshot_evaluation, train_and_save
+from engine.finetune.classify.train import classification_metrics, predict_logits, to_tensor, train
 from engine.progress import Cancelled
 from tests.helpers import colour_classes, zip_tree
 

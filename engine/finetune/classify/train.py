@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.finetune.classification.model import CLIPClassifier
 from engine.finetune.classify import Params
+from engine.finetune.classify.model import CLIPClassifier
 from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
 from engine.finetune.training import HistoryCallback
 from engine.progress import ProgressCallback, ignore_progress

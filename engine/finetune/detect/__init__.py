@@ -1,5 +1,6 @@
 """The `finetune_detect` job: train a few-shot RT-DETR detector on annotated images, compare it with the
-detector before training on held-out images, and write the model. Torch-free until `run`."""
+detector before training on held-out images, and write the model. Torch-free until `run`; its
+modules: data (annotated sets), metrics (COCO mAP), train, runs."""
 
 from __future__ import annotations
 
@@ -61,8 +62,8 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Read the annotated images, train, evaluate against the pre-fine-tuning baseline and write `model/`,
     metrics.json, history.csv and model.zip into `out_dir`; `on_history` gets the curves after each step."""
-    from engine.finetune.detection.data import load_detection_set
-    from engine.finetune.detection.runs import train_and_save
+    from engine.finetune.detect.data import load_detection_set
+    from engine.finetune.detect.runs import train_and_save
 
     preset = get_preset(params.base_preset())
     if preset.tool != params.PRESET_TOOL:

@@ -1,5 +1,6 @@
 """The `finetune_classify` job: train a few-shot CLIP classifier (LoRA or a linear probe) on labelled examples,
-compare it with zero-shot CLIP on held-out images, and write the model. Torch-free until `run`."""
+compare it with zero-shot CLIP on held-out images, and write the model. Torch-free until `run`; its
+modules: data (examples), model (head from class-name text, LoRA, WiSE-FT), train, runs."""
 
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Gather the classes, train, evaluate against zero-shot and write `model/`, metrics.json, history.csv and
     model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot)."""
-    from engine.finetune.classification.data import gather_sources, load_labelled_set
-    from engine.finetune.classification.runs import train_and_save
+    from engine.finetune.classify.data import gather_sources, load_labelled_set
+    from engine.finetune.classify.runs import train_and_save
 
     preset = get_preset(params.base_preset())
     progress(0.01, "Reading the examples")

@@ -14,10 +14,10 @@ import torch
 from engine.device import select_device
 from engine.errors import UserInputError
 from engine.finetune.artifacts import save_run
-from engine.finetune.classification.data import LabelledSet, sample_shots, split_held_out
-from engine.finetune.classification.model import LoraSettings, build_classifier, load_classifier, save_classifier
-from engine.finetune.classification.train import evaluate, predict_logits, to_tensor, train
 from engine.finetune.classify import Params, Result
+from engine.finetune.classify.data import LabelledSet, sample_shots, split_held_out
+from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier, save_classifier
+from engine.finetune.classify.train import evaluate, predict_logits, to_tensor, train
 from engine.finetune.training import HistoryCallback
 from engine.limits import check_seed
 from engine.media import load_images

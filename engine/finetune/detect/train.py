@@ -17,7 +17,7 @@ import torch
 
 from engine.completion.formats import Box, ImageRecord
 from engine.finetune.detect import Params
-from engine.finetune.detection.metrics import detection_map
+from engine.finetune.detect.metrics import detection_map
 from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
 from engine.finetune.training import HistoryCallback
 from engine.models.rtdetr import Detector

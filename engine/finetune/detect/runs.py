@@ -16,8 +16,8 @@ from engine.errors import UserInputError
 from engine.finetune import predict
 from engine.finetune.artifacts import save_run
 from engine.finetune.detect import Params, Result
-from engine.finetune.detection.data import split_held_out
-from engine.finetune.detection.train import targets_of, train
+from engine.finetune.detect.data import split_held_out
+from engine.finetune.detect.train import targets_of, train
 from engine.finetune.training import HistoryCallback
 from engine.media import decoded
 from engine.models.rtdetr import DetectionPredictor, build_detector, save_detector

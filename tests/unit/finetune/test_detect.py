@@ -18,10 +18,10 @@ from engine.completion.logic import iou_matrix
 from engine.completion.runs import run_completion
 from engine.errors import UserInputError
 from engine.finetune.detect import Params
-from engine.finetune.detection.data import load_detection_set, split_held_out
-from engine.finetune.detection.metrics import detection_map
-from engine.finetune.detection.runs import predict_files, train_and_save
-from engine.finetune.detection.train import evaluate, targets_of, train
+from engine.finetune.detect.data import load_detection_set, split_held_out
+from engine.finetune.detect.metrics import detection_map
+from engine.finetune.detect.runs import predict_files, train_and_save
+from engine.finetune.detect.train import evaluate, targets_of, train
 from engine.models.rtdetr import DetectionPredictor, build_detector
 from engine.progress import Cancelled
 from tests.helpers import shape_detection_set
