@@ -280,7 +280,7 @@ def build() -> None:
                         form[f"class_{index}_images"] = gr.File(
                             label=f"Class {index + 1} images", file_count="multiple", file_types=list(IMAGE_SUFFIXES),
                             scale=2, elem_id=f"finetune-class-{index}-files")
-            form["model_name"] = controls.textbox(CLASSIFY, "model_name", label="Model name", info=None,
+            form["model_name"] = controls.textbox(CLASSIFY, "model_name", info=None,
                                                   placeholder="e.g. scratches v1", elem_id="finetune-name")
             form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
             with gr.Accordion("Training settings", open=False):
@@ -378,7 +378,7 @@ def build_detection() -> tuple:
             form = {"dataset": gr.File(label="Annotated images (.zip, or images + annotation files)",
                                        file_count="multiple", elem_id="detect-data",
                                        file_types=[*ARCHIVE_SUFFIXES, *IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES]),
-                    "model_name": controls.textbox(DETECT, "model_name", label="Model name", info=None,
+                    "model_name": controls.textbox(DETECT, "model_name", info=None,
                                                    placeholder="e.g. screws v1", elem_id="detect-name"),
                     "preset": preset_dropdown("finetune-detect", "detect-preset", label="Base model")}
             with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):
