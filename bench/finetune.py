@@ -44,8 +44,9 @@ def classifier_steps(arch: str, method: str, device: str, batch: int):
     import open_clip
     import torch
 
-    from engine.finetune.model import CLIPClassifier, LoraSettings
-    from engine.finetune.train import TrainSettings, train
+    from engine.finetune.classify import Params
+    from engine.finetune.classify.model import CLIPClassifier, LoraSettings
+    from engine.finetune.classify.train import train
     from engine.loading import build_random_open_clip
     from engine.presets import get_preset
 
@@ -59,7 +60,7 @@ def classifier_steps(arch: str, method: str, device: str, batch: int):
     pixels, labels = torch.randn(batch, 3, size, size), [i % 4 for i in range(batch)]
 
     def run(steps: int) -> None:
-        settings = TrainSettings(method=method, steps=steps, batch_size=batch, augment=False)
+        settings = Params(method=method, steps=steps, batch_size=batch, augment=False)
         train(classifier, pixels, labels, pixels[:0], [], settings)
 
     return size, run
@@ -69,8 +70,9 @@ def detector_steps(arch: str, method: str, device: str, batch: int):
     """(size, run(steps)) for the RT-DETR detector, with a new 4-class head as fine-tuning makes it."""
     import torch
 
-    from engine.finetune.detection.model import Detector, InputSpec, build_random_rtdetr, new_class_head
-    from engine.finetune.detection.train import DetectSettings, train
+    from engine.finetune.detect import Params
+    from engine.finetune.detect.train import train
+    from engine.models.rtdetr import Detector, InputSpec, build_random_rtdetr, new_class_head
     from engine.presets import get_preset
 
     config = get_preset("detection-tiny").config if arch == "tiny" else RTDETR_R18_CONFIG
@@ -86,7 +88,7 @@ def detector_steps(arch: str, method: str, device: str, batch: int):
                 "boxes": torch.cat([centres[i], torch.full((2, 2), 0.2)], dim=1)} for i in range(batch)]
 
     def run(steps: int) -> None:
-        settings = DetectSettings(steps=steps, batch_size=batch, learning_rate=1e-4, augment=False)
+        settings = Params(steps=steps, batch_size=batch, learning_rate=1e-4, augment=False)
         train(detector, encoded, targets, encoded[:0], [], settings)
 
     return size, run

@@ -68,7 +68,7 @@ FAMILY_MODULES: dict[str, str] = {
     "open_clip": __name__,
     "owlv2": "engine.completion.model",
     "sd-controlnet-inpaint": "engine.insertion.model",
-    "rt_detr": "engine.finetune.detection.model",
+    "rt_detr": "engine.models.rtdetr",
 }
 
 

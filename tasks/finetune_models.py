@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.archives import extract_zip
 from engine.errors import UserInputError
-from engine.finetune.artifacts import TASKS, WEIGHTS_FILE, read_meta, task_of
+from engine.models.saved import TASKS, WEIGHTS_FILE, read_meta, task_of
 from tasks.named_folders import NamedFolders
 
 MODELS = NamedFolders("models", "model.json", "model", "models")

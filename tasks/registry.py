@@ -32,13 +32,13 @@ TOOLS: dict[str, Tool] = {
     "anomaly": _tool("anomaly", QUICK),
     "anomaly_video": _tool("anomaly_video", QUICK),
     "completion": _tool("completion", QUICK, "engine.completion.complete", custom_task=True),  # saved detectors
-    "finetune_predict": _tool("finetune_predict", QUICK),
+    "finetune_predict": _tool("finetune_predict", QUICK, "engine.finetune.predict", custom_task=True),
     "insertion_anchor": _tool("insertion_anchor", QUICK, "engine.insertion.anchor"),  # the frame to draw on
     "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
     "completion_evaluate": _tool("completion_evaluate", LONG, "engine.completion.evaluate", custom_task=True),
     "insertion": _tool("insertion", LONG, "engine.insertion.insert"),  # diffusion: minutes per image on a CPU
-    "finetune_classify": _tool("finetune_classify", LONG),
-    "finetune_detect": _tool("finetune_detect", LONG),
+    "finetune_classify": _tool("finetune_classify", LONG, "engine.finetune.classify", custom_task=True),
+    "finetune_detect": _tool("finetune_detect", LONG, "engine.finetune.detect", custom_task=True),
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from tasks.celery_app import app
 from tasks.registry import TOOLS, contract
-from tasks.runner import JobContext, run_job
+from tasks.runner import JobBody, JobContext, run_job
 
 
 def run_contract(ctx: JobContext, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
@@ -20,14 +20,16 @@ def run_contract(ctx: JobContext, params: dict[str, Any] | None = None) -> tuple
     return result.to_json(), list(result.outputs)
 
 
-def _register(name: str, task_name: str) -> None:
-    def entry(self, job_id: str) -> None:
-        run_job(job_id, run_contract, worker=self.request.hostname)
+def register(name: str, body: JobBody = run_contract) -> None:
+    """The Celery task of tool `name`: its job runs `body` (tools with worker-side glue pass their own)."""
 
-    entry.__name__ = entry.__qualname__ = name  # before app.task: its proxy's names are read-only
-    app.task(name=task_name, bind=True, ignore_result=True)(entry)
+    def entry(self, job_id: str) -> None:
+        run_job(job_id, body, worker=self.request.hostname)
+
+    entry.__name__ = entry.__qualname__ = name  # before decorating: the task proxy's name cannot be set
+    app.task(name=TOOLS[name].task, bind=True, ignore_result=True)(entry)
 
 
 for _name, _tool in TOOLS.items():
-    if _tool.contract is not None and not _tool.custom_task:
-        _register(_name, _tool.task)
+    if _tool.contract is not None and not _tool.custom_task:  # custom ones: tasks/<tool>.py
+        register(_name)

@@ -4,12 +4,13 @@ zero-shot or pre-fine-tuning baseline), then use, download, upload or delete the
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 import pandas as pd
+from gradio.components import Component
 
 from engine.filetypes import (
     ANNOTATION_SUFFIXES,
@@ -20,11 +21,13 @@ from engine.filetypes import (
 )
 from tasks import finetune_models
 from tasks.client import Job, Status
+from webapp import controls
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
 CLASS_ROWS = 3
+CLASSIFY, DETECT, PREDICT = "finetune_classify", "finetune_detect", "finetune_predict"
 METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-out images"]
 PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
 DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
@@ -84,17 +87,18 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     if job.status is not Status.SUCCEEDED:
         return [], [], []
     files = [job_file(job, name) for name in job.outputs]
-    if job.tool == "finetune_predict":
+    if job.tool == PREDICT:
         if is_detection(job):
             return box_gallery(job), box_rows(job), files
         return [], prediction_rows(job), files
-    if job.tool == "finetune_detect":
+    if job.tool == DETECT:
         return [], detect_metric_rows(job), files
     return [], metric_rows(job), files
 
 
 def is_detection(job: Job) -> bool:
-    return "score_threshold" in job.result
+    """A prediction job of a detector (its typed result says which kind of model made it)."""
+    return job.tool == PREDICT and job.result.get("task") == "detect"
 
 
 def prediction_headers(job: Job) -> list[str]:
@@ -132,42 +136,48 @@ def prediction_rows(job: Job) -> list[list[Any]]:
     return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
 
 
-def train(request: gr.Request, archives: list[str] | None, *args: Any,
-          progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics."""
-    rows = args[:2 * CLASS_ROWS]
-    (name, preset, method, rank, blocks, steps, learning_rate, seed, budget, unlabeled) = args[2 * CLASS_ROWS:]
-    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": unlabeled or []}
+def by_name(controls: dict[str, Component], handler: Callable[..., Iterator]) -> Callable[..., Iterator]:
+    """An event function for `set(controls.values())` as inputs, calling `handler({name: value}, request,
+    progress)`: values are read by name, not by their place in a long argument list."""
+
+    def event(values: dict[Component, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+        yield from handler({name: values[control] for name, control in controls.items()}, request, progress)
+
+    return event
+
+
+def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics.
+
+    `values`: "dataset", "unlabeled", "class_N_name" and "class_N_images" for each row, and the job's parameters.
+    """
+    archives = values.pop("dataset")
+    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": values.pop("unlabeled") or []}
     class_names = []
     for index in range(CLASS_ROWS):
-        class_name, images = rows[2 * index], rows[2 * index + 1]
+        class_name, images = values.pop(f"class_{index}_name"), values.pop(f"class_{index}_images")
         if (class_name or "").strip() or images:
             files[f"class_{len(class_names):03d}"] = images or []
             class_names.append((class_name or "").strip())
     if not archives and not class_names:
         raise gr.Error("Upload a .zip with a folder per class, or name classes and upload their images.")
-    params = {"model_name": name, "preset": preset, "method": method, "lora_rank": int(rank), "lora_blocks": blocks,
-              "steps": int(steps), "learning_rate": float(learning_rate), "seed": int(seed),
-              "time_budget_s": float(budget), "class_names": class_names}
-    job = submit("finetune_classify", params, files, request)
+    job = submit(CLASSIFY, {**values, "class_names": class_names}, files, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
                confusion(job), files_out, gr.Dropdown(choices=model_choices(owner_of(request))))
 
 
-def train_detector(request: gr.Request, data: list[str] | None, name: str, preset: str, steps: float,
-                   learning_rate: float | None, batch_size: float, seed: float, budget: float, train_backbone: bool,
-                   progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics."""
+def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics.
+
+    `values`: "dataset" and the job's parameters; a learning rate of 0 (or none) is the base model's own."""
+    data = values.pop("dataset")
     if not data:
         raise gr.Error("Upload annotated images: a .zip with the images and their annotations (COCO JSON, YOLO txt + "
                        "classes.txt, or Pascal VOC XML), or the image and annotation files.")
-    params = {"model_name": name, "preset": preset, "steps": int(steps), "batch_size": int(batch_size),
-              "seed": int(seed), "time_budget_s": float(budget), "train_backbone": bool(train_backbone)}
-    if learning_rate:
-        params["learning_rate"] = float(learning_rate)
-    job = submit("finetune_detect", params, {"dataset": data}, request)
+    params = {**values, "learning_rate": values["learning_rate"] or None}
+    job = submit(DETECT, params, {"dataset": data}, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
@@ -206,8 +216,8 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
         request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Classify images or a video's frames with a saved classifier at the chosen WiSE-FT mix."""
     _check_use(model, "classify", images, video, owner_of(request))
-    params = {"model": model, "alpha": float(alpha), "stride": int(stride or 1)}
-    job = submit("finetune_predict", params, {"video": [video]} if video else {"images": images}, request)
+    params = {"model": model, "alpha": alpha, "stride": stride or 1}
+    job = submit(PREDICT, params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
         yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []
 
@@ -216,8 +226,7 @@ def detect(model: str | None, images: list[str] | None, threshold: float, reques
            progress: gr.Progress = gr.Progress()) -> Iterator:
     """Boxes on images with a saved detector, at or above the score threshold."""
     _check_use(model, "detect", images, owner=owner_of(request))
-    job = submit("finetune_predict", {"model": model, "score_threshold": float(threshold)}, {"images": images},
-                 request)
+    job = submit(PREDICT, {"model": model, "score_threshold": threshold}, {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
         gallery, rows, files = result_views(job)
         yield status_markdown(job), gallery, rows, files
@@ -261,33 +270,33 @@ def build() -> None:
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            archives = gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
-                               file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")
-            class_inputs = []
+            form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
+                                       file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")}
             with gr.Accordion("…or classes one by one", open=False):
                 for index in range(CLASS_ROWS):
                     with gr.Row():
-                        class_inputs.append(gr.Textbox(label=f"Class {index + 1} name", scale=1,
-                                                       elem_id=f"finetune-class-{index}"))
-                        class_inputs.append(gr.File(label=f"Class {index + 1} images", file_count="multiple",
-                                                    file_types=list(IMAGE_SUFFIXES), scale=2,
-                                                    elem_id=f"finetune-class-{index}-files"))
-            model_name = gr.Textbox(label="Model name", placeholder="e.g. scratches v1", elem_id="finetune-name")
-            preset = preset_dropdown("finetune", "finetune-preset", label="Base model")
+                        form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name", scale=1,
+                                                                 elem_id=f"finetune-class-{index}")
+                        form[f"class_{index}_images"] = gr.File(
+                            label=f"Class {index + 1} images", file_count="multiple", file_types=list(IMAGE_SUFFIXES),
+                            scale=2, elem_id=f"finetune-class-{index}-files")
+            form["model_name"] = controls.textbox(CLASSIFY, "model_name", info=None,
+                                                  placeholder="e.g. scratches v1", elem_id="finetune-name")
+            form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
             with gr.Accordion("Training settings", open=False):
-                method = gr.Radio([("LoRA + head", "lora"), ("Linear probe (head only)", "linear")], value="lora",
-                                  label="Method", elem_id="finetune-method")
+                form["method"] = controls.radio(CLASSIFY, "method", choices=[("LoRA + head", "lora"), (
+                    "Linear probe (head only)", "linear")], elem_id="finetune-method")
                 with gr.Row():
-                    rank = gr.Number(8, label="LoRA rank", precision=0, minimum=1, maximum=256)
-                    blocks = gr.Textbox("all", label="LoRA blocks (all, last:N, 0,3,5)")
+                    form["lora_rank"] = controls.number(CLASSIFY, "lora_rank", precision=0)
+                    form["lora_blocks"] = controls.textbox(CLASSIFY, "lora_blocks")
                 with gr.Row():
-                    steps = gr.Number(60, label="Steps", precision=0, minimum=1, elem_id="finetune-steps")
-                    learning_rate = gr.Number(1e-3, label="Learning rate")
+                    form["steps"] = controls.number(CLASSIFY, "steps", precision=0, elem_id="finetune-steps")
+                    form["learning_rate"] = controls.number(CLASSIFY, "learning_rate")
                 with gr.Row():
-                    seed = gr.Number(0, label="Seed", precision=0)
-                    budget = gr.Number(900, label="Time budget (s)", minimum=1)
-                unlabeled = gr.File(label="Unlabeled images of the task (optional, transductive)",
-                                    file_count="multiple", file_types=list(IMAGE_SUFFIXES))
+                    form["seed"] = controls.number(CLASSIFY, "seed", precision=0)
+                    form["time_budget_s"] = controls.number(CLASSIFY, "time_budget_s")
+                form["unlabeled"] = gr.File(label="Unlabeled images of the task (optional, transductive)",
+                                            file_count="multiple", file_types=list(IMAGE_SUFFIXES))
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
@@ -306,16 +315,14 @@ def build() -> None:
         with gr.Row():
             model = gr.Dropdown(label="Saved model (yours and shared ones)", choices=[], value=None,
                                 allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
-            alpha = gr.Slider(0, 1, value=1, step=0.05, label="Classifier: WiSE-FT mix (0 zero-shot, 1 fine-tuned)",
-                              elem_id="finetune-alpha")
-            threshold = gr.Slider(0, 1, value=0.5, step=0.01, label="Detector: lowest box score",
-                                  elem_id="finetune-threshold")
+            alpha = controls.slider(PREDICT, "alpha", step=0.05, info=None, elem_id="finetune-alpha")
+            threshold = controls.slider(PREDICT, "score_threshold", step=0.01, info=None, elem_id="finetune-threshold")
         with gr.Row():
             images = gr.File(label="Images (or .zip)", file_count="multiple",
                              file_types=IMAGES_OR_ZIP, elem_id="finetune-use-images")
             video = gr.File(label="…or a video (classifiers)", file_types=list(VIDEO_SUFFIXES),
                             elem_id="finetune-use-video")
-            stride = gr.Number(10, label="Video: every Nth frame", precision=0, minimum=1)
+            stride = controls.number(PREDICT, "stride", precision=0, info=None)
         with gr.Row():
             use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
             detect_button = gr.Button("Detect boxes", variant="primary", elem_id="finetune-detect-boxes")
@@ -337,14 +344,13 @@ def build() -> None:
             upload_file = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-upload-file")
             upload_button = gr.Button("Upload model", elem_id="finetune-upload")
         model_status = gr.Markdown(elem_id="finetune-model-status")
-    detect_train, detect_inputs, detect_cancel, detect_job, detect_results = detect_outputs
-    detect_train.click(train_detector, detect_inputs, [detect_job, *detect_results, model], api_name="finetune_detect",
-                       concurrency_limit=None)
+    detect_train, detect_form, detect_cancel, detect_job, detect_results = detect_outputs
+    detect_train.click(by_name(detect_form, train_detector), set(detect_form.values()),
+                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None)
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
     detect_button.click(detect, [model, images, threshold], [use_status, boxes_gallery, boxes, box_files],
                         api_name="finetune_detect_predict", concurrency_limit=None)
-    train_button.click(train, [archives, *class_inputs, model_name, preset, method, rank, blocks, steps,
-                               learning_rate, seed, budget, unlabeled],
+    train_button.click(by_name(form, train), set(form.values()),  # the API takes them in the order created
                        [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
                        concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_finetune")
@@ -356,7 +362,8 @@ def build() -> None:
 
 
 def build_detection() -> tuple:
-    """The detector training section: (train button, its inputs, cancel button, job id state, result outputs)."""
+    """The detector training section: (train button, its inputs by name, cancel button, job id state, result
+    outputs)."""
     gr.Markdown(
         "### Few-shot detection (RT-DETR)\n"
         "Give a few annotated images: a **.zip with the images and their annotations** (COCO JSON, YOLO txt + "
@@ -368,21 +375,23 @@ def build_detection() -> tuple:
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            data = gr.File(label="Annotated images (.zip, or images + annotation files)", file_count="multiple",
-                           file_types=[*ARCHIVE_SUFFIXES, *IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES], elem_id="detect-data")
-            name = gr.Textbox(label="Model name", placeholder="e.g. screws v1", elem_id="detect-name")
-            preset = preset_dropdown("finetune-detect", "detect-preset", label="Base model")
+            form = {"dataset": gr.File(label="Annotated images (.zip, or images + annotation files)",
+                                       file_count="multiple", elem_id="detect-data",
+                                       file_types=[*ARCHIVE_SUFFIXES, *IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES]),
+                    "model_name": controls.textbox(DETECT, "model_name", info=None,
+                                                   placeholder="e.g. screws v1", elem_id="detect-name"),
+                    "preset": preset_dropdown("finetune-detect", "detect-preset", label="Base model")}
             with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):
                 with gr.Row():
-                    steps = gr.Number(150, label="Steps", precision=0, minimum=1, elem_id="detect-steps")
-                    learning_rate = gr.Number(0, label="Learning rate (0: the base model's own)", minimum=0,
-                                              elem_id="detect-lr")
+                    form["steps"] = controls.number(DETECT, "steps", precision=0, elem_id="detect-steps")
+                    form["learning_rate"] = controls.number(DETECT, "learning_rate", elem_id="detect-lr",
+                                                            label="Learning rate (empty or 0: the base model's own)")
                 with gr.Row():
-                    batch_size = gr.Number(4, label="Images per step", precision=0, minimum=1)
-                    seed = gr.Number(0, label="Seed", precision=0)
+                    form["batch_size"] = controls.number(DETECT, "batch_size", precision=0)
+                    form["seed"] = controls.number(DETECT, "seed", precision=0)
                 with gr.Row():
-                    budget = gr.Number(900, label="Time budget (s)", minimum=1)
-                    train_backbone = gr.Checkbox(False, label="Train the backbone too (bigger model file)")
+                    form["time_budget_s"] = controls.number(DETECT, "time_budget_s")
+                    form["train_backbone"] = controls.checkbox(DETECT, "train_backbone", info=None)
             with gr.Row():
                 train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")
@@ -396,5 +405,4 @@ def build_detection() -> tuple:
                                    "fine-tuning", interactive=False, elem_id="detect-metrics")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
-    inputs = [data, name, preset, steps, learning_rate, batch_size, seed, budget, train_backbone]
-    return train_button, inputs, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads]
+    return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads]

@@ -17,9 +17,11 @@ from engine.annotations.coco import read_coco
 from engine.annotations.dataset import Dataset, ImageIndex, ImageRecord, skip
 from engine.annotations.voc import read_voc
 from engine.annotations.yolo import read_yolo
+from engine.archives import expand_archives
 from engine.errors import UserInputError
 from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES, YAML_SUFFIXES
 from engine.media import load_image
+from engine.params import NamedFile
 
 FORMATS = ("coco", "yolo", "voc")
 
@@ -100,3 +102,25 @@ def detect_format(annotation_files: Sequence[tuple[str, Path]]) -> str:
     return found[0] if found else "none"
 
 
+def gather_files(named: Sequence[NamedFile], work_dir: Path) -> tuple[list[NamedFile], list[dict[str, str]]]:
+    """(files, skipped): uploads with every .zip replaced by its images and annotation files, named by their path
+    inside so annotations find their images, same names told apart ('a (2).png'). A zip that cannot be extracted
+    safely is refused by name; its entries that cannot be extracted or are of another type are skipped."""
+    return expand_archives(named, work_dir, (*IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES), named_under_zip=False,
+                           refuse_bad_zip=True)
+
+
+def read_uploads(files: Sequence[NamedFile], work_dir: Path, format: str = "auto",
+                 extra_images: Sequence[NamedFile] = (), source: str = "the upload") -> Dataset:
+    """A set as a user uploads it: files and zips of images and annotations (plus `extra_images`, e.g. a
+    video's frames), read with `read_dataset`; what could not be extracted is listed in `skipped`."""
+    gathered, unextracted = gather_files(files, work_dir)
+    gathered = [*gathered, *extra_images]
+    if not gathered:  # saying why, when every file of the zips was skipped
+        raise UserInputError("No images given: upload images (or a zip of them)"
+                             + (", or a video." if source == "the video" else ".")
+                             + Dataset([], [], skipped=unextracted).skipped_note())
+    uploads = ", ".join(name for name, _ in files)
+    dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else source)
+    dataset.skipped[:0] = unextracted
+    return dataset

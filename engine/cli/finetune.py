@@ -1,19 +1,35 @@
-"""CLI of few-shot fine-tuning and the use of its models."""
+"""CLI of few-shot fine-tuning and the use of its models: one sub-command per job kind, its options built from
+the kind's Params (a few keep their short historical names: --name, --rank, --blocks, --lr, --time-budget,
+--threshold) and the same `run` as the job."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from engine.cli.common import data_files, image_files, named, print_progress, tool_presets
+from engine.cli.common import data_files, image_files, named, print_progress
 from engine.errors import UserInputError
-from engine.presets import presets_for
+from engine.params import Params, add_arguments, from_args
+from engine.progress import ignore_progress
+
+if TYPE_CHECKING:
+    from engine.finetune import classify
+
+RENAMED = {"model_name": "--name", "lora_rank": "--rank", "lora_blocks": "--blocks", "learning_rate": "--lr",
+           "time_budget_s": "--time-budget", "score_threshold": "--threshold"}
 
 
-def _chosen(**values) -> dict:
-    """The options given on the command line (the rest keep the settings' defaults)."""
-    return {key: value for key, value in values.items() if value is not None}
+def _options(parser: argparse.ArgumentParser, params: type[Params], skip: tuple[str, ...] = ()) -> None:
+    """The Params' options, under their historical names where they have one."""
+    renamed = {spec.name for spec in params.specs()} & set(RENAMED)
+    add_arguments(parser, params, skip=(*skip, *renamed))
+    for name in sorted(renamed):
+        spec = params.spec(name)
+        default = f"; default {spec.default}" if spec.default not in (None, "") else ""
+        parser.add_argument(RENAMED[name], dest=name, default=None, help=f"{spec.help}{default}")
 
 
 def _print_run(summary: dict, out: Path) -> None:
@@ -24,49 +40,53 @@ def _print_run(summary: dict, out: Path) -> None:
     print(f"stopped: {summary['stopped']} (best step {summary['best_step']}); model in {out / 'model'}")
 
 
-def _finetune_predict(args: argparse.Namespace) -> None:
-    from engine.finetune.artifacts import read_meta, task_of
+def cmd_classify(args: argparse.Namespace) -> None:
+    from engine.finetune import classify
 
-    if not args.model or bool(args.images) == bool(args.video):
-        raise UserInputError("predict needs --model and either --images or --video.")
-    model = Path(args.model)
-    if task_of(read_meta(model)) == "detect":
-        from engine.finetune.detection.runs import predict_files as detect_files
-
-        if args.video or not args.out:
-            raise UserInputError("predict with a detector needs --images and --out (for the drawn boxes).")
-        report, _ = detect_files(model, image_files(args.images), Path(args.out), args.threshold, args.device,
-                                 progress=print_progress)
-        for row in report["predictions"]:
-            for box in row["boxes"]:
-                print(f"{box['score']:.4f}  {box['category']}  {row['file']}  {box['box']}")
-        return
-    from engine.finetune.runs import predict_files, predict_video
-
-    report = (predict_video(model, named([args.video])[0], args.alpha, stride=args.stride, device=args.device)
-              if args.video else predict_files(model, image_files(args.images), args.alpha, args.device))
-    for row in report["predictions"]:
-        print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
+    if not args.data or not args.out:
+        raise UserInputError("classify needs --data (class folders or zips of them) and --out.")
+    params = from_args(classify.Params, args, model_name=args.model_name or "classifier")
+    inputs = classify.Inputs(named(args.data), named(args.unlabeled))
+    out = Path(args.out)
+    if args.shots:
+        return _kshot(inputs, params, args, out)
+    summary = classify.run(inputs, params, out, print_progress, device=args.device).to_json()
+    for label in ("zero_shot", "fine_tuned"):
+        metrics = summary["metrics"][label]
+        if metrics:
+            print(f"{label:10} accuracy {metrics['accuracy']:.3f} on {metrics['images']} held-out images")
+    _print_run(summary, out)
 
 
-def _finetune_detect(args: argparse.Namespace) -> None:
-    import tempfile
+def _kshot(inputs: classify.Inputs, params: classify.Params, args: argparse.Namespace, out: Path) -> None:
+    """K-shot evaluation instead of one training run: K images per class to train on, the rest to test."""
+    import json
 
-    from engine.finetune.detection.data import load_detection_set
-    from engine.finetune.detection.runs import train_and_save
-    from engine.finetune.detection.train import DetectSettings
+    from engine.finetune.classify.data import gather_sources, load_labelled_set
+    from engine.finetune.classify.runs import kshot_evaluation
+
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        raise UserInputError(f"--seeds: whole numbers separated by commas, not {args.seeds[:80]!r}.") from None
+    with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
+        data = load_labelled_set(*gather_sources(inputs.dataset, work_dir=Path(work)))
+    report = kshot_evaluation(data, params, args.shots, seeds, args.device, print_progress)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "kshot.json").write_text(json.dumps(report, indent=1))
+    for key in ("zero_shot_accuracy", "fine_tuned_accuracy"):
+        print(f"{key}: {report[key]['mean']:.3f} +- {report[key]['std']:.3f} ({args.shots}-shot, seeds {seeds})")
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    from engine.finetune import detect
 
     if not args.data or not args.out:
         raise UserInputError("detect needs --data (images and annotations, folders or zips) and --out.")
-    preset = args.preset or presets_for("finetune-detect")[0].name
-    settings = DetectSettings(**_chosen(steps=args.steps, learning_rate=args.lr, time_budget_s=args.time_budget,
-                                        seed=args.seed, batch_size=args.batch_size,
-                                        train_backbone=args.train_backbone or None))
+    params = from_args(detect.Params, args, model_name=args.model_name or "detector")
     out = Path(args.out)
-    with tempfile.TemporaryDirectory(prefix="fewshot-detect-") as work:
-        dataset = load_detection_set(data_files(args.data), Path(work), args.format)
-        summary, _ = train_and_save(dataset, preset, settings, out, args.name or "detector", args.device,
-                                    print_progress)
+    summary = detect.run(detect.Inputs(data_files(args.data)), params, out, print_progress,
+                         device=args.device).to_json()
     for label in ("baseline", "fine_tuned"):
         metrics = summary["metrics"][label]
         if metrics:
@@ -75,82 +95,53 @@ def _finetune_detect(args: argparse.Namespace) -> None:
     _print_run(summary, out)
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
-    import json
-    import tempfile
+def cmd_predict(args: argparse.Namespace) -> None:
+    from engine.finetune import predict
+    from engine.models.saved import read_meta, task_of
 
-    from engine.finetune.data import gather_sources, load_labelled_set
-    from engine.finetune.runs import kshot_evaluation, train_and_save
-    from engine.finetune.train import TrainSettings
-
-    if args.mode == "predict":
-        return _finetune_predict(args)
-    if args.mode == "detect":
-        return _finetune_detect(args)
-    if not args.data or not args.out:
-        raise UserInputError("classify needs --data (class folders or zips of them) and --out.")
-    preset = args.preset or presets_for("finetune")[0].name
-    settings = TrainSettings(method=args.method, lora_rank=args.rank, lora_blocks=args.blocks,
-                             **_chosen(steps=args.steps, learning_rate=args.lr, time_budget_s=args.time_budget,
-                                       seed=args.seed, batch_size=args.batch_size))
-    paths = [Path(p) for p in args.data]
-    unextracted: list[dict[str, str]] = []
-    with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
-        by_class = gather_sources([p for p in paths if p.is_dir()], named([str(p) for p in paths if p.is_file()]),
-                                  work_dir=Path(work), skipped=unextracted)
-        data = load_labelled_set(by_class, unextracted)
-    out = Path(args.out)
-    if args.shots:
-        try:
-            seeds = [int(s) for s in args.seeds.split(",")]
-        except ValueError:
-            raise UserInputError(f"--seeds: whole numbers separated by commas, not {args.seeds[:80]!r}.") from None
-        report = kshot_evaluation(data, preset, settings, args.shots, seeds, args.device, print_progress)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "kshot.json").write_text(json.dumps(report, indent=1))
-        for key in ("zero_shot_accuracy", "fine_tuned_accuracy"):
-            print(f"{key}: {report[key]['mean']:.3f} +- {report[key]['std']:.3f} ({args.shots}-shot, seeds {seeds})")
-        return
-    summary, _ = train_and_save(data, preset, settings, out, args.name or "classifier", named(args.unlabeled),
-                                args.device, print_progress)
-    for label in ("zero_shot", "fine_tuned"):
-        metrics = summary["metrics"][label]
-        if metrics:
-            print(f"{label:10} accuracy {metrics['accuracy']:.3f} on {metrics['images']} held-out images")
-    _print_run(summary, out)
+    params = from_args(predict.Params, args)
+    if not params.model or bool(args.images) == bool(args.video):
+        raise UserInputError("predict needs --model and either --images or --video.")
+    detector = task_of(read_meta(Path(params.model))) == "detect"
+    if detector and (args.video or not args.out):
+        raise UserInputError("predict with a detector needs --images and --out (for the drawn boxes).")
+    inputs = predict.Inputs(image_files(args.images) if args.images else [], named([args.video] if args.video else []))
+    with tempfile.TemporaryDirectory(prefix="fewshot-predict-") as scratch:
+        out = Path(args.out) if args.out else Path(scratch) / "out"  # a classifier's predictions are printed
+        report = predict.run(inputs, params, out, print_progress if detector else ignore_progress,
+                             device=args.device)
+    for row in report.predictions:
+        if detector:
+            for box in row["boxes"]:
+                print(f"{box['score']:.4f}  {box['category']}  {row['file']}  {box['box']}")
+        else:
+            print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
+    from engine.finetune import classify, detect, predict
+
     finetune = commands.add_parser("finetune", help="few-shot fine-tuning: a CLIP classifier or an RT-DETR detector, "
                                    "or use the result")
-    finetune.add_argument("mode", choices=["classify", "detect", "predict"])
-    finetune.add_argument("--data", nargs="+", help="classify: folders with a sub-folder per class, or zips of that; "
-                          "detect: images and annotations (COCO JSON, YOLO txt + classes.txt, VOC XML), folders, "
-                          "files or zips")
-    finetune.add_argument("--out", help="classify, detect: folder for model/, model.zip, metrics.json, history.csv; "
-                          "predict with a detector: folder for detections.json and the drawn boxes")
-    finetune.add_argument("--name", help="classify, detect: the model's name (default: classifier, detector)")
-    finetune.add_argument("--preset", choices=tool_presets("finetune") + tool_presets("finetune-detect"),
-                          help="default: finetune-clip-vit-b-32 (classify), detection-rtdetr-r18 (detect)")
-    finetune.add_argument("--format", default="auto", choices=["auto", "coco", "yolo", "voc"],
-                          help="detect: annotation format")
-    finetune.add_argument("--method", default="lora", choices=["lora", "linear"])
-    finetune.add_argument("--rank", type=int, default=8, help="LoRA rank")
-    finetune.add_argument("--blocks", default="all", help="LoRA blocks: all, last:N or 0,3,5")
-    finetune.add_argument("--steps", type=int, help="default: 60 (classify), 150 (detect)")
-    finetune.add_argument("--batch-size", type=int, help="default: 16 (classify), 4 (detect)")
-    finetune.add_argument("--lr", type=float, help="default: 1e-3 (classify), the preset's (detect)")
-    finetune.add_argument("--time-budget", type=float, help="seconds (default 900)")
-    finetune.add_argument("--seed", type=int, default=0)
-    finetune.add_argument("--train-backbone", action="store_true", help="detect: train the backbone too")
-    finetune.add_argument("--unlabeled", nargs="+", help="classify: unlabeled images (transductive entropy term)")
-    finetune.add_argument("--shots", type=int, help="classify: K-shot evaluation instead (K per class, rest tested)")
-    finetune.add_argument("--seeds", default="0,1,2", help="K-shot evaluation seeds")
-    finetune.add_argument("--model", help="predict: a model folder (the model/ of a classify or detect run)")
-    finetune.add_argument("--images", nargs="+", help="predict: images or folders")
-    finetune.add_argument("--video", help="predict with a classifier: a video whose sampled frames are classified")
-    finetune.add_argument("--stride", type=int, default=10, help="predict --video: every N-th frame")
-    finetune.add_argument("--alpha", type=float, default=1.0, help="classifier WiSE-FT mix: 0 zero-shot, 1 fine-tuned")
-    finetune.add_argument("--threshold", type=float, default=0.5, help="predict with a detector: lowest box score")
-    finetune.add_argument("--device")
-    finetune.set_defaults(run=cmd_finetune)
+    modes = finetune.add_subparsers(dest="mode", required=True)
+    train = modes.add_parser("classify", help="train a classifier on a folder (or zip) per class")
+    train.add_argument("--data", nargs="+", help="folders with a sub-folder per class, or zips of that")
+    train.add_argument("--unlabeled", nargs="+", help="unlabeled images (transductive entropy term)")
+    train.add_argument("--shots", type=int, help="K-shot evaluation instead (K per class, rest tested)")
+    train.add_argument("--seeds", default="0,1,2", help="K-shot evaluation seeds")
+    _options(train, classify.Params, skip=("class_names",))
+    train.set_defaults(run=cmd_classify)
+    boxes = modes.add_parser("detect", help="train a detector on annotated images")
+    boxes.add_argument("--data", nargs="+", help="images and annotations (COCO JSON, YOLO txt + classes.txt, VOC "
+                       "XML): folders, files or zips")
+    _options(boxes, detect.Params)
+    boxes.set_defaults(run=cmd_detect)
+    use = modes.add_parser("predict", help="use a trained model (the model/ folder of a classify or detect run)")
+    use.add_argument("--images", nargs="+", help="images or folders")
+    use.add_argument("--video", help="with a classifier: a video whose sampled frames are classified")
+    _options(use, predict.Params)
+    use.set_defaults(run=cmd_predict)
+    for mode, what in ((train, "model/, model.zip, metrics.json, history.csv"), (boxes, "the same"),
+                       (use, "with a detector: detections.json and the drawn boxes")):
+        mode.add_argument("--out", help=f"folder for {what}")
+        mode.add_argument("--device")

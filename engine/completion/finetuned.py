@@ -17,7 +17,7 @@ from engine.completion.complete import Params
 from engine.completion.logic import select_proposals, xywh_to_xyxy
 from engine.completion.pipeline import CompletionResult, Exemplar, Proposal
 from engine.errors import UserInputError
-from engine.finetune.detection.runs import DetectionPredictor
+from engine.models.rtdetr import DetectionPredictor
 from engine.progress import ProgressCallback, ignore_progress
 
 

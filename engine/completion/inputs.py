@@ -13,23 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.annotations.dataset import Box, BoxBudget, Dataset, ImageRecord, checked_box
-from engine.annotations.read import read_dataset
-from engine.archives import expand_archives
+from engine.annotations.read import read_uploads
 from engine.completion.complete import Params
 from engine.errors import UserInputError
-from engine.filetypes import ANNOTATION_SUFFIXES, IMAGE_SUFFIXES
 from engine.limits import class_name_problem, finite_number, max_boxes_per_image, max_classes, quoted
 from engine.params import NamedFile
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
-
-
-def gather_files(named: Sequence[NamedFile], work_dir: Path) -> tuple[list[NamedFile], list[dict[str, str]]]:
-    """(files, skipped): uploads with every .zip replaced by its images and annotation files, named by their path
-    inside so annotations find their images, same names told apart ('a (2).png'). A zip that cannot be extracted
-    safely is refused by name; its entries that cannot be extracted or are of another type are skipped."""
-    return expand_archives(named, work_dir, (*IMAGE_SUFFIXES, *ANNOTATION_SUFFIXES), named_under_zip=False,
-                           refuse_bad_zip=True)
 
 
 def frame_file_name(index: int, time_s: float) -> str:
@@ -111,15 +101,8 @@ def load_dataset(files: Sequence[tuple[str, Path]], work_dir: Path, format: str 
                  video: tuple[str, Path] | None = None, stride: int | None = None,
                  drawn: Sequence[dict[str, Any]] = (), progress: ProgressCallback = ignore_progress) -> Dataset:
     """The whole import: files and zips, then a video's frames, then drawn boxes."""
-    gathered, unextracted = gather_files(files, work_dir)
-    if video is not None:
-        gathered += video_frames(*video, stride, work_dir, progress)
-    if not gathered:  # saying why, when every file of the zips was skipped
-        raise UserInputError("No images given: upload images (or a zip of them), or a video."
-                             + Dataset([], [], skipped=unextracted).skipped_note())
-    uploads = ", ".join(name for name, _ in files)
-    dataset = read_dataset(gathered, format, source=f"the upload ({uploads})" if uploads else "the video")
-    dataset.skipped[:0] = unextracted
+    frames = video_frames(*video, stride, work_dir, progress) if video is not None else []
+    dataset = read_uploads(files, work_dir, format, extra_images=frames, source="the video")
     add_drawn_boxes(dataset, drawn)
     return dataset
 
@@ -128,7 +111,7 @@ def proposer(params: Params) -> tuple[dict[str, Any], str, Callable[[], Any]]:
     """(what proposes the boxes, for the record; its label; its loader): a fine-tuned detector when
     `params.detector` names its folder, else the OWLv2 preset; checked before any file is read."""
     if params.detector:
-        from engine.finetune.artifacts import read_meta
+        from engine.models.saved import read_meta
 
         directory = Path(params.detector)
         meta = read_meta(directory, "detect")

@@ -10,7 +10,6 @@ run stops and the best checkpoint so far is loaded, as at any other stop.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,22 +18,11 @@ from typing import Any, Protocol
 import torch
 
 from engine.errors import UserInputError
-from engine.limits import seed_problem
+from engine.finetune import classify, detect
+from engine.finetune.training import HistoryCallback
 from engine.progress import Cancelled, ProgressCallback, ignore_progress
 
-HistoryCallback = Callable[[list[dict[str, Any]]], None]
 Metrics = dict[str, Any]
-
-
-class LoopSettings(Protocol):
-    """The settings fields the loop reads (both TrainSettings and DetectSettings have them)."""
-
-    steps: int
-    learning_rate: float | None  # None only before a detector run picks its preset's
-    weight_decay: float
-    eval_every: int
-    patience: int
-    time_budget_s: float
 
 
 class Checkpointed(Protocol):
@@ -76,26 +64,6 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def check_settings(settings: LoopSettings, limits: tuple[tuple[str, int, int], ...],
-                   problems: list[str] | None = None) -> None:
-    """Raise one UserInputError listing every setting out of its range: the `limits` (name, low, high),
-    the learning rate (if set) and the time budget, after the caller's own `problems`."""
-    problems = list(problems or [])
-    values = vars(settings) if hasattr(settings, "__dict__") else {}
-    problems += [f"{name} must be a finite number, not {value}" for name, value in values.items()
-                 if isinstance(value, float) and not math.isfinite(value)]
-    problems += [problem for problem in [seed_problem(getattr(settings, "seed", 0))] if problem]
-    for name, low, high in limits:
-        if not low <= getattr(settings, name) <= high:
-            problems.append(f"{name} must be between {low} and {high}, not {getattr(settings, name)}")
-    if settings.learning_rate is not None and not 0 < settings.learning_rate <= 1:
-        problems.append(f"learning_rate must be in (0, 1], not {settings.learning_rate}")
-    if settings.time_budget_s <= 0:
-        problems.append("time_budget_s must be positive")
-    if problems:
-        raise UserInputError("Training settings: " + "; ".join(problems) + ".")
-
-
 def epoch_batches(count: int, batch_size: int, generator: torch.Generator):
     """Endless seeded batches of indices: each pass over the data in a new random order."""
     order: list[int] = []
@@ -108,7 +76,7 @@ def epoch_batches(count: int, batch_size: int, generator: torch.Generator):
         yield batch
 
 
-def fit(objective: Objective, settings: LoopSettings, progress: ProgressCallback = ignore_progress,
+def fit(objective: Objective, settings: classify.Params | detect.Params, progress: ProgressCallback = ignore_progress,
         on_history: HistoryCallback | None = None) -> TrainResult:
     """Train in place and leave the best checkpoint loaded; history row 0 is the model before training.
 

@@ -12,6 +12,17 @@ pytestmark = pytest.mark.browser
 torch.set_num_threads(1)
 
 
+def fill_number(field, value: str) -> None:
+    """Fill a number input, again if its component was still mounting when the accordion opened (gradio then
+    sets its initial value over the one typed)."""
+    for _ in range(20):
+        field.fill(value)
+        field.page.wait_for_timeout(200)
+        if field.input_value() == value:
+            return
+    raise AssertionError(f"the field keeps {field.input_value()!r}, not {value!r}")
+
+
 def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None) -> None:
     """Colour classes as a zip, the tiny preset, a model name (and a number of steps), then Train."""
     archive = zip_tree(colour_classes(tmp_path / "set"), tmp_path / "colours.zip")
@@ -22,7 +33,7 @@ def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None)
     ui.get_by_role("option").filter(has_text="tiny").click()
     if steps is not None:
         ui.get_by_text("Training settings").first.click()
-        ui.locator("#finetune-steps input").fill(str(steps))
+        fill_number(ui.locator("#finetune-steps input"), str(steps))
     ui.locator("#finetune-train").click()
 
 
@@ -46,7 +57,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#detect-preset input").click()
     page.get_by_role("option").filter(has_text="tiny").click()
     page.locator("#detect-settings").get_by_text("Training settings").click()
-    page.locator("#detect-steps input").fill("40")
+    fill_number(page.locator("#detect-steps input"), "40")
     page.locator("#detect-train").click()
     page.locator("#detect-status").get_by_text("Succeeded").wait_for()
     assert "Model browser shapes saved" in page.locator("#detect-status").inner_text()

@@ -185,16 +185,15 @@ def test_insertion_boxes_must_be_four_finite_numbers(box):
 
 @pytest.mark.parametrize("seed", [2**70, -1, 2**32, 1.5, True])
 def test_seeds_past_what_the_generators_take_are_refused_by_name(seed):
-    from engine.finetune.detection.train import DetectSettings
-    from engine.finetune.train import TrainSettings
+    from engine.finetune import classify, detect
     from engine.insertion.insert import Params as InsertionParams
     from engine.limits import check_seed
 
     with pytest.raises(UserInputError, match=r"seed: a whole number from 0 to 4\.29497e\+09"):
         InsertionParams(prompt="a ball", seed=seed)
-    for kind in (TrainSettings, DetectSettings):
-        with pytest.raises(UserInputError, match=r"Training settings: seed must be a whole number from 0 to"):
-            kind(seed=seed).check()
+    for kind in (classify.Params, detect.Params):
+        with pytest.raises(UserInputError, match=r"Training settings: seed: a whole number from 0 to"):
+            kind(seed=seed)
     with pytest.raises(UserInputError, match=r"The seed must be"):
         check_seed(seed)
 
@@ -208,7 +207,7 @@ def test_job_numbers_that_overflow_are_refused_by_name():
             InsertionParams.from_dict({"prompt": "a ball", "guidance": value})
     with pytest.raises(UserInputError, match="video_stride: a whole number"):
         CompletionParams.from_dict({"video_stride": float("inf")})
-    from engine.finetune.train import TrainSettings
+    from engine.finetune.classify import Params
 
-    with pytest.raises(UserInputError, match="time_budget_s must be a finite number"):
-        TrainSettings(time_budget_s=float("nan")).check()
+    with pytest.raises(UserInputError, match="time_budget_s: a number"):
+        Params(time_budget_s=float("nan"))

@@ -8,10 +8,9 @@ import pytest
 from PIL import Image
 
 from engine.annotations.dataset import Box
-from engine.annotations.read import read_dataset
+from engine.annotations.read import gather_files, read_dataset
 from engine.annotations.voc import write_voc
 from engine.annotations.yolo import write_yolo
-from engine.completion.inputs import gather_files
 from engine.errors import UserInputError
 from tests.unit.annotations.sets import boxes_of, files_in, make_images
 

@@ -8,9 +8,9 @@ import zipfile
 import pytest
 
 from engine.annotations.coco import write_coco
-from engine.annotations.read import read_dataset
+from engine.annotations.read import gather_files, read_dataset
 from engine.annotations.yolo import write_yolo
-from engine.completion.inputs import add_drawn_boxes, gather_files, load_dataset
+from engine.completion.inputs import add_drawn_boxes, load_dataset
 from engine.completion.outputs import zip_folder
 from engine.errors import UserInputError
 from tests.unit.annotations.sets import boxes_of, files_in, make_images

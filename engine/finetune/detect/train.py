@@ -11,51 +11,19 @@ mAP@[.5:.95], then mAP@0.5, then the lowest held-out loss (which moves before an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 
 from engine.annotations.dataset import Box, ImageRecord
-from engine.finetune.detection.metrics import detection_map
-from engine.finetune.detection.model import Detector
-from engine.finetune.loop import HistoryCallback, Objective, TrainResult, check_settings, epoch_batches, fit
-from engine.presets import get_preset
+from engine.finetune.detect import Params
+from engine.finetune.detect.metrics import detection_map
+from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
+from engine.finetune.training import HistoryCallback
+from engine.models.rtdetr import Detector
 from engine.progress import ProgressCallback, ignore_progress
 
 Targets = list[dict[str, torch.Tensor]]
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """Defaults for a few to a few dozen annotated images."""
-
-    steps: int = 150
-    batch_size: int = 4
-    learning_rate: float | None = None  # None: the base preset's (1e-4 pretrained, 3e-3 for the tiny random one)
-    weight_decay: float = 1e-4
-    max_grad_norm: float = 1.0
-    held_out_fraction: float = 0.3
-    eval_every: int = 10
-    patience: int = 8  # evaluations without improvement before stopping
-    time_budget_s: float = 900.0
-    augment: bool = True
-    train_backbone: bool = False
-    seed: int = 0
-
-    def check(self) -> DetectSettings:
-        check_settings(self, (("steps", 1, 100_000), ("batch_size", 1, 256), ("eval_every", 1, 100_000),
-                              ("patience", 1, 10_000)))
-        return self
-
-    def for_preset(self, preset: str) -> DetectSettings:
-        """These settings with the preset's learning rate where none was chosen."""
-        if self.learning_rate is not None:
-            return self
-        return replace(self, learning_rate=float(get_preset(preset).config.get("learning_rate", 1e-4)))
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def targets_of(images: Sequence[ImageRecord], classes: Sequence[str]) -> Targets:
@@ -101,12 +69,11 @@ def evaluate(detector: Detector, encoded: torch.Tensor, images: Sequence[ImageRe
 
 
 def train(detector: Detector, train_encoded: torch.Tensor, train_targets: Targets, held_encoded: torch.Tensor,
-          held_images: Sequence[ImageRecord], settings: DetectSettings, progress: ProgressCallback = ignore_progress,
+          held_images: Sequence[ImageRecord], settings: Params, progress: ProgressCallback = ignore_progress,
           on_history: HistoryCallback | None = None) -> TrainResult:
     """Fine-tune in place and leave the best checkpoint loaded; `settings` need a learning rate (`for_preset`)."""
-    settings.check()
     if settings.learning_rate is None:
-        raise ValueError("settings.learning_rate is None: call settings.for_preset(preset) first")
+        raise ValueError("settings.learning_rate is None: call settings.for_preset() first")
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     batches = epoch_batches(len(train_targets), settings.batch_size, generator)

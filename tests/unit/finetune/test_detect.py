@@ -3,9 +3,9 @@ save/reload, seeds, cancel, divergence, bad sets, and completion with the fine-t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,11 +18,13 @@ from engine.completion import complete
 from engine.completion.evaluation import drop_boxes, match_proposals
 from engine.completion.logic import iou_matrix
 from engine.errors import UserInputError
-from engine.finetune.detection.data import load_detection_set, split_held_out
-from engine.finetune.detection.metrics import detection_map
-from engine.finetune.detection.model import build_detector
-from engine.finetune.detection.runs import DetectionPredictor, predict_files, train_and_save
-from engine.finetune.detection.train import DetectSettings, evaluate, targets_of, train
+from engine.finetune.detect import Params
+from engine.finetune.detect.data import load_detection_set, split_held_out
+from engine.finetune.detect.metrics import detection_map
+from engine.finetune.detect.runs import predict_files, train_and_save
+from engine.finetune.detect.train import evaluate, targets_of, train
+from engine.models.rtdetr import DetectionPredictor, build_detector
+from engine.progress import Cancelled
 from tests.helpers import shape_detection_set
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
@@ -47,8 +49,8 @@ def shapes(shapes_root, tmp_path_factory) -> Dataset:
 @pytest.fixture(scope="module")
 def trained(shapes, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    summary, files = train_and_save(shapes, TINY, DetectSettings(steps=150, patience=100), out, "shapes")
-    return summary, files, out
+    result = train_and_save(shapes, Params(model_name="shapes", preset=TINY, steps=150, patience=100), out)
+    return result.to_json(), result.outputs, out
 
 
 def test_fine_tuning_raises_held_out_map_clearly_above_the_baseline(trained):
@@ -114,7 +116,8 @@ def test_predict_files_draws_the_boxes_and_lists_bad_images(trained, shapes_root
     _, _, out = trained
     (tmp_path / "broken.png").write_text("not an image")
     images = [("a.png", shapes_root / "images/shapes_000.png"), ("broken.png", tmp_path / "broken.png")]
-    result, written = predict_files(out / "model", images, tmp_path / "out", score_threshold=0.3)
+    predictions = predict_files(out / "model", images, tmp_path / "out", score_threshold=0.3)
+    result, written = predictions.to_json(), predictions.outputs
     assert written[0] == "detections.json" and len(written) == 2 and (tmp_path / "out" / written[1]).is_file()
     assert [p["file"] for p in result["predictions"]] == ["a.png"] and result["skipped"][0]["file"] == "broken.png"
     assert all(b["score"] >= 0.3 and b["category"] in ("square", "circle") for b in result["predictions"][0]["boxes"])
@@ -123,10 +126,10 @@ def test_predict_files_draws_the_boxes_and_lists_bad_images(trained, shapes_root
 
 
 def test_the_same_seed_gives_the_same_result_and_another_seed_differs(shapes, tmp_path):
-    settings = DetectSettings(steps=6, eval_every=3)
-    first, _ = train_and_save(shapes, TINY, settings, tmp_path / "a", "a")
-    second, _ = train_and_save(shapes, TINY, settings, tmp_path / "b", "b")
-    third, _ = train_and_save(shapes, TINY, replace(settings, seed=1), tmp_path / "c", "c")
+    settings = Params(preset=TINY, steps=6, eval_every=3)
+    first = train_and_save(shapes, settings.replace(model_name="a"), tmp_path / "a").to_json()
+    second = train_and_save(shapes, settings.replace(model_name="b"), tmp_path / "b").to_json()
+    third = train_and_save(shapes, settings.replace(model_name="c", seed=1), tmp_path / "c").to_json()
     assert first["history"] == second["history"]
     weights = [(tmp_path / run / "model/weights.safetensors").read_bytes() for run in "ab"]
     assert weights[0] == weights[1]
@@ -143,9 +146,9 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(shapes):
     def cancel_at_step_12(fraction: float, message: str) -> None:
         calls.append(message)
         if len(calls) == 12:
-            raise RuntimeError("cancelled")
+            raise Cancelled
 
-    settings = DetectSettings(steps=50, eval_every=5, patience=100).for_preset(TINY)
+    settings = Params(preset=TINY, steps=50, eval_every=5, patience=100).for_preset()
     result = train(detector, detector.spec.encode(image.load() for image in train_images),
                    targets_of(train_images, detector.classes), held_x, held_images, settings,
                    progress=cancel_at_step_12)
@@ -156,11 +159,11 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(shapes):
 
 def test_divergence_is_a_clear_error_and_nothing_is_saved(shapes, tmp_path):
     detector = build_detector(TINY, shapes.categories, CPU)
-    detector.spec = replace(detector.spec, rescale=float("nan"))
+    detector.spec = dataclasses.replace(detector.spec, rescale=float("nan"))
     images = shapes.images[:4]
     with pytest.raises(UserInputError, match=r"Training diverged.*no model was saved"):
         train(detector, detector.spec.encode(image.load() for image in images), targets_of(images, detector.classes),
-              torch.zeros(0, 3, 64, 64, dtype=torch.uint8), [], DetectSettings(steps=3).for_preset(TINY))
+              torch.zeros(0, 3, 64, 64, dtype=torch.uint8), [], Params(preset=TINY, steps=3).for_preset())
 
 
 def _write(root, name, size=(32, 32)):

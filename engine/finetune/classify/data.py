@@ -6,25 +6,19 @@ user can fix (an empty class, one class only, duplicate names, too many images) 
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
-from engine.archives import extract_zip
+from engine.archives import expand_archives
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
+from engine.finetune.training import max_training_images
 from engine.media import list_images, load_images
-
-DEFAULT_MAX_IMAGES = 2000
-
-
-def max_training_images() -> int:
-    """Most labelled images accepted in one training set (FEWSHOT_FINETUNE_MAX_IMAGES)."""
-    return int(os.environ.get("FEWSHOT_FINETUNE_MAX_IMAGES", DEFAULT_MAX_IMAGES))
+from engine.params import NamedFile
 
 
 @dataclass
@@ -40,47 +34,41 @@ class LabelledSet:
     def indices_of(self, label: int) -> list[int]:
         return [i for i, y in enumerate(self.labels) if y == label]
 
-    def subset(self, indices: Sequence[int]) -> LabelledSet:
-        return LabelledSet(self.classes, [self.names[i] for i in indices], [self.images[i] for i in indices],
-                           [self.labels[i] for i in indices])
 
-
-def _has_images(folder: Path) -> bool:
-    return bool(list_images(folder, recursive=True))
-
-
-def class_folders(root: Path, display_name: str | None = None) -> dict[str, list[tuple[str, Path]]]:
-    """{class: files} from a folder whose sub-folders are the classes (the shallowest such folder below `root`).
-
-    A zip often wraps the layout in one more folder; that folder is looked through.
-    """
-    level = [root]
+def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
+    """{class: files} from images named by their path in a folder or zip: the classes are the sub-folders of
+    the shallowest folder with images directly in a sub-folder (a zip often wraps the layout in one more)."""
+    found = [(PurePosixPath(name).parts, path) for name, path in entries]
+    found = [(parts, path) for parts, path in found if not any(part == "__MACOSX" for part in parts)]
+    level: list[tuple[str, ...]] = [()]
     while level:
-        for folder in level:
-            children = sorted(p for p in folder.iterdir() if p.is_dir() and p.name != "__MACOSX"
-                              and not p.name.startswith("."))
-            if any(list_images(child) for child in children):
-                return {child.name: [(f"{child.name}/{p.relative_to(child).as_posix()}", p)
-                                     for p in list_images(child, recursive=True)] for child in children}
-        level = [c for f in level for c in sorted(f.iterdir()) if c.is_dir() and _has_images(c)]
-    raise UserInputError(f"No class folders with images found in {display_name or root}: use one folder per class, "
+        for prefix in level:
+            below = [(parts[len(prefix):], path) for parts, path in found if parts[:len(prefix)] == prefix]
+            children = sorted({rest[0] for rest, _ in below if len(rest) > 1 and not rest[0].startswith(".")})
+            if any(len(rest) == 2 and rest[0] in children for rest, _ in below):
+                return {child: [("/".join(rest), path) for rest, path in below if len(rest) > 1 and rest[0] == child]
+                        for child in children}
+        level = sorted({parts[:len(prefix) + 1] for prefix in level for parts, _ in found
+                        if parts[:len(prefix)] == prefix and len(parts) > len(prefix) + 1})
+    raise UserInputError(f"No class folders with images found in {origin}: use one folder per class, "
                          f"each holding its images ({', '.join(IMAGE_SUFFIXES)}).")
 
 
-def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, Path]] = (),
-                   uploads: Sequence[tuple[str, Sequence[tuple[str, Path]]]] = (),
-                   work_dir: Path | None = None,
-                   skipped: list[dict[str, str]] | None = None) -> dict[str, list[tuple[str, Path]]]:
-    """Merge every way of giving examples into {class name: [(display name, path)]}; zip entries that cannot
-    be extracted go to `skipped` (without it they are refused by name).
+def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[str, Sequence[NamedFile]]] = (),
+                   work_dir: Path | None = None) -> tuple[dict[str, list[NamedFile]], list[dict[str, str]]]:
+    """Merge every way of giving examples (folders or zips with a folder per class, named uploads) into
+    ({class name: [(display name, path)]}, what was left out); zips go through `engine.archives`, whose
+    entries that cannot be extracted are left out and listed, while a zip that cannot be opened at all is
+    refused by name.
 
     Class names are stripped; the same name from two sources (ignoring case) is refused, since the
     user most likely meant two different classes or typed one twice.
     """
-    by_class: dict[str, list[tuple[str, Path]]] = {}
+    by_class: dict[str, list[NamedFile]] = {}
     seen: dict[str, str] = {}
+    skipped: list[dict[str, str]] = []
 
-    def add(name: str, files: Sequence[tuple[str, Path]], origin: str) -> None:
+    def add(name: str, files: Sequence[NamedFile], origin: str) -> None:
         name = name.strip()
         if not name:
             raise UserInputError(f"A class in {origin} has no name: give every class a name.")
@@ -91,21 +79,28 @@ def gather_sources(folders: Sequence[Path] = (), archives: Sequence[tuple[str, P
         seen[key] = origin
         by_class[name] = list(files)
 
-    for folder in folders:
-        for name, files in class_folders(Path(folder)).items():
-            add(name, files, str(folder))
-    for index, (display, archive) in enumerate(archives):
-        if work_dir is None:
-            raise ValueError("work_dir is needed to extract archives")
-        root = extract_zip(archive, work_dir / f"classes_{index:03d}", display_name=display, skipped=skipped)
-        for name, files in class_folders(root, display).items():
-            add(name, [(f"{display}/{n}", p) for n, p in files], display)
+    for index, (display, source) in enumerate(sources):
+        if Path(source).is_dir():
+            entries = [(p.relative_to(source).as_posix(), p) for p in list_images(Path(source), recursive=True)]
+            prefix = ""
+        else:
+            if work_dir is None:
+                raise ValueError("work_dir is needed to extract archives")
+            files, left_out = expand_archives([(display, Path(source))], work_dir / f"classes_{index:03d}",
+                                              IMAGE_SUFFIXES)
+            refused = next((item for item in left_out if item["file"] == display), None)
+            if refused and not files:
+                raise UserInputError(refused["error"])
+            skipped += left_out
+            entries, prefix = [(name.removeprefix(f"{display}/"), path) for name, path in files], f"{display}/"
+        for name, files in class_folders(entries, display).items():
+            add(name, [(prefix + n, p) for n, p in files], display)
     for name, files in uploads:
         add(name, files, "the uploads")
-    return by_class
+    return by_class, skipped
 
 
-def load_labelled_set(by_class: dict[str, list[tuple[str, Path]]],
+def load_labelled_set(by_class: dict[str, list[NamedFile]],
                       skipped: Sequence[dict[str, str]] = ()) -> LabelledSet:
     """Decode every class's images; refuse sets that cannot train a classifier, saying why.
 
@@ -138,8 +133,6 @@ def load_labelled_set(by_class: dict[str, list[tuple[str, Path]]],
 def split_held_out(data: LabelledSet, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Stratified (train, held-out) indices: per class round(n x fraction) held out, at least one each
     when the class has 2 or more images, and always at least one left to train on."""
-    if not 0.0 <= fraction < 1.0:
-        raise UserInputError(f"The held-out fraction must be in [0, 1), not {fraction}.")
     rng = random.Random(seed)
     train, held = [], []
     for label in range(len(data.classes)):

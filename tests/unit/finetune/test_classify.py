@@ -9,28 +9,35 @@ import pytest
 import torch
 
 from engine.errors import UserInputError
-from engine.finetune.data import LabelledSet, gather_sources, load_labelled_set, sample_shots, split_held_out
-from engine.finetune.model import LoraSettings, build_classifier, load_classifier
-from engine.finetune.runs import Predictor, kshot_evaluation, train_and_save
-from engine.finetune.train import TrainSettings, classification_metrics, predict_logits, to_tensor, train
+from engine.finetune.classify import Params
+from engine.finetune.classify.data import (
+    LabelledSet,
+    gather_sources,
+    load_labelled_set,
+    sample_shots,
+    split_held_out,
+)
+from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier
+from engine.finetune.classify.runs import Predictor, kshot_evaluation, train_and_save
+from engine.finetune.classify.train import classification_metrics, predict_logits, to_tensor, train
 from engine.progress import Cancelled
 from tests.helpers import colour_classes, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU (30x slower under load)
 TINY = "finetune-clip-tiny"
-FAST = TrainSettings(steps=30, eval_every=5, patience=100)
+FAST = Params(preset=TINY, steps=30, eval_every=5, patience=100)
 
 
 @pytest.fixture(scope="module")
 def colours(tmp_path_factory) -> LabelledSet:
-    return load_labelled_set(gather_sources([colour_classes(tmp_path_factory.mktemp("colours"))]))
+    return load_labelled_set(*gather_sources([("colours", colour_classes(tmp_path_factory.mktemp("colours")))]))
 
 
 @pytest.fixture(scope="module")
 def trained(colours, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    summary, files = train_and_save(colours, TINY, FAST, out, "colours")
-    return summary, files, out
+    result = train_and_save(colours, FAST.replace(model_name="colours"), out)
+    return result.to_json(), result.outputs, out
 
 
 def test_fine_tuning_beats_the_zero_shot_baseline_on_held_out_images(trained):
@@ -49,7 +56,7 @@ def test_lora_leaves_the_base_weights_bit_identical(colours):
     adapters = [n for n, p in classifier.visual.named_parameters() if p.requires_grad]
     assert adapters and all("resblocks.1.mlp" in n for n in adapters)  # selective: last block only
     pixels = to_tensor(colours.images, preprocess)
-    train(classifier, pixels, colours.labels, pixels[:0], [], TrainSettings(steps=5))
+    train(classifier, pixels, colours.labels, pixels[:0], [], Params(steps=5))
     after = dict(classifier.visual.named_parameters())
     assert all(torch.equal(value, after[name]) for name, value in base.items())
     assert any(after[n].abs().sum() > 0 for n in adapters if "lora_B" in n)
@@ -86,10 +93,10 @@ def test_a_saved_model_reloads_and_predicts_exactly_as_before(colours, trained, 
 
 
 def test_the_same_seed_gives_the_same_result_and_another_seed_differs(colours, tmp_path):
-    settings = TrainSettings(steps=8, eval_every=4)
-    first, _ = train_and_save(colours, TINY, settings, tmp_path / "a", "a")
-    second, _ = train_and_save(colours, TINY, settings, tmp_path / "b", "b")
-    third, _ = train_and_save(colours, TINY, TrainSettings(steps=8, eval_every=4, seed=1), tmp_path / "c", "c")
+    settings = Params(preset=TINY, steps=8, eval_every=4)
+    first = train_and_save(colours, settings.replace(model_name="a"), tmp_path / "a").to_json()
+    second = train_and_save(colours, settings.replace(model_name="b"), tmp_path / "b").to_json()
+    third = train_and_save(colours, settings.replace(model_name="c", seed=1), tmp_path / "c").to_json()
     assert first["history"] == second["history"]
     weights = [(tmp_path / run / "model/weights.safetensors").read_bytes() for run in "ab"]
     assert weights[0] == weights[1]
@@ -109,7 +116,7 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
             raise Cancelled
 
     result = train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
-                   held_labels, TrainSettings(steps=50, eval_every=5, patience=100), progress=cancel_at_step_12)
+                   held_labels, Params(steps=50, eval_every=5, patience=100), progress=cancel_at_step_12)
     assert result.stopped == "cancelled" and result.steps_run == 12 and result.best_step in (0, 5, 10)
     best = max((r for r in result.history if r["held_out_accuracy"] is not None),
                key=lambda r: (r["held_out_accuracy"], -r["held_out_loss"]))
@@ -122,14 +129,14 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
 
     with pytest.raises(OSError):  # a failed report is an error, not a cancel that would end as succeeded
         train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
-              held_labels, TrainSettings(steps=5, eval_every=5, patience=100), progress=store_write_fails)
+              held_labels, Params(steps=5, eval_every=5, patience=100), progress=store_write_fails)
 
 
 def test_divergence_is_a_clear_error():
     classifier, _ = build_classifier(TINY, ["a", "b"], torch.device("cpu"), None)
     pixels = torch.full((2, 3, 64, 64), float("nan"))
     with pytest.raises(UserInputError, match=r"Training diverged.*no model was saved"):
-        train(classifier, pixels, [0, 1], pixels[:0], [], TrainSettings(steps=3))
+        train(classifier, pixels, [0, 1], pixels[:0], [], Params(steps=3))
 
 
 def test_metrics_on_a_hand_computed_confusion_matrix():
@@ -143,7 +150,7 @@ def test_metrics_on_a_hand_computed_confusion_matrix():
 
 
 def test_kshot_evaluation_reports_both_accuracies_per_seed(colours):
-    report = kshot_evaluation(colours, TINY, TrainSettings(steps=30, method="linear"), shots=2, seeds=[0, 1])
+    report = kshot_evaluation(colours, Params(preset=TINY, steps=30, method="linear"), shots=2, seeds=[0, 1])
     assert [r["seed"] for r in report["runs"]] == [0, 1] and all(r["test_images"] == 12 for r in report["runs"])
     assert report["fine_tuned_accuracy"]["mean"] > report["zero_shot_accuracy"]["mean"]
     with pytest.raises(UserInputError, match="needs more than 6"):
@@ -159,7 +166,7 @@ def test_a_zip_of_class_folders_and_uploads_with_a_class_name(tmp_path):
                 bundle.write(path, f"wrapper/{path.relative_to(root)}")
         bundle.writestr("wrapper/red/notes.png", "not an image")
     uploads = [("blue", [(p.name, p) for p in sorted((root / "blue").iterdir())])]
-    data = load_labelled_set(gather_sources(archives=[("set.zip", archive)], uploads=uploads, work_dir=tmp_path / "w"))
+    data = load_labelled_set(*gather_sources([("set.zip", archive)], uploads, tmp_path / "w"))
     assert data.classes == ["green", "red", "blue"] and len(data.images) == 6
     assert data.skipped[0]["file"] == "set.zip/red/notes.png"
 
@@ -173,8 +180,7 @@ def test_zip_entries_the_disk_cannot_hold_are_skipped_and_listed_not_the_end_of_
         warnings.simplefilter("ignore")
         bundle.writestr(f"red/{long_name}", picture)
         bundle.writestr("green/green_0.png/inner.png", picture)  # a file where this entry's folder should be
-    unextracted: list[dict[str, str]] = []
-    by_class = gather_sources(archives=[("set.zip", archive)], work_dir=tmp_path / "w", skipped=unextracted)
+    by_class, unextracted = gather_sources([("set.zip", archive)], work_dir=tmp_path / "w")
     data = load_labelled_set(by_class, unextracted)
     assert data.classes == ["blue", "green", "red"] and len(data.images) == 6
     assert [item["file"] for item in data.skipped] == [f"set.zip/red/{long_name}",
@@ -205,11 +211,11 @@ def test_bad_class_layouts_say_what_to_fix(tmp_path, layout, expected):
 def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch):
     root = colour_classes(tmp_path / "set", per_class=2)
     with pytest.raises(UserInputError, match="Duplicate class name 'Red'"):
-        gather_sources([root], uploads=[("Red", [])])
+        gather_sources([("set", root)], uploads=[("Red", [])])
     monkeypatch.setenv("FEWSHOT_FINETUNE_MAX_IMAGES", "5")
     with pytest.raises(UserInputError, match="6 images given; at most 5"):
-        load_labelled_set(gather_sources([root]))
-    with pytest.raises(UserInputError, match=r"method must be one of lora, linear.*steps must be"):
-        TrainSettings(method="full", steps=0).check()
+        load_labelled_set(*gather_sources([("set", root)]))
+    with pytest.raises(UserInputError, match=r"Training settings: method: one of lora, linear.*; steps: "):
+        Params(method="full", steps=0)
     with pytest.raises(UserInputError, match="does not exist"):
         LoraSettings(blocks="0,7").block_indices(2)

@@ -1,7 +1,7 @@
 """Annotated images for few-shot detection, read as the annotation-completion tool reads them.
 
 Images and COCO JSON, YOLO txt (+ class names) or Pascal VOC XML, or zips of them, go through
-`engine.completion.inputs.load_dataset`: a bad annotation or an image that does not decode is listed
+`engine.annotations.read.read_uploads`: a bad annotation or an image that does not decode is listed
 in `skipped` and the rest loads. On top of that, what a detector cannot be trained from is refused
 with what to fix: no boxes, a class without boxes, two classes whose names differ only in case, more
 images than the configured limit. One class is fine: a detector of one kind of object is common.
@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.annotations.dataset import Dataset
-from engine.completion.inputs import load_dataset
+from engine.annotations.read import read_uploads
 from engine.errors import UserInputError
-from engine.finetune.data import max_training_images
+from engine.finetune.training import max_training_images
+from engine.params import NamedFile
 
 
 def check_detection_set(dataset: Dataset) -> Dataset:
@@ -44,9 +45,9 @@ def check_detection_set(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def load_detection_set(files: Sequence[tuple[str, Path]], work_dir: Path, format: str = "auto") -> Dataset:
+def load_detection_set(files: Sequence[NamedFile], work_dir: Path, format: str = "auto") -> Dataset:
     """Read and check uploaded images and annotations (zips are extracted into `work_dir`)."""
-    return check_detection_set(load_dataset(files, work_dir, format))
+    return check_detection_set(read_uploads(files, work_dir, format))
 
 
 def split_held_out(dataset: Dataset, fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -56,8 +57,6 @@ def split_held_out(dataset: Dataset, fraction: float, seed: int) -> tuple[list[i
     each class can be learnt; background images (no boxes) always train; with fewer than 2 annotated
     images nothing is held out.
     """
-    if not 0.0 <= fraction < 1.0:
-        raise UserInputError(f"The held-out fraction must be in [0, 1), not {fraction}.")
     annotated = [index for index, image in enumerate(dataset.images) if image.boxes]
     random.Random(seed).shuffle(annotated)
     target = min(len(annotated) - 1, round(len(annotated) * fraction)) if len(annotated) >= 2 else 0

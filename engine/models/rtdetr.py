@@ -1,5 +1,6 @@
 """RT-DETR (transformers) as a few-shot detector: the "rt_detr" model family, a class head for the user's
-classes, what training changes, and saving that much.
+classes, what training changes, saving that much, and a saved detector finding boxes. Fine-tuning trains it,
+annotation completion proposes boxes with it: both import it from here.
 
 - A base preset is a transformers directory (config.json, model.safetensors, preprocessor_config.json):
   `PekingU/rtdetr_r18vd` from the hub cache or the models directory, or the tiny preset built from
@@ -16,7 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,9 @@ from PIL import Image
 from torch import nn
 
 from engine.annotations.dataset import Box
+from engine.device import select_device
 from engine.errors import UserInputError, reason
-from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
+from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, ModelFamily, hub_snapshot, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
 
@@ -280,3 +282,19 @@ def load_detector(directory: Path, device: torch.device) -> tuple[Detector, dict
     detector.spec = InputSpec.from_dict(meta["input"])
     detector.model.eval()
     return detector, meta
+
+
+class DetectionPredictor:
+    """A saved detector loaded once, finding boxes on batches of images."""
+
+    def __init__(self, model_dir: Path, device: str | None = None) -> None:
+        self.detector, self.meta = load_detector(model_dir, select_device(device))
+
+    @property
+    def classes(self) -> list[str]:
+        return self.detector.classes
+
+    def __call__(self, images: Sequence[Image.Image], min_score: float = 0.0) -> list[list[Box]]:
+        """Boxes of each image scoring at least `min_score`, best first, in the image's pixels."""
+        found = self.detector.detect(self.detector.spec.encode(images), [image.size for image in images])
+        return [[box for box in boxes if (box.score or 0.0) >= min_score] for boxes in found]

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import UserInputError, reason
-from engine.finetune.artifacts import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, load_open_clip
+from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.presets import Preset, get_preset
 
 PROMPT = "a photo of a {}."
@@ -55,11 +55,6 @@ class LoraSettings:
             raise UserInputError(f"LoRA block {indices[-1]} does not exist: the image tower has blocks "
                                  f"0 to {depth - 1}.")
         return indices
-
-    def check(self) -> LoraSettings:
-        if not 1 <= self.rank <= 256:
-            raise UserInputError(f"LoRA rank must be between 1 and 256, not {self.rank}.")
-        return self
 
 
 def base_model(preset: Preset, device: torch.device) -> tuple[nn.Module, Any, dict[str, Any]]:
@@ -92,7 +87,7 @@ class CLIPClassifier(nn.Module):
             self.head.bias.zero_()
         self.wise_alpha = 1.0
         if lora is not None:
-            self._inject_lora(lora.check())
+            self._inject_lora(lora)
 
     def _inject_lora(self, lora: LoraSettings) -> None:
         from peft import LoraConfig, inject_adapter_in_model
@@ -141,14 +136,19 @@ class CLIPClassifier(nn.Module):
 
 
 def build_classifier(preset_name: str, classes: list[str], device: torch.device,
-                     lora: LoraSettings | None = None) -> tuple[CLIPClassifier, dict[str, Any]]:
-    """A fresh classifier on a private copy of the preset's image tower, and its preprocess config."""
+                     lora: LoraSettings | None = None, seed: int = 0) -> tuple[CLIPClassifier, dict[str, Any]]:
+    """A fresh classifier on a private copy of the preset's image tower, and its preprocess config.
+
+    The adapters' random initialisation is seeded after the base model is loaded: loading draws random
+    numbers, so the first run of a process would otherwise differ from the next ones with the same seed.
+    """
     preset = get_preset(preset_name)
     if preset.tool != "finetune":
         raise UserInputError(f"Preset {preset_name!r} is not a fine-tuning preset.")
     model, tokenizer, preprocess = base_model(preset, device)
     head = text_head(model, tokenizer, classes, device)
     visual = copy.deepcopy(model.visual)
+    torch.manual_seed(seed)
     classifier = CLIPClassifier(visual, head, float(model.logit_scale.exp()), classes, lora).to(device)
     return classifier, preprocess
 

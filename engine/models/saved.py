@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.cs
 MODEL_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 FORMAT_VERSION = 1
+RUN_META = ("name", "base_preset", "settings", "metrics", "best_step", "stopped", "train_images",
+            "held_out_images", "created_at")
 TASKS = {"classify": "classifier", "detect": "detector"}
 _REQUIRED = {"classify": ("classes", "base_preset", "logit_scale"), "detect": ("classes", "base_preset", "input")}
 
@@ -43,16 +46,3 @@ def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
         raise UserInputError(f"'{meta.get('name', directory.name)}' is a {TASKS[task_of(meta)]}, not a "
                              f"{TASKS[task]}: pick a {TASKS[task]}.")
     return meta
-
-
-def write_run_outputs(out_dir: Path, summary: dict[str, Any]) -> list[str]:
-    """Beside a run's `model/`: metrics.json (the summary), history.csv (the curves) and model.zip (the
-    download, which can be uploaded elsewhere); returns their names."""
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
-    history = summary["history"]
-    with open(out_dir / "history.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    archive = shutil.make_archive(str(out_dir / "model"), "zip", out_dir / MODEL_DIR)
-    return ["metrics.json", "history.csv", Path(archive).name]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -18,40 +17,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.finetune.loop import HistoryCallback, Objective, TrainResult, check_settings, epoch_batches, fit
-from engine.finetune.model import CLIPClassifier
+from engine.finetune.classify import Params
+from engine.finetune.classify.model import CLIPClassifier
+from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
+from engine.finetune.training import HistoryCallback
 from engine.progress import ProgressCallback, ignore_progress
-
-METHODS = ("lora", "linear")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Defaults that work from 1 to 16 shots per class without tuning."""
-
-    method: str = "lora"  # "lora" (adapters + head) or "linear" (head only: a linear probe)
-    lora_rank: int = 8
-    lora_blocks: str = "all"
-    steps: int = 60
-    batch_size: int = 16
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.01
-    held_out_fraction: float = 0.3
-    eval_every: int = 5
-    patience: int = 6  # evaluations without improvement before stopping
-    time_budget_s: float = 900.0
-    augment: bool = True
-    unlabeled_weight: float = 0.1  # transductive entropy term, used when unlabeled images are given
-    seed: int = 0
-
-    def check(self) -> TrainSettings:
-        method = [] if self.method in METHODS else [f"method must be one of {', '.join(METHODS)}, not {self.method!r}"]
-        check_settings(self, (("steps", 1, 100_000), ("batch_size", 1, 1024), ("eval_every", 1, 100_000),
-                              ("patience", 1, 10_000)), method)
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def to_tensor(images: Sequence[Image.Image], preprocess: dict[str, Any]) -> torch.Tensor:
@@ -113,14 +83,13 @@ def evaluate(model: CLIPClassifier, pixels: torch.Tensor, labels: Sequence[int])
 
 
 def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Sequence[int],
-          held_pixels: torch.Tensor, held_labels: Sequence[int], settings: TrainSettings,
+          held_pixels: torch.Tensor, held_labels: Sequence[int], settings: Params,
           unlabeled: torch.Tensor | None = None, progress: ProgressCallback = ignore_progress,
           on_history: HistoryCallback | None = None) -> TrainResult:
     """Fine-tune in place and leave the best checkpoint loaded (`engine.finetune.loop.fit`).
 
     The best checkpoint has the highest held-out accuracy, then the lowest held-out loss.
     """
-    settings.check()
     device = next(model.parameters()).device
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)

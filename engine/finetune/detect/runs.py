@@ -3,87 +3,67 @@ detecting boxes on new images with a saved detector."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from engine.annotations.dataset import Box, Dataset
 from engine.device import select_device
 from engine.errors import UserInputError
-from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
-from engine.finetune.detection.data import split_held_out
-from engine.finetune.detection.model import build_detector, load_detector, save_detector
-from engine.finetune.detection.train import DetectSettings, targets_of, train
-from engine.finetune.loop import HistoryCallback
+from engine.finetune import predict
+from engine.finetune.detect import Params, Result
+from engine.finetune.detect.data import split_held_out
+from engine.finetune.detect.train import targets_of, train
+from engine.finetune.training import HistoryCallback, save_run
 from engine.media import decoded
+from engine.models.rtdetr import DetectionPredictor, build_detector, save_detector
 from engine.naming import file_key
+from engine.params import NamedFile
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 PREDICTIONS_FILE = "detections.json"
 
 
-def train_and_save(dataset: Dataset, preset: str, settings: DetectSettings, out_dir: Path, name: str,
-                   device: str | None = None, progress: ProgressCallback = ignore_progress,
-                   on_history: HistoryCallback | None = None) -> tuple[dict[str, Any], list[str]]:
+def train_and_save(dataset: Dataset, params: Params, out_dir: Path, device: str | None = None,
+                   progress: ProgressCallback = ignore_progress, on_history: HistoryCallback | None = None) -> Result:
     """Split, train, compare with the pre-fine-tuning baseline and write `model/`, metrics.json, history.csv
     and model.zip.
 
     The baseline is the base model with its new class head before any step, on the same held-out images.
     Nothing is written if training fails (e.g. diverges); a cancelled run saves its best checkpoint.
     """
-    settings = settings.check().for_preset(preset)
+    params = params.for_preset()
+    preset = get_preset(params.base_preset())
     torch_device = select_device(device)
-    train_idx, held_idx = split_held_out(dataset, settings.held_out_fraction, settings.seed)
+    train_idx, held_idx = split_held_out(dataset, params.held_out_fraction, params.seed)
     train_images = [dataset.images[i] for i in train_idx]
     held_images = [dataset.images[i] for i in held_idx]
-    progress(0.01, f"Loading model {get_preset(preset).label}")
-    detector = build_detector(preset, dataset.categories, torch_device, settings.train_backbone, settings.seed)
+    progress(0.01, f"Loading model {preset.label}")
+    detector = build_detector(preset.name, dataset.categories, torch_device, params.train_backbone, params.seed)
     progress(0.03, f"Preparing {len(train_images)} training and {len(held_images)} held-out images")
     train_x = detector.spec.encode(image.load() for image in train_images)
     held_x = detector.spec.encode(image.load() for image in held_images) if held_images else train_x[:0]
-    result = train(detector, train_x, targets_of(train_images, detector.classes), held_x, held_images, settings,
-                   sub_progress(progress, 0.05, 0.97), on_history)
+    trained = train(detector, train_x, targets_of(train_images, detector.classes), held_x, held_images, params,
+                    sub_progress(progress, 0.05, 0.97), on_history)
     notes = []
     if not held_images:
         notes.append("Too few images to hold any out (every class must keep a box to train on): no mAP is "
                      "reported and the last step was kept. Add annotated images.")
-    summary = {
-        "name": name, "task": "detect", "classes": detector.classes, "base_preset": preset,
-        "random_weights": get_preset(preset).random_weights, "settings": settings.to_dict(),
-        "train_images": len(train_images), "held_out_images": len(held_images),
-        "train_boxes": sum(len(image.boxes) for image in train_images),
-        "held_out": [image.file_name for image in held_images],
-        "metrics": {"baseline": result.baseline, "fine_tuned": result.best},
-        "best_step": result.best_step, "steps_run": result.steps_run, "stopped": result.stopped,
-        "seconds": round(result.seconds, 3), "history": result.history, "skipped": dataset.skipped, "notes": notes,
-        "device": str(torch_device), "created_at": time.time(),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {k: summary[k] for k in ("name", "settings", "metrics", "best_step", "stopped", "train_images",
-                                    "held_out_images", "created_at")}
-    save_detector(detector, out_dir / MODEL_DIR, meta)
-    return summary, write_run_outputs(out_dir, summary)
-
-
-class DetectionPredictor:
-    """A saved detector loaded once, finding boxes on batches of images."""
-
-    def __init__(self, model_dir: Path, device: str | None = None) -> None:
-        self.detector, self.meta = load_detector(model_dir, select_device(device))
-
-    @property
-    def classes(self) -> list[str]:
-        return self.detector.classes
-
-    def __call__(self, images: Sequence[Image.Image], min_score: float = 0.0) -> list[list[Box]]:
-        """Boxes of each image scoring at least `min_score`, best first, in the image's pixels."""
-        found = self.detector.detect(self.detector.spec.encode(images), [image.size for image in images])
-        return [[box for box in boxes if (box.score or 0.0) >= min_score] for boxes in found]
+    result = Result(
+        name=params.model_name, classes=detector.classes, base_preset=preset.name,
+        random_weights=preset.random_weights, settings=params.settings(), train_images=len(train_images),
+        held_out_images=len(held_images), train_boxes=sum(len(image.boxes) for image in train_images),
+        held_out=[image.file_name for image in held_images],
+        metrics={"baseline": trained.baseline, "fine_tuned": trained.best}, best_step=trained.best_step,
+        steps_run=trained.steps_run, stopped=trained.stopped, seconds=round(trained.seconds, 3),
+        history=trained.history, skipped=dataset.skipped, notes=notes, device=str(torch_device),
+        created_at=time.time())
+    save_run(out_dir, result, functools.partial(save_detector, detector))
+    return result
 
 
 def box_dict(box: Box) -> dict[str, Any]:
@@ -91,9 +71,9 @@ def box_dict(box: Box) -> dict[str, Any]:
             "score": round(box.score or 0.0, 6)}
 
 
-def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: Path, score_threshold: float = 0.5,
+def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, score_threshold: float = 0.5,
                   device: str | None = None, batch_size: int = 8, skipped: Sequence[dict[str, str]] = (),
-                  progress: ProgressCallback = ignore_progress) -> tuple[dict[str, Any], list[str]]:
+                  progress: ProgressCallback = ignore_progress) -> predict.Result:
     """Detect boxes scoring at least `score_threshold` on images (a few decoded at a time); write a picture with
     the boxes drawn per image and detections.json. Unreadable images join `skipped` (files already left out)."""
     from engine.video import batched
@@ -117,7 +97,7 @@ def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], out_dir: P
         progress(len(rows) / len(files), f"Detected boxes on {len(rows)} of {len(files)} images")
     if not rows:
         raise UserInputError("None of the images could be used. " + " ".join(s["error"] for s in skipped))
-    result = {"model": predictor.meta["name"], "classes": predictor.classes, "score_threshold": score_threshold,
-              "predictions": rows, "skipped": skipped}
-    (out_dir / PREDICTIONS_FILE).write_text(json.dumps(result, indent=1))
-    return result, [PREDICTIONS_FILE, *written]
+    result = predict.Result("detect", predictor.meta["name"], predictor.classes, rows, skipped,
+                            score_threshold=score_threshold, outputs=[PREDICTIONS_FILE, *written])
+    (out_dir / PREDICTIONS_FILE).write_text(json.dumps(result.to_json(), indent=1))
+    return result

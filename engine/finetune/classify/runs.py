@@ -1,7 +1,8 @@
-"""Whole runs shared by the CLI and the jobs: train + evaluate + save, K-shot evaluation, prediction."""
+"""Whole classifier runs shared by the CLI and the jobs: train + evaluate + save, K-shot evaluation, prediction."""
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Sequence
@@ -12,80 +13,69 @@ import torch
 
 from engine.device import select_device
 from engine.errors import UserInputError
-from engine.finetune.artifacts import MODEL_DIR, write_run_outputs
-from engine.finetune.data import LabelledSet, sample_shots, split_held_out
-from engine.finetune.model import LoraSettings, build_classifier, load_classifier, save_classifier
-from engine.finetune.train import HistoryCallback, TrainSettings, evaluate, predict_logits, to_tensor, train
+from engine.finetune.classify import Params, Result
+from engine.finetune.classify.data import LabelledSet, sample_shots, split_held_out
+from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier, save_classifier
+from engine.finetune.classify.train import evaluate, predict_logits, to_tensor, train
+from engine.finetune.training import HistoryCallback, save_run
 from engine.limits import check_seed
 from engine.media import load_images
+from engine.params import NamedFile
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
-def _classifier(preset: str, classes: list[str], settings: TrainSettings, device: torch.device):
-    lora = LoraSettings(settings.lora_rank, settings.lora_blocks) if settings.method == "lora" else None
-    torch.manual_seed(settings.seed)  # the adapters' random initialisation is part of the run
-    return build_classifier(preset, classes, device, lora)
-
-
-def _fit(data: LabelledSet, train_idx: list[int], test_idx: list[int], preset: str, settings: TrainSettings,
-         device: torch.device, unlabeled: list | None = None, progress: ProgressCallback = ignore_progress,
+def _fit(data: LabelledSet, train_idx: list[int], test_idx: list[int], params: Params, device: torch.device,
+         unlabeled: list | None = None, progress: ProgressCallback = ignore_progress,
          on_history: HistoryCallback | None = None):
     """Train one classifier on `train_idx`; (classifier, zero-shot metrics, fine-tuned metrics, train result)."""
-    classifier, preprocess = _classifier(preset, data.classes, settings, device)
+    lora = LoraSettings(params.lora_rank, params.lora_blocks) if params.method == "lora" else None
+    classifier, preprocess = build_classifier(params.base_preset(), data.classes, device, lora, params.seed)
     train_x = to_tensor([data.images[i] for i in train_idx], preprocess)
     test_x = to_tensor([data.images[i] for i in test_idx], preprocess) if test_idx else train_x[:0]
     test_y = [data.labels[i] for i in test_idx]
     extra = to_tensor(unlabeled, preprocess) if unlabeled else None
     zero_shot = evaluate(classifier, test_x, test_y) if test_idx else None
-    result = train(classifier, train_x, [data.labels[i] for i in train_idx], test_x, test_y, settings, extra,
+    result = train(classifier, train_x, [data.labels[i] for i in train_idx], test_x, test_y, params, extra,
                    progress, on_history)
     finetuned = evaluate(classifier, test_x, test_y) if test_idx else None
-    return classifier, preprocess, zero_shot, finetuned, result
+    return classifier, zero_shot, finetuned, result
 
 
-def train_and_save(data: LabelledSet, preset: str, settings: TrainSettings, out_dir: Path, name: str,
-                   unlabeled: Sequence[tuple[str, Path]] = (), device: str | None = None,
-                   progress: ProgressCallback = ignore_progress,
-                   on_history: HistoryCallback | None = None) -> tuple[dict[str, Any], list[str]]:
+def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: Sequence[NamedFile] = (),
+                   device: str | None = None, progress: ProgressCallback = ignore_progress,
+                   on_history: HistoryCallback | None = None) -> Result:
     """Split, train, evaluate against the zero-shot baseline and write `model/`, metrics.json and history.csv.
 
     Nothing is written if training fails (e.g. diverges); a cancelled run saves its best checkpoint.
     """
-    settings = settings.check()
     torch_device = select_device(device)
-    train_idx, held_idx = split_held_out(data, settings.held_out_fraction, settings.seed)
+    train_idx, held_idx = split_held_out(data, params.held_out_fraction, params.seed)
     extra_images, skipped = [], []
     if unlabeled:
         _, extra_images, skipped = load_images(list(unlabeled), what="unlabeled images")
     progress(0.02, f"Preparing {len(train_idx)} training and {len(held_idx)} held-out images")
-    classifier, _, zero_shot, finetuned, result = _fit(
-        data, train_idx, held_idx, preset, settings, torch_device, extra_images, sub_progress(progress, 0.05, 0.95),
-        on_history)
+    classifier, zero_shot, finetuned, trained = _fit(data, train_idx, held_idx, params, torch_device, extra_images,
+                                                     sub_progress(progress, 0.05, 0.95), on_history)
     notes = []
     if not held_idx:
         notes.append("No class has 2 or more images, so none were held out: no accuracy is reported and the last "
                      "step was kept. Add images, or evaluate with K-shot sampling.")
-    metrics = {"zero_shot": zero_shot, "fine_tuned": finetuned}
-    summary = {
-        "name": name, "classes": data.classes, "base_preset": preset,
-        "random_weights": get_preset(preset).random_weights, "settings": settings.to_dict(),
-        "train_images": len(train_idx), "held_out_images": len(held_idx),
-        "held_out": [data.names[i] for i in held_idx], "metrics": metrics,
-        "best_step": result.best_step, "steps_run": result.steps_run, "stopped": result.stopped,
-        "seconds": round(result.seconds, 3), "history": result.history,
-        "skipped": data.skipped + [{**s, "role": "unlabeled"} for s in skipped], "notes": notes,
-        "device": str(torch_device), "created_at": time.time(),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    meta = {k: summary[k] for k in ("name", "base_preset", "settings", "metrics", "best_step", "stopped",
-                                    "train_images", "held_out_images", "created_at")}
-    save_classifier(classifier, out_dir / MODEL_DIR, meta)
-    return summary, write_run_outputs(out_dir, summary)
+    preset = get_preset(params.base_preset())
+    result = Result(
+        name=params.model_name, classes=data.classes, base_preset=preset.name, random_weights=preset.random_weights,
+        settings=params.settings(), train_images=len(train_idx), held_out_images=len(held_idx),
+        held_out=[data.names[i] for i in held_idx], metrics={"zero_shot": zero_shot, "fine_tuned": finetuned},
+        best_step=trained.best_step, steps_run=trained.steps_run, stopped=trained.stopped,
+        seconds=round(trained.seconds, 3), history=trained.history,
+        skipped=data.skipped + [{**s, "role": "unlabeled"} for s in skipped], notes=notes,
+        device=str(torch_device), created_at=time.time())
+    save_run(out_dir, result, functools.partial(save_classifier, classifier))
+    return result
 
 
-def kshot_evaluation(data: LabelledSet, preset: str, settings: TrainSettings, shots: int, seeds: Sequence[int],
-                     device: str | None = None, progress: ProgressCallback = ignore_progress) -> dict[str, Any]:
+def kshot_evaluation(data: LabelledSet, params: Params, shots: int, seeds: Sequence[int], device: str | None = None,
+                     progress: ProgressCallback = ignore_progress) -> dict[str, Any]:
     """Train on K images per class for each seed and test on the rest; mean and spread of both accuracies."""
     if shots < 1 or not seeds:
         raise UserInputError("K-shot evaluation needs shots >= 1 and at least one seed.")
@@ -96,9 +86,8 @@ def kshot_evaluation(data: LabelledSet, preset: str, settings: TrainSettings, sh
     for number, seed in enumerate(seeds):
         train_idx, test_idx = sample_shots(data, shots, seed)
         step = sub_progress(progress, number / len(seeds), (number + 1) / len(seeds))
-        run_settings = TrainSettings(**{**settings.to_dict(), "seed": seed})
-        *_, zero_shot, finetuned, result = _fit(data, train_idx, test_idx, preset, run_settings, torch_device,
-                                                progress=step)
+        _, zero_shot, finetuned, result = _fit(data, train_idx, test_idx, params.replace(seed=seed), torch_device,
+                                               progress=step)
         runs.append({"seed": seed, "zero_shot_accuracy": zero_shot["accuracy"],
                      "fine_tuned_accuracy": finetuned["accuracy"], "best_step": result.best_step,
                      "test_images": len(test_idx)})
@@ -107,7 +96,7 @@ def kshot_evaluation(data: LabelledSet, preset: str, settings: TrainSettings, sh
         values = [r[key] for r in runs]
         return {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
 
-    return {"shots": shots, "seeds": list(seeds), "base_preset": preset, "runs": runs,
+    return {"shots": shots, "seeds": list(seeds), "base_preset": params.base_preset(), "runs": runs,
             "zero_shot_accuracy": spread("zero_shot_accuracy"), "fine_tuned_accuracy": spread("fine_tuned_accuracy")}
 
 
@@ -129,15 +118,8 @@ class Predictor:
         return rows
 
 
-def predict_files(model_dir: Path, files: Sequence[tuple[str, Path]], alpha: float = 1.0,
-                  device: str | None = None) -> dict[str, Any]:
-    """Classify images (unreadable ones are listed in `skipped`)."""
-    names, images, skipped = load_images(list(files))
-    return {"predictions": Predictor(model_dir, alpha, device)(names, images), "skipped": skipped}
-
-
-def predict_video(model_dir: Path, video: tuple[str, Path], alpha: float = 1.0, stride: int | None = None,
-                  fps: float | None = None, device: str | None = None, batch_size: int = 16) -> dict[str, Any]:
+def predict_video(model_dir: Path, video: NamedFile, alpha: float = 1.0, stride: int | None = None,
+                  fps: float | None = None, device: str | None = None, batch_size: int = 16) -> list[dict[str, Any]]:
     """Classify a video's sampled frames (every `stride`-th, or about `fps` per second), a batch at a time."""
     from engine.video import batched, iter_frames
 
@@ -146,4 +128,4 @@ def predict_video(model_dir: Path, video: tuple[str, Path], alpha: float = 1.0, 
     for frames in batched(iter_frames(video[1], stride=stride, fps=fps, display_name=video[0]), batch_size):
         for row, frame in zip(predictor([f.label for f in frames], [f.image for f in frames]), frames, strict=True):
             rows.append({**row, "time_s": frame.time_s})
-    return {"predictions": rows, "skipped": []}
+    return rows

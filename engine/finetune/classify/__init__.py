@@ -1,0 +1,81 @@
+"""The `finetune_classify` job: train a few-shot CLIP classifier (LoRA or a linear probe) on labelled examples,
+compare it with zero-shot CLIP on held-out images, and write the model. Torch-free until `run`; its
+modules: data (examples), model (head from class-name text, LoRA, WiSE-FT), train, runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
+from engine.limits import max_classes
+from engine.params import Inputs as BaseInputs
+from engine.params import NamedFile, param, scratch
+from engine.presets import get_preset
+from engine.progress import ProgressCallback, ignore_progress
+
+METHODS = ("lora", "linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(TrainingParams):
+    """Defaults that work from 1 to 16 shots per class without tuning."""
+
+    class_names: tuple[str, ...] = param((), "the names of the uploaded classes, in the order of roles class_000, "
+                                       "class_001…")
+    method: str = param("lora", "lora: adapters on the image tower + head; linear: the head only (a linear probe)",
+                        choices=METHODS)
+    lora_rank: int = param(8, "rank of the LoRA adapters", ge=1, le=256, label="LoRA rank")
+    lora_blocks: str = param("all", "image-tower blocks with adapters: all, last:N or indices like 0,3,5",
+                             label="LoRA blocks (all, last:N, 0,3,5)")
+    steps: int = param(60, "training steps (batches)", ge=1, le=100_000)
+    batch_size: int = param(16, "images per step", ge=1, le=1024)
+    learning_rate: float = param(1e-3, "AdamW learning rate, in (0, 1]", ge=0.0, le=1.0)
+    weight_decay: float = param(0.01, "AdamW weight decay", ge=0.0)
+    eval_every: int = param(5, "steps between held-out evaluations", ge=1, le=100_000)
+    patience: int = param(6, "evaluations without improvement before stopping", ge=1, le=10_000)
+    unlabeled_weight: float = param(0.1, "weight of the transductive entropy term on unlabeled images", ge=0.0)
+
+    JOB_FIELDS = (*TrainingParams.JOB_FIELDS, "class_names")
+    PRESET_TOOL = "finetune"
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs(BaseInputs):
+    """Zips (or, from the CLI, folders) with a folder per class; the images of each named class; optional
+    unlabeled images of the task."""
+
+    dataset: list[NamedFile]
+    unlabeled: list[NamedFile] = dataclasses.field(default_factory=list)
+    classes: list[list[NamedFile]] = dataclasses.field(default_factory=list)  # of Params.class_names, in order
+
+    @classmethod
+    def from_roles(cls, files_of: Callable[[str], list[NamedFile]]) -> Inputs:
+        """Role class_NNN holds the images of class_names[NNN]; an empty class has no role stored."""
+        classes = [list(files_of(f"class_{index:03d}")) for index in range(max_classes())]
+        while classes and not classes[-1]:
+            classes.pop()
+        return cls(list(files_of("dataset")), list(files_of("unlabeled")), classes)
+
+
+@dataclasses.dataclass
+class Result(TrainingResult):
+    """The run's summary; metrics are zero-shot CLIP's and the fine-tuned model's on the held-out images."""
+
+
+def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
+        on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
+    """Gather the classes, train, evaluate against zero-shot and write `model/`, metrics.json, history.csv and
+    model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot)."""
+    from engine.finetune.classify.data import gather_sources, load_labelled_set
+    from engine.finetune.classify.runs import train_and_save
+
+    preset = get_preset(params.base_preset())
+    progress(0.01, "Reading the examples")
+    uploads = [(name, inputs.classes[index] if index < len(inputs.classes) else [])
+               for index, name in enumerate(params.class_names)]
+    with scratch(out_dir) as work:
+        data = load_labelled_set(*gather_sources(inputs.dataset, uploads, work))
+    progress(0.02, f"Loading model {preset.label}")
+    return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history)

@@ -1,0 +1,90 @@
+"""The `finetune_predict` job: use a saved model, a classifier on images or a video's frames (at a WiSE-FT mix),
+or a detector on images (boxes at or above a score). Torch-free until `run`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UserInputError
+from engine.params import Inputs as BaseInputs
+from engine.params import NamedFile, param, scratch
+from engine.params import Params as BaseParams
+from engine.params import Result as BaseResult
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
+
+CLASSIFIER_PREDICTIONS_FILE = "predictions.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Params(BaseParams):
+    model: str = param("", "the saved model: a name (yours, or another user's shared one as user/name); from the "
+                           "CLI, a model folder")
+    alpha: float = param(1.0, "classifier: WiSE-FT mix, 0 zero-shot, 1 fine-tuned", ge=0.0, le=1.0,
+                         label="Classifier: WiSE-FT mix (0 zero-shot, 1 fine-tuned)")
+    stride: int = param(10, "classifier on a video: every N-th frame", ge=1, label="Video: every Nth frame")
+    fps: float | None = param(None, "classifier on a video: about this many frames a second, instead of a stride",
+                              ge=0.001)
+    score_threshold: float = param(0.5, "detector: lowest box score", ge=0.0, le=1.0,
+                                   label="Detector: lowest box score")
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs(BaseInputs):
+    """Images or zips of images; or, for a classifier, one video."""
+
+    images: list[NamedFile]
+    video: list[NamedFile] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Result(BaseResult):
+    """One row per image (or frame); `task` says which kind of model made them: "classify" rows have a class and
+    its probability, "detect" rows the boxes and the drawn image."""
+
+    task: str
+    model: str
+    classes: list[str]
+    predictions: list[dict[str, Any]]
+    skipped: list[dict[str, str]]
+    alpha: float | None = None
+    score_threshold: float | None = None
+
+
+def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
+        model_dir: Path | None = None, device: str | None = None) -> Result:
+    """Predictions of the model in `model_dir` (a job's worker finds it by name in its owner's models),
+    by default the folder `params.model`."""
+    from engine.archives import expand_archives
+    from engine.filetypes import IMAGE_SUFFIXES
+    from engine.models.saved import read_meta, task_of
+
+    model_dir = model_dir or Path(params.model)
+    meta = read_meta(model_dir)
+    if task_of(meta) == "detect" and inputs.video:
+        raise UserInputError(f"'{params.model}' is a detector: give it images (or a zip of images), not a video.")
+    with scratch(out_dir) as work:
+        files, skipped = expand_archives(inputs.images, work, IMAGE_SUFFIXES)
+        if task_of(meta) == "detect":
+            from engine.finetune.detect.runs import predict_files
+
+            progress(0.05, f"Loading detector {params.model}")
+            return predict_files(model_dir, files, out_dir, params.score_threshold, device, skipped=skipped,
+                                 progress=sub_progress(progress, 0.1, 0.99))
+        from engine.finetune.classify.runs import Predictor, predict_video
+        from engine.media import load_images
+
+        progress(0.05, f"Loading model {params.model}")
+        if inputs.video:
+            rows = predict_video(model_dir, inputs.video[0], params.alpha, None if params.fps else params.stride,
+                                 params.fps, device)
+        else:
+            names, images, unreadable = load_images(files)
+            rows, skipped = Predictor(model_dir, params.alpha, device)(names, images), skipped + unreadable
+    result = Result("classify", params.model, meta["classes"], rows, skipped, alpha=params.alpha,
+                    outputs=[CLASSIFIER_PREDICTIONS_FILE])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / CLASSIFIER_PREDICTIONS_FILE).write_text(json.dumps(result.to_json(), indent=1))
+    return result
