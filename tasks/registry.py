@@ -28,11 +28,11 @@ def _tool(name: str, lane: str, contract: str | None = None) -> Tool:
 
 
 TOOLS: dict[str, Tool] = {
-    "anomaly": _tool("anomaly", QUICK),
-    "anomaly_video": _tool("anomaly_video", QUICK),
+    "anomaly": _tool("anomaly", QUICK, "engine.anomaly.inspect_images"),
+    "anomaly_video": _tool("anomaly_video", QUICK, "engine.anomaly.inspect_video"),
     "completion": _tool("completion", QUICK),
     "finetune_predict": _tool("finetune_predict", QUICK),
-    "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
+    "anomaly_evaluate": _tool("anomaly_evaluate", LONG, "engine.anomaly.evaluate"),
     "completion_evaluate": _tool("completion_evaluate", LONG),
     "insertion": _tool("insertion", LONG),  # diffusion: minutes per image on a CPU, even for one image
     "finetune_classify": _tool("finetune_classify", LONG),

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from PIL import Image
 
+from engine.anomaly.common import DEFAULT_THRESHOLD
 from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
 from engine.errors import UserInputError
 
-DEFAULT_THRESHOLD = 0.5
 CALIBRATION_RULE = (
     "Calibrated on the good images: each one is scored with the other good images as references "
     "(leave one out). Image threshold = the higher of the largest such score and their mean + 3 standard "
@@ -38,9 +38,6 @@ class Threshold:
     def verdict(self, score: float) -> str:
         """'NG' when the score is above the image threshold, else 'OK'."""
         return "NG" if score > self.image else "OK"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "good_scores": list(self.good_scores)}
 
 
 def user_threshold(value: float) -> Threshold:
