@@ -20,11 +20,11 @@ def run_contract(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
 
 
 def _register(name: str, task_name: str) -> None:
-    @app.task(name=task_name, bind=True, ignore_result=True)
     def entry(self, job_id: str) -> None:
         run_job(job_id, run_contract, worker=self.request.hostname)
 
-    entry.__name__ = entry.__qualname__ = name
+    entry.__name__ = entry.__qualname__ = name  # before decorating: the task object's name is read-only
+    app.task(name=task_name, bind=True, ignore_result=True)(entry)
 
 
 for _name, _tool in TOOLS.items():

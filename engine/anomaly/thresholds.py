@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 from PIL import Image
 
-from engine.anomaly.common import DEFAULT_THRESHOLD
+from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
 from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
 from engine.errors import UserInputError
 
@@ -41,13 +41,15 @@ class Threshold:
 
 
 def user_threshold(value: float) -> Threshold:
-    """A threshold the user typed; scores are probabilities, so it must lie in [0, 1]."""
+    """A threshold the user typed; scores are probabilities, so it must lie in THRESHOLD_RANGE."""
+    low, high = THRESHOLD_RANGE
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise UserInputError(f"The threshold must be a number between 0 and 1, not {value!r}.") from None
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise UserInputError(f"The threshold must be between 0 and 1 (scores are probabilities), not {value}.")
+        raise UserInputError(f"The threshold must be a number between {low:g} and {high:g}, not {value!r}.") from None
+    if not (low <= value <= high) or math.isnan(value):
+        raise UserInputError(f"The threshold must be between {low:g} and {high:g} (scores are probabilities), "
+                             f"not {value}.")
     return Threshold(value, value, "user", USER_RULE)
 
 
