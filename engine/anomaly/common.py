@@ -41,15 +41,15 @@ class InspectionParams(AnomalyParams):
 
     def check(self) -> None:
         low, high = THRESHOLD_RANGE
-        rule = self.threshold.strip().lower() if isinstance(self.threshold, str) else None
-        if rule is not None and rule not in THRESHOLD_RULES:
-            raise UserInputError(f"threshold: {', '.join(THRESHOLD_RULES)} or a number from {low:g} to {high:g}, "
-                                 f"not {self.threshold!r}.")
-        if rule is None and not low <= self.threshold <= high:
+        if isinstance(self.threshold, str):
+            rule = self.threshold.strip().lower()
+            if rule not in THRESHOLD_RULES:
+                raise UserInputError(f"threshold: {', '.join(THRESHOLD_RULES)} or a number from {low:g} to {high:g}, "
+                                     f"not {self.threshold!r}.")
+            object.__setattr__(self, "threshold", rule)  # frozen: set once, while checking
+        elif not low <= self.threshold <= high:
             raise UserInputError(f"threshold: a number from {low:g} to {high:g} (scores are probabilities), "
                                  f"not {self.threshold}.")
-        if rule is not None:
-            object.__setattr__(self, "threshold", rule)
 
 
 @dataclass

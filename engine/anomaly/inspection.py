@@ -15,15 +15,7 @@ from PIL import Image
 
 from engine.anomaly import inspect_images as images_job
 from engine.anomaly import inspect_video as video_job
-from engine.anomaly.outputs import (
-    FRAME_COLUMNS,
-    MAP_ENCODING,
-    run_summary,
-    size_warnings,
-    write_maps,
-    write_score_table,
-    write_summary,
-)
+from engine.anomaly import outputs
 from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
 from engine.anomaly.thresholds import Threshold, calibrate_threshold, default_threshold, user_threshold
 from engine.archives import expand_archives
@@ -99,17 +91,17 @@ def inspect_images(pipeline: WinClipPipeline, inputs: images_job.Inputs, params:
     results = pipeline(images, params.object_name, references=setup.memory, batch_size=params.batch_size,
                        progress=sub_progress(progress, 0.1, 0.95))
     progress(0.96, "Writing maps")
-    summary = run_summary(params.object_name, get_preset(params.preset), setup.references,
+    summary = outputs.run_summary(params.object_name, get_preset(params.preset), setup.references,
                           skipped + skipped_images + setup.skipped, setup.threshold, params.reference_set)
-    summary["warnings"] += size_warnings({image.size for image in images}, setup.references)
-    records, files = write_maps(out_dir, names, images, results, setup.threshold)
+    summary["warnings"] += outputs.size_warnings({image.size for image in images}, setup.references)
+    records, files = outputs.write_maps(out_dir, names, images, results, setup.threshold)
     verdicts = [r["verdict"] for r in records]
-    result = images_job.Result(**summary, map_encoding=MAP_ENCODING, images=records,
+    result = images_job.Result(**summary, map_encoding=outputs.MAP_ENCODING, images=records,
                                counts={"OK": verdicts.count("OK"), "NG": verdicts.count("NG"),
                                        "skipped": len(summary["skipped"])},
                                outputs=[*files, "scores.json", "scores.csv"])
-    write_summary(out_dir / "scores.json", result)
-    write_score_table(out_dir / "scores.csv", records, result.skipped)
+    outputs.write_summary(out_dir / "scores.json", result)
+    outputs.write_score_table(out_dir / "scores.csv", records, result.skipped)
     return result
 
 
@@ -152,9 +144,9 @@ def inspect_video(pipeline: WinClipPipeline, inputs: video_job.Inputs, params: v
             progress(0.05 + 0.9 * min(done / total, 1.0), f"Scored frame {done} of about {total}")
     progress(0.96, "Writing the timeline")
     ng = [r for r in records if r["verdict"] == "NG"]
-    summary = run_summary(params.object_name, get_preset(params.preset), setup.references, setup.skipped,
+    summary = outputs.run_summary(params.object_name, get_preset(params.preset), setup.references, setup.skipped,
                           setup.threshold, params.reference_set)
-    summary["warnings"] += size_warnings({(info.width, info.height)}, setup.references)
+    summary["warnings"] += outputs.size_warnings({(info.width, info.height)}, setup.references)
     if len(ng) > len(flagged_files):
         summary["warnings"].append(f"{len(ng)} frames are above the threshold; the gallery keeps the first "
                                    f"{len(flagged_files)}. scores.csv lists all of them.")
@@ -170,8 +162,8 @@ def inspect_video(pipeline: WinClipPipeline, inputs: video_job.Inputs, params: v
         outputs=["overlay.mp4", "timeline.png", "scores.json", "scores.csv", *flagged_files],
     )
     timeline_plot(records, setup.threshold, info.duration_s, name).save(out_dir / "timeline.png")
-    write_summary(out_dir / "scores.json", result)
-    write_score_table(out_dir / "scores.csv", records, columns=FRAME_COLUMNS)
+    outputs.write_summary(out_dir / "scores.json", result)
+    outputs.write_score_table(out_dir / "scores.csv", records, columns=outputs.FRAME_COLUMNS)
     return result
 
 

@@ -135,7 +135,7 @@ class _PixelImage:
         self.defective = np.zeros(self.scores.size, bool) if mask is None else mask.ravel()
 
     @cached_property
-    def _regions(self) -> tuple[np.ndarray, int]:
+    def regions(self) -> tuple[np.ndarray, int]:
         """Each defective pixel's weight 1 / (size of its region), in raster order, and the region count."""
         if self._mask is None:
             return np.zeros(0), 0
@@ -144,14 +144,6 @@ class _PixelImage:
         weight_of_label = np.zeros(count + 1)
         weight_of_label[1:] = 1.0 / sizes[1:]
         return weight_of_label[labels.ravel()[self.defective]], count
-
-    @property
-    def region_weights(self) -> np.ndarray:
-        return self._regions[0]
-
-    @property
-    def regions(self) -> int:
-        return self._regions[1]
 
 
 def _pixel_image(mask: ArrayLike | None, anomaly_map: ArrayLike, position: int) -> _PixelImage:
@@ -196,21 +188,13 @@ def pixel_auroc(masks: Sequence[ArrayLike | None], maps: Sequence[ArrayLike]) ->
 
 
 def _sum_at_or_above(thresholds: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """For each threshold t (descending), how many samples (or how much weight) score >= t.
-
-    Sorting each group's scores and binary-searching the thresholds is several times faster than
-    one argsort of everything for millions of pixels, and ties need no special care: all samples
-    with the same score fall on the same side of every threshold.
-    """
-    ascending = thresholds[::-1]  # numpy's searchsorted is fastest with sorted needles
-    if weights is None:
-        below = np.searchsorted(np.sort(scores), ascending, side="left")
-        return (scores.size - below)[::-1]
+    """For each threshold t, how many samples (or how much weight) score >= t: one sort, then binary search,
+    so ties need no care (samples with the same score fall on the same side of every threshold)."""
     order = np.argsort(scores)
-    below = np.searchsorted(scores[order], ascending, side="left")
-    # top[k] = total weight of the k highest-scoring samples.
-    top = np.concatenate(([0.0], np.cumsum(weights[order][::-1])))
-    return top[scores.size - below][::-1]
+    below = np.searchsorted(scores[order], thresholds, side="left")
+    in_order = np.ones(scores.size) if weights is None else weights[order]
+    top = np.concatenate(([0.0], np.cumsum(in_order[::-1])))  # top[k]: weight of the k highest-scoring samples
+    return top[scores.size - below]
 
 
 def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
@@ -223,8 +207,8 @@ def _pro_curve_of(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     normal_scores = np.concatenate([image.scores[~image.defective] for image in images])
     defect_scores = np.concatenate([image.scores[image.defective] for image in images])
-    weights = np.concatenate([image.region_weights for image in images])
-    regions = sum(image.regions for image in images)
+    weights = np.concatenate([image.regions[0] for image in images])
+    regions = sum(image.regions[1] for image in images)
     normal_pixels = normal_scores.size
     if regions == 0:
         raise UserInputError("PRO needs at least one defect region in the masks; every mask given is empty")
