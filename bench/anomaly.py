@@ -58,7 +58,7 @@ def run_one(arch: str, device: str, batch: int, shots: int, n_images: int) -> di
     import torch
     from PIL import Image
 
-    from engine.anomaly import WinClipPipeline
+    from engine.anomaly.pipeline import WinClipPipeline
     from engine.loading import build_random_open_clip, save_open_clip
     from engine.presets import get_preset
 
@@ -98,7 +98,7 @@ def run_text(arch: str, device: str) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from engine.anomaly import WinClipPipeline
+    from engine.anomaly.pipeline import WinClipPipeline
     from engine.anomaly.prompts import prompt_ensemble
     from engine.loading import build_random_open_clip, save_open_clip
 

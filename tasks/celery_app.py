@@ -15,7 +15,7 @@ from celery import Celery, signals
 from tasks.config import Settings, get_settings, job_memory_limit_mb
 from tasks.registry import TOOLS
 
-TASK_MODULES = ["tasks.tools", "tasks.anomaly", "tasks.completion", "tasks.finetune"]
+TASK_MODULES = ["tasks.tools", "tasks.completion", "tasks.finetune"]
 PARENT_PID_ENV = "FEWSHOT_WORKER_PARENT_PID"  # set by tasks.embedded: the app process that supervises this worker
 
 log = logging.getLogger(__name__)

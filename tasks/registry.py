@@ -29,12 +29,12 @@ def _tool(name: str, lane: str, contract: str | None = None, custom_task: bool =
 
 
 TOOLS: dict[str, Tool] = {
-    "anomaly": _tool("anomaly", QUICK),
-    "anomaly_video": _tool("anomaly_video", QUICK),
+    "anomaly": _tool("anomaly", QUICK, "engine.anomaly.inspect_images"),
+    "anomaly_video": _tool("anomaly_video", QUICK, "engine.anomaly.inspect_video"),
     "completion": _tool("completion", QUICK, "engine.completion.complete", custom_task=True),  # saved detectors
     "finetune_predict": _tool("finetune_predict", QUICK, "engine.finetune.predict", custom_task=True),
     "insertion_anchor": _tool("insertion_anchor", QUICK, "engine.insertion.anchor"),  # the frame to draw on
-    "anomaly_evaluate": _tool("anomaly_evaluate", LONG),
+    "anomaly_evaluate": _tool("anomaly_evaluate", LONG, "engine.anomaly.evaluate"),
     "completion_evaluate": _tool("completion_evaluate", LONG, "engine.completion.evaluate", custom_task=True),
     "insertion": _tool("insertion", LONG, "engine.insertion.insert"),  # diffusion: minutes per image on a CPU
     "finetune_classify": _tool("finetune_classify", LONG, "engine.finetune.classify", custom_task=True),

@@ -49,9 +49,10 @@ def metal_plate_images(shared_data: Path) -> list[Path]:
 
 @pytest.fixture(scope="session")
 def tiny_pipeline():
-    from engine.anomaly import get_pipeline
+    from engine.anomaly.pipeline import WinClipPipeline
+    from engine.loading import get_pipeline
 
-    return get_pipeline("winclip-tiny")
+    return get_pipeline(WinClipPipeline, "winclip-tiny")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -9,9 +9,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from tasks import reference_sets
 from tasks.client import Job, Status
+from webapp.controls import number, textbox
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
@@ -24,8 +26,9 @@ THRESHOLD_MODES = {
     "Set it myself": "value",
 }
 THRESHOLD_HELP = (
-    "**Threshold rules.** *Automatic*: calibrated when 2 or more good parts are given, otherwise 0.5 (the "
-    "anomalous prompts outweigh the normal ones). *Calibrate*: each good part is scored with the other good "
+    "**Threshold rules.** *Automatic*: calibrated when 2 or more good parts are given, otherwise "
+    f"{DEFAULT_THRESHOLD} (the anomalous prompts outweigh the normal ones). *Calibrate*: each good part is scored "
+    "with the other good "
     "parts as references (leave one out); the image threshold is the higher of the largest such score and "
     "their mean + 3 standard deviations, so every good part passes; the outline marks pixels above the "
     "highest pixel score of any good part. *Set it myself*: the value below, for scores and for the outline. "
@@ -102,7 +105,7 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
-        threshold_mode: str = "Automatic", threshold_value: float = 0.5, reference_set: str | None = None,
+        threshold_mode: str = "Automatic", threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None,
         request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect a batch of images (zips accepted); streams status, then overlays, verdicts and downloads."""
     if not files:
@@ -114,7 +117,7 @@ def run(files: list[str] | None, references: list[str] | None, object_name: str,
 
 def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
               sampling: str = "Every Nth frame", sampling_value: float = 1, threshold_mode: str = "Automatic",
-              threshold_value: float = 0.5, reference_set: str | None = None,
+              threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None,
               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect one video frame by frame; streams status, then the overlay video, timeline and flagged frames."""
     if not video:
@@ -199,11 +202,11 @@ def build() -> None:
                     with gr.Row():
                         sampling = gr.Radio(["Every Nth frame", "Frames per second"], value="Every Nth frame",
                                             label="Sampling", elem_id="anomaly-sampling")
-                        sampling_value = gr.Number(value=5, minimum=0.01, label="N or frames per second",
-                                                   elem_id="anomaly-sampling-value")
+                        sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
+                                                info=None, elem_id="anomaly-sampling-value")
                     video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
-            object_name = gr.Textbox(label="Object name", placeholder="e.g. metal plate, bottle, PCB",
-                                     elem_id="anomaly-object")
+            object_name = textbox("anomaly", "object_name", info=None, placeholder="e.g. metal plate, bottle, PCB",
+                                  elem_id="anomaly-object")
             preset = preset_dropdown("anomaly", "anomaly-preset")
             with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
                 references = gr.File(label="Images of good parts (optional)", file_count="multiple",
@@ -222,8 +225,8 @@ def build() -> None:
                 set_status = gr.Markdown(elem_id="anomaly-set-status")
                 threshold_mode = gr.Radio(list(THRESHOLD_MODES), value="Automatic", label="Threshold",
                                           elem_id="anomaly-threshold-mode")
-                threshold_value = gr.Slider(0, 1, value=0.5, step=0.001, label="Threshold value (Set it myself)",
-                                            elem_id="anomaly-threshold-value")
+                threshold_value = gr.Slider(*THRESHOLD_RANGE, value=DEFAULT_THRESHOLD, step=0.001,
+                                            label="Threshold value (Set it myself)", elem_id="anomaly-threshold-value")
                 gr.Markdown(THRESHOLD_HELP)
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
         with gr.Column(scale=2):
@@ -258,9 +261,8 @@ def build() -> None:
         with gr.Row():
             archive = gr.File(label="Labelled set (.zip)", file_types=list(ARCHIVE_SUFFIXES), elem_id="eval-zip")
             with gr.Column():
-                eval_object = gr.Textbox(label="Object name", elem_id="eval-object")
-                shots = gr.Number(label="Good reference shots (0 = zero-shot)", value=0, minimum=0, maximum=64,
-                                  precision=0, elem_id="eval-shots")
+                eval_object = textbox("anomaly_evaluate", "object_name", info=None, elem_id="eval-object")
+                shots = number("anomaly_evaluate", "shots", info=None, precision=0, elem_id="eval-shots")
                 eval_preset = preset_dropdown("anomaly", "eval-preset")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
         eval_status = gr.Markdown(elem_id="eval-status")

@@ -1,5 +1,2 @@
-"""Zero-shot anomaly segmentation (WinCLIP)."""
-
-from engine.anomaly.pipeline import AnomalyResult, ReferenceMemory, WinClipPipeline, get_pipeline
-
-__all__ = ["AnomalyResult", "ReferenceMemory", "WinClipPipeline", "get_pipeline"]
+"""Anomaly inspection (WinCLIP, WinCLIP+): one torch-free contract module per job kind (`inspect_images`,
+`inspect_video`, `evaluate`); the pipeline and the engine work import torch when they are imported."""

@@ -12,15 +12,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from engine.anomaly.metrics import evaluate, roc_curve
+from engine.anomaly import evaluate
+from engine.anomaly.metrics import evaluate as evaluate_metrics
+from engine.anomaly.metrics import roc_curve
 from engine.anomaly.pipeline import WinClipPipeline
 from engine.errors import UserInputError
 from engine.media import list_images, load_image
+from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.visualize import line_chart
 
@@ -73,18 +75,12 @@ def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(mask) > 0
 
 
-def evaluate_folder(
-    pipeline: WinClipPipeline,
-    root: str | Path,
-    object_name: str,
-    shots: int = 0,
-    progress: ProgressCallback = ignore_progress,
-) -> dict[str, Any]:
-    """Score every test image (zero-shot, or WinCLIP+ with the first `shots` train/good images).
-
-    Returns {"metrics": ..., "images": [{file, defect_type, score}], "warnings": [...]}.
-    """
+def evaluate_folder(pipeline: WinClipPipeline, root: str | Path, params: evaluate.Params,
+                    progress: ProgressCallback = ignore_progress) -> evaluate.Result:
+    """Score every test image (zero-shot, or WinCLIP+ with the first `params.shots` train/good images),
+    then the metrics, overall and per defect type."""
     dataset = read_mvtec_folder(root)
+    shots = params.shots
     references = None
     if shots:
         if len(dataset.train_good) < shots:
@@ -94,7 +90,7 @@ def evaluate_folder(
     step = sub_progress(progress, 0.0, 0.95)
     for index, item in enumerate(dataset.test):
         image = load_image(item.path)
-        result = pipeline([image], object_name, references=references)[0]
+        result = pipeline([image], params.object_name, references=references)[0]
         labels.append(int(item.defect_type is not None))
         scores.append(result.score)
         maps.append(result.anomaly_map)
@@ -105,9 +101,10 @@ def evaluate_folder(
                      "score": round(result.score, 6)})
         step((index + 1) / len(dataset.test), f"Scored {index + 1} of {len(dataset.test)} test images")
     progress(0.96, "Computing metrics")
-    metrics = evaluate(labels, scores, masks, maps, types)
-    return {"object_name": object_name, "shots": shots, "metrics": metrics, "images": rows,
-            "warnings": dataset.warnings, "roc": [a.tolist() for a in roc_curve(labels, scores)[:2]]}
+    preset = get_preset(params.preset)
+    return evaluate.Result(params.object_name, shots, evaluate_metrics(labels, scores, masks, maps, types), rows,
+                           dataset.warnings, [a.tolist() for a in roc_curve(labels, scores)[:2]], preset.name,
+                           preset.random_weights)
 
 
 def roc_plot(fpr: Sequence[float], tpr: Sequence[float], title: str, size: int = 360) -> Image.Image:
@@ -116,15 +113,14 @@ def roc_plot(fpr: Sequence[float], tpr: Sequence[float], title: str, size: int =
                       "false positive rate", "TPR", (size, size))
 
 
-def write_report(report: dict[str, Any], out_dir: Path) -> list[str]:
-    """metrics.json, scores.csv and roc.png in `out_dir`; returns the file names."""
+def write_report(report: evaluate.Result, out_dir: Path) -> list[str]:
+    """metrics.json (the result), scores.csv and roc.png in `out_dir`; returns the file names."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
     with open(out_dir / "scores.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["file", "defect_type", "score"])
         writer.writeheader()
-        writer.writerows(report["images"])
-    metrics = report["metrics"]
-    title = f"image AUROC {metrics['image_auroc']:.3f} ({report['object_name']}, {report['shots']}-shot)"
-    roc_plot(*report["roc"], title=title).save(out_dir / "roc.png")
+        writer.writerows(report.images)
+    title = f"image AUROC {report.metrics['image_auroc']:.3f} ({report.object_name}, {report.shots}-shot)"
+    roc_plot(*report.roc, title=title).save(out_dir / "roc.png")
     return ["metrics.json", "scores.csv", "roc.png"]

@@ -1,9 +1,9 @@
 """Anomaly-detection metrics that quality-inspection users expect: AUROC, F1-max, pixel AUROC, AUPRO.
 
-Pure numpy (no torch, no scipy), so a results page or a CLI can score a run without loading a
-model. Curves are exact: every distinct score is a threshold and ties are handled as scikit-learn
-does, so the numbers match the ones users get from scikit-learn, anomalib and the MVTec AD
-evaluation code.
+Image-level curves are scikit-learn's (every distinct score is a threshold, ties handled its way),
+connected regions scipy's, so the numbers match the ones users get from scikit-learn, anomalib and
+the MVTec AD evaluation code. The per-region overlap (PRO) curve, which neither library offers, is
+computed here on top of them; inputs are checked first, so a bad one gets a message, not a trace.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy import ndimage
+from sklearn import metrics as sk
 
 from engine.errors import UserInputError
 
@@ -26,6 +28,8 @@ __all__ = [
     "pro_curve",
     "roc_curve",
 ]
+
+EIGHT_NEIGHBOURS = np.ones((3, 3), dtype=bool)  # MVTec's PRO counts diagonal neighbours as touching
 
 
 # ---------------------------------------------------------------------------------------------
@@ -66,100 +70,45 @@ def _check_binary(labels: np.ndarray, scores: np.ndarray, what: str = "labels") 
 
 
 # ---------------------------------------------------------------------------------------------
-# Image-level curves
+# Image-level curves (scikit-learn)
 # ---------------------------------------------------------------------------------------------
 
 
-def _distinct_descending(scores: np.ndarray) -> np.ndarray:
-    """Every distinct score, highest first: the thresholds of an exact curve."""
-    return np.unique(scores)[::-1]
-
-
-def _sum_at_or_above(thresholds: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """For each threshold t (descending), how many samples (or how much weight) score >= t.
-
-    Sorting each group's scores and binary-searching the thresholds is several times faster than
-    one argsort of everything for millions of pixels, and ties need no special care: all samples
-    with the same score fall on the same side of every threshold.
-    """
-    ascending = thresholds[::-1]  # numpy's searchsorted is fastest with sorted needles
-    if weights is None:
-        below = np.searchsorted(np.sort(scores), ascending, side="left")
-        return (scores.size - below)[::-1]
-    order = np.argsort(scores)
-    below = np.searchsorted(scores[order], ascending, side="left")
-    # top[k] = total weight of the k highest-scoring samples.
-    top = np.concatenate(([0.0], np.cumsum(weights[order][::-1])))
-    return top[scores.size - below][::-1]
-
-
-def _counts_at_thresholds(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """True and false positive counts when predicting `score >= t`, for each distinct score t, descending.
-
-    Tied samples move together, so the curve does not depend on their order (scikit-learn's
-    convention: one point per distinct score).
-    """
-    thresholds = _distinct_descending(scores)
-    tps = _sum_at_or_above(thresholds, scores[labels])
-    fps = _sum_at_or_above(thresholds, scores[~labels])
-    return tps, fps, thresholds
+def _checked(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y, s = _as_labels(labels), _as_scores(scores)
+    _check_binary(y, s)
+    return y, s
 
 
 def roc_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """ROC curve over every distinct score: `(fpr, tpr, thresholds)`, thresholds descending.
 
-    Same points as `sklearn.metrics.roc_curve(..., drop_intermediate=False)`: the first point is
-    (0, 0) at threshold +inf; a sample is predicted defective when its score is >= the threshold.
+    `sklearn.metrics.roc_curve(..., drop_intermediate=False)`: the first point is (0, 0) at
+    threshold +inf; a sample is predicted defective when its score is >= the threshold.
     """
-    y = _as_labels(labels)
-    s = _as_scores(scores)
-    _check_binary(y, s)
-    tps, fps, thresholds = _counts_at_thresholds(y, s)
-    fpr = np.concatenate(([0.0], fps / fps[-1]))
-    tpr = np.concatenate(([0.0], tps / tps[-1]))
-    return fpr, tpr, np.concatenate(([np.inf], thresholds))
-
-
-def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
-    """Area under a piecewise-linear curve (np.trapz moved between numpy versions)."""
-    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1])) / 2.0)
+    y, s = _checked(labels, scores)
+    return sk.roc_curve(y, s, drop_intermediate=False)
 
 
 def auroc(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Area under the ROC curve: the chance that a defective sample outscores a good one (ties count 1/2).
-
-    The trapezoid over the exact ROC curve (scikit-learn's `roc_auc_score`), summed on the integer
-    counts rather than on rates: no extra curve arrays for millions of pixels, and no rounding
-    until the final division.
-    """
-    y = _as_labels(labels)
-    s = _as_scores(scores)
-    _check_binary(y, s)
-    tps, fps, _ = _counts_at_thresholds(y, s)
-    tps = np.concatenate(([0], tps)).astype(np.float64)  # integers below 2**53 stay exact
-    fps = np.concatenate(([0], fps)).astype(np.float64)
-    doubled_area = np.sum((fps[1:] - fps[:-1]) * (tps[1:] + tps[:-1]))
-    return float(doubled_area / (2.0 * tps[-1] * fps[-1]))
+    """Area under the ROC curve: the chance that a defective sample outscores a good one (ties count 1/2)."""
+    y, s = _checked(labels, scores)
+    return float(sk.roc_auc_score(y, s))
 
 
 def f1_max(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
     """Best F1 over all thresholds, and the threshold that reaches it: `(f1, threshold)`.
 
     Predicting `score >= threshold` as defective gives that F1. The threshold is one of the scores;
-    when several thresholds reach the same F1, the lowest is returned (scikit-learn's and anomalib's
-    argmax over ascending thresholds). F1-max is optimistic: the threshold is tuned on the test set.
+    when several thresholds reach the same F1, the lowest is returned (argmax over scikit-learn's
+    ascending thresholds, as anomalib does). F1-max is optimistic: the threshold is tuned on the test set.
     """
-    y = _as_labels(labels)
-    s = _as_scores(scores)
-    _check_binary(y, s)
-    tps, fps, thresholds = _counts_at_thresholds(y, s)
-    # F1 = 2 TP / (2 TP + FP + FN), and FN = positives - TP; at least one sample is predicted
-    # positive at every threshold, so the denominator is never 0.
-    f1 = 2.0 * tps / (tps + fps + tps[-1])
-    best = f1.max()
-    # Thresholds are descending here: the last index reaching the maximum is the lowest threshold.
-    index = int(np.flatnonzero(f1 == best)[-1])
-    return float(best), float(thresholds[index])
+    y, s = _checked(labels, scores)
+    precision, recall, thresholds = sk.precision_recall_curve(y, s, drop_intermediate=False)
+    total = precision + recall
+    f1 = np.divide(2 * precision * recall, total, out=np.zeros_like(total), where=total > 0)[:-1]
+    best = int(np.argmax(f1))
+    return float(f1[best]), float(thresholds[best])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,56 +117,13 @@ def f1_max(labels: ArrayLike, scores: ArrayLike) -> tuple[float, float]:
 
 
 def connected_components(mask: ArrayLike) -> tuple[np.ndarray, int]:
-    """Label the 8-connected regions of a 2-D boolean mask: `(labels, count)`, background 0, regions 1..count.
-
-    MVTec's PRO counts diagonal neighbours as touching (8-connectivity), as scipy's
-    `label(mask, np.ones((3, 3)))` and OpenCV's default do. Regions are numbered in raster order of
-    their first pixel. Vectorised union-find: every pair of touching foreground pixels is an edge;
-    each round hooks the larger root of every unsettled edge onto the smaller one, then flattens the
-    trees by pointer jumping, so a round costs a few numpy passes and few rounds are needed.
-    """
+    """Label the 8-connected regions of a 2-D boolean mask: `(labels, count)`, background 0, regions 1..count
+    numbered in raster order of their first pixel (`scipy.ndimage.label` with a 3 x 3 structure)."""
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
         raise UserInputError(f"a mask must be a 2-D (H, W) array; got shape {mask.shape}")
-    height, width = mask.shape
-    labels = np.zeros((height, width), dtype=np.int32)
-    foreground = np.flatnonzero(mask)
-    if foreground.size == 0:
-        return labels, 0
-
-    index = np.arange(height * width, dtype=np.int64).reshape(height, width)
-    sources, targets = [], []
-    # Right, down, down-right and down-left neighbours: each of the 8 directions once per pair.
-    for a, b in (
-        ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-        ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
-        ((slice(None, -1), slice(None, -1)), (slice(1, None), slice(1, None))),
-        ((slice(None, -1), slice(1, None)), (slice(1, None), slice(None, -1))),
-    ):
-        touching = mask[a] & mask[b]
-        sources.append(index[a][touching])
-        targets.append(index[b][touching])
-    u = np.concatenate(sources)
-    v = np.concatenate(targets)
-
-    parent = np.arange(height * width, dtype=np.int64)
-    while u.size:
-        root_u, root_v = parent[u], parent[v]
-        unsettled = root_u != root_v
-        if not unsettled.any():
-            break
-        # Edges whose ends share a root stay settled: roots only ever merge.
-        u, v, root_u, root_v = u[unsettled], v[unsettled], root_u[unsettled], root_v[unsettled]
-        np.minimum.at(parent, np.maximum(root_u, root_v), np.minimum(root_u, root_v))
-        while True:  # pointer jumping until every pixel points at its root
-            grand = parent[parent]
-            if np.array_equal(grand, parent):
-                break
-            parent = grand
-
-    roots, numbered = np.unique(parent[foreground], return_inverse=True)
-    labels.flat[foreground] = numbered.ravel() + 1
-    return labels, int(roots.size)
+    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
+    return labels, int(count)
 
 
 class _PixelImage:
@@ -229,7 +135,7 @@ class _PixelImage:
         self.defective = np.zeros(self.scores.size, bool) if mask is None else mask.ravel()
 
     @cached_property
-    def _regions(self) -> tuple[np.ndarray, int]:
+    def regions(self) -> tuple[np.ndarray, int]:
         """Each defective pixel's weight 1 / (size of its region), in raster order, and the region count."""
         if self._mask is None:
             return np.zeros(0), 0
@@ -238,14 +144,6 @@ class _PixelImage:
         weight_of_label = np.zeros(count + 1)
         weight_of_label[1:] = 1.0 / sizes[1:]
         return weight_of_label[labels.ravel()[self.defective]], count
-
-    @property
-    def region_weights(self) -> np.ndarray:
-        return self._regions[0]
-
-    @property
-    def regions(self) -> int:
-        return self._regions[1]
 
 
 def _pixel_image(mask: ArrayLike | None, anomaly_map: ArrayLike, position: int) -> _PixelImage:
@@ -289,13 +187,28 @@ def pixel_auroc(masks: Sequence[ArrayLike | None], maps: Sequence[ArrayLike]) ->
     return _pixel_auroc_of(_pixel_images(masks, maps))
 
 
+def _sum_at_or_above(thresholds: np.ndarray, scores: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """For each threshold t, how many samples (or how much weight) score >= t: one sort, then binary search,
+    so ties need no care (samples with the same score fall on the same side of every threshold)."""
+    order = np.argsort(scores)
+    below = np.searchsorted(scores[order], thresholds, side="left")
+    in_order = np.ones(scores.size) if weights is None else weights[order]
+    top = np.concatenate(([0.0], np.cumsum(in_order[::-1])))  # top[k]: weight of the k highest-scoring samples
+    return top[scores.size - below]
+
+
+def _trapezoid(x: np.ndarray, y: np.ndarray) -> float:
+    """Area under a piecewise-linear curve (np.trapz moved between numpy versions)."""
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1])) / 2.0)
+
+
 def _pro_curve_of(
     images: Sequence[_PixelImage], num_thresholds: int | None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     normal_scores = np.concatenate([image.scores[~image.defective] for image in images])
     defect_scores = np.concatenate([image.scores[image.defective] for image in images])
-    weights = np.concatenate([image.region_weights for image in images])
-    regions = sum(image.regions for image in images)
+    weights = np.concatenate([image.regions[0] for image in images])
+    regions = sum(image.regions[1] for image in images)
     normal_pixels = normal_scores.size
     if regions == 0:
         raise UserInputError("PRO needs at least one defect region in the masks; every mask given is empty")
@@ -304,7 +217,7 @@ def _pro_curve_of(
 
     if num_thresholds is None:
         # Exact: every distinct score is a threshold (MVTec AD's evaluation code).
-        thresholds = _distinct_descending(np.concatenate((normal_scores, defect_scores)))
+        thresholds = np.unique(np.concatenate((normal_scores, defect_scores)))[::-1]
         false_positives = _sum_at_or_above(thresholds, normal_scores)
         overlap = _sum_at_or_above(thresholds, defect_scores, weights)
         defects_found = _sum_at_or_above(thresholds, defect_scores)

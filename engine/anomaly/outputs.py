@@ -13,6 +13,7 @@ from PIL import Image
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import Threshold
 from engine.naming import file_key
+from engine.params import Result
 from engine.presets import Preset
 from engine.visualize import inspection_overlay, map_to_png16
 
@@ -36,7 +37,7 @@ def run_summary(object_name: str, preset: Preset, references: Sequence[Image.Ima
         "preset": preset.name,
         "random_weights": preset.random_weights,
         "mode": mode,
-        "threshold": threshold.to_dict(),
+        "threshold": threshold,
         "skipped": skipped,
         "warnings": [],
     }
@@ -59,19 +60,13 @@ def size_warnings(test_sizes: set[tuple[int, int]], references: Sequence[Image.I
             "but parts framed differently score as anomalous: use references taken like the test images."]
 
 
-def write_outputs(
-    out_dir: Path,
-    names: Sequence[str],
-    images: Sequence[Image.Image],
-    results: Sequence[AnomalyResult],
-    summary: dict[str, Any],
-    threshold: Threshold,
-) -> tuple[dict[str, Any], list[str]]:
+def write_maps(out_dir: Path, names: Sequence[str], images: Sequence[Image.Image],
+               results: Sequence[AnomalyResult], threshold: Threshold) -> tuple[list[dict[str, Any]], list[str]]:
     """Write `<index>_<stem>_map.png`, `..._overlay.png` per image (keys from engine.naming.file_key, so any
-    display name works and none collide), `scores.json` and `scores.csv`.
+    display name works and none collide); returns each image's record and the written file names.
 
     The overlay outlines the regions above the threshold's pixel value; each record gets the
-    verdict of its image value. Returns the summary and the written file names.
+    verdict of its image value.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     records, files = [], []
@@ -91,12 +86,12 @@ def write_outputs(
             "map": map_name,
             "overlay": overlay_name,
         })
-    verdicts = [r["verdict"] for r in records]
-    summary = {**summary, "map_encoding": MAP_ENCODING, "images": records,
-               "counts": {"OK": verdicts.count("OK"), "NG": verdicts.count("NG"), "skipped": len(summary["skipped"])}}
-    (out_dir / "scores.json").write_text(json.dumps(summary, indent=2))
-    write_score_table(out_dir / "scores.csv", records, summary["skipped"])
-    return summary, [*files, "scores.json", "scores.csv"]
+    return records, files
+
+
+def write_summary(path: Path, result: Result) -> None:
+    """scores.json: the run's result, exactly as the job records it."""
+    path.write_text(json.dumps(result.to_json(), indent=2))
 
 
 def write_score_table(path: Path, records: Sequence[dict[str, Any]], skipped: Sequence[dict[str, str]] = (),

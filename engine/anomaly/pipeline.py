@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from engine.anomaly.common import DEFAULT_PRESET
 from engine.anomaly.prompts import NORMAL_STATES, TEMPLATES, prompt_ensemble
 from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
 from engine.anomaly.winclip import ImageEmbeddings, WinClipModel
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
-from engine.loading import MODEL_CACHE, load_open_clip
+from engine.loading import load_open_clip
 from engine.progress import ProgressCallback, ignore_progress
 
 MAX_OBJECT_NAME_CHARS = 60
@@ -91,7 +92,8 @@ def normalize_object_name(object_name: str) -> str:
 
 
 class WinClipPipeline:
-    """Zero-shot WinCLIP on one device. Load once (`from_pretrained` / `get_pipeline`), call many times."""
+    """Zero-shot WinCLIP on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call many
+    times."""
 
     def __init__(self, model: WinClipModel, mean: Sequence[float], std: Sequence[float], name: str) -> None:
         self.model = model
@@ -108,7 +110,7 @@ class WinClipPipeline:
     @classmethod
     def from_pretrained(
         cls,
-        source: str | Path = "winclip-vit-b-16-plus-240",
+        source: str | Path = DEFAULT_PRESET,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> WinClipPipeline:
@@ -284,10 +286,3 @@ def _write_tensor(path: Path, tensor: torch.Tensor) -> None:
     except OSError:
         pass
 
-
-def get_pipeline(source: str | Path, device: str | None = None) -> WinClipPipeline:
-    """The process-wide pipeline for a source and device: loaded on first use, then reused."""
-    resolved = select_device(device)
-    return MODEL_CACHE.get(
-        ("winclip", str(source), str(resolved)), lambda: WinClipPipeline.from_pretrained(source, resolved)
-    )

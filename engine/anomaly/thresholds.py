@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from PIL import Image
 
+from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
 from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
 from engine.errors import UserInputError
 
-DEFAULT_THRESHOLD = 0.5
 CALIBRATION_RULE = (
     "Calibrated on the good images: each one is scored with the other good images as references "
     "(leave one out). Image threshold = the higher of the largest such score and their mean + 3 standard "
@@ -39,18 +39,17 @@ class Threshold:
         """'NG' when the score is above the image threshold, else 'OK'."""
         return "NG" if score > self.image else "OK"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "good_scores": list(self.good_scores)}
-
 
 def user_threshold(value: float) -> Threshold:
-    """A threshold the user typed; scores are probabilities, so it must lie in [0, 1]."""
+    """A threshold the user typed; scores are probabilities, so it must lie in THRESHOLD_RANGE."""
+    low, high = THRESHOLD_RANGE
     try:
         value = float(value)
     except (TypeError, ValueError):
-        raise UserInputError(f"The threshold must be a number between 0 and 1, not {value!r}.") from None
-    if not (0.0 <= value <= 1.0) or math.isnan(value):
-        raise UserInputError(f"The threshold must be between 0 and 1 (scores are probabilities), not {value}.")
+        raise UserInputError(f"The threshold must be a number between {low:g} and {high:g}, not {value!r}.") from None
+    if not (low <= value <= high) or math.isnan(value):
+        raise UserInputError(f"The threshold must be between {low:g} and {high:g} (scores are probabilities), "
+                             f"not {value}.")
     return Threshold(value, value, "user", USER_RULE)
 
 

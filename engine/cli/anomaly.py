@@ -1,4 +1,4 @@
-"""CLI of anomaly inspection and its evaluation."""
+"""CLI of anomaly inspection and its evaluation: options from the jobs' `Params`, the jobs' `run`."""
 
 from __future__ import annotations
 
@@ -6,61 +6,47 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.cli.common import image_files, print_progress, tool_presets
+from engine.anomaly import evaluate, inspect_images, inspect_video
+from engine.cli.common import image_files, print_progress
 from engine.errors import UserInputError
-from engine.presets import get_preset
+from engine.params import add_arguments, from_args
 
-
-def _threshold_arg(value: str) -> str | float:
-    if value in ("auto", "calibrate"):
-        return value
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError("use auto, calibrate or a number between 0 and 1") from None
+# Options whose names differ from their parameter's, or that only jobs have (saved sets live in the app).
+OBJECT_OPTION = {"help": "object name, e.g. 'metal plate'", "required": True, "dest": "object_name"}
+NOT_OPTIONS = ("object_name", "reference_set")
 
 
 def cmd_anomaly(args: argparse.Namespace) -> None:
-    from engine.anomaly import get_pipeline
-    from engine.anomaly.inspection import inspect_images, inspect_video
-
     if bool(args.images) == bool(args.video):
         raise UserInputError("Give either --images (files, folders or zips) or --video, not both.")
-    preset = get_preset(args.preset)
-    references = image_files(args.refs) if args.refs else None
-    pipeline = get_pipeline(preset.name, device=args.device)
+    references = image_files(args.refs) if args.refs else []
     out = Path(args.out)
     if args.video:
-        summary, _ = inspect_video(pipeline, preset, (Path(args.video).name, Path(args.video)), args.object, out,
-                                   references, threshold=args.threshold, stride=args.stride, fps=args.fps,
-                                   batch_size=args.batch_size, progress=print_progress)
-        rows = [(r["score"], r["verdict"], r["file"]) for r in summary["frames"]]
+        video = Path(args.video)
+        result = inspect_video.run(inspect_video.Inputs([(video.name, video)], references),
+                                   from_args(inspect_video.Params, args), out, print_progress, args.device)
+        rows = [(r["score"], r["verdict"], r["file"]) for r in result.frames]
     else:
-        summary, _ = inspect_images(pipeline, preset, image_files(args.images), args.object, out, references,
-                                    threshold=args.threshold, batch_size=args.batch_size, progress=print_progress)
-        rows = [(r["score"], r["verdict"], r["file"]) for r in summary["images"]]
-    threshold = summary["threshold"]
-    print(f"threshold {threshold['image']:.4f} ({threshold['source']}): {threshold['rule']}")
+        result = inspect_images.run(inspect_images.Inputs(image_files(args.images), references),
+                                    from_args(inspect_images.Params, args), out, print_progress, args.device)
+        rows = [(r["score"], r["verdict"], r["file"]) for r in result.images]
+    threshold = result.threshold
+    print(f"threshold {threshold.image:.4f} ({threshold.source}): {threshold.rule}")
     for score, verdict, name in rows:
         print(f"{score:.4f}  {verdict}  {name}")
-    for item in summary["skipped"]:
+    for item in result.skipped:
         print(f"skipped  {item['error']}", file=sys.stderr)
-    for warning in summary["warnings"]:
+    for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from engine.anomaly import get_pipeline
-    from engine.anomaly.evaluation import evaluate_folder, write_report
-
-    pipeline = get_pipeline(get_preset(args.preset).name, device=args.device)
-    report = evaluate_folder(pipeline, args.data, args.object, shots=args.shots,
-                             progress=print_progress)
-    write_report(report, Path(args.out))
-    for warning in report["warnings"]:
+    report = evaluate.run(evaluate.Inputs([(Path(args.data).name, Path(args.data))]),
+                          from_args(evaluate.Params, args), Path(args.out), print_progress, args.device)
+    for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{'':14} {'image AUROC':>11} {'pixel AUROC':>11} {'PRO@30%':>8} {'F1-max':>7}")
-    rows = [("all", report["metrics"]), *report["metrics"]["per_defect_type"].items()]
+    rows = [("all", report.metrics), *report.metrics["per_defect_type"].items()]
     for name, m in rows:
         cells = [m.get(key) for key in ("image_auroc", "pixel_auroc", "pro", "image_f1_max")]
         print(f"{name:14} " + " ".join(f"{v:>11.3f}" if v is not None else f"{'-':>11}" for v in cells))
@@ -70,22 +56,16 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     anomaly = commands.add_parser("anomaly", help="WinCLIP / WinCLIP+ inspection of images or a video")
     anomaly.add_argument("--images", nargs="+", help="image files, folders or zips of images")
     anomaly.add_argument("--video", help="one video file (mp4, webm, mov, avi, mkv)")
-    anomaly.add_argument("--object", required=True, help="object name, e.g. 'metal plate'")
+    anomaly.add_argument("--object", **OBJECT_OPTION)
     anomaly.add_argument("--refs", nargs="+", help="images or folders of good parts: switches on WinCLIP+")
-    anomaly.add_argument("--threshold", type=_threshold_arg, default="auto",
-                         help="auto (calibrated from 2+ good parts, else 0.5), calibrate, or a value in [0, 1]")
-    anomaly.add_argument("--stride", type=int, help="video: score every Nth frame")
-    anomaly.add_argument("--fps", type=float, help="video: score about this many frames per second")
-    anomaly.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=tool_presets("anomaly"))
+    add_arguments(anomaly, inspect_video.Params, skip=NOT_OPTIONS)
     anomaly.add_argument("--out", required=True, help="folder for maps, overlays, scores.json and scores.csv")
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")
-    anomaly.add_argument("--batch-size", type=int, help="images per forward pass (default: 8 on GPU, 1 on CPU)")
     anomaly.set_defaults(run=cmd_anomaly)
     evaluation = commands.add_parser("evaluate", help="metrics on a labelled folder in the MVTec AD layout")
     evaluation.add_argument("--data", required=True, help="folder with test/, ground_truth/ and train/good/")
-    evaluation.add_argument("--object", required=True)
-    evaluation.add_argument("--shots", type=int, default=0, help="good references from train/good (WinCLIP+)")
-    evaluation.add_argument("--preset", default="winclip-vit-b-16-plus-240", choices=tool_presets("anomaly"))
+    evaluation.add_argument("--object", **OBJECT_OPTION)
+    add_arguments(evaluation, evaluate.Params, skip=NOT_OPTIONS)
     evaluation.add_argument("--out", required=True, help="folder for metrics.json, scores.csv, roc.png")
-    evaluation.add_argument("--device")
+    evaluation.add_argument("--device", help="cuda, mps or cpu (default: best available)")
     evaluation.set_defaults(run=cmd_evaluate)

@@ -73,20 +73,20 @@ def test_a_job_that_runs_out_of_gpu_memory_fails_with_advice_and_the_worker_keep
         return real(*args, **kwargs)
 
     # Jobs run in worker processes, out of reach of monkeypatch: run the same runner here, on real records.
-    from tasks.anomaly import segment_anomalies
+    from tasks.tools import run_contract
 
     monkeypatch.setattr(inspection, "inspect_images", exhausts_memory_once)
     store = get_store()
     params = {"object_name": "plate", "preset": "winclip-tiny"}
     files = {"images": [(metal_plate_images[0].name, metal_plate_images[0])]}
     failed = store.create("anomaly", params, files)
-    run_job(failed.id, segment_anomalies)
+    run_job(failed.id, run_contract)
     failed = client.get(failed.id)
     assert failed.status is Status.FAILED and "ran out of memory" in failed.error
     assert "Tried to allocate 12.00 GiB" in failed.error and "The worker keeps serving" in failed.error
     assert all(store.input_path(failed.id, stored).is_file() for stored in failed.inputs)
     after = store.create("anomaly", params, files)
-    run_job(after.id, segment_anomalies)
+    run_job(after.id, run_contract)
     after = client.get(after.id)
     assert after.status is Status.SUCCEEDED, after.error  # same process, models loaded again
 

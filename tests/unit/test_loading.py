@@ -6,10 +6,10 @@ import pytest
 import torch
 from PIL import Image
 
-from engine.anomaly import WinClipPipeline, get_pipeline
+from engine.anomaly.pipeline import WinClipPipeline
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError, WeightsNotFoundError
-from engine.loading import build_random_open_clip, load_open_clip, models_dir, save_open_clip
+from engine.loading import build_random_open_clip, get_pipeline, load_open_clip, models_dir, save_open_clip
 from engine.presets import PRESETS, get_preset, presets_for
 
 
@@ -29,9 +29,9 @@ def test_tiny_model_saved_to_a_directory_loads_through_the_real_path(tmp_path):
 
 
 def test_random_weight_presets_are_built_once_into_the_models_dir():
-    pipeline = get_pipeline("winclip-tiny")
+    pipeline = get_pipeline(WinClipPipeline, "winclip-tiny")
     assert (models_dir() / "winclip-tiny" / "open_clip_config.json").is_file()
-    assert get_pipeline("winclip-tiny") is pipeline  # a worker loads each model once
+    assert get_pipeline(WinClipPipeline, "winclip-tiny") is pipeline  # a worker loads each model once
 
 
 def test_missing_real_weights_offline_name_the_preset_the_places_and_the_fix():

@@ -11,14 +11,21 @@ import numpy as np
 import pytest
 
 from engine.__main__ import main
+from engine.anomaly import inspect_images as images_job
+from engine.anomaly import inspect_video as video_job
 from engine.anomaly import inspection
 from engine.anomaly.inspection import inspect_images, inspect_video
 from engine.errors import UserInputError
-from engine.presets import get_preset
 from engine.video import iter_frames
 from tests.helpers import moving_square_video
 
-TINY = get_preset("winclip-tiny")
+
+def image_job(files, references=(), **params):
+    return images_job.Inputs(list(files), list(references)), images_job.Params(preset="winclip-tiny", **params)
+
+
+def video_job_of(video, references=(), **params):
+    return video_job.Inputs([video], list(references)), video_job.Params(preset="winclip-tiny", **params)
 
 
 def _zip(path: Path, entries: dict[str, bytes]) -> Path:
@@ -34,7 +41,9 @@ def test_a_batch_with_zips_keeps_the_good_files_and_lists_the_bad(tiny_pipeline,
                                              "inner.zip": b"PK\x03\x04", "broken.png": b"\x89PNG\r\n\x1a\nxx"})
     evil_zip = _zip(tmp_path / "evil.zip", {"../escape.png": png[2]})
     files = [("loose.png", metal_plate_images[2]), ("parts.zip", good_zip), ("evil.zip", evil_zip)]
-    summary, written = inspect_images(tiny_pipeline, TINY, files, "metal plate", tmp_path / "out", threshold=0.3)
+    inputs, params = image_job(files, object_name="metal plate", threshold=0.3)
+    result = inspect_images(tiny_pipeline, inputs, params, tmp_path / "out")
+    summary, written = result.to_json(), result.outputs
     assert [r["file"] for r in summary["images"]] == ["loose.png", "parts.zip/a/one.png", "parts.zip/two.png"]
     reasons = {item["file"]: item["error"] for item in summary["skipped"]}
     assert set(reasons) == {"parts.zip/notes.txt", "parts.zip/inner.zip", "parts.zip/broken.png", "evil.zip"}
@@ -57,7 +66,7 @@ def test_a_batch_with_zips_keeps_the_good_files_and_lists_the_bad(tiny_pipeline,
 def test_a_batch_of_only_bad_files_says_why(tiny_pipeline, tmp_path):
     evil = _zip(tmp_path / "evil.zip", {"/etc/passwd.png": b"x"})
     with pytest.raises(UserInputError, match=r"No images to inspect.*points outside"):
-        inspect_images(tiny_pipeline, TINY, [("evil.zip", evil)], "metal plate", tmp_path / "out")
+        inspect_images(tiny_pipeline, *image_job([("evil.zip", evil)], object_name="metal plate"), tmp_path / "out")
 
 
 def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_images, tmp_path, monkeypatch):
@@ -71,10 +80,11 @@ def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_im
 
     monkeypatch.setattr(tiny_pipeline.__class__, "__call__", spy)
     monkeypatch.setattr(inspection, "MAX_FLAGGED_FRAMES", 3)
-    summary, written = inspect_video(
-        tiny_pipeline, TINY, ("line.mp4", tmp_path / "line.mp4"), "metal plate", tmp_path / "out",
-        reference_files=[(p.name, p) for p in metal_plate_images[:2]], threshold=0.0, stride=2, batch_size=4,
-        progress=lambda fraction, message: reports.append((fraction, message)))
+    result = inspect_video(
+        tiny_pipeline, *video_job_of(("line.mp4", tmp_path / "line.mp4"), [(p.name, p) for p in metal_plate_images[:2]],
+                                     object_name="metal plate", threshold=0.0, stride=2, batch_size=4),
+        tmp_path / "out", progress=lambda fraction, message: reports.append((fraction, message)))
+    summary, written = result.to_json(), result.outputs
     assert batches == [4, 4, 2]  # 10 sampled frames, never more than a batch at once
     assert [r["frame"] for r in summary["frames"]] == list(range(0, 20, 2))
     assert [r["time_s"] for r in summary["frames"]] == pytest.approx([i / 10 for i in range(0, 20, 2)])
@@ -95,7 +105,8 @@ def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_im
 
 def test_video_overlay_keeps_the_frame_content(tiny_pipeline, tmp_path):
     moving_square_video(tmp_path / "v.mkv", frames=4, size=(64, 48), lossless=True)
-    inspect_video(tiny_pipeline, TINY, ("v.mkv", tmp_path / "v.mkv"), "metal plate", tmp_path / "out", threshold=1.0)
+    inspect_video(tiny_pipeline, *video_job_of(("v.mkv", tmp_path / "v.mkv"), object_name="metal plate", threshold=1.0),
+                  tmp_path / "out")
     first = np.asarray(next(iter_frames(tmp_path / "out" / "overlay.mp4")).image).astype(int)
     # The bright square shows through the heat map at the same place.
     assert first[10:20, 0:10].mean() > first[30:40, 30:40].mean() + 40
@@ -107,7 +118,8 @@ def test_video_overlay_keeps_the_frame_content(tiny_pipeline, tmp_path):
 def test_a_bad_video_fails_with_its_name(tiny_pipeline, tmp_path, problem, match):
     (tmp_path / "clip.webm").write_bytes(problem)
     with pytest.raises(UserInputError, match=match):
-        inspect_video(tiny_pipeline, TINY, ("clip.webm", tmp_path / "clip.webm"), "metal plate", tmp_path / "out")
+        inspect_video(tiny_pipeline, *video_job_of(("clip.webm", tmp_path / "clip.webm"), object_name="metal plate"),
+                      tmp_path / "out")
 
 
 def test_cli_on_the_shared_magnetic_tile_set_zero_and_few_shot(shared_data, tmp_path, capsys):

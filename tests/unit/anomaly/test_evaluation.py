@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.anomaly.evaluate import Params
 from engine.anomaly.evaluation import evaluate_folder, read_mvtec_folder, write_report
 from engine.errors import UserInputError
 from tests.conftest import REPO
@@ -58,12 +59,12 @@ def test_wrong_layouts_say_what_is_expected(tmp_path):
 
 def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_pipeline, tmp_path):
     root = make_mvtec(tmp_path / "set", with_scratch_masks=False)
-    report = evaluate_folder(tiny_pipeline, root, "part", shots=1)
-    metrics = report["metrics"]
+    result = evaluate_folder(tiny_pipeline, root, Params(object_name="part", preset="winclip-tiny", shots=1))
+    metrics = result.metrics
     assert 0.0 <= metrics["image_auroc"] <= 1.0 and metrics["pixel_auroc"] is not None
     assert set(metrics["per_defect_type"]) == {"dent", "scratch"}
     assert metrics["per_defect_type"]["scratch"]["pixel_auroc"] is None  # no masks, no pixel metrics
-    files = write_report(report, tmp_path / "out")
+    files = write_report(result, tmp_path / "out")
     assert files == ["metrics.json", "scores.csv", "roc.png"]
     rows = list(csv.DictReader((tmp_path / "out" / "scores.csv").read_text().splitlines()))
     assert len(rows) == 7 and {row["defect_type"] for row in rows} == {"good", "dent", "scratch"}
@@ -74,7 +75,7 @@ def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_pipeline, tmp_path):
 
 def test_too_many_shots_is_refused(tiny_pipeline, tmp_path):
     with pytest.raises(UserInputError, match="train/good/ has 2"):
-        evaluate_folder(tiny_pipeline, make_mvtec(tmp_path), "part", shots=5)
+        evaluate_folder(tiny_pipeline, make_mvtec(tmp_path), Params(object_name="part", preset="winclip-tiny", shots=5))
 
 
 def test_evaluate_cli_on_the_shared_magnetic_tile_set(shared_data, tmp_path):

@@ -141,7 +141,7 @@ def test_no_images_is_refused(tiny_pipeline):
 
 
 def test_text_embeddings_survive_a_restart_on_disk(tmp_path, monkeypatch):
-    from engine.anomaly import WinClipPipeline
+    from engine.anomaly.pipeline import WinClipPipeline
     from engine.loading import build_random_open_clip, save_open_clip
     from engine.presets import get_preset
 
