@@ -94,8 +94,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
-    if TOOLS[tool].contract is not None:  # checked before anything is stored; the record keeps every value
-        params = contract(tool).Params.from_dict(params).to_dict()
+    params = contract(tool).Params.from_dict(params).to_dict()  # checked before anything is stored
     settings = get_settings()
     store = get_store()
     by_role = dict(files) if isinstance(files, Mapping) else {"images": files}

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.celery_app import app
-from tasks.runner import JobContext, run_job
-from tasks.tools import run_contract
+from tasks.runner import JobContext
+from tasks.tools import register, run_contract
 
 
 def with_detector_folder(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
@@ -26,11 +25,5 @@ def with_detector_folder(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     return run_contract(ctx, {**ctx.params, "detector": str(finetune_models.path(str(name), owner=ctx.job.owner))})
 
 
-@app.task(name="fewshot.completion", bind=True, ignore_result=True)
-def completion(self, job_id: str) -> None:
-    run_job(job_id, with_detector_folder, worker=self.request.hostname)
-
-
-@app.task(name="fewshot.completion_evaluate", bind=True, ignore_result=True)
-def completion_evaluate(self, job_id: str) -> None:
-    run_job(job_id, with_detector_folder, worker=self.request.hostname)
+for _kind in ("completion", "completion_evaluate"):
+    register(_kind, with_detector_folder)

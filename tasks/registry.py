@@ -20,11 +20,11 @@ LANES = (QUICK, LONG)
 class Tool(NamedTuple):
     task: str
     lane: str
-    contract: str | None = None  # engine module exporting Params, Inputs, Result and run
+    contract: str  # engine module exporting Params, Inputs, Result and run
     custom_task: bool = False  # tasks/<tool>.py registers the task (worker-side glue around the contract's run)
 
 
-def _tool(name: str, lane: str, contract: str | None = None, custom_task: bool = False) -> Tool:
+def _tool(name: str, lane: str, contract: str, custom_task: bool = False) -> Tool:
     return Tool(f"fewshot.{name}", lane, contract, custom_task)
 
 
@@ -44,7 +44,4 @@ TOOLS: dict[str, Tool] = {
 
 def contract(name: str) -> ModuleType:
     """The engine module of a tool's contract (its `Params`, `Inputs`, `Result`, `run`)."""
-    module = TOOLS[name].contract
-    if module is None:
-        raise LookupError(f"tool {name!r} declares no contract module")
-    return importlib.import_module(module)
+    return importlib.import_module(TOOLS[name].contract)

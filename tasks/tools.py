@@ -31,5 +31,5 @@ def register(name: str, body: JobBody = run_contract) -> None:
 
 
 for _name, _tool in TOOLS.items():
-    if _tool.contract is not None and not _tool.custom_task:  # custom ones: tasks/<tool>.py
+    if not _tool.custom_task:  # custom ones: tasks/<tool>.py
         register(_name)

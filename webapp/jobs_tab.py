@@ -27,7 +27,7 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
 
 def parameter_label(tool: str, name: str) -> str:
     """A parameter's label as its tool declares it (the name itself for a tool or a record without one)."""
-    if TOOLS.get(tool) is None or TOOLS[tool].contract is None:
+    if tool not in TOOLS:
         return name
     params = contract(tool).Params
     return params.spec(name).label if name in params.__dataclass_fields__ else name
