@@ -8,7 +8,6 @@ from pathlib import Path
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
 from engine.media import list_images
-from engine.presets import presets_for
 
 
 def image_files(paths: list[str]) -> list[tuple[str, Path]]:
@@ -24,10 +23,6 @@ def image_files(paths: list[str]) -> list[tuple[str, Path]]:
     if not files:
         raise UserInputError(f"No images found in {', '.join(paths)} ({', '.join(IMAGE_SUFFIXES)}).")
     return [(str(p), p) for p in files]
-
-
-def tool_presets(tool: str) -> list[str]:
-    return [p.name for p in presets_for(tool)]
 
 
 def print_progress(fraction: float, message: str) -> None:
