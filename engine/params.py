@@ -190,7 +190,12 @@ class Params:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, tuple | list):
+    """Values as JSON holds them: dataclasses and dicts by field, tuples as lists, paths as text."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: _jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
         return [_jsonable(item) for item in value]
     if isinstance(value, Path):
         return str(value)
@@ -254,20 +259,8 @@ class Result:
     outputs: list[str] = dataclasses.field(default_factory=list, kw_only=True)
 
     def to_json(self) -> dict[str, Any]:
-        return {field.name: _jsonable_deep(getattr(self, field.name)) for field in dataclasses.fields(self)
+        return {field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)
                 if field.name != "outputs"}
-
-
-def _jsonable_deep(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: _jsonable_deep(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, dict):
-        return {key: _jsonable_deep(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable_deep(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 @dataclasses.dataclass(frozen=True)
