@@ -13,7 +13,7 @@ from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from tasks import reference_sets
 from tasks.client import Job, Status
-from webapp.controls import number, textbox
+from webapp.controls import number, one_job_per_click, textbox
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
@@ -241,10 +241,11 @@ def build() -> None:
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
     shared = [references, object_name, preset]
-    run_button.click(run, [files, *shared, threshold_mode, threshold_value, reference_set], outputs,
-                     api_name="anomaly", concurrency_limit=None)
-    video_button.click(run_video, [video, *shared, sampling, sampling_value, threshold_mode, threshold_value,
-                                   reference_set], outputs, api_name="anomaly_video", concurrency_limit=None)
+    one_job_per_click(run_button, run, [files, *shared, threshold_mode, threshold_value, reference_set], outputs,
+                      api_name="anomaly", concurrency_limit=None)
+    one_job_per_click(video_button, run_video,
+                      [video, *shared, sampling, sampling_value, threshold_mode, threshold_value, reference_set],
+                      outputs, api_name="anomaly_video", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
     save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
                       api_name="save_reference_set")
@@ -271,5 +272,5 @@ def build() -> None:
             metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, elem_id="eval-metrics")
         report_files = gr.File(label="Report (metrics.json, scores.csv, roc.png)", file_count="multiple",
                                interactive=False)
-    eval_button.click(run_evaluation, [archive, eval_object, shots, eval_preset],
+    one_job_per_click(eval_button, run_evaluation, [archive, eval_object, shots, eval_preset],
                       [eval_status, roc, metrics, report_files], api_name="evaluate_anomaly", concurrency_limit=None)

@@ -24,6 +24,7 @@ from engine.filetypes import (
 from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
 from webapp import controls
+from webapp.controls import one_job_per_click
 from webapp.saved_items import label
 from webapp.serving import hand_out, job_file
 from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
@@ -409,7 +410,7 @@ def build() -> None:
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
     add_button.click(add_drawn_box, [editor, draw_on, draw_class, drawn], [drawn, drawn_list, editor],
                      api_visibility="private")
-    run_button.click(run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
+    one_job_per_click(run_button, run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
                      [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_completion")
     threshold.change(_outputs, [review, threshold, page], review_out, api_name="completion_filter",
@@ -452,6 +453,7 @@ def build() -> None:
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
     eval_refresh.click(refresh_engines, None, eval_preset, api_visibility="private")
     gr.on(None, refresh_engines, None, eval_preset, api_visibility="private", show_progress="hidden")
-    eval_button.click(run_evaluation, [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
+    one_job_per_click(eval_button, run_evaluation,
+                      [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",
                       concurrency_limit=None)

@@ -3,6 +3,7 @@ choices, label and help shown in the page are the ones the job checks, declared 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -44,3 +45,19 @@ def checkbox(tool: str, name: str, **overrides: Any) -> gr.Checkbox:
 
 def textbox(tool: str, name: str, **overrides: Any) -> gr.Textbox:
     return gr.Textbox(**_common(tool, name, overrides))
+
+
+def one_job_per_click(button: gr.Button, run: Callable[..., Any], inputs: Any, outputs: Any,
+                      **options: Any) -> Any:
+    """Wire a tab's run button so that one click starts one job.
+
+    Gradio uploads an event's files before it marks the event pending, so a double click on a tab with file
+    inputs used to submit twice. The button is disabled by a file-less event at the click, runs `run` (which
+    submits and follows the job: the tab shows one job at a time) and is enabled again when `run` ends, failed
+    or not. Returns the run event (its `api_name` is the tab's API endpoint, unchanged)."""
+    locked = button.click(lambda: gr.Button(interactive=False), None, button, queue=False,
+                          api_visibility="private")
+    running = locked.then(run, inputs, outputs, **options)
+    for ended in (running.then, running.failure):  # the page skips `then` after an error
+        ended(lambda: gr.Button(interactive=True), None, button, queue=False, api_visibility="private")
+    return running

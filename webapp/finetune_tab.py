@@ -22,6 +22,7 @@ from engine.filetypes import (
 from tasks import finetune_models
 from tasks.client import Job, Status
 from webapp import controls
+from webapp.controls import one_job_per_click
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
@@ -345,17 +346,17 @@ def build() -> None:
             upload_button = gr.Button("Upload model", elem_id="finetune-upload")
         model_status = gr.Markdown(elem_id="finetune-model-status")
     detect_train, detect_form, detect_cancel, detect_job, detect_results = detect_outputs
-    detect_train.click(by_name(detect_form, train_detector), set(detect_form.values()),
+    one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
                        [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None)
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
-    detect_button.click(detect, [model, images, threshold], [use_status, boxes_gallery, boxes, box_files],
+    one_job_per_click(detect_button, detect, [model, images, threshold], [use_status, boxes_gallery, boxes, box_files],
                         api_name="finetune_detect_predict", concurrency_limit=None)
-    train_button.click(by_name(form, train), set(form.values()),  # the API takes them in the order created
+    one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
                        [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
                        concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_finetune")
-    use_button.click(use, [model, images, video, stride, alpha], [use_status, predictions], api_name="finetune_predict",
-                     concurrency_limit=None)
+    one_job_per_click(use_button, use, [model, images, video, stride, alpha], [use_status, predictions],
+                      api_name="finetune_predict", concurrency_limit=None)
     download_button.click(download, [model], [model_file], api_name="finetune_download")
     upload_button.click(upload, [upload_name, upload_file], [model_status, model], api_name="finetune_upload")
     SAVED_MODELS.wire(model, share_model, delete_button, model_status, "finetune_models", "finetune_delete")

@@ -11,6 +11,7 @@ from engine.filetypes import IMAGE_SUFFIXES
 from tasks import client
 from tasks.client import Job, Status
 from webapp import controls
+from webapp.controls import one_job_per_click
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
 
@@ -159,7 +160,7 @@ def image_section() -> None:
                                  elem_id="insertion-gallery")
             downloads = gr.File(label="Downloads (PNG per seed, mask.png, summary.json)", file_count="multiple",
                                 interactive=False, elem_id="insertion-downloads")
-    run_button.click(run_image, [editor, box, *image_controls], [image_job, status, gallery, downloads],
+    one_job_per_click(run_button, run_image, [editor, box, *image_controls], [image_job, status, gallery, downloads],
                      api_name="insert_image", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [image_job], [status], api_name="cancel_insert_image")
 
@@ -195,8 +196,8 @@ def video_section() -> None:
                                       file_count="multiple", interactive=False, elem_id="insertion-video-downloads")
     for trigger in (video.change, anchor.change):
         trigger(anchor_frame, [video, anchor], video_editor, api_visibility="private")
-    video_button.click(run_video, [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks,
-                                   *video_controls],
+    one_job_per_click(video_button, run_video,
+                      [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
                        [video_job, video_status, result_video, anchor_result, video_downloads],
                        api_name="insert_video", concurrency_limit=None)
     video_cancel.click(cancel_started_job, [video_job], [video_status], api_name="cancel_insert_video")
