@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
+
+LABEL_FONT_FILES = ("DejaVuSans-Bold.ttf", "DejaVuSans.ttf")  # Debian's fonts-dejavu-core; found by Pillow
 
 # Polynomial fit of Google's Turbo colormap (Mikhailov 2019): smooth, perceptually ordered.
 _TURBO = np.array(
@@ -54,6 +58,47 @@ def inspection_overlay(image: Image.Image, scores: np.ndarray, pixel_threshold: 
     pixels = np.asarray(overlay).copy()
     pixels[outline] = 255
     return Image.fromarray(pixels)
+
+
+def region_tint(image: Image.Image, mask: np.ndarray, colour: tuple[int, int, int] = (230, 30, 30),
+                alpha: float = 0.5) -> Image.Image:
+    """The image with the True pixels of `mask` tinted with `colour` and outlined in it: a thresholded region."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32).copy()
+    pixels[mask] = pixels[mask] * (1.0 - alpha) + np.array(colour, dtype=np.float32) * alpha
+    pixels[region_outline(mask, width=max(1, round(max(mask.shape) / 150)))] = colour
+    return Image.fromarray((pixels + 0.5).astype(np.uint8))
+
+
+@lru_cache(maxsize=64)
+def label_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A TrueType font `size` pixels high for labels on result images: DejaVu Sans Bold where the system has
+    it, else the font bundled with Pillow (scalable with FreeType, Pillow >= 10.1)."""
+    for name in LABEL_FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+def fit_text(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont,
+             width: float) -> str:
+    """`text`, shortened with an ellipsis until it is at most `width` pixels wide in `font`."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def fitted_range(values: Sequence[float], bounds: tuple[float, float] = (0.0, 1.0), margin: float = 0.1,
+                 min_span: float = 0.04, step: float = 0.01) -> tuple[float, float]:
+    """An axis range that shows `values` large: their span plus `margin` of it on each side (at least
+    `min_span` in all), widened to multiples of `step` and kept within `bounds`."""
+    low, high = min(values), max(values)
+    pad = max((high - low) * margin, (min_span - (high - low)) / 2)
+    start, end = math.floor((low - pad) / step) * step, math.ceil((high + pad) / step) * step
+    return round(max(bounds[0], start), 10), round(min(bounds[1], end), 10)
 
 
 Series = tuple[Sequence[float], Sequence[float], tuple[int, int, int]]  # xs, ys, RGB colour

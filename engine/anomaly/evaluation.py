@@ -121,6 +121,6 @@ def write_report(report: evaluate.Result, out_dir: Path) -> list[str]:
         writer = csv.DictWriter(handle, fieldnames=["file", "defect_type", "score"])
         writer.writeheader()
         writer.writerows(report.images)
-    title = f"image AUROC {report.metrics['image_auroc']:.3f} ({report.object_name}, {report.shots}-shot)"
+    title = f"image-level ROC, AUROC {report.metrics['image_auroc']:.3f} ({report.object_name}, {report.shots}-shot)"
     roc_plot(*report.roc, title=title).save(out_dir / "roc.png")
     return ["metrics.json", "scores.csv", "roc.png"]

@@ -29,7 +29,7 @@ class Inputs(BaseInputs):
 @dataclass
 class Result(InspectionResult):
     map_encoding: str
-    images: list[dict[str, Any]]  # per image: file, score, verdict, width, height, map_min, map_max, map, overlay
+    images: list[dict[str, Any]]  # per image: file, score, verdict, width, height, map_min, map_max, map, overlay, card
     counts: dict[str, int]  # OK, NG, skipped
 
 

@@ -26,7 +26,7 @@ from engine.params import NamedFile, scratch
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.video import VideoWriter, batched, iter_frames, probe_video, sampled_frame_count, sampling_step
-from engine.visualize import inspection_overlay, line_chart
+from engine.visualize import fitted_range, inspection_overlay, line_chart
 
 MAX_FLAGGED_FRAMES = 60  # frames above threshold kept as images for the gallery
 
@@ -169,10 +169,11 @@ def inspect_video(pipeline: WinClipPipeline, inputs: video_job.Inputs, params: v
 
 def timeline_plot(records: Sequence[dict[str, Any]], threshold: Threshold, duration_s: float,
                   title: str) -> Image.Image:
-    """Score of each sampled frame over time (blue) and the image threshold (red)."""
+    """Score of each sampled frame over time (blue) and the image threshold (red), the score axis fitted to both."""
     end = max(duration_s, records[-1]["time_s"] if records else 0.0, 1e-3)
     times = [r["time_s"] for r in records]
     scores = [r["score"] for r in records]
     return line_chart([(times, scores, (30, 80, 200)), ([0, end], [threshold.image] * 2, (200, 30, 30))],
-                      (0, end), (0, 1), f"{title}: score per frame, threshold {threshold.image:.3f}",
-                      "time (s)", "score", size=(720, 300))
+                      (0, end), fitted_range([*scores, threshold.image]),
+                      f"{title}: score per frame, threshold {threshold.image:.3f}", "time (s)", "score",
+                      size=(720, 300))
