@@ -11,6 +11,7 @@ import pandas as pd
 
 from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
+from engine.visualize import fitted_range
 from tasks import reference_sets
 from tasks.client import Job, Status
 from webapp.controls import number, one_job_per_click, textbox
@@ -34,6 +35,19 @@ THRESHOLD_HELP = (
     "highest pixel score of any good part. *Set it myself*: the value below, for scores and for the outline. "
     "A score **above** the threshold is **NG**, otherwise **OK**."
 )
+TIMELINE_COLOURS = {"score": "#1e50c8", "threshold": "#c81e1e"}
+# Galleries of class "whole-images" show each picture whole at its own aspect (result cards are about 2.5 times
+# as wide as high; the ROC plot is square) instead of cropped into Gradio's square tiles of a fixed-height box.
+CSS = """
+.whole-images .grid-wrap.fixed-height { max-height: 90vh; min-height: 0; }
+.whole-images .thumbnail-item { aspect-ratio: auto; height: auto; }
+.whole-images .thumbnail-lg > img { height: auto; }
+"""
+
+
+def threshold_slider(mode: str) -> gr.Slider:
+    """The threshold value can be moved only with "Set it myself": the other rules compute it."""
+    return gr.Slider(interactive=THRESHOLD_MODES.get(mode) == "value")
 
 
 def _threshold_line(result: dict[str, Any]) -> str:
@@ -49,14 +63,17 @@ def _threshold_line(result: dict[str, Any]) -> str:
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
     """(gallery with captions, score table rows, downloadable files) of a finished image or video job.
 
-    Images: every overlay. Video: the frames above the threshold (the overlay video is a download).
+    Images: every result card (image | heat map | region above the threshold, with the OK / NG badge; jobs
+    from before cards existed show their overlay). Video: the frames above the threshold (the overlay video
+    is a download).
     """
     if job.status is not Status.SUCCEEDED:
         return [], [], []
     result = job.result
     gallery, rows = [], []
     for item in result.get("images", []):
-        gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
+        picture = item.get("card", item["overlay"])
+        gallery.append((job_file(job, picture), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
         rows.append([item["file"], round(item["score"], 4), item["verdict"], f"{item['width']} x {item['height']}"])
     for item in result.get("frames", []):
         if "overlay" in item:
@@ -65,22 +82,25 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     for item in result.get("skipped", []):
         role = " (good part)" if item.get("role") == "reference" else ""
         rows.append([item["file"] + role, None, "skipped", item["error"]])
-    files = [job_file(job, name) for name in job.outputs if not name.endswith(("_overlay.png", "_overlay.jpg"))]
+    shown = ("_overlay.png", "_overlay.jpg", "_card.png")  # in the gallery, which downloads them one by one
+    files = [job_file(job, name) for name in job.outputs if not name.endswith(shown)]
     return gallery, rows, files
 
 
-def timeline(job: Job) -> pd.DataFrame:
-    """Score per sampled frame and the threshold, as series of one line plot."""
+def timeline(job: Job) -> gr.LinePlot:
+    """Score per sampled frame and the threshold as a line across it, the score axis fitted to both so that
+    small differences show; hidden for image jobs."""
     frames = job.result.get("frames", []) if job.status is Status.SUCCEEDED else []
     if not frames:
-        return pd.DataFrame({"time (s)": [], "score": [], "series": []})
+        return gr.LinePlot(value=pd.DataFrame({"time (s)": [], "score": [], "series": []}), visible=False)
     threshold = job.result["threshold"]["image"]
-    times = [f["time_s"] for f in frames]
-    return pd.DataFrame({
+    times, scores = [f["time_s"] for f in frames], [f["score"] for f in frames]
+    data = pd.DataFrame({
         "time (s)": [*times, times[0], times[-1]],
-        "score": [*(f["score"] for f in frames), threshold, threshold],
+        "score": [*scores, threshold, threshold],
         "series": ["score"] * len(frames) + ["threshold"] * 2,
     })
+    return gr.LinePlot(value=data, y_lim=list(fitted_range([*scores, threshold])), visible=True)
 
 
 def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
@@ -100,8 +120,7 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
         summary = _threshold_line(job.result) if done and job.status is Status.SUCCEEDED else ""
         warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if done else ""
-        yield (job.id, status_markdown(job) + summary + warnings, gallery, rows, video,
-               gr.LinePlot(value=timeline(job), visible=video is not None), files)
+        yield job.id, status_markdown(job) + summary + warnings, gallery, rows, video, timeline(job), files
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -160,12 +179,12 @@ def metric_rows(job: Job) -> list[list[Any]]:
             for name, m in rows]
 
 
-def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+def evaluation_views(job: Job) -> tuple[list[str], list[list[Any]], list[str]]:
     """(ROC plot, metric rows, downloadable files) of a finished evaluation job."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
     plot = job_file(job, "roc.png")
-    return [(plot, "ROC, image level")], metric_rows(job), [job_file(job, n) for n in job.outputs]
+    return [plot], metric_rows(job), [job_file(job, n) for n in job.outputs]  # no caption: it covers the x axis
 
 
 def run_evaluation(archive: str | None, object_name: str, shots: float, preset: str,
@@ -192,24 +211,11 @@ def build() -> None:
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            with gr.Tabs():
-                with gr.Tab("Images", id="anomaly-images-tab"):
-                    files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
-                                    file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
-                    run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
-                with gr.Tab("Video", id="anomaly-video-tab"):
-                    video = gr.File(label="Video to inspect", file_types=list(VIDEO_SUFFIXES), elem_id="anomaly-video")
-                    with gr.Row():
-                        sampling = gr.Radio(["Every Nth frame", "Frames per second"], value="Every Nth frame",
-                                            label="Sampling", elem_id="anomaly-sampling")
-                        sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
-                                                info=None, elem_id="anomaly-sampling-value")
-                    video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
             object_name = textbox("anomaly", "object_name", info=None, placeholder="e.g. metal plate, bottle, PCB",
                                   elem_id="anomaly-object")
             preset = preset_dropdown("anomaly", "anomaly-preset")
-            with gr.Accordion("Good parts (WinCLIP+) and threshold", open=True):
-                references = gr.File(label="Images of good parts (optional)", file_count="multiple",
+            with gr.Accordion("Good parts (optional: WinCLIP+ and a calibrated threshold)", open=True):
+                references = gr.File(label="Images of good parts", file_count="multiple",
                                      file_types=IMAGES_OR_ZIP, elem_id="anomaly-references")
                 reference_set = gr.Dropdown(label="…or a saved set of good parts (yours and shared ones)",
                                             choices=[], value=None, allow_custom_value=True,  # API: "user/name"
@@ -223,19 +229,38 @@ def build() -> None:
                                           scale=3, elem_id="anomaly-set-name")
                     save_button = gr.Button("Save set", scale=1, elem_id="anomaly-save-set")
                 set_status = gr.Markdown(elem_id="anomaly-set-status")
+            with gr.Tabs():
+                with gr.Tab("Images", id="anomaly-images-tab"):
+                    files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
+                                    file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
+                    run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
+                with gr.Tab("Video", id="anomaly-video-tab"):
+                    video = gr.File(label="Video to inspect", file_types=list(VIDEO_SUFFIXES), elem_id="anomaly-video")
+                    with gr.Row():
+                        sampling = gr.Radio(["Every Nth frame", "Frames per second"], value="Every Nth frame",
+                                            label="Sampling", elem_id="anomaly-sampling")
+                        sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
+                                                info=None, elem_id="anomaly-sampling-value")
+                    video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
+            cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
+            with gr.Accordion("Threshold (advanced: Automatic unless you change it)", open=False,
+                              elem_id="anomaly-threshold-options"):
                 threshold_mode = gr.Radio(list(THRESHOLD_MODES), value="Automatic", label="Threshold",
                                           elem_id="anomaly-threshold-mode")
-                threshold_value = gr.Slider(*THRESHOLD_RANGE, value=DEFAULT_THRESHOLD, step=0.001,
+                threshold_value = gr.Slider(*THRESHOLD_RANGE, value=DEFAULT_THRESHOLD, step=0.001, interactive=False,
                                             label="Threshold value (Set it myself)", elem_id="anomaly-threshold-value")
                 gr.Markdown(THRESHOLD_HELP)
-            cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
         with gr.Column(scale=2):
             status = gr.Markdown("Upload images or a video and press Inspect.", elem_id="anomaly-status")
-            overlay_video = gr.Video(label="Heat-map video", interactive=False, elem_id="anomaly-overlay-video")
-            plot = gr.LinePlot(x="time (s)", y="score", color="series", y_lim=[0, 1], label="Score over time",
-                               visible=False, elem_id="anomaly-timeline")
-            gallery = gr.Gallery(label="Heat maps (video: frames above the threshold)", columns=3, height="auto",
-                                 object_fit="contain", elem_id="anomaly-gallery")
+            overlay_video = gr.Video(label="Heat-map video", interactive=False, visible="hidden",  # video jobs only
+                                     elem_id="anomaly-overlay-video")
+            plot = gr.LinePlot(x="time (s)", y="score", color="series", color_map=TIMELINE_COLOURS,
+                               y_lim=[0, 1], label="Score over time (red line: the threshold)", visible=False,
+                               elem_id="anomaly-timeline")
+            gallery = gr.Gallery(label="Results: image | heat map | region above the threshold, with the verdict "
+                                       "(video: frames above the threshold)", show_label=False, columns=1,
+                                 height="auto", object_fit="contain", elem_id="anomaly-gallery",
+                                 elem_classes="whole-images")
             table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores")
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
@@ -247,6 +272,11 @@ def build() -> None:
                       [video, *shared, sampling, sampling_value, threshold_mode, threshold_value, reference_set],
                       outputs, api_name="anomaly_video", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
+    threshold_mode.change(threshold_slider, threshold_mode, threshold_value, api_visibility="private",
+                          show_progress="hidden", queue=False)
+    # The video box only when there is a video (its own value: the job's outputs stay the same for the API).
+    overlay_video.change(lambda path: gr.Video(visible=True if path else "hidden"), overlay_video, overlay_video,
+                         api_visibility="private", show_progress="hidden", queue=False)
     save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
                       api_name="save_reference_set")
     SAVED_SETS.wire(reference_set, share_set, delete_set, set_status, "reference_sets", "delete_reference_set")
@@ -268,8 +298,10 @@ def build() -> None:
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
         eval_status = gr.Markdown(elem_id="eval-status")
         with gr.Row():
-            roc = gr.Gallery(label="ROC", columns=1, height=380, object_fit="contain", elem_id="eval-roc")
-            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, elem_id="eval-metrics")
+            roc = gr.Gallery(label="ROC", show_label=False, columns=1, height="auto", object_fit="contain", scale=1,
+                             elem_id="eval-roc", elem_classes="whole-images")  # labels would cover the plot's title
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, scale=2,
+                                   elem_id="eval-metrics")
         report_files = gr.File(label="Report (metrics.json, scores.csv, roc.png)", file_count="multiple",
                                interactive=False)
     one_job_per_click(eval_button, run_evaluation, [archive, eval_object, shots, eval_preset],

@@ -96,6 +96,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "app_kwargs": {"middleware": [Middleware(serving.GuardMiddleware)]},
         "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",
         "show_error": True,
+        "css": anomaly_tab.CSS,
         "prevent_thread_lock": prevent_thread_lock,
     }
     options.update(overrides)
