@@ -1,0 +1,132 @@
+"""Anomaly results at a glance, in Debian's chromium: inputs in working order, a card per part with its OK / NG
+badge, no video box for images, the threshold slider only for "Set it myself", a fitted timeline with the
+threshold line, the ROC plot shown whole."""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from engine.anomaly.outputs import VERDICT_COLOURS
+from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page, run_anomaly  # noqa: F401 - shared fixtures
+
+pytestmark = pytest.mark.browser
+JOB_TIMEOUT = 180_000  # ms: jobs share two slow CPUs with other test runs
+
+
+def top(tab, selector: str) -> float:
+    return tab.locator(selector).first.bounding_box()["y"]
+
+
+def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
+    return (inner["x"] >= outer["x"] - slack and inner["y"] >= outer["y"] - slack
+            and inner["x"] + inner["width"] <= outer["x"] + outer["width"] + slack
+            and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack)
+
+
+def test_inputs_come_in_working_order(page):  # noqa: F811
+    order = ["#anomaly-object", "#anomaly-preset", "#anomaly-references", "#anomaly-reference-set",
+             "#anomaly-files", "#anomaly-run", "#anomaly-threshold-options"]
+    tops = [top(page, selector) for selector in order]
+    assert tops == sorted(tops), dict(zip(order, tops, strict=True))
+    expect(page.locator("#anomaly-threshold-mode")).to_have_count(0)  # folded until opened
+
+
+def test_each_part_gets_a_card_with_its_verdict_badge_and_no_video_box(page, metal_plate_images):  # noqa: F811
+    run_anomaly(page, metal_plate_images[:2], "metal plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    cards = page.locator("#anomaly-gallery img")
+    expect(cards).to_have_count(2)
+    gallery_box = page.locator("#anomaly-gallery").bounding_box()
+    for index in range(2):
+        card = cards.nth(index)
+        src, caption = card.get_attribute("src"), card.get_attribute("alt")
+        assert src.endswith("_card.png") and caption.startswith(metal_plate_images[index].name)
+        verdict = caption.rsplit(" · ", 1)[1]
+        pixels = np.asarray(Image.open(io.BytesIO(page.request.get(src).body())).convert("RGB"))
+        assert pixels.shape[1] > 2 * pixels.shape[0]  # three panels side by side
+        other = "OK" if verdict == "NG" else "NG"
+        assert (pixels == VERDICT_COLOURS[verdict]).all(axis=-1).sum() > 100
+        assert not (pixels == VERDICT_COLOURS[other]).all(axis=-1).any()
+        shown = card.bounding_box()
+        assert shown["height"] == pytest.approx(shown["width"] * pixels.shape[0] / pixels.shape[1], abs=2)
+    assert inside(cards.first.bounding_box(), gallery_box)  # the first card whole, not cropped to a square
+    expect(page.locator("#anomaly-overlay-video")).to_be_hidden()
+    expect(page.locator("#anomaly-timeline")).to_be_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-cards.png"), full_page=True)
+
+
+def test_the_threshold_slider_moves_only_for_set_it_myself(page):  # noqa: F811
+    page.locator("#anomaly-threshold-options").get_by_text("Threshold (advanced").click()
+    slider = page.locator("#anomaly-threshold-value input[type=range]")
+    mode = page.locator("#anomaly-threshold-mode")
+    expect(slider).to_be_disabled()
+    mode.get_by_text("Set it myself").click()
+    expect(slider).to_be_enabled(timeout=30_000)
+    mode.get_by_text("Calibrate from the good parts").click()
+    expect(slider).to_be_disabled(timeout=30_000)
+
+
+def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_path, metal_plate_images):  # noqa: F811
+    from tests.helpers import moving_square_video
+
+    moving_square_video(tmp_path / "belt.mp4", frames=10, size=(96, 64), fps=10)
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#anomaly-video input[type=file]").set_input_files(str(tmp_path / "belt.mp4"))
+    page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in metal_plate_images[:2]])
+    page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
+    choose_preset(page, "tiny")
+    page.locator("#anomaly-run-video").click()
+    status = page.locator("#anomaly-status")
+    status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    expect(page.locator("#anomaly-overlay-video video")).to_be_visible()
+    chart = page.locator("#anomaly-timeline")
+    y_axis = chart.locator("[aria-label^='Y-axis']")
+    expect(y_axis).to_have_count(1)
+    low, high = map(float, re.search(r"values from ([\d.]+) to ([\d.]+)", y_axis.get_attribute("aria-label")).groups())
+    lines = chart.locator("[aria-roledescription='line mark']")
+    expect(lines).to_have_count(2)
+    points = {series: [float(v) for v in re.findall(rf"score: ([\d.]+); series: {series}", chart.inner_html())]
+              for series in ("score", "threshold")}
+    assert len(points["score"]) >= 2 and len(set(points["threshold"])) == 1
+    threshold = points["threshold"][0]
+    assert f"Threshold {threshold:.4f}" in status.inner_text()
+    values = [*points["score"], threshold]
+    assert low <= min(values) and high >= max(values) and high - low <= 0.2  # fitted, not the whole 0..1
+    threshold_line = chart.locator("[aria-roledescription='line mark'][stroke='#c81e1e']")
+    ends = re.findall(r"[-\d.]+,([-\d.]+)", threshold_line.get_attribute("d"))
+    assert len(ends) == 2 and ends[0] == ends[1]  # a horizontal red line across the plot
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-timeline.png"), full_page=True)
+
+
+def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
+    root = shared_data / "anomaly" / "kolektorsdd"
+    archive = tmp_path / "kolektor.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(root.rglob("*.png")):
+            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
+    page.get_by_text("Evaluate on a labelled set").click()
+    page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
+    page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")
+    page.locator("#eval-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#eval-run").click()
+    page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    plot = page.locator("#eval-roc img")
+    expect(plot).to_have_count(1)
+    plot.scroll_into_view_if_needed()
+    expect(plot).to_be_in_viewport(ratio=1.0)
+    shown = plot.bounding_box()
+    assert shown["width"] >= 300 and shown["height"] == pytest.approx(shown["width"], abs=2)  # square, uncropped
+    assert inside(shown, page.locator("#eval-roc").bounding_box())
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#eval-roc").screenshot(path=str(ARTIFACTS / "anomaly-roc.png"))
+    page.screenshot(path=str(ARTIFACTS / "anomaly-evaluation.png"), full_page=True)
