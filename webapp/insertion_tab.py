@@ -245,6 +245,7 @@ def image_section() -> None:
 
 
 def region_picture(elem_id: str) -> gr.Image:
+    """Where a typed box is shown on the picture; hidden until a box is drawn."""
     return gr.Image(label="The box on the picture (the region the job uses)", type="filepath", format="png",
                     interactive=False, visible=False, buttons=[], elem_id=elem_id)
 

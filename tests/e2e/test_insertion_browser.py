@@ -136,7 +136,7 @@ def test_only_the_region_modes_fields_are_shown(page):
 def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_path: Path):
     moving_square_video(tmp_path / "clip.mp4", frames=4, size=(96, 72))
     start_video_insertion(page, tmp_path / "clip.mp4")
-    page.locator("#insertion-video-status").get_by_text("Succeeded").wait_for()
+    page.locator("#insertion-video-status").get_by_text("Succeeded").wait_for(timeout=240_000)  # a shared, slow CPU
     player = page.locator("#insertion-result-video video")
     player.wait_for()
     assert "result.mp4" in (player.get_attribute("src") or "")
