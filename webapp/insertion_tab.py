@@ -6,8 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
+from PIL import Image, ImageDraw
 
+from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
+from engine.insertion.regions import parse_box
 from tasks import client
 from tasks.client import Job, Status
 from webapp import controls
@@ -23,6 +26,10 @@ REGION_MODE_LABELS = {"same": "Same region on every frame", "interpolate": "Boxe
 PROMPT_HINT = {"insert": "the object to add, e.g. 'a red vintage car, photo'",
                "replace": "the new object that takes the old one's place"}
 ANCHOR_WAIT_S = 120  # a quick job: waits only behind other quick jobs
+BOX_COLOUR = (0, 190, 255)  # cyan: apart from the magenta brush and most photos
+REGION_MODE_FIELDS = {"same": ("editor", "box"), "interpolate": ("box", "keyframes"), "masks": ("masks",)}
+VIDEO_BOX_LABELS = {"same": "Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
+                    "interpolate": "Box on the anchor frame x0,y0,x1,y1 (a keyframe at the anchor; optional)"}
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -52,6 +59,69 @@ def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
     return value.get("background"), [layer for layer in value.get("layers") or [] if layer]
 
 
+def box_message(box: str, size: tuple[int, int]) -> str:
+    """What was wrong with a typed box and what a box is, with an example that fits the image."""
+    width, height = size
+    example = f"{width // 4},{height // 4},{3 * width // 4},{3 * height // 4}"
+    return (f"⚠️ Box not drawn: {text(box.strip()[:60])} is not a box. A box is four numbers x0,y0,x1,y1 in pixels, "
+            f"two opposite corners of a region inside the {width}×{height} image (x0<x1, y0<y1), e.g. {example}.")
+
+
+def box_picture(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The picture with the box over it: a translucent cyan fill inside a solid edge, both inside the box."""
+    drawing = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    edge = max(1, round(max(image.size) / 160))
+    ImageDraw.Draw(drawing).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=(*BOX_COLOUR, 60),
+                                      outline=(*BOX_COLOUR, 255), width=edge)
+    return Image.alpha_composite(image.convert("RGBA"), drawing).convert("RGB")
+
+
+def show_box(editor: dict[str, Any] | None, box: str) -> tuple[Any, str]:
+    """(the region picture: the editor's picture with the typed box drawn on it; a message).
+
+    The box is read as the job reads it (clipped to the image), so the rectangle shown is the region the job
+    uses. A bad box keeps the picture as it is and says what a box is; an empty one hides the picture. Drawn
+    beside the editor, not in it: Gradio 6.31's ImageEditor takes a layer set by an event into its value but
+    does not paint it.
+    """
+    image, _ = editor_files(editor)
+    if not box.strip():
+        return gr.Image(value=None, visible=False), ""
+    if not image:
+        return gr.skip(), "⚠️ Upload the picture first: the box is drawn on it."
+    with Image.open(image) as picture:
+        picture.load()
+    try:
+        region = parse_box(box, picture.size)
+    except UserInputError:
+        return gr.skip(), box_message(box, picture.size)
+    return gr.Image(value=box_picture(picture, region), visible=True), ""
+
+
+def before_after(before: str | None, gallery: list[tuple[str, str | None]] | None, index: int = 0) -> gr.ImageSlider:
+    """The input beside one result of the gallery (the first after a run), as a before/after slider."""
+    if not before or not gallery:
+        return gr.ImageSlider(value=None, visible=False)
+    path, caption = gallery[min(index, len(gallery) - 1)]
+    return gr.ImageSlider(value=(before, path), visible=True, label=f"Before / after: {caption or 'result'}")
+
+
+def chosen_before_after(before: str | None, gallery: list[tuple[str, str | None]] | None,
+                        evt: gr.SelectData) -> gr.ImageSlider:
+    """The slider for the result clicked in the gallery."""
+    return before_after(before, gallery, evt.index if isinstance(evt.index, int) else 0)
+
+
+def region_fields(region_mode: str, region_picture: str | None) -> tuple[Any, ...]:
+    """The video section's anchor painting, box (its message and region picture), keyframes and per-frame masks:
+    only those the region mode uses."""
+    shown = REGION_MODE_FIELDS[region_mode]
+    box_label = {"label": VIDEO_BOX_LABELS[region_mode]} if region_mode in VIDEO_BOX_LABELS else {}
+    return (gr.ImageEditor(visible="editor" in shown), gr.Textbox(visible="box" in shown, **box_label),
+            gr.Markdown(visible="box" in shown), gr.Image(visible="box" in shown and bool(region_picture)),
+            gr.Textbox(visible="keyframes" in shown), gr.File(visible="masks" in shown))
+
+
 def _settings(prompt: str, negative: str, mode: str, preset: str, seed: float, steps: float, guidance: float,
               strength: float) -> dict[str, Any]:
     return {"prompt": prompt, "negative_prompt": negative, "mode": mode, "preset": preset, "seed": seed,
@@ -61,7 +131,8 @@ def _settings(prompt: str, negative: str, mode: str, preset: str, seed: float, s
 def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: str, preset: str, seed: float,
               variants: float, steps: float, guidance: float, strength: float,
               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit an image job, then follow it: status, then the results of every seed and the downloads."""
+    """Submit an image job, then follow it: the input (for the before/after slider), status, then the results of
+    every seed and the downloads."""
     image, layers = editor_files(editor)
     if not image:
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
@@ -70,7 +141,7 @@ def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: s
     job = submit(TOOL, params, {"image": [image], "mask": layers}, request)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
-        yield job.id, status_markdown(job) + notes_markdown(job), gallery, files
+        yield job.id, image, status_markdown(job) + notes_markdown(job), gallery, files
 
 
 def run_video(video: str | None, editor: dict | None, anchor: float, region_mode: str, box: str, keyframes: str,
@@ -142,13 +213,15 @@ def build() -> None:
 
 
 def image_section() -> None:
-    """Upload and paint (or box), prompt, Insert: one result per seed to choose from."""
-    image_job = gr.State(None)
+    """Upload and paint (or box), prompt, Insert: one result per seed to choose from, each against the input."""
+    image_job, image_input = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
-            box = controls.textbox(TOOL, "box", label="Or a box x0,y0,x1,y1 (pixels)",
+            box = controls.textbox(TOOL, "box", label="Or a box x0,y0,x1,y1 (pixels): Enter shows it on the picture",
                                    placeholder="e.g. 120,80,260,220", elem_id="insertion-box")
+            box_note = gr.Markdown(elem_id="insertion-box-message")
+            box_shown = region_picture("insertion-box-picture")
             image_controls = settings_controls("insertion", variants=True)
             with gr.Row():
                 run_button = gr.Button("Insert", variant="primary", elem_id="insertion-run")
@@ -156,13 +229,32 @@ def image_section() -> None:
         with gr.Column(scale=1):
             status = gr.Markdown("Upload an image, mark the region, describe the object and press Insert.",
                                  elem_id="insertion-status")
-            gallery = gr.Gallery(label="Results (one per seed)", columns=2, height="auto", object_fit="contain",
-                                 elem_id="insertion-gallery")
+            slider = gr.ImageSlider(label="Before / after", type="filepath", interactive=False, visible=False,
+                                    elem_id="insertion-slider")
+            gallery = gr.Gallery(label="Results (one per seed): click one to compare it", columns=2,
+                                 height="auto", object_fit="contain", elem_id="insertion-gallery")
             downloads = gr.File(label="Downloads (PNG per seed, mask.png, summary.json)", file_count="multiple",
                                 interactive=False, elem_id="insertion-downloads")
-    one_job_per_click(run_button, run_image, [editor, box, *image_controls], [image_job, status, gallery, downloads],
-                     api_name="insert_image", concurrency_limit=None)
+    draw_box_events(editor, box, box_shown, box_note)
+    ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls],
+                            [image_job, image_input, status, gallery, downloads], api_name="insert_image",
+                            concurrency_limit=None)
+    ran.then(before_after, [image_input, gallery], slider, api_visibility="private")
+    gallery.select(chosen_before_after, [image_input, gallery], slider, api_visibility="private")
     cancel_button.click(cancel_started_job, [image_job], [status], api_name="cancel_insert_image")
+
+
+def region_picture(elem_id: str) -> gr.Image:
+    """Where a typed box is shown on the picture; hidden until a box is drawn."""
+    return gr.Image(label="The box on the picture (the region the job uses)", type="filepath", format="png",
+                    interactive=False, visible=False, buttons=[], elem_id=elem_id)
+
+
+def draw_box_events(editor: gr.ImageEditor, box: gr.Textbox, picture: gr.Image, note: gr.Markdown) -> None:
+    """Draw the typed box when it is entered (Enter) or left: one event per action, so a message never comes
+    from an older box."""
+    for trigger in (box.submit, box.blur):
+        trigger(show_box, [editor, box], [picture, note], api_visibility="private")
 
 
 def video_section() -> None:
@@ -176,11 +268,12 @@ def video_section() -> None:
             region_mode = controls.radio(TOOL, "region_mode", choices=[
                 (REGION_MODE_LABELS[m], m) for m in controls.spec(TOOL, "region_mode").choices],
                 elem_id="insertion-region-mode")
-            video_box = controls.textbox(TOOL, "box", label="Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
-                                         elem_id="insertion-video-box")
-            keyframes = controls.textbox(TOOL, "keyframes", lines=3, elem_id="insertion-keyframes",
+            video_box = controls.textbox(TOOL, "box", label=VIDEO_BOX_LABELS["same"], elem_id="insertion-video-box")
+            video_box_note = gr.Markdown(elem_id="insertion-video-box-message")
+            video_box_shown = region_picture("insertion-video-box-picture")
+            keyframes = controls.textbox(TOOL, "keyframes", lines=3, elem_id="insertion-keyframes", visible=False,
                                          placeholder="0: 40,60,140,160\n48: 200,60,300,160")
-            frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name",
+            frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name", visible=False,
                                   file_count="multiple", file_types=list(IMAGE_SUFFIXES), elem_id="insertion-masks")
             video_controls = settings_controls("insertion-video", variants=False)
             with gr.Row():
@@ -195,9 +288,14 @@ def video_section() -> None:
             video_downloads = gr.File(label="Downloads (mp4, lossless mkv, anchor, summary.json)",
                                       file_count="multiple", interactive=False, elem_id="insertion-video-downloads")
     for trigger in (video.change, anchor.change):
-        trigger(anchor_frame, [video, anchor], video_editor, api_visibility="private")
+        trigger(anchor_frame, [video, anchor], video_editor, api_visibility="private").then(
+            show_box, [video_editor, video_box], [video_box_shown, video_box_note], api_visibility="private")
+    draw_box_events(video_editor, video_box, video_box_shown, video_box_note)
+    region_mode.change(region_fields, [region_mode, video_box_shown],
+                       [video_editor, video_box, video_box_note, video_box_shown, keyframes, frame_masks],
+                       api_visibility="private")
     one_job_per_click(video_button, run_video,
                       [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
-                       [video_job, video_status, result_video, anchor_result, video_downloads],
-                       api_name="insert_video", concurrency_limit=None)
+                      [video_job, video_status, result_video, anchor_result, video_downloads],
+                      api_name="insert_video", concurrency_limit=None)
     video_cancel.click(cancel_started_job, [video_job], [video_status], api_name="cancel_insert_video")

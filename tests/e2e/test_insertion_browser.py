@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e import test_browser
@@ -55,17 +58,85 @@ def test_insertion_into_an_image_shows_a_result_per_seed(page, tmp_path):
     fill(page, "insertion-box", "40,30,110,90")
     prepare(page, "insertion", "a red ball")
     page.locator("#insertion-run").click()
-    page.locator("#insertion-status").get_by_text("Succeeded").wait_for()
+    page.locator("#insertion-status").get_by_text("Succeeded").wait_for(timeout=240_000)  # a shared, slow CPU
     expect(page.locator("#insertion-gallery img")).to_have_count(2, timeout=30_000)
     expect(page.locator("#insertion-downloads a[href$='summary.json']")).to_have_count(1)
+    slider = page.locator("#insertion-slider")
+    expect(slider.locator("img")).to_have_count(2, timeout=60_000)  # before and after
+    expect(slider).to_contain_text("seed 0")
+    first = page.locator("#insertion-gallery img").first.get_attribute("src")
+    assert slider.locator("img").nth(1).get_attribute("src") == first
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "insertion-image-result.png"), full_page=True)
+    page.locator("#insertion-gallery img").nth(1).click()  # the other seed: the slider compares that one
+    expect(slider).to_contain_text("seed 1", timeout=60_000)
+    assert slider.locator("img").nth(1).get_attribute("src") != first
+
+
+def shown_picture(ui, elem_id: str) -> np.ndarray:
+    """The pixels of the picture an Image component shows, as served to the page."""
+    source = ui.locator(f"#{elem_id} img").get_attribute("src")
+    return np.asarray(Image.open(io.BytesIO(ui.request.get(source).body())).convert("RGB"))
+
+
+def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / "gray.png")
+    open_insertion(page, "Image")
+    page.locator("#insertion-editor input[type=file]").set_input_files(str(tmp_path / "gray.png"))
+    page.locator("#insertion-editor canvas").first.wait_for()
+    picture = page.locator("#insertion-box-picture")
+    expect(picture).to_be_hidden()
+    field = page.locator("#insertion-box textarea, #insertion-box input").first
+    field.fill("40,30,110,90")
+    field.press("Enter")
+    expect(picture.locator("img")).to_be_visible(timeout=60_000)
+    pixels = shown_picture(page, "insertion-box-picture")
+    assert pixels.shape == (120, 160, 3)
+    assert tuple(pixels[30, 40]) == tuple(pixels[89, 109]) == (0, 190, 255)  # the corners of the box's edge
+    inside, outside = pixels[60, 75], pixels[20, 20]
+    assert tuple(outside) == (128, 128, 128) and inside[2] > inside[0] + 40  # tinted cyan inside only
+    assert tuple(pixels[29, 40]) == tuple(pixels[90, 110]) == (128, 128, 128)  # nothing past the box
+    drawn = picture.locator("img").get_attribute("src")
+    field.fill("40,30,abc")
+    field.press("Enter")  # one event, not a debounced change
+    expect(page.locator("#insertion-box-message")).to_have_text(
+        "⚠️ Box not drawn: 40,30,abc is not a box. A box is four numbers x0,y0,x1,y1 in pixels, two opposite "
+        "corners of a region inside the 160×120 image (x0<x1, y0<y1), e.g. 40,30,120,90.", timeout=120_000)
+    assert picture.locator("img").get_attribute("src") == drawn  # the picture is kept
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "insertion-bad-box.png"), full_page=True)
+    field.fill("100,20,150,60")
+    field.press("Enter")
+    expect(page.locator("#insertion-box-message")).to_have_text("", timeout=120_000)
+    expect(picture.locator("img")).not_to_have_attribute("src", drawn, timeout=60_000)
+    moved = shown_picture(page, "insertion-box-picture")
+    assert tuple(moved[20, 100]) == (0, 190, 255) and tuple(moved[30, 40]) == (128, 128, 128)
+
+
+def test_only_the_region_modes_fields_are_shown(page):
+    open_insertion(page, "Video")
+    fields = {name: page.locator(f"#{elem_id}") for name, elem_id in [
+        ("painting", "insertion-video-editor"), ("box", "insertion-video-box"),
+        ("keyframes", "insertion-keyframes"), ("masks", "insertion-masks")]}
+    for mode, shown in [("Same region on every frame", {"painting", "box"}),
+                        ("Boxes interpolated between keyframes", {"box", "keyframes"}),
+                        ("One uploaded mask per frame", {"masks"}),
+                        ("Same region on every frame", {"painting", "box"})]:
+        page.locator("#insertion-region-mode").get_by_role("radio", name=mode).check()
+        for name, field in fields.items():
+            if name in shown:
+                expect(field, f"{name} in mode {mode}").to_be_visible(timeout=60_000)
+            else:
+                expect(field, f"{name} in mode {mode}").to_be_hidden(timeout=60_000)
+        if mode.startswith("Boxes"):
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "insertion-region-mode-keyframes.png"), full_page=True)
 
 
 def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_path: Path):
     moving_square_video(tmp_path / "clip.mp4", frames=4, size=(96, 72))
     start_video_insertion(page, tmp_path / "clip.mp4")
-    page.locator("#insertion-video-status").get_by_text("Succeeded").wait_for()
+    page.locator("#insertion-video-status").get_by_text("Succeeded").wait_for(timeout=240_000)  # a shared, slow CPU
     player = page.locator("#insertion-result-video video")
     player.wait_for()
     assert "result.mp4" in (player.get_attribute("src") or "")
