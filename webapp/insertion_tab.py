@@ -10,7 +10,7 @@ import gradio as gr
 from engine.filetypes import IMAGE_SUFFIXES
 from tasks import client
 from tasks.client import Job, Status
-from webapp import controls
+from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
@@ -144,6 +144,7 @@ def build() -> None:
 def image_section() -> None:
     """Upload and paint (or box), prompt, Insert: one result per seed to choose from."""
     image_job = gr.State(None)
+    reattach.link(image_job)  # ?job= in the address: a reload opens it in the Jobs tab
     with gr.Row():
         with gr.Column(scale=1):
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
@@ -168,6 +169,7 @@ def image_section() -> None:
 def video_section() -> None:
     """Upload, mark the region on the anchor frame, choose how it moves, Insert: an mp4 to watch and download."""
     video_job = gr.State(None)
+    reattach.link(video_job)
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
