@@ -159,6 +159,8 @@ def resolve(job_ref: str, owner: str | None = None) -> str:
     ref = (job_ref or "").strip().lower()
     if _FULL_ID.match(ref):
         return ref
+    if not ref:
+        raise JobNotFound(f"No job id given: give its id or its first {MIN_PREFIX} characters or more.")
     if not _HEX.match(ref):
         raise JobNotFound(f"No job {job_ref}.")
     if len(ref) < MIN_PREFIX:

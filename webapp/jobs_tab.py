@@ -129,9 +129,10 @@ def build() -> None:
     refresh_button.click(refresh, None, table, api_name="list_jobs")
     table.select(pick, [table], [job_id, name], api_visibility="private")
     opened = [details, gallery, rows, files]
-    open_button.click(open_job, [job_id], opened, api_name="open_job", concurrency_limit=None,
-                      trigger_mode="multiple")
+    following = {"concurrency_limit": None, "trigger_mode": "multiple",  # a follow lasts as long as its job
+                 "show_progress_on": gallery}  # the status line stays readable
+    open_button.click(open_job, [job_id], opened, api_name="open_job", **following)
     open_button.click(full_id, [job_id], reattach.address_box(), api_visibility="private", show_progress="hidden")
     cancel_button.click(cancel_job, [job_id], [details], api_name="cancel_job")
     rename_button.click(rename_job, [job_id, name], [details, table], api_name="rename_job")
-    reattach.open_in_jobs_tab(job_id, open_job, opened)
+    reattach.open_in_jobs_tab(job_id, open_job, opened, **following)

@@ -98,9 +98,11 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
     box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None)
 
 
-def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component]) -> None:
+def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component],
+                     **options: Any) -> None:
     """The Jobs tab's hook: a page opened with a job no tab re-attaches (or one the user may not see) in its
-    address puts it in `job_box` and opens it there with `open_job(ref, request)`, as its Open button does."""
+    address puts it in `job_box` and opens it there with `open_job(ref, request)`, as its Open button does
+    (`options` go to that event, as to the button's)."""
     attaching = _attaching()
     box = gr.Textbox(visible=False)
 
@@ -109,7 +111,7 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
         return gr.skip() if ref is None or (job is not None and job.tool in attaching) else (ref, ref)
 
     gr.on(None, pick, None, [job_box, box], api_visibility="private", show_progress="hidden")
-    box.change(open_job, box, outputs, api_visibility="private", concurrency_limit=None, trigger_mode="multiple")
+    box.change(open_job, box, outputs, api_visibility="private", **options)
 
 
 def select_tab_on_load(tabs: gr.Tabs) -> None:
