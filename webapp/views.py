@@ -92,6 +92,11 @@ def status_markdown(job: Job) -> str:
     return line
 
 
+def progress_text(job: Job) -> str:
+    """The line over a tab's progress bar: what the job does, or for a queued one what runs before it."""
+    return f"Queued · {queue_text(client.queue_position(job))}" if job.status is Status.QUEUED else job.message
+
+
 def timestamp(seconds: float | None) -> str:
     return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else ""
 
@@ -145,7 +150,7 @@ def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
     """Yield the job's record until it is final (the last one yielded), updating the progress bar."""
     while not job.status.final:
-        progress(job.progress, desc=job.message)
+        progress(job.progress, desc=progress_text(job))
         yield job
         time.sleep(POLL_S)
         job = client.get(job.id)
