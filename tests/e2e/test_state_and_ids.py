@@ -144,6 +144,9 @@ def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  
         expect(details).to_contain_text(f"job {queued.id[:8]} · line 3 retrain")
         expect(page.locator("#jobs-table")).to_contain_text("line 3 retrain")
         assert client.get(queued.id).name == "line 3 retrain"
+        page.locator("#jobs-table span:visible").filter(has_text="line 3 retrain").first.click()  # row: id and name
+        expect(page.locator("#jobs-id textarea, #jobs-id input").first).to_have_value(queued.id)
+        expect(page.locator("#jobs-name textarea, #jobs-name input").first).to_have_value("line 3 retrain")
 
         client.cancel(blocker.id)  # the opened job starts: the page follows it without a click
         expect(details).to_contain_text(f"Running · job {queued.id[:8]} · line 3 retrain", timeout=JOB_S)
