@@ -5,6 +5,8 @@
     python -m tasks submit anomaly_evaluate --input dataset=tiles.zip --param object_name="magnetic tile"
     python -m tasks status JOB_ID | cancel JOB_ID | wait JOB_ID [--timeout S] | list [--limit N] | purge [--days D]
 
+JOB_ID: the full id or its first characters (4 or more), as the page shows them.
+
 Prints job records as JSON. Exit status: 0 succeeded or accepted, 1 failed or cancelled, 2 bad input.
 """
 
@@ -35,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     submit.add_argument("--input", action="append", default=[], metavar="ROLE=FILE",
                         help="a file for another input role, e.g. video=line.mp4 or dataset=set.zip")
     submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the job to end")
+    submit.add_argument("--name", help="what to call the job (shown beside its id)")
     for name in ("status", "cancel", "wait"):
         command = commands.add_parser(name)
         command.add_argument("job_id")
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not path:
                     raise UserInputError(f"--input {item!r}: write ROLE=FILE, e.g. video=line.mp4.")
                 files.setdefault(role, []).append(path)
-            job = client.submit(args.tool, params, files)
+            job = client.submit(args.tool, params, files, name=args.name)
             return _print(client.wait(job.id, args.wait) if args.wait else job)
         if args.command == "purge":
             from tasks.retention import purge_expired

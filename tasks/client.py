@@ -6,8 +6,11 @@ It works the same in embedded mode and with Redis; it never imports torch.
 from __future__ import annotations
 
 import os
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,16 @@ from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.liveness import fail_if_lost, heartbeat_interval_s, silence_s
 from tasks.registry import TOOLS, contract
-from tasks.store import JobNotFound, finish_job, get_store
+from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
-__all__ = ["TOOLS", "Job", "JobNotFound", "QueueFull", "QueueUnavailable", "Status", "artifact_path", "cancel", "get",
-           "jobs_ahead", "list_jobs", "presets", "submit", "wait"]
+__all__ = ["TOOLS", "AmbiguousJobId", "Job", "JobNotFound", "QueueFull", "QueuePosition", "QueueUnavailable",
+           "Status", "artifact_path", "cancel", "get", "jobs_ahead", "list_jobs", "presets", "queue_position", "rename",
+           "resolve", "submit", "wait"]
+
+MIN_PREFIX = 4  # characters of an id that open a job (the page shows 8)
+JOB_NAME_MAX = 80
+_FULL_ID = re.compile(r"^[0-9a-f]{32}$")
+_HEX = re.compile(r"^[0-9a-f]+$")
 
 
 class QueueUnavailable(RuntimeError):
@@ -30,6 +39,10 @@ class QueueUnavailable(RuntimeError):
 
 class QueueFull(UserInputError):
     """Too many unfinished jobs (overall or for this user): nothing was stored; try again later."""
+
+
+class AmbiguousJobId(JobNotFound):
+    """A short id that starts more than one of the user's jobs: more characters are needed."""
 
 
 def _limit(name: str, default: int) -> int:
@@ -74,8 +87,19 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     return named
 
 
-def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | None = None) -> Job:
-    """Store the inputs, record a queued job and hand its id to a worker.
+def _checked_name(name: str | None) -> str | None:
+    """A job name as stored: one line, runs of spaces collapsed, at most JOB_NAME_MAX characters; blank: no name."""
+    cleaned = " ".join(str(name or "").split())
+    if any(unicodedata.category(char) == "Cc" for char in cleaned):
+        raise UserInputError("A job name cannot contain control characters: use letters, digits and punctuation.")
+    if len(cleaned) > JOB_NAME_MAX:
+        raise UserInputError(f"A job name has at most {JOB_NAME_MAX} characters; this one has {len(cleaned)}.")
+    return cleaned or None
+
+
+def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | None = None,
+           name: str | None = None) -> Job:
+    """Store the inputs, record a queued job and hand its id to a worker; `name` is what the user calls it.
 
     `files` is a list of images, or {role: files} for tools with several inputs (anomaly:
     "images" (images or zips of them) and the optional "references", images of good parts for
@@ -95,6 +119,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
     params = contract(tool).Params.from_dict(params).to_dict()  # checked before anything is stored
+    name = _checked_name(name)
     settings = get_settings()
     store = get_store()
     by_role = dict(files) if isinstance(files, Mapping) else {"images": files}
@@ -111,7 +136,11 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     with store.submission_lock():
         _check_capacity(owner, named)
         job = store.create(tool, dict(params), named, owner=owner)
-        job = store.update(job.id, lambda record: setattr(record, "lane", TOOLS[tool].lane))
+
+        def label(record: Job) -> None:
+            record.lane, record.name = TOOLS[tool].lane, name
+
+        job = store.update(job.id, label)
     try:
         app.send_task(TOOLS[tool].task, args=[job.id], task_id=job.id, retry=True,  # queue: by lane (task_routes)
                       retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5})
@@ -123,19 +152,74 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     return job
 
 
-def get(job_id: str, owner: str | None = None) -> Job:
-    """A job's record. With `owner` (a signed-in user), another user's job does not exist."""
+def resolve(job_ref: str, owner: str | None = None) -> str:
+    """The full id of the job `job_ref` names: a full id, or the first characters (4 or more) of the id of one of
+    `owner`'s own jobs (of any job without `owner`), as the page shows them. Another user's jobs never match a
+    prefix, so an ambiguous prefix only counts one's own."""
+    ref = (job_ref or "").strip().lower()
+    if _FULL_ID.match(ref):
+        return ref
+    if not ref:
+        raise JobNotFound(f"No job id given: give its id or its first {MIN_PREFIX} characters or more.")
+    if not _HEX.match(ref):
+        raise JobNotFound(f"No job {job_ref}.")
+    if len(ref) < MIN_PREFIX:
+        raise JobNotFound(f"No job {ref}: give at least {MIN_PREFIX} characters of its id.")
     store = get_store()
-    job = store.read(job_id)
+    matches = [job_id for job_id in store.ids_starting_with(ref) if owner is None or _owner_of(store, job_id) == owner]
+    if len(matches) > 1:
+        raise AmbiguousJobId(f"{len(matches)} jobs start with {ref}: give more characters.")
+    if not matches:
+        raise JobNotFound(f"No job {ref}.")
+    return matches[0]
+
+
+def _owner_of(store: ArtifactStore, job_id: str) -> str | None:
+    try:
+        return store.read(job_id).owner
+    except JobNotFound:  # deleted meanwhile
+        return None
+
+
+def get(job_id: str, owner: str | None = None) -> Job:
+    """A job's record, by its id or a unique prefix of it (`resolve`). With `owner` (a signed-in user), another
+    user's job does not exist."""
+    store = get_store()
+    job = store.read(resolve(job_id, owner))
     if owner is not None and job.owner != owner:
-        raise JobNotFound(f"No job {job_id}.")
+        raise JobNotFound(f"No job {(job_id or '').strip()}.")
     return fail_if_lost(store, job)
+
+
+def rename(job_id: str, name: str | None, owner: str | None = None) -> Job:
+    """Give one's own job a name (blank: none), shown beside its id in the page."""
+    name = _checked_name(name)
+    job = get(job_id, owner)
+    return get_store().update(job.id, lambda record: setattr(record, "name", name))
+
+
+@dataclass(frozen=True)
+class QueuePosition:
+    """What runs before a queued job in its lane, as tool names only (no owner, name or file of anyone's job):
+    `running` now, then the queued jobs `ahead` of it, oldest first."""
+
+    running: tuple[str, ...]
+    ahead: tuple[str, ...]
+
+
+def queue_position(job: Job) -> QueuePosition:
+    """The jobs of `job`'s lane running now, and the queued ones submitted before it (they run first)."""
+    store = get_store()
+    lane = [other for other in store.list(limit=None) if other.lane == job.lane and other.id != job.id]
+    running = [other for other in lane if fail_if_lost(store, other).status is Status.RUNNING]
+    ahead = [other for other in lane if other.status is Status.QUEUED and other.created_at < job.created_at]
+    return QueuePosition(tuple(other.tool for other in reversed(running)),
+                         tuple(other.tool for other in reversed(ahead)))
 
 
 def jobs_ahead(job: Job) -> int:
     """How many queued jobs of the same lane were submitted before `job` (they run first)."""
-    return sum(other.status is Status.QUEUED and other.lane == job.lane and other.created_at < job.created_at
-               for other in get_store().list(limit=None))
+    return len(queue_position(job).ahead)
 
 
 def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
@@ -148,7 +232,7 @@ def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
 def cancel(job_id: str, owner: str | None = None) -> Job:
     """Ask a job to stop. A queued job is cancelled at once; a running one at its next step, or at once
     when its worker has stopped beating (killed: nobody would see the request until it is redelivered)."""
-    get(job_id, owner)
+    job_id = get(job_id, owner).id
     store = get_store()
     store.request_cancel(job_id)
     silent = 3 * heartbeat_interval_s()
@@ -167,6 +251,7 @@ def cancel(job_id: str, owner: str | None = None) -> Job:
 def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.2) -> Job:
     """Block until the job is final (or `timeout` seconds pass) and return its record."""
     deadline = None if timeout is None else time.monotonic() + timeout
+    job_id = resolve(job_id)
     while True:
         job = get(job_id)
         if job.status.final or (deadline is not None and time.monotonic() >= deadline):
@@ -179,13 +264,13 @@ def artifact_path(job_id: str, name: str, owner: str | None = None) -> Path:
     job = get(job_id, owner)
     if name not in job.outputs:
         raise JobNotFound(f"Job {job_id} has no output {name!r}; it has: {', '.join(job.outputs) or 'none yet'}.")
-    return get_store().output_path(job_id, name)
+    return get_store().output_path(job.id, name)
 
 
 def add_outputs(job_id: str, write: Callable[[Path], list[str]], owner: str | None = None) -> list[Path]:
     """Let `write` add files to a finished job's outputs folder (e.g. a review's exports) and list the names it
     returns in the job's record, so they are served like the job's own outputs."""
-    get(job_id, owner)
+    job_id = get(job_id, owner).id
     store = get_store()
     out_dir = store.job_dir(job_id) / "outputs"
     names = write(out_dir)

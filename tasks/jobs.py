@@ -45,6 +45,7 @@ class Job:
     worker: str | None = None
     owner: str | None = None  # the signed-in user who submitted it; None on a local, single-user app
     lane: str | None = None  # "quick" or "long" (tasks.registry): its queue, and the jobs it waits behind
+    name: str | None = None  # what its owner calls it (tasks.client.submit / rename); shown beside the id
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -28,6 +28,7 @@ from tasks.config import get_settings
 from tasks.jobs import Job, Status
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+_HEX = re.compile(r"^[0-9a-f]*$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -116,6 +117,12 @@ class ArtifactStore:
             change(job)
             self._write(job)
             return job
+
+    def ids_starting_with(self, prefix: str) -> list[str]:
+        """Ids of the stored jobs that start with `prefix` (folder names only: no record is read)."""
+        if not _HEX.match(prefix):
+            return []
+        return [entry.name for entry in self.jobs_dir.glob(f"{prefix}*") if _JOB_ID.match(entry.name)]
 
     def list(self, limit: int | None = 100) -> list[Job]:
         """Most recent jobs first (all of them with `limit=None`)."""

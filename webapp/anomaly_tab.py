@@ -14,6 +14,7 @@ from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
 from tasks import reference_sets
 from tasks.client import Job, Status
+from webapp import reattach
 from webapp.controls import number, one_job_per_click, textbox
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
@@ -265,6 +266,7 @@ def build() -> None:
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
+    reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
     shared = [references, object_name, preset]
     one_job_per_click(run_button, run, [files, *shared, threshold_mode, threshold_value, reference_set], outputs,
                       api_name="anomaly", concurrency_limit=None)

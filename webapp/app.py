@@ -11,7 +11,7 @@ from starlette.middleware import Middleware
 
 from tasks import retention
 from tasks.config import get_settings
-from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, serving
+from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
 
 
 def build_app() -> gr.Blocks:
@@ -20,7 +20,7 @@ def build_app() -> gr.Blocks:
             else f"jobs go through {settings.broker_display} to Celery workers")
     with gr.Blocks(title="fewshot-studio") as demo:
         gr.Markdown(f"# fewshot-studio\nFew-shot computer vision on your own images · {mode}.")
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Anomaly segmentation", id="anomaly"):
                 anomaly_tab.build()
             with gr.Tab("Annotation completion", id="completion"):
@@ -29,8 +29,10 @@ def build_app() -> gr.Blocks:
                 insertion_tab.build()
             with gr.Tab("Few-shot fine-tuning", id="finetune"):
                 finetune_tab.build()
-            with gr.Tab("Jobs", id="jobs"):
+            with gr.Tab("Jobs", id=reattach.JOBS_TAB):
                 jobs_tab.build()
+        reattach.select_tab_on_load(tabs)  # the tab of the job in the page's address (?job=), if any
+        saved_items.refresh_on_tab_change(tabs)
     return demo
 
 

@@ -23,9 +23,9 @@ from engine.filetypes import (
 )
 from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
-from webapp import controls
+from webapp import controls, reattach
 from webapp.controls import one_job_per_click
-from webapp.saved_items import label
+from webapp.saved_items import label, refresh_on_load
 from webapp.serving import hand_out, job_file
 from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
 
@@ -344,6 +344,7 @@ def build() -> None:
         "(few-shot fine-tuning tab) can be chosen as the model instead: it proposes its classes' boxes."
     )
     job_id = gr.State(None)
+    reattach.link(job_id)  # ?job= in the address: a reload opens it in the Jobs tab
     drawn = gr.State([])
     review = gr.State(None)
     page = gr.State(0)
@@ -404,7 +405,7 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page]
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
-    gr.on(None, refresh_engines, None, preset, api_visibility="private", show_progress="hidden")
+    refresh_on_load(refresh_engines, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
@@ -452,7 +453,7 @@ def build() -> None:
             curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
     eval_refresh.click(refresh_engines, None, eval_preset, api_visibility="private")
-    gr.on(None, refresh_engines, None, eval_preset, api_visibility="private", show_progress="hidden")
+    refresh_on_load(refresh_engines, eval_preset, api_visibility="private")
     one_job_per_click(eval_button, run_evaluation,
                       [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",

@@ -21,7 +21,7 @@ from engine.filetypes import (
 )
 from tasks import finetune_models
 from tasks.client import Job, Status
-from webapp import controls
+from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
@@ -269,6 +269,7 @@ def build() -> None:
         "images). The best held-out checkpoint is kept; cancel stops training and keeps the best so far."
     )
     job_id = gr.State(None)
+    reattach.link(job_id)  # ?job= in the address: a reload opens it in the Jobs tab
     with gr.Row():
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
@@ -374,6 +375,7 @@ def build_detection() -> tuple:
         "The trained detector is also an engine of the annotation-completion tab."
     )
     job_id = gr.State(None)
+    reattach.link(job_id)
     with gr.Row():
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Annotated images (.zip, or images + annotation files)",

@@ -13,7 +13,7 @@ from engine.filetypes import IMAGE_SUFFIXES
 from engine.insertion.regions import parse_box
 from tasks import client
 from tasks.client import Job, Status
-from webapp import controls
+from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.serving import job_file
 from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
@@ -215,6 +215,7 @@ def build() -> None:
 def image_section() -> None:
     """Upload and paint (or box), prompt, Insert: one result per seed to choose from, each against the input."""
     image_job, image_input = gr.State(None), gr.State(None)
+    reattach.link(image_job)  # ?job= in the address: a reload opens it in the Jobs tab
     with gr.Row():
         with gr.Column(scale=1):
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
@@ -260,6 +261,7 @@ def draw_box_events(editor: gr.ImageEditor, box: gr.Textbox, picture: gr.Image, 
 def video_section() -> None:
     """Upload, mark the region on the anchor frame, choose how it moves, Insert: an mp4 to watch and download."""
     video_job = gr.State(None)
+    reattach.link(video_job)
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")

@@ -1,16 +1,18 @@
-"""Jobs tab: recent jobs with live status; open one to see its results, or cancel it."""
+"""Jobs tab: recent jobs with live status; open one (by its id or the first characters of it) to follow it live
+and see its results, cancel it, or name it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
 from tasks import client
-from tasks.client import JobNotFound
+from tasks.client import Job, JobNotFound
 from tasks.registry import TOOLS, contract
-from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab
-from webapp.views import JOB_TABLE_HEADERS, job_rows, owner_of, status_markdown, text
+from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, reattach
+from webapp.views import JOB_TABLE_HEADERS, follow, job_rows, owner_of, status_markdown, text
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
@@ -38,21 +40,50 @@ def refresh(request: gr.Request = None) -> list[list[str]]:
     return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
 
 
-def open_job(job_id: str, request: gr.Request = None) -> tuple[str, Any, Any, Any]:
-    job_id = (job_id or "").strip()
-    if not job_id:
-        return "Pick a job in the table or paste its id.", [], [], []
-    try:
-        job = client.get(job_id, owner_of(request))
-    except JobNotFound as exc:
-        return text(exc), [], [], []
+def job_views(job: Job) -> tuple[str, Any, Any, Any]:
+    """(details, gallery, table, downloads) of a job: where it stands and, once it has ended, its results."""
     parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
                            for key, value in job.params.items()) or "none"
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
-    gallery, rows, files = views(job)
+    gallery, rows, files = views(job) if job.status.final else ([], [], [])
     headers = headers(job) if callable(headers) else headers
     return details, gallery, gr.Dataframe(value=rows, headers=headers), files
+
+
+_FOLLOWED: dict[str, object] = {}  # browser session -> the Open following a job there now (an older one stops)
+
+
+def open_job(job_id: str, request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator[tuple]:
+    """Open a job by its id or the first characters of it (4 or more, as shown), and follow it live until it ends:
+    its status and progress, then its results. Opening another job in the same page stops following this one."""
+    job_id = (job_id or "").strip()
+    if not job_id:
+        yield "Pick a job in the table or paste its id.", [], [], []
+        return
+    try:
+        job = client.get(job_id, owner_of(request))
+    except JobNotFound as exc:
+        yield text(exc), [], [], []
+        return
+    session, token = getattr(request, "session_hash", None), object()
+    _FOLLOWED[session] = token
+    try:
+        for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+            if _FOLLOWED.get(session) is not token:
+                return
+            yield job_views(job)
+    finally:
+        if _FOLLOWED.get(session) is token:
+            del _FOLLOWED[session]
+
+
+def full_id(job_id: str, request: gr.Request = None) -> Any:
+    """The full id of the job being opened, for the page's address (nothing for one that is not found)."""
+    try:
+        return client.get((job_id or "").strip(), owner_of(request)).id
+    except JobNotFound:
+        return gr.skip()
 
 
 def cancel_job(job_id: str, request: gr.Request = None) -> str:
@@ -62,18 +93,34 @@ def cancel_job(job_id: str, request: gr.Request = None) -> str:
         return text(exc)
 
 
-def pick(rows: Any, event: gr.SelectData) -> str:
-    return rows.iloc[event.index[0], 0] if hasattr(rows, "iloc") else rows[event.index[0]][0]
+def rename_job(job_id: str, name: str, request: gr.Request = None) -> tuple[str, list[list[str]]]:
+    """Name one's own job (blank: no name): (its status line, which shows the name; the refreshed table)."""
+    try:
+        job = client.rename((job_id or "").strip(), name, owner_of(request))
+    except (JobNotFound, ValueError) as exc:
+        return f"⚠️ {text(exc)}", refresh(request)
+    return status_markdown(job), refresh(request)
+
+
+def pick(rows: Any, event: gr.SelectData) -> tuple[str, str]:
+    """A clicked row's job id and name."""
+    row = list(rows.iloc[event.index[0]]) if hasattr(rows, "iloc") else rows[event.index[0]]
+    return row[0], row[JOB_TABLE_HEADERS.index("name")]
 
 
 def build() -> None:
-    gr.Markdown("### Jobs\nRecent jobs of this installation, newest first; the list refreshes every 2 seconds.")
-    table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table")
+    gr.Markdown("### Jobs\nRecent jobs of this installation, newest first; the list refreshes every 2 seconds. "
+                "Open a job by its id or its first characters (as shown beside *job*, e.g. `16d22185`).")
+    table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table", wrap=True,
+                         column_widths=["23%", "14%", "8%", "7%", "14%", "14%", "8%", "12%"])  # all in view
     with gr.Row():
         job_id = gr.Textbox(label="Job id", scale=3, elem_id="jobs-id")
         open_button = gr.Button("Open", scale=1, elem_id="jobs-open")
         cancel_button = gr.Button("Cancel job", variant="stop", scale=1, elem_id="jobs-cancel")
         refresh_button = gr.Button("Refresh", scale=1)
+    with gr.Row():
+        name = gr.Textbox(label="Name", placeholder="e.g. line 3, night shift", scale=3, elem_id="jobs-name")
+        rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
     rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
@@ -81,6 +128,12 @@ def build() -> None:
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")
     refresh_button.click(refresh, None, table, api_name="list_jobs")
-    table.select(pick, [table], job_id, api_visibility="private")
-    open_button.click(open_job, [job_id], [details, gallery, rows, files], api_name="open_job")
+    table.select(pick, [table], [job_id, name], api_visibility="private")
+    opened = [details, gallery, rows, files]
+    following = {"concurrency_limit": None, "trigger_mode": "multiple",  # a follow lasts as long as its job
+                 "show_progress_on": gallery}  # the status line stays readable
+    open_button.click(open_job, [job_id], opened, api_name="open_job", **following)
+    open_button.click(full_id, [job_id], reattach.address_box(), api_visibility="private", show_progress="hidden")
     cancel_button.click(cancel_job, [job_id], [details], api_name="cancel_job")
+    rename_button.click(rename_job, [job_id, name], [details, table], api_name="rename_job")
+    reattach.open_in_jobs_tab(job_id, open_job, opened, **following)

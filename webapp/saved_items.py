@@ -10,13 +10,40 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import gradio as gr
+from gradio.context import Context
 
 from tasks.named_folders import NamedFolders
 from webapp.views import owner_of, text
 
 SHARE_INFO = "Everyone signed in can then use it (and download a model), not delete it."
+
+# per app being built: the dropdowns listing saved things, each with the function that fills it for a request
+_LISTINGS: WeakKeyDictionary[gr.Blocks, list[tuple[gr.Dropdown, Callable[[gr.Request], Any]]]] = WeakKeyDictionary()
+
+
+def refresh_on_load(refresh: Callable[[gr.Request], Any], dropdown: gr.Dropdown, **options: Any) -> None:
+    """Fill `dropdown` with `refresh(request)` for the signed-in user when the page loads (the built page is the same
+    for everyone), and again whenever they switch tabs (`refresh_on_tab_change`): what was saved, deleted or trained
+    elsewhere (another tab, another browser window) is offered without a reload. `options` go to the load event."""
+    gr.on(None, refresh, None, dropdown, show_progress="hidden", **options)
+    _LISTINGS.setdefault(Context.root_block, []).append((dropdown, refresh))
+
+
+def refresh_on_tab_change(tabs: gr.Tabs) -> None:
+    """Refill every dropdown registered with `refresh_on_load` each time the user picks another tab of `tabs`."""
+    listings = list(_LISTINGS.get(Context.root_block, []))
+    if not listings:
+        return
+
+    def refresh_all(request: gr.Request) -> Any:
+        updates = tuple(refresh(request) for _, refresh in listings)
+        return updates if len(updates) > 1 else updates[0]
+
+    tabs.change(refresh_all, None, [dropdown for dropdown, _ in listings], api_visibility="private",
+                show_progress="hidden")
 
 
 def label(meta: dict[str, Any], details: str) -> str:
@@ -88,7 +115,7 @@ class SavedControls:
              api: str, delete_api: str) -> None:
         """Fill `dropdown` per user on page load (endpoint `api`), keep `share_box` in step with the pick, and
         connect the toggle (endpoint `share_<api>`) and the delete button (`delete_api`)."""
-        gr.on(None, self.refresh, None, dropdown, api_name=api, show_progress="hidden")
+        refresh_on_load(self.refresh, dropdown, api_name=api)
         dropdown.change(self.sharing, dropdown, share_box, api_visibility="private", show_progress="hidden")
         share_box.input(self.share, [dropdown, share_box], [status, dropdown, share_box], api_name=f"share_{api}")
         delete_button.click(self.delete, dropdown, [status, dropdown], api_name=delete_api)

@@ -42,15 +42,49 @@ _ICONS = {
 }
 
 
+JOB_KINDS = {  # what each tool's job is called where the page says what runs ahead of a queued job
+    "anomaly": ("inspection", "inspections"),
+    "anomaly_video": ("video inspection", "video inspections"),
+    "anomaly_evaluate": ("anomaly evaluation", "anomaly evaluations"),
+    "completion": ("annotation completion", "annotation completions"),
+    "completion_evaluate": ("completion evaluation", "completion evaluations"),
+    "insertion": ("insertion", "insertions"),
+    "insertion_anchor": ("video frame preparation", "video frame preparations"),
+    "finetune_classify": ("classifier training", "classifier trainings"),
+    "finetune_detect": ("detector training", "detector trainings"),
+    "finetune_predict": ("prediction", "predictions"),
+}
+
+
+def kinds_text(tools: list[str] | tuple[str, ...]) -> str:
+    """'1 classifier training, 2 inspections': jobs counted by kind, kinds in order of first appearance."""
+    counts: dict[str, int] = {}
+    for tool in tools:
+        counts[tool] = counts.get(tool, 0) + 1
+    return ", ".join(f"{n} {JOB_KINDS.get(tool, (tool, tool))[n > 1]}" for tool, n in counts.items())
+
+
+def queue_text(position: client.QueuePosition) -> str:
+    """Where a queued job stands: 'next in line' (then what runs now, if anything), or how many jobs run before
+    it and of which kinds, those running now first."""
+    if not position.ahead:
+        return "next in line" + (f" · behind {kinds_text(position.running)}" if position.running else "")
+    before = (*position.running, *position.ahead)
+    return f"{len(before)} job{'s' if len(before) > 1 else ''} ahead: {kinds_text(before)}"
+
+
 def status_markdown(job: Job) -> str:
-    """One block that says where a job stands, and why it failed if it did."""
+    """One block that says where a job stands (for a queued one, what runs before it), and why it failed if it
+    did."""
     line = f"{_ICONS[job.status]} **{job.status.value.capitalize()}** · job `{job.id[:8]}`"
+    if job.name:
+        line += f" · **{text(job.name)}**"
     if job.status is Status.RUNNING:
         line += f" · {job.progress:.0%} · {text(job.message)}"
     elif job.status is Status.QUEUED:
-        ahead = client.jobs_ahead(job)
-        place = f"{ahead} job{'s' if ahead > 1 else ''} ahead" if ahead else "next in line"
-        line += f" · {text(job.message)} · {place}"
+        if job.message != Job.message:  # e.g. sent again after a restart; the default only says it waits
+            line += f" · {text(job.message)}"
+        line += f" · {queue_text(client.queue_position(job))}"
     if job.finished_at and job.started_at:
         line += f" · {job.finished_at - job.started_at:.1f} s"
     if job.error:
@@ -58,11 +92,16 @@ def status_markdown(job: Job) -> str:
     return line
 
 
+def progress_text(job: Job) -> str:
+    """The line over a tab's progress bar: what the job does, or for a queued one what runs before it."""
+    return f"Queued · {queue_text(client.queue_position(job))}" if job.status is Status.QUEUED else job.message
+
+
 def timestamp(seconds: float | None) -> str:
     return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S") if seconds else ""
 
 
-JOB_TABLE_HEADERS = ["job", "tool", "status", "progress", "message", "created", "seconds"]
+JOB_TABLE_HEADERS = ["job", "tool", "status", "progress", "message", "created", "seconds", "name"]
 
 
 def job_rows(jobs: list[Job]) -> list[list[str]]:
@@ -71,7 +110,7 @@ def job_rows(jobs: list[Job]) -> list[list[str]]:
         seconds = f"{job.finished_at - job.started_at:.1f}" if job.finished_at and job.started_at else ""
         message = job.error or job.message
         rows.append([job.id, job.tool, job.status.value, f"{job.progress:.0%}", message[:160],
-                     timestamp(job.created_at), seconds])
+                     timestamp(job.created_at), seconds, job.name or ""])
     return rows
 
 
@@ -111,7 +150,7 @@ def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
     """Yield the job's record until it is final (the last one yielded), updating the progress bar."""
     while not job.status.final:
-        progress(job.progress, desc=job.message)
+        progress(job.progress, desc=progress_text(job))
         yield job
         time.sleep(POLL_S)
         job = client.get(job.id)

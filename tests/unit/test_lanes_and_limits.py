@@ -38,7 +38,7 @@ def test_jobs_ahead_counts_queued_jobs_of_the_same_lane_submitted_before(monkeyp
         for job in created[1:3]:
             finish_job(store, job.id, Status.CANCELLED, "test over")
         assert client.jobs_ahead(client.get(created[3].id)) == before - 2
-        monkeypatch.setattr(client, "jobs_ahead", lambda job: 0)
+        monkeypatch.setattr(client, "queue_position", lambda job: client.QueuePosition(running=(), ahead=()))
         assert "next in line" in status_markdown(client.get(created[3].id))
     finally:
         for job in created:

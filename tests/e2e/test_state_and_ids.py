@@ -1,0 +1,223 @@
+"""State that survives a reload, ids people can use, and queue feedback, in Debian's chromium: saved sets and models
+in the dropdowns after a reload and after a change elsewhere; a job's id in the address re-attaches a reload (or a
+colleague's link) with live progress; Jobs → Open follows a job live by its short id; jobs are named; a queued
+job says what runs before it."""
+
+from __future__ import annotations
+
+import re
+import types
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tasks import client, finetune_models
+from tasks import store as store_module
+from tasks.client import Status
+from tasks.store import finish_job, get_store
+from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
+from tests.e2e.test_finetune_browser import start_classifier_training
+from tests.e2e.test_sharing import ACCOUNTS, shared_url  # noqa: F401 - fixture reuse
+from tests.helpers import colour_classes, fake_model, wait_until, zip_tree
+
+pytestmark = pytest.mark.browser
+JOB_S = 120_000  # ms: jobs on a slow, shared CPU
+
+
+def shot(ui, name: str, full_page: bool = True) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    ui.screenshot(path=str(ARTIFACTS / f"state-{name}.png"), full_page=full_page)
+
+
+def option(ui, dropdown_id: str, text: str):
+    """Open a dropdown and return its options containing `text` (filled once the page's load events ran)."""
+    ui.locator(f"#{dropdown_id} input").click()
+    return ui.get_by_role("option").filter(has_text=text)
+
+
+def long_training(tmp_path: Path, name: str | None = None) -> client.Job:
+    """A classifier training of the tiny preset that runs until cancelled, submitted as the local user."""
+    archive = tmp_path / f"colours-{uuid.uuid4().hex[:6]}.zip"
+    zip_tree(colour_classes(tmp_path / archive.stem), archive, "colours")
+    params = {"model_name": f"long {uuid.uuid4().hex[:6]}", "preset": "finetune-clip-tiny", "steps": 100_000}
+    return client.submit("finetune_classify", params, {"dataset": [archive]}, name=name)
+
+
+def wait_running(job: client.Job) -> None:
+    wait_until(lambda: client.get(job.id).status is Status.RUNNING, 120, f"job {job.id[:8]} to run", poll=0.2)
+
+
+def cancel_and_wait(*jobs: client.Job) -> None:
+    for job in jobs:
+        if not client.get(job.id).status.final:
+            client.cancel(job.id)
+    for job in jobs:
+        wait_until(lambda job=job: client.get(job.id).status.final, 120, f"job {job.id[:8]} to end", poll=0.2)
+
+
+def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_images):  # noqa: F811
+    name = f"line {uuid.uuid4().hex[:4]}"
+    goods = metal_plate_images[:2]
+    page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in goods])
+    expect(page.locator("#anomaly-references")).to_contain_text(goods[1].stem)  # uploaded
+    page.locator("#anomaly-set-name textarea, #anomaly-set-name input").first.fill(name)
+    page.locator("#anomaly-save-set").click()
+    expect(page.locator("#anomaly-set-status")).to_contain_text(f"Saved reference set {name}")
+
+    page.reload()
+    option(page, "anomaly-reference-set", name).wait_for()
+    shot(page, "set-after-reload", full_page=False)
+    other = page.context.new_page()  # another window of the same user
+    other.goto(page.url)
+    option(other, "anomaly-reference-set", name).wait_for()
+    other.close()
+
+
+def test_a_model_saved_or_deleted_elsewhere_shows_when_switching_tabs(page, tmp_path):  # noqa: F811
+    page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()  # loaded before the model exists
+    name = f"screws {uuid.uuid4().hex[:4]}"
+    detector = fake_model(tmp_path / "model", task="detect", input={"size": 64})
+    finetune_models.save(name, detector)  # e.g. a training that just ended, or an upload in another window
+    page.get_by_role("tab", name="Annotation completion").click()
+    option(page, "completion-preset", f"Fine-tuned detector · {name}").wait_for()
+    shot(page, "model-after-tab-switch", full_page=False)
+    page.keyboard.press("Escape")
+
+    finetune_models.delete(name)  # e.g. deleted in another window
+    page.get_by_role("tab", name="Jobs").click()
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-preset input").click()
+    page.get_by_role("option").first.wait_for()
+    expect(page.get_by_role("option").filter(has_text=name)).to_have_count(0)
+
+
+def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(page, tmp_path):  # noqa: F811
+    blocker = long_training(tmp_path)
+    started = None
+    try:
+        wait_running(blocker)
+        start_classifier_training(page, tmp_path, f"reload {uuid.uuid4().hex[:4]}", steps=100_000)
+        status = page.locator("#finetune-status")
+        expect(status).to_contain_text("next in line · behind 1 classifier training", timeout=JOB_S)
+        expect(status).to_contain_text("Queued")
+        page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}"))  # the tab put its job in the address
+        started = client.get(page.url.split("job=")[1][:32])
+        assert started.tool == "finetune_classify" and started.status is Status.QUEUED
+        status.evaluate("element => element.scrollIntoView({block: 'center'})")  # it keeps changing
+        shot(page, "queued-in-tab", full_page=False)
+
+        client.cancel(blocker.id)
+        expect(status).to_contain_text("Running", timeout=JOB_S)
+        page.reload()
+        details = page.locator("#jobs-details")  # a training re-attaches in the Jobs tab
+        expect(details).to_contain_text(f"Running · job {started.id[:8]}", timeout=JOB_S)
+        expect(page.locator("#jobs-id textarea, #jobs-id input").first).to_have_value(started.id)
+        first_line = details.inner_text().splitlines()[0]
+        expect(details).not_to_contain_text(first_line, timeout=JOB_S)  # progress moves on without a click
+        shot(page, "reload-follows-training", full_page=False)
+
+        page.locator("#jobs-cancel").click()
+        expect(details).to_contain_text("Succeeded", timeout=JOB_S)  # followed to the end: cancel keeps the best
+        assert client.get(started.id).result["stopped"] == "cancelled"
+    finally:
+        cancel_and_wait(blocker, *([started] if started else []))
+
+
+def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  # noqa: F811
+    blocker = long_training(tmp_path)
+    queued = long_training(tmp_path, name="night shift")
+    try:
+        wait_running(blocker)
+        page.get_by_role("tab", name="Jobs").click()
+        page.locator("#jobs-id textarea, #jobs-id input").first.fill(queued.id[:6])
+        page.locator("#jobs-open").click()
+        details = page.locator("#jobs-details")
+        expect(details).to_contain_text(f"Queued · job {queued.id[:8]} · night shift · next in line · "
+                                        "behind 1 classifier training")
+        expect(page.locator("#jobs-table")).to_contain_text("night shift", timeout=JOB_S)
+        shot(page, "open-queued", full_page=False)
+
+        page.locator("#jobs-name textarea, #jobs-name input").first.fill("line 3 retrain")
+        page.locator("#jobs-rename").click()
+        expect(details).to_contain_text(f"job {queued.id[:8]} · line 3 retrain")
+        expect(page.locator("#jobs-table")).to_contain_text("line 3 retrain")
+        assert client.get(queued.id).name == "line 3 retrain"
+        page.locator("#jobs-table span:visible").filter(has_text="line 3 retrain").first.click()  # row: id and name
+        expect(page.locator("#jobs-id textarea, #jobs-id input").first).to_have_value(queued.id)
+        expect(page.locator("#jobs-name textarea, #jobs-name input").first).to_have_value("line 3 retrain")
+
+        client.cancel(blocker.id)  # the opened job starts: the page follows it without a click
+        expect(details).to_contain_text(f"Running · job {queued.id[:8]} · line 3 retrain", timeout=JOB_S)
+        shot(page, "open-follows-running", full_page=False)
+        page.locator("#jobs-cancel").click()
+        expect(details).to_contain_text("Succeeded", timeout=JOB_S)
+        expect(page).to_have_url(re.compile(f"job={queued.id}"))  # opened jobs go in the address too
+    finally:
+        cancel_and_wait(blocker, queued)
+
+
+def test_an_ambiguous_short_id_says_so(page, monkeypatch):  # noqa: F811
+    prefix = uuid.uuid4().hex[:6]
+    for last in "12":  # two jobs whose ids start alike
+        fixed_id = types.SimpleNamespace(hex=prefix + last * 26)
+        monkeypatch.setattr(store_module, "uuid", types.SimpleNamespace(uuid4=lambda fixed_id=fixed_id: fixed_id))
+        job = get_store().create("anomaly", {}, {})
+        finish_job(get_store(), job.id, Status.CANCELLED, "test over")
+    monkeypatch.undo()
+    page.get_by_role("tab", name="Jobs").click()
+    page.locator("#jobs-id textarea, #jobs-id input").first.fill(prefix)
+    page.locator("#jobs-open").click()
+    expect(page.locator("#jobs-details")).to_contain_text(f"2 jobs start with {prefix}: give more characters.")
+    page.locator("#jobs-id textarea, #jobs-id input").first.fill(prefix + "1")
+    page.locator("#jobs-open").click()
+    expect(page.locator("#jobs-details")).to_contain_text(f"Cancelled · job {prefix}11")
+
+
+def sign_in(browser, url: str, user: str):  # noqa: F811 - the shared fixture's name
+    """A new window signed in as `user`."""
+    ui = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    ui.set_default_timeout(60_000)
+    ui.goto(url)
+    ui.get_by_label("username").fill(user)
+    ui.get_by_label("password").fill(ACCOUNTS[user])
+    ui.get_by_role("button", name="Login").click()
+    ui.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+    return ui
+
+
+def test_a_link_opens_the_job_for_its_owner_and_no_one_else(browser, shared_url, metal_plate_images):  # noqa: F811
+    params = {"object_name": "metal plate", "preset": "winclip-tiny"}
+    job = client.submit("anomaly", params, metal_plate_images[:1], owner="alice")
+    assert client.wait(job.id, timeout=120).status is Status.SUCCEEDED
+    alice = sign_in(browser, shared_url, "alice")
+    try:
+        alice.goto(f"{shared_url}?job={job.id[:8]}")  # the short id works in a link too
+        expect(alice.locator("#anomaly-status")).to_contain_text(f"Succeeded · job {job.id[:8]}", timeout=JOB_S)
+        alice.locator("#anomaly-gallery img").first.wait_for()  # the anomaly tab re-attached: its results
+        shot(alice, "link-owner")
+    finally:
+        alice.context.close()
+    bob = sign_in(browser, shared_url, "bob")
+    try:
+        bob.goto(f"{shared_url}?job={job.id}")
+        expect(bob.locator("#jobs-details")).to_contain_text(f"No job {job.id}.", timeout=JOB_S)
+        expect(bob.locator("#anomaly-status")).not_to_contain_text(job.id[:8])
+        shot(bob, "link-other-user", full_page=False)
+    finally:
+        bob.context.close()
+
+
+def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_images):  # noqa: F811
+    page.locator("#anomaly-files input[type=file]").set_input_files([str(metal_plate_images[0])])
+    page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
+    page.locator("#anomaly-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#anomaly-run").click()
+    expect(page.locator("#anomaly-status")).to_contain_text("Succeeded", timeout=JOB_S)
+    page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}"))
+    short = page.url.split("job=")[1][:8]
+    page.reload()
+    expect(page.locator("#anomaly-status")).to_contain_text(f"Succeeded · job {short}", timeout=JOB_S)
+    expect(page.locator("#anomaly-scores")).to_contain_text(metal_plate_images[0].name)

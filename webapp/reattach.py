@@ -1,0 +1,127 @@
+"""A job in the page's address: a tab that starts a job puts its id there (`?job=<id>`), so reloading the page, or
+opening the link in another browser (signed in as someone who may see the job), re-attaches to the job.
+
+The tab of the job's tool streams it again where the tab can (`follow_on_load`: the same stream as after a submit);
+any other job opens in the Jobs tab, followed live (`open_in_jobs_tab`); a job the user may not see is "No job …",
+as everywhere. The tab to show is picked when the page loads (`select_tab_on_load`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from weakref import WeakKeyDictionary
+
+import gradio as gr
+from gradio.components import Component
+from gradio.context import Context, get_render_context
+
+from tasks import client
+from tasks.client import Job, JobNotFound
+from webapp.views import owner_of
+
+JOBS_TAB = "jobs"
+SET_ADDRESS_JS = """(jobId) => {
+    if (jobId) {
+        const url = new URL(window.location.href);
+        url.searchParams.set("job", jobId);
+        window.history.replaceState(window.history.state, "", url);
+    }
+    return jobId;
+}"""
+
+# per app being built: tool -> id of the top-level tab that re-attaches its jobs (the others open in the Jobs tab)
+_ATTACHING: WeakKeyDictionary[gr.Blocks, dict[str, str]] = WeakKeyDictionary()
+
+
+def _attaching() -> dict[str, str]:
+    return _ATTACHING.setdefault(Context.root_block, {})
+
+
+def _top_tab_id() -> str:
+    """The id of the top-level tab being built (the outermost `gr.Tab` around the current block)."""
+    block, top = get_render_context(), None
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            top = block
+        block = block.parent
+    if top is None or top.id is None:
+        raise RuntimeError("follow_on_load is called while a tab with an id is built")
+    return str(top.id)
+
+
+def linked_ref(request: gr.Request | None) -> str | None:
+    """The job the page's address names (`?job=`), as typed there."""
+    params = getattr(request, "query_params", None) or {}
+    return (params.get("job") or "").strip() or None
+
+
+def linked_job(request: gr.Request | None) -> Job | None:
+    """The job the page's address names, if the signed-in user may see it."""
+    ref = linked_ref(request)
+    try:
+        return client.get(ref, owner_of(request)) if ref else None
+    except JobNotFound:
+        return None
+
+
+def address_box() -> gr.Textbox:
+    """A hidden box: each new value it gets becomes the page's `?job=` (in the browser, without a reload)."""
+    box = gr.Textbox(visible=False)
+    box.change(None, box, None, js=SET_ADDRESS_JS, api_visibility="private", show_progress="hidden")
+    return box
+
+
+def link(job_state: gr.State) -> None:
+    """Put the id of each job a tab starts (the value of its `job_state`) in the page's address."""
+    box = address_box()
+    job_state.change(lambda job_id: job_id, job_state, box, api_visibility="private", show_progress="hidden")
+
+
+def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable[[Job, gr.Progress], Iterator],
+                   outputs: list[Component]) -> None:
+    """A tab's hook: its jobs go in the address (`link`), and a page opened with a job of `tools` in its address
+    streams that job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so
+    `outputs` should set `job_state`, for the tab's Cancel)."""
+    link(job_state)
+    _attaching().update(dict.fromkeys(tools, _top_tab_id()))
+    box = gr.Textbox(visible=False)
+
+    def pick(request: gr.Request) -> Any:
+        job = linked_job(request)
+        return job.id if job is not None and job.tool in tools else gr.skip()
+
+    def reattach(job_id: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+        yield from follow(client.get(job_id, owner_of(request)), progress)
+
+    gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
+    box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None)
+
+
+def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component],
+                     **options: Any) -> None:
+    """The Jobs tab's hook: a page opened with a job no tab re-attaches (or one the user may not see) in its
+    address puts it in `job_box` and opens it there with `open_job(ref, request)`, as its Open button does
+    (`options` go to that event, as to the button's)."""
+    attaching = _attaching()
+    box = gr.Textbox(visible=False)
+
+    def pick(request: gr.Request) -> Any:
+        ref, job = linked_ref(request), linked_job(request)
+        return gr.skip() if ref is None or (job is not None and job.tool in attaching) else (ref, ref)
+
+    gr.on(None, pick, None, [job_box, box], api_visibility="private", show_progress="hidden")
+    box.change(open_job, box, outputs, api_visibility="private", **options)
+
+
+def select_tab_on_load(tabs: gr.Tabs) -> None:
+    """Show the tab that re-attaches the job in the page's address: its tool's tab, or the Jobs tab."""
+    attaching = _attaching()
+
+    def select(request: gr.Request) -> Any:
+        if linked_ref(request) is None:
+            return gr.skip()
+        job = linked_job(request)
+        return gr.Tabs(selected=attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB)
+
+    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
