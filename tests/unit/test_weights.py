@@ -205,3 +205,42 @@ def test_a_download_is_checked_against_the_hubs_size_and_checksum(tmp_path):
     with pytest.raises(OSError, match="does not match the hub's size and checksum"):
         download([corrupt], tmp_path / "again", fake_download)
     assert not file_matches(tmp_path / "missing", PlannedFile("r", "x", "", 1, None, "0"))
+
+
+def test_weights_command_lists_one_copy_with_sizes_then_downloads_and_checks(monkeypatch, tmp_path, capsys):
+    import huggingface_hub
+
+    from engine.__main__ import main
+
+    files = {"open_clip_model.safetensors": b"s" * 2_000_000, "open_clip_pytorch_model.bin": b"b" * 2_000_001,
+             "model.safetensors": b"t" * 1_999_999, "open_clip_config.json": b"{}"}
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(huggingface_hub, "HfApi", lambda: FakeApi(files))
+
+    def fake_download(repo, name, local_dir):  # huggingface_hub's download, without the network
+        (local_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (local_dir / name).write_bytes(files[name])
+        return str(local_dir / name)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    args = ["weights", "--preset", "finetune-clip-vit-b-32", "--models-dir", str(tmp_path)]
+    assert main([*args, "--dry-run"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert listed[0] == f"1 file, 2.0 MB in all, into {tmp_path}:"
+    assert [line.split()[0] for line in listed[2:]] == ["open_clip_model.safetensors"]
+    assert not (tmp_path / "finetune-clip-vit-b-32").exists()
+    assert main(args) == 0
+    assert capsys.readouterr().out.splitlines()[-1].endswith("1 files checked against the hub's sizes and checksums")
+    assert [p.name for p in (tmp_path / "finetune-clip-vit-b-32").iterdir()] == ["open_clip_model.safetensors"]
+    monkeypatch.setenv("FEWSHOT_MODELS_DIR", str(tmp_path))
+    assert is_installed(get_preset("finetune-clip-vit-b-32"))
+
+
+def test_weights_command_offline_says_it_cannot_list_sizes(capsys):
+    from engine.__main__ import main
+
+    assert main(["weights", "--dry-run", "--preset", "winclip-vit-b-16-plus-240"]) == 0
+    out = capsys.readouterr().out
+    assert "size unknown offline" in out and "open_clip_model.safetensors (or open_clip_pytorch_model.bin)" in out
+    assert main(["weights", "--preset", "winclip-vit-b-16-plus-240"]) == 2
+    assert "unset it on a machine with internet" in capsys.readouterr().err
