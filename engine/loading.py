@@ -1,13 +1,15 @@
 """One loading path for every model: a preset resolves to a directory, its family's loader reads it.
 
-Where that directory comes from, in order:
+Where that directory comes from, in order (`engine.weights` finds the files, torch-free, so the web page's
+"not installed" mark and this loader never disagree):
 1. `$FEWSHOT_MODELS_DIR/<preset>/` (an offline site copies downloaded weights there),
-2. the Hugging Face hub cache (or the hub itself when online) for presets with real weights,
+2. the Hugging Face hub cache, whoever filled it (this project, open_clip, transformers, diffusers), or the
+   hub itself when online, for presets with real weights; nothing is written outside the hub cache,
 3. for presets with random weights, a directory built once from the preset's small config.
 
 Tests build a tiny model, save it (`save_open_clip` for CLIP), and load it back by path,
 exactly as real weights are loaded. Other families (transformers, diffusers) register a
-`ModelFamily` with the same four abilities.
+`ModelFamily` with the same abilities.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ import torch
 from engine.device import select_device
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.presets import Preset, get_preset
+from engine.weights import (
+    OPEN_CLIP_WEIGHTS,
+    download,
+    hub_offline,
+    locate,
+    models_dir,
+    places_searched,
+    plan_download,
+    repositories,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,29 +48,21 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
 
 T = TypeVar("T")
 
-
-def models_dir() -> Path:
-    """Local models directory (FEWSHOT_MODELS_DIR, default ~/.cache/fewshot-studio/models)."""
-    default = Path.home() / ".cache" / "fewshot-studio" / "models"
-    return Path(os.environ.get("FEWSHOT_MODELS_DIR") or default).expanduser()
-
-
-def hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+__all__ = ["hub_offline", "models_dir"]  # re-exported: callers of the loader find the settings here too
 
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """How one kind of model is stored on disk, built with random weights, and fetched from the hub.
+    """How one kind of model is stored on disk and built with random weights.
 
     Every family stores a model as one directory; `resolve_model_dir` finds or builds it the same
-    way for all of them, and each family's loader reads only that directory.
+    way for all of them, and each family's loader reads only that directory. Which files a real
+    preset needs is `engine.weights.manifest`.
     """
 
     name: str
     is_complete: Callable[[Path], bool]
     build_random: Callable[[Preset, Path], None]
-    fetch: Callable[[Preset, bool, Path | None], Path]  # (preset, local_files_only, local_dir) -> directory
     describe: Callable[[Preset], str]  # what the real weights are, for the missing-weights message
 
 
@@ -93,30 +97,6 @@ def is_model_dir(path: Path) -> bool:
     return (path / CONFIG_FILE).is_file() and any(p.suffix in _WEIGHT_SUFFIXES for p in path.iterdir())
 
 
-def hub_repo(preset: Preset) -> str:
-    """The hub repository open_clip names for a preset's pretrained tag."""
-    import open_clip
-
-    cfg = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained)
-    repo = (cfg or {}).get("hf_hub", "").strip("/")
-    if not repo:
-        raise WeightsNotFoundError(
-            f"open_clip knows no hub repository for {preset.architecture} / {preset.pretrained}."
-        )
-    return repo
-
-
-def hub_snapshot(repo: str, local_files_only: bool, local_dir: Path | None = None,
-                 allow_patterns: list[str] | None = None) -> Path:
-    """A hub repository's files, from the cache (offline) or downloaded, as a local directory."""
-    from huggingface_hub import snapshot_download
-
-    return Path(
-        snapshot_download(repo, allow_patterns=allow_patterns, local_files_only=local_files_only,
-                          local_dir=local_dir)
-    )
-
-
 def save_open_clip(model: torch.nn.Module, model_cfg: dict[str, Any], directory: Path) -> Path:
     """Write a model in the directory layout that `load_open_clip` reads (open_clip's hub layout)."""
     from safetensors.torch import save_model
@@ -147,17 +127,23 @@ register_family(ModelFamily(
     is_complete=is_model_dir,
     build_random=lambda preset, directory: save_open_clip(
         build_random_open_clip(preset.config), preset.config, directory),
-    fetch=lambda preset, local_only, local_dir: hub_snapshot(
-        hub_repo(preset), local_only, local_dir,
-        allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"]),
-    describe=lambda preset: f"open_clip {preset.architecture}, {preset.pretrained}, repository {hub_repo(preset)}",
+    describe=lambda preset: f"open_clip {preset.architecture}, {preset.pretrained}, "
+                            f"repository {preset.config['hub_repo']}",
 ))
 
 
 def _materialize_random(preset: Preset, family: ModelFamily, directory: Path) -> Path:
-    """Build a random-weight preset once and store it, so it loads like any other model."""
+    """Build a random-weight preset once and store it, so it loads like any other model. A folder left by an
+    older version that lacks files is moved aside first."""
     tmp = directory.with_name(f".{directory.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     family.build_random(preset, tmp)
+    if directory.is_dir() and not family.is_complete(directory):
+        stale = directory.with_name(f".{directory.name}.stale-{os.getpid()}-{threading.get_ident()}")
+        try:
+            directory.rename(stale)
+            shutil.rmtree(stale, ignore_errors=True)
+        except OSError:  # another process moved it first
+            pass
     try:
         tmp.rename(directory)
     except OSError:  # another process won the race; its copy is identical
@@ -165,33 +151,45 @@ def _materialize_random(preset: Preset, family: ModelFamily, directory: Path) ->
     return directory
 
 
-def resolve_model_dir(preset: Preset) -> Path:
-    """Find (or, for random-weight presets, build) the directory that holds a preset's weights."""
+def resolve_repo_dirs(preset: Preset) -> dict[str, Path]:
+    """The folder holding each hub repository's files of a real preset: the models directory, the hub cache,
+    or, online, the hub cache after downloading exactly the files the loader reads."""
+    found = locate(preset)
+    failure: Exception | None = None
+    if found is None and not hub_offline():
+        try:
+            download(plan_download(preset), None)
+        except Exception as exc:  # offline, network error, file missing upstream: all say the same to the user
+            failure = exc
+        found = locate(preset)
+    if found is not None:
+        return found
     family = family_of(preset)
-    local = models_dir() / preset.name
-    if local.is_dir() and family.is_complete(local):
-        return local
+    retry = ("Or unset HF_HUB_OFFLINE to let this machine download them." if hub_offline()
+             else "Downloading them here failed too (is this machine offline?).")
+    log.warning("Weights for preset %s not found: looked in %s (%s)", preset.name, ", ".join(places_searched(preset)),
+                failure and f"{type(failure).__name__}: {failure}")
+    raise WeightsNotFoundError(  # server paths go to the log above, not to the user
+        f"Weights for preset '{preset.name}' ({family.describe(preset)}) "
+        f"are not on this machine: neither in the models folder (FEWSHOT_MODELS_DIR) nor in the Hugging Face "
+        f"cache (HF_HOME). "
+        f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
+        f"--preset {preset.name}`), copy its models folder to this machine and point FEWSHOT_MODELS_DIR "
+        f"at it. {retry}" + (f" ({type(failure).__name__})" if failure else "")
+    ) from failure
+
+
+def resolve_model_dir(preset: Preset) -> Path:
+    """Find (or, for random-weight presets, build) the directory that holds a preset's weights (for a preset
+    made of several repositories, the main one's)."""
+    family = family_of(preset)
     if preset.random_weights:
+        local = models_dir() / preset.name
+        if local.is_dir() and family.is_complete(local):
+            return local
         local.parent.mkdir(parents=True, exist_ok=True)
         return _materialize_random(preset, family, local)
-    try:
-        return family.fetch(preset, hub_offline(), None)
-    except Exception as exc:  # offline, no cache, network error: all say the same to the user
-        from huggingface_hub.constants import HF_HUB_CACHE
-
-        retry = ("Or unset HF_HUB_OFFLINE to let this machine download them." if hub_offline()
-                 else "Downloading them here failed too (is this machine offline?).")
-
-        log.warning("Weights for preset %s not found: looked in %s and in the Hugging Face cache %s (%s: %s)",
-                    preset.name, local, HF_HUB_CACHE, type(exc).__name__, exc)
-        raise WeightsNotFoundError(  # server paths go to the log above, not to the user
-            f"Weights for preset '{preset.name}' ({family.describe(preset)}) "
-            f"are not on this machine: neither in the models folder (FEWSHOT_MODELS_DIR) nor in the Hugging Face "
-            f"cache (HF_HOME). "
-            f"Fix: on a machine with internet run `make weights` (or `python -m engine weights "
-            f"--preset {preset.name}`), copy its models folder to this machine and point FEWSHOT_MODELS_DIR "
-            f"at it. {retry} ({type(exc).__name__})"
-        ) from exc
+    return resolve_repo_dirs(preset)[repositories(preset)[0]]
 
 
 def not_a_model_dir(directory: Path, kind: str, needs: str) -> UserInputError:
@@ -202,37 +200,40 @@ def not_a_model_dir(directory: Path, kind: str, needs: str) -> UserInputError:
                           "again into the models folder (FEWSHOT_MODELS_DIR).")
 
 
-def download_preset(preset: Preset, target_root: Path | None = None) -> Path:
-    """Download a preset's real weights into `<models dir>/<preset>` (for `make weights`)."""
-    if preset.random_weights:
-        return resolve_model_dir(preset)
-    target = (target_root or models_dir()) / preset.name
-    return family_of(preset).fetch(preset, False, target)
-
-
 def load_open_clip(
     source: str | Path, device: torch.device, dtype: torch.dtype
 ) -> tuple[torch.nn.Module, Callable[..., torch.Tensor], dict[str, Any]]:
     """Load (model, tokenizer, preprocess config) from a model directory, a preset name or 'hf-hub:repo'.
 
-    Every form ends in the same call: open_clip reading a local directory.
+    A directory (a random-weight preset's, or one saved by `save_open_clip`) carries its config; a real
+    preset's weights file (open_clip's safetensors or pickle, wherever `engine.weights` finds it) is read with
+    the architecture's config and the tag's preprocessing from open_clip itself, so the cache that open_clip
+    fills, which holds only the weights file, loads as well.
     """
     import open_clip
 
     source = str(source)
-    if source.startswith("hf-hub:"):
-        directory = hub_snapshot(source.removeprefix("hf-hub:"), local_files_only=hub_offline(),
-                                 allow_patterns=[CONFIG_FILE, "*.safetensors", "open_clip_pytorch_model.bin"])
-    elif Path(source).expanduser().is_dir():
-        directory = Path(source).expanduser()
+    if source.startswith("hf-hub:"):  # open_clip's own hub loading (config and weights from the repository)
+        model, name = open_clip.create_model(source, device=device), source
+    elif Path(source).expanduser().is_dir() or get_preset(source).random_weights:
+        path = Path(source).expanduser()
+        directory = path if path.is_dir() else resolve_model_dir(get_preset(source))
+        if not is_model_dir(directory):
+            raise not_a_model_dir(directory, "a model directory",
+                                  f"{CONFIG_FILE} and a weights file ({', '.join(_WEIGHT_SUFFIXES)})")
+        name = f"local-dir:{directory}"
+        model = open_clip.create_model(name, device=device)
     else:
-        directory = resolve_model_dir(get_preset(source))
-    if not is_model_dir(directory):
-        raise not_a_model_dir(directory, "a model directory",
-                              f"{CONFIG_FILE} and a weights file ({', '.join(_WEIGHT_SUFFIXES)})")
-    model = open_clip.create_model(f"local-dir:{directory}", device=device)
+        preset = get_preset(source)
+        directory = resolve_model_dir(preset)
+        weights = next(directory / f for f in OPEN_CLIP_WEIGHTS if (directory / f).is_file())
+        tag = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained) or {}
+        preprocess = {k: tag[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag}
+        name = preset.architecture
+        model = open_clip.create_model(name, pretrained=str(weights), device=device,
+                                       force_preprocess_cfg=preprocess)
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    tokenizer = open_clip.get_tokenizer(f"local-dir:{directory}")
+    tokenizer = open_clip.get_tokenizer(name)
     preprocess = dict(getattr(model.visual, "preprocess_cfg", {}) or {})
     return model, tokenizer, preprocess
 

@@ -16,7 +16,9 @@ class Preset:
     """One selectable model.
 
     `family` names the loader that reads it (see `engine.loading.FAMILIES`: "open_clip", ...).
-    For open_clip, `architecture` is the model name and `pretrained` the tag of the real weights;
+    For open_clip, `architecture` is the model name, `pretrained` the tag of the real weights and
+    `config["hub_repo"]` the hub repository open_clip downloads for that tag (written here so the web
+    process can check the cache without importing open_clip and torch; a test checks it against open_clip);
     other families use `pretrained` for hub repository ids. `pretrained` is None for a preset
     built from `config` with random weights.
     """
@@ -99,10 +101,13 @@ PRESETS: dict[str, Preset] = {
         Preset(
             name="winclip-vit-b-16-plus-240",
             tool="anomaly",
-            label="WinCLIP · ViT-B-16-plus-240 (LAION-400M, e32)",
+            label="WinCLIP · ViT-B-16-plus-240 (LAION-400M, epoch 31)",
             architecture="ViT-B-16-plus-240",
-            pretrained="laion400m_e32",
-            description="The WinCLIP paper's backbone: open_clip ViT-B-16-plus-240, 240 px input.",
+            # open_clip keeps one hub copy of these weights, epoch 31: its e32 tag downloads the same repository
+            pretrained="laion400m_e31",
+            config={"hub_repo": "timm/vit_base_patch16_plus_clip_240.laion400m_e31"},
+            description="The WinCLIP paper's backbone: open_clip ViT-B-16-plus-240 trained on LAION-400M for 31 "
+                        "epochs, 240 px input.",
         ),
         Preset(
             name="winclip-tiny",
@@ -155,6 +160,7 @@ PRESETS: dict[str, Preset] = {
             label="CLIP · ViT-B-32 (LAION-2B, s34b b79k)",
             architecture="ViT-B-32",
             pretrained="laion2b_s34b_b79k",
+            config={"hub_repo": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"},
             description="open_clip ViT-B/32 at 224 px: head from class-name text, LoRA on the image tower.",
         ),
         Preset(

@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import UserInputError
 from engine.presets import presets_for
+from engine.weights import hub_offline, is_installed, manifest
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
@@ -24,7 +25,8 @@ from tasks.registry import TOOLS, contract
 from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
 __all__ = ["TOOLS", "AmbiguousJobId", "Job", "JobNotFound", "QueueFull", "QueuePosition", "QueueUnavailable",
-           "Status", "artifact_path", "cancel", "get", "jobs_ahead", "list_jobs", "presets", "queue_position", "rename",
+           "Status", "artifact_path", "cancel", "get", "hub_downloads_allowed", "jobs_ahead", "list_jobs", "presets",
+           "queue_position", "rename",
            "resolve", "submit", "wait"]
 
 MIN_PREFIX = 4  # characters of an id that open a job (the page shows 8)
@@ -73,8 +75,15 @@ Files = Sequence[FileSpec] | Mapping[str, Sequence[FileSpec]]
 
 
 def presets(tool: str) -> list[dict[str, Any]]:
-    """Selectable models of a tool: name, label, and whether the weights are random."""
-    return [{"name": p.name, "label": p.label, "random_weights": p.random_weights} for p in presets_for(tool)]
+    """Selectable models of a tool: name, label, whether the weights are random, whether they are on this machine
+    (the loader's own check, torch-free) and, for the page's details, which repositories' files it looks for."""
+    return [{"name": p.name, "label": p.label, "random_weights": p.random_weights, "installed": is_installed(p),
+             "files": [(f.repo, f.describe()) for f in manifest(p) if not f.optional]} for p in presets_for(tool)]
+
+
+def hub_downloads_allowed() -> bool:
+    """Whether a job may download missing weights (HF_HUB_OFFLINE not set)."""
+    return not hub_offline()
 
 
 def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:

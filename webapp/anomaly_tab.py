@@ -18,7 +18,16 @@ from webapp import reattach
 from webapp.controls import number, one_job_per_click, textbox
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
-from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
+from webapp.views import (
+    cancel_started_job,
+    follow,
+    owner_of,
+    preset_dropdown,
+    status_markdown,
+    submit,
+    text,
+    weights_notice,
+)
 
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
 SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
@@ -215,6 +224,7 @@ def build() -> None:
             object_name = textbox("anomaly", "object_name", info=None, placeholder="e.g. metal plate, bottle, PCB",
                                   elem_id="anomaly-object")
             preset = preset_dropdown("anomaly", "anomaly-preset")
+            weights_notice("anomaly", preset)
             with gr.Accordion("Good parts (optional: WinCLIP+ and a calibrated threshold)", open=True):
                 references = gr.File(label="Images of good parts", file_count="multiple",
                                      file_types=IMAGES_OR_ZIP, elem_id="anomaly-references")
@@ -297,6 +307,7 @@ def build() -> None:
                 eval_object = textbox("anomaly_evaluate", "object_name", info=None, elem_id="eval-object")
                 shots = number("anomaly_evaluate", "shots", info=None, precision=0, elem_id="eval-shots")
                 eval_preset = preset_dropdown("anomaly", "eval-preset")
+                weights_notice("anomaly", eval_preset)
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
         eval_status = gr.Markdown(elem_id="eval-status")
         with gr.Row():

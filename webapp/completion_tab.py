@@ -27,7 +27,18 @@ from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.saved_items import label, refresh_on_load
 from webapp.serving import hand_out, job_file
-from webapp.views import cancel_started_job, code, follow, owner_of, preset_dropdown, status_markdown, submit, text
+from webapp.views import (
+    cancel_started_job,
+    code,
+    follow,
+    owner_of,
+    preset_choices,
+    preset_dropdown,
+    status_markdown,
+    submit,
+    text,
+    weights_notice,
+)
 
 PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
 IMAGE_HEADERS = ["file", "existing boxes", "proposals ≥ threshold", "best score"]
@@ -46,8 +57,7 @@ def detector_choices(owner: str | None = None) -> list[tuple[str, str]]:
 def refresh_engines(request: gr.Request = None) -> Any:
     """The OWLv2 presets and the signed-in user's detectors (one may have been trained since the page was built);
     on page load and a button, not on the dropdown's focus, so a late update never undoes the user's pick."""
-    return gr.Dropdown(choices=[(p["label"], p["name"]) for p in client.presets("completion")]
-                       + detector_choices(owner_of(request)))
+    return gr.Dropdown(choices=preset_choices("completion") + detector_choices(owner_of(request)))
 
 
 def engine_params(choice: str) -> dict[str, Any]:
@@ -362,6 +372,7 @@ def build() -> None:
                 preset = preset_dropdown("completion", "completion-preset", allow_custom_value=True,
                                          scale=4)  # detectors are the user's: added on load; API: any of theirs
                 refresh_button = gr.Button("↻ Models", size="sm", scale=1, elem_id="completion-refresh-models")
+            weights_notice("completion", preset)
             threshold = controls.slider("completion", "score_threshold", step=0.01, elem_id="completion-threshold")
             text_queries = controls.checkbox("completion", "text_queries")
             with gr.Row():
@@ -444,6 +455,7 @@ def build() -> None:
                 seed = controls.number("completion_evaluate", "seed", precision=0)
                 eval_threshold = controls.slider("completion_evaluate", "score_threshold", step=0.01)
                 eval_preset = preset_dropdown("completion", "completion-eval-preset", allow_custom_value=True)
+                weights_notice("completion", eval_preset)
                 eval_refresh = gr.Button("↻ Models", size="sm")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
         eval_status = gr.Markdown(elem_id="completion-eval-status")

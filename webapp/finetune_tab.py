@@ -25,7 +25,16 @@ from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
-from webapp.views import cancel_started_job, follow, owner_of, preset_dropdown, status_markdown, submit, text
+from webapp.views import (
+    cancel_started_job,
+    follow,
+    owner_of,
+    preset_dropdown,
+    status_markdown,
+    submit,
+    text,
+    weights_notice,
+)
 
 CLASS_ROWS = 3
 CLASSIFY, DETECT, PREDICT = "finetune_classify", "finetune_detect", "finetune_predict"
@@ -285,6 +294,7 @@ def build() -> None:
             form["model_name"] = controls.textbox(CLASSIFY, "model_name", info=None,
                                                   placeholder="e.g. scratches v1", elem_id="finetune-name")
             form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
+            weights_notice("finetune", form["preset"])
             with gr.Accordion("Training settings", open=False):
                 form["method"] = controls.radio(CLASSIFY, "method", choices=[("LoRA + head", "lora"), (
                     "Linear probe (head only)", "linear")], elem_id="finetune-method")
@@ -384,6 +394,7 @@ def build_detection() -> tuple:
                     "model_name": controls.textbox(DETECT, "model_name", info=None,
                                                    placeholder="e.g. screws v1", elem_id="detect-name"),
                     "preset": preset_dropdown("finetune-detect", "detect-preset", label="Base model")}
+            weights_notice("finetune-detect", form["preset"])
             with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):
                 with gr.Row():
                     form["steps"] = controls.number(DETECT, "steps", precision=0, elem_id="detect-steps")

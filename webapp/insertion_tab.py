@@ -16,7 +16,7 @@ from tasks.client import Job, Status
 from webapp import controls, reattach
 from webapp.controls import one_job_per_click
 from webapp.serving import job_file
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text
+from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text, weights_notice
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -182,6 +182,7 @@ def settings_controls(prefix: str, variants: bool) -> list[gr.components.Compone
                           elem_id=f"{prefix}-mode")
     mode.change(lambda m: gr.Textbox(placeholder=PROMPT_HINT[m]), mode, prompt, api_visibility="private")
     preset = preset_dropdown(TOOL, f"{prefix}-preset")
+    weights_notice(TOOL, preset)
     with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
         seed = controls.number(TOOL, "seed", precision=0, elem_id=f"{prefix}-seed")
         count = controls.slider(TOOL, "variants", value=2, step=1, visible=variants, elem_id=f"{prefix}-variants")

@@ -1,4 +1,9 @@
-"""WinCLIP's compositional prompt ensemble: state words x templates, per class."""
+"""WinCLIP's compositional prompt ensemble: state words x templates, per class.
+
+The templates are anomalib's (`anomalib.models.image.winclip.prompting`, after the WinCLIP paper) as pairs of
+"a" and "the": anomalib lists "a jpeg corrupted photo of the {}." twice and lacks "a cropped photo of a {}.";
+here each of the 11 phrasings appears once with each article, 22 templates.
+"""
 
 from __future__ import annotations
 
@@ -34,11 +39,12 @@ TEMPLATES = (
     "a photo of the {} for visual inspection.",
     "a photo of a {} for visual inspection.",
     "a photo of the {} for anomaly detection.",
+    "a photo of a {} for anomaly detection.",
 )
 
 
 def prompt_ensemble(object_name: str) -> tuple[list[str], list[str]]:
-    """All (normal, anomalous) prompts for one object: 147 and 84 with the default words."""
+    """All (normal, anomalous) prompts for one object: 154 and 88 with the default words."""
 
     def expand(states: tuple[str, ...]) -> list[str]:
         return [template.format(state.format(object_name)) for state in states for template in TEMPLATES]

@@ -19,12 +19,11 @@ from PIL import Image
 
 from engine.completion.logic import iou_matrix
 from engine.errors import UserInputError
-from engine.loading import ModelFamily, hub_snapshot, not_a_model_dir, register_family, resolve_model_dir
+from engine.loading import ModelFamily, not_a_model_dir, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
 
 WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
-HUB_FILES = ["config.json", "*.safetensors", "*.json", "*.txt"]
 
 
 def is_owlv2_dir(path: Path) -> bool:
@@ -83,8 +82,6 @@ register_family(ModelFamily(
     name="owlv2",
     is_complete=is_owlv2_dir,
     build_random=lambda preset, directory: save_owlv2(*build_random_owlv2(preset.config), directory),
-    fetch=lambda preset, local_only, local_dir: hub_snapshot(str(preset.pretrained), local_only, local_dir,
-                                                             allow_patterns=HUB_FILES),
     describe=lambda preset: f"transformers OWLv2, repository {preset.pretrained}",
 ))
 

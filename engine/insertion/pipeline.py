@@ -23,7 +23,7 @@ from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
 from engine.insertion.attention import AnchorStore, Mode, install
 from engine.insertion.insert import Params
-from engine.insertion.model import load_components, model_directory
+from engine.insertion.model import load_pipeline
 from engine.insertion.regions import (
     Box,
     Crop,
@@ -77,11 +77,9 @@ class InsertionPipeline:
                         device: torch.device | str | None = None,
                         dtype: torch.dtype | None = None) -> InsertionPipeline:
         """Load from a preset name or a model directory (unet/ vae/ text_encoder/ tokenizer/ scheduler/ controlnet/)."""
-        from diffusers import StableDiffusionControlNetInpaintPipeline
-
         device = select_device(str(device) if device is not None else None)
         dtype = dtype or select_dtype(device)
-        pipe = StableDiffusionControlNetInpaintPipeline(**load_components(model_directory(source), dtype))
+        pipe = load_pipeline(source, dtype)
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe.to(device), name=str(source))
 

@@ -31,18 +31,18 @@ from engine.annotations.dataset import Box
 from engine.device import select_device
 from engine.errors import UserInputError, reason
 from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
-from engine.loading import MODEL_CACHE, ModelFamily, hub_snapshot, register_family, resolve_model_dir
+from engine.loading import MODEL_CACHE, ModelFamily, register_family, resolve_model_dir
 from engine.presets import Preset, get_preset
 
 PROCESSOR_FILE = "preprocessor_config.json"
-HUB_FILES = ["config.json", "model.safetensors", PROCESSOR_FILE]
+MODEL_FILES = ["config.json", "model.safetensors", PROCESSOR_FILE]
 BACKBONE_PREFIX = "model.backbone."
 MAX_DETECTIONS = 100  # per image, as COCO evaluates
 
 
 def is_rtdetr_dir(path: Path) -> bool:
     """A transformers RT-DETR directory: config, weights and the image-processor config."""
-    return all((path / name).is_file() for name in HUB_FILES)
+    return all((path / name).is_file() for name in MODEL_FILES)
 
 
 def build_random_rtdetr(config: dict[str, Any], seed: int = 0) -> nn.Module:
@@ -77,8 +77,6 @@ register_family(ModelFamily(
     name="rt_detr",
     is_complete=is_rtdetr_dir,
     build_random=_save_random,
-    fetch=lambda preset, local_only, local_dir: hub_snapshot(preset.pretrained, local_only, local_dir,
-                                                             allow_patterns=HUB_FILES),
     describe=lambda preset: f"transformers RT-DETR, hub repository {preset.pretrained}",
 ))
 

@@ -59,7 +59,7 @@ def test_a_directory_without_weights_is_refused(tmp_path):
 
 def test_presets_name_real_weights_and_label_random_ones():
     real = get_preset("winclip-vit-b-16-plus-240")
-    assert (real.architecture, real.pretrained) == ("ViT-B-16-plus-240", "laion400m_e32")
+    assert (real.architecture, real.pretrained) == ("ViT-B-16-plus-240", "laion400m_e31")
     assert not real.random_weights
     for preset in PRESETS.values():
         assert preset.random_weights == ("random weights" in preset.label)

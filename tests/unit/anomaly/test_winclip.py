@@ -104,8 +104,10 @@ def test_class_scores_are_softmax_of_scaled_cosine():
 
 def test_prompt_ensemble_sizes():
     normal, anomalous = prompt_ensemble("bottle")
-    assert len(normal) == 147 and len(anomalous) == 84
+    assert len(normal) == 154 and len(anomalous) == 88  # 7 and 4 states x 22 templates
+    assert len(set(normal + anomalous)) == len(normal + anomalous)
     assert "a photo of a flawless bottle." in normal
+    assert "a photo of a damaged bottle for anomaly detection." in anomalous  # anomalib's and the paper's
     assert "a cropped photo of the damaged bottle." in anomalous
 
 

@@ -17,16 +17,13 @@ from tests.unit.insertion.common import STEPS, noise_image, settings
 
 
 def test_anchor_without_extended_attention_equals_diffusers_controlnet_inpaint(pipeline):
-    from diffusers import StableDiffusionControlNetInpaintPipeline
-
-    from engine.insertion.model import load_components, model_directory
+    from engine.insertion.model import load_pipeline
 
     image, options = noise_image(), settings(guidance=5.0, strength=0.9)
     crop = pipeline.crop(image, mask_from_box((30, 20, 70, 50), image.size), options)
     ours, _ = pipeline.inpaint([crop], options, [11], attention="off")
     recording, recorded = pipeline.inpaint([crop], options, [11], attention="record")
-    reference = StableDiffusionControlNetInpaintPipeline(**load_components(model_directory("insertion-tiny"),
-                                                                           torch.float32))
+    reference = load_pipeline("insertion-tiny", torch.float32)
     reference.set_progress_bar_config(disable=True)
     expected = reference(
         options.prompt, image=crop.image, mask_image=crop.mask,

@@ -1,0 +1,75 @@
+"""First run without weights, in chromium: the real presets say "not installed" in every model list, the tab says
+so in plain words before anything is pressed (details folded), and the demo preset clears the notice."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e import test_browser
+
+pytestmark = pytest.mark.browser
+browser, page = test_browser.browser, test_browser.page  # the same chromium, and a fresh page per test
+ARTIFACTS = test_browser.ARTIFACTS
+
+# (tab, dropdown, a word of the real preset's label, a word of the demo preset's label)
+DROPDOWNS = [
+    ("Anomaly segmentation", "anomaly-preset", "WinCLIP · ViT-B-16-plus-240", "WinCLIP · tiny"),
+    ("Annotation completion", "completion-preset", "OWLv2 · base", "OWLv2 · tiny"),
+    ("Object insertion", "insertion-preset", "Stable Diffusion 1.5", "InVi · tiny"),
+    ("Few-shot fine-tuning", "finetune-preset", "CLIP · ViT-B-32", "CLIP · tiny"),
+]
+
+
+@pytest.fixture(autouse=True)
+def empty_weight_caches(tmp_path, monkeypatch):
+    """This machine has no real weights: an empty models directory (the tests' sandbox) and an empty hub cache."""
+    import huggingface_hub.constants
+
+    (tmp_path / "hub").mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).first.click()
+
+
+def test_real_presets_are_marked_and_the_tab_says_what_to_do_until_the_demo_preset_is_chosen(page):
+    notice = page.locator("#anomaly-preset-weights-notice")
+    expect(notice).to_be_visible()  # on load, before any button
+    expect(notice).to_contain_text("are not installed on this machine")
+    expect(notice).to_contain_text("pick the demo model")
+    expect(notice).to_contain_text("make weights")
+    details = notice.locator("details")
+    expect(details).not_to_have_attribute("open", "")
+    expect(notice.get_by_text("FEWSHOT_MODELS_DIR")).to_be_hidden()  # technical detail folded away
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "weights-not-installed.png"), full_page=False)
+    notice.get_by_text("Details").click()
+    expect(notice.get_by_text("FEWSHOT_MODELS_DIR")).to_be_visible()
+    expect(notice).to_contain_text("timm/vit_base_patch16_plus_clip_240.laion400m_e31")
+    expect(notice).to_contain_text("HF_HUB_OFFLINE is set")
+    page.screenshot(path=str(ARTIFACTS / "weights-not-installed-details.png"), full_page=False)
+
+    page.locator("#anomaly-preset input").click()
+    real = page.get_by_role("option").filter(has_text="ViT-B-16-plus-240")
+    expect(real).to_contain_text("not installed")
+    expect(page.get_by_role("option").filter(has_text="WinCLIP · tiny")).not_to_contain_text("not installed")
+    page.screenshot(path=str(ARTIFACTS / "weights-dropdown-marks.png"), full_page=False)
+    page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
+    expect(notice).to_be_hidden()
+    page.locator("#anomaly-preset input").click()
+    page.get_by_role("option").filter(has_text="ViT-B-16-plus-240").click()
+    expect(notice).to_be_visible()  # and back, for the real preset
+
+
+@pytest.mark.parametrize(("tab", "dropdown", "real", "demo"), DROPDOWNS[1:])
+def test_every_tool_tab_marks_its_real_preset_and_explains(page, tab, dropdown, real, demo):
+    open_tab(page, tab)
+    notice = page.locator(f"#{dropdown}-weights-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("are not installed on this machine")
+    page.locator(f"#{dropdown} input").click()
+    expect(page.get_by_role("option").filter(has_text=real)).to_contain_text("not installed")
+    page.get_by_role("option").filter(has_text=demo).click()
+    expect(notice).to_be_hidden()
