@@ -28,3 +28,13 @@ def sub_progress(callback: ProgressCallback, start: float, end: float) -> Progre
         callback(start + (end - start) * min(max(fraction, 0.0), 1.0), message)
 
     return report
+
+
+def duration(seconds: float) -> str:
+    """'40 s', '3 min', '1 h 05 min': a time left as people say it."""
+    seconds = max(round(seconds), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

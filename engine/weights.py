@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.presets import Preset
+from engine.progress import ProgressCallback, duration
 
 # open_clip reads its safetensors file when the repository has one, else the pickle: so does the loader.
 OPEN_CLIP_WEIGHTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
@@ -202,19 +204,73 @@ def file_matches(path: Path, planned: PlannedFile) -> bool:
     return digest.hexdigest() == (planned.sha256 or planned.git_sha1)
 
 
-def download(planned: list[PlannedFile], target: Path | None, download_file=None) -> list[Path]:
+class DownloadMeter:
+    """Bytes done across a download's files, reported as a fraction with size, speed and time left (a job's
+    progress line). huggingface_hub reports each file's bytes through the tqdm class it is given."""
+
+    REPORT_EVERY_S = 0.5
+
+    def __init__(self, total: int, progress: ProgressCallback) -> None:
+        self.total, self.progress = max(total, 1), progress
+        self.done = self.transferred = 0
+        self.started = self.reported_at = time.monotonic()
+
+    def advance(self, count: int, name: str, transferred: bool = True) -> None:
+        self.done += count
+        self.transferred += count if transferred else 0
+        now = time.monotonic()
+        if now - self.reported_at >= self.REPORT_EVERY_S or self.done >= self.total:
+            self.reported_at = now
+            self.progress(min(self.done / self.total, 1.0), self.line(name, now))
+
+    def line(self, name: str, now: float) -> str:
+        speed = self.transferred / max(now - self.started, 1e-6)
+        line = f"Downloading {name}: {human_size(self.done)} of {human_size(self.total)}"
+        if self.transferred and self.done < self.total:
+            line += f" · {human_size(speed)}/s · about {duration((self.total - self.done) / speed)} left"
+        return line
+
+    def tqdm_class(self, name: str) -> type:
+        """A tqdm that also advances this meter (still when huggingface_hub's bars are disabled)."""
+        from tqdm.auto import tqdm
+
+        meter = self
+
+        class Reporting(tqdm):
+            def __init__(self, *args, **kwargs) -> None:
+                super().__init__(*args, **kwargs)
+                resumed = kwargs.get("initial") or 0
+                if resumed:  # bytes an interrupted download already has
+                    meter.advance(resumed, name, transferred=False)
+
+            def update(self, n: float | None = 1) -> bool | None:
+                meter.advance(int(n or 0), name)
+                return super().update(n)
+
+        return Reporting
+
+
+def download(planned: list[PlannedFile], target: Path | None, download_file=None,
+             progress: ProgressCallback | None = None) -> list[Path]:
     """Download planned files into `target` (None: the hub cache), then check each against the hub's size and
-    checksum. huggingface_hub shows a progress bar per file and resumes an interrupted one."""
+    checksum. huggingface_hub resumes an interrupted file; it shows a progress bar per file, or with `progress`
+    the whole download is reported there (bytes, speed, time left)."""
     from huggingface_hub import hf_hub_download
 
     download_file = download_file or hf_hub_download
+    meter = DownloadMeter(sum(item.size for item in planned), progress) if progress else None
     paths = []
     for item in planned:
         where = {} if target is None else {"local_dir": target / item.folder}
+        if meter is not None:
+            where["tqdm_class"] = meter.tqdm_class(item.local)
+            before = meter.done
         path = Path(download_file(item.repo, item.name, **where))
         if not file_matches(path, item):
             raise OSError(f"{item.repo}/{item.name} does not match the hub's size and checksum after the download; "
                           "delete it and run the download again.")
+        if meter is not None:  # a file already there reports no bytes
+            meter.advance(before + item.size - meter.done, item.local, transferred=False)
         paths.append(path)
     return paths
 

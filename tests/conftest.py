@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture
+def worker_env(monkeypatch) -> Iterator[Callable[..., None]]:
+    """Set environment variables that the embedded workers must see: they are restarted with them, and
+    stopped at the end, so that the next submission starts them again with the test's environment undone."""
+    from tasks import embedded
+
+    def set_env(**values: str) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+        embedded.stop()
+        embedded.ensure_started()
+
+    yield set_env
+    embedded.stop()

@@ -16,17 +16,16 @@ from tasks import reference_sets
 from tasks.client import Job, Status
 from webapp import reattach
 from webapp.controls import number, one_job_per_click, textbox
+from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
 from webapp.views import (
     cancel_started_job,
     follow,
     owner_of,
-    preset_dropdown,
     status_markdown,
     submit,
     text,
-    weights_notice,
 )
 
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]

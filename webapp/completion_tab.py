@@ -25,7 +25,8 @@ from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
 from webapp import controls, reattach
 from webapp.controls import one_job_per_click
-from webapp.saved_items import label, refresh_on_load
+from webapp.model_choice import preset_dropdown, weights_notice
+from webapp.saved_items import label
 from webapp.serving import hand_out, job_file
 from webapp.views import (
     cancel_started_job,
@@ -33,11 +34,9 @@ from webapp.views import (
     follow,
     owner_of,
     preset_choices,
-    preset_dropdown,
     status_markdown,
     submit,
     text,
-    weights_notice,
 )
 
 PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
@@ -369,8 +368,8 @@ def build() -> None:
                 video = gr.File(label="Video", file_types=list(VIDEO_SUFFIXES), elem_id="completion-video")
                 stride = controls.number("completion", "video_stride", precision=0, elem_id="completion-stride")
             with gr.Row():
-                preset = preset_dropdown("completion", "completion-preset", allow_custom_value=True,
-                                         scale=4)  # detectors are the user's: added on load; API: any of theirs
+                preset = preset_dropdown("completion", "completion-preset", refresh=refresh_engines,
+                                         allow_custom_value=True, scale=4)  # + the user's detectors (added on load)
                 refresh_button = gr.Button("↻ Models", size="sm", scale=1, elem_id="completion-refresh-models")
             weights_notice("completion", preset)
             threshold = controls.slider("completion", "score_threshold", step=0.01, elem_id="completion-threshold")
@@ -416,7 +415,6 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page]
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
-    refresh_on_load(refresh_engines, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
@@ -454,7 +452,8 @@ def build() -> None:
                 fraction = controls.slider("completion_evaluate", "drop_fraction", step=0.05)
                 seed = controls.number("completion_evaluate", "seed", precision=0)
                 eval_threshold = controls.slider("completion_evaluate", "score_threshold", step=0.01)
-                eval_preset = preset_dropdown("completion", "completion-eval-preset", allow_custom_value=True)
+                eval_preset = preset_dropdown("completion", "completion-eval-preset", refresh=refresh_engines,
+                                              allow_custom_value=True)
                 weights_notice("completion", eval_preset)
                 eval_refresh = gr.Button("↻ Models", size="sm")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="completion-eval-run")
@@ -465,7 +464,6 @@ def build() -> None:
             curve = gr.Dataframe(headers=CURVE_HEADERS, label="Over score thresholds", interactive=False)
         report_files = gr.File(label="Report and exports", file_count="multiple", interactive=False)
     eval_refresh.click(refresh_engines, None, eval_preset, api_visibility="private")
-    refresh_on_load(refresh_engines, eval_preset, api_visibility="private")
     one_job_per_click(eval_button, run_evaluation,
                       [eval_images, eval_annotations, fraction, seed, eval_threshold, eval_preset],
                       [eval_status, metrics, curve, report_files], api_name="evaluate_completion",

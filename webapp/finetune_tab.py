@@ -23,17 +23,16 @@ from tasks import finetune_models
 from tasks.client import Job, Status
 from webapp import controls, reattach
 from webapp.controls import one_job_per_click
+from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, scratch_dir
 from webapp.views import (
     cancel_started_job,
     follow,
     owner_of,
-    preset_dropdown,
     status_markdown,
     submit,
     text,
-    weights_notice,
 )
 
 CLASS_ROWS = 3

@@ -15,8 +15,9 @@ from tasks import client
 from tasks.client import Job, Status
 from webapp import controls, reattach
 from webapp.controls import one_job_per_click
+from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file
-from webapp.views import cancel_started_job, follow, preset_dropdown, status_markdown, submit, text, weights_notice
+from webapp.views import cancel_started_job, follow, status_markdown, submit, text
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]

@@ -32,6 +32,11 @@ def refresh_on_load(refresh: Callable[[gr.Request], Any], dropdown: gr.Dropdown,
     _LISTINGS.setdefault(Context.root_block, []).append((dropdown, refresh))
 
 
+def refresh_of(dropdown: gr.Dropdown) -> Callable[[gr.Request], Any]:
+    """The function registered with `refresh_on_load` that fills `dropdown` (to fill it again after a change)."""
+    return next(refresh for listed, refresh in _LISTINGS.get(Context.root_block, []) if listed is dropdown)
+
+
 def refresh_on_tab_change(tabs: gr.Tabs) -> None:
     """Refill every dropdown registered with `refresh_on_load` each time the user picks another tab of `tabs`."""
     listings = list(_LISTINGS.get(Context.root_block, []))

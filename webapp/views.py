@@ -53,6 +53,7 @@ JOB_KINDS = {  # what each tool's job is called where the page says what runs ah
     "finetune_classify": ("classifier training", "classifier trainings"),
     "finetune_detect": ("detector training", "detector trainings"),
     "finetune_predict": ("prediction", "predictions"),
+    "weights_download": ("weights download", "weights downloads"),
 }
 
 
@@ -122,62 +123,6 @@ def preset_choices(tool: str) -> list[tuple[str, str]]:
     label (a closed dropdown shows the start of a long label)."""
     return [(p["label"] if p["installed"] else f"({NOT_INSTALLED}) {p['label']}", p["name"])
             for p in client.presets(tool)]
-
-
-def preset_dropdown(tool: str, elem_id: str, label: str = "Model", extra: list[tuple[str, str]] | None = None,
-                    **options: Any) -> gr.Dropdown:
-    """A tool's model choice, real weights first and selected (labels say when weights are random or not
-    installed); `extra` choices (e.g. saved fine-tuned models) come after the presets; `options` go to the
-    Dropdown."""
-    choices = preset_choices(tool)
-    return gr.Dropdown(label=label, choices=choices + (extra or []), value=choices[0][1], elem_id=elem_id,
-                       **options)
-
-
-def weights_notice_html(tool: str, choice: str | None) -> str:
-    """What to do when the chosen preset's weights are missing, in plain words, with the technical detail folded
-    away; empty when they are there (or the choice is no preset, e.g. a saved model)."""
-    presets = client.presets(tool)
-    chosen = next((p for p in presets if p["name"] == choice), None)
-    if chosen is None or chosen["installed"]:
-        return ""
-    demo = next((p for p in presets if p["random_weights"]), None)
-    download = client.hub_downloads_allowed()
-    consequence = ("The first job with it downloads them first, which can take a long time." if download
-                   else "A job with it would fail.")
-    try_demo = (f"To try the tool now, pick the demo model “{html.escape(demo['label'])}”. " if demo else "")
-    files = "".join(f"<li>{html.escape(repo)}: {html.escape(names)}</li>" for repo, names in chosen["files"])
-    return (
-        f'<div class="weights-notice" style="border:1px solid #d97706;border-radius:8px;padding:10px 14px;'
-        f'background:rgba(217,119,6,0.08)">'
-        f"<p><strong>The weights of “{html.escape(chosen['label'])}” are not installed on this machine.</strong> "
-        f"{consequence} {try_demo}To use this model, whoever runs this app installs its weights: "
-        f"<code>make weights</code> on a machine with internet, then copies the models folder here.</p>"
-        f"<details><summary>Details</summary>"
-        f"<p>Looked for, on the machine that runs this app:</p><ul>"
-        f"<li>in the models folder (<code>FEWSHOT_MODELS_DIR</code>), a folder named "
-        f"<code>{html.escape(chosen['name'])}</code>;</li>"
-        f"<li>in the Hugging Face cache (<code>HF_HOME</code>), these files of these hub repositories:<ul>{files}"
-        f"</ul></li></ul>"
-        f"<p><code>HF_HUB_OFFLINE</code> is "
-        f"{'not set: jobs may download' if download else 'set: jobs download nothing'}. Command: "
-        f"<code>python -m engine weights --preset {html.escape(chosen['name'])}</code> "
-        f"(<code>--dry-run</code> lists the files and sizes).</p></details></div>"
-    )
-
-
-def weights_notice(tool: str, dropdown: gr.Dropdown) -> gr.HTML:
-    """The notice under a model dropdown: shown while the chosen preset is not installed, updated on each choice
-    (checked again each time, so weights installed meanwhile are seen)."""
-    notice = weights_notice_html(tool, dropdown.value)
-    block = gr.HTML(notice, visible=bool(notice), elem_id=f"{dropdown.elem_id}-weights-notice")
-
-    def update(choice: str | None) -> Any:
-        value = weights_notice_html(tool, choice)
-        return gr.HTML(value, visible=bool(value))
-
-    dropdown.change(update, dropdown, block, queue=False, show_progress="hidden", api_visibility="private")
-    return block
 
 
 def owner_of(request: gr.Request | None) -> str | None:

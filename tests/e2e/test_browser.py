@@ -43,6 +43,7 @@ def page(browser, app_url, request):
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(app_url)
+    page.get_by_role("tablist").first.wait_for()  # rendered: a loaded CPU takes seconds, more than `expect` waits
     yield page
     if getattr(getattr(request.node, "rep_call", None), "failed", False):
         ARTIFACTS.mkdir(exist_ok=True)
@@ -56,9 +57,14 @@ def cancel_while_running(page, status_id: str, cancel_id: str) -> str:
 
     status = page.locator(f"#{status_id}")
     status.get_by_text("Running").wait_for()
-    page.locator(f"#{cancel_id}").click()
-    status.get_by_text("Cancelled").wait_for()
     short_id = status.inner_text().split("job ")[1][:8]
+    page.locator(f"#{cancel_id}").click()
+    try:
+        status.get_by_text("Cancelled").wait_for(timeout=120_000)  # a slow, shared CPU: the next step may be slow
+    except Exception as exc:  # say where the job stands, and what the page showed
+        job = next(job for job in client.list_jobs(50) if job.id.startswith(short_id))
+        raise AssertionError(f"not cancelled: the page says {status.inner_text()!r}; the job is {job.status.value}, "
+                             f"{job.progress:.0%}, {job.message!r}, error {job.error!r}") from exc
     job = next(job for job in client.list_jobs(20) if job.id.startswith(short_id))
     assert job.status is client.Status.CANCELLED and job.progress < 1.0
     return job.id

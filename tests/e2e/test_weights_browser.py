@@ -3,10 +3,14 @@ so in plain words before anything is pressed (details folded), and the demo pres
 
 from __future__ import annotations
 
+import os
+import re
+
 import pytest
 from playwright.sync_api import expect
 
 from tests.e2e import test_browser
+from tests.fake_hub import FakeHub
 
 pytestmark = pytest.mark.browser
 browser, page = test_browser.browser, test_browser.page  # the same chromium, and a fresh page per test
@@ -73,3 +77,45 @@ def test_every_tool_tab_marks_its_real_preset_and_explains(page, tab, dropdown, 
     expect(page.get_by_role("option").filter(has_text=real)).to_contain_text("not installed")
     page.get_by_role("option").filter(has_text=demo).click()
     expect(notice).to_be_hidden()
+
+
+@pytest.fixture
+def online_hub(worker_env, tmp_path):
+    """This machine online, with a hub (local, slowed down) that has the real WinCLIP preset's weights file."""
+    from engine.presets import get_preset
+    from engine.weights import manifest
+
+    (weights,) = manifest(get_preset("winclip-vit-b-16-plus-240"))
+    repos = {weights.repo: {weights.names[0]: os.urandom(21_000_000)}}
+    with FakeHub(repos, seconds_per_mb=0.4) as hub:  # ~8 s: huggingface_hub reports every 10 MB
+        # the web process (read on each page load) and the restarted workers: online, their own empty folders
+        worker_env(HF_HUB_OFFLINE="0", HF_ENDPOINT=hub.url, HF_HOME=str(tmp_path / "hf"),
+                   FEWSHOT_MODELS_DIR=str(tmp_path / "models"))
+        yield hub
+
+
+def test_a_missing_preset_downloads_from_the_page_with_progress_and_is_then_installed(online_hub, page):
+    page.reload()
+    notice = page.locator("#anomaly-preset-weights-notice")
+    expect(notice).to_contain_text("Download them here", timeout=30_000)  # the page's load events read it again
+    page.locator("#anomaly-preset-download").click()
+    status = page.locator("#anomaly-preset-download-status")
+    expect(status).to_contain_text(re.compile(r"Downloading open_clip_model\.safetensors: [\d.]+ MB of 21\.0 MB · "
+                                              r"[\d.]+ [kM]B/s · about \d+ s left"), timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "weights-downloading.png"), full_page=False)
+    expect(status).to_contain_text("Succeeded", timeout=120_000)
+    expect(status).to_contain_text("installed: 1 file, 21.0 MB")
+    expect(notice).to_be_hidden()
+    page.screenshot(path=str(ARTIFACTS / "weights-downloaded.png"), full_page=False)
+    expect(page.locator("#anomaly-preset input")).not_to_have_value(re.compile("not installed"))
+    page.locator("#anomaly-preset input").click()
+    expect(page.get_by_role("option").filter(has_text="ViT-B-16-plus-240")).not_to_contain_text("not installed")
+
+
+def test_an_operator_can_turn_downloads_from_the_page_off(online_hub, page, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_UI_DOWNLOADS", "off")  # read on each page load
+    page.reload()
+    notice = page.locator("#anomaly-preset-weights-notice")
+    expect(notice).to_contain_text("The first job with it downloads them first", timeout=30_000)
+    expect(page.locator("#anomaly-preset-download")).to_be_hidden()

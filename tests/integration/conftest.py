@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks import client, embedded
+from tasks import client
 from tasks.client import Status
 from tests.conftest import REPO, require
 from tests.helpers import wait_until
@@ -142,21 +142,6 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
-
-
-@pytest.fixture
-def worker_env(monkeypatch) -> Iterator[Callable[..., None]]:
-    """Set environment variables that the embedded workers must see: they are restarted with them, and
-    stopped at the end, so that the next submission starts them again with the test's environment undone."""
-
-    def set_env(**values: str) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, value)
-        embedded.stop()
-        embedded.ensure_started()
-
-    yield set_env
-    embedded.stop()
 
 
 @pytest.fixture(scope="module")
