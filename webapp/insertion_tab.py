@@ -139,10 +139,19 @@ def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: s
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "variants": variants}
-    job = submit(TOOL, params, {"image": [image], "mask": layers}, request)
+    yield from follow_image(submit(TOOL, params, {"image": [image], "mask": layers}, request), progress, image)
+
+
+def follow_image(job: Job, progress: gr.Progress, image: str | None = None) -> Iterator:
+    """An image job's stream into the image section (after a submit, or re-attached after a reload: then without
+    the input for the before/after slider)."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
         yield job.id, image, status_markdown(job) + notes_markdown(job), gallery, files
+
+
+def is_video_job(job: Job) -> bool:
+    return any(stored.startswith("video/") for stored in job.inputs)
 
 
 def run_video(video: str | None, editor: dict | None, anchor: float, region_mode: str, box: str, keyframes: str,
@@ -155,8 +164,13 @@ def run_video(video: str | None, editor: dict | None, anchor: float, region_mode
     _, layers = editor_files(editor)
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "anchor_frame": anchor, "region_mode": region_mode, "keyframes": keyframes}
-    job = submit(TOOL, params, {"video": [video], "mask": layers, "masks": frame_masks or []}, request)
-    for job in follow(job, progress):  # noqa: B020
+    yield from follow_video(submit(TOOL, params, {"video": [video], "mask": layers, "masks": frame_masks or []},
+                                   request), progress)
+
+
+def follow_video(job: Job, progress: gr.Progress) -> Iterator:
+    """A video job's stream into the video section (after a submit, or re-attached after a reload)."""
+    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
         played = job_file(job, "result.mp4") if gallery else None
         yield job.id, status_markdown(job) + notes_markdown(job), played, gallery[0][0] if gallery else None, files
@@ -207,17 +221,17 @@ def build() -> None:
         "their exact values; the edge is feathered inside the mask only. In a video the anchor frame is done "
         "first; every other frame attends to the anchor's attention keys and values, so the object keeps its look."
     )
-    with gr.Tabs(elem_id="insertion-tabs"):
+    with gr.Tabs(elem_id="insertion-tabs") as sections:
         with gr.Tab("Image", id="insertion-image"):
             image_section()
         with gr.Tab("Video", id="insertion-video"):
             video_section()
+    reattach.select_section_on_load(sections, lambda job: "insertion-video" if is_video_job(job) else "insertion-image")
 
 
 def image_section() -> None:
     """Upload and paint (or box), prompt, Insert: one result per seed to choose from, each against the input."""
     image_job, image_input = gr.State(None), gr.State(None)
-    reattach.link(image_job)  # ?job= in the address: a reload opens it in the Jobs tab
     with gr.Row():
         with gr.Column(scale=1):
             editor = _editor("Image: upload, then paint over the region", "insertion-editor")
@@ -239,8 +253,9 @@ def image_section() -> None:
             downloads = gr.File(label="Downloads (PNG per seed, mask.png, summary.json)", file_count="multiple",
                                 interactive=False, elem_id="insertion-downloads")
     draw_box_events(editor, box, box_shown, box_note)
-    ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls],
-                            [image_job, image_input, status, gallery, downloads], api_name="insert_image",
+    outputs = [image_job, image_input, status, gallery, downloads]
+    reattach.follow_on_load(image_job, (TOOL,), follow_image, outputs, accepts=lambda job: not is_video_job(job))
+    ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls], outputs, api_name="insert_image",
                             concurrency_limit=None)
     ran.then(before_after, [image_input, gallery], slider, api_visibility="private")
     gallery.select(chosen_before_after, [image_input, gallery], slider, api_visibility="private")
@@ -263,7 +278,6 @@ def draw_box_events(editor: gr.ImageEditor, box: gr.Textbox, picture: gr.Image, 
 def video_section() -> None:
     """Upload, mark the region on the anchor frame, choose how it moves, Insert: an mp4 to watch and download."""
     video_job = gr.State(None)
-    reattach.link(video_job)
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
@@ -298,8 +312,9 @@ def video_section() -> None:
     region_mode.change(region_fields, [region_mode, video_box_shown],
                        [video_editor, video_box, video_box_note, video_box_shown, keyframes, frame_masks],
                        api_visibility="private")
+    outputs = [video_job, video_status, result_video, anchor_result, video_downloads]
+    reattach.follow_on_load(video_job, (TOOL,), follow_video, outputs, accepts=is_video_job)
     one_job_per_click(video_button, run_video,
                       [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
-                      [video_job, video_status, result_video, anchor_result, video_downloads],
-                      api_name="insert_video", concurrency_limit=None)
+                      outputs, api_name="insert_video", concurrency_limit=None)
     video_cancel.click(cancel_started_job, [video_job], [video_status], api_name="cancel_insert_video")

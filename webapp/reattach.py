@@ -79,17 +79,18 @@ def link(job_state: gr.State) -> None:
 
 
 def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable[[Job, gr.Progress], Iterator],
-                   outputs: list[Component]) -> None:
+                   outputs: list[Component], accepts: Callable[[Job], bool] = lambda job: True) -> None:
     """A tab's hook: its jobs go in the address (`link`), and a page opened with a job of `tools` in its address
-    streams that job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so
-    `outputs` should set `job_state`, for the tab's Cancel)."""
+    (of those, the ones it `accepts`: a tab with two sections for one tool takes its own kind each) streams that
+    job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so `outputs` should
+    set `job_state`, for the tab's Cancel)."""
     link(job_state)
     _attaching().update(dict.fromkeys(tools, _top_tab_id()))
     box = gr.Textbox(visible=False)
 
     def pick(request: gr.Request) -> Any:
         job = linked_job(request)
-        return job.id if job is not None and job.tool in tools else gr.skip()
+        return job.id if job is not None and job.tool in tools and accepts(job) else gr.skip()
 
     def reattach(job_id: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
         yield from follow(client.get(job_id, owner_of(request)), progress)
@@ -112,6 +113,17 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
 
     gr.on(None, pick, None, [job_box, box], api_visibility="private", show_progress="hidden")
     box.change(open_job, box, outputs, api_visibility="private", **options)
+
+
+def select_section_on_load(tabs: gr.Tabs, section: Callable[[Job], str]) -> None:
+    """Inside a tool's tab, show the section (`section(job)`: a sub-tab id) of the job in the page's address."""
+    tools = [tool for tool, tab in _attaching().items() if tab == _top_tab_id()]
+
+    def select(request: gr.Request) -> Any:
+        job = linked_job(request)
+        return gr.Tabs(selected=section(job)) if job is not None and job.tool in tools else gr.skip()
+
+    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
 
 
 def select_tab_on_load(tabs: gr.Tabs) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -148,4 +149,34 @@ def test_insertion_into_a_video_plays_the_result_and_offers_the_mp4(page, tmp_pa
 def test_cancel_a_running_video_insertion(page, tmp_path: Path):
     moving_square_video(tmp_path / "long.mp4", frames=40, size=(96, 72))
     start_video_insertion(page, tmp_path / "long.mp4", steps=None)  # 40 frames of 20 steps: long enough
+    test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
+
+
+def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
+    """An image job after it ended, and a video job while it runs: a reload shows each in its own section, the
+    running one live, and its Cancel still stops it."""
+    image = noise_images(tmp_path, 1, size=(96, 72))[0]
+    open_insertion(page, "Image")
+    page.locator("#insertion-editor input[type=file]").set_input_files(str(image))
+    fill(page, "insertion-box", "20,10,60,50")
+    prepare(page, "insertion", "a red ball", steps=1)
+    page.locator("#insertion-run").click()
+    status = page.locator("#insertion-status")
+    status.get_by_text("Succeeded").wait_for(timeout=240_000)
+    page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}"))
+    short = page.url.split("job=")[1][:8]
+    page.reload()
+    expect(status).to_contain_text(f"Succeeded · job {short}", timeout=60_000)  # the Image section, shown
+    expect(page.locator("#insertion-gallery img")).to_have_count(2, timeout=30_000)
+
+    moving_square_video(tmp_path / "long.mp4", frames=40, size=(96, 72))
+    start_video_insertion(page, tmp_path / "long.mp4", steps=None)  # 40 frames of 20 steps: long enough
+    video_status = page.locator("#insertion-video-status")
+    video_status.get_by_text("Running").wait_for(timeout=240_000)
+    page.wait_for_url(re.compile(rf"[?&]job=(?!{short})[0-9a-f]{{32}}"))
+    video_short = page.url.split("job=")[1][:8]
+    page.reload()
+    expect(video_status).to_contain_text(f"Running · job {video_short}", timeout=60_000)  # the Video section
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "insertion-video-reattached.png"), full_page=False)
     test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
