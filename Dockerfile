@@ -2,7 +2,7 @@
 #   web:    docker run -p 127.0.0.1:7860:7860 IMAGE                      (default command)
 #   worker: docker run --gpus all IMAGE celery -A tasks worker -Q quick,long --concurrency 1 --loglevel INFO
 # Both need the same FEWSHOT_REDIS_URL and the same artifact volume at /data.
-FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
+FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -17,7 +17,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY tasks ./tasks
 COPY webapp ./webapp
-# torch from the base image satisfies the requirement; the rest comes from PyPI.
+# Everything from PyPI, torch included (its CUDA build: runs on the GPU with `--gpus all`, else on the CPU).
 RUN pip install . \
  && useradd --create-home --uid 1000 studio \
  && mkdir -p /data/artifacts /models \

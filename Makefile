@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Queues a worker takes jobs from: both lanes by default; `make worker QUEUES=long` serves one lane.
 QUEUES ?= $${FEWSHOT_QUICK_QUEUE:-quick},$${FEWSHOT_LONG_QUEUE:-long}
 
-.PHONY: run test lint weights worker install
+.PHONY: run test test-floors lint weights worker install
 
 run: $(STAMP)
 	$(BIN)/python -m webapp
@@ -14,6 +14,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# CI: the unit tests once more, on exactly the dependency floors pyproject.toml declares (.ci/floors.txt).
+test-floors:
+	test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
+	.venv-floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
+	.venv-floors/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
