@@ -69,9 +69,10 @@ def engine_params(choice: str) -> dict[str, Any]:
 
 # -- review state: {"job": id, "doc": proposals.json, **engine.completion.review.decisions(...)} -------------
 # Each decision (accept, reject, an edit in the annotator) is written to the job's review.json at once.
-SHORTCUTS = ("Keys (outside text fields): **a** accept · **r** reject · **n** next proposal · **→** or **PageDown** "
-             "next image · **←** or **PageUp** previous image · on the picture: drag a box to move it, its corners to "
-             "resize, double-click to relabel, Delete to remove; draw a new box in create mode (**c**)")
+SHORTCUTS = ("Keys (outside text fields): **a** accept · **r** reject · **n** next proposal · **→** or "
+             "**PageDown** next image · **←** or **PageUp** previous image · on the picture: **d** then drag a box "
+             "to move it or its corners to resize, double-click or **e** relabel (keep the id: #3 resistor), "
+             "**Delete** remove, **c** then drag to draw a new box")
 SHORTCUTS_JS = """
 document.addEventListener("keydown", (event) => {
     const review = document.getElementById("completion-review");
@@ -141,19 +142,18 @@ def _selected(review: dict[str, Any], item: dict[str, Any], threshold: float, se
 def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: float,
                     selected: int | None) -> dict[str, Any]:
     """The image with its existing boxes drawn in (green, not editable) and, as editable rectangles, the proposals
-    shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue); each labelled
-    with its id first ("#3 capacitor 0.82", "+1 nut"), the selected one marked ◀; the best drawn last, on top."""
+    shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue). A proposal's label
+    is its id alone ("#3"; class and score are in the table), short enough that neighbours' labels do not hide
+    it; the best is drawn last, the selected one (marked ◀) on top of all. A label typed as "#3 resistor"
+    relabels #3."""
     scale = item["preview_scale"]
     picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
     draw = ImageDraw.Draw(picture)
     for existing in item["existing"]:
         draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
-    boxes = []
-    for p in reversed(_visible(item, review, threshold)):
-        box, category = _current(review, p)
-        mark = " ◀" if p["id"] == selected else ""
-        boxes.append({**_xyxy(box, scale), "label": f"#{p['id']} {category} {p['score']:.2f}{mark}",
-                      "color": RGB[_status_of(review, p["id"])]})
+    shown = sorted(reversed(_visible(item, review, threshold)), key=lambda p: p["id"] == selected)
+    boxes = [{**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
+              "color": RGB[_status_of(review, p["id"])]} for p in shown]
     boxes += [{**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}", "color": RGB["accepted"]}
               for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
     return {"image": picture, "boxes": boxes}
@@ -562,7 +562,7 @@ def build() -> None:
             view = image_annotator(
                 label="Orange: proposed · blue: accepted or added · grey: rejected · green (fixed): existing",
                 image_type="filepath", sources=[], interactive=True, height=620, box_thickness=3,
-                box_selected_thickness=5, handle_size=10, boxes_alpha=0.12, show_clear_button=False,
+                box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
                 show_remove_button=True, show_download_button=False, scale=3, elem_id="completion-view")
             with gr.Column(scale=2):
                 table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
