@@ -154,9 +154,10 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     shown = sorted(reversed(_visible(item, review, threshold)), key=lambda p: p["id"] == selected)
     boxes = [{**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
               "color": RGB[_status_of(review, p["id"])]} for p in shown]
-    boxes += [{**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}", "color": RGB["accepted"]}
-              for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
-    return {"image": picture, "boxes": boxes}
+    added = [{**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}", "color": RGB["accepted"]}
+             for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
+    # the newest added box first: the annotator puts a box being drawn first and edits its label by position
+    return {"image": picture, "boxes": [*reversed(added), *boxes]}
 
 
 def render(review: dict[str, Any] | None, threshold: float, page: int,
@@ -170,10 +171,10 @@ def render(review: dict[str, Any] | None, threshold: float, page: int,
     selected = _selected(review, item, threshold, selected)
     rows = [[p["id"], _current(review, p)[1], round(p["score"], 4), _status_of(review, p["id"]), p["exemplar"]]
             for p in _visible(item, review, threshold)]
-    added_here = sum(1 for a in review["added"] if a["image"] == item["file"])
+    added_here = [a["category"] for a in review["added"] if a["image"] == item["file"]]
     line = (f"Image {page + 1} of {len(images)}: {code(item['file'])} · {len(item['existing'])} existing boxes · "
             f"{len(rows)} proposals shown (score ≥ {threshold:.2f}, or decided)"
-            + (f" · {added_here} added" if added_here else ""))
+            + (f" · {len(added_here)} added ({text(', '.join(added_here))})" if added_here else ""))
     return annotator_value(review, item, threshold, selected), rows, line, counts_line(review, threshold), page, \
         selected
 
