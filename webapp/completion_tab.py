@@ -270,6 +270,7 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
     """What the reviewer did in the annotator, saved: a moved, resized or relabelled proposal is accepted as
     edited; a deleted one is rejected; a box with no id is an added box (class: its label, else the proposal
     class of the image, else the set's first class). Nothing changed: nothing is sent back."""
+    # nothing here may re-render the annotator: it would close the label box the reviewer is typing in
     if not review or not value or page >= len(review["doc"]["images"]):
         return (gr.skip(),) * 7
     item = review["doc"]["images"][page]
@@ -306,7 +307,9 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
                "added": added}
     if {k: changed[k] for k in DECISIONS} == {k: review[k] for k in DECISIONS}:
         return (gr.skip(),) * 7
-    return _outputs(_persist(changed, request), threshold, page, selected)
+    review, _, rows, line, counts, page, selected = _outputs(_persist(changed, request), threshold, page, selected)
+    return review, gr.skip(), rows, line, counts, page, selected  # the picture as the reviewer left it (a label
+    # being typed in the annotator stays open); its colours follow at the next image, decision or threshold
 
 
 def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int, request: gr.Request = None) -> tuple:

@@ -51,6 +51,13 @@ def drag(page, canvas,  # noqa: F811 - the page, not the fixture
     page.mouse.up()
 
 
+def name_box(page, name: str) -> None:  # noqa: F811 - the page, not the fixture
+    """Type the label the annotator asks for after a box is drawn, and confirm it."""
+    modal = page.locator(".modal").filter(has=page.get_by_role("button", name="OK")).first
+    modal.locator("input").first.fill(name)
+    modal.get_by_role("button", name="OK").click()
+
+
 def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  # noqa: F811
     image, partial, _ = one_image_set(shared_data, tmp_path)
     complete(page, image, partial)
@@ -93,13 +100,10 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     expect(counts).to_contain_text("· 1 accepted · 1 rejected")
 
     canvas = page.locator("#completion-view canvas").first
-    page.locator("#completion-view button[aria-label*='reate' i], #completion-view button[title*='reate' i]") \
-        .first.click()
-    drag(page, canvas, (0.05, 0.05), (0.12, 0.12))
+    page.locator("#completion-view button[aria-label='Create box']").click()
+    drag(page, canvas, (0.40, 0.88), (0.46, 0.96))  # inside the picture
     expect(counts).to_contain_text("· 1 boxes added")  # saved at once, with the image's class
-    label = page.locator("#completion-view .modal input[role=listbox]")  # the annotator asks for its label
-    label.fill("drawn part")
-    page.locator("#completion-view .modal").get_by_role("button", name="OK").click()
+    name_box(page, "drawn part")
     expect(page.locator("#completion-page")).to_contain_text("· 1 added (drawn part)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "completion-review-edited.png"), full_page=True)
@@ -147,3 +151,25 @@ def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):  # noqa: 
     status = page.locator("#completion-status")
     status.get_by_text("Failed").wait_for()
     expect(status).to_contain_text("No usable images in the upload (scene.png, boxes.json). scene.png: not an image")
+
+
+def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, shared_data):  # noqa: F811
+    image = shared_data / "detection" / "deeppcb" / "images" / "000.png"
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-images input[type=file]").set_input_files([str(image)])
+    page.get_by_text("Draw boxes (when there are no annotations").click()
+    canvas = page.locator("#completion-editor canvas").first
+    expect(canvas).to_be_visible()
+    page.locator("#completion-add-box").click()  # nothing drawn yet
+    expect(page.locator("#completion-draw-message")).to_contain_text("Nothing is drawn")
+    expect(canvas).to_be_visible()  # the picture stays, no error badge over it
+    expect(page.locator("#completion-editor")).not_to_contain_text("Error")
+
+    page.locator("#completion-editor button[aria-label='Create box']").click()
+    drag(page, canvas, (0.3, 0.3), (0.45, 0.5))
+    name_box(page, "speck")
+    page.locator("#completion-add-box").click()
+    expect(page.locator("#completion-draw-message")).to_contain_text("1 box on 000.png")
+    expect(page.locator("#completion-drawn")).to_contain_text("000.png speck: x")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "completion-draw-boxes.png"), full_page=True)
