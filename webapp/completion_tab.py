@@ -144,14 +144,15 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     """The image with its existing boxes drawn in (green, not editable) and, as editable rectangles, the proposals
     shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue). A proposal's label
     is its id alone ("#3"; class and score are in the table), short enough that neighbours' labels do not hide
-    it; the best is drawn last, the selected one (marked ◀) on top of all. A label typed as "#3 resistor"
-    relabels #3."""
+    it; decided ones are drawn over pending ones, the selected one (marked ◀) on top of all. A label typed as
+    "#3 resistor" relabels #3."""
     scale = item["preview_scale"]
     picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
     draw = ImageDraw.Draw(picture)
     for existing in item["existing"]:
         draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
-    shown = sorted(reversed(_visible(item, review, threshold)), key=lambda p: p["id"] == selected)
+    shown = sorted(reversed(_visible(item, review, threshold)),  # decided ones over pending, the selected on top
+                   key=lambda p: (p["id"] == selected, _status_of(review, p["id"]) != "pending"))
     boxes = [{**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
               "color": RGB[_status_of(review, p["id"])]} for p in shown]
     added = [{**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}", "color": RGB["accepted"]}
@@ -562,25 +563,24 @@ def build() -> None:
             page_line = gr.Markdown(elem_id="completion-page")
             next_button = gr.Button("Next image ▶", elem_id="completion-next")
         gr.Markdown(SHORTCUTS, elem_id="completion-shortcuts")
+        with gr.Row(equal_height=True):
+            proposal = gr.Number(label="Proposal #", precision=0, min_width=100, elem_id="completion-proposal")
+            accept_button = gr.Button("Accept (a)", elem_id="completion-accept")
+            reject_button = gr.Button("Reject (r)", elem_id="completion-reject")
+            next_proposal_button = gr.Button("Next proposal (n)", elem_id="completion-next-proposal")
+            accept_all = gr.Button("Accept all ≥ threshold", variant="primary", elem_id="completion-accept-all")
+            clear_button = gr.Button("Clear decisions")
+        view = image_annotator(
+            label="Orange: proposed · blue: accepted or added · grey: rejected · green (fixed): existing",
+            image_type="filepath", sources=[], interactive=True, height=640, box_thickness=3,
+            box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
+            show_remove_button=True, show_download_button=False, elem_id="completion-view")
         with gr.Row():
-            view = image_annotator(
-                label="Orange: proposed · blue: accepted or added · grey: rejected · green (fixed): existing",
-                image_type="filepath", sources=[], interactive=True, height=620, box_thickness=3,
-                box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
-                show_remove_button=True, show_download_button=False, scale=3, elem_id="completion-view")
+            table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
+                                 interactive=False, max_height=300, scale=3, elem_id="completion-proposals")
             with gr.Column(scale=2):
-                table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
-                                     interactive=False, max_height=300, elem_id="completion-proposals")
-                with gr.Row():
-                    proposal = gr.Number(label="Proposal #", precision=0, elem_id="completion-proposal")
-                    accept_button = gr.Button("Accept (a)", elem_id="completion-accept")
-                    reject_button = gr.Button("Reject (r)", elem_id="completion-reject")
-                    next_proposal_button = gr.Button("Next (n)", elem_id="completion-next-proposal")
-                with gr.Row():
-                    accept_all = gr.Button("Accept all ≥ threshold", variant="primary",
-                                           elem_id="completion-accept-all")
-                    clear_button = gr.Button("Clear decisions")
-                export_button = gr.Button("Export accepted (COCO, YOLO, VOC)", elem_id="completion-export")
+                export_button = gr.Button("Export accepted (COCO, YOLO, VOC)", variant="primary",
+                                          elem_id="completion-export")
                 downloads = gr.File(label="Exports", file_count="multiple", interactive=False,
                                     elem_id="completion-exports")
                 with gr.Row():
