@@ -609,7 +609,8 @@ def build() -> None:
                                api_name="completion_next_proposal")
     view.change(apply_edits, [review, view, threshold, page, proposal], review_out, api_visibility="private",
                 show_progress="hidden", trigger_mode="always_last")
-    table.select(pick_row, [table], proposal, api_visibility="private")
+    table.select(pick_row, [table], proposal, api_visibility="private").then(  # mark it on the picture
+        _outputs, [review, threshold, page, proposal], review_out, api_visibility="private", show_progress="hidden")
     proposal.input(_outputs, [review, threshold, page, proposal], review_out, api_visibility="private",
                    show_progress="hidden")
     accept_button.click(accept, [review, proposal, threshold, page], review_out, api_name="completion_accept")

@@ -95,6 +95,10 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     expect(table.locator("tr", has_text=f"{first}").first).to_contain_text("accepted")
     page.keyboard.press("r")
     expect(counts).to_contain_text("· 1 accepted · 1 rejected")
+    selected = page.locator("#completion-proposal input")
+    after_reject = selected.input_value()
+    page.keyboard.press("n")
+    expect(selected).not_to_have_value(after_reject)  # the next pending proposal
     page.locator("#completion-load-id input, #completion-load-id textarea").first.click()
     page.keyboard.press("a")  # typed into the text field: no decision
     expect(counts).to_contain_text("· 1 accepted · 1 rejected")
