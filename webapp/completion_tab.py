@@ -144,21 +144,22 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     """The image with its existing boxes drawn in (green, not editable) and, as editable rectangles, the proposals
     shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue). A proposal's label
     is its id alone ("#3"; class and score are in the table), short enough that neighbours' labels do not hide
-    it; decided ones are drawn over pending ones, the selected one (marked ◀) on top of all. A label typed as
+    it; decided ones are drawn over pending ones, the selected one (marked ◀) over all. A label typed as
     "#3 resistor" relabels #3."""
     scale = item["preview_scale"]
     picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
     draw = ImageDraw.Draw(picture)
     for existing in item["existing"]:
         draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
-    shown = sorted(reversed(_visible(item, review, threshold)),  # decided ones over pending, the selected on top
-                   key=lambda p: (p["id"] == selected, _status_of(review, p["id"]) != "pending"))
-    boxes = [{**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
-              "color": RGB[_status_of(review, p["id"])]} for p in shown]
-    added = [{**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}", "color": RGB["accepted"]}
-             for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
-    # the newest added box first: the annotator puts a box being drawn first and edits its label by position
-    return {"image": picture, "boxes": [*reversed(added), *boxes]}
+    # the annotator draws its first box on top: the selected one, then the decided and added ones, then the
+    # pending ones best first
+    ranked = [((p["id"] != selected, _status_of(review, p["id"]) == "pending", -p["score"]),
+               {**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
+                "color": RGB[_status_of(review, p["id"])]}) for p in _visible(item, review, threshold)]
+    ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}",
+                                     "color": RGB["accepted"]})
+               for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
+    return {"image": picture, "boxes": [box for _, box in sorted(ranked, key=lambda pair: pair[0])]}
 
 
 def render(review: dict[str, Any] | None, threshold: float, page: int,

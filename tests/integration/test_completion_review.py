@@ -35,7 +35,7 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     assert selected == rows[0][0] and counts.startswith(f"**{len(rows)}** of {len(rows)} proposals score ≥ 0.00")
     labels = [box["label"] for box in value["boxes"]]
     assert sorted(labels) == sorted(f"#{row[0]}" + (" ◀" if row[0] == selected else "") for row in rows)
-    assert labels[-1] == f"#{selected} ◀"  # the selected box on top
+    assert labels[0] == f"#{selected} ◀"  # the selected box on top (the annotator draws its first box last)
 
     boxes = {int(b["label"].split()[0][1:]): dict(b) for b in value["boxes"]}
     moved, relabelled, deleted, *_ = (row[0] for row in rows)
