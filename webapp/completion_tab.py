@@ -6,6 +6,7 @@ review.json; the score slider filters the proposals already computed, without a 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,16 +148,20 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     it; decided ones are drawn over pending ones, the selected one (marked ◀) over all. A label typed as
     "#3 resistor" relabels #3."""
     scale = item["preview_scale"]
-    picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
-    draw = ImageDraw.Draw(picture)
+    preview = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
+    draw = ImageDraw.Draw(preview)
     for existing in item["existing"]:
         draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
+    top = _margin(item)
+    picture = Image.new("RGB", (preview.width, preview.height + top), "white")
+    picture.paste(preview, (0, top))
     # the annotator draws its first box on top: the selected one, then the decided and added ones, then the
     # pending ones best first
     ranked = [((p["id"] != selected, _status_of(review, p["id"]) == "pending", -p["score"]),
-               {**_xyxy(_current(review, p)[0], scale), "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else ""),
-                "color": RGB[_status_of(review, p["id"])]}) for p in _visible(item, review, threshold)]
-    ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale), "label": f"+{n + 1} {a['category']}",
+               {**_xyxy(_current(review, p)[0], scale, top), "color": RGB[_status_of(review, p["id"])],
+                "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else "")})
+              for p in _visible(item, review, threshold)]
+    ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale, top), "label": f"+{n + 1} {a['category']}",
                                      "color": RGB["accepted"]})
                for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
     return {"image": picture, "boxes": [box for _, box in sorted(ranked, key=lambda pair: pair[0])]}
@@ -195,8 +200,16 @@ def _corners(box: list[float], scale: float) -> list[float]:
     return [x, y, x + w, y + h]
 
 
-def _xyxy(box: list[float], scale: float) -> dict[str, float]:
-    return dict(zip(("xmin", "ymin", "xmax", "ymax"), _corners(box, scale), strict=True))
+def _xyxy(box: list[float], scale: float, top: int = 0) -> dict[str, float]:
+    """A box [x, y, w, h] in image pixels as the annotator's corners, on a picture `top` pixels lower."""
+    x0, y0, x1, y1 = _corners(box, scale)
+    return {"xmin": x0, "ymin": y0 + top, "xmax": x1, "ymax": y1 + top}
+
+
+def _margin(item: dict[str, Any]) -> int:
+    """White pixels above the review picture: the annotator writes a box's label above it, so a box at the top
+    edge keeps its id in sight (about 20 screen pixels at the picture's fitted size)."""
+    return max(24, math.ceil(0.04 * item["height"] * item["preview_scale"]))
 
 
 def _outputs(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None = None) -> tuple:
@@ -276,14 +289,14 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
     if not review or not value or page >= len(review["doc"]["images"]):
         return (gr.skip(),) * 7
     item = review["doc"]["images"][page]
-    scale = item["preview_scale"]
+    scale, top = item["preview_scale"], _margin(item)
     shown = {p["id"]: p for p in _visible(item, review, threshold)}
     here = {n for n, a in enumerate(review["added"]) if a["image"] == item["file"]}
     accepted, rejected, edited = set(review["accepted"]), set(review["rejected"]), dict(review["edited"])
     kept, new, seen = {}, [], set()
     fallback = next(iter(p["category"] for p in item["proposals"]), (review["doc"]["categories"] or ["object"])[0])
     for box in value.get("boxes") or []:
-        xywh = [round(box["xmin"] / scale, 1), round(box["ymin"] / scale, 1),
+        xywh = [round(box["xmin"] / scale, 1), round((box["ymin"] - top) / scale, 1),
                 round((box["xmax"] - box["xmin"]) / scale, 1), round((box["ymax"] - box["ymin"]) / scale, 1)]
         match = LABEL.match(box.get("label") or "")
         typed = (match.group(3) if match else (box.get("label") or "")).strip()
@@ -571,10 +584,12 @@ def build() -> None:
             next_proposal_button = gr.Button("Next proposal (n)", elem_id="completion-next-proposal")
             accept_all = gr.Button("Accept all ≥ threshold", variant="primary", elem_id="completion-accept-all")
             clear_button = gr.Button("Clear decisions")
+        gr.Markdown("Boxes: <span style='color:#ff8800'>■ proposed</span> · <span style='color:#2266ff'>■ accepted "
+                    "or added</span> · <span style='color:#969696'>■ rejected</span> · <span style='color:#22aa44'>"
+                    "■ existing</span> (fixed)", elem_id="completion-legend")
         view = image_annotator(
-            label="Orange: proposed · blue: accepted or added · grey: rejected · green (fixed): existing",
-            image_type="filepath", sources=[], interactive=True, height=640, box_thickness=3,
-            box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
+            label="Review", show_label=False, image_type="filepath", sources=[], interactive=True, height=640,
+            box_thickness=3, box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
             show_remove_button=True, show_download_button=False, elem_id="completion-view")
         with gr.Row():
             table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",

@@ -42,7 +42,7 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     boxes[moved] = {**boxes[moved], "xmin": boxes[moved]["xmin"] + 20, "xmax": boxes[moved]["xmax"] + 20}
     boxes[relabelled] = {**boxes[relabelled], "label": f"#{relabelled} resistor"}
     del boxes[deleted]
-    drawn = {"xmin": 10, "ymin": 12, "xmax": 40, "ymax": 52, "label": "nut"}
+    drawn = {"xmin": 10, "ymin": 62, "xmax": 40, "ymax": 102, "label": "nut"}
     out = tab.apply_edits(review, {"boxes": [drawn, *boxes.values()]}, 0.0, page, selected)
     review = out[0]
     scale = review["doc"]["images"][0]["preview_scale"]
@@ -50,8 +50,9 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     assert on_disk["accepted"] == sorted([moved, relabelled]) and on_disk["rejected"] == [deleted]
     assert on_disk["edited"][str(relabelled)]["category"] == "resistor"
     assert on_disk["edited"][str(moved)]["box"][0] == pytest.approx(boxes[moved]["xmin"] / scale, abs=0.1)
-    assert on_disk["added"] == [{"image": images[0].name, "box": [10 / scale, 12 / scale, 30 / scale, 40 / scale],
-                                 "category": "nut"}]
+    top = tab._margin(review["doc"]["images"][0])  # the white band above the picture, for the labels
+    assert on_disk["added"] == [{"image": images[0].name, "box": [10 / scale, (62 - top) / scale, 30 / scale,
+                                                                  40 / scale], "category": "nut"}]
     assert "· **2** accepted · 1 rejected · 1 boxes added" in out[4]
     assert out[1] == gr.skip()  # the annotator is left as the reviewer has it (a label being typed stays open)
     again = tab.apply_edits(review, {"boxes": [drawn, *boxes.values()]}, 0.0, page, selected)
