@@ -79,7 +79,7 @@ document.addEventListener("keydown", (event) => {
     const review = document.getElementById("completion-review");
     const target = event.target;
     if (!review || review.offsetParent === null || event.ctrlKey || event.metaKey || event.altKey) return;
-    if (target.closest("input, textarea, select, [contenteditable=true], dialog, .modal")) return;
+    if (target.closest("input, textarea, select, [contenteditable=true], dialog, .modal, table")) return;
     const button = {a: "completion-accept", r: "completion-reject", n: "completion-next-proposal",
                     ArrowRight: "completion-next", PageDown: "completion-next",
                     ArrowLeft: "completion-prev", PageUp: "completion-prev"}[event.key];
