@@ -1,7 +1,7 @@
 """Annotation completion tab: import a partly annotated set, get proposals for the missing boxes, review, export.
 
-The review (accepted / rejected proposal ids) lives in the session and, on export, in the job's
-review.json; the score slider filters the proposals already computed, without a new job.
+The review (accepted and rejected proposal ids, edited and added boxes) is saved to the job's review.json as each
+decision is made, so a reload shows it; the score slider filters the proposals already computed, without a new job.
 """
 
 from __future__ import annotations
@@ -79,11 +79,11 @@ document.addEventListener("keydown", (event) => {
     const review = document.getElementById("completion-review");
     const target = event.target;
     if (!review || review.offsetParent === null || event.ctrlKey || event.metaKey || event.altKey) return;
-    if (target.closest("input, textarea, select, [contenteditable=true], dialog, .modal, table")) return;
+    if (target.closest("input, textarea, select, [contenteditable=true], dialog, .modal")) return;
     const button = {a: "completion-accept", r: "completion-reject", n: "completion-next-proposal",
                     ArrowRight: "completion-next", PageDown: "completion-next",
                     ArrowLeft: "completion-prev", PageUp: "completion-prev"}[event.key];
-    if (!button) return;
+    if (!button || (event.key.length > 1 && target.closest("table"))) return;  // arrows move in a table
     event.preventDefault();
     document.getElementById(button).click();
 });
