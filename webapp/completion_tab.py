@@ -1,17 +1,19 @@
 """Annotation completion tab: import a partly annotated set, get proposals for the missing boxes, review, export.
 
-The review (accepted / rejected proposal ids) lives in the session and, on export, in the job's
-review.json; the score slider filters the proposals already computed, without a new job.
+The review (accepted and rejected proposal ids, edited and added boxes) is saved to the job's review.json as each
+decision is made, so a reload shows it; the score slider filters the proposals already computed, without a new job.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-import numpy as np
+from gradio_image_annotation import image_annotator
 from PIL import Image, ImageDraw
 
 from engine.completion import review as reviews
@@ -43,7 +45,8 @@ PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
 IMAGE_HEADERS = ["file", "existing boxes", "proposals ≥ threshold", "best score"]
 METRIC_HEADERS = ["class", "hidden", "found", "proposals", "recall", "precision"]
 CURVE_HEADERS = ["score threshold", "recall", "precision", "proposals"]
-COLORS = {"existing": "#22aa44", "pending": "#ff8800", "accepted": "#2266ff", "rejected": "#999999"}
+COLORS = {"existing": "#22aa44"}  # drawn into the picture: the given boxes are not edited here
+RGB = {"pending": (255, 136, 0), "accepted": (34, 102, 255), "rejected": (150, 150, 150)}  # editable boxes
 DETECTOR = "detector:"  # model choices naming a saved fine-tuned detector instead of an OWLv2 preset
 
 
@@ -64,7 +67,31 @@ def engine_params(choice: str) -> dict[str, Any]:
     return {"detector_model": choice.removeprefix(DETECTOR)} if choice.startswith(DETECTOR) else {"preset": choice}
 
 
-# -- review state: {"job": id, "doc": proposals.json, "accepted": [...], "rejected": [...]} -----------------
+# -- review state: {"job": id, "doc": proposals.json, **engine.completion.review.decisions(...)} -------------
+# Each decision (accept, reject, an edit in the annotator) is written to the job's review.json at once.
+SHORTCUTS = ("Keys (outside text fields): **a** accept · **r** reject · **n** next proposal · **→** or "
+             "**PageDown** next image · **←** or **PageUp** previous image · on the picture: **d** then drag a box "
+             "to move it or its corners to resize, double-click or **e** relabel (keep the id: #3 resistor), "
+             "**Delete** remove, **c** then drag to draw a new box")
+SHORTCUTS_JS = """
+document.addEventListener("keydown", (event) => {
+    const review = document.getElementById("completion-review");
+    const target = event.target;
+    if (!review || review.offsetParent === null || event.ctrlKey || event.metaKey || event.altKey) return;
+    if (target.closest("input, textarea, select, [contenteditable=true], dialog, .modal")) return;
+    const button = {a: "completion-accept", r: "completion-reject", n: "completion-next-proposal",
+                    ArrowRight: "completion-next", PageDown: "completion-next",
+                    ArrowLeft: "completion-prev", PageUp: "completion-prev"}[event.key];
+    if (!button || (event.key.length > 1 && target.closest("table"))) return;  // arrows move in a table
+    event.preventDefault();
+    document.getElementById(button).click();
+});
+"""
+LABEL = re.compile(r"^\s*([#+])(\d+)\b\s*(.*?)(?:\s+\d+\.\d+)?(?:\s*◀)?\s*$")  # "#3 capacitor 0.82 ◀", "+2 nut"
+SCORE = re.compile(r"\d+\.\d+")
+DECISIONS = ("accepted", "rejected", "edited", "added")
+
+
 def _proposals(job_id: str) -> dict[str, Any]:
     return reviews.read_proposals(client.artifact_path(job_id, PROPOSALS_FILE))
 
@@ -74,8 +101,17 @@ def _review(job_id: str) -> dict[str, Any]:
         saved = reviews.read_review(client.artifact_path(job_id, reviews.REVIEW_FILE)) or {}
     except JobNotFound:  # not reviewed yet
         saved = {}
-    return {"job": job_id, "doc": _proposals(job_id), "accepted": saved.get("accepted", []),
-            "rejected": saved.get("rejected", [])}
+    return {"job": job_id, "doc": _proposals(job_id),
+            **reviews.decisions(*(saved.get(key) or () for key in ("accepted", "rejected")), saved.get("edited"),
+                                saved.get("added"))}
+
+
+def _persist(review: dict[str, Any], request: gr.Request | None) -> dict[str, Any]:
+    """The review with its decisions normalised, after writing them to the job's review.json."""
+    review = {**review, **reviews.decisions(*(review[key] for key in DECISIONS))}
+    client.add_outputs(review["job"], lambda out_dir: reviews.save_decisions(
+        out_dir, {key: review[key] for key in DECISIONS}), owner_of(request))
+    return review
 
 
 def _status_of(review: dict[str, Any], proposal_id: int) -> str:
@@ -85,97 +121,225 @@ def _status_of(review: dict[str, Any], proposal_id: int) -> str:
 
 
 def _visible(item: dict[str, Any], review: dict[str, Any], threshold: float) -> list[dict[str, Any]]:
-    """Proposals of one image shown at this threshold (decided ones stay visible)."""
+    """Proposals of one image shown at this threshold (decided ones stay visible), best first."""
     return [p for p in item["proposals"] if p["score"] >= threshold or _status_of(review, p["id"]) != "pending"]
 
 
-def render(review: dict[str, Any] | None, threshold: float, page: int) -> tuple[Any, Any, str, str, int]:
-    """(overlay image, proposal rows, page line, counts line, page) for one image of the review.
+def _current(review: dict[str, Any], proposal: dict[str, Any]) -> tuple[list[float], str]:
+    """A proposal's box [x, y, w, h] and class as the reviewer left them."""
+    change = review["edited"].get(str(proposal["id"]), {})
+    return change.get("box", proposal["box"]), change.get("category", proposal["category"])
 
-    Existing boxes are drawn solid green; proposals orange (pending), blue and thicker (accepted) or
-    thin grey (rejected), each with its id; one image per view, so large sets page through.
-    """
+
+def _selected(review: dict[str, Any], item: dict[str, Any], threshold: float, selected: float | None) -> int | None:
+    """The selected proposal if it is shown on this image, else the image's best pending one shown."""
+    shown = _visible(item, review, threshold)
+    if selected is not None and int(selected) in {p["id"] for p in shown}:
+        return int(selected)
+    return next((p["id"] for p in shown if _status_of(review, p["id"]) == "pending"), None)
+
+
+def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: float,
+                    selected: int | None) -> dict[str, Any]:
+    """The image with its existing boxes drawn in (green, not editable) and, as editable rectangles, the proposals
+    shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue). A proposal's label
+    is its id alone ("#3"; class and score are in the table), short enough that neighbours' labels do not hide
+    it; decided ones are drawn over pending ones, the selected one (marked ◀) over all. A label typed as
+    "#3 resistor" relabels #3."""
+    scale = item["preview_scale"]
+    preview = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
+    draw = ImageDraw.Draw(preview)
+    for existing in item["existing"]:
+        draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
+    top = _margin(item)
+    picture = Image.new("RGB", (preview.width, preview.height + top), "white")
+    picture.paste(preview, (0, top))
+    # the annotator draws its first box on top: the selected one, then the decided and added ones, then the
+    # pending ones best first
+    ranked = [((p["id"] != selected, _status_of(review, p["id"]) == "pending", -p["score"]),
+               {**_xyxy(_current(review, p)[0], scale, top), "color": RGB[_status_of(review, p["id"])],
+                "label": f"#{p['id']}" + (" ◀" if p["id"] == selected else "")})
+              for p in _visible(item, review, threshold)]
+    ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale, top), "label": f"+{n + 1} {a['category']}",
+                                     "color": RGB["accepted"]})
+               for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
+    return {"image": picture, "boxes": [box for _, box in sorted(ranked, key=lambda pair: pair[0])]}
+
+
+def render(review: dict[str, Any] | None, threshold: float, page: int,
+           selected: float | None = None) -> tuple[Any, Any, str, str, int, int | None]:
+    """(annotator value, proposal rows, page line, counts line, page, selected proposal) for one image."""
     if not review:
-        return None, [], "No proposals yet: run a completion or load a job.", "", 0
+        return None, [], "No proposals yet: run a completion or load a job.", "", 0, None
     images = review["doc"]["images"]
     page = min(max(int(page or 0), 0), len(images) - 1)
     item = images[page]
-    scale = item["preview_scale"]
-    picture = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
-    draw = ImageDraw.Draw(picture)
-    for existing in item["existing"]:
-        draw.rectangle(_scaled(existing["box"], scale), outline=COLORS["existing"], width=3)
-    rows = []
-    for p in reversed(_visible(item, review, threshold)):  # best drawn last, on top
-        state = _status_of(review, p["id"])
-        corners = _scaled(p["box"], scale)
-        draw.rectangle(corners, outline=COLORS[state], width={"accepted": 3, "rejected": 1}.get(state, 2))
-        draw.text((corners[0] + 2, corners[1] + 1), f"#{p['id']}", fill=COLORS[state])
-        rows.insert(0, [p["id"], p["category"], round(p["score"], 4), state, p["exemplar"]])
-    all_proposals = [p for i in images for p in i["proposals"]]
-    above = sum(1 for p in all_proposals if p["score"] >= threshold)
-    counts = (f"**{above}** of {len(all_proposals)} proposals score ≥ {threshold:.2f} · accepted "
-              f"**{len(review['accepted'])}** · rejected {len(review['rejected'])}")
-    line = (f"Image {page + 1} of {len(images)}: {code(item['file'])} · {len(item['existing'])} existing, "
-            f"{len(rows)} shown")
-    return picture, rows, line, counts, page
+    selected = _selected(review, item, threshold, selected)
+    rows = [[p["id"], _current(review, p)[1], round(p["score"], 4), _status_of(review, p["id"]), p["exemplar"]]
+            for p in _visible(item, review, threshold)]
+    added_here = [a["category"] for a in review["added"] if a["image"] == item["file"]]
+    line = (f"Image {page + 1} of {len(images)}: {code(item['file'])} · {len(item['existing'])} existing boxes · "
+            f"{len(rows)} proposals shown (score ≥ {threshold:.2f}, or decided)"
+            + (f" · {len(added_here)} added ({text(', '.join(added_here))})" if added_here else ""))
+    return annotator_value(review, item, threshold, selected), rows, line, counts_line(review, threshold), page, \
+        selected
 
 
-def _scaled(box: list[float], scale: float) -> list[float]:
+def counts_line(review: dict[str, Any], threshold: float) -> str:
+    """One line, one threshold: how many of all proposals score at or above it, and the decisions so far."""
+    scores = [p["score"] for i in review["doc"]["images"] for p in i["proposals"]]
+    above = sum(1 for score in scores if score >= threshold)
+    line = (f"**{above}** of {len(scores)} proposals score ≥ {threshold:.2f} · **{len(review['accepted'])}** "
+            f"accepted · {len(review['rejected'])} rejected")
+    return line + (f" · {len(review['added'])} boxes added" if review["added"] else "")
+
+
+def _corners(box: list[float], scale: float) -> list[float]:
     x, y, w, h = (v * scale for v in box)
     return [x, y, x + w, y + h]
 
 
-def _outputs(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
-    view, rows, line, counts, page = render(review, threshold, page)
-    return review, view, rows, line, counts, page
+def _xyxy(box: list[float], scale: float, top: int = 0) -> dict[str, float]:
+    """A box [x, y, w, h] in image pixels as the annotator's corners, on a picture `top` pixels lower."""
+    x0, y0, x1, y1 = _corners(box, scale)
+    return {"xmin": x0, "ymin": y0 + top, "xmax": x1, "ymax": y1 + top}
 
 
-def accept_above(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
+def _margin(item: dict[str, Any]) -> int:
+    """White pixels above the review picture: the annotator writes a box's label above it, so a box at the top
+    edge keeps its id in sight (about 20 screen pixels at the picture's fitted size)."""
+    return max(24, math.ceil(0.04 * item["height"] * item["preview_scale"]))
+
+
+def _outputs(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None = None) -> tuple:
+    view, rows, line, counts, page, selected = render(review, threshold, page, selected)
+    return review, view, rows, line, counts, page, selected
+
+
+def accept_above(review: dict[str, Any] | None, threshold: float, page: int, request: gr.Request = None) -> tuple:
     """Accept every pending proposal at or above the threshold, in all images."""
     if review:
         ids = {p["id"] for i in review["doc"]["images"] for p in i["proposals"] if p["score"] >= threshold}
-        review = {**review, "accepted": sorted(set(review["accepted"]) | (ids - set(review["rejected"])))}
+        review = _persist({**review, "accepted": sorted(set(review["accepted"]) | (ids - set(review["rejected"])))},
+                          request)
     return _outputs(review, threshold, page)
 
 
 def decide(review: dict[str, Any] | None, proposal_id: float | None, decision: str, threshold: float,
-           page: int) -> tuple:
-    """Accept or reject one proposal by id."""
+           page: int, request: gr.Request = None) -> tuple:
+    """Accept or reject one proposal by id, then select the next pending one on the image. A missing or unknown id
+    is a warning that leaves the picture as it is."""
     if not review:
-        raise gr.Error("Run a completion (or load a job) first.")
+        gr.Warning("Run a completion (or load a job) first.")
+        return (gr.skip(),) * 7
     known = {p["id"] for i in review["doc"]["images"] for p in i["proposals"]}
     if proposal_id is None or int(proposal_id) not in known:
-        raise gr.Error(f"No proposal #{proposal_id}: pick one in the table or click a box.")
+        gr.Warning(f"No proposal #{proposal_id}: pick one in the table, or press n for the next one."
+                   if proposal_id is not None else "No proposal selected: pick one in the table, or press n.")
+        return (gr.skip(),) * 7
     pid = int(proposal_id)
     accepted, rejected = set(review["accepted"]) - {pid}, set(review["rejected"]) - {pid}
     (accepted if decision == "accept" else rejected).add(pid)
-    return _outputs({**review, "accepted": sorted(accepted), "rejected": sorted(rejected)}, threshold, page)
+    review = _persist({**review, "accepted": sorted(accepted), "rejected": sorted(rejected)}, request)
+    return _outputs(review, threshold, page, _next_pending(review, threshold, page, pid, same_image=True))
 
 
-def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int) -> tuple:
-    return _outputs({**review, "accepted": [], "rejected": []} if review else None, threshold, page)
+def accept(review: dict[str, Any] | None, proposal_id: float | None, threshold: float, page: int,
+           request: gr.Request = None) -> tuple:
+    return decide(review, proposal_id, "accept", threshold, page, request)
+
+
+def reject(review: dict[str, Any] | None, proposal_id: float | None, threshold: float, page: int,
+           request: gr.Request = None) -> tuple:
+    return decide(review, proposal_id, "reject", threshold, page, request)
+
+
+def _next_pending(review: dict[str, Any], threshold: float, page: int, after: float | None,
+                  same_image: bool = False) -> int | None:
+    """The next pending proposal shown after `after` (in the table's order), on this image or the ones after it."""
+    images = review["doc"]["images"]
+    pages = [page] if same_image else range(page, len(images))
+    order = [(n, p["id"]) for n in pages for p in _visible(images[n], review, threshold)
+             if _status_of(review, p["id"]) == "pending" or p["id"] == after]
+    ids = [pid for _, pid in order]
+    start = ids.index(int(after)) + 1 if after is not None and int(after) in ids else 0
+    return next((pid for _, pid in order[start:] if pid != after), None)
+
+
+def next_proposal(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None) -> tuple:
+    """Select the next pending proposal, moving to the next image that has one."""
+    if not review:
+        return _outputs(review, threshold, page)
+    images = review["doc"]["images"]
+    pid = _next_pending(review, threshold, page, selected)
+    if pid is None:
+        gr.Info("No pending proposal after this one at this threshold.")
+        return _outputs(review, threshold, page, selected)
+    page = next(n for n, item in enumerate(images) if pid in {p["id"] for p in item["proposals"]})
+    return _outputs(review, threshold, page, pid)
+
+
+def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, threshold: float, page: int,
+                selected: float | None, request: gr.Request = None) -> tuple:
+    """What the reviewer did in the annotator, saved: a moved, resized or relabelled proposal is accepted as
+    edited; a deleted one is rejected; a box with no id is an added box (class: its label, else the proposal
+    class of the image, else the set's first class). Nothing changed: nothing is sent back."""
+    # nothing here may re-render the annotator: it would close the label box the reviewer is typing in
+    if not review or not value or page >= len(review["doc"]["images"]):
+        return (gr.skip(),) * 7
+    item = review["doc"]["images"][page]
+    scale, top = item["preview_scale"], _margin(item)
+    shown = {p["id"]: p for p in _visible(item, review, threshold)}
+    here = {n for n, a in enumerate(review["added"]) if a["image"] == item["file"]}
+    accepted, rejected, edited = set(review["accepted"]), set(review["rejected"]), dict(review["edited"])
+    kept, new, seen = {}, [], set()
+    fallback = next(iter(p["category"] for p in item["proposals"]), (review["doc"]["categories"] or ["object"])[0])
+    for box in value.get("boxes") or []:
+        xywh = [round(box["xmin"] / scale, 1), round((box["ymin"] - top) / scale, 1),
+                round((box["xmax"] - box["xmin"]) / scale, 1), round((box["ymax"] - box["ymin"]) / scale, 1)]
+        match = LABEL.match(box.get("label") or "")
+        typed = (match.group(3) if match else (box.get("label") or "")).strip()
+        typed = "" if SCORE.fullmatch(typed) else typed
+        if match and match.group(1) == "#" and int(match.group(2)) in shown:
+            pid = int(match.group(2))
+            seen.add(pid)
+            before, category = _current(review, shown[pid])
+            moved = max(abs(a - b) * scale for a, b in zip(xywh, before, strict=True)) > 1.5  # preview pixels
+            if moved or (typed and typed != category):
+                edited[str(pid)] = {"box": xywh, "category": typed or category}
+                accepted.add(pid)
+                rejected.discard(pid)
+        elif match and match.group(1) == "+" and int(match.group(2)) - 1 in here:
+            kept[int(match.group(2)) - 1] = {"image": item["file"], "box": xywh, "category": typed or fallback}
+        else:
+            new.append({"image": item["file"], "box": xywh, "category": typed or fallback})
+    for pid in shown.keys() - seen:
+        accepted.discard(pid)
+        rejected.add(pid)
+    added = [kept.get(n, a) for n, a in enumerate(review["added"]) if n not in here or n in kept] + new
+    changed = {**review, "accepted": sorted(accepted), "rejected": sorted(rejected), "edited": edited,
+               "added": added}
+    if {k: changed[k] for k in DECISIONS} == {k: review[k] for k in DECISIONS}:
+        return (gr.skip(),) * 7
+    review, _, rows, line, counts, page, selected = _outputs(_persist(changed, request), threshold, page, selected)
+    return review, gr.skip(), rows, line, counts, page, selected  # the picture as the reviewer left it (a label
+    # being typed in the annotator stays open); its colours follow at the next image, decision or threshold
+
+
+def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int, request: gr.Request = None) -> tuple:
+    if review:
+        review = _persist({**review, **reviews.decisions(())}, request)
+    return _outputs(review, threshold, page)
 
 
 def export(review: dict[str, Any] | None, request: gr.Request = None) -> list[str]:
-    """Existing boxes plus the accepted proposals, as COCO JSON, a YOLO zip and a VOC zip."""
+    """Existing boxes plus the accepted (as edited) and added ones, as COCO JSON, a YOLO zip and a VOC zip."""
     if not review:
         raise gr.Error("Nothing to export yet: run a completion first.")
     owner = owner_of(request)
     paths = client.add_outputs(review["job"], lambda out_dir: reviews.save_review(
-        out_dir, _proposals(review["job"]), review["accepted"], review["rejected"]), owner)
+        out_dir, _proposals(review["job"]), *(review[key] for key in DECISIONS)), owner)
     return [hand_out(p, owner, job_id=review["job"]) for p in paths if p.name != reviews.REVIEW_FILE]
-
-
-def pick_box(review: dict[str, Any] | None, page: int, event: gr.SelectData) -> float | None:
-    """Clicking inside a proposal's box on the image selects it (the smallest box under the click)."""
-    if not review or not isinstance(event.index, list | tuple) or len(event.index) != 2:
-        return None
-    item = review["doc"]["images"][page]
-    x, y = (v / item["preview_scale"] for v in event.index)
-    hits = [p for p in item["proposals"]
-            if p["box"][0] <= x <= p["box"][0] + p["box"][2] and p["box"][1] <= y <= p["box"][1] + p["box"][3]]
-    return min(hits, key=lambda p: p["box"][2] * p["box"][3])["id"] if hits else None
 
 
 def pick_row(rows: Any, event: gr.SelectData) -> float | None:
@@ -185,7 +349,7 @@ def pick_row(rows: Any, event: gr.SelectData) -> float | None:
 
 
 def load_job(job_id: str, threshold: float, request: gr.Request = None) -> tuple:
-    """Review a finished completion job by id (e.g. one opened from the Jobs tab)."""
+    """Review a finished completion job by id (e.g. one opened from the Jobs tab), with the decisions saved so far."""
     try:
         job = client.get((job_id or "").strip(), owner_of(request))
     except JobNotFound as exc:
@@ -204,17 +368,27 @@ def drawing_choices(files: list[str] | None, video: str | None) -> Any:
     return gr.Dropdown(choices=names, value=names[0] if names else None)
 
 
-def drawing_background(name: str | None, files: list[str] | None, video: str | None) -> Any:
-    """The chosen image (or the video's first frame) as the drawing canvas."""
+def drawing_background(name: str | None, files: list[str] | None, video: str | None,
+                       drawn: list[dict[str, Any]]) -> Any:
+    """The chosen image (or the video's first frame) to draw on, with the boxes already drawn on it."""
     if not name:
         return None
     if video and name.startswith("frame_000000"):
         try:
-            return first_frame(video)
+            picture = first_frame(video)
         except ValueError as exc:  # UserInputError: not a readable video
             raise gr.Error(str(exc)) from None
-    path = next((f for f in files or [] if Path(f).name == name), None)
-    return Image.open(path).convert("RGB") if path else None
+    else:
+        path = next((f for f in files or [] if Path(f).name == name), None)
+        if path is None:
+            return None
+        picture = Image.open(path).convert("RGB")
+    return {"image": picture, "boxes": _drawn_boxes(name, drawn)}
+
+
+def _drawn_boxes(name: str, drawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{**_xyxy(d["box"], 1.0), "label": d["category"], "color": RGB["accepted"]} for d in drawn
+            if d["image"] == name]
 
 
 def first_frame(path: str):
@@ -224,27 +398,22 @@ def first_frame(path: str):
     return next(iter(iter_frames(Path(path), stride=1))).image
 
 
-def add_drawn_box(editor: dict[str, Any] | None, image_name: str | None, category: str,
-                  drawn: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str, Any]:
-    """Everything painted on the layers becomes one box (draw one object, add, repeat)."""
-    if not editor or not image_name:
-        raise gr.Error("Choose an image and paint over one object first.")
-    layers = [np.asarray(layer) for layer in editor.get("layers") or [] if layer is not None]
-    painted = np.zeros(layers[0].shape[:2], bool) if layers else None
-    for layer in layers:
-        painted |= layer[..., 3] > 0 if layer.ndim == 3 and layer.shape[2] == 4 else np.asarray(layer).any(-1)
-    if painted is None or not painted.any():
-        raise gr.Error("Nothing is painted: paint over one object, then press Add box.")
-    if not category.strip():
-        raise gr.Error("Name the class of the painted object (e.g. 'capacitor').")
-    background = np.asarray(editor["background"]) if editor.get("background") is not None else None
-    sy, sx = ((background.shape[0] / painted.shape[0], background.shape[1] / painted.shape[1])
-              if background is not None else (1.0, 1.0))
-    rows, cols = np.flatnonzero(painted.any(1)), np.flatnonzero(painted.any(0))
-    box = [round(cols[0] * sx, 1), round(rows[0] * sy, 1), round((cols[-1] + 1 - cols[0]) * sx, 1),
-           round((rows[-1] + 1 - rows[0]) * sy, 1)]
-    drawn = [*drawn, {"image": image_name, "box": box, "category": category.strip()}]
-    return drawn, _drawn_markdown(drawn), gr.ImageEditor(value=editor.get("background"))
+def add_drawn_box(value: dict[str, Any] | None, image_name: str | None, category: str,
+                  drawn: list[dict[str, Any]]) -> tuple[Any, str, Any, str]:
+    """The rectangles on the image become its drawn boxes (a box keeps the class typed on it, else the Class
+    field's). A problem is a message beside the button: the picture and its rectangles stay as they are."""
+    boxes = (value or {}).get("boxes") or []
+    problem = ("Choose an image to draw on first." if not value or not image_name else
+               "Nothing is drawn: drag a rectangle around one object, then press Add box." if not boxes else
+               "Name the class of the drawn object (e.g. 'capacitor')." if not category.strip() and
+               any(not (b.get("label") or "").strip() for b in boxes) else "")
+    if problem:
+        return gr.skip(), gr.skip(), gr.skip(), f"⚠️ {text(problem)}"
+    mine = [{"image": image_name, "category": (b.get("label") or "").strip() or category.strip(),
+             "box": [b["xmin"], b["ymin"], b["xmax"] - b["xmin"], b["ymax"] - b["ymin"]]} for b in boxes]
+    drawn = [d for d in drawn if d["image"] != image_name] + mine
+    return (drawn, _drawn_markdown(drawn), {"image": value["image"], "boxes": _drawn_boxes(image_name, drawn)},
+            f"{len(mine)} box{'es' if len(mine) != 1 else ''} on {code(image_name)}.")
 
 
 def _drawn_markdown(drawn: list[dict[str, Any]]) -> str:
@@ -267,10 +436,17 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
         params["video_stride"] = int(stride)
     job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
                                         "video": [video] if video else []}, request)
-    empty = (None, None, [], "", "", 0)
+    yield from follow_completion(job, progress, threshold)
+
+
+def follow_completion(job: Job, progress: gr.Progress, threshold: float | None = None) -> Iterator:
+    """Follow a completion job; when it ends, open its proposals, with the decisions saved so far, for review
+    (at `threshold`, else the job's own)."""
+    empty = (None, None, [], "", "", 0, None)
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         if job.status is Status.SUCCEEDED:
-            yield job.id, _done_markdown(job), *_outputs(_review(job.id), threshold, 0)
+            at = job.result["score_threshold"] if threshold is None else threshold
+            yield job.id, _done_markdown(job), *_outputs(_review(job.id), at, 0)
         else:
             yield job.id, status_markdown(job), *empty
 
@@ -278,7 +454,9 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
 def _done_markdown(job: Job) -> str:
     result = job.result
     line = (f"{status_markdown(job)}\n\n{result['images']} images · {result['existing_boxes']} existing boxes "
-            f"({result['exemplars']} exemplars) · {result['proposals']} proposals")
+            f"({result['exemplars']} exemplars) · {result['proposals']} proposals, "
+            f"{result['proposals_above_threshold']} of them score ≥ {result['score_threshold']:.2f} "
+            "(the job's threshold)")
     if result.get("detector"):
         line += f" · fine-tuned detector **{text(result['detector'])}**"
     if result.get("random_weights"):
@@ -353,7 +531,6 @@ def build() -> None:
         "(few-shot fine-tuning tab) can be chosen as the model instead: it proposes its classes' boxes."
     )
     job_id = gr.State(None)
-    reattach.link(job_id)  # ?job= in the address: a reload opens it in the Jobs tab
     drawn = gr.State([])
     review = gr.State(None)
     page = gr.State(0)
@@ -380,61 +557,78 @@ def build() -> None:
         with gr.Column(scale=1), gr.Accordion("Draw boxes (when there are no annotations, or to add some)",
                                               open=False):
                 draw_on = gr.Dropdown(label="Image to draw on", choices=[], elem_id="completion-draw-on")
-                editor = gr.ImageEditor(label="Paint over one object, then Add box", type="numpy",
-                                        sources=[], elem_id="completion-editor")
+                editor = image_annotator(label="Drag a rectangle around each object (c: draw, d: move), then Add box",
+                                         image_type="filepath", sources=[], height=420, box_thickness=3,
+                                         handle_size=10, boxes_alpha=0.12, show_clear_button=False,
+                                         show_remove_button=True, show_download_button=False,
+                                         elem_id="completion-editor")
                 with gr.Row():
                     draw_class = gr.Textbox(label="Class", placeholder="e.g. capacitor", elem_id="completion-class")
                     add_button = gr.Button("Add box", elem_id="completion-add-box")
+                draw_message = gr.Markdown(elem_id="completion-draw-message")
                 drawn_list = gr.Markdown("No drawn boxes.", elem_id="completion-drawn")
     status = gr.Markdown("Upload a set and press Complete.", elem_id="completion-status")
-    gr.Markdown("#### Review")
-    counts = gr.Markdown(elem_id="completion-counts")
-    with gr.Row():
-        previous_button = gr.Button("◀ Previous image", elem_id="completion-prev")
-        page_line = gr.Markdown(elem_id="completion-page")
-        next_button = gr.Button("Next image ▶", elem_id="completion-next")
-    with gr.Row():
-        view = gr.Image(label="Green: existing · orange: proposed · blue: accepted · grey: rejected (click a box)",
-                        type="pil", format="png", interactive=False, height=560, elem_id="completion-view")
-        with gr.Column():
+    with gr.Column(elem_id="completion-review"):
+        gr.Markdown("#### Review")
+        counts = gr.Markdown(elem_id="completion-counts")
+        with gr.Row():
+            previous_button = gr.Button("◀ Previous image", elem_id="completion-prev")
+            page_line = gr.Markdown(elem_id="completion-page")
+            next_button = gr.Button("Next image ▶", elem_id="completion-next")
+        gr.Markdown(SHORTCUTS, elem_id="completion-shortcuts")
+        with gr.Row(equal_height=True):
+            proposal = gr.Number(label="Proposal #", precision=0, min_width=100, elem_id="completion-proposal")
+            accept_button = gr.Button("Accept (a)", elem_id="completion-accept")
+            reject_button = gr.Button("Reject (r)", elem_id="completion-reject")
+            next_proposal_button = gr.Button("Next proposal (n)", elem_id="completion-next-proposal")
+            accept_all = gr.Button("Accept all ≥ threshold", variant="primary", elem_id="completion-accept-all")
+            clear_button = gr.Button("Clear decisions")
+        gr.Markdown("Boxes: <span style='color:#ff8800'>■ proposed</span> · <span style='color:#2266ff'>■ accepted "
+                    "or added</span> · <span style='color:#969696'>■ rejected</span> · <span style='color:#22aa44'>"
+                    "■ existing</span> (fixed)", elem_id="completion-legend")
+        view = image_annotator(
+            label="Review", show_label=False, image_type="filepath", sources=[], interactive=True, height=640,
+            box_thickness=3, box_selected_thickness=5, handle_size=5, boxes_alpha=0.12, show_clear_button=False,
+            show_remove_button=True, show_download_button=False, elem_id="completion-view")
+        with gr.Row():
             table = gr.Dataframe(headers=PROPOSAL_HEADERS, label="Proposals on this image (click a row)",
-                                 interactive=False, elem_id="completion-proposals")
-            with gr.Row():
-                proposal = gr.Number(label="Proposal #", precision=0, elem_id="completion-proposal")
-                accept_button = gr.Button("Accept", elem_id="completion-accept")
-                reject_button = gr.Button("Reject", elem_id="completion-reject")
-            with gr.Row():
-                accept_all = gr.Button("Accept all ≥ threshold", variant="primary", elem_id="completion-accept-all")
-                clear_button = gr.Button("Clear decisions")
-            export_button = gr.Button("Export accepted (COCO, YOLO, VOC)", elem_id="completion-export")
-            downloads = gr.File(label="Exports", file_count="multiple", interactive=False,
-                                elem_id="completion-exports")
-            with gr.Row():
-                load_id = gr.Textbox(label="Review an earlier job (id)", scale=3)
-                load_button = gr.Button("Load", scale=1)
+                                 interactive=False, max_height=300, scale=3, elem_id="completion-proposals")
+            with gr.Column(scale=2):
+                export_button = gr.Button("Export accepted (COCO, YOLO, VOC)", variant="primary",
+                                          elem_id="completion-export")
+                downloads = gr.File(label="Exports", file_count="multiple", interactive=False,
+                                    elem_id="completion-exports")
+                with gr.Row():
+                    load_id = gr.Textbox(label="Review an earlier job (id)", scale=3, elem_id="completion-load-id")
+                    load_button = gr.Button("Load", scale=1, elem_id="completion-load")
 
-    review_out = [review, view, table, page_line, counts, page]
+    review_out = [review, view, table, page_line, counts, page, proposal]
+    reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
-    draw_on.change(drawing_background, [draw_on, images, video], editor, api_visibility="private")
-    add_button.click(add_drawn_box, [editor, draw_on, draw_class, drawn], [drawn, drawn_list, editor],
+    draw_on.change(drawing_background, [draw_on, images, video, drawn], editor, api_visibility="private")
+    add_button.click(add_drawn_box, [editor, draw_on, draw_class, drawn], [drawn, drawn_list, editor, draw_message],
                      api_visibility="private")
     one_job_per_click(run_button, run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
-                     [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
+                      [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_completion")
-    threshold.change(_outputs, [review, threshold, page], review_out, api_name="completion_filter",
+    threshold.change(_outputs, [review, threshold, page, proposal], review_out, api_name="completion_filter",
                      show_progress="hidden")
     previous_button.click(lambda r, t, p: _outputs(r, t, p - 1), [review, threshold, page], review_out,
                           api_name="completion_previous")
     next_button.click(lambda r, t, p: _outputs(r, t, p + 1), [review, threshold, page], review_out,
                       api_name="completion_next")
-    view.select(pick_box, [review, page], proposal, api_visibility="private")
-    table.select(pick_row, [table], proposal, api_visibility="private")
-    accept_button.click(lambda r, i, t, p: decide(r, i, "accept", t, p), [review, proposal, threshold, page],
-                        review_out, api_name="completion_accept")
-    reject_button.click(lambda r, i, t, p: decide(r, i, "reject", t, p), [review, proposal, threshold, page],
-                        review_out, api_name="completion_reject")
+    next_proposal_button.click(next_proposal, [review, threshold, page, proposal], review_out,
+                               api_name="completion_next_proposal")
+    view.change(apply_edits, [review, view, threshold, page, proposal], review_out, api_visibility="private",
+                show_progress="hidden", trigger_mode="always_last")
+    table.select(pick_row, [table], proposal, api_visibility="private").then(  # mark it on the picture
+        _outputs, [review, threshold, page, proposal], review_out, api_visibility="private", show_progress="hidden")
+    proposal.input(_outputs, [review, threshold, page, proposal], review_out, api_visibility="private",
+                   show_progress="hidden")
+    accept_button.click(accept, [review, proposal, threshold, page], review_out, api_name="completion_accept")
+    reject_button.click(reject, [review, proposal, threshold, page], review_out, api_name="completion_reject")
     accept_all.click(accept_above, [review, threshold, page], review_out, api_name="completion_accept_above")
     clear_button.click(clear_decisions, [review, threshold, page], review_out, api_name="completion_clear")
     export_button.click(export, [review], downloads, api_name="completion_export")

@@ -83,15 +83,24 @@ def proposals_document(result: CompletionResult, summary: dict[str, Any],
             "exemplars": exemplars, "images": images, "skipped": dataset.skipped}
 
 
-def accepted_dataset(document: dict[str, Any], accepted: Collection[int]) -> Dataset:
-    """The existing boxes plus the accepted proposals (by id), as a dataset to export."""
-    accepted = set(accepted)
+def accepted_dataset(document: dict[str, Any], accepted: Collection[int],
+                     edited: dict[str, dict[str, Any]] | None = None,
+                     added: list[dict[str, Any]] | None = None) -> Dataset:
+    """The existing boxes plus the accepted proposals (by id; an `edited` one, keyed by its id as text, with the
+    box and class the reviewer gave it) and the boxes the reviewer `added`, as a dataset to export."""
+    accepted, edited, added = set(accepted), edited or {}, added or []
+    categories = list(document["categories"])
     images = []
     for item in document["images"]:
         boxes = [Box(*e["box"], e["category"]) for e in item["existing"]]
-        boxes += [Box(*p["box"], p["category"], p["score"]) for p in item["proposals"] if p["id"] in accepted]
+        for p in item["proposals"]:
+            if p["id"] in accepted:
+                change = edited.get(str(p["id"]), {})
+                boxes.append(Box(*change.get("box", p["box"]), change.get("category", p["category"]), p["score"]))
+        boxes += [Box(*a["box"], a["category"]) for a in added if a["image"] == item["file"]]
+        categories = list(dict.fromkeys([*categories, *(b.category for b in boxes)]))  # a new class a reviewer typed
         images.append(ImageRecord(item["file"], item["width"], item["height"], boxes, id=item["id"]))
-    return Dataset(images, list(document["categories"]), dict(document["category_ids"]))
+    return Dataset(images, categories, dict(document["category_ids"]))
 
 
 def ids_above(document: dict[str, Any], threshold: float) -> list[int]:

@@ -18,7 +18,7 @@ def read_proposals(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def read_review(path: Path) -> dict[str, list[int]] | None:
+def read_review(path: Path) -> dict[str, Any] | None:
     """The decisions saved in a review.json, None when there is none readable."""
     try:
         return json.loads(path.read_text())
@@ -26,10 +26,28 @@ def read_review(path: Path) -> dict[str, list[int]] | None:
         return None
 
 
+def decisions(accepted: Collection[int], rejected: Collection[int] = (),
+              edited: dict[str, dict[str, Any]] | None = None,
+              added: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A review as saved: accepted and rejected ids (accepted wins), the accepted proposals' edits (box [x, y, w, h]
+    in image pixels and class, by id as text) and the boxes the reviewer added ({image, box, category})."""
+    accepted = sorted(set(accepted))
+    return {"accepted": accepted, "rejected": sorted(set(rejected) - set(accepted)),
+            "edited": {k: v for k, v in (edited or {}).items() if int(k) in accepted}, "added": list(added or [])}
+
+
+def save_decisions(out_dir: Path, review: dict[str, Any]) -> list[str]:
+    """Write the decisions alone (review.json), as each one is made; returns the name written."""
+    (out_dir / REVIEW_FILE).write_text(json.dumps(decisions(**review)))
+    return [REVIEW_FILE]
+
+
 def save_review(out_dir: Path, document: dict[str, Any], accepted: Collection[int],
-                rejected: Collection[int] = ()) -> list[str]:
-    """Write the decisions (review.json) and the existing plus accepted boxes as COCO, YOLO and VOC into a
-    run's outputs folder; returns the names written. A proposal both accepted and rejected stays accepted."""
-    review = {"accepted": sorted(set(accepted)), "rejected": sorted(set(rejected) - set(accepted))}
-    (out_dir / REVIEW_FILE).write_text(json.dumps(review))
-    return [REVIEW_FILE, *write_exports(accepted_dataset(document, review["accepted"]), out_dir, "accepted")]
+                rejected: Collection[int] = (), edited: dict[str, dict[str, Any]] | None = None,
+                added: list[dict[str, Any]] | None = None) -> list[str]:
+    """Write the decisions (review.json) and the existing plus accepted (and added) boxes as COCO, YOLO and VOC into
+    a run's outputs folder; returns the names written."""
+    review = decisions(accepted, rejected, edited, added)
+    save_decisions(out_dir, review)
+    return [REVIEW_FILE, *write_exports(accepted_dataset(document, review["accepted"], review["edited"],
+                                                         review["added"]), out_dir, "accepted")]

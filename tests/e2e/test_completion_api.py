@@ -32,29 +32,34 @@ def partial_set(shared_data, tmp_path_factory):
 
 def test_complete_filter_accept_and_export(api, partial_set, tmp_path):
     images, annotations, kept = partial_set
-    status, view, table, page_line, counts = api.predict(
+    status, view, table, page_line, counts, selected = api.predict(
         [handle_file(str(p)) for p in images], [handle_file(str(annotations))], None, 30, "completion-tiny", 0.5,
         False, api_name="/completion")
     assert "Succeeded" in status and "random weights" in status
     assert page_line.startswith(f"Image 1 of 2: `{images[0].name}`")
-    with Image.open(view) as overlay:
-        assert overlay.size == (640, 640)
+    with Image.open(view["image"]["path"] if isinstance(view["image"], dict) else view["image"]) as overlay:
+        assert overlay.width == 640 and 640 < overlay.height <= 672  # the preview, a band above it for the labels
     assert table["headers"] == ["id", "class", "score", "status", "exemplar"] and table["data"]
     shown = len(table["data"])
     assert all(row[2] >= 0.5 and row[3] == "pending" for row in table["data"])
+    # every proposal shown is an editable rectangle labelled with its id first; the best pending one is selected
+    assert sorted(int(b["label"].split()[0][1:]) for b in view["boxes"]) == sorted(row[0] for row in table["data"])
+    assert selected == table["data"][0][0]
 
-    _, strict_table, _, strict_counts = api.predict(0.7, api_name="/completion_filter")
-    assert len(strict_table["data"]) <= shown and "score ≥ 0.70" in strict_counts
+    _, strict_table, _, strict_counts, _ = api.predict(0.7, None, api_name="/completion_filter")
+    assert len(strict_table["data"]) <= shown and "score ≥ 0.70 · **0** accepted · 0 rejected" in strict_counts
 
-    _, table, _, counts = api.predict(0.5, api_name="/completion_accept_above")
-    accepted = int(counts.split("accepted **")[1].split("**")[0])
-    assert accepted > 0 and all(row[3] == "accepted" for row in table["data"])
+    _, table, _, counts, _ = api.predict(0.5, api_name="/completion_accept_above")
+    accepted = int(counts.split(" · **")[1].split("**")[0])
+    above = int(counts.split("**")[1])
+    assert counts.startswith(f"**{above}** of ") and "proposals score ≥ 0.50" in counts
+    assert accepted == above > 0 and all(row[3] == "accepted" for row in table["data"])
     first = table["data"][0][0]
-    _, table, _, counts = api.predict(first, api_name="/completion_reject")
+    _, table, _, counts, _ = api.predict(first, api_name="/completion_reject")
     assert [row[3] for row in table["data"] if row[0] == first] == ["rejected"]
-    assert f"accepted **{accepted - 1}**" in counts
+    assert f"**{accepted - 1}** accepted · 1 rejected" in counts
 
-    _, _, second_page, _ = api.predict(api_name="/completion_next")
+    _, _, second_page, _, _ = api.predict(api_name="/completion_next")
     assert second_page.startswith(f"Image 2 of 2: `{images[1].name}`")
 
     files = api.predict(api_name="/completion_export")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -13,37 +14,114 @@ from tests.helpers import noise_images
 pytestmark = pytest.mark.browser
 
 
-def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  # noqa: F811
+def one_image_set(shared_data, tmp_path):
+    """A DeepPCB image and a COCO file with every other of its boxes."""
     root = shared_data / "detection" / "deeppcb"
     coco = json.loads((root / "annotations.json").read_text())
     image = coco["images"][0]
     partial = tmp_path / "partial.json"
     kept = [a for a in coco["annotations"] if a["image_id"] == image["id"]][::2]
     partial.write_text(json.dumps({"images": [image], "categories": coco["categories"], "annotations": kept}))
+    return root / "images" / image["file_name"], partial, len(kept)
 
+
+def complete(page, image, partial, threshold: str | None = None) -> None:  # noqa: F811 - the page, not the fixture
     page.get_by_role("tab", name="Annotation completion").click()
-    page.locator("#completion-images input[type=file]").set_input_files([str(root / "images" / image["file_name"])])
+    if threshold:
+        page.locator("#completion-threshold input[type=number]").fill(threshold)
+        page.locator("#completion-threshold input[type=number]").press("Enter")
+    page.locator("#completion-images input[type=file]").set_input_files([str(image)])
     page.locator("#completion-annotations input[type=file]").set_input_files([str(partial)])
     page.locator("#completion-preset input").click()
     page.get_by_role("option").filter(has_text="tiny").click()
     page.locator("#completion-run").click()
-
     page.locator("#completion-status").get_by_text("Succeeded").wait_for()
-    expect(page.locator("#completion-page")).to_contain_text(f"Image 1 of 1: {image['file_name']}")
-    expect(page.locator("#completion-view img")).to_be_visible()
+
+
+def drag(page, canvas,  # noqa: F811 - the page, not the fixture
+          start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press at `start` and release at `end`, both fractions of the canvas."""
+    box = canvas.bounding_box()
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    for step in range(1, 6):
+        t = step / 5
+        page.mouse.move(box["x"] + (start[0] + t * (end[0] - start[0])) * box["width"],
+                        box["y"] + (start[1] + t * (end[1] - start[1])) * box["height"])
+    page.mouse.up()
+
+
+def name_box(page, name: str) -> None:  # noqa: F811 - the page, not the fixture
+    """Type the label the annotator asks for after a box is drawn, and confirm it."""
+    modal = page.locator(".modal").filter(has=page.get_by_role("button", name="OK")).first
+    modal.locator("input").first.fill(name)
+    modal.get_by_role("button", name="OK").click()
+
+
+def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  # noqa: F811
+    image, partial, _ = one_image_set(shared_data, tmp_path)
+    complete(page, image, partial)
+    expect(page.locator("#completion-page")).to_contain_text(f"Image 1 of 1: {image.name}")
+    expect(page.locator("#completion-view canvas")).to_be_visible()
     table = page.locator("#completion-proposals")
     expect(table).to_contain_text("pending")
-    expect(page.locator("#completion-counts")).to_contain_text("accepted 0")
+    counts = page.locator("#completion-counts")
+    expect(counts).to_contain_text("0 accepted · 0 rejected")
+    expect(page.locator("#completion-shortcuts")).to_contain_text("a accept · r reject · n next proposal")
 
     page.locator("#completion-accept-all").click()
     expect(table).to_contain_text("accepted")
-    expect(page.locator("#completion-counts")).not_to_contain_text("accepted 0")
+    expect(counts).to_contain_text(re.compile(r"^\s*(\d+) of \d+ proposals score ≥ 0\.30 · \1 accepted · 0 rejected"))
     page.locator("#completion-export").click()
     exports = page.locator("#completion-exports")
     expect(exports).to_contain_text("accepted_coco")
     expect(exports).to_contain_text("accepted_voc")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "completion-review.png"), full_page=True)
+
+
+def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_data, tmp_path):  # noqa: F811
+    """Keyboard accept and reject, a rectangle drawn in the review, all saved as made: a reload with ?job= shows
+    them, one counts line says exactly what it counts, and the export has the drawn box."""
+    image, partial, kept = one_image_set(shared_data, tmp_path)
+    complete(page, image, partial, threshold="0.72")  # few proposals shown: a clean picture
+    counts, table = page.locator("#completion-counts"), page.locator("#completion-proposals")
+    expect(counts).to_contain_text("proposals score ≥ 0.72 · 0 accepted · 0 rejected")
+    first = int(page.locator("#completion-proposal input").input_value())
+
+    page.locator("body").click(position={"x": 5, "y": 5})  # focus outside any text field
+    page.keyboard.press("a")
+    expect(counts).to_contain_text("· 1 accepted · 0 rejected")
+    expect(table.locator("tr", has_text=f"{first}").first).to_contain_text("accepted")
+    page.keyboard.press("r")
+    expect(counts).to_contain_text("· 1 accepted · 1 rejected")
+    selected = page.locator("#completion-proposal input")
+    after_reject = selected.input_value()
+    page.keyboard.press("n")
+    expect(selected).not_to_have_value(after_reject)  # the next pending proposal
+    page.locator("#completion-load-id input, #completion-load-id textarea").first.click()
+    page.keyboard.press("a")  # typed into the text field: no decision
+    expect(counts).to_contain_text("· 1 accepted · 1 rejected")
+
+    canvas = page.locator("#completion-view canvas").first
+    page.locator("#completion-view button[aria-label='Create box']").click()
+    drag(page, canvas, (0.40, 0.88), (0.46, 0.96))  # inside the picture
+    expect(counts).to_contain_text("· 1 boxes added")  # saved at once, with the image's class
+    name_box(page, "drawn part")
+    expect(page.locator("#completion-page")).to_contain_text("· 1 added (drawn part)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "completion-review-edited.png"), full_page=True)
+
+    page.reload()  # ?job= holds the job: the review comes back with its decisions
+    expect(page.locator("#completion-counts")).to_contain_text("· 1 accepted · 1 rejected · 1 boxes added",
+                                                              timeout=60_000)
+    page.locator("#completion-export").click()
+    expect(page.locator("#completion-exports")).to_contain_text("accepted_coco")
+    link = page.locator("#completion-exports a[href*='accepted_coco']").first
+    coco = json.loads(page.request.get(link.get_attribute("href")).text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert len(coco["annotations"]) == kept + 2
+    assert [names[a["category_id"]] for a in coco["annotations"]].count("drawn part") == 1
 
 
 def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
@@ -77,3 +155,25 @@ def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):  # noqa: 
     status = page.locator("#completion-status")
     status.get_by_text("Failed").wait_for()
     expect(status).to_contain_text("No usable images in the upload (scene.png, boxes.json). scene.png: not an image")
+
+
+def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, shared_data):  # noqa: F811
+    image = shared_data / "detection" / "deeppcb" / "images" / "000.png"
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-images input[type=file]").set_input_files([str(image)])
+    page.get_by_text("Draw boxes (when there are no annotations").click()
+    canvas = page.locator("#completion-editor canvas").first
+    expect(canvas).to_be_visible()
+    page.locator("#completion-add-box").click()  # nothing drawn yet
+    expect(page.locator("#completion-draw-message")).to_contain_text("Nothing is drawn")
+    expect(canvas).to_be_visible()  # the picture stays, no error badge over it
+    expect(page.locator("#completion-editor")).not_to_contain_text("Error")
+
+    page.locator("#completion-editor button[aria-label='Create box']").click()
+    drag(page, canvas, (0.3, 0.3), (0.45, 0.5))
+    name_box(page, "speck")
+    page.locator("#completion-add-box").click()
+    expect(page.locator("#completion-draw-message")).to_contain_text("1 box on 000.png")
+    expect(page.locator("#completion-drawn")).to_contain_text("000.png speck: x")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "completion-draw-boxes.png"), full_page=True)

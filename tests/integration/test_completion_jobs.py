@@ -67,7 +67,7 @@ def test_completion_job_proposes_reviews_and_exports(deeppcb, tmp_path):
     paths = client.add_outputs(job.id, lambda out_dir: review.save_review(
         out_dir, document, accepted, rejected=[first["proposals"][2]["id"]]))
     assert review.read_review(client.artifact_path(job.id, review.REVIEW_FILE)) == {
-        "accepted": sorted(accepted), "rejected": [first["proposals"][2]["id"]]}
+        "accepted": sorted(accepted), "rejected": [first["proposals"][2]["id"]], "edited": {}, "added": []}
     outputs = set(client.get(job.id).outputs)
     assert {"review.json", "accepted_coco.json", "accepted_yolo.zip", "accepted_voc.zip"} <= outputs
     for archive in paths[1:]:  # every export imports again with the same boxes: existing + the 2 accepted

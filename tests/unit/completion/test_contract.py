@@ -52,6 +52,24 @@ def test_a_review_is_saved_beside_the_proposals_and_exported(tmp_path):
                        {"id": 1, "box": [1, 1, 2, 2], "category": "bolt", "score": 0.2, "exemplar": 0}]}]}
     names = review.save_review(tmp_path, document, accepted=[0], rejected=[0, 1])
     assert names == ["review.json", "accepted_coco.json", "accepted_yolo.zip", "accepted_voc.zip"]
-    assert review.read_review(tmp_path / "review.json") == {"accepted": [0], "rejected": [1]}
+    assert review.read_review(tmp_path / "review.json") == {"accepted": [0], "rejected": [1], "edited": {},
+                                                            "added": []}
     assert len(json.loads((tmp_path / "accepted_coco.json").read_text())["annotations"]) == 2
     assert review.read_review(tmp_path / "missing.json") is None
+
+
+def test_edited_and_added_boxes_are_exported_as_the_reviewer_left_them(tmp_path):
+    document = {"categories": ["bolt"], "category_ids": {"bolt": 1}, "images": [
+        {"file": "a.png", "id": 1, "width": 20, "height": 10, "existing": [],
+         "proposals": [{"id": 0, "box": [10, 2, 4, 4], "category": "bolt", "score": 0.9, "exemplar": 0},
+                       {"id": 1, "box": [1, 1, 2, 2], "category": "bolt", "score": 0.8, "exemplar": 0}]}]}
+    review.save_review(tmp_path, document, accepted=[0], rejected=[1],
+                       edited={"0": {"box": [11, 3, 5, 5], "category": "nut"}, "1": {"box": [0, 0, 1, 1],
+                                                                                    "category": "bolt"}},
+                       added=[{"image": "a.png", "box": [2, 2, 3, 3], "category": "bolt"}])
+    saved = review.read_review(tmp_path / "review.json")
+    assert saved["edited"] == {"0": {"box": [11, 3, 5, 5], "category": "nut"}}  # a rejected one's edit is dropped
+    coco = json.loads((tmp_path / "accepted_coco.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    assert sorted((names[a["category_id"]], a["bbox"]) for a in coco["annotations"]) == [
+        ("bolt", [2, 2, 3, 3]), ("nut", [11, 3, 5, 5])]
