@@ -191,7 +191,8 @@ def counts_line(review: dict[str, Any], threshold: float) -> str:
     above = sum(1 for score in scores if score >= threshold)
     line = (f"**{above}** of {len(scores)} proposals score ≥ {threshold:.2f} · **{len(review['accepted'])}** "
             f"accepted · {len(review['rejected'])} rejected")
-    return line + (f" · {len(review['added'])} boxes added" if review["added"] else "")
+    added = len(review["added"])
+    return line + (f" · {added} box{'es' if added != 1 else ''} added" if added else "")
 
 
 def _corners(box: list[float], scale: float) -> list[float]:

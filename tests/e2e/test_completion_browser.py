@@ -106,14 +106,14 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     canvas = page.locator("#completion-view canvas").first
     page.locator("#completion-view button[aria-label='Create box']").click()
     drag(page, canvas, (0.40, 0.88), (0.46, 0.96))  # inside the picture
-    expect(counts).to_contain_text("· 1 boxes added")  # saved at once, with the image's class
+    expect(counts).to_contain_text("· 1 box added")  # saved at once, with the image's class
     name_box(page, "drawn part")
     expect(page.locator("#completion-page")).to_contain_text("· 1 added (drawn part)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "completion-review-edited.png"), full_page=True)
 
     page.reload()  # ?job= holds the job: the review comes back with its decisions
-    expect(page.locator("#completion-counts")).to_contain_text("· 1 accepted · 1 rejected · 1 boxes added",
+    expect(page.locator("#completion-counts")).to_contain_text("· 1 accepted · 1 rejected · 1 box added",
                                                               timeout=60_000)
     page.locator("#completion-export").click()
     expect(page.locator("#completion-exports")).to_contain_text("accepted_coco")

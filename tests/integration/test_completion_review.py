@@ -53,7 +53,7 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     top = tab._margin(review["doc"]["images"][0])  # the white band above the picture, for the labels
     assert on_disk["added"] == [{"image": images[0].name, "box": [10 / scale, (62 - top) / scale, 30 / scale,
                                                                   40 / scale], "category": "nut"}]
-    assert "· **2** accepted · 1 rejected · 1 boxes added" in out[4]
+    assert "· **2** accepted · 1 rejected · 1 box added" in out[4]
     assert out[1] == gr.skip()  # the annotator is left as the reviewer has it (a label being typed stays open)
     again = tab.apply_edits(review, {"boxes": [drawn, *boxes.values()]}, 0.0, page, selected)
     assert again == (gr.skip(),) * 7 and saved(job.id) == on_disk  # the same picture again: nothing new
