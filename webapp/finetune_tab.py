@@ -492,7 +492,7 @@ def build_use() -> dict[str, Component]:
     parts["use_status"] = gr.Markdown(elem_id="finetune-use-status")
     with gr.Column(visible=False) as parts["classifier_results"]:
         parts["prediction_gallery"] = gr.Gallery(label="Predictions (class · probability · file)", columns=6,
-                                                 height="auto", object_fit="contain",
+                                                 height=320, object_fit="contain",  # thumbnails, not posters
                                                  elem_id="finetune-prediction-gallery")
         parts["predictions"] = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False,
                                             elem_id="finetune-predictions")

@@ -79,9 +79,9 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
     expect(page.locator("#finetune-status")).to_contain_text("Give classes and press Train")
     expect(page.locator("#finetune-confusion")).to_be_hidden()  # no empty matrix before a run
     shot(page, "classifier-before")
-    start_classifier_training(page, tmp_path, name)
+    start_classifier_training(page, tmp_path, name, steps=20)
     status = page.locator("#finetune-status")
-    status.get_by_text("Succeeded").wait_for()
+    status.get_by_text("Succeeded").wait_for(timeout=180_000)
     assert f"Model {name} saved" in status.inner_text()
     page.locator("#finetune-curves canvas, #finetune-curves svg").first.wait_for()
     metrics = page.locator("#finetune-metrics")
@@ -104,7 +104,7 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
     expect(gallery.locator("img")).to_have_count(3)
     expect(gallery).to_contain_text(re.compile(r"red · 0\.\d\d · red_0\.png"))
     with page.expect_download() as download:
-        page.locator("#finetune-prediction-files a").filter(has_text="predictions.csv").click()
+        page.locator("#finetune-prediction-files a[href$='predictions.csv']").click()
     with open(download.value.path(), newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [(r["file"], r["class"]) for r in rows] == [(p.name, p.parent.name) for p in images]
