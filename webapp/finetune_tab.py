@@ -492,7 +492,7 @@ def build_use() -> dict[str, Component]:
     parts["use_status"] = gr.Markdown(elem_id="finetune-use-status")
     with gr.Column(visible=False) as parts["classifier_results"]:
         parts["prediction_gallery"] = gr.Gallery(label="Predictions (class · probability · file)", columns=6,
-                                                 height=320, object_fit="contain",  # thumbnails, not posters
+                                                 height="auto", object_fit="contain",
                                                  elem_id="finetune-prediction-gallery")
         parts["predictions"] = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False,
                                             elem_id="finetune-predictions")
@@ -510,11 +510,11 @@ def build_use() -> dict[str, Component]:
         parts["share_model"] = share_checkbox("finetune-share-model")
         parts["download_button"] = gr.Button("Download model file", elem_id="finetune-download")
         parts["delete_button"] = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
-    parts["model_file"] = gr.File(label="Model file", interactive=False, elem_id="finetune-model-file")
+    parts["model_file"] = gr.File(label="Model file", interactive=False, height=110, elem_id="finetune-model-file")
     with gr.Row():
         parts["upload_name"] = gr.Textbox(label="Upload a model file as", placeholder="model name",
                                           elem_id="finetune-upload-name")
-        parts["upload_file"] = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES),
+        parts["upload_file"] = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES), height=110,
                                        elem_id="finetune-upload-file")
         parts["upload_button"] = gr.Button("Upload model", elem_id="finetune-upload")
     parts["model_status"] = gr.Markdown(elem_id="finetune-model-status")

@@ -143,7 +143,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#detect-settings").get_by_text("Training settings").click()
     fill_number(page.locator("#detect-steps input"), "40")
     page.locator("#detect-train").click()
-    page.locator("#detect-status").get_by_text("Succeeded").wait_for()
+    page.locator("#detect-status").get_by_text("Succeeded").wait_for(timeout=300_000)  # a shared CPU can be slow
     assert "Model browser shapes saved" in page.locator("#detect-status").inner_text()
     for plot in ("#detect-loss", "#detect-map"):
         page.locator(f"{plot} canvas, {plot} svg").first.wait_for()
