@@ -325,14 +325,16 @@ def build() -> None:
 
     train_button, form, cancel_button, job_id, results = classifier
     one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
-                      [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None)
+                      [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
+                      show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
     cancel_button.click(cancel_started_job, [job_id], [results[0]], api_name="cancel_finetune")
     form["preset"].input(cleared_classifier, None, results, api_visibility="private",
                          show_progress="hidden")
 
     detect_train, detect_form, detect_cancel, detect_job, detect_results = detector
     one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
-                      [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None)
+                      [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
+                      show_progress="hidden")
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
     detect_form["preset"].input(cleared_detector, None, detect_results,
                                 api_visibility="private", show_progress="hidden")

@@ -190,7 +190,7 @@ def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F81
     status = page.locator("#finetune-status")
     status.get_by_text("Running").wait_for()
     pace = re.compile(r"Step \d+/100000 · loss [\d.]+ · [\d.]+ steps/s · about \d+ (s|min) left")
-    expect(status).to_contain_text(pace)  # while it trains
+    expect(status).to_contain_text(pace, timeout=120_000)  # while it trains
     shot(page, "classifier-during")
     page.locator("#finetune-curves canvas, #finetune-curves svg").first.wait_for()  # some steps are done
     page.locator("#finetune-cancel").click()
