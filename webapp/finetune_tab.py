@@ -45,13 +45,15 @@ DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "basel
                          "fine-tuned AP@[.5:.95]", "held-out boxes"]
 BOX_HEADERS = ["file", "class", "score", "box x, y, width, height"]
 MATRIX_CORNER = "true \\ predicted"
+CURVE_COLUMNS = ["step", "value", "series"]
+PICK_MODEL = "Pick a saved model: train one in the Classifier or Detector tab, or upload a model file below."
 
 
 def curves(job: Job, series: dict[str, str]) -> pd.DataFrame:
     """History columns as series of one line plot: {column: series name}, each where it has values."""
     history = job.result.get("history") or job.live.get("history") or []
     rows = [(r["step"], r[column], name) for column, name in series.items() for r in history if r[column] is not None]
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 CLASSIFY_CURVES = {"loss": "training loss", "held_out_accuracy": "held-out accuracy"}
@@ -288,7 +290,7 @@ def chosen_model(model: str | None, request: gr.Request = None) -> tuple:
     except ValueError as exc:
         meta, hint = None, f"⚠️ {text(exc)}"
     else:
-        hint = "Pick a saved model: train one in the Classifier or Detector tab, or upload a model file below."
+        hint = PICK_MODEL
     kind = meta.get("task", "classify") if meta else None
     if meta:
         hint = (f"**{text(meta['name'])}** is a {KINDS[kind]} of {text(', '.join(meta['classes']))} "
@@ -299,7 +301,7 @@ def chosen_model(model: str | None, request: gr.Request = None) -> tuple:
 
 
 def no_curves() -> pd.DataFrame:
-    return pd.DataFrame(columns=["step", "value", "series"])
+    return pd.DataFrame(columns=CURVE_COLUMNS)
 
 
 def cleared_classifier() -> tuple:
@@ -475,8 +477,7 @@ def build_use() -> dict[str, Component]:
     parts: dict[str, Component] = {}
     parts["model"] = gr.Dropdown(label="Saved model (yours and shared ones)", choices=[], value=None,
                                  allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
-    parts["model_hint"] = gr.Markdown("Pick a saved model: train one in the Classifier or Detector tab, or upload "
-                                      "a model file below.", elem_id="finetune-model-hint")
+    parts["model_hint"] = gr.Markdown(PICK_MODEL, elem_id="finetune-model-hint")
     with gr.Row():
         parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
                                   elem_id="finetune-use-images")
