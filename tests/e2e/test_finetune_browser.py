@@ -132,6 +132,7 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
     expect(metrics.get_by_text("red")).to_have_count(0)
 
 
+@pytest.mark.timeout(600)  # RT-DETR tiny trains at 0.1-1 steps/s on a shared 2-core CPU
 def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(page, tmp_path):  # noqa: F811
     root = shape_detection_set(tmp_path / "set", count=12)
     archive = zip_tree(root, tmp_path / "shapes.zip")
@@ -141,7 +142,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#detect-name textarea, #detect-name input").first.fill("browser shapes")
     choose(page, "detect-preset", "tiny")
     page.locator("#detect-settings").get_by_text("Training settings").click()
-    fill_number(page.locator("#detect-steps input"), "40")
+    fill_number(page.locator("#detect-steps input"), "20")
     page.locator("#detect-train").click()
     page.locator("#detect-status").get_by_text("Succeeded").wait_for(timeout=300_000)  # a shared CPU can be slow
     assert "Model browser shapes saved" in page.locator("#detect-status").inner_text()
