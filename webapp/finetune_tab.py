@@ -1,5 +1,6 @@
-"""Fine-tuning tab: train a few-shot classifier or detector as a job (live curves, metrics beside the
-zero-shot or pre-fine-tuning baseline), then use, download, upload or delete the saved models."""
+"""Fine-tuning tab, three sub-tabs, one journey each: train a few-shot classifier, train a few-shot detector (live
+curves with the pace, metrics beside the zero-shot or pre-fine-tuning baseline), and use a saved model
+(thumbnails with their classes or boxes, a CSV) or download, upload, share or delete it."""
 
 from __future__ import annotations
 
@@ -42,13 +43,16 @@ PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
 DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
                          "fine-tuned AP@[.5:.95]", "held-out boxes"]
 BOX_HEADERS = ["file", "class", "score", "box x, y, width, height"]
+MATRIX_CORNER = "true \\ predicted"
+CURVE_COLUMNS = ["step", "value", "series"]
+PICK_MODEL = "Pick a saved model: train one in the Classifier or Detector tab, or upload a model file below."
 
 
 def curves(job: Job, series: dict[str, str]) -> pd.DataFrame:
     """History columns as series of one line plot: {column: series name}, each where it has values."""
     history = job.result.get("history") or job.live.get("history") or []
     rows = [(r["step"], r[column], name) for column, name in series.items() for r in history if r[column] is not None]
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 CLASSIFY_CURVES = {"loss": "training loss", "held_out_accuracy": "held-out accuracy"}
@@ -70,12 +74,13 @@ def metric_rows(job: Job) -> list[list[Any]]:
 
 
 def confusion(job: Job) -> gr.Dataframe:
+    """The fine-tuned model's confusion matrix, shown only once a run has one (never an empty grid)."""
     classes = job.result.get("classes", [])
     tuned = (job.result.get("metrics") or {}).get("fine_tuned")
-    if job.status is not Status.SUCCEEDED or not tuned:
-        return gr.Dataframe(value=[], headers=["true \\ predicted"])
+    if job.status is not Status.SUCCEEDED or not tuned or not tuned.get("confusion_matrix"):
+        return gr.Dataframe(value=[], headers=[MATRIX_CORNER], visible=False)
     rows = [[name, *counts] for name, counts in zip(classes, tuned["confusion_matrix"], strict=True)]
-    return gr.Dataframe(value=rows, headers=["true \\ predicted", *classes])
+    return gr.Dataframe(value=rows, headers=[MATRIX_CORNER, *classes], visible=True)
 
 
 def summary_line(job: Job) -> str:
@@ -88,18 +93,20 @@ def summary_line(job: Job) -> str:
     return (f"\n\nModel **{text(result['name'])}** saved · classes {text(', '.join(result['classes']))} · "
             f"{result['train_images']} training / {result['held_out_images']} held-out images · "
             f"stopped: {result['stopped']} after {result['steps_run']} steps (best step {result['best_step']}){weights}"
-            f"{notes}{skipped}")
+            f" · try it in **Use a model**{notes}{skipped}")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
     """(gallery, table rows, downloads) of a finished training or prediction job, for the Jobs tab."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
-    files = [job_file(job, name) for name in job.outputs]
     if job.tool == PREDICT:
         if is_detection(job):
-            return box_gallery(job), box_rows(job), files
-        return [], prediction_rows(job), files
+            return box_gallery(job), box_rows(job), [job_file(job, name) for name in job.outputs]
+        thumbnails = {p.get("image") for p in job.result.get("predictions", [])}  # previews, not results
+        return (prediction_gallery(job), prediction_rows(job),
+                [job_file(job, name) for name in job.outputs if name not in thumbnails])
+    files = [job_file(job, name) for name in job.outputs]
     if job.tool == DETECT:
         return [], detect_metric_rows(job), files
     return [], metric_rows(job), files
@@ -136,6 +143,12 @@ def box_rows(job: Job) -> list[list[Any]]:
     rows = [[p["file"], b["category"], round(b["score"], 4), ", ".join(f"{v:g}" for v in b["box"])]
             for p in job.result.get("predictions", []) for b in p["boxes"]]
     return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
+
+
+def prediction_gallery(job: Job) -> list[tuple[str, str]]:
+    """Each classified image's thumbnail, captioned with its class and probability (and the file or frame)."""
+    return [(job_file(job, p["image"]), f"{p['class']} · {p['probability']:.2f} · {p['file']}")
+            for p in job.result.get("predictions", []) if p.get("image")]
 
 
 def prediction_rows(job: Job) -> list[list[Any]]:
@@ -208,7 +221,8 @@ def model_choices(owner: str | None = None) -> list[tuple[str, str]]:
 def _check_use(model: str | None, task: str, images: list[str] | None, video: str | None = None,
                owner: str | None = None) -> None:
     if not model:
-        raise gr.Error("Pick a saved model first (train one above, or upload a model file).")
+        raise gr.Error("Pick a saved model first (train one in the Classifier or Detector tab, or upload a model "
+                       "file below).")
     try:
         kind = finetune_models.get(model, owner=owner).get("task", "classify")
     except ValueError as exc:
@@ -228,7 +242,7 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
     params = {"model": model, "alpha": alpha, "stride": stride or 1}
     job = submit(PREDICT, params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
-        yield status_markdown(job), prediction_rows(job) if job.status is Status.SUCCEEDED else []
+        yield (status_markdown(job), *result_views(job))
 
 
 def detect(model: str | None, images: list[str] | None, threshold: float, request: gr.Request = None,
@@ -237,8 +251,7 @@ def detect(model: str | None, images: list[str] | None, threshold: float, reques
     _check_use(model, "detect", images, owner=owner_of(request))
     job = submit(PREDICT, {"model": model, "score_threshold": threshold}, {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
-        gallery, rows, files = result_views(job)
-        yield status_markdown(job), gallery, rows, files
+        yield (status_markdown(job), *result_views(job))
 
 
 def download(model: str | None, request: gr.Request = None) -> str:
@@ -268,7 +281,91 @@ def upload(name: str, archive: str | None, request: gr.Request = None) -> tuple[
             gr.Dropdown(choices=model_choices(owner), value=meta["name"]))
 
 
+def chosen_model(model: str | None, request: gr.Request = None) -> tuple:
+    """A new pick in Use a model: what the model is, only the controls and result views of its kind (each twice:
+    inputs, results), and the previous model's results cleared (they were not this model's)."""
+    try:
+        meta = finetune_models.get(model, owner=owner_of(request)) if model else None
+    except ValueError as exc:
+        meta, hint = None, f"⚠️ {text(exc)}"
+    else:
+        hint = PICK_MODEL
+    kind = meta.get("task", "classify") if meta else None
+    if meta:
+        hint = (f"**{text(meta['name'])}** is a {KINDS[kind]} of {text(', '.join(meta['classes']))} "
+                f"(base {text(meta['base_preset'])}): give images" + (" or a video" if kind == "classify" else "")
+                + f", then press **{'Classify' if kind == 'classify' else 'Detect boxes'}**.")
+    classifier, detector = gr.update(visible=kind == "classify"), gr.update(visible=kind == "detect")
+    return (hint, classifier, classifier, detector, detector, "", [], [], [], [], [], [], None)
+
+
+def no_curves() -> pd.DataFrame:
+    return pd.DataFrame(columns=CURVE_COLUMNS)
+
+
+def cleared_classifier() -> tuple:
+    """A new base model picked in the Classifier tab: a previous run's views (of another base model) go back to
+    empty, the confusion matrix hidden."""
+    return CLASSIFY_HINT, no_curves(), [], gr.Dataframe(value=[], headers=[MATRIX_CORNER], visible=False), []
+
+
+def cleared_detector() -> tuple:
+    """A new base model picked in the Detector tab: a previous run's views go back to empty."""
+    return DETECT_HINT, no_curves(), no_curves(), [], []
+
+
 def build() -> None:
+    with gr.Tabs(elem_id="finetune-tabs"):
+        with gr.Tab("Classifier", id="finetune-classifier", elem_id="finetune-classifier-tab"):
+            classifier = build_classifier()
+        with gr.Tab("Detector", id="finetune-detector", elem_id="finetune-detector-tab"):
+            detector = build_detection()
+        with gr.Tab("Use a model", id="finetune-use", elem_id="finetune-use-tab") as use_tab:
+            use_parts = build_use()
+    model = use_parts["model"]
+
+    train_button, form, cancel_button, job_id, results = classifier
+    one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
+                      [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
+                      show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
+    cancel_button.click(cancel_started_job, [job_id], [results[0]], api_name="cancel_finetune")
+    form["preset"].input(cleared_classifier, None, results, api_visibility="private",
+                         show_progress="hidden")
+
+    detect_train, detect_form, detect_cancel, detect_job, detect_results = detector
+    one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
+                      [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
+                      show_progress="hidden")
+    detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
+    detect_form["preset"].input(cleared_detector, None, detect_results,
+                                api_visibility="private", show_progress="hidden")
+
+    u = use_parts
+    classified = [u["use_status"], u["prediction_gallery"], u["predictions"], u["prediction_files"]]
+    detected = [u["use_status"], u["boxes_gallery"], u["boxes"], u["box_files"]]
+    one_job_per_click(u["use_button"], use, [model, u["images"], u["video"], u["stride"], u["alpha"]], classified,
+                      api_name="finetune_predict", concurrency_limit=None)
+    one_job_per_click(u["detect_button"], detect, [model, u["images"], u["threshold"]], detected,
+                      api_name="finetune_detect_predict", concurrency_limit=None)
+    model.change(chosen_model, model, [u["model_hint"], u["classifier_part"], u["classifier_results"],
+                                       u["detector_part"], u["detector_results"], *classified, *detected[1:],
+                                       u["model_file"]],
+                 api_visibility="private", show_progress="hidden")
+    use_tab.select(SAVED_MODELS.refresh, None, model, api_visibility="private", show_progress="hidden")
+    u["download_button"].click(download, [model], [u["model_file"]], api_name="finetune_download")
+    u["upload_button"].click(upload, [u["upload_name"], u["upload_file"]], [u["model_status"], model],
+                             api_name="finetune_upload")
+    SAVED_MODELS.wire(model, u["share_model"], u["delete_button"], u["model_status"], "finetune_models",
+                      "finetune_delete")
+
+
+CLASSIFY_HINT = "Give classes and press Train."
+DETECT_HINT = "Give annotated images and press Train detector."
+
+
+def build_classifier() -> tuple:
+    """The classifier training sub-tab: (train button, its inputs by name, cancel button, job id state, result
+    outputs: status, curves, metrics, confusion matrix, downloads)."""
     gr.Markdown(
         "### Few-shot classification (CLIP + LoRA)\n"
         "Give a few images per class: a **.zip with a folder per class**, or class names with their images. The "
@@ -312,69 +409,21 @@ def build() -> None:
                 train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
         with gr.Column(scale=2):
-            status = gr.Markdown("Give classes and press Train.", elem_id="finetune-status")
+            status = gr.Markdown(CLASSIFY_HINT, elem_id="finetune-status")
             plot = gr.LinePlot(x="step", y="value", color="series", label="Training loss and held-out accuracy",
                                elem_id="finetune-curves")
             metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Accuracy on held-out images", interactive=False,
                                    elem_id="finetune-metrics")
             matrix = gr.Dataframe(label="Confusion matrix (fine-tuned; rows true, columns predicted)",
-                                  interactive=False, elem_id="finetune-confusion")
+                                  interactive=False, visible=False, elem_id="finetune-confusion")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
-    detect_outputs = build_detection()
-    with gr.Accordion("Use a model", open=True):
-        with gr.Row():
-            model = gr.Dropdown(label="Saved model (yours and shared ones)", choices=[], value=None,
-                                allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
-            alpha = controls.slider(PREDICT, "alpha", step=0.05, info=None, elem_id="finetune-alpha")
-            threshold = controls.slider(PREDICT, "score_threshold", step=0.01, info=None, elem_id="finetune-threshold")
-        with gr.Row():
-            images = gr.File(label="Images (or .zip)", file_count="multiple",
-                             file_types=IMAGES_OR_ZIP, elem_id="finetune-use-images")
-            video = gr.File(label="…or a video (classifiers)", file_types=list(VIDEO_SUFFIXES),
-                            elem_id="finetune-use-video")
-            stride = controls.number(PREDICT, "stride", precision=0, info=None)
-        with gr.Row():
-            use_button = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
-            detect_button = gr.Button("Detect boxes", variant="primary", elem_id="finetune-detect-boxes")
-        use_status = gr.Markdown(elem_id="finetune-use-status")
-        predictions = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False, elem_id="finetune-predictions")
-        boxes_gallery = gr.Gallery(label="Detected boxes", columns=4, height="auto", object_fit="contain",
-                                   elem_id="finetune-boxes")
-        boxes = gr.Dataframe(headers=BOX_HEADERS, interactive=False, elem_id="finetune-box-table")
-        box_files = gr.File(label="Downloads (detections.json, drawn images)", file_count="multiple",
-                            interactive=False, elem_id="finetune-box-files")
-        with gr.Row():
-            share_model = share_checkbox("finetune-share-model")
-            download_button = gr.Button("Download model file", elem_id="finetune-download")
-            delete_button = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
-        model_file = gr.File(label="Model file", interactive=False, elem_id="finetune-model-file")
-        with gr.Row():
-            upload_name = gr.Textbox(label="Upload a model file as", placeholder="model name",
-                                     elem_id="finetune-upload-name")
-            upload_file = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-upload-file")
-            upload_button = gr.Button("Upload model", elem_id="finetune-upload")
-        model_status = gr.Markdown(elem_id="finetune-model-status")
-    detect_train, detect_form, detect_cancel, detect_job, detect_results = detect_outputs
-    one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
-                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None)
-    detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
-    one_job_per_click(detect_button, detect, [model, images, threshold], [use_status, boxes_gallery, boxes, box_files],
-                        api_name="finetune_detect_predict", concurrency_limit=None)
-    one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
-                       [job_id, status, plot, metrics, matrix, downloads, model], api_name="finetune_classify",
-                       concurrency_limit=None)
-    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_finetune")
-    one_job_per_click(use_button, use, [model, images, video, stride, alpha], [use_status, predictions],
-                      api_name="finetune_predict", concurrency_limit=None)
-    download_button.click(download, [model], [model_file], api_name="finetune_download")
-    upload_button.click(upload, [upload_name, upload_file], [model_status, model], api_name="finetune_upload")
-    SAVED_MODELS.wire(model, share_model, delete_button, model_status, "finetune_models", "finetune_delete")
+    return train_button, form, cancel_button, job_id, [status, plot, metrics, matrix, downloads]
 
 
 def build_detection() -> tuple:
-    """The detector training section: (train button, its inputs by name, cancel button, job id state, result
-    outputs)."""
+    """The detector training sub-tab: (train button, its inputs by name, cancel button, job id state, result
+    outputs: status, loss and mAP curves, metrics, downloads)."""
     gr.Markdown(
         "### Few-shot detection (RT-DETR)\n"
         "Give a few annotated images: a **.zip with the images and their annotations** (COCO JSON, YOLO txt + "
@@ -409,7 +458,7 @@ def build_detection() -> tuple:
                 train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")
         with gr.Column(scale=2):
-            status = gr.Markdown("Give annotated images and press Train detector.", elem_id="detect-status")
+            status = gr.Markdown(DETECT_HINT, elem_id="detect-status")
             with gr.Row():
                 loss_plot = gr.LinePlot(x="step", y="value", color="series", label="Loss", elem_id="detect-loss")
                 map_plot = gr.LinePlot(x="step", y="value", color="series", label="Held-out mAP",
@@ -419,3 +468,56 @@ def build_detection() -> tuple:
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads]
+
+
+def build_use() -> dict[str, Component]:
+    """The Use a model sub-tab: pick a saved model, then only its kind's inputs and results; below, the model
+    file (download, upload), sharing and deletion. Its components by name."""
+    parts: dict[str, Component] = {}
+    parts["model"] = gr.Dropdown(label="Saved model (yours and shared ones)", choices=[], value=None,
+                                 allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
+    parts["model_hint"] = gr.Markdown(PICK_MODEL, elem_id="finetune-model-hint")
+    with gr.Row():
+        parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
+                                  elem_id="finetune-use-images")
+        with gr.Column(visible=False, elem_id="finetune-classifier-inputs") as parts["classifier_part"]:
+            parts["video"] = gr.File(label="…or a video", file_types=list(VIDEO_SUFFIXES),
+                                     elem_id="finetune-use-video")
+            with gr.Row():
+                parts["alpha"] = controls.slider(PREDICT, "alpha", step=0.05, info=None, elem_id="finetune-alpha")
+                parts["stride"] = controls.number(PREDICT, "stride", precision=0, info=None)
+            parts["use_button"] = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
+        with gr.Column(visible=False, elem_id="finetune-detector-inputs") as parts["detector_part"]:
+            parts["threshold"] = controls.slider(PREDICT, "score_threshold", step=0.01, info=None,
+                                                 elem_id="finetune-threshold")
+            parts["detect_button"] = gr.Button("Detect boxes", variant="primary", elem_id="finetune-detect-boxes")
+    parts["use_status"] = gr.Markdown(elem_id="finetune-use-status")
+    with gr.Column(visible=False) as parts["classifier_results"]:
+        parts["prediction_gallery"] = gr.Gallery(label="Predictions (class · probability · file)", columns=6,
+                                                 height="auto", object_fit="contain",
+                                                 elem_id="finetune-prediction-gallery")
+        parts["predictions"] = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False,
+                                            elem_id="finetune-predictions")
+        parts["prediction_files"] = gr.File(label="Downloads (predictions.csv, predictions.json)",
+                                            file_count="multiple", interactive=False,
+                                            elem_id="finetune-prediction-files")
+    with gr.Column(visible=False) as parts["detector_results"]:
+        parts["boxes_gallery"] = gr.Gallery(label="Detected boxes", columns=4, height="auto", object_fit="contain",
+                                            elem_id="finetune-boxes")
+        parts["boxes"] = gr.Dataframe(headers=BOX_HEADERS, interactive=False, elem_id="finetune-box-table")
+        parts["box_files"] = gr.File(label="Downloads (detections.csv, detections.json, drawn images)",
+                                     file_count="multiple", interactive=False, elem_id="finetune-box-files")
+    gr.Markdown("#### The model file")
+    with gr.Row():
+        parts["share_model"] = share_checkbox("finetune-share-model")
+        parts["download_button"] = gr.Button("Download model file", elem_id="finetune-download")
+        parts["delete_button"] = gr.Button("Delete model", variant="stop", elem_id="finetune-delete")
+    parts["model_file"] = gr.File(label="Model file", interactive=False, height=110, elem_id="finetune-model-file")
+    with gr.Row():
+        parts["upload_name"] = gr.Textbox(label="Upload a model file as", placeholder="model name",
+                                          elem_id="finetune-upload-name")
+        parts["upload_file"] = gr.File(label="Model .zip", file_types=list(ARCHIVE_SUFFIXES), height=110,
+                                       elem_id="finetune-upload-file")
+        parts["upload_button"] = gr.Button("Upload model", elem_id="finetune-upload")
+    parts["model_status"] = gr.Markdown(elem_id="finetune-model-status")
+    return parts

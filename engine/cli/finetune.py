@@ -142,6 +142,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _options(use, predict.Params)
     use.set_defaults(run=cmd_predict)
     for mode, what in ((train, "model/, model.zip, metrics.json, history.csv"), (boxes, "the same"),
-                       (use, "with a detector: detections.json and the drawn boxes")):
+                       (use, "predictions.json, .csv and thumbnails (a detector: detections.json, .csv "
+                              "and the drawn boxes)")):
         mode.add_argument("--out", help=f"folder for {what}")
         mode.add_argument("--device")

@@ -19,7 +19,7 @@ import torch
 
 from engine.errors import UserInputError
 from engine.finetune import classify, detect
-from engine.finetune.training import HistoryCallback
+from engine.finetune.training import HistoryCallback, pace_text
 from engine.progress import Cancelled, ProgressCallback, ignore_progress
 
 Metrics = dict[str, Any]
@@ -89,7 +89,7 @@ def fit(objective: Objective, settings: classify.Params | detect.Params, progres
     best = result.baseline = objective.evaluate() if objective.evaluate else None
     best_state = objective.model.trainable_state() if best is not None else None
     result.history.append({"step": 0, "loss": None, **objective.columns(best)})
-    stale = 0
+    stale, steps_started = 0, time.monotonic()  # the pace is of the steps, after the baseline evaluation
     for step in range(1, settings.steps + 1):
         loss = objective.batch_loss()
         if not torch.isfinite(loss):
@@ -117,11 +117,13 @@ def fit(objective: Objective, settings: classify.Params | detect.Params, progres
         if stale >= settings.patience:
             result.stopped = "early stopping"
             break
-        if time.monotonic() - started > settings.time_budget_s:
+        now = time.monotonic()
+        if now - started > settings.time_budget_s:
             result.stopped = "time budget"
             break
+        pace = pace_text(step, settings.steps, now - steps_started, settings.time_budget_s - (now - started))
         try:
-            progress(step / settings.steps, f"Step {step}/{settings.steps} · loss {record['loss']:.4f}")
+            progress(step / settings.steps, f"Step {step}/{settings.steps} · loss {record['loss']:.4f}{pace}")
         except Cancelled:  # the user asked to stop: keep the best checkpoint so far
             result.stopped = "cancelled"
             break

@@ -3,6 +3,7 @@ or a detector on images (boxes at or above a score). Torch-free until `run`."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -16,6 +17,7 @@ from engine.params import Result as BaseResult
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 CLASSIFIER_PREDICTIONS_FILE = "predictions.json"
+BOX_COLUMNS = ["file", "class", "score", "x", "y", "width", "height"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +55,40 @@ class Result(BaseResult):
     score_threshold: float | None = None
 
 
+def table(result: Result) -> tuple[list[str], list[list[Any]]]:
+    """The predictions as a spreadsheet reads them: (header, rows). A classifier: file (and time in a video),
+    class, its probability, then one probability column per class; a detector: one row per box, and a row with
+    only the file for an image without boxes (so every image is accounted for)."""
+    if result.task == "detect":
+        rows: list[list[Any]] = []
+        for prediction in result.predictions:
+            rows += [[prediction["file"], box["category"], box["score"], *box["box"]] for box in prediction["boxes"]]
+            if not prediction["boxes"]:
+                rows.append([prediction["file"], *[""] * (len(BOX_COLUMNS) - 1)])
+        return BOX_COLUMNS, rows
+    timed = any("time_s" in p for p in result.predictions)
+    header = ["file", *(["time_s"] if timed else []), "class", "probability",
+              *(f"probability {name}" for name in result.classes)]
+    rows = [[p["file"], *([p.get("time_s", "")] if timed else []), p["class"], round(p["probability"], 6),
+             *(round(p["probabilities"][name], 6) for name in result.classes)] for p in result.predictions]
+    return header, rows
+
+
+def save(result: Result, out_dir: Path, json_name: str) -> Result:
+    """Write the predictions as `json_name` (the whole result) and as a CSV table of the same stem; both go
+    first in the result's outputs, before the pictures already there."""
+    csv_name = Path(json_name).with_suffix(".csv").name
+    result.outputs = [json_name, csv_name, *result.outputs]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / json_name).write_text(json.dumps(result.to_json(), indent=1))
+    header, rows = table(result)
+    with open(out_dir / csv_name, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return result
+
+
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
         model_dir: Path | None = None, device: str | None = None) -> Result:
     """Predictions of the model in `model_dir` (a job's worker finds it by name in its owner's models),
@@ -77,14 +113,12 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         from engine.media import load_images
 
         progress(0.05, f"Loading model {params.model}")
+        predictor = Predictor(model_dir, params.alpha, device, thumbnails=out_dir)
         if inputs.video:
-            rows = predict_video(model_dir, inputs.video[0], params.alpha, None if params.fps else params.stride,
-                                 params.fps, device)
+            rows = predict_video(predictor, inputs.video[0], None if params.fps else params.stride, params.fps)
         else:
             names, images, unreadable = load_images(files)
-            rows, skipped = Predictor(model_dir, params.alpha, device)(names, images), skipped + unreadable
+            rows, skipped = predictor(names, images), skipped + unreadable
     result = Result("classify", params.model, meta["classes"], rows, skipped, alpha=params.alpha,
-                    outputs=[CLASSIFIER_PREDICTIONS_FILE])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CLASSIFIER_PREDICTIONS_FILE).write_text(json.dumps(result.to_json(), indent=1))
-    return result
+                    outputs=predictor.written)
+    return save(result, out_dir, CLASSIFIER_PREDICTIONS_FILE)

@@ -23,6 +23,26 @@ HistoryCallback = Callable[[list[dict[str, Any]]], None]
 DEFAULT_MAX_IMAGES = 2000
 
 
+def duration_text(seconds: float) -> str:
+    """'45 s', '3 min', '1 h 5 min': rounded as a person reads a countdown."""
+    seconds = max(1, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+def pace_text(step: int, steps: int, training_s: float, budget_left_s: float) -> str:
+    """' · 3.2 steps/s · about 50 s left' after `step` of `steps` done in `training_s` seconds; the time budget
+    (`budget_left_s` of it left) may end training sooner than the steps would. Empty while no time has passed."""
+    if step <= 0 or training_s <= 0:
+        return ""
+    rate = step / training_s
+    left = min((steps - step) / rate, max(budget_left_s, 0.0))
+    shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
+    return f" · {shown} steps/s · about {duration_text(left)} left"
+
+
 def max_training_images() -> int:
     """Most labelled images accepted in one training set (FEWSHOT_FINETUNE_MAX_IMAGES)."""
     return int(os.environ.get("FEWSHOT_FINETUNE_MAX_IMAGES", DEFAULT_MAX_IMAGES))

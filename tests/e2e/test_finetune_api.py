@@ -28,12 +28,15 @@ def test_train_see_curves_and_metrics_then_classify_download_and_delete(api, tmp
     assert {row[2] for row in points["data"]} == {"training loss", "held-out accuracy"}
     overall = metrics["data"][0]
     assert overall[0] == "all" and overall[2] >= 0.99 and overall[2] > overall[1]
+    matrix = matrix.get("value", matrix)  # an update: the matrix is shown once there is one
     assert matrix["headers"] == ["true \\ predicted", "blue", "green", "red"]
     assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["history.csv", "metrics.json", "model.zip"]
     red = sorted((root / "red").glob("*.png"))[:2]
-    use_status, predictions = api.predict("api colours", [handle_file(str(p)) for p in red], None, 10, 1.0,
-                                          api_name="/finetune_predict")
+    use_status, gallery, predictions, files = api.predict("api colours", [handle_file(str(p)) for p in red], None,
+                                                          10, 1.0, api_name="/finetune_predict")
     assert "Succeeded" in use_status and [r[1] for r in predictions["data"]] == ["red", "red"]
+    assert [item["caption"].split(" · ")[0] for item in gallery] == ["red", "red"]
+    assert sorted(f.rsplit("/", 1)[-1] for f in files) == ["predictions.csv", "predictions.json"]
     model_file = api.predict("api colours", api_name="/finetune_download")
     message, _ = api.predict("api copy", handle_file(model_file), api_name="/finetune_upload")
     assert "Uploaded model **api copy**" in message

@@ -44,6 +44,8 @@ def test_train_stream_curves_register_the_model_and_use_it(colour_zip, tmp_path)
                                      {"images": red}).id, timeout=60)
     assert used.status is Status.SUCCEEDED, used.error
     assert [p["class"] for p in used.result["predictions"]] == ["red", "red"]
+    assert used.outputs[:2] == ["predictions.json", "predictions.csv"] and len(used.outputs) == 4  # + thumbnails
+    assert [p["image"] for p in used.result["predictions"]] == used.outputs[2:]
     again = client.wait(client.submit("finetune_classify", params, {"dataset": [colour_zip]}).id, timeout=60)
     assert again.status is Status.FAILED and "already exists" in again.error
     exported = finetune_models.export_zip("colours job", tmp_path)
@@ -109,7 +111,7 @@ def test_train_stream_curves_detect_complete_and_move_the_model(shapes_zip, tmp_
                                      {"images": images}).id, timeout=60)
     assert used.status is Status.SUCCEEDED, used.error
     assert [p["file"] for p in used.result["predictions"]] == [p.name for p in images]
-    assert used.outputs[0] == "detections.json" and len(used.outputs) == 3
+    assert used.outputs[:2] == ["detections.json", "detections.csv"] and len(used.outputs) == 4
     video = client.wait(client.submit("finetune_predict", {"model": "shapes job"}, {"video": [images[0]]}).id, 60)
     assert video.status is Status.FAILED and "is a detector" in video.error
     completed = client.wait(client.submit("completion", {"detector_model": "shapes job", "score_threshold": 0.0},

@@ -20,6 +20,7 @@ from engine.finetune.classify.train import evaluate, predict_logits, to_tensor, 
 from engine.finetune.training import HistoryCallback, save_run
 from engine.limits import check_seed
 from engine.media import load_images
+from engine.naming import file_key
 from engine.params import NamedFile
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
@@ -100,12 +101,20 @@ def kshot_evaluation(data: LabelledSet, params: Params, shots: int, seeds: Seque
             "zero_shot_accuracy": spread("zero_shot_accuracy"), "fine_tuned_accuracy": spread("fine_tuned_accuracy")}
 
 
-class Predictor:
-    """A saved model loaded once, with its WiSE-FT mix `alpha` (0 zero-shot, 1 fine-tuned), classifying batches."""
+THUMBNAIL_SIZE = (256, 256)
 
-    def __init__(self, model_dir: Path, alpha: float = 1.0, device: str | None = None) -> None:
+
+class Predictor:
+    """A saved model loaded once, with its WiSE-FT mix `alpha` (0 zero-shot, 1 fine-tuned), classifying batches.
+
+    With `thumbnails`, a small JPEG of each image classified is written there (named in its row's "image" and
+    in `written`), so a page can show what each prediction is about without the original."""
+
+    def __init__(self, model_dir: Path, alpha: float = 1.0, device: str | None = None,
+                 thumbnails: Path | None = None) -> None:
         self.classifier, self.preprocess, self.meta = load_classifier(model_dir, select_device(device))
         self.classifier.set_wise_alpha(alpha)
+        self.thumbnails, self.written = thumbnails, []
 
     def __call__(self, names: Sequence[str], images: Sequence) -> list[dict[str, Any]]:
         classes = self.meta["classes"]
@@ -115,15 +124,26 @@ class Predictor:
             best = max(range(len(row)), key=row.__getitem__)
             rows.append({"file": name, "class": classes[best], "probability": row[best],
                          "probabilities": dict(zip(classes, row, strict=True))})
+        if self.thumbnails is not None:
+            for row, image in zip(rows, images, strict=True):
+                row["image"] = self._thumbnail(row["file"], image)
         return rows
 
+    def _thumbnail(self, name: str, image) -> str:
+        key = file_key(name, len(self.written), ".jpg", prefix="thumb_", width=4)
+        small = image.convert("RGB")
+        small.thumbnail(THUMBNAIL_SIZE)
+        self.thumbnails.mkdir(parents=True, exist_ok=True)
+        small.save(self.thumbnails / key, quality=85)
+        self.written.append(key)
+        return key
 
-def predict_video(model_dir: Path, video: NamedFile, alpha: float = 1.0, stride: int | None = None,
-                  fps: float | None = None, device: str | None = None, batch_size: int = 16) -> list[dict[str, Any]]:
+
+def predict_video(predictor: Predictor, video: NamedFile, stride: int | None = None, fps: float | None = None,
+                  batch_size: int = 16) -> list[dict[str, Any]]:
     """Classify a video's sampled frames (every `stride`-th, or about `fps` per second), a batch at a time."""
     from engine.video import batched, iter_frames
 
-    predictor = Predictor(model_dir, alpha, device)
     rows = []
     for frames in batched(iter_frames(video[1], stride=stride, fps=fps, display_name=video[0]), batch_size):
         for row, frame in zip(predictor([f.label for f in frames], [f.image for f in frames]), frames, strict=True):

@@ -4,7 +4,6 @@ detecting boxes on new images with a saved detector."""
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,7 +74,8 @@ def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, sc
                   device: str | None = None, batch_size: int = 8, skipped: Sequence[dict[str, str]] = (),
                   progress: ProgressCallback = ignore_progress) -> predict.Result:
     """Detect boxes scoring at least `score_threshold` on images (a few decoded at a time); write a picture with
-    the boxes drawn per image and detections.json. Unreadable images join `skipped` (files already left out)."""
+    the boxes drawn per image, detections.json and detections.csv. Unreadable images join `skipped` (files
+    already left out)."""
     from engine.video import batched
     from engine.visualize import draw_boxes
 
@@ -98,6 +98,5 @@ def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, sc
     if not rows:
         raise UserInputError("None of the images could be used. " + " ".join(s["error"] for s in skipped))
     result = predict.Result("detect", predictor.meta["name"], predictor.classes, rows, skipped,
-                            score_threshold=score_threshold, outputs=[PREDICTIONS_FILE, *written])
-    (out_dir / PREDICTIONS_FILE).write_text(json.dumps(result.to_json(), indent=1))
-    return result
+                            score_threshold=score_threshold, outputs=written)
+    return predict.save(result, out_dir, PREDICTIONS_FILE)

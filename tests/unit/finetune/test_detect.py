@@ -118,7 +118,8 @@ def test_predict_files_draws_the_boxes_and_lists_bad_images(trained, shapes_root
     images = [("a.png", shapes_root / "images/shapes_000.png"), ("broken.png", tmp_path / "broken.png")]
     predictions = predict_files(out / "model", images, tmp_path / "out", score_threshold=0.3)
     result, written = predictions.to_json(), predictions.outputs
-    assert written[0] == "detections.json" and len(written) == 2 and (tmp_path / "out" / written[1]).is_file()
+    assert written[:2] == ["detections.json", "detections.csv"] and len(written) == 3
+    assert (tmp_path / "out" / written[2]).is_file()
     assert [p["file"] for p in result["predictions"]] == ["a.png"] and result["skipped"][0]["file"] == "broken.png"
     assert all(b["score"] >= 0.3 and b["category"] in ("square", "circle") for b in result["predictions"][0]["boxes"])
     with pytest.raises(UserInputError, match="between 0 and 1"):
