@@ -31,10 +31,9 @@ def sub_progress(callback: ProgressCallback, start: float, end: float) -> Progre
 
 
 def duration(seconds: float) -> str:
-    """'40 s', '3 min', '1 h 05 min': a time left as people say it."""
-    seconds = max(round(seconds), 0)
+    """'45 s', '3 min', '1 h 5 min': a time left rounded as a person reads a countdown."""
+    seconds = max(1, round(seconds))
     if seconds < 60:
         return f"{seconds} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"

@@ -18,18 +18,10 @@ from engine.limits import MAX_SEED
 from engine.models.saved import MODEL_DIR, RUN_META
 from engine.params import Params, Result, param
 from engine.presets import presets_for
+from engine.progress import duration
 
 HistoryCallback = Callable[[list[dict[str, Any]]], None]
 DEFAULT_MAX_IMAGES = 2000
-
-
-def duration_text(seconds: float) -> str:
-    """'45 s', '3 min', '1 h 5 min': rounded as a person reads a countdown."""
-    seconds = max(1, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
 def pace_text(step: int, steps: int, training_s: float, budget_left_s: float) -> str:
@@ -40,7 +32,7 @@ def pace_text(step: int, steps: int, training_s: float, budget_left_s: float) ->
     rate = step / training_s
     left = min((steps - step) / rate, max(budget_left_s, 0.0))
     shown = f"{rate:.0f}" if rate >= 10 else f"{rate:.2g}"
-    return f" · {shown} steps/s · about {duration_text(left)} left"
+    return f" · {shown} steps/s · about {duration(left)} left"
 
 
 def max_training_images() -> int:

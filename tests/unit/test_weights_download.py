@@ -88,8 +88,9 @@ def test_the_progress_line_gives_size_speed_and_time_left():
     assert reports == [(1.0, "Downloading unet.safetensors: 10.0 MB of 10.0 MB")]
 
 
-@pytest.mark.parametrize(("seconds", "said"), [(0.4, "0 s"), (42, "42 s"), (150, "2 min"), (3900, "1 h 05 min")])
-def test_time_left_reads_as_people_say_it(seconds, said):
+@pytest.mark.parametrize(("seconds", "said"), [(0.2, "1 s"), (44.6, "45 s"), (59.4, "59 s"), (61, "1 min"),
+                                               (150, "2 min"), (3 * 3600 + 5 * 60, "3 h 5 min")])
+def test_time_left_reads_as_a_countdown(seconds, said):
     assert duration(seconds) == said
 
 

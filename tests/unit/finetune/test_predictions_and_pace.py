@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import csv
 
-import pytest
-
 from engine.finetune.predict import Result, save, table
-from engine.finetune.training import duration_text, pace_text
+from engine.finetune.training import pace_text
 
 
 def classifier_result(**extra) -> Result:
@@ -41,12 +39,6 @@ def test_save_writes_the_json_and_the_csv_first_in_the_outputs(tmp_path):
         assert list(csv.reader(handle)) == [["file", "class", "probability", "probability red", "probability blue"],
                                             ["a.png", "red", "0.9", "0.9", "0.1"]]
     assert "thumb_0000_a.jpg" in (tmp_path / "predictions.json").read_text()  # the whole result, rows as given
-
-
-@pytest.mark.parametrize(("seconds", "text"), [(0.2, "1 s"), (44.6, "45 s"), (59.4, "59 s"), (61, "1 min"),
-                                               (3 * 3600 + 5 * 60, "3 h 5 min")])
-def test_durations_read_as_a_countdown(seconds, text):
-    assert duration_text(seconds) == text
 
 
 def test_the_pace_gives_steps_per_second_and_the_time_left_by_steps_or_budget():
