@@ -14,7 +14,7 @@ from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
 from tasks import reference_sets
 from tasks.client import Job, Status
-from webapp import reattach
+from webapp import reattach, samples
 from webapp.controls import number, one_job_per_click, textbox
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
@@ -253,6 +253,7 @@ def build() -> None:
                         sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
                                                 info=None, elem_id="anomaly-sampling-value")
                     video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
+            samples.anomaly(files, references, object_name, preset, video)
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
             with gr.Accordion("Threshold (advanced: Automatic unless you change it)", open=False,
                               elem_id="anomaly-threshold-options"):

@@ -1,0 +1,104 @@
+""""Try a sample" buttons: one click fills a tab's main journey from assets/ (files, object name, prompt, box,
+model), so a newcomer sees a tool work before finding files of their own; one more click runs it.
+
+The model is the real one when its weights are on this machine, otherwise the tool's demo (tiny) preset, so the
+sample runs on a fresh clone too. Each tab makes one call next to its run button.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradio as gr
+
+import assets
+from tasks import client
+from webapp.serving import hand_out
+from webapp.views import owner_of
+
+Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample files
+
+
+def sample_preset(tool: str) -> str:
+    """The tool's first real preset whose weights are installed, else its demo preset (random weights)."""
+    presets = client.presets(tool)
+    real = [p for p in presets if p["installed"] and not p["random_weights"]]
+    demo = [p for p in presets if p["random_weights"]]
+    return (real or demo or presets)[0]["name"]
+
+
+def preset_label(tool: str, name: str) -> str:
+    return next((p["label"] for p in client.presets(tool) if p["name"] == name), name)
+
+
+def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[[Serve], list[Any]],
+           run_label: str, tool: str, preset_index: int) -> Any:
+    """A "Try a sample" button that fills `outputs` with `fill(serve)`'s values and says what to press next;
+    `preset_index` is where the model choice is among them. Returns the click event, for a tab to chain on."""
+    sample = gr.Button(f"Try a sample: {label}", size="sm", variant="secondary", elem_id=elem_id)
+
+    def filled(request: gr.Request = None) -> list[Any]:
+        owner = owner_of(request)
+
+        def serve(tool: str, *names: str) -> list[str]:  # copies the page may hand to this user's browser
+            return [hand_out(assets.path(tool, name), owner) for name in names]
+
+        values = fill(serve)
+        model = preset_label(tool, values[preset_index])
+        gr.Info(f"Sample loaded ({label}, model: {model}). Press “{run_label}” to run it.")
+        return values
+
+    return sample.click(filled, None, outputs, api_visibility="private", show_progress="hidden")
+
+
+def anomaly(files: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown,
+            video: gr.File) -> Any:
+    """Four plates to inspect (one good, a scratch, a dent, a stain), three good parts, and a conveyor video."""
+    return button("metal plates", "anomaly-sample", [files, references, object_name, preset, video], lambda serve: [
+        serve("anomaly", *assets.ANOMALY_INSPECT), serve("anomaly", *assets.ANOMALY_GOOD), assets.ANOMALY_OBJECT,
+        sample_preset("anomaly"), serve("anomaly", assets.ANOMALY_VIDEO)[0]],
+        "Inspect images (or, on the Video tab, Inspect video)", "anomaly", 3)
+
+
+def completion(images: gr.File, annotations: gr.File, preset: gr.Dropdown) -> Any:
+    """Two trays of nuts and washers, three of their objects boxed in COCO."""
+    return button("trays of nuts and washers", "completion-sample", [images, annotations, preset], lambda serve: [
+        serve("completion", *assets.COMPLETION_IMAGES), serve("completion", assets.COMPLETION_ANNOTATIONS),
+        sample_preset("completion")], "Complete", "completion", 2)
+
+
+def box_text() -> str:
+    return ",".join(str(v) for v in assets.INSERTION_BOX)
+
+
+def insertion_image(editor: gr.ImageEditor, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """A desk, a box on its free part and an object to put there."""
+    def fill(serve: Serve) -> list[Any]:
+        picture = serve("insertion", assets.INSERTION_IMAGE)[0]
+        return [{"background": picture, "layers": [], "composite": picture}, box_text(), assets.INSERTION_PROMPT,
+                sample_preset("insertion")]
+
+    return button("an apple on a desk", "insertion-sample", [editor, box, prompt, preset], fill, "Insert",
+                  "insertion", 3)
+
+
+def insertion_video(video: gr.Video, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """A short pan over the desk, the same box and object on every frame."""
+    return button("an apple on a desk, video", "insertion-video-sample", [video, box, prompt, preset], lambda serve: [
+        serve("insertion", assets.INSERTION_VIDEO)[0], box_text(), assets.INSERTION_PROMPT,
+        sample_preset("insertion")], "Insert into video", "insertion", 3)
+
+
+def classifier(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """Eight pictures each of hex nuts, washers and screws, a folder per class in a zip."""
+    return button("nuts, washers, screws", "finetune-sample", [dataset, model_name, preset], lambda serve: [
+        serve("finetune", assets.CLASSIFIER_ZIP), "sample parts", sample_preset("finetune")], "Train",
+        "finetune", 2)
+
+
+def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """Twelve small trays of nuts and washers, every object boxed (COCO JSON in the zip)."""
+    return button("boxed nuts and washers", "detect-sample", [dataset, model_name, preset], lambda serve: [
+        serve("finetune", assets.DETECTOR_ZIP), "sample nuts and washers", sample_preset("finetune-detect")],
+        "Train detector", "finetune-detect", 2)
