@@ -14,9 +14,11 @@ import gradio as gr
 
 import assets
 from tasks import client
+from webapp import controls
 from webapp.serving import hand_out
 from webapp.views import owner_of
 
+DEMO_STEPS = 4  # denoising steps of the insertion sample with the demo model
 Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample files
 
 
@@ -72,22 +74,33 @@ def box_text() -> str:
     return ",".join(str(v) for v in assets.INSERTION_BOX)
 
 
-def insertion_image(editor: gr.ImageEditor, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown) -> Any:
+def is_demo(tool: str, preset: str) -> bool:
+    return any(p["name"] == preset and p["random_weights"] for p in client.presets(tool))
+
+
+def insertion_fill(serve: Serve, picture: Any, picture_value: Callable[[str], Any]) -> list[Any]:
+    """The insertion sample's values: the picture or clip, box, prompt, model and denoising steps (a few with the
+    demo model, whose pixels are noise whatever the steps, so its sample runs in seconds)."""
+    preset = sample_preset("insertion")
+    steps = DEMO_STEPS if is_demo("insertion", preset) else controls.spec("insertion", "steps").default
+    return [picture_value(serve("insertion", picture)[0]), ",".join(map(str, assets.INSERTION_BOX)),
+            assets.INSERTION_PROMPT, preset, steps]
+
+
+def insertion_image(editor: gr.ImageEditor, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
+                    steps: gr.Slider) -> Any:
     """A desk, a box on its free part and an object to put there."""
-    def fill(serve: Serve) -> list[Any]:
-        picture = serve("insertion", assets.INSERTION_IMAGE)[0]
-        return [{"background": picture, "layers": [], "composite": picture}, box_text(), assets.INSERTION_PROMPT,
-                sample_preset("insertion")]
-
-    return button("an apple on a desk", "insertion-sample", [editor, box, prompt, preset], fill, "Insert",
-                  "insertion", 3)
+    return button("an apple on a desk", "insertion-sample", [editor, box, prompt, preset, steps],
+                  lambda serve: insertion_fill(serve, assets.INSERTION_IMAGE, lambda path: {
+                      "background": path, "layers": [], "composite": path}), "Insert", "insertion", 3)
 
 
-def insertion_video(video: gr.Video, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown) -> Any:
+def insertion_video(video: gr.Video, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
+                    steps: gr.Slider) -> Any:
     """A short pan over the desk, the same box and object on every frame."""
-    return button("an apple on a desk, video", "insertion-video-sample", [video, box, prompt, preset], lambda serve: [
-        serve("insertion", assets.INSERTION_VIDEO)[0], box_text(), assets.INSERTION_PROMPT,
-        sample_preset("insertion")], "Insert into video", "insertion", 3)
+    return button("an apple on a desk, video", "insertion-video-sample", [video, box, prompt, preset, steps],
+                  lambda serve: insertion_fill(serve, assets.INSERTION_VIDEO, lambda path: path),
+                  "Insert into video", "insertion", 3)
 
 
 def classifier(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) -> Any:

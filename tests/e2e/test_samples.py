@@ -11,6 +11,7 @@ from playwright.sync_api import expect
 import assets
 from tests.e2e import test_browser
 from tests.e2e.test_insertion_browser import open_insertion
+from webapp import samples
 
 pytestmark = pytest.mark.browser
 browser, page = test_browser.browser, test_browser.page
@@ -64,6 +65,8 @@ def test_the_insertion_sample_shows_its_box_and_inserts(page):
     load_sample(page, "insertion-sample", "insertion-preset")
     expect(field(page, "insertion-box")).to_have_value(",".join(map(str, assets.INSERTION_BOX)))
     expect(field(page, "insertion-prompt")).to_have_value(assets.INSERTION_PROMPT)
+    expect(page.locator("#insertion-steps input[type=number]")).to_have_value(str(samples.DEMO_STEPS))
+    expect(page.locator("#insertion-box-message")).to_have_text("")
     expect(page.locator("#insertion-box-picture img")).to_be_visible()  # the box drawn on the desk
     run_and_see(page, "insertion-run", "insertion-status", "#insertion-gallery img", "insertion")
 
