@@ -18,7 +18,7 @@ from webapp import controls
 from webapp.serving import hand_out
 from webapp.views import owner_of
 
-DEMO_STEPS = 4  # denoising steps of the insertion sample with the demo model
+DEMO_STEPS = 2  # denoising steps of the insertion sample with the demo model
 Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample files
 
 

@@ -65,6 +65,7 @@ def test_the_insertion_sample_shows_its_box_and_inserts(page):
     load_sample(page, "insertion-sample", "insertion-preset")
     expect(field(page, "insertion-box")).to_have_value(",".join(map(str, assets.INSERTION_BOX)))
     expect(field(page, "insertion-prompt")).to_have_value(assets.INSERTION_PROMPT)
+    page.locator("#insertion-sampling").get_by_text("Sampling").click()
     expect(page.locator("#insertion-steps input[type=number]")).to_have_value(str(samples.DEMO_STEPS))
     expect(page.locator("#insertion-box-message")).to_have_text("")
     expect(page.locator("#insertion-box-picture img")).to_be_visible()  # the box drawn on the desk
