@@ -407,7 +407,7 @@ def build_detection() -> tuple:
                 with gr.Row():
                     form["time_budget_s"] = controls.number(DETECT, "time_budget_s")
                     form["train_backbone"] = controls.checkbox(DETECT, "train_backbone", info=None)
-            samples.detector(form["dataset"], form["model_name"], form["preset"])
+            samples.detector(form["dataset"], form["model_name"], form["preset"], form["steps"])
             with gr.Row():
                 train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")

@@ -18,7 +18,9 @@ from webapp import controls
 from webapp.serving import hand_out
 from webapp.views import owner_of
 
-DEMO_STEPS = 2  # denoising steps of the insertion sample with the demo model
+# Steps of a sample run with a demo model: few, as its results only show the flow (insertion: noise whatever the
+# steps; the demo detector learns the sample's shapes in these), so the sample runs in seconds to a minute.
+DEMO_STEPS = {"insertion": 2, "finetune_detect": 40}
 Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample files
 
 
@@ -78,13 +80,17 @@ def is_demo(tool: str, preset: str) -> bool:
     return any(p["name"] == preset and p["random_weights"] for p in client.presets(tool))
 
 
+def sample_steps(tool: str, contract: str, preset: str) -> int:
+    """Training or denoising steps for a sample: a few with a demo model, the declared default otherwise."""
+    return DEMO_STEPS[contract] if is_demo(tool, preset) else controls.spec(contract, "steps").default
+
+
 def insertion_fill(serve: Serve, picture: Any, picture_value: Callable[[str], Any]) -> list[Any]:
     """The insertion sample's values: the picture or clip, box, prompt, model and denoising steps (a few with the
     demo model, whose pixels are noise whatever the steps, so its sample runs in seconds)."""
     preset = sample_preset("insertion")
-    steps = DEMO_STEPS if is_demo("insertion", preset) else controls.spec("insertion", "steps").default
     return [picture_value(serve("insertion", picture)[0]), ",".join(map(str, assets.INSERTION_BOX)),
-            assets.INSERTION_PROMPT, preset, steps]
+            assets.INSERTION_PROMPT, preset, sample_steps("insertion", "insertion", preset)]
 
 
 def insertion_image(editor: gr.ImageEditor, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
@@ -110,8 +116,12 @@ def classifier(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) ->
         "finetune", 2)
 
 
-def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown, steps: gr.Number) -> Any:
     """Twelve small trays of nuts and washers, every object boxed (COCO JSON in the zip)."""
-    return button("boxed nuts and washers", "detect-sample", [dataset, model_name, preset], lambda serve: [
-        serve("finetune", assets.DETECTOR_ZIP), "sample nuts and washers", sample_preset("finetune-detect")],
-        "Train detector", "finetune-detect", 2)
+    def fill(serve: Serve) -> list[Any]:
+        model = sample_preset("finetune-detect")
+        return [serve("finetune", assets.DETECTOR_ZIP), "sample nuts and washers", model,
+                sample_steps("finetune-detect", "finetune_detect", model)]
+
+    return button("boxed nuts and washers", "detect-sample", [dataset, model_name, preset, steps], fill,
+                  "Train detector", "finetune-detect", 2)

@@ -66,7 +66,7 @@ def test_the_insertion_sample_shows_its_box_and_inserts(page):
     expect(field(page, "insertion-box")).to_have_value(",".join(map(str, assets.INSERTION_BOX)))
     expect(field(page, "insertion-prompt")).to_have_value(assets.INSERTION_PROMPT)
     page.locator("#insertion-sampling").get_by_text("Sampling").click()
-    expect(page.locator("#insertion-steps input[type=number]")).to_have_value(str(samples.DEMO_STEPS))
+    expect(page.locator("#insertion-steps input[type=number]")).to_have_value(str(samples.DEMO_STEPS["insertion"]))
     expect(page.locator("#insertion-box-message")).to_have_text("")
     expect(page.locator("#insertion-box-picture img")).to_be_visible()  # the box drawn on the desk
     run_and_see(page, "insertion-run", "insertion-status", "#insertion-gallery img", "insertion")
@@ -90,5 +90,7 @@ def test_the_classifier_sample_trains_on_three_kinds_of_parts(page):
 def test_the_detector_sample_trains_on_boxed_nuts_and_washers(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     load_sample(page, "detect-sample", "detect-preset")
+    page.locator("#detect-settings").get_by_text("Training settings").click()
+    expect(page.locator("#detect-steps input")).to_have_value(str(samples.DEMO_STEPS["finetune_detect"]))
     run_and_see(page, "detect-train", "detect-status", "#detect-metrics", "detector")
     expect(page.locator("#detect-status")).to_contain_text("saved")
