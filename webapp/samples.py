@@ -72,10 +72,6 @@ def completion(images: gr.File, annotations: gr.File, preset: gr.Dropdown) -> An
         sample_preset("completion")], "Complete", "completion", 2)
 
 
-def box_text() -> str:
-    return ",".join(str(v) for v in assets.INSERTION_BOX)
-
-
 def is_demo(tool: str, preset: str) -> bool:
     return any(p["name"] == preset and p["random_weights"] for p in client.presets(tool))
 
@@ -85,7 +81,7 @@ def sample_steps(tool: str, contract: str, preset: str) -> int:
     return DEMO_STEPS[contract] if is_demo(tool, preset) else controls.spec(contract, "steps").default
 
 
-def insertion_fill(serve: Serve, picture: Any, picture_value: Callable[[str], Any]) -> list[Any]:
+def insertion_fill(serve: Serve, picture: str, picture_value: Callable[[str], Any]) -> list[Any]:
     """The insertion sample's values: the picture or clip, box, prompt, model and denoising steps (a few with the
     demo model, whose pixels are noise whatever the steps, so its sample runs in seconds)."""
     preset = sample_preset("insertion")
