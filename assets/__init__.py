@@ -15,6 +15,7 @@ ANOMALY_OBJECT = "metal plate"
 ANOMALY_INSPECT = ("plate_ok.jpg", "plate_scratch.jpg", "plate_dent.jpg", "plate_stain.jpg")
 ANOMALY_GOOD = ("good_1.jpg", "good_2.jpg", "good_3.jpg")
 ANOMALY_VIDEO = "conveyor.mp4"
+ANOMALY_VIDEO_GOOD = ("conveyor_good_1.jpg", "conveyor_good_2.jpg")  # good parts framed as in the video
 
 COMPLETION_IMAGES = ("tray_1.jpg", "tray_2.jpg")
 COMPLETION_ANNOTATIONS = "tray_partial_coco.json"

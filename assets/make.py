@@ -153,34 +153,45 @@ def anomaly_samples(out: Path) -> None:
         defect = name.removeprefix("plate_").removesuffix(".jpg")
         part_image = plate(np.random.default_rng(300 + index), part, None if defect == "ok" else defect)
         save_jpeg(on_bench(part_image, size, 400 + index), out / name)
-    conveyor_video(out / assets.ANOMALY_VIDEO)
+    conveyor_video(out)
 
 
-def conveyor_video(path: Path, width: int = 240, height: int = 160, fps: float = 12) -> None:
-    """Five plates riding a conveyor belt past the camera, the fourth one stained."""
+CONVEYOR = {"width": 240, "height": 160, "part": 96, "gap": 150, "speed": 10}
+
+
+def conveyor_frame(parts: list[tuple[np.ndarray, np.ndarray]], ribs: np.ndarray, shift: int) -> np.ndarray:
+    """The belt moved by `shift` pixels, with the plates on it (the first one enters first)."""
+    width, height, part, gap = (CONVEYOR[k] for k in ("width", "height", "part", "gap"))
+    belt = 44 + 6 * np.tile(np.roll(ribs, shift)[None, :width], (height, 1))
+    belt[:, (np.arange(width) - shift) % 24 < 2] -= 14  # belt joints
+    frame = np.repeat(belt[..., None], 3, axis=2) * np.array([1.0, 1.0, 1.05])
+    frame[:14] = frame[-14:] = (92, 96, 90)  # the conveyor's side rails
+    frame[12:14] = frame[-14:-12] = (140, 144, 138)
+    for k, (rgb, alpha) in enumerate(parts):
+        x = shift - part - k * gap
+        if x <= -part or x >= width:
+            continue
+        y = (height - part) // 2
+        left, right = max(x, 0), min(x + part, width)
+        window = (slice(y, y + part), slice(left, right))
+        a = alpha[:, left - x:right - x]
+        frame[window] = blend(frame[window] * 0.75, 0, a) + rgb[:, left - x:right - x] * a[..., None]
+    return frame
+
+
+def conveyor_video(folder: Path, fps: float = 12) -> None:
+    """Five plates riding a conveyor belt past the camera, the fourth one stained; and, as good parts framed like
+    the video, stills of the first two centred."""
     rng = np.random.default_rng(500)
-    part, gap, speed = 96, 150, 10
-    parts = [plate(rng, part, "stain" if k == 3 else None) for k in range(5)]
-    frame_count = (width + gap * len(parts)) // speed
-    ribs = rng.normal(0, 1, width + 400)
-    with VideoWriter(path, fps, quality=27, reproducible=True) as writer:
+    parts = [plate(rng, CONVEYOR["part"], "stain" if k == 3 else None) for k in range(5)]
+    ribs = rng.normal(0, 1, CONVEYOR["width"] + 400)
+    frame_count = (CONVEYOR["width"] + CONVEYOR["gap"] * len(parts)) // CONVEYOR["speed"]
+    with VideoWriter(folder / assets.ANOMALY_VIDEO, fps, quality=27, reproducible=True) as writer:
         for index in range(frame_count):
-            shift = index * speed
-            belt = 44 + 6 * np.tile(np.roll(ribs, shift)[None, :width], (height, 1))
-            belt[:, (np.arange(width) - shift) % 24 < 2] -= 14  # belt joints
-            frame = np.repeat(belt[..., None], 3, axis=2) * np.array([1.0, 1.0, 1.05])
-            frame[:14] = frame[-14:] = (92, 96, 90)  # the conveyor's side rails
-            frame[12:14] = frame[-14:-12] = (140, 144, 138)
-            for k, (rgb, alpha) in enumerate(parts):
-                x = shift - part - k * gap
-                if x <= -part or x >= width:
-                    continue
-                y = (height - part) // 2
-                left, right = max(x, 0), min(x + part, width)
-                window = (slice(y, y + part), slice(left, right))
-                a = alpha[:, left - x:right - x]
-                frame[window] = blend(frame[window] * 0.75, 0, a) + rgb[:, left - x:right - x] * a[..., None]
-            writer.write(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+            writer.write(to_image(conveyor_frame(parts, ribs, index * CONVEYOR["speed"])))
+    centred = (CONVEYOR["width"] + CONVEYOR["part"]) // 2
+    for k, name in enumerate(assets.ANOMALY_VIDEO_GOOD):
+        save_jpeg(to_image(conveyor_frame(parts, ribs, centred + k * CONVEYOR["gap"] + 5 * k)), folder / name)
 
 
 # --- small parts: hex nuts, washers, screws -------------------------------------------------------------------

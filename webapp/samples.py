@@ -56,13 +56,19 @@ def button(label: str, elem_id: str, outputs: list[gr.components.Component], fil
     return sample.click(filled, None, outputs, api_visibility="private", show_progress="hidden")
 
 
-def anomaly(files: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown,
-            video: gr.File) -> Any:
-    """Four plates to inspect (one good, a scratch, a dent, a stain), three good parts, and a conveyor video."""
-    return button("metal plates", "anomaly-sample", [files, references, object_name, preset, video], lambda serve: [
+def anomaly(files: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """Four plates to inspect (one good, a scratch, a dent, a stain) and three good parts."""
+    return button("metal plates", "anomaly-sample", [files, references, object_name, preset], lambda serve: [
         serve("anomaly", *assets.ANOMALY_INSPECT), serve("anomaly", *assets.ANOMALY_GOOD), assets.ANOMALY_OBJECT,
-        sample_preset("anomaly"), serve("anomaly", assets.ANOMALY_VIDEO)[0]],
-        "Inspect images (or, on the Video tab, Inspect video)", "anomaly", 3)
+        sample_preset("anomaly")], "Inspect images", "anomaly", 3)
+
+
+def anomaly_video(video: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+    """Plates on a conveyor, one stained, and good parts framed as in the video (references framed otherwise
+    would look anomalous)."""
+    return button("conveyor video", "anomaly-video-sample", [video, references, object_name, preset], lambda serve: [
+        serve("anomaly", assets.ANOMALY_VIDEO)[0], serve("anomaly", *assets.ANOMALY_VIDEO_GOOD),
+        assets.ANOMALY_OBJECT, sample_preset("anomaly")], "Inspect video", "anomaly", 3)
 
 
 def completion(images: gr.File, annotations: gr.File, preset: gr.Dropdown) -> Any:

@@ -48,8 +48,12 @@ def test_the_anomaly_sample_inspects_plates_against_good_parts(page):
     expect(page.locator("#anomaly-gallery img")).to_have_count(len(assets.ANOMALY_INSPECT))
     expect(page.locator("#anomaly-status")).to_contain_text("(calibrated")  # the good parts were used
     page.get_by_role("tab", name="Video").click()
+    load_sample(page, "anomaly-video-sample", "anomaly-preset")
+    for name in assets.ANOMALY_VIDEO_GOOD:  # good parts framed as in the video replace the plates
+        expect(page.locator("#anomaly-references")).to_contain_text(name.removesuffix(".jpg"))
     run_and_see(page, "anomaly-run-video", "anomaly-status", "#anomaly-timeline canvas, #anomaly-timeline svg",
                 "anomaly-video")
+    expect(page.locator("#anomaly-status")).not_to_contain_text("framed differently")
 
 
 def test_the_completion_sample_proposes_boxes_on_the_trays(page):

@@ -25,7 +25,8 @@ def test_the_generator_rebuilds_the_committed_samples_byte_for_byte(tmp_path: Pa
 
 def test_samples_stay_small_and_every_named_file_exists():
     assert sum(len(data) for data in committed().values()) < 2_000_000
-    named = [("anomaly", n) for n in (*assets.ANOMALY_INSPECT, *assets.ANOMALY_GOOD, assets.ANOMALY_VIDEO)]
+    named = [("anomaly", n) for n in (*assets.ANOMALY_INSPECT, *assets.ANOMALY_GOOD, assets.ANOMALY_VIDEO,
+                                      *assets.ANOMALY_VIDEO_GOOD)]
     named += [("completion", n) for n in (*assets.COMPLETION_IMAGES, assets.COMPLETION_ANNOTATIONS)]
     named += [("insertion", assets.INSERTION_IMAGE), ("insertion", assets.INSERTION_VIDEO)]
     named += [("finetune", assets.CLASSIFIER_ZIP), ("finetune", assets.DETECTOR_ZIP)]
