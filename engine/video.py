@@ -233,14 +233,17 @@ class VideoWriter:
 
     The codec follows the suffix: H.264 for .mp4/.mov/.mkv (plays in browsers), VP9 for .webm,
     MPEG-4 part 2 for .avi; 4:2:0 video pads odd sizes by one edge pixel. `lossless=True` (.mkv):
-    FFV1 with RGB kept exactly, for checks and archives.
+    FFV1 with RGB kept exactly, for checks and archives. `reproducible=True`: one encoder thread and no
+    version tags, so the same frames give the same bytes on any machine with the same PyAV (committed samples).
     """
 
-    def __init__(self, path: str | Path, fps: float, lossless: bool = False, quality: int = 18) -> None:
+    def __init__(self, path: str | Path, fps: float, lossless: bool = False, quality: int = 18,
+                 reproducible: bool = False) -> None:
         self.path = Path(path)
         self.fps = Fraction(fps).limit_denominator(1001)
         self.lossless = lossless
         self.quality = quality
+        self.reproducible = reproducible
         self.frames = 0
         self._container = None
         self._stream = None
@@ -255,11 +258,14 @@ class VideoWriter:
         suffix = self.path.suffix.lower()
         codec, pix_fmt = ("ffv1", "bgr0") if self.lossless else _CODECS.get(suffix, ("libx264", "yuv420p"))
         options = {"movflags": "+faststart"} if suffix in (".mp4", ".mov") else {}  # play while loading
+        if self.reproducible:
+            options["fflags"] = "+bitexact"
         self._container = av.open(str(self.path), mode="w", options=options)
         self._stream = self._container.add_stream(codec, rate=self.fps)
         self._stream.pix_fmt = pix_fmt
         if codec == "libx264":
-            self._stream.options = {"crf": str(self.quality), "preset": "veryfast"}
+            self._stream.options = {"crf": str(self.quality), "preset": "veryfast",
+                                    **({"threads": "1"} if self.reproducible else {})}
         even = pix_fmt == "yuv420p"  # 4:2:0 chroma needs even sizes
         self._stream.width = width + (width % 2 if even else 0)
         self._stream.height = height + (height % 2 if even else 0)

@@ -14,7 +14,7 @@ from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
 from tasks import reference_sets
 from tasks.client import Job, Status
-from webapp import reattach
+from webapp import reattach, samples
 from webapp.controls import number, one_job_per_click, textbox
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
@@ -243,6 +243,7 @@ def build() -> None:
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
                                     file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
+                    samples.anomaly(files, references, object_name, preset)
                     run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
                 with gr.Tab("Video", id="anomaly-video-tab"):
                     video = gr.File(label="Video to inspect", file_types=list(VIDEO_SUFFIXES), elem_id="anomaly-video")
@@ -251,6 +252,7 @@ def build() -> None:
                                             label="Sampling", elem_id="anomaly-sampling")
                         sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
                                                 info=None, elem_id="anomaly-sampling-value")
+                    samples.anomaly_video(video, references, object_name, preset)
                     video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
             with gr.Accordion("Threshold (advanced: Automatic unless you change it)", open=False,

@@ -25,7 +25,7 @@ from engine.filetypes import (
 )
 from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
-from webapp import controls, reattach
+from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import label
@@ -552,6 +552,7 @@ def build() -> None:
             weights_notice("completion", preset)
             threshold = controls.slider("completion", "score_threshold", step=0.01, elem_id="completion-threshold")
             text_queries = controls.checkbox("completion", "text_queries")
+            samples.completion(images, annotations, preset)
             with gr.Row():
                 run_button = gr.Button("Complete", variant="primary", elem_id="completion-run")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="completion-cancel")

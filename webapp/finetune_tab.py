@@ -22,7 +22,7 @@ from engine.filetypes import (
 )
 from tasks import finetune_models
 from tasks.client import Job, Status
-from webapp import controls, reattach
+from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
@@ -405,6 +405,7 @@ def build_classifier() -> tuple:
                     form["time_budget_s"] = controls.number(CLASSIFY, "time_budget_s")
                 form["unlabeled"] = gr.File(label="Unlabeled images of the task (optional, transductive)",
                                             file_count="multiple", file_types=list(IMAGE_SUFFIXES))
+            samples.classifier(form["dataset"], form["model_name"], form["preset"])
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
@@ -454,6 +455,7 @@ def build_detection() -> tuple:
                 with gr.Row():
                     form["time_budget_s"] = controls.number(DETECT, "time_budget_s")
                     form["train_backbone"] = controls.checkbox(DETECT, "train_backbone", info=None)
+            samples.detector(form["dataset"], form["model_name"], form["preset"], form["steps"])
             with gr.Row():
                 train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")

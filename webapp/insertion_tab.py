@@ -13,7 +13,7 @@ from engine.filetypes import IMAGE_SUFFIXES
 from engine.insertion.regions import parse_box
 from tasks import client
 from tasks.client import Job, Status
-from webapp import controls, reattach
+from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file
@@ -240,6 +240,8 @@ def image_section() -> None:
             box_note = gr.Markdown(elem_id="insertion-box-message")
             box_shown = region_picture("insertion-box-picture")
             image_controls = settings_controls("insertion", variants=True)
+            samples.insertion_image(editor, box, image_controls[0], image_controls[3], image_controls[-3]).then(
+                show_box, [editor, box], [box_shown, box_note], api_visibility="private")
             with gr.Row():
                 run_button = gr.Button("Insert", variant="primary", elem_id="insertion-run")
                 cancel_button = gr.Button("Cancel", variant="stop", elem_id="insertion-cancel")
@@ -294,6 +296,7 @@ def video_section() -> None:
             frame_masks = gr.File(label="Per-frame masks (white = region), sorted by file name", visible=False,
                                   file_count="multiple", file_types=list(IMAGE_SUFFIXES), elem_id="insertion-masks")
             video_controls = settings_controls("insertion-video", variants=False)
+            samples.insertion_video(video, video_box, video_controls[0], video_controls[3], video_controls[-3])
             with gr.Row():
                 video_button = gr.Button("Insert into video", variant="primary", elem_id="insertion-video-run")
                 video_cancel = gr.Button("Cancel", variant="stop", elem_id="insertion-video-cancel")
