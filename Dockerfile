@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY engine ./engine
 COPY tasks ./tasks
 COPY webapp ./webapp
+COPY assets ./assets
 # Everything from PyPI, torch included (its CUDA build: runs on the GPU with `--gpus all`, else on the CPU).
 RUN pip install . \
  && useradd --create-home --uid 1000 studio \
