@@ -60,7 +60,7 @@ def test_the_completion_sample_proposes_boxes_on_the_trays(page):
     page.get_by_role("tab", name="Annotation completion").click()
     load_sample(page, "completion-sample", "completion-preset")
     expect(page.locator("#completion-annotations")).to_contain_text(assets.COMPLETION_ANNOTATIONS.split(".")[0])
-    run_and_see(page, "completion-run", "completion-status", "#completion-view img", "completion")
+    run_and_see(page, "completion-run", "completion-status", "#completion-view canvas", "completion")
     expect(page.locator("#completion-page")).to_contain_text(assets.COMPLETION_IMAGES[0])
 
 
@@ -93,6 +93,7 @@ def test_the_classifier_sample_trains_on_three_kinds_of_parts(page):
 
 def test_the_detector_sample_trains_on_boxed_nuts_and_washers(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
+    page.locator("#finetune-tabs").get_by_role("tab", name="Detector").click()
     load_sample(page, "detect-sample", "detect-preset")
     page.locator("#detect-settings").get_by_text("Training settings").click()
     expect(page.locator("#detect-steps input")).to_have_value(str(samples.DEMO_STEPS["finetune_detect"]))
