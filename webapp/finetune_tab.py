@@ -184,10 +184,17 @@ def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = g
     if not archives and not class_names:
         raise gr.Error("Upload a .zip with a folder per class, or name classes and upload their images.")
     job = submit(CLASSIFY, {**values, "class_names": class_names}, files, request)
+    for views in follow_classifier(job, progress):
+        yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
+
+
+def follow_classifier(job: Job, progress: gr.Progress) -> Iterator:
+    """A classifier training's stream into its sub-tab (after a submit, or re-attached after a reload): job id,
+    status, curves, metrics, confusion matrix, downloads."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
-               confusion(job), files_out, gr.Dropdown(choices=model_choices(owner_of(request))))
+               confusion(job), files_out)
 
 
 def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
@@ -200,10 +207,17 @@ def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Pro
                        "classes.txt, or Pascal VOC XML), or the image and annotation files.")
     params = {**values, "learning_rate": values["learning_rate"] or None}
     job = submit(DETECT, params, {"dataset": data}, request)
+    for views in follow_detector(job, progress):
+        yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
+
+
+def follow_detector(job: Job, progress: gr.Progress) -> Iterator:
+    """A detector training's stream into its sub-tab (after a submit, or re-attached after a reload): job id,
+    status, loss and mAP curves, metrics, downloads."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
-               detect_metric_rows(job), files_out, gr.Dropdown(choices=model_choices(owner_of(request))))
+               detect_metric_rows(job), files_out)
 
 
 KINDS = {"classify": "classifier", "detect": "detector"}
@@ -315,7 +329,7 @@ def cleared_detector() -> tuple:
 
 
 def build() -> None:
-    with gr.Tabs(elem_id="finetune-tabs"):
+    with gr.Tabs(elem_id="finetune-tabs") as sections:
         with gr.Tab("Classifier", id="finetune-classifier", elem_id="finetune-classifier-tab"):
             classifier = build_classifier()
         with gr.Tab("Detector", id="finetune-detector", elem_id="finetune-detector-tab"):
@@ -329,6 +343,7 @@ def build() -> None:
                       [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
                       show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
     cancel_button.click(cancel_started_job, [job_id], [results[0]], api_name="cancel_finetune")
+    reattach.follow_on_load(job_id, (CLASSIFY,), follow_classifier, [job_id, *results], show_progress="hidden")
     form["preset"].input(cleared_classifier, None, results, api_visibility="private",
                          show_progress="hidden")
 
@@ -337,6 +352,10 @@ def build() -> None:
                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
                       show_progress="hidden")
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
+    reattach.follow_on_load(detect_job, (DETECT,), follow_detector, [detect_job, *detect_results],
+                            show_progress="hidden")
+    reattach.select_section_on_load(sections, lambda job: "finetune-detector" if job.tool == DETECT
+                                    else "finetune-classifier")
     detect_form["preset"].input(cleared_detector, None, detect_results,
                                 api_visibility="private", show_progress="hidden")
 
@@ -374,7 +393,6 @@ def build_classifier() -> tuple:
         "images). The best held-out checkpoint is kept; cancel stops training and keeps the best so far."
     )
     job_id = gr.State(None)
-    reattach.link(job_id)  # ?job= in the address: a reload opens it in the Jobs tab
     with gr.Row():
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
@@ -434,7 +452,6 @@ def build_detection() -> tuple:
         "The trained detector is also an engine of the annotation-completion tab."
     )
     job_id = gr.State(None)
-    reattach.link(job_id)
     with gr.Row():
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Annotated images (.zip, or images + annotation files)",

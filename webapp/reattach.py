@@ -79,11 +79,12 @@ def link(job_state: gr.State) -> None:
 
 
 def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable[[Job, gr.Progress], Iterator],
-                   outputs: list[Component], accepts: Callable[[Job], bool] = lambda job: True) -> None:
+                   outputs: list[Component], accepts: Callable[[Job], bool] = lambda job: True,
+                   **options: Any) -> None:
     """A tab's hook: its jobs go in the address (`link`), and a page opened with a job of `tools` in its address
     (of those, the ones it `accepts`: a tab with two sections for one tool takes its own kind each) streams that
     job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so `outputs` should
-    set `job_state`, for the tab's Cancel)."""
+    set `job_state`, for the tab's Cancel); `options` go to that stream's event, as to the tab's own."""
     link(job_state)
     _attaching().update(dict.fromkeys(tools, _top_tab_id()))
     box = gr.Textbox(visible=False)
@@ -96,7 +97,7 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
         yield from follow(client.get(job_id, owner_of(request)), progress)
 
     gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
-    box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None)
+    box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
 
 
 def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component],

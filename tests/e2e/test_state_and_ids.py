@@ -20,7 +20,7 @@ from tasks.store import finish_job, get_store
 from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
 from tests.e2e.test_finetune_browser import start_classifier_training
 from tests.e2e.test_sharing import ACCOUNTS, shared_url  # noqa: F401 - fixture reuse
-from tests.helpers import colour_classes, fake_model, wait_until, zip_tree
+from tests.helpers import colour_classes, fake_model, shape_detection_set, wait_until, zip_tree
 
 pytestmark = pytest.mark.browser
 JOB_S = 120_000  # ms: jobs on a slow, shared CPU
@@ -111,15 +111,15 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
         client.cancel(blocker.id)
         expect(status).to_contain_text("Running", timeout=JOB_S)
         page.reload()
-        details = page.locator("#jobs-details")  # a training re-attaches in the Jobs tab
-        expect(details).to_contain_text(f"Running · job {started.id[:8]}", timeout=JOB_S)
-        expect(page.locator("#jobs-id textarea, #jobs-id input").first).to_have_value(started.id)
-        first_line = details.inner_text().splitlines()[0]
-        expect(details).not_to_contain_text(first_line, timeout=JOB_S)  # progress moves on without a click
+        expect(status).to_contain_text(f"Running · job {started.id[:8]}", timeout=JOB_S)  # in its own sub-tab
+        expect(page.locator("#finetune-classifier-tab")).to_be_visible()
+        first_line = status.inner_text().splitlines()[0]
+        expect(status).not_to_contain_text(first_line, timeout=JOB_S)  # progress moves on without a click
+        expect(page.locator("#finetune-curves")).to_be_visible()
         shot(page, "reload-follows-training", full_page=False)
 
-        page.locator("#jobs-cancel").click()
-        expect(details).to_contain_text("Succeeded", timeout=JOB_S)  # followed to the end: cancel keeps the best
+        page.locator("#finetune-cancel").click()  # the tab's Cancel stops the job it re-attached to
+        expect(status).to_contain_text("Succeeded", timeout=JOB_S)  # followed to the end: cancel keeps the best
         assert client.get(started.id).result["stopped"] == "cancelled"
     finally:
         cancel_and_wait(blocker, *([started] if started else []))
@@ -221,3 +221,22 @@ def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_image
     page.reload()
     expect(page.locator("#anomaly-status")).to_contain_text(f"Succeeded · job {short}", timeout=JOB_S)
     expect(page.locator("#anomaly-scores")).to_contain_text(metal_plate_images[0].name)
+
+
+def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_path):  # noqa: F811
+    root = shape_detection_set(tmp_path / "set", count=8)
+    archive = zip_tree(root, tmp_path / "shapes.zip")
+    params = {"model_name": f"linked {uuid.uuid4().hex[:6]}", "preset": "detection-tiny", "steps": 100_000}
+    job = client.submit("finetune_detect", params, {"dataset": [archive]})
+    try:
+        wait_running(job)
+        page.goto(f"{page.url.split('?')[0]}?job={job.id[:8]}")
+        status = page.locator("#detect-status")
+        expect(status).to_contain_text(f"Running · job {job.id[:8]}", timeout=JOB_S)  # the Detector sub-tab
+        expect(page.locator("#finetune-tabs").get_by_role("tab", name="Detector")).to_have_attribute(
+            "aria-selected", "true")
+        shot(page, "link-follows-detector", full_page=False)
+        page.locator("#detect-cancel").click()
+        expect(status).to_contain_text("Succeeded", timeout=JOB_S)  # cancel keeps the best checkpoint
+    finally:
+        cancel_and_wait(job)
