@@ -62,14 +62,13 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     target = models_dir() / preset.name
     try:
         target.mkdir(parents=True, exist_ok=True)
+        writable = os.access(target, os.W_OK)
     except OSError:
-        target = None  # a read-only models folder: the hub cache, where the loader also looks
-    if target is not None and not os.access(target, os.W_OK):
-        target = None
+        writable = False  # a read-only models folder: the hub cache, where the loader also looks
     size = sum(item.size for item in planned)
     progress(0.0, f"Downloading {len(planned)} files, {human_size(size)}")
     try:
-        download(planned, target, progress=progress)
+        download(planned, target if writable else None, progress=progress)
     except Cancelled:
         raise
     except Exception as exc:  # the connection dropped, the disk filled, a file arrived damaged

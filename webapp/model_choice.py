@@ -55,8 +55,8 @@ def weights_notice_html(tool: str, choice: str | None) -> str:
     if chosen is None or chosen["installed"]:
         return ""
     demo = next((p for p in presets if p["random_weights"]), None)
-    hub = client.hub_downloads_allowed()
-    if ui_downloads_allowed():
+    hub, here = client.hub_downloads_allowed(), ui_downloads_allowed()
+    if here:
         consequence = "Download them here with <strong>Download weights</strong> (a job with its progress)."
     elif hub:
         consequence = "The first job with it downloads them first, which can take a long time."
@@ -78,7 +78,7 @@ def weights_notice_html(tool: str, choice: str | None) -> str:
         f"</ul></li></ul>"
         f"<p><code>HF_HUB_OFFLINE</code> is "
         f"{'not set: jobs may download' if hub else 'set: jobs download nothing'}; downloads from the page are "
-        f"{'on' if ui_downloads_allowed() else 'off'} (<code>FEWSHOT_UI_DOWNLOADS</code>). Command: "
+        f"{'on' if here else 'off'} (<code>FEWSHOT_UI_DOWNLOADS</code>). Command: "
         f"<code>python -m engine weights --preset {html.escape(chosen['name'])}</code> "
         f"(<code>--dry-run</code> lists the files and sizes).</p></details></div>"
     )
