@@ -31,6 +31,7 @@ class Preset:
     pretrained: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
+    method: str = ""  # anomaly presets: the method that reads them ("winclip", "musc", "anomalydino")
 
     @property
     def random_weights(self) -> bool:
@@ -108,6 +109,7 @@ PRESETS: dict[str, Preset] = {
             config={"hub_repo": "timm/vit_base_patch16_plus_clip_240.laion400m_e31"},
             description="The WinCLIP paper's backbone: open_clip ViT-B-16-plus-240 trained on LAION-400M for 31 "
                         "epochs, 240 px input.",
+            method="winclip",
         ),
         Preset(
             name="winclip-tiny",
@@ -116,6 +118,7 @@ PRESETS: dict[str, Preset] = {
             architecture="winclip-tiny",
             config=_TINY_CLIP_CONFIG,
             description="A 2-layer CLIP with random weights for tests and demos of the plumbing.",
+            method="winclip",
         ),
         Preset(
             name="insertion-sd15-controlnet-inpaint",
