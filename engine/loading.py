@@ -73,6 +73,7 @@ FAMILY_MODULES: dict[str, str] = {
     "owlv2": "engine.completion.model",
     "sd-controlnet-inpaint": "engine.insertion.model",
     "rt_detr": "engine.models.rtdetr",
+    "dinov2": "engine.models.dinov2",
 }
 
 

@@ -96,6 +96,16 @@ _TINY_RTDETR_CONFIG: dict[str, Any] = {
     "learning_rate": 3e-3,  # random weights: a high rate, so simple shapes are learnt in a hundred steps
 }
 
+ANOMALYDINO_RESOLUTION = 448  # AnomalyDINO's default smaller image edge (authors' run_anomalydino.py --resolution)
+
+_TINY_DINOV2_CONFIG: dict[str, Any] = {
+    # DINOv2's layout (patch 14, CLS token, layer scale, final layer norm) at 32 wide and 2 layers, with a
+    # 224 px input: a 16 x 16 patch grid (so the top 1 % of patch scores is 2 patches), milliseconds on a CPU.
+    "model": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "mlp_ratio": 4,
+              "patch_size": 14, "image_size": 224},
+    "resolution": 224,
+}
+
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
@@ -119,6 +129,28 @@ PRESETS: dict[str, Preset] = {
             config=_TINY_CLIP_CONFIG,
             description="A 2-layer CLIP with random weights for tests and demos of the plumbing.",
             method="winclip",
+        ),
+        Preset(
+            name="anomalydino-dinov2-small",
+            tool="anomaly",
+            label="AnomalyDINO · DINOv2 ViT-S/14 (448 px, needs images of good parts)",
+            architecture="dinov2-small",
+            family="dinov2",
+            pretrained="facebook/dinov2-small",
+            config={"resolution": ANOMALYDINO_RESOLUTION},
+            description="The AnomalyDINO paper's backbone: DINOv2 ViT-S/14; each patch of an image is compared "
+                        "with the nearest patch of the good parts, at 448 px on the shorter side.",
+            method="anomalydino",
+        ),
+        Preset(
+            name="anomalydino-tiny",
+            tool="anomaly",
+            label="AnomalyDINO · tiny (random weights: tests the plumbing, scores are meaningless)",
+            architecture="dinov2-tiny",
+            family="dinov2",
+            config=_TINY_DINOV2_CONFIG,
+            description="A 2-layer DINOv2 with random weights at 224 px for tests and demos of the plumbing.",
+            method="anomalydino",
         ),
         Preset(
             name="insertion-sd15-controlnet-inpaint",

@@ -69,6 +69,11 @@ def _rtdetr_files(preset: Preset) -> list[WeightFile]:
     return _files(str(preset.pretrained), ["config.json", "model.safetensors", "preprocessor_config.json"])
 
 
+def _dinov2_files(preset: Preset) -> list[WeightFile]:
+    """The model alone: AnomalyDINO sets its own input size and normalisation, so the processor config is unread."""
+    return _files(str(preset.pretrained), ["config.json", "model.safetensors"])
+
+
 def _sd_controlnet_files(preset: Preset) -> list[WeightFile]:
     """Only what diffusers reads for the pipeline (the SD 1.5 repository also holds multi-GB checkpoints and
     fp16 copies); the ControlNet's files go to `controlnet/` in the models directory."""
@@ -86,6 +91,7 @@ MANIFESTS: dict[str, Callable[[Preset], list[WeightFile]]] = {
     "open_clip": _open_clip_files,
     "owlv2": _owlv2_files,
     "rt_detr": _rtdetr_files,
+    "dinov2": _dinov2_files,
     "sd-controlnet-inpaint": _sd_controlnet_files,
 }
 

@@ -8,9 +8,10 @@ import re
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from engine.loading import load_open_clip
 from engine.progress import ProgressCallback, ignore_progress
 
 MAX_OBJECT_NAME_CHARS = 60
+M = TypeVar("M")
 
 
 def cache_dir() -> Path:
@@ -78,6 +80,44 @@ class ReferenceMemory:
         )
 
 
+def default_batch_size(device: torch.device) -> int:
+    """Images per forward pass when the caller names none: a GPU takes several, a CPU gains nothing from it."""
+    return 8 if device.type == "cuda" else 1
+
+
+def pixel_key(images: Sequence[Image.Image]) -> str:
+    """A digest of the images' sizes and RGB pixels: equal for copies of the same images, in the same order."""
+    digest = hashlib.sha256()
+    for image in images:
+        rgb = image.convert("RGB")
+        digest.update(f"{rgb.size}".encode())
+        digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+class PixelKeyedCache(Generic[M]):
+    """The memories of the last `size` reference sets, keyed by their pixels: a set used again (the same
+    uploads in a new job) is not encoded twice. Safe to share between threads."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: OrderedDict[str, M] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, images: Sequence[Image.Image], build: Callable[[], M]) -> M:
+        key = pixel_key(images)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        value = build()  # outside the lock: encoding takes seconds, other sets need not wait
+        with self._lock:
+            self._items[key] = value
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
 def normalize_object_name(object_name: str) -> str:
     """Collapse whitespace and check the name; the message says what is accepted."""
     name = re.sub(r"\s+", " ", object_name or "").strip()
@@ -103,7 +143,7 @@ class WinClipPipeline:
         self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
-        self._memory_cache: OrderedDict[str, ReferenceMemory] = OrderedDict()
+        self._memories: PixelKeyedCache[ReferenceMemory] = PixelKeyedCache()
         self._text_fingerprint: str | None = None
         self._lock = threading.Lock()
 
@@ -169,22 +209,8 @@ class WinClipPipeline:
         """Memory of normal reference images; computed once per set of images (keyed by their pixels)."""
         if not references:
             raise UserInputError("No reference images given: add at least one image of a good part.")
-        digest = hashlib.sha256()
-        for image in references:
-            rgb = image.convert("RGB")
-            digest.update(f"{rgb.size}".encode())
-            digest.update(rgb.tobytes())
-        key = digest.hexdigest()
-        with self._lock:
-            if key in self._memory_cache:
-                self._memory_cache.move_to_end(key)
-                return self._memory_cache[key]
-        memory = self._build_memory(references, batch_size or self._default_batch_size())
-        with self._lock:
-            self._memory_cache[key] = memory
-            while len(self._memory_cache) > 8:
-                self._memory_cache.popitem(last=False)
-        return memory
+        return self._memories.get(references, lambda: self._build_memory(references, batch_size
+                                                                          or default_batch_size(self.device)))
 
     @torch.inference_mode()
     def _build_memory(self, references: Sequence[Image.Image], batch_size: int) -> ReferenceMemory:
@@ -232,9 +258,6 @@ class WinClipPipeline:
         few_shot_maps = torch.stack(few_shot).mean(dim=0)
         return (image_scores + few_shot_maps.amax(dim=(-2, -1))) / 2, (maps + few_shot_maps) / 2
 
-    def _default_batch_size(self) -> int:
-        return 8 if self.device.type == "cuda" else 1
-
     def __call__(
         self,
         images: Sequence[Image.Image],
@@ -250,7 +273,7 @@ class WinClipPipeline:
         """
         if not images:
             raise UserInputError("No images given: upload at least one image.")
-        batch_size = batch_size or self._default_batch_size()
+        batch_size = batch_size or default_batch_size(self.device)
         progress(0.0, f"Encoding prompts for '{normalize_object_name(object_name)}'")
         text = self.text_embeddings(object_name)
         memory = references

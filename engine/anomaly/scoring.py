@@ -45,10 +45,20 @@ def harmonic_aggregation(window_scores: torch.Tensor, windows: torch.Tensor, gri
     return patch_scores.reshape(-1, *grid)
 
 
-def association_scores(embeddings: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-    """WinCLIP+ few-shot score: distance to the nearest reference embedding, (1 - cosine) / 2, in [0, 1].
+KNN_MAX_SIMILARITIES = 1 << 24  # similarities held at once by the nearest-neighbour search: 64 MiB in float32
 
-    `embeddings` is (B, n, D), `memory` (M, D); returns (B, n).
+
+def association_scores(embeddings: torch.Tensor, memory: torch.Tensor,
+                       max_similarities: int = KNN_MAX_SIMILARITIES) -> torch.Tensor:
+    """Distance to the nearest memory embedding, (1 - cosine) / 2, in [0, 1] (WinCLIP+ and AnomalyDINO).
+
+    `embeddings` is (..., n, D), `memory` (M, D); returns (..., n). Queries go through in chunks of
+    max(1, max_similarities // M) rows, so the similarity matrix never holds more than `max_similarities`
+    values (or one row, M values, for a larger memory), however many references the memory holds.
     """
-    similarity = F.normalize(embeddings.float(), dim=-1) @ F.normalize(memory.float(), dim=-1).T
-    return (1.0 - similarity.amax(dim=-1)) / 2.0
+    queries = F.normalize(embeddings.float(), dim=-1)
+    bank = F.normalize(memory.float(), dim=-1).T
+    flat = queries.reshape(-1, queries.shape[-1])
+    step = max(1, max_similarities // max(bank.shape[1], 1))
+    nearest = torch.cat([(chunk @ bank).amax(dim=-1) for chunk in flat.split(step)])
+    return ((1.0 - nearest) / 2.0).clamp(0.0, 1.0).reshape(queries.shape[:-1])

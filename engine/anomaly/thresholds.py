@@ -20,6 +20,8 @@ CALIBRATION_RULE = (
     "deviations, so every good image passes. The outline marks pixels scoring above the highest pixel "
     "score of any good image."
 )
+NEEDS_TWO_GOOD = ("Calibrating a threshold needs at least 2 images of good parts (each is scored against the "
+                  "others); add more, or set the threshold yourself.")
 USER_RULE = "Set by the user; the same value applies to image scores (verdict) and to pixels (outline)."
 DEFAULT_RULE = (f"Default {DEFAULT_THRESHOLD}: the anomalous prompts outweigh the normal ones. Add 2 or more "
                 "good images to calibrate a threshold, or set one.")
@@ -66,14 +68,19 @@ def calibrate_threshold(
     """
     memory = references if isinstance(references, ReferenceMemory) else pipeline.reference_memory(references)
     if memory.count < 2:
-        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored "
-                             "against the others); add more, or set the threshold yourself.")
+        raise UserInputError(NEEDS_TWO_GOOD)
     text = pipeline.text_embeddings(object_name)
     scores, pixel_max = [], []
     for index in range(memory.count):
         score, grid = pipeline.score_embeddings(memory.embeddings_of(index), text, memory.without(index))
         scores.append(float(score[0]))
         pixel_max.append(float(grid.max()))  # bilinear upsampling never exceeds the grid's maximum
+    return threshold_from_good(scores, pixel_max)
+
+
+def threshold_from_good(scores: Sequence[float], pixel_max: Sequence[float]) -> Threshold:
+    """CALIBRATION_RULE applied to the leave-one-out image scores and map maxima of the good images (any
+    method's: WinCLIP+ here, `AnomalyDinoPipeline.leave_one_out` for AnomalyDINO)."""
     values = torch.tensor(scores, dtype=torch.float64)
     image = max(max(scores), float(values.mean() + 3 * values.std()))
     return Threshold(min(image, 1.0), min(max(pixel_max), 1.0), "calibrated", CALIBRATION_RULE,
