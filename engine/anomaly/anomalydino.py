@@ -32,9 +32,11 @@ Damm et al., WACV 2025, "AnomalyDINO: Boosting Patch-based Few-shot Anomaly Dete
 - Map: the patch-score grid bilinearly resized to the image's own size, then Gaussian-smoothed with sigma 4 px
   (src/utils.py `dists2map`: cv2.resize INTER_LINEAR, scipy gaussian_filter, reflect border, truncate 4).
 
-anomalib's `AnomalyDINOModel` (src/anomalib/models/image/anomaly_dino/torch_model.py) differs from the authors in
-two ways this module does not copy: it takes the non-squared L2 distance / 2 (sqrt((1 - cos) / 2), the square
-root of our score) and it masks the references too.
+anomalib 2.7's `AnomalyDINOModel` (src/anomalib/models/image/anomaly_dino/torch_model.py) computes the same patch
+and image scores (1 - cos; bench/anomalydino_reference.py finds them equal to ours x 2 on identical weights), but
+differs from the authors where this module follows the authors: it crops the input to a multiple of 14 around the
+centre, masks the references too, upsamples the grid with nearest-neighbour and blurs with a whole-sample reflect
+border at its fixed input size.
 """
 
 from __future__ import annotations
