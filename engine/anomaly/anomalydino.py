@@ -11,8 +11,10 @@ Damm et al., WACV 2025, "AnomalyDINO: Boosting Patch-based Few-shot Anomaly Dete
   run_anomalydino.py), so a 448 x 448 input is a 32 x 32 patch grid. Deviation: the longer edge is capped at 4x the
   shorter one's target (1792 px) so a panorama cannot ask for an unbounded number of patches.
 - Memory bank: every patch of every reference image (src/detection.py `run_anomaly_detection`; references are not
-  masked: its `mask_ref_images` is False in every run script). Rotation augmentation of the references
-  ("agnostic" preprocessing) is not done here.
+  masked: its `mask_ref_images` is False in every run script). Optionally (`rotate_references`) also of each
+  reference turned by 45, 90, ... 315 degrees on its own canvas, bilinear, reflected border (src/utils.py
+  `augment_image`); the run script's default "agnostic" preprocessing rotates for every category, its
+  "informed" one for hazelnut and screw only. Off by default here: it costs 8x the reference encoding.
 - Patch score: distance to the nearest bank patch, k = 1. The authors search L2-normalised features with faiss
   (squared L2 = 2 - 2 cos) and halve it: 1 - cos, in [0, 2]. Deviation: here (1 - cos) / 2, in [0, 1], the same
   association score as WinCLIP+ (`engine.anomaly.scoring.association_scores`), so scores, maps and thresholds
@@ -41,6 +43,7 @@ border at its fixed input size.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,39 +73,58 @@ MASK_THRESHOLD = 10.0  # on the first principal component of the patch features
 MASK_BORDER = 0.2  # the centre crop drops this fraction of the grid on each side
 MASK_CENTRE_KEPT = 0.35  # a mask keeping at most this much of the centre crop has the wrong sign
 MASK_KERNEL = 3  # dilation and closing
+ROTATIONS = (0, 45, 90, 135, 180, 225, 270, 315)  # degrees, the authors' augment_image
 
 
 @dataclass(frozen=True)
 class DinoMemory:
     """The patch features of the good parts (the memory bank), grouped by reference image.
 
-    `patches` are the raw last-layer features (masking reads them; the search normalises them), all of
-    reference 0's patches first, then reference 1's, ...; `grids` are their patch grids (rows, cols) and
-    `sizes` the images' (width, height), so a reference can be scored as a test image (`leave_one_out`).
+    `patches` are the raw last-layer features (masking reads them; the search normalises them): all of
+    reference 0's views first (the image, then its rotations when `views` > 1), then reference 1's, ...;
+    `grids` are their patch grids (rows, cols) and `sizes` the images' (width, height), so a reference can be
+    scored as a test image (`leave_one_out`).
     """
 
-    patches: torch.Tensor  # (sum of rows * cols, D) float32
+    patches: torch.Tensor  # (views x sum of rows * cols, D) float32
     grids: tuple[tuple[int, int], ...]
     sizes: tuple[tuple[int, int], ...]
+    views: int = 1  # each reference as given, or with its rotations (len(ROTATIONS))
 
     @property
     def count(self) -> int:
         return len(self.grids)
 
     def _rows(self, index: int) -> slice:
-        start = sum(rows * cols for rows, cols in self.grids[:index])
+        """Every view of reference `index`."""
+        start = self.views * sum(rows * cols for rows, cols in self.grids[:index])
         rows, cols = self.grids[index]
-        return slice(start, start + rows * cols)
+        return slice(start, start + self.views * rows * cols)
 
     def features_of(self, index: int) -> torch.Tensor:
-        return self.patches[self._rows(index)]
+        """Reference `index` as given (not rotated)."""
+        rows, cols = self.grids[index]
+        return self.patches[self._rows(index)][: rows * cols]
 
     def without(self, index: int) -> DinoMemory:
         """The memory of every reference but one."""
         rows = self._rows(index)
         others = [i for i in range(self.count) if i != index]
         return DinoMemory(torch.cat([self.patches[: rows.start], self.patches[rows.stop:]]),
-                          tuple(self.grids[i] for i in others), tuple(self.sizes[i] for i in others))
+                          tuple(self.grids[i] for i in others), tuple(self.sizes[i] for i in others), self.views)
+
+
+def rotated(image: Image.Image, angle: float) -> Image.Image:
+    """The image turned counter-clockwise by `angle` degrees about its centre on the same canvas, bilinear, the
+    border mirrored (the authors' cv2.warpAffine with its default reflecting border)."""
+    pixels = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)[None].float()
+    height, width = pixels.shape[-2:]
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    # output -> input sampling in grid_sample's [-1, 1] coordinates, which scale x by width and y by height
+    theta = torch.tensor([[[cos, -sin * height / width, 0.0], [sin * width / height, cos, 0.0]]])
+    grid = F.affine_grid(theta, [1, 3, height, width], align_corners=False)
+    turned = F.grid_sample(pixels, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    return Image.fromarray(turned[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy())
 
 
 def input_size(width: int, height: int, resolution: int, patch: int) -> tuple[int, int, int, int]:
@@ -234,18 +256,25 @@ class AnomalyDinoPipeline:
         return [found[i] for i in range(len(images))]
 
     # -- references -----------------------------------------------------------------------------
-    def reference_memory(self, references: Sequence[Image.Image], batch_size: int | None = None) -> DinoMemory:
-        """The memory bank of the good parts; computed once per set of images (keyed by their pixels)."""
+    def reference_memory(self, references: Sequence[Image.Image], batch_size: int | None = None,
+                         rotate: bool = False) -> DinoMemory:
+        """The memory bank of the good parts, with each one's rotations by 45-degree steps when `rotate` (for
+        parts that lie in any orientation: 8 times the patches and the encoding time); computed once per set of
+        images (keyed by their pixels)."""
         if not references:
             raise UserInputError(NO_REFERENCES)
-        return self._memories.get(references, lambda: self._build_memory(references, batch_size
-                                                                          or default_batch_size(self.device)))
+        return self._memories.get(references, lambda: self._build_memory(
+            references, batch_size or default_batch_size(self.device), ROTATIONS if rotate else (0,)),
+            variant=f"rotations={rotate}")
 
-    def _build_memory(self, references: Sequence[Image.Image], batch_size: int) -> DinoMemory:
-        encoded = [item for start in range(0, len(references), batch_size)
-                   for item in self.features(references[start:start + batch_size])]
-        return DinoMemory(torch.cat([patches for patches, _ in encoded]), tuple(grid for _, grid in encoded),
-                          tuple(image.size for image in references))
+    def _build_memory(self, references: Sequence[Image.Image], batch_size: int,
+                      angles: Sequence[int]) -> DinoMemory:
+        views = [rotated(image, angle) if angle else image for image in references for angle in angles]
+        encoded = [item for start in range(0, len(views), batch_size)
+                   for item in self.features(views[start:start + batch_size])]
+        return DinoMemory(torch.cat([patches for patches, _ in encoded]),
+                          tuple(grid for _, grid in encoded[::len(angles)]),
+                          tuple(image.size for image in references), len(angles))
 
     @torch.inference_mode()
     def reference_masks(self, memory: DinoMemory) -> list[np.ndarray]:
@@ -267,9 +296,12 @@ class AnomalyDinoPipeline:
         batch_size: int | None = None,
         progress: ProgressCallback = ignore_progress,
         mask_background: bool = False,
+        rotate_references: bool = False,
     ) -> list[AnomalyResult]:
         """Score each image against the good parts; maps come back at each image's own size.
 
+        `mask_background` scores only the object's patches (see the module docstring); `rotate_references`
+        builds the memory with the rotated good parts (`reference_memory`; a given memory is used as built).
         `progress` is called after each batch (and may raise to cancel).
         """
         if not images:
@@ -278,7 +310,7 @@ class AnomalyDinoPipeline:
         memory = references
         if not isinstance(memory, DinoMemory):
             progress(0.0, f"Encoding {len(memory)} reference images")
-            memory = self.reference_memory(memory, batch_size)
+            memory = self.reference_memory(memory, batch_size, rotate_references)
         results: list[AnomalyResult] = []
         for start in range(0, len(images), batch_size):
             batch = images[start:start + batch_size]

@@ -104,8 +104,9 @@ class PixelKeyedCache(Generic[M]):
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, images: Sequence[Image.Image], build: Callable[[], M]) -> M:
-        key = pixel_key(images)
+    def get(self, images: Sequence[Image.Image], build: Callable[[], M], variant: str = "") -> M:
+        """The memory of these pixels (and `variant`: options that change what is built), built on first use."""
+        key = f"{variant}|{pixel_key(images)}"
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)

@@ -14,6 +14,7 @@ from scipy.ndimage import gaussian_filter
 
 from engine.anomaly.anomalydino import (
     NO_REFERENCES,
+    ROTATIONS,
     AnomalyDinoPipeline,
     DinoMemory,
     anomaly_map,
@@ -21,6 +22,7 @@ from engine.anomaly.anomalydino import (
     gaussian_smooth,
     input_size,
     patch_scores,
+    rotated,
     top_fraction_mean,
 )
 from engine.anomaly.scoring import association_scores
@@ -194,6 +196,29 @@ def test_reference_memory_holds_every_patch_once_per_set_of_pixels(pipeline, mon
     monkeypatch.setattr(pipeline, "_build_memory", lambda *a: pytest.fail("memory rebuilt"))
     assert pipeline.reference_memory([image.copy() for image in references]) is memory
     torch.testing.assert_close(memory.without(0).patches, memory.features_of(1))
+
+
+def test_rotation_turns_the_image_on_its_own_canvas():
+    pixels = np.random.default_rng(4).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    for quarter in (1, 2, 3):  # multiples of 90 degrees move pixel centres onto pixel centres: exact
+        np.testing.assert_array_equal(np.asarray(rotated(Image.fromarray(pixels), 90 * quarter)),
+                                      np.rot90(pixels, quarter))
+    turned = rotated(Image.fromarray(pixels[:, :20]), 45)
+    assert turned.size == (20, 30)
+
+
+def test_rotated_references_let_a_turned_good_part_match(pipeline):
+    good = part(14, size=(70, 70))
+    memory = pipeline.reference_memory([good, part(15)], rotate=True)
+    assert memory.views == len(ROTATIONS) == 8 and memory.count == 2
+    assert memory.patches.shape[0] == 8 * (16 * 16 + 16 * 20)
+    plain = pipeline.reference_memory([good, part(15)])  # the same pixels, not rotated: a memory of its own
+    assert plain.views == 1 and plain.patches.shape[0] == 16 * 16 + 16 * 20
+    torch.testing.assert_close(memory.features_of(0), plain.features_of(0))
+    assert memory.without(0).patches.shape[0] == 8 * 16 * 20 and memory.without(0).views == 8
+    turned = [rotated(good, 90), rotated(good, 45)]
+    assert all(r.score < 1e-5 for r in pipeline(turned, [good, part(15)], rotate_references=True))
+    assert all(r.score > 1e-3 for r in pipeline(turned, [good, part(15)]))
 
 
 def test_progress_is_reported_after_each_batch_and_may_cancel(pipeline):
