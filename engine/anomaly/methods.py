@@ -26,6 +26,7 @@ class Method:
     min_images: int
     default_threshold: float | None
     when: str  # one line: when to pick it
+    bf16_safe: bool = False  # maps within 1e-2 of float32 in bf16 (bench/anomaly.py): bf16 by default where native
 
 
 WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", True, "optional", 1, 0.5,
