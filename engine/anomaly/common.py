@@ -34,6 +34,9 @@ class AnomalyParams(Params):
                              label="Object name")
     preset: str = param("", "model preset (default: the method's real model; <method>-tiny: random weights, "
                             "for tests)", label="Model")
+    mask_background: bool = param(False, "AnomalyDINO: score the object only, its plain background masked out (the "
+                                         "paper's PCA masking); not for textures or parts that fill the picture",
+                                  label="Mask a plain background (AnomalyDINO)")
 
     def check(self) -> None:
         preset = get_preset(self.preset) if self.preset else None

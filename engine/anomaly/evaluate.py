@@ -17,6 +17,7 @@ from engine.errors import UserInputError
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.params import Result as BaseResult
+from engine.presets import PRESETS, presets_for
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 LAYOUT = "test/good, test/<defect>, ground_truth/<defect>/<name>_mask.png, train/good"
@@ -34,8 +35,7 @@ class Params(AnomalyParams):
         """(method, preset) of each run, checked: `methods` in order (repeats dropped), else the one above."""
         if not self.methods:
             return [AnomalyParams(method=self.method, object_name=self.object_name, preset=self.preset)]
-        runs = [AnomalyParams(method=entry, object_name=self.object_name) if entry in METHODS
-                else AnomalyParams(object_name=self.object_name, preset=entry) for entry in self.methods]
+        runs = [_run(entry) for entry in self.methods]
         return list({run.preset: run for run in runs}.values())
 
     def check(self) -> None:
@@ -44,6 +44,16 @@ class Params(AnomalyParams):
             if METHODS[run.method].references == "required" and self.shots == 0:
                 raise UserInputError(f"shots: {METHODS[run.method].label} compares with good parts from train/good: "
                                      "set 1 or more.")
+
+
+def _run(entry: str) -> AnomalyParams:
+    """A compared run named by a method (its real model) or by an anomaly preset."""
+    if entry in METHODS:
+        return AnomalyParams(method=entry)
+    if entry not in PRESETS or PRESETS[entry].tool != "anomaly":
+        accepted = [*METHODS, *(preset.name for preset in presets_for("anomaly"))]
+        raise UserInputError(f"methods: each one of {', '.join(accepted)}, not {entry!r}.")
+    return AnomalyParams(preset=entry)
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def can_settle_before_scoring(scorer: Scorer, rule: str | float) -> bool:
     return len(scorer.references) >= 2 or scorer.method.default_threshold is not None
 
 
-def prepare(scorer: Scorer, object_name: str, reference_files: Sequence[NamedFile], rule: str | float,
+def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, reference_files: Sequence[NamedFile],
             work_dir: Path, progress: ProgressCallback = ignore_progress) -> list[dict[str, str]]:
     """Decode the good references (zips expanded) and prepare the scorer with them; returns what was skipped.
     A rule that cannot be met is refused here, before any image is scored."""
@@ -73,11 +73,11 @@ def prepare(scorer: Scorer, object_name: str, reference_files: Sequence[NamedFil
         files, skipped_archives = expand_archives(reference_files, work_dir / "references", IMAGE_SUFFIXES)
         _, references, skipped_images = load_images(files, what="reference images of good parts")
         skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
-    if rule == "calibrate" and len(references) < 2:
+    if params.threshold == "calibrate" and len(references) < 2:
         raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
                              "itself): add more, or set the threshold yourself.")
     progress(0.5, f"Encoding {len(references)} good reference images" if references else "Preparing the model")
-    scorer.prepare(object_name, references)
+    scorer.prepare(params.object_name, references, params.mask_background)
     return skipped
 
 
@@ -101,8 +101,7 @@ def inspect_images(scorer: Scorer, inputs: images_job.Inputs, params: images_job
             reasons = " ".join(item["error"] for item in skipped)
             raise UserInputError(f"No images to inspect. {reasons}".strip())
         names, images, skipped_images = load_images(expanded)
-        skipped_references = prepare(scorer, params.object_name, inputs.references, params.threshold, work,
-                                     sub_progress(progress, 0.0, 0.1))
+        skipped_references = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.1))
     results = scorer.score(images, batch_size=params.batch_size, progress=sub_progress(progress, 0.1, 0.95))
     progress(0.96, "Settling the threshold and writing maps")
     threshold = resolve_threshold(scorer, params.threshold, [r.score for r in results])
@@ -157,8 +156,7 @@ def inspect_video(scorer: Scorer, inputs: video_job.Inputs, params: video_job.Pa
     step = sampling_step(info, params.stride, params.fps)
     total = sampled_frame_count(info, params.stride, params.fps)
     with scratch(out_dir) as work:
-        skipped = prepare(scorer, params.object_name, inputs.references, params.threshold, work,
-                          sub_progress(progress, 0.0, 0.05))
+        skipped = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.05))
     batch_size = params.batch_size or (8 if scorer.device.type == "cuda" else 1)
     frames = iter_frames(path, stride=params.stride, fps=params.fps, display_name=name, info=info)
     if can_settle_before_scoring(scorer, params.threshold):

@@ -36,9 +36,9 @@ class Scorer(ABC):
     def device(self) -> torch.device:
         return self.pipeline.device
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image]) -> None:
-        """Remember the job's object and good parts (and encode what can be encoded once)."""
-        self.object_name, self.references = object_name, list(references)
+    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
+        """Remember the job's object, good parts and options (and encode what can be encoded once)."""
+        self.object_name, self.references, self.mask_background = object_name, list(references), mask_background
 
     @abstractmethod
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
@@ -53,8 +53,8 @@ class Scorer(ABC):
 class WinClipScorer(Scorer):
     method = WINCLIP
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image]) -> None:
-        super().prepare(object_name, references)
+    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
+        super().prepare(object_name, references, mask_background)
         self.pipeline.text_embeddings(object_name)
         self.memory: ReferenceMemory | None = self.pipeline.reference_memory(references) if references else None
 
@@ -80,19 +80,22 @@ class WinClipScorer(Scorer):
 class AnomalyDinoScorer(Scorer):
     method = ANOMALYDINO
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image]) -> None:
+    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
         if not references:
             raise UserInputError("AnomalyDINO compares with good parts: add at least one image of a good part, or "
                                  "use WinCLIP or MuSc, which need none.")
-        super().prepare(object_name, references)
+        super().prepare(object_name, references, mask_background)
         self.memory = self.pipeline.reference_memory(references)
 
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
               progress: ProgressCallback = ignore_progress) -> list[AnomalyResult]:
-        return self.pipeline(images, references=self.memory, batch_size=batch_size, progress=progress)
+        return self.pipeline(images, references=self.memory, batch_size=batch_size, progress=progress,
+                             mask_background=self.mask_background)
 
     def good_part_scores(self) -> tuple[list[float], list[float]] | None:
-        return self.pipeline.leave_one_out(self.memory) if self.memory.count >= 2 else None
+        if self.memory.count < 2:
+            return None
+        return self.pipeline.leave_one_out(self.memory, mask_background=self.mask_background)
 
 
 class MuscScorer(Scorer):
