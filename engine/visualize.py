@@ -105,8 +105,10 @@ Series = tuple[Sequence[float], Sequence[float], tuple[int, int, int]]  # xs, ys
 
 
 def line_chart(series: Sequence[Series], x_range: tuple[float, float], y_range: tuple[float, float],
-               title: str, x_label: str, y_label: str, size: tuple[int, int] = (360, 360)) -> Image.Image:
-    """A small line chart drawn with PIL (no plotting library needed): frame, lines, title, axis names."""
+               title: str, x_label: str, y_label: str, size: tuple[int, int] = (360, 360),
+               legend: Sequence[tuple[str, tuple[int, int, int]]] = ()) -> Image.Image:
+    """A small line chart drawn with PIL (no plotting library needed): frame, lines, title, axis names, and a
+    legend (name, colour) in the lower right corner."""
     width, height = size
     margin = 40
     image = Image.new("RGB", size, "white")
@@ -132,6 +134,10 @@ def line_chart(series: Sequence[Series], x_range: tuple[float, float], y_range: 
     draw.text((margin - 4 - 6 * len(f"{y1:g}"), margin - 5), f"{y1:g}", fill="black")
     draw.text((margin - 4 - 6 * len(f"{y0:g}"), height - margin - 5), f"{y0:g}", fill="black")
     draw.text((width - margin - 6 * len(f"{x1:g}"), height - margin + 2), f"{x1:g}", fill="black")
+    for row, (name, colour) in enumerate(reversed(legend)):
+        top = height - margin - 16 - 14 * row
+        draw.line([(width - margin - 150, top + 6), (width - margin - 132, top + 6)], fill=colour, width=3)
+        draw.text((width - margin - 128, top), name, fill="black")
     return image
 
 

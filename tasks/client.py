@@ -77,7 +77,8 @@ Files = Sequence[FileSpec] | Mapping[str, Sequence[FileSpec]]
 def presets(tool: str) -> list[dict[str, Any]]:
     """Selectable models of a tool: name, label, whether the weights are random, whether they are on this machine
     (the loader's own check, torch-free) and, for the page's details, which repositories' files it looks for."""
-    return [{"name": p.name, "label": p.label, "random_weights": p.random_weights, "installed": is_installed(p),
+    return [{"name": p.name, "label": p.label, "method": p.method, "random_weights": p.random_weights,
+             "installed": is_installed(p),
              "files": [(f.repo, f.describe()) for f in manifest(p) if not f.optional]} for p in presets_for(tool)]
 
 

@@ -56,6 +56,22 @@ def tiny_pipeline():
     return get_pipeline(WinClipPipeline, "winclip-tiny")
 
 
+@pytest.fixture
+def tiny_scorer(tiny_pipeline):
+    """WinCLIP on the tiny preset, as inspections and evaluations use it."""
+    from engine.anomaly.scorers import WinClipScorer
+
+    return WinClipScorer(tiny_pipeline)
+
+
+def calibrated(scorer, object_name, references):
+    """The threshold an inspection calibrates from these good parts."""
+    from engine.anomaly.inspection import resolve_threshold
+
+    scorer.prepare(object_name, references)
+    return resolve_threshold(scorer, "calibrate")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Expose each phase's report on the test item, so fixtures can keep screenshots of failures."""

@@ -10,9 +10,10 @@ import gradio as gr
 import pandas as pd
 
 from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
+from engine.anomaly.methods import METHODS, SET_RULE_MIN_IMAGES
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
-from tasks import reference_sets
+from tasks import client, reference_sets
 from tasks.client import Job, Status
 from webapp import reattach, samples
 from webapp.controls import number, one_job_per_click, textbox
@@ -23,12 +24,16 @@ from webapp.views import (
     cancel_started_job,
     follow,
     owner_of,
+    preset_choices,
     status_markdown,
     submit,
     text,
 )
 
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
+COMPARISON_HEADERS = ["method", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "s / image"]
+METHOD_CHOICES = [(m.label, m.name) for m in METHODS.values()]
+METHOD_HELP = "**Which method?** " + " · ".join(f"*{m.label}*: {m.when}." for m in METHODS.values())
 SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
 THRESHOLD_MODES = {
     "Automatic": "auto",
@@ -36,10 +41,12 @@ THRESHOLD_MODES = {
     "Set it myself": "value",
 }
 THRESHOLD_HELP = (
-    "**Threshold rules.** *Automatic*: calibrated when 2 or more good parts are given, otherwise "
-    f"{DEFAULT_THRESHOLD} (the anomalous prompts outweigh the normal ones). *Calibrate*: each good part is scored "
-    "with the other good "
-    "parts as references (leave one out); the image threshold is the higher of the largest such score and "
+    "**Threshold rules.** *Automatic*: calibrated when 2 or more good parts are given; otherwise, for WinCLIP, "
+    f"{DEFAULT_THRESHOLD} (the anomalous prompts outweigh the normal ones), and for MuSc and AnomalyDINO, whose "
+    f"scores have no fixed meaning, the set's own spread (median + 3 robust deviations, {SET_RULE_MIN_IMAGES}+ "
+    "images or frames). *Calibrate*: each good part is scored "
+    "without itself (with the other good parts as references; MuSc: within the set); the image threshold is the "
+    "higher of the largest such score and "
     "their mean + 3 standard deviations, so every good part passes; the outline marks pixels above the "
     "highest pixel score of any good part. *Set it myself*: the value below, for scores and for the outline. "
     "A score **above** the threshold is **NG**, otherwise **OK**."
@@ -112,10 +119,25 @@ def timeline(job: Job) -> gr.LinePlot:
     return gr.LinePlot(value=data, y_lim=list(fitted_range([*scores, threshold])), visible=True)
 
 
+def preset_for_method(method: str, current: str | None) -> gr.Dropdown:
+    """The chosen method's model: its real one, or its tiny one while a tiny model is chosen (a demo stays one)."""
+    presets = client.presets("anomaly")
+    chosen = next((p for p in presets if p["name"] == current), None)
+    tiny = bool(chosen and chosen["random_weights"])
+    own = [p for p in presets if p["method"] == method]
+    return gr.Dropdown(value=next((p for p in own if p["random_weights"] == tiny), own[0])["name"])
+
+
+def method_of_preset(preset: str | None) -> Any:
+    """The method radio follows the model chosen (from the list, a sample or a re-attached job)."""
+    method = next((p["method"] for p in client.presets("anomaly") if p["name"] == preset), None)
+    return gr.Radio(value=method) if method else gr.skip()
+
+
 def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
-            reference_set: str | None) -> dict[str, Any]:
+            reference_set: str | None, method: str | None) -> dict[str, Any]:
     mode = THRESHOLD_MODES.get(threshold_mode, "auto")
-    params: dict[str, Any] = {"object_name": object_name, "preset": preset,
+    params: dict[str, Any] = {"method": method or None, "object_name": object_name, "preset": preset,
                               "threshold": float(threshold_value) if mode == "value" else mode}
     if reference_set:
         params["reference_set"] = reference_set
@@ -134,23 +156,24 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
         threshold_mode: str = "Automatic", threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None,
-        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
+        method: str | None = None, request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect a batch of images (zips accepted); streams status, then overlays, verdicts and downloads."""
     if not files:
         raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF) or a .zip of images.")
-    job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set),
+    job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set, method),
                  {"images": files, "references": references or []}, request)
     yield from _follow(job, progress)
 
 
 def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
               sampling: str = "Every Nth frame", sampling_value: float = 1, threshold_mode: str = "Automatic",
-              threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None,
+              threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None, method: str | None = None,
               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Inspect one video frame by frame; streams status, then the overlay video, timeline and flagged frames."""
+    """Inspect one video frame by frame (MuSc: the sampled frames are its set); streams status, then the overlay
+    video, timeline and flagged frames."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
-    params = _params(object_name, preset, threshold_mode, threshold_value, reference_set)
+    params = _params(object_name, preset, threshold_mode, threshold_value, reference_set, method)
     if sampling == "Frames per second":
         params["fps"] = float(sampling_value)
     else:
@@ -188,43 +211,61 @@ def metric_rows(job: Job) -> list[list[Any]]:
             for name, m in rows]
 
 
-def evaluation_views(job: Job) -> tuple[list[str], list[list[Any]], list[str]]:
-    """(ROC plot, metric rows, downloadable files) of a finished evaluation job."""
+def comparison_rows(job: Job) -> gr.Dataframe:
+    """One row per compared method (overall metrics and seconds per image); hidden for a single method."""
+    runs = job.result.get("comparison", []) if job.status is Status.SUCCEEDED else []
+    keys = ("image_auroc", "pixel_auroc", "pro", "image_f1_max")
+    rows = [[run["run"], *(None if run["metrics"].get(k) is None else round(run["metrics"][k], 4) for k in keys),
+             run["seconds_per_image"]] for run in runs]
+    return gr.Dataframe(value=rows, visible=bool(rows))
+
+
+def evaluation_views(job: Job) -> tuple[list[str], gr.Dataframe, list[list[Any]], list[str]]:
+    """(ROC plot, comparison table, metric rows of the first method, downloadable files) of a finished
+    evaluation job."""
     if job.status is not Status.SUCCEEDED:
-        return [], [], []
-    plot = job_file(job, "roc.png")
-    return [plot], metric_rows(job), [job_file(job, n) for n in job.outputs]  # no caption: it covers the x axis
+        return [], gr.Dataframe(visible=False), [], []
+    plot = job_file(job, "roc.png")  # no caption: it covers the x axis
+    return [plot], comparison_rows(job), metric_rows(job), [job_file(job, n) for n in job.outputs]
 
 
 def run_evaluation(archive: str | None, object_name: str, shots: float, preset: str,
-                   request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Evaluate on a labelled zip; streams status, then metrics, the ROC plot and the report files."""
+                   compare_with: list[str] | None = None, request: gr.Request = None,
+                   progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Evaluate on a labelled zip with one method or several (the model above first, then those ticked);
+    streams status, then the comparison, metrics, the ROC plot and the report files."""
     if not archive:
         raise gr.Error("Upload a .zip of a labelled set in the MVTec AD layout.")
-    job = submit("anomaly_evaluate", {"object_name": object_name, "preset": preset, "shots": int(shots or 0)},
-                 {"dataset": [archive]}, request)
+    params: dict[str, Any] = {"object_name": object_name, "preset": preset, "shots": int(shots or 0)}
+    if compare_with:
+        params["methods"] = [preset, *(name for name in compare_with if name != preset)]
+    job = submit("anomaly_evaluate", params, {"dataset": [archive]}, request)
     for job in follow(job, progress):  # noqa: B020
         warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if job.status.final else ""
-        yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final else ([], [], []))
+        yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final
+                                                 else ([], gr.Dataframe(visible=False), [], []))
 
 
 def build() -> None:
     gr.Markdown(
-        "### Anomaly inspection (WinCLIP, WinCLIP+)\n"
-        "Inspect a batch of images (or a .zip of them) or a video of one kind of part: name the object and get "
-        "an anomaly score, an **OK / NG** verdict and a heat map per image or frame. Adding a few images of good "
-        "parts switches from zero-shot WinCLIP to WinCLIP+ and lets the threshold be calibrated. Scores are "
-        "probabilities of the *anomalous* prompts (0 to 1); heat-map colours use the same absolute scale for "
-        "every image (blue = 0, green = 0.5, red = 1); the white outline marks the region above the threshold."
+        "### Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)\n"
+        "Inspect a batch of images (or a .zip of them) or a video of one kind of part and get an anomaly score, "
+        "an **OK / NG** verdict and a heat map per image or frame. Good parts (optional for WinCLIP and MuSc, "
+        "needed by AnomalyDINO) sharpen the maps and let the threshold be calibrated. Scores run from 0 to 1 "
+        "(WinCLIP: the probability of the *anomalous* prompts; MuSc and AnomalyDINO: half the feature distance "
+        "to the nearest normal patch); heat-map colours use the same absolute scale for every image "
+        "(blue = 0, green = 0.5, red = 1); the white outline marks the region above the threshold.\n\n"
+        + METHOD_HELP
     )
     job_id = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            object_name = textbox("anomaly", "object_name", info=None, placeholder="e.g. metal plate, bottle, PCB",
+            method = gr.Radio(METHOD_CHOICES, value=METHOD_CHOICES[0][1], label="Method", elem_id="anomaly-method")
+            object_name = textbox("anomaly", "object_name", placeholder="e.g. metal plate, bottle, PCB",
                                   elem_id="anomaly-object")
             preset = preset_dropdown("anomaly", "anomaly-preset")
             weights_notice("anomaly", preset)
-            with gr.Accordion("Good parts (optional: WinCLIP+ and a calibrated threshold)", open=True):
+            with gr.Accordion("Good parts (WinCLIP+, AnomalyDINO's references, a calibrated threshold)", open=True):
                 references = gr.File(label="Images of good parts", file_count="multiple",
                                      file_types=IMAGES_OR_ZIP, elem_id="anomaly-references")
                 reference_set = gr.Dropdown(label="…or a saved set of good parts (yours and shared ones)",
@@ -279,11 +320,13 @@ def build() -> None:
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
     shared = [references, object_name, preset]
-    one_job_per_click(run_button, run, [files, *shared, threshold_mode, threshold_value, reference_set], outputs,
-                      api_name="anomaly", concurrency_limit=None)
+    one_job_per_click(run_button, run, [files, *shared, threshold_mode, threshold_value, reference_set, method],
+                      outputs, api_name="anomaly", concurrency_limit=None)
     one_job_per_click(video_button, run_video,
-                      [video, *shared, sampling, sampling_value, threshold_mode, threshold_value, reference_set],
-                      outputs, api_name="anomaly_video", concurrency_limit=None)
+                      [video, *shared, sampling, sampling_value, threshold_mode, threshold_value, reference_set,
+                       method], outputs, api_name="anomaly_video", concurrency_limit=None)
+    method.input(preset_for_method, [method, preset], preset, api_visibility="private", show_progress="hidden")
+    preset.change(method_of_preset, preset, method, api_visibility="private", show_progress="hidden")
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
     threshold_mode.change(threshold_slider, threshold_mode, threshold_value, api_visibility="private",
                           show_progress="hidden", queue=False)
@@ -300,7 +343,9 @@ def build() -> None:
             "`ground_truth/<defect>/<name>_mask.png`, optional `train/good/`). Reports image AUROC, pixel AUROC, "
             "PRO (area under the per-region overlap curve up to 30% false positive rate) and F1-max, overall and "
             "per defect type (each against all good images). With shots > 0, that many `train/good` images are "
-            "the WinCLIP+ references. Defect images without a mask count for image metrics only."
+            "the good parts (WinCLIP+ and AnomalyDINO references; MuSc adds them to its set, which is the whole "
+            "test split). Tick other models to compare them on the same set: one table with seconds per image, "
+            "and their ROC curves in one plot. Defect images without a mask count for image metrics only."
         )
         with gr.Row():
             archive = gr.File(label="Labelled set (.zip)", file_types=list(ARCHIVE_SUFFIXES), elem_id="eval-zip")
@@ -309,8 +354,12 @@ def build() -> None:
                 shots = number("anomaly_evaluate", "shots", info=None, precision=0, elem_id="eval-shots")
                 eval_preset = preset_dropdown("anomaly", "eval-preset")
                 weights_notice("anomaly", eval_preset)
+                compare_with = gr.CheckboxGroup(preset_choices("anomaly"), value=[], label="Compare with",
+                                                elem_id="eval-compare")
                 eval_button = gr.Button("Evaluate", variant="primary", elem_id="eval-run")
         eval_status = gr.Markdown(elem_id="eval-status")
+        comparison = gr.Dataframe(headers=COMPARISON_HEADERS, label="Methods compared (overall)", interactive=False,
+                                  visible=False, elem_id="eval-comparison")
         with gr.Row():
             roc = gr.Gallery(label="ROC", show_label=False, columns=1, height="auto", object_fit="contain", scale=1,
                              elem_id="eval-roc", elem_classes="whole-images")  # labels would cover the plot's title
@@ -318,5 +367,6 @@ def build() -> None:
                                    elem_id="eval-metrics")
         report_files = gr.File(label="Report (metrics.json, scores.csv, roc.png)", file_count="multiple",
                                interactive=False)
-    one_job_per_click(eval_button, run_evaluation, [archive, eval_object, shots, eval_preset],
-                      [eval_status, roc, metrics, report_files], api_name="evaluate_anomaly", concurrency_limit=None)
+    one_job_per_click(eval_button, run_evaluation, [archive, eval_object, shots, eval_preset, compare_with],
+                      [eval_status, roc, comparison, metrics, report_files], api_name="evaluate_anomaly",
+                      concurrency_limit=None)

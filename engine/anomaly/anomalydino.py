@@ -53,6 +53,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from engine.anomaly.methods import ANOMALYDINO
 from engine.anomaly.pipeline import AnomalyResult, PixelKeyedCache, default_batch_size
 from engine.anomaly.scoring import KNN_MAX_SIMILARITIES, association_scores
 from engine.anomaly.thresholds import NEEDS_TWO_GOOD
@@ -62,8 +63,8 @@ from engine.models.dinov2 import load_dinov2
 from engine.presets import ANOMALYDINO_RESOLUTION, get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
-NO_REFERENCES = ("AnomalyDINO compares with good parts: add at least one image of a good part, or use WinCLIP/MuSc "
-                 "for zero-shot.")
+NO_REFERENCES = ("AnomalyDINO compares with good parts: add at least one image of a good part, or use WinCLIP or "
+                 "MuSc, which need none.")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_ASPECT = 4  # the longer edge is at most this many times the shorter edge's target size
@@ -226,7 +227,7 @@ class AnomalyDinoPipeline:
         """Load from a preset name or a model directory (transformers' layout); a preset may set its input
         size (`config["resolution"]`), a directory runs at the paper's 448 px."""
         device = select_device(str(device) if device is not None else None)
-        dtype = dtype or select_dtype(device)
+        dtype = dtype or select_dtype(device, bf16_safe=ANOMALYDINO.bf16_safe)
         model = load_dinov2(source, device, dtype)
         resolution = ANOMALYDINO_RESOLUTION
         if not Path(source).expanduser().is_dir():
@@ -322,7 +323,7 @@ class AnomalyDinoPipeline:
     @torch.inference_mode()
     def leave_one_out(self, memory: DinoMemory, mask_background: bool = False) -> tuple[list[float], list[float]]:
         """(image scores, map maxima) of each good part scored against the others, for
-        `engine.anomaly.thresholds.threshold_from_good`; uses the features already in the memory."""
+        `engine.anomaly.thresholds.calibrated_threshold`; uses the features already in the memory."""
         if memory.count < 2:
             raise UserInputError(NEEDS_TWO_GOOD)
         scores, maxima = [], []

@@ -6,15 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from engine.anomaly.methods import METHODS, WINCLIP, get_method
 from engine.errors import UserInputError
 from engine.params import Params, Result, param
+from engine.presets import get_preset
 from engine.progress import ProgressCallback
 
 if TYPE_CHECKING:
-    from engine.anomaly.pipeline import WinClipPipeline
+    from engine.anomaly.scorers import Scorer
     from engine.anomaly.thresholds import Threshold
 
-DEFAULT_PRESET = "winclip-vit-b-16-plus-240"
+DEFAULT_PRESET = WINCLIP.default_preset
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_RANGE = (0.0, 1.0)  # scores are probabilities
 THRESHOLD_RULES = ("auto", "calibrate")
@@ -22,10 +24,31 @@ THRESHOLD_RULES = ("auto", "calibrate")
 
 @dataclass(frozen=True)
 class AnomalyParams(Params):
-    """What every anomaly job names: the object (checked when the prompts are built) and the model."""
+    """What every anomaly job names: the method, its model and the object (checked when WinCLIP builds its
+    prompts; a label only for the other methods). Without a method, the preset's; without a preset, the method's
+    default model."""
 
-    object_name: str = param("", "object name, e.g. 'metal plate'", label="Object name")
-    preset: str = param(DEFAULT_PRESET, "model preset (winclip-tiny: random weights, for tests)", label="Model")
+    method: str | None = param(None, f"{', '.join(METHODS)} (default: the preset's method, else winclip)",
+                               choices=tuple(METHODS), label="Method")
+    object_name: str = param("", "object name, e.g. 'metal plate' (WinCLIP reads it; a label for the others)",
+                             label="Object name")
+    preset: str = param("", "model preset (default: the method's real model; <method>-tiny: random weights, "
+                            "for tests)", label="Model")
+    mask_background: bool = param(False, "AnomalyDINO: score the object only, its plain background masked out (the "
+                                         "paper's PCA masking); not for textures or parts that fill the picture",
+                                  label="Mask a plain background (AnomalyDINO)")
+
+    def check(self) -> None:
+        preset = get_preset(self.preset) if self.preset else None
+        if preset is not None and preset.tool != "anomaly":
+            raise UserInputError(f"preset: {self.preset!r} is not an anomaly model; choose a winclip-, musc- or "
+                                 "anomalydino- preset.")
+        method = get_method(self.method or (preset.method if preset else WINCLIP.name))
+        if preset is not None and preset.method != method.name:
+            raise UserInputError(f"preset: {self.preset!r} is a {get_method(preset.method).label} model; method "
+                                 f"{method.name} takes {method.default_preset} or {method.name}-tiny.")
+        object.__setattr__(self, "method", method.name)  # frozen: both settled once, while checking
+        object.__setattr__(self, "preset", self.preset or method.default_preset)
 
 
 @dataclass(frozen=True)
@@ -40,6 +63,7 @@ class InspectionParams(AnomalyParams):
     batch_size: int | None = param(None, "images per forward pass (default: 8 on GPU, 1 on CPU)", ge=1, le=256)
 
     def check(self) -> None:
+        super().check()
         low, high = THRESHOLD_RANGE
         if isinstance(self.threshold, str):
             rule = self.threshold.strip().lower()
@@ -58,19 +82,18 @@ class InspectionResult(Result):
 
     object_name: str
     preset: str
+    method: str
     random_weights: bool
-    mode: str  # "zero-shot" or "WinCLIP+ (N good references ...)"
+    mode: str  # e.g. "WinCLIP (zero-shot)", "WinCLIP+ (3 good references)", "MuSc (zero-shot over the set)"
     threshold: Threshold
     skipped: list[dict[str, str]]  # {"file", "error"[, "role"]}: inputs that could not be used
     warnings: list[str]
 
 
-def load_pipeline(preset_name: str, progress: ProgressCallback, device: str | None = None) -> WinClipPipeline:
-    """The worker's WinCLIP pipeline of a preset (loaded once per process)."""
-    from engine.anomaly.pipeline import WinClipPipeline
-    from engine.loading import get_pipeline
-    from engine.presets import get_preset
+def load_scorer(preset_name: str, progress: ProgressCallback, device: str | None = None) -> Scorer:
+    """The method behind a preset, on the worker's pipeline of it (loaded once per process)."""
+    from engine.anomaly.scorers import scorer_for
 
     preset = get_preset(preset_name)
     progress(0.01, f"Loading model {preset.label}")
-    return get_pipeline(WinClipPipeline, preset.name, device)
+    return scorer_for(preset, device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,10 @@ import numpy as np
 from PIL import Image
 
 from engine.anomaly import evaluate
+from engine.anomaly.methods import get_method
 from engine.anomaly.metrics import evaluate as evaluate_metrics
 from engine.anomaly.metrics import roc_curve
-from engine.anomaly.pipeline import WinClipPipeline
+from engine.anomaly.scorers import Scorer
 from engine.errors import UserInputError
 from engine.media import list_images, load_image
 from engine.presets import get_preset
@@ -75,22 +77,23 @@ def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
         return np.asarray(mask) > 0
 
 
-def evaluate_folder(pipeline: WinClipPipeline, root: str | Path, params: evaluate.Params,
+def evaluate_folder(scorer: Scorer, root: str | Path, params: evaluate.Params,
                     progress: ProgressCallback = ignore_progress) -> evaluate.Result:
-    """Score every test image (zero-shot, or WinCLIP+ with the first `params.shots` train/good images),
-    then the metrics, overall and per defect type."""
+    """Score every test image with one method (the first `params.shots` train/good images as its good parts),
+    then the metrics, overall and per defect type. A set method (MuSc) scores the whole test split as its set,
+    as the paper does."""
     dataset = read_mvtec_folder(root)
     shots = params.shots
-    references = None
-    if shots:
-        if len(dataset.train_good) < shots:
-            raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
-        references = pipeline.reference_memory([load_image(p) for p in dataset.train_good[:shots]])
+    if len(dataset.train_good) < shots:
+        raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
+    progress(0.0, f"{scorer.method.label}: preparing")
+    scorer.prepare(params.object_name, [load_image(p) for p in dataset.train_good[:shots]], params.mask_background)
+    images = [load_image(item.path) for item in dataset.test]
+    started = time.perf_counter()
+    results = scorer.score(images, progress=sub_progress(progress, 0.0, 0.95))
+    seconds = (time.perf_counter() - started) / len(images)
     labels, scores, masks, maps, types, rows = [], [], [], [], [], []
-    step = sub_progress(progress, 0.0, 0.95)
-    for index, item in enumerate(dataset.test):
-        image = load_image(item.path)
-        result = pipeline([image], params.object_name, references=references)[0]
+    for item, image, result in zip(dataset.test, images, results, strict=True):
         labels.append(int(item.defect_type is not None))
         scores.append(result.score)
         maps.append(result.anomaly_map)
@@ -99,18 +102,47 @@ def evaluate_folder(pipeline: WinClipPipeline, root: str | Path, params: evaluat
         types.append(item.defect_type)
         rows.append({"file": str(item.path.relative_to(Path(root))), "defect_type": item.defect_type or "good",
                      "score": round(result.score, 6)})
-        step((index + 1) / len(dataset.test), f"Scored {index + 1} of {len(dataset.test)} test images")
-    progress(0.96, "Computing metrics")
+    progress(0.96, f"{scorer.method.label}: computing metrics")
     preset = get_preset(params.preset)
     return evaluate.Result(params.object_name, shots, evaluate_metrics(labels, scores, masks, maps, types), rows,
                            dataset.warnings, [a.tolist() for a in roc_curve(labels, scores)[:2]], preset.name,
-                           preset.random_weights)
+                           preset.random_weights, scorer.method.name, round(seconds, 4))
 
 
-def roc_plot(fpr: Sequence[float], tpr: Sequence[float], title: str, size: int = 360) -> Image.Image:
-    """A small ROC plot: the curve and the chance diagonal."""
-    return line_chart([([0, 1], [0, 1], (180, 180, 180)), (fpr, tpr, (200, 30, 30))], (0, 1), (0, 1), title,
-                      "false positive rate", "TPR", (size, size))
+def run_label(result: evaluate.Result) -> str:
+    """How a run is named in the comparison: method, shots and model."""
+    method = get_method(result.method)
+    shots = "zero-shot" if not result.shots else f"{result.shots}-shot"
+    if method.name == "winclip" and result.shots:
+        return f"WinCLIP+ {shots} · {result.preset}"
+    return f"{method.label} {shots} · {result.preset}"
+
+
+def compare(results: Sequence[evaluate.Result]) -> evaluate.Result:
+    """The first run's result, with every run's overall metrics, speed and ROC curve in `comparison` (when there
+    are several)."""
+    first = results[0]
+    if len(results) > 1:
+        first.comparison = [
+            {"run": run_label(r), "method": r.method, "preset": r.preset, "shots": r.shots,
+             "metrics": {k: v for k, v in r.metrics.items() if k != "per_defect_type"},
+             "seconds_per_image": r.seconds_per_image, "roc": r.roc}
+            for r in results
+        ]
+    return first
+
+
+ROC_COLOURS = ((200, 30, 30), (30, 80, 200), (30, 150, 60), (220, 130, 0), (140, 60, 170), (0, 150, 160))
+
+
+def roc_plot(curves: Sequence[tuple[str, Sequence[float], Sequence[float]]], title: str, size: int = 360
+             ) -> Image.Image:
+    """ROC curves (name, fpr, tpr) in one plot with the chance diagonal; a legend when there are several."""
+    lines = [(fpr, tpr, colour) for (_, fpr, tpr), colour in zip(curves, ROC_COLOURS, strict=False)]
+    legend = [(name, colour) for (name, _, _), colour in zip(curves, ROC_COLOURS, strict=False)] if len(curves) > 1 \
+        else []
+    return line_chart([([0, 1], [0, 1], (180, 180, 180)), *lines], (0, 1), (0, 1), title, "false positive rate",
+                      "TPR", (size, size), legend)
 
 
 def write_report(report: evaluate.Result, out_dir: Path) -> list[str]:
@@ -121,6 +153,13 @@ def write_report(report: evaluate.Result, out_dir: Path) -> list[str]:
         writer = csv.DictWriter(handle, fieldnames=["file", "defect_type", "score"])
         writer.writeheader()
         writer.writerows(report.images)
-    title = f"image-level ROC, AUROC {report.metrics['image_auroc']:.3f} ({report.object_name}, {report.shots}-shot)"
-    roc_plot(*report.roc, title=title).save(out_dir / "roc.png")
+    if report.comparison:
+        curves = [(f"{run['run'].split(' · ')[0]} {run['metrics']['image_auroc']:.3f}", *run["roc"])
+                  for run in report.comparison]
+        roc_plot(curves, f"image-level ROC, AUROC per method ({report.object_name})", size=420).save(
+            out_dir / "roc.png")
+    else:
+        title = (f"image-level ROC, AUROC {report.metrics['image_auroc']:.3f} ({report.object_name}, "
+                 f"{report.shots}-shot)")
+        roc_plot([("", *report.roc)], title).save(out_dir / "roc.png")
     return ["metrics.json", "scores.csv", "roc.png"]

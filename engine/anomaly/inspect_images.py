@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.anomaly.common import InspectionParams, InspectionResult, load_pipeline
+from engine.anomaly.common import InspectionParams, InspectionResult, load_scorer
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile
 from engine.progress import ProgressCallback, ignore_progress
@@ -37,5 +37,5 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         device: str | None = None) -> Result:
     from engine.anomaly import inspection
 
-    pipeline = load_pipeline(params.preset, progress, device)
-    return inspection.inspect_images(pipeline, inputs, params, out_dir, progress)
+    scorer = load_scorer(params.preset, progress, device)
+    return inspection.inspect_images(scorer, inputs, params, out_dir, progress)

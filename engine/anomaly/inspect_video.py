@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.anomaly.common import InspectionParams, InspectionResult, load_pipeline
+from engine.anomaly.common import InspectionParams, InspectionResult, load_scorer
 from engine.errors import UserInputError
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param
@@ -47,5 +47,5 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
 
     if len(inputs.video) != 1:
         raise UserInputError("Upload exactly one video (mp4, webm, mov, avi or mkv) per job.")
-    pipeline = load_pipeline(params.preset, progress, device)
-    return inspection.inspect_video(pipeline, inputs, params, out_dir, progress)
+    scorer = load_scorer(params.preset, progress, device)
+    return inspection.inspect_video(scorer, inputs, params, out_dir, progress)

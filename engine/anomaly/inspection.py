@@ -7,17 +7,19 @@ threshold rule in; maps, overlays with outlines, verdicts and score tables out.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from engine.anomaly import inspect_images as images_job
 from engine.anomaly import inspect_video as video_job
 from engine.anomaly import outputs
-from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
-from engine.anomaly.thresholds import Threshold, calibrate_threshold, default_threshold, user_threshold
+from engine.anomaly.methods import SET_RULE_MIN_IMAGES
+from engine.anomaly.pipeline import AnomalyResult
+from engine.anomaly.scorers import Scorer
+from engine.anomaly.thresholds import Threshold, calibrated_threshold, default_threshold, set_threshold, user_threshold
 from engine.archives import expand_archives
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
@@ -29,52 +31,65 @@ from engine.video import VideoWriter, batched, iter_frames, probe_video, sampled
 from engine.visualize import fitted_range, inspection_overlay, line_chart
 
 MAX_FLAGGED_FRAMES = 60  # frames above threshold kept as images for the gallery
+# A video scored as one set: each sampled frame is scored at most SET_FRAME_SIDE pixels long (MuSc's input side)
+# and its map kept at most STORED_MAP_SIDE long in float16 until the second pass overlays it.
+SET_FRAME_SIDE = 518
+STORED_MAP_SIDE = 256
 
 
-@dataclass
-class Setup:
-    """What every image or frame of a run is scored with, prepared once."""
-
-    references: list[Image.Image] | None
-    memory: ReferenceMemory | None
-    threshold: Threshold
-    skipped: list[dict[str, str]]
-
-
-def resolve_threshold(pipeline: WinClipPipeline, object_name: str, memory: ReferenceMemory | None,
-                      rule: str | float) -> Threshold:
-    """"auto": calibrated when there are 2 or more good references, else the default;
+def resolve_threshold(scorer: Scorer, rule: str | float, set_scores: Sequence[float] = ()) -> Threshold:
+    """"auto": calibrated when 2 or more good parts are given, else from the set's own scores for methods
+    without a fixed threshold (a set of SET_RULE_MIN_IMAGES or more), else the method's default;
     "calibrate": calibrated or an error; a number: that value."""
-    if rule == "auto":
-        if memory is not None and memory.count >= 2:
-            return calibrate_threshold(pipeline, object_name, memory)
-        return default_threshold()
+    if not isinstance(rule, str):
+        return user_threshold(rule)
+    good = scorer.good_part_scores()
+    if good is not None:
+        return calibrated_threshold(*good, rule=scorer.calibration_rule)
     if rule == "calibrate":
-        if memory is None:
-            raise UserInputError("Calibrating a threshold needs images of good parts: add at least 2, "
-                                 "or set the threshold yourself.")
-        return calibrate_threshold(pipeline, object_name, memory)
-    return user_threshold(rule)
+        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
+                             "itself): add more, or set the threshold yourself.")
+    if scorer.method.default_threshold is None and len(set_scores) >= SET_RULE_MIN_IMAGES:
+        return set_threshold(set_scores)
+    return default_threshold(scorer.method)
 
 
-def prepare(pipeline: WinClipPipeline, object_name: str, reference_files: Sequence[NamedFile], threshold: str | float,
-            work_dir: Path, progress: ProgressCallback = ignore_progress) -> Setup:
-    """Decode the good references (zips expanded), build their memory, and settle the threshold."""
+def can_settle_before_scoring(scorer: Scorer, rule: str | float) -> bool:
+    """Whether the threshold is known before the set is scored (a video then streams in one pass)."""
+    if not isinstance(rule, str):
+        return True
+    if scorer.method.references == "join the set":
+        return False
+    return len(scorer.references) >= 2 or scorer.method.default_threshold is not None
+
+
+def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, reference_files: Sequence[NamedFile],
+            work_dir: Path, progress: ProgressCallback = ignore_progress) -> list[dict[str, str]]:
+    """Decode the good references (zips expanded) and prepare the scorer with them; returns what was skipped.
+    A rule that cannot be met is refused here, before any image is scored."""
     skipped: list[dict[str, str]] = []
-    references = memory = None
-    progress(0.0, f"Encoding prompts for '{object_name.strip()}'")
-    pipeline.text_embeddings(object_name)
+    references: list[Image.Image] = []
     if reference_files:
         files, skipped_archives = expand_archives(reference_files, work_dir / "references", IMAGE_SUFFIXES)
         _, references, skipped_images = load_images(files, what="reference images of good parts")
         skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
-        progress(0.5, f"Encoding {len(references)} good reference images")
-        memory = pipeline.reference_memory(references)
-    progress(0.9, "Settling the threshold")
-    return Setup(references, memory, resolve_threshold(pipeline, object_name, memory, threshold), skipped)
+    if params.threshold == "calibrate" and len(references) < 2:
+        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
+                             "itself): add more, or set the threshold yourself.")
+    progress(0.5, f"Encoding {len(references)} good reference images" if references else "Preparing the model")
+    scorer.prepare(params.object_name, references, params.mask_background)
+    return skipped
 
 
-def inspect_images(pipeline: WinClipPipeline, inputs: images_job.Inputs, params: images_job.Params, out_dir: Path,
+def _summary(scorer: Scorer, params: images_job.Params | video_job.Params, skipped: list[dict[str, str]],
+             threshold: Threshold, sizes: set[tuple[int, int]]) -> dict[str, Any]:
+    summary = outputs.run_summary(params.object_name, get_preset(params.preset), scorer.method, scorer.references,
+                                  skipped, threshold, params.reference_set)
+    summary["warnings"] += outputs.size_warnings(sizes, scorer.references)
+    return summary
+
+
+def inspect_images(scorer: Scorer, inputs: images_job.Inputs, params: images_job.Params, out_dir: Path,
                    progress: ProgressCallback = ignore_progress) -> images_job.Result:
     """Score a batch of images (zips expanded); files that cannot be read are listed, the rest scored.
 
@@ -86,15 +101,13 @@ def inspect_images(pipeline: WinClipPipeline, inputs: images_job.Inputs, params:
             reasons = " ".join(item["error"] for item in skipped)
             raise UserInputError(f"No images to inspect. {reasons}".strip())
         names, images, skipped_images = load_images(expanded)
-        setup = prepare(pipeline, params.object_name, inputs.references, params.threshold, work,
-                        sub_progress(progress, 0.0, 0.1))
-    results = pipeline(images, params.object_name, references=setup.memory, batch_size=params.batch_size,
-                       progress=sub_progress(progress, 0.1, 0.95))
-    progress(0.96, "Writing maps")
-    summary = outputs.run_summary(params.object_name, get_preset(params.preset), setup.references,
-                          skipped + skipped_images + setup.skipped, setup.threshold, params.reference_set)
-    summary["warnings"] += outputs.size_warnings({image.size for image in images}, setup.references)
-    records, files = outputs.write_maps(out_dir, names, images, results, setup.threshold)
+        skipped_references = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.1))
+    results = scorer.score(images, batch_size=params.batch_size, progress=sub_progress(progress, 0.1, 0.95))
+    progress(0.96, "Settling the threshold and writing maps")
+    threshold = resolve_threshold(scorer, params.threshold, [r.score for r in results])
+    summary = _summary(scorer, params, skipped + skipped_images + skipped_references, threshold,
+                       {image.size for image in images})
+    records, files = outputs.write_maps(out_dir, names, images, results, threshold)
     verdicts = [r["verdict"] for r in records]
     result = images_job.Result(**summary, map_encoding=outputs.MAP_ENCODING, images=records,
                                counts={"OK": verdicts.count("OK"), "NG": verdicts.count("NG"),
@@ -105,48 +118,78 @@ def inspect_images(pipeline: WinClipPipeline, inputs: images_job.Inputs, params:
     return result
 
 
-def inspect_video(pipeline: WinClipPipeline, inputs: video_job.Inputs, params: video_job.Params, out_dir: Path,
-                  progress: ProgressCallback = ignore_progress) -> video_job.Result:
-    """Score sampled frames of a video in batches, never holding more than one batch of frames.
+def _score_frames_as_a_set(scorer: Scorer, path: Path, name: str, params: video_job.Params, info: Any,
+                           progress: ProgressCallback) -> list[AnomalyResult]:
+    """Every sampled frame scored at once (MuSc's set, or a set threshold). Frames are shrunk to SET_FRAME_SIDE
+    and maps to STORED_MAP_SIDE (float16): about 0.9 MB per sampled frame besides the method's own features."""
+    def shrunk(size: tuple[int, int], side: int) -> tuple[int, int]:
+        scale = min(1.0, side / max(size))
+        return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
-    Writes overlay.mp4 (heat map and outline on every sampled frame), the frames above the image
-    threshold as JPEGs (the first MAX_FLAGGED_FRAMES), timeline.png (score over time with the
-    threshold), scores.csv and scores.json.
+    frames = [frame.image.resize(shrunk(frame.image.size, SET_FRAME_SIDE), Image.BILINEAR)
+              for frame in iter_frames(path, stride=params.stride, fps=params.fps, display_name=name, info=info)]
+    results = scorer.score(frames, batch_size=params.batch_size, progress=progress)
+    map_size = shrunk((info.width, info.height), STORED_MAP_SIDE)
+    return [AnomalyResult(r.score, _resized(r.anomaly_map, map_size).astype(np.float16)) for r in results]
+
+
+def _resized(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A map (H, W) at `size` (width, height), bilinear, float32 in [0, 1]."""
+    if anomaly_map.shape == (size[1], size[0]):
+        return anomaly_map.astype(np.float32)
+    resized = Image.fromarray(anomaly_map.astype(np.float32), mode="F").resize(size, Image.BILINEAR)
+    return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
+
+
+def inspect_video(scorer: Scorer, inputs: video_job.Inputs, params: video_job.Params, out_dir: Path,
+                  progress: ProgressCallback = ignore_progress) -> video_job.Result:
+    """Score sampled frames of a video and write overlay.mp4 (heat map and outline on every sampled frame), the
+    frames above the image threshold as JPEGs (the first MAX_FLAGGED_FRAMES), timeline.png (score over time with
+    the threshold), scores.csv and scores.json.
+
+    When the threshold is known before scoring (a value, good parts, a fixed default), frames stream in batches,
+    never more than one batch held. Otherwise (MuSc, whose set is the sampled frames; a set threshold) the frames
+    are scored as one set first, then decoded again to write the overlays.
     """
     name, path = inputs.video[0]
-    stride, fps = params.stride, params.fps
     info = probe_video(path, name)
-    step = sampling_step(info, stride, fps)
-    total = sampled_frame_count(info, stride, fps)
+    step = sampling_step(info, params.stride, params.fps)
+    total = sampled_frame_count(info, params.stride, params.fps)
     with scratch(out_dir) as work:
-        setup = prepare(pipeline, params.object_name, inputs.references, params.threshold, work,
-                        sub_progress(progress, 0.0, 0.05))
-    batch_size = params.batch_size or (8 if pipeline.device.type == "cuda" else 1)
+        skipped = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.05))
+    batch_size = params.batch_size or (8 if scorer.device.type == "cuda" else 1)
+    frames = iter_frames(path, stride=params.stride, fps=params.fps, display_name=name, info=info)
+    if can_settle_before_scoring(scorer, params.threshold):
+        threshold = resolve_threshold(scorer, params.threshold)
+        scored = (result for batch in batched(frames, batch_size)
+                  for result in zip(batch, scorer.score([f.image for f in batch], batch_size=batch_size), strict=True))
+        write_progress = sub_progress(progress, 0.05, 0.95)
+    else:
+        progress(0.05, f"Scoring the {total} sampled frames as one set")
+        results = _score_frames_as_a_set(scorer, path, name, params, info, sub_progress(progress, 0.05, 0.8))
+        threshold = resolve_threshold(scorer, params.threshold, [r.score for r in results])
+        scored = zip(frames, results, strict=False)
+        write_progress = sub_progress(progress, 0.8, 0.95)
     out_dir.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = []
     flagged_files: list[str] = []
     with VideoWriter(out_dir / "overlay.mp4", info.fps / step) as writer:
-        for batch in batched(iter_frames(path, stride=stride, fps=fps, display_name=name, info=info), batch_size):
-            images = [frame.image for frame in batch]
-            results = pipeline(images, params.object_name, references=setup.memory, batch_size=batch_size)
-            for frame, result in zip(batch, results, strict=True):
-                overlay = inspection_overlay(frame.image, result.anomaly_map, setup.threshold.pixel)
-                writer.write(overlay)
-                record = {"frame": frame.index, "time_s": round(frame.time_s, 3), "score": round(result.score, 6),
-                          "verdict": setup.threshold.verdict(result.score), "map_max":
-                          round(float(result.anomaly_map.max()), 6), "file": frame.label}
-                if record["verdict"] == "NG" and len(flagged_files) < MAX_FLAGGED_FRAMES:
-                    record["overlay"] = f"frame_{frame.index:06d}_overlay.jpg"
-                    overlay.save(out_dir / record["overlay"], quality=90)
-                    flagged_files.append(record["overlay"])
-                records.append(record)
-            done = len(records)
-            progress(0.05 + 0.9 * min(done / total, 1.0), f"Scored frame {done} of about {total}")
+        for frame, result in scored:
+            result = AnomalyResult(result.score, _resized(result.anomaly_map, frame.image.size))
+            overlay = inspection_overlay(frame.image, result.anomaly_map, threshold.pixel)
+            writer.write(overlay)
+            record = {"frame": frame.index, "time_s": round(frame.time_s, 3), "score": round(result.score, 6),
+                      "verdict": threshold.verdict(result.score), "map_max":
+                      round(float(result.anomaly_map.max()), 6), "file": frame.label}
+            if record["verdict"] == "NG" and len(flagged_files) < MAX_FLAGGED_FRAMES:
+                record["overlay"] = f"frame_{frame.index:06d}_overlay.jpg"
+                overlay.save(out_dir / record["overlay"], quality=90)
+                flagged_files.append(record["overlay"])
+            records.append(record)
+            write_progress(min(len(records) / total, 1.0), f"Scored frame {len(records)} of about {total}")
     progress(0.96, "Writing the timeline")
     ng = [r for r in records if r["verdict"] == "NG"]
-    summary = outputs.run_summary(params.object_name, get_preset(params.preset), setup.references, setup.skipped,
-                          setup.threshold, params.reference_set)
-    summary["warnings"] += outputs.size_warnings({(info.width, info.height)}, setup.references)
+    summary = _summary(scorer, params, skipped, threshold, {(info.width, info.height)})
     if len(ng) > len(flagged_files):
         summary["warnings"].append(f"{len(ng)} frames are above the threshold; the gallery keeps the first "
                                    f"{len(flagged_files)}. scores.csv lists all of them.")
@@ -161,7 +204,7 @@ def inspect_video(pipeline: WinClipPipeline, inputs: video_job.Inputs, params: v
         max_score=max((r["score"] for r in records), default=None),
         outputs=["overlay.mp4", "timeline.png", "scores.json", "scores.csv", *flagged_files],
     )
-    timeline_plot(records, setup.threshold, info.duration_s, name).save(out_dir / "timeline.png")
+    timeline_plot(records, threshold, info.duration_s, name).save(out_dir / "timeline.png")
     outputs.write_summary(out_dir / "scores.json", result)
     outputs.write_score_table(out_dir / "scores.csv", records, columns=outputs.FRAME_COLUMNS)
     return result

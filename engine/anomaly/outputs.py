@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.anomaly.methods import Method
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import Threshold
 from engine.naming import file_key
@@ -29,17 +30,24 @@ SCORE_COLUMNS = ["file", "score", "verdict", "width", "height", "map_max"]
 FRAME_COLUMNS = ["frame", "time_s", "score", "verdict", "map_max"]
 
 
-def run_summary(object_name: str, preset: Preset, references: Sequence[Image.Image] | None,
+def run_summary(object_name: str, preset: Preset, method: Method, references: Sequence[Image.Image] | None,
                 skipped: list[dict[str, str]], threshold: Threshold,
                 reference_set: str | None = None) -> dict[str, Any]:
     """What a run was asked to do, recorded beside its scores."""
-    mode = "zero-shot"
-    if references:
-        mode = f"WinCLIP+ ({len(references)} good references" + (f" from set '{reference_set}')" if reference_set
-                                                                    else ")")
+    source = f" from set '{reference_set}'" if reference_set else ""
+    count = len(references or ())
+    if method.references == "join the set":
+        mode = f"{method.label} (zero-shot over the set" + (f"; {count} good parts joined it{source})" if count
+                                                             else ")")
+    elif count:
+        label = "WinCLIP+" if method.name == "winclip" else method.label
+        mode = f"{label} ({count} good references{source})"
+    else:
+        mode = f"{method.label} (zero-shot)"
     return {
         "object_name": object_name.strip(),
         "preset": preset.name,
+        "method": method.name,
         "random_weights": preset.random_weights,
         "mode": mode,
         "threshold": threshold,

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.anomaly.common import DEFAULT_PRESET
+from engine.anomaly.methods import WINCLIP
 from engine.anomaly.prompts import NORMAL_STATES, TEMPLATES, prompt_ensemble
 from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
 from engine.anomaly.winclip import ImageEmbeddings, WinClipModel
@@ -157,7 +158,7 @@ class WinClipPipeline:
     ) -> WinClipPipeline:
         """Load from a preset name, a model directory, or 'hf-hub:org/repo'."""
         device = select_device(str(device) if device is not None else None)
-        dtype = dtype or select_dtype(device)
+        dtype = dtype or select_dtype(device, bf16_safe=WINCLIP.bf16_safe)
         clip, tokenizer, preprocess = load_open_clip(source, device, dtype)
         return cls(WinClipModel(clip, tokenizer), preprocess["mean"], preprocess["std"], name=str(source))
 

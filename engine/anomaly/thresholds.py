@@ -1,4 +1,4 @@
-"""Decision thresholds: a user-set value, or one calibrated from images of good parts; OK / NG verdicts."""
+"""Decision thresholds: a value, one calibrated from good parts or from a set's own scores; OK / NG verdicts."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from PIL import Image
 
 from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
-from engine.anomaly.pipeline import ReferenceMemory, WinClipPipeline
+from engine.anomaly.methods import SET_RULE_MIN_IMAGES, Method
 from engine.errors import UserInputError
 
 CALIBRATION_RULE = (
@@ -19,6 +18,16 @@ CALIBRATION_RULE = (
     "(leave one out). Image threshold = the higher of the largest such score and their mean + 3 standard "
     "deviations, so every good image passes. The outline marks pixels scoring above the highest pixel "
     "score of any good image."
+)
+IN_SET_RULE = (
+    "Calibrated on the good images scored within the set (each against all the other images). Image threshold = "
+    "the higher of the largest such score and their mean + 3 standard deviations, so every good image passes. "
+    "The outline marks pixels scoring above the highest pixel score of any good image."
+)
+SET_RULE = (
+    "From this set's own scores, assuming most parts are good: image threshold = median + 3 robust standard "
+    "deviations (1.4826 x the median absolute deviation); the outline marks pixels above the same value. Add 2 or "
+    "more good parts to calibrate instead."
 )
 NEEDS_TWO_GOOD = ("Calibrating a threshold needs at least 2 images of good parts (each is scored against the "
                   "others); add more, or set the threshold yourself.")
@@ -33,7 +42,7 @@ class Threshold:
 
     image: float
     pixel: float
-    source: Literal["user", "calibrated", "default"]
+    source: Literal["user", "calibrated", "set", "default"]
     rule: str
     good_scores: tuple[float, ...] = ()
 
@@ -55,33 +64,31 @@ def user_threshold(value: float) -> Threshold:
     return Threshold(value, value, "user", USER_RULE)
 
 
-def default_threshold() -> Threshold:
-    return Threshold(DEFAULT_THRESHOLD, DEFAULT_THRESHOLD, "default", DEFAULT_RULE)
+def default_threshold(method: Method) -> Threshold:
+    """The method's fixed threshold, for when nothing calibrates one; methods without one say what to add."""
+    if method.default_threshold is None:
+        raise UserInputError(
+            f"{method.label} scores have no fixed threshold: give 2 or more good parts (calibrated), a set of at "
+            f"least {SET_RULE_MIN_IMAGES} images (the set's own spread), or set the threshold yourself.")
+    return Threshold(method.default_threshold, method.default_threshold, "default", DEFAULT_RULE)
 
 
-def calibrate_threshold(
-    pipeline: WinClipPipeline, object_name: str, references: Sequence[Image.Image] | ReferenceMemory,
-) -> Threshold:
-    """Threshold from the good references by leave-one-out scoring (see CALIBRATION_RULE).
-
-    Uses the embeddings already in the reference memory: no image is encoded twice.
-    """
-    memory = references if isinstance(references, ReferenceMemory) else pipeline.reference_memory(references)
-    if memory.count < 2:
+def calibrated_threshold(scores: Sequence[float], pixel_maxima: Sequence[float], rule: str = CALIBRATION_RULE
+                         ) -> Threshold:
+    """Threshold from the good parts' own scores, each scored without itself among the good parts (see
+    CALIBRATION_RULE): every good part passes."""
+    if len(scores) < 2:
         raise UserInputError(NEEDS_TWO_GOOD)
-    text = pipeline.text_embeddings(object_name)
-    scores, pixel_max = [], []
-    for index in range(memory.count):
-        score, grid = pipeline.score_embeddings(memory.embeddings_of(index), text, memory.without(index))
-        scores.append(float(score[0]))
-        pixel_max.append(float(grid.max()))  # bilinear upsampling never exceeds the grid's maximum
-    return threshold_from_good(scores, pixel_max)
-
-
-def threshold_from_good(scores: Sequence[float], pixel_max: Sequence[float]) -> Threshold:
-    """CALIBRATION_RULE applied to the leave-one-out image scores and map maxima of the good images (any
-    method's: WinCLIP+ here, `AnomalyDinoPipeline.leave_one_out` for AnomalyDINO)."""
-    values = torch.tensor(scores, dtype=torch.float64)
+    values = torch.tensor(list(scores), dtype=torch.float64)
     image = max(max(scores), float(values.mean() + 3 * values.std()))
-    return Threshold(min(image, 1.0), min(max(pixel_max), 1.0), "calibrated", CALIBRATION_RULE,
+    return Threshold(min(image, 1.0), min(max(pixel_maxima), 1.0), "calibrated", rule,
                      tuple(round(s, 6) for s in scores))
+
+
+def set_threshold(scores: Sequence[float]) -> Threshold:
+    """Threshold from a set's own image scores (see SET_RULE): robust to the few defective parts among them."""
+    values = torch.tensor(list(scores), dtype=torch.float64)
+    median = values.median()
+    spread = 1.4826 * (values - median).abs().median()
+    image = min(float(median + 3 * spread), 1.0)
+    return Threshold(image, image, "set", SET_RULE)

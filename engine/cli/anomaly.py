@@ -12,7 +12,8 @@ from engine.errors import UserInputError
 from engine.params import add_arguments, from_args
 
 # Options whose names differ from their parameter's, or that only jobs have (saved sets live in the app).
-OBJECT_OPTION = {"help": "object name, e.g. 'metal plate'", "required": True, "dest": "object_name"}
+OBJECT_OPTION = {"help": "object name, e.g. 'metal plate' (WinCLIP reads it; MuSc and AnomalyDINO show it)",
+                 "dest": "object_name"}
 NOT_OPTIONS = ("object_name", "reference_set")
 
 
@@ -31,6 +32,7 @@ def cmd_anomaly(args: argparse.Namespace) -> None:
                                     from_args(inspect_images.Params, args), out, print_progress, args.device)
         rows = [(r["score"], r["verdict"], r["file"]) for r in result.images]
     threshold = result.threshold
+    print(f"{result.mode} · {result.preset}")
     print(f"threshold {threshold.image:.4f} ({threshold.source}): {threshold.rule}")
     for score, verdict, name in rows:
         print(f"{score:.4f}  {verdict}  {name}")
@@ -45,19 +47,34 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                           from_args(evaluate.Params, args), Path(args.out), print_progress, args.device)
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{'':14} {'image AUROC':>11} {'pixel AUROC':>11} {'PRO@30%':>8} {'F1-max':>7}")
+    if report.comparison:
+        print(f"{'method':44} {'image AUROC':>11} {'pixel AUROC':>11} {'PRO@30%':>11} {'F1-max':>11} "
+              f"{'s/image':>11}")
+        for run in report.comparison:
+            print(f"{run['run']:44} " + _cells([*(run["metrics"].get(k) for k in METRIC_KEYS),
+                                                 run["seconds_per_image"]]))
+        print(f"\nper defect type, {report.comparison[0]['run']}:")
+    print(f"{'':14} {'image AUROC':>11} {'pixel AUROC':>11} {'PRO@30%':>11} {'F1-max':>11}")
     rows = [("all", report.metrics), *report.metrics["per_defect_type"].items()]
     for name, m in rows:
-        cells = [m.get(key) for key in ("image_auroc", "pixel_auroc", "pro", "image_f1_max")]
-        print(f"{name:14} " + " ".join(f"{v:>11.3f}" if v is not None else f"{'-':>11}" for v in cells))
+        print(f"{name:14} " + _cells([m.get(key) for key in METRIC_KEYS]))
+
+
+METRIC_KEYS = ("image_auroc", "pixel_auroc", "pro", "image_f1_max")
+
+
+def _cells(values: list[float | None]) -> str:
+    return " ".join(f"{v:>11.3f}" if v is not None else f"{'-':>11}" for v in values)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    anomaly = commands.add_parser("anomaly", help="WinCLIP / WinCLIP+ inspection of images or a video")
+    anomaly = commands.add_parser("anomaly", help="inspection of images or a video: WinCLIP / WinCLIP+, MuSc (a set "
+                                                  "scored against itself) or AnomalyDINO (with good parts)")
     anomaly.add_argument("--images", nargs="+", help="image files, folders or zips of images")
     anomaly.add_argument("--video", help="one video file (mp4, webm, mov, avi, mkv)")
     anomaly.add_argument("--object", **OBJECT_OPTION)
-    anomaly.add_argument("--refs", nargs="+", help="images or folders of good parts: switches on WinCLIP+")
+    anomaly.add_argument("--refs", nargs="+", help="images or folders of good parts: WinCLIP+, AnomalyDINO's "
+                                                   "references, MuSc's extra set members; 2+ calibrate the threshold")
     add_arguments(anomaly, inspect_video.Params, skip=NOT_OPTIONS)
     anomaly.add_argument("--out", required=True, help="folder for maps, overlays, scores.json and scores.csv")
     anomaly.add_argument("--device", help="cuda, mps or cpu (default: best available)")

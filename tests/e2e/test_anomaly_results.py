@@ -31,7 +31,7 @@ def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
 
 
 def test_inputs_come_in_working_order(page):  # noqa: F811
-    order = ["#anomaly-object", "#anomaly-preset", "#anomaly-references", "#anomaly-reference-set",
+    order = ["#anomaly-method", "#anomaly-object", "#anomaly-preset", "#anomaly-references", "#anomaly-reference-set",
              "#anomaly-files", "#anomaly-run", "#anomaly-threshold-options"]
     tops = [top(page, selector) for selector in order]
     assert tops == sorted(tops), dict(zip(order, tops, strict=True))
@@ -82,7 +82,7 @@ def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_pa
     page.locator("#anomaly-video input[type=file]").set_input_files(str(tmp_path / "belt.mp4"))
     page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in metal_plate_images[:2]])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
-    choose_preset(page, "tiny")
+    choose_preset(page, "WinCLIP · tiny")
     page.locator("#anomaly-run-video").click()
     status = page.locator("#anomaly-status")
     status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
@@ -117,7 +117,7 @@ def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
     page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
     page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")
     page.locator("#eval-preset input").click()
-    page.get_by_role("option").filter(has_text="tiny").click()
+    page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
     page.locator("#eval-run").click()
     page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
     plot = page.locator("#eval-roc img")

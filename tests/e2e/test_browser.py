@@ -78,7 +78,7 @@ def choose_preset(page, label_part: str) -> None:
 def run_anomaly(page, files: list[Path], object_name: str) -> None:
     page.locator("#anomaly-files input[type=file]").set_input_files([str(f) for f in files])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill(object_name)
-    choose_preset(page, "tiny")
+    choose_preset(page, "WinCLIP · tiny")
     page.locator("#anomaly-run").click()
 
 
@@ -119,7 +119,7 @@ def test_a_video_plays_back_with_its_timeline_and_verdicts(page, tmp_path, metal
     page.locator("#anomaly-video input[type=file]").set_input_files(str(tmp_path / "belt.mp4"))
     page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in metal_plate_images[:2]])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
-    choose_preset(page, "tiny")
+    choose_preset(page, "WinCLIP · tiny")
     page.locator("#anomaly-run-video").click()
     status = page.locator("#anomaly-status")
     status.get_by_text("Succeeded").wait_for()

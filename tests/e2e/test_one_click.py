@@ -35,7 +35,7 @@ def double_click_starts_one_job(ui, button_id: str, status_id: str, tool: str) -
 def test_a_double_click_on_inspect_starts_one_inspection(page, metal_plate_images):
     page.locator("#anomaly-files input[type=file]").set_input_files([str(f) for f in metal_plate_images[:2]])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
-    test_browser.choose_preset(page, "tiny")
+    test_browser.choose_preset(page, "WinCLIP · tiny")
     double_click_starts_one_job(page, "anomaly-run", "anomaly-status", "anomaly")
 
 

@@ -213,7 +213,7 @@ def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_image
     page.locator("#anomaly-files input[type=file]").set_input_files([str(metal_plate_images[0])])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
     page.locator("#anomaly-preset input").click()
-    page.get_by_role("option").filter(has_text="tiny").click()
+    page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
     page.locator("#anomaly-run").click()
     expect(page.locator("#anomaly-status")).to_contain_text("Succeeded", timeout=JOB_S)
     page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}"))

@@ -174,7 +174,7 @@ def test_winclip_plus_job_with_good_references(tmp_path, shared_data):
                                       "error": job.result["skipped"][0]["error"]}]
     zero_shot = client.wait(client.submit("anomaly", {"object_name": "magnetic tile", "preset": "winclip-tiny"},
                                           tests).id, timeout=120)
-    assert zero_shot.result["mode"] == "zero-shot"
+    assert zero_shot.result["mode"] == "WinCLIP (zero-shot)"
     assert [r["score"] for r in zero_shot.result["images"]] != [r["score"] for r in job.result["images"]]
 
 

@@ -26,7 +26,7 @@ from engine.anomaly.anomalydino import (
     top_fraction_mean,
 )
 from engine.anomaly.scoring import association_scores
-from engine.anomaly.thresholds import NEEDS_TWO_GOOD, threshold_from_good
+from engine.anomaly.thresholds import NEEDS_TWO_GOOD, calibrated_threshold
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.loading import family_of, models_dir
 from engine.models.dinov2 import build_random_dinov2, load_dinov2, save_dinov2
@@ -138,7 +138,7 @@ def test_leave_one_out_scores_each_good_part_against_the_others(pipeline):
     assert scores == pytest.approx([0.0, 0.0, 1.0])  # twins find each other; the odd one's worst patch is opposite
     expected_max = anomaly_map(torch.tensor([[0.5, 0.5, 1.0]]), 42, 14).max()
     assert maxima == pytest.approx([0.0, 0.0, float(expected_max)]) and 0.5 < maxima[2] < 1.0
-    threshold = threshold_from_good(scores, maxima)
+    threshold = calibrated_threshold(scores, maxima)
     assert threshold.source == "calibrated" and threshold.image == 1.0 and threshold.pixel == pytest.approx(maxima[2])
     with pytest.raises(UserInputError, match=re.escape(NEEDS_TWO_GOOD)):
         pipeline.leave_one_out(memory.without(0).without(0))
@@ -237,7 +237,7 @@ def test_progress_is_reported_after_each_batch_and_may_cancel(pipeline):
 def test_without_good_parts_or_images_the_message_says_what_to_add(pipeline):
     with pytest.raises(UserInputError) as caught:
         pipeline([part(0)], [])
-    assert str(caught.value) == NO_REFERENCES and "WinCLIP/MuSc" in NO_REFERENCES
+    assert str(caught.value) == NO_REFERENCES and "use WinCLIP or MuSc" in NO_REFERENCES
     with pytest.raises(UserInputError, match="upload at least one image"):
         pipeline([], [part(0)])
 

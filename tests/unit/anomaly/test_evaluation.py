@@ -57,9 +57,9 @@ def test_wrong_layouts_say_what_is_expected(tmp_path):
         read_mvtec_folder(tmp_path)
 
 
-def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_pipeline, tmp_path):
+def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_scorer, tmp_path):
     root = make_mvtec(tmp_path / "set", with_scratch_masks=False)
-    result = evaluate_folder(tiny_pipeline, root, Params(object_name="part", preset="winclip-tiny", shots=1))
+    result = evaluate_folder(tiny_scorer, root, Params(object_name="part", preset="winclip-tiny", shots=1))
     metrics = result.metrics
     assert 0.0 <= metrics["image_auroc"] <= 1.0 and metrics["pixel_auroc"] is not None
     assert set(metrics["per_defect_type"]) == {"dent", "scratch"}
@@ -73,9 +73,9 @@ def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_pipeline, tmp_path):
         assert plot.size == (360, 360)
 
 
-def test_too_many_shots_is_refused(tiny_pipeline, tmp_path):
+def test_too_many_shots_is_refused(tiny_scorer, tmp_path):
     with pytest.raises(UserInputError, match="train/good/ has 2"):
-        evaluate_folder(tiny_pipeline, make_mvtec(tmp_path), Params(object_name="part", preset="winclip-tiny", shots=5))
+        evaluate_folder(tiny_scorer, make_mvtec(tmp_path), Params(object_name="part", preset="winclip-tiny", shots=5))
 
 
 def test_evaluate_cli_on_the_shared_magnetic_tile_set(shared_data, tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from engine.anomaly import evaluate
 from engine.anomaly import inspect_images as images_job
 from engine.anomaly.evaluation import evaluate_folder
-from engine.anomaly.thresholds import calibrate_threshold
 from engine.media import load_image
+from tests.conftest import calibrated
 
 # Per image (mpdd_metal_plate/test/defect/000.png, 001.png): score, map mean, std, min, max, map[10, 20].
 ZERO_SHOT = [
@@ -53,13 +53,13 @@ def plates(metal_plate_images):
     return metal_plate_images[:4]
 
 
-def test_scores_and_maps_zero_and_few_shot(tiny_pipeline, plates):
+def test_scores_and_maps_zero_and_few_shot(tiny_pipeline, tiny_scorer, plates):
     images = [load_image(p) for p in plates[:2]]
     references = [load_image(p) for p in plates[2:]]
     np.testing.assert_allclose(_statistics(tiny_pipeline(images, "metal plate")), ZERO_SHOT, rtol=0, atol=GOLDEN)
     np.testing.assert_allclose(_statistics(tiny_pipeline(images, "metal plate", references=references)), FEW_SHOT,
                                rtol=0, atol=GOLDEN)
-    threshold = calibrate_threshold(tiny_pipeline, "metal plate", references)
+    threshold = calibrated(tiny_scorer, "metal plate", references)
     np.testing.assert_allclose((threshold.image, threshold.pixel), CALIBRATED, rtol=0, atol=GOLDEN)
 
 
@@ -72,9 +72,9 @@ def test_an_inspection_job_records_the_same_scores(tiny_pipeline, plates, tmp_pa
     np.testing.assert_allclose((result.threshold.image, result.threshold.pixel), CALIBRATED, rtol=0, atol=GOLDEN)
 
 
-def test_evaluation_metrics_on_the_magnetic_tile_set(tiny_pipeline, shared_data):
+def test_evaluation_metrics_on_the_magnetic_tile_set(tiny_scorer, shared_data):
     params = evaluate.Params(object_name="magnetic tile", preset="winclip-tiny", shots=1)
-    metrics = evaluate_folder(tiny_pipeline, shared_data / "anomaly" / "magnetic_tile", params).metrics
+    metrics = evaluate_folder(tiny_scorer, shared_data / "anomaly" / "magnetic_tile", params).metrics
     found = {"all": metrics, **metrics["per_defect_type"]}
     assert set(found) == set(METRICS)
     for name, expected in METRICS.items():

@@ -35,14 +35,14 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
     return path
 
 
-def test_a_batch_with_zips_keeps_the_good_files_and_lists_the_bad(tiny_pipeline, metal_plate_images, tmp_path):
+def test_a_batch_with_zips_keeps_the_good_files_and_lists_the_bad(tiny_scorer, metal_plate_images, tmp_path):
     png = [p.read_bytes() for p in metal_plate_images[:3]]
     good_zip = _zip(tmp_path / "parts.zip", {"a/one.png": png[0], "two.png": png[1], "notes.txt": b"hello",
                                              "inner.zip": b"PK\x03\x04", "broken.png": b"\x89PNG\r\n\x1a\nxx"})
     evil_zip = _zip(tmp_path / "evil.zip", {"../escape.png": png[2]})
     files = [("loose.png", metal_plate_images[2]), ("parts.zip", good_zip), ("evil.zip", evil_zip)]
     inputs, params = image_job(files, object_name="metal plate", threshold=0.3)
-    result = inspect_images(tiny_pipeline, inputs, params, tmp_path / "out")
+    result = inspect_images(tiny_scorer, inputs, params, tmp_path / "out")
     summary, written = result.to_json(), result.outputs
     assert [r["file"] for r in summary["images"]] == ["loose.png", "parts.zip/a/one.png", "parts.zip/two.png"]
     reasons = {item["file"]: item["error"] for item in summary["skipped"]}
@@ -63,13 +63,14 @@ def test_a_batch_with_zips_keeps_the_good_files_and_lists_the_bad(tiny_pipeline,
     assert {"scores.csv", "scores.json", "000_loose_overlay.png", "000_loose_map.png"} <= set(written)
 
 
-def test_a_batch_of_only_bad_files_says_why(tiny_pipeline, tmp_path):
+def test_a_batch_of_only_bad_files_says_why(tiny_scorer, tmp_path):
     evil = _zip(tmp_path / "evil.zip", {"/etc/passwd.png": b"x"})
     with pytest.raises(UserInputError, match=r"No images to inspect.*points outside"):
-        inspect_images(tiny_pipeline, *image_job([("evil.zip", evil)], object_name="metal plate"), tmp_path / "out")
+        inspect_images(tiny_scorer, *image_job([("evil.zip", evil)], object_name="metal plate"), tmp_path / "out")
 
 
-def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_images, tmp_path, monkeypatch):
+def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, tiny_scorer, metal_plate_images, tmp_path,
+                                                   monkeypatch):
     moving_square_video(tmp_path / "line.mp4", frames=20, size=(80, 60), fps=10)
     batches, reports = [], []
     original = tiny_pipeline.__class__.__call__
@@ -81,7 +82,7 @@ def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_im
     monkeypatch.setattr(tiny_pipeline.__class__, "__call__", spy)
     monkeypatch.setattr(inspection, "MAX_FLAGGED_FRAMES", 3)
     result = inspect_video(
-        tiny_pipeline, *video_job_of(("line.mp4", tmp_path / "line.mp4"), [(p.name, p) for p in metal_plate_images[:2]],
+        tiny_scorer, *video_job_of(("line.mp4", tmp_path / "line.mp4"), [(p.name, p) for p in metal_plate_images[:2]],
                                      object_name="metal plate", threshold=0.0, stride=2, batch_size=4),
         tmp_path / "out", progress=lambda fraction, message: reports.append((fraction, message)))
     summary, written = result.to_json(), result.outputs
@@ -103,9 +104,9 @@ def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, metal_plate_im
     assert [int(r["frame"]) for r in rows] == list(range(0, 20, 2)) and {r["verdict"] for r in rows} == {"NG"}
 
 
-def test_video_overlay_keeps_the_frame_content(tiny_pipeline, tmp_path):
+def test_video_overlay_keeps_the_frame_content(tiny_scorer, tmp_path):
     moving_square_video(tmp_path / "v.mkv", frames=4, size=(64, 48), lossless=True)
-    inspect_video(tiny_pipeline, *video_job_of(("v.mkv", tmp_path / "v.mkv"), object_name="metal plate", threshold=1.0),
+    inspect_video(tiny_scorer, *video_job_of(("v.mkv", tmp_path / "v.mkv"), object_name="metal plate", threshold=1.0),
                   tmp_path / "out")
     first = np.asarray(next(iter_frames(tmp_path / "out" / "overlay.mp4")).image).astype(int)
     # The bright square shows through the heat map at the same place.
@@ -115,10 +116,10 @@ def test_video_overlay_keeps_the_frame_content(tiny_pipeline, tmp_path):
 @pytest.mark.parametrize("problem, match", [
     (b"not a video at all", "cannot be read as a video"),
 ])
-def test_a_bad_video_fails_with_its_name(tiny_pipeline, tmp_path, problem, match):
+def test_a_bad_video_fails_with_its_name(tiny_scorer, tmp_path, problem, match):
     (tmp_path / "clip.webm").write_bytes(problem)
     with pytest.raises(UserInputError, match=match):
-        inspect_video(tiny_pipeline, *video_job_of(("clip.webm", tmp_path / "clip.webm"), object_name="metal plate"),
+        inspect_video(tiny_scorer, *video_job_of(("clip.webm", tmp_path / "clip.webm"), object_name="metal plate"),
                       tmp_path / "out")
 
 
@@ -128,7 +129,7 @@ def test_cli_on_the_shared_magnetic_tile_set_zero_and_few_shot(shared_data, tmp_
     assert main(["anomaly", "--images", *images, "--object", "magnetic tile", "--preset", "winclip-tiny",
                  "--out", str(tmp_path / "zero")]) == 0
     zero = json.loads((tmp_path / "zero" / "scores.json").read_text())
-    assert zero["mode"] == "zero-shot" and zero["threshold"]["source"] == "default"
+    assert zero["mode"] == "WinCLIP (zero-shot)" and zero["threshold"]["source"] == "default"
     assert sorted(p.name for p in (tmp_path / "zero").iterdir() if p.name.startswith(".")) == []  # no scratch left
     assert main(["anomaly", "--images", *images, "--refs", str(root / "train" / "good"), "--object", "magnetic tile",
                  "--preset", "winclip-tiny", "--out", str(tmp_path / "few")]) == 0

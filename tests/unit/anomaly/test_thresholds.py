@@ -8,10 +8,11 @@ import torch
 
 from engine.anomaly.inspection import resolve_threshold
 from engine.anomaly.pipeline import ReferenceMemory
-from engine.anomaly.thresholds import calibrate_threshold, user_threshold
+from engine.anomaly.thresholds import set_threshold, user_threshold
 from engine.errors import UserInputError
 from engine.media import load_image
 from engine.visualize import inspection_overlay, region_outline
+from tests.conftest import calibrated
 
 
 def _memory(count: int) -> ReferenceMemory:
@@ -36,9 +37,9 @@ def test_a_reference_read_back_as_a_test_image():
     assert embeddings.image.tolist() == [[2.0, 2.0]]
 
 
-def test_calibration_scores_each_good_image_against_the_others(tiny_pipeline, metal_plate_images):
+def test_calibration_scores_each_good_image_against_the_others(tiny_pipeline, tiny_scorer, metal_plate_images):
     goods = [load_image(p) for p in metal_plate_images[:3]]
-    threshold = calibrate_threshold(tiny_pipeline, "metal plate", goods)
+    threshold = calibrated(tiny_scorer, "metal plate", goods)
     # The same leave-one-out scores through the public call, one good image at a time.
     expected_scores, expected_pixel = [], []
     for index, image in enumerate(goods):
@@ -56,20 +57,26 @@ def test_calibration_scores_each_good_image_against_the_others(tiny_pipeline, me
     assert all(threshold.verdict(s) == "OK" for s in expected_scores)
 
 
-def test_calibration_needs_two_good_images(tiny_pipeline, metal_plate_images):
+def test_calibration_needs_two_good_images(tiny_scorer, metal_plate_images):
     with pytest.raises(UserInputError, match="at least 2 images of good parts"):
-        calibrate_threshold(tiny_pipeline, "metal plate", [load_image(metal_plate_images[0])])
-    with pytest.raises(UserInputError, match="needs images of good parts"):
-        resolve_threshold(tiny_pipeline, "metal plate", None, "calibrate")
+        calibrated(tiny_scorer, "metal plate", [load_image(metal_plate_images[0])])
+    with pytest.raises(UserInputError, match="at least 2 images of good parts"):
+        calibrated(tiny_scorer, "metal plate", [])
 
 
-def test_auto_calibrates_with_two_references_and_falls_back_to_the_default(tiny_pipeline, metal_plate_images):
-    one = tiny_pipeline.reference_memory([load_image(metal_plate_images[0])])
-    two = tiny_pipeline.reference_memory([load_image(p) for p in metal_plate_images[:2]])
-    assert resolve_threshold(tiny_pipeline, "metal plate", None, "auto").source == "default"
-    assert resolve_threshold(tiny_pipeline, "metal plate", one, "auto").source == "default"
-    assert resolve_threshold(tiny_pipeline, "metal plate", two, "auto").source == "calibrated"
-    assert resolve_threshold(tiny_pipeline, "metal plate", two, 0.7).image == 0.7
+def test_auto_calibrates_with_two_references_and_falls_back_to_the_default(tiny_scorer, metal_plate_images):
+    for references, source in (([], "default"), (metal_plate_images[:1], "default"),
+                               (metal_plate_images[:2], "calibrated")):
+        tiny_scorer.prepare("metal plate", [load_image(p) for p in references])
+        assert resolve_threshold(tiny_scorer, "auto", set_scores=[0.1, 0.2, 0.3, 0.9]).source == source
+    assert resolve_threshold(tiny_scorer, 0.7).image == 0.7
+
+
+def test_the_set_rule_is_the_median_plus_three_robust_deviations():
+    # median 0.2, absolute deviations 0.1, 0, 0, 0.1, 0.7 -> MAD 0.1; 0.2 + 3 x 1.4826 x 0.1 = 0.64478
+    threshold = set_threshold([0.1, 0.2, 0.2, 0.3, 0.9])
+    assert threshold.image == pytest.approx(0.64478) and threshold.pixel == threshold.image
+    assert threshold.source == "set" and [threshold.verdict(s) for s in (0.3, 0.9)] == ["OK", "NG"]
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5, "high", float("nan")])

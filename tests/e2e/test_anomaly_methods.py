@@ -1,0 +1,63 @@
+"""The method choice in Debian's chromium: the Method radio and the model list stay in step, MuSc inspects a batch
+against itself, and the evaluation compares three methods in one table and one ROC plot."""
+
+from __future__ import annotations
+
+import re
+import zipfile
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page  # noqa: F401 - shared fixtures
+
+pytestmark = pytest.mark.browser
+JOB_TIMEOUT = 240_000  # ms: jobs share two slow CPUs with other test runs
+
+
+def preset_field(page):  # noqa: F811
+    return page.locator("#anomaly-preset input").first
+
+
+def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate_images):  # noqa: F811
+    choose_preset(page, "WinCLIP · tiny")
+    page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
+    expect(preset_field(page)).to_have_value(re.compile("^MuSc · tiny"))  # a demo stays a demo
+    choose_preset(page, "AnomalyDINO · tiny")
+    expect(page.locator("#anomaly-method input[value=anomalydino]")).to_be_checked()
+
+    page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
+    page.locator("#anomaly-files input[type=file]").set_input_files([str(p) for p in metal_plate_images[:5]])
+    page.locator("#anomaly-run").click()
+    status = page.locator("#anomaly-status")
+    status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    expect(status).to_contain_text("MuSc (zero-shot over the set)")
+    expect(status).to_contain_text("(set; outline above")
+    expect(page.locator("#anomaly-gallery img")).to_have_count(5)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-musc.png"), full_page=True)
+
+
+def test_the_evaluation_compares_methods(page, shared_data, tmp_path):  # noqa: F811
+    root = shared_data / "anomaly" / "kolektorsdd"
+    archive = tmp_path / "kolektor.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for path in sorted(root.rglob("*.png")):
+            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
+    page.get_by_text("Evaluate on a labelled set").click()
+    page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
+    page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")
+    page.locator("#eval-shots input").fill("1")
+    page.locator("#eval-preset input").click()
+    page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
+    for label in ("MuSc · tiny", "AnomalyDINO · tiny"):
+        page.locator("#eval-compare label").filter(has_text=label).click()
+    page.locator("#eval-run").click()
+    page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    table = page.locator("#eval-comparison")
+    for run in ("WinCLIP+ 1-shot · winclip-tiny", "MuSc 1-shot · musc-tiny", "AnomalyDINO 1-shot · anomalydino-tiny"):
+        expect(table).to_contain_text(run)
+    expect(page.locator("#eval-roc img")).to_have_count(1)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#eval-roc").screenshot(path=str(ARTIFACTS / "anomaly-roc-compared.png"))
+    page.screenshot(path=str(ARTIFACTS / "anomaly-evaluation-compared.png"), full_page=True)
