@@ -166,6 +166,30 @@ def rscin(image_scores: torch.Tensor, image_features: torch.Tensor, k_list: Sequ
     return smoothed / len(k_list)
 
 
+def set_maps(
+    layers: Sequence[torch.Tensor],
+    grid: tuple[int, int],
+    r_list: Sequence[int],
+    chunk_size: int,
+    device: torch.device,
+    progress: ProgressCallback = ignore_progress,
+) -> torch.Tensor:
+    """MuSc's maps (N, rows, cols) in [0, 1] of a set, from each layer's standardised patch tokens (N, P, C), kept
+    wherever they are (the CPU): per r and layer, LNAMD and L2 normalisation in chunks onto `device` (in the
+    tokens' dtype), mutual scoring, and the mean over all of them."""
+    count = len(layers[0])
+    maps = torch.zeros(count, grid[0] * grid[1], dtype=torch.float32, device=device)
+    steps = [(r, tokens) for r in r_list for tokens in layers]
+    for step, (r, tokens) in enumerate(steps):
+        features = torch.empty(tokens.shape, dtype=tokens.dtype, device=device)
+        for start in range(0, count, chunk_size):
+            chunk = tokens[start : start + chunk_size].to(device).float()
+            features[start : start + chunk_size] = F.normalize(lnamd(chunk, grid, r), dim=-1)
+        scoring = sub_progress(progress, step / len(steps), (step + 1) / len(steps))
+        maps += mutual_scores(features, chunk_size, progress=_suffixed(scoring, f"(pass {step + 1} of {len(steps)})"))
+    return (maps / len(steps)).reshape(count, *grid)
+
+
 # -- the model -----------------------------------------------------------------------------------------------
 class MuscPipeline:
     """MuSc on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call with a set."""
@@ -220,6 +244,10 @@ class MuscPipeline:
                 patches = patches.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1).to(embedding.dtype)
                 self._positions[grid] = torch.cat([embedding[:1], patches])
         return self._positions[grid]
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """The images as the model's normalised input batch at MuSc's input size (`normalized_pixels`)."""
+        return normalized_pixels(images, self.image_size, self._mean, self._std, self.dtype)
 
     @torch.inference_mode()
     def encode(self, pixels: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, tuple[int, int]]:
@@ -283,31 +311,21 @@ class MuscPipeline:
                 f"MuSc scores images against each other: give at least {MIN_SET_SIZE} images or frames "
                 f"({len(images)} given), or use WinCLIP for a single image.")
         batch_size = batch_size or self._default_batch_size()
-        count, layers = len(images), self.settings.feature_layers
+        count = len(images)
         stored: list[torch.Tensor] | None = None
         embeddings: list[torch.Tensor] = []
         encoding = sub_progress(progress, 0.0, 0.3)
         for start in range(0, count, batch_size):
             batch = images[start : start + batch_size]
-            tokens, pooled, grid = self.encode(normalized_pixels(batch, self.image_size, self._mean, self._std,
-                                                                 self.dtype))
+            tokens, pooled, grid = self.encode(self.preprocess(batch))
             if stored is None:
                 stored = [torch.empty(count, t.shape[1], t.shape[2], dtype=self.dtype) for t in tokens]
             for memory, layer_tokens in zip(stored, tokens, strict=True):
                 memory[start : start + len(batch)] = standardize(layer_tokens).to(self.dtype).cpu()
             embeddings.append(pooled)
-            encoding(min(start + batch_size, count) / count, f"Encoded {min(start + batch_size, count)} of {count}")
-        maps = torch.zeros(count, grid[0] * grid[1], dtype=torch.float32, device=self.device)
-        steps = [(r, layer) for r in self.settings.r_list for layer in range(len(layers))]
-        for step, (r, layer) in enumerate(steps):
-            features = torch.empty(count, *stored[layer].shape[1:], dtype=self.dtype, device=self.device)
-            for start in range(0, count, batch_size):
-                chunk = stored[layer][start : start + batch_size].to(self.device)
-                features[start : start + batch_size] = F.normalize(lnamd(chunk.float(), grid, r), dim=-1)
-            scoring = sub_progress(progress, 0.3 + 0.7 * step / len(steps), 0.3 + 0.7 * (step + 1) / len(steps))
-            maps += mutual_scores(features, batch_size, progress=_suffixed(scoring, f"(pass {step + 1} of "
-                                                                                   f"{len(steps)})"))
-        maps = (maps / len(steps)).reshape(count, *grid)
+            done = min(start + batch_size, count)
+            encoding(done / count, f"Encoded {done} of {count} images")
+        maps = set_maps(stored, grid, self.settings.r_list, batch_size, self.device, sub_progress(progress, 0.3, 1.0))
         scores = rscin(maps.flatten(1).amax(dim=1), torch.cat(embeddings))
         return [AnomalyResult(float(score), full_size_map(grid_map, image))
                 for score, grid_map, image in zip(scores.clamp(0, 1).cpu(), maps, images, strict=True)]
