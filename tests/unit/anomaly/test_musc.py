@@ -191,9 +191,11 @@ def test_rscin_without_the_authors_min_max_normalisation_is_the_same_up_to_an_af
 def test_rscin_keeps_scores_in_0_1_whatever_the_similarities():
     generator = torch.Generator().manual_seed(1)
     features = F.normalize(torch.randn(9, 5, generator=generator), dim=-1)  # some similarities are negative
+    features[4] = 0  # a degenerate embedding is not even similar to itself: it keeps its own score
     scores = torch.rand(9, generator=generator)
     smoothed = rscin(scores, features, k_list=(1, 2, 3, 9, 20))
     assert torch.isfinite(smoothed).all() and smoothed.min() >= scores.min() - 1e-6
+    assert smoothed[4] == pytest.approx(scores[4].item())
     assert smoothed.max() <= scores.max() + 1e-6
 
 
