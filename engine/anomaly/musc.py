@@ -1,16 +1,18 @@
 """MuSc zero-shot anomaly classification and segmentation: the images of a set score each other.
 
 Li et al., ICLR 2024, "Zero-Shot Industrial Anomaly Classification and Segmentation with Mutual Scoring of the
-Unlabeled Images"; authors' code github.com/xrli-U/MuSc (MIT), read at commit b184781. What they do, and what is
-done here:
+Unlabeled Images"; authors' code github.com/xrli-U/MuSc (MIT): configs/musc.yaml, models/musc.py and
+models/modules/_MSM.py at commit b1847817, models/modules/_LNAMD.py and _RsCIN.py at e5457a61. What they do, and
+what is done here:
 
 - Backbone (configs/musc.yaml): open_clip ViT-L-14-336 "openai", images resized to 518 px (a 37 x 37 grid of
   14 px patches; the positional embedding resized bicubically, as their open_clip copy's `resize_pos_embed`
   does at load), patch tokens of blocks 5, 11, 17, 23 (0-based: `feature_layers`, +1 in models/musc.py
   `features_list`, read after each residual block, before `ln_post`), r_list (1, 3, 5). Here: the same
-  (`SETTINGS`); the positional embedding is resized at run time for the grid of the input, so the loaded model
-  stays the one the loader returns. Images are resized whole (no centre crop: every pixel is scored, as WinCLIP
-  here); the authors resize the short side and crop, the same on square images.
+  (`SETTINGS`; OpenAI's weights need QuickGELU, which `engine.loading` takes from the tag); the positional
+  embedding is resized at run time for the grid of the input, so the loaded model stays the one the loader
+  returns. Images are resized whole (no centre crop: every pixel is scored, as WinCLIP here); the authors
+  resize the short side and crop, the same on square images.
 - LNAMD (models/modules/_LNAMD.py `LNAMD._embed`): the class token is dropped, each layer's patch map of one
   image is standardised over all of (C, H, W) (a fresh `nn.LayerNorm`, no affine), then every patch becomes the
   mean of its r x r neighbourhood (patchcore's `Unfold` with zero padding (r - 1) / 2, then an adaptive average
@@ -40,12 +42,17 @@ done here:
   are a convex combination (scores stay in [0, 1]); CLIP image embeddings of one product are positively
   similar, so this changes nothing there.
 
-Cost: MSM is N^2 P^2 C multiply-adds per layer and r (N images, P patches, C channels): the set size matters
-more than the model (ViT-L at 518 px, N = 200: about 1.8 PFLOP in all, seconds on a GPU, hours on a CPU).
+Smallest set (`MIN_SET_SIZE` = 5): int(0.3 (N - 1)) is 0 below 5 images, an empty interval (the authors' mean of
+it is NaN); from 5 on, each patch is scored by at least its nearest other image.
+
+Cost: MSM is N^2 P^2 C multiply-adds per layer and r (N images, P patches, C channels), in float32: the set size
+matters more than the model. ViT-L at 518 px: about 1.8 PFLOP in all for N = 200 (tens of seconds on a GPU),
+1.2 TFLOP for N = 5 (a few minutes with the encoding on a 2-core CPU); it grows with N^2.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,6 +218,7 @@ class MuscPipeline:
         side = settings.image_size
         self.image_size: tuple[int, int] = (side, side) if side else tuple(visual.image_size)
         self._positions: dict[tuple[int, int], torch.Tensor] = {}
+        self._lock = threading.Lock()  # hooks on a shared model: one forward pass at a time reads them
 
     @classmethod
     def from_pretrained(
@@ -275,13 +283,14 @@ class MuscPipeline:
 
             return hook
 
-        handles = [transformer.resblocks[layer].register_forward_hook(keep(layer))
-                   for layer in self.settings.feature_layers]
-        try:
-            x = transformer(x)
-        finally:
-            for handle in handles:
-                handle.remove()
+        with self._lock:
+            handles = [transformer.resblocks[layer].register_forward_hook(keep(layer))
+                       for layer in self.settings.feature_layers]
+            try:
+                x = transformer(x)
+            finally:
+                for handle in handles:
+                    handle.remove()
         pooled, _ = visual._pool(x)
         embeddings = pooled @ visual.proj if visual.proj is not None else pooled
         tokens = [captured[layer] for layer in self.settings.feature_layers]
