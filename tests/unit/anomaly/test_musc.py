@@ -23,7 +23,7 @@ from engine.anomaly.musc import (
     standardize,
 )
 from engine.errors import UserInputError
-from engine.loading import get_pipeline
+from engine.loading import get_pipeline, resolve_model_dir
 from engine.media import load_image
 from engine.presets import get_preset
 from engine.progress import Cancelled
@@ -208,6 +208,13 @@ def test_presets_declare_musc_and_its_settings_once():
                                                        r_list=(1, 3, 5))
     assert MuscSettings.for_depth(24).feature_layers == (5, 11, 17, 23)  # the authors' choice carried over
     assert MuscSettings.for_depth(12).feature_layers == (2, 5, 8, 11)
+
+
+def test_a_model_folder_gets_one_layer_per_quarter_at_its_own_size():
+    folder = resolve_model_dir(get_preset("musc-tiny"))
+    pipeline = MuscPipeline.from_pretrained(folder, device="cpu")
+    assert pipeline.settings == MuscSettings.for_depth(4) == MuscSettings((0, 1, 2, 3))
+    assert pipeline.image_size == (240, 240)
 
 
 def test_maps_come_back_at_each_image_size_in_0_1_and_the_same_twice(musc, images):
