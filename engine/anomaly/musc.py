@@ -63,6 +63,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from engine.anomaly.methods import MUSC
 from engine.anomaly.pipeline import AnomalyResult, normalized_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
@@ -70,10 +71,10 @@ from engine.loading import load_open_clip
 from engine.presets import PRESETS
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
-DEFAULT_PRESET = "musc-vit-l-14-336"
+DEFAULT_PRESET = MUSC.default_preset
 INTERVAL = (0.0, 0.3)  # MSM's interval average: topmin_min, topmin_max of models/musc.py
 RSCIN_K = (1, 2, 3)  # RsCIN's k_list of models/musc.py for MVTec AD and BTAD
-MIN_SET_SIZE = 5  # the smallest set whose interval [int(0 * (N-1)), int(0.3 * (N-1))) holds one other image
+MIN_SET_SIZE = MUSC.min_images  # the smallest set whose interval [0, int(0.3 * (N-1))) holds one other image
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class MuscPipeline:
         """Load from a preset name (its architecture's `SETTINGS`), a model directory or 'hf-hub:org/repo'
         (`MuscSettings.for_depth`)."""
         device = select_device(str(device) if device is not None else None)
-        dtype = dtype or select_dtype(device)
+        dtype = dtype or select_dtype(device, bf16_safe=MUSC.bf16_safe)
         clip, _, preprocess = load_open_clip(source, device, dtype)
         preset = PRESETS.get(str(source))
         settings = SETTINGS.get(preset.architecture) if preset else None
