@@ -67,9 +67,11 @@ from engine.anomaly.methods import MUSC
 from engine.anomaly.pipeline import AnomalyResult, normalized_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
+from engine.limits import max_set_feature_bytes
 from engine.loading import load_open_clip
 from engine.presets import PRESETS
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.weights import human_size
 
 DEFAULT_PRESET = MUSC.default_preset
 INTERVAL = (0.0, 0.3)  # MSM's interval average: topmin_min, topmin_max of models/musc.py
@@ -297,6 +299,14 @@ class MuscPipeline:
         tokens = [captured[layer] for layer in self.settings.feature_layers]
         return tokens, F.normalize(embeddings.float(), dim=-1), grid
 
+    def set_memory(self, count: int) -> int:
+        """Bytes a set of `count` images keeps: every feature layer's tokens (CPU, model dtype) plus one layer's
+        aggregated features on the device while it is scored."""
+        visual = self.clip.visual
+        patches = (self.image_size[0] // visual.patch_size[0]) * (self.image_size[1] // visual.patch_size[1])
+        per_layer = patches * visual.transformer.width * self.dtype.itemsize
+        return count * per_layer * (len(self.settings.feature_layers) + 1)
+
     def _default_batch_size(self) -> int:
         return 8 if self.device.type == "cuda" else 1
 
@@ -320,6 +330,13 @@ class MuscPipeline:
             raise UserInputError(
                 f"MuSc scores images against each other: give at least {MIN_SET_SIZE} images or frames "
                 f"({len(images)} given), or use WinCLIP for a single image.")
+        needed, allowed = self.set_memory(len(images)), max_set_feature_bytes()
+        if needed > allowed:
+            raise UserInputError(
+                f"MuSc keeps the features of the whole set: {len(images)} images need about {human_size(needed)}, "
+                f"more than the {human_size(allowed)} allowed (FEWSHOT_MUSC_MEMORY_MB). Give at most "
+                f"{allowed * len(images) // needed} images, or sample fewer frames (a larger stride, fewer frames "
+                "per second).")
         batch_size = batch_size or self._default_batch_size()
         count = len(images)
         stored: list[torch.Tensor] | None = None

@@ -135,3 +135,18 @@ def test_evaluation_compares_methods_in_one_table(tmp_path):
     assert result.method == "winclip" and result.metrics == json.loads(
         (tmp_path / "out" / "metrics.json").read_text())["metrics"]
     assert Image.open(tmp_path / "out" / "roc.png").size == (420, 420)
+
+
+def test_a_set_whose_features_exceed_the_memory_allowed_is_refused_before_encoding(metal_plate_images, tmp_path,
+                                                                                   monkeypatch):
+    from engine.anomaly.musc import MuscPipeline
+    from engine.loading import get_pipeline
+
+    pipeline = get_pipeline(MuscPipeline, "musc-tiny")
+    # 224 px in 16 px patches: 196 patches x 64 channels x 4 bytes x (4 layers + 1) = 250,880 bytes per image
+    assert pipeline.set_memory(1) == 196 * 64 * 4 * 5
+    monkeypatch.setenv("FEWSHOT_MUSC_MEMORY_MB", "1")
+    monkeypatch.setattr(MuscPipeline, "encode", lambda *a: pytest.fail("encoded before the check"))
+    with pytest.raises(UserInputError, match=r"5 images need about 1.3 MB, more than the 1.0 MB allowed "
+                                             r"\(FEWSHOT_MUSC_MEMORY_MB\). Give at most 4 images"):
+        pipeline([Image.new("RGB", (32, 32))] * 5)
