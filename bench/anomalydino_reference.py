@@ -71,6 +71,7 @@ def project_side(work: Path, anomalib_python: str) -> None:
     import torch
 
     from engine.anomaly.anomalydino import AnomalyDinoPipeline, background_mask, patch_scores
+    from engine.anomaly.pipeline import normalized_pixels
     from engine.presets import get_preset
 
     os.environ.setdefault("FEWSHOT_MODELS_DIR", str(work / "models"))
@@ -78,8 +79,7 @@ def project_side(work: Path, anomalib_python: str) -> None:
     references, tests = test_images(3, seed=0), test_images(4, seed=1)
     memory = pipeline.reference_memory(references)
     ours = pipeline(tests, memory)
-    pixels = torch.stack([pipeline.preprocess(image) for image in [*references, *tests]]).float() / 255.0
-    pixels = (pixels - pipeline._mean) / pipeline._std
+    pixels = normalized_pixels([*references, *tests], (SIZE, SIZE), pipeline._mean, pipeline._std, torch.float32)
     state = {k: v.numpy() for k, v in pipeline.model.state_dict().items()}
     layers = get_preset("anomalydino-tiny").config["model"]["num_hidden_layers"]
     np.savez(work / "inputs.npz", pixels=pixels.numpy(), references=len(references),

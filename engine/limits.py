@@ -55,6 +55,13 @@ def max_proposals() -> int:
     return _setting("FEWSHOT_MAX_PROPOSALS", 300_000)
 
 
+def max_set_feature_bytes() -> int:
+    """Most memory the features of one set scored against itself (MuSc) may take: FEWSHOT_MUSC_MEMORY_MB, by
+    default half of this machine's physical memory."""
+    half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**21
+    return _setting("FEWSHOT_MUSC_MEMORY_MB", half) * 2**20
+
+
 def too_many(where: str, what: str, limit: int, setting: str) -> UserInputError:
     """The refusal for a count over its limit, naming the file or parameter and the setting."""
     return UserInputError(f"{where}: more than {limit:,} {what}; at most {limit:,} are accepted ({setting}).")

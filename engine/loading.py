@@ -231,8 +231,10 @@ def load_open_clip(
         tag = open_clip.get_pretrained_cfg(preset.architecture, preset.pretrained) or {}
         preprocess = {k: tag[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag}
         name = preset.architecture
+        # A weights path, unlike a tag, does not tell open_clip that OpenAI's weights were trained with QuickGELU
         model = open_clip.create_model(name, pretrained=str(weights), device=device,
-                                       force_preprocess_cfg=preprocess)
+                                       force_preprocess_cfg=preprocess,
+                                       force_quick_gelu=bool(tag.get("quick_gelu", False)))
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)
     tokenizer = open_clip.get_tokenizer(name)
     preprocess = dict(getattr(model.visual, "preprocess_cfg", {}) or {})

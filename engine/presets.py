@@ -46,6 +46,12 @@ _TINY_CLIP_CONFIG: dict[str, Any] = {
     "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 2},
 }
 
+_TINY_MUSC_CLIP_CONFIG: dict[str, Any] = {
+    # The tiny CLIP with 4 layers, so MuSc reads one layer per quarter of the depth as it does on ViT-L's 24.
+    **_TINY_CLIP_CONFIG,
+    "vision_cfg": {**_TINY_CLIP_CONFIG["vision_cfg"], "layers": 4},
+}
+
 _TINY_OWLV2_CONFIG: dict[str, Any] = {
     # transformers' test config for OWLv2, with a 64 px input in 4 px patches: the same 16 x 16
     # grid of predicted boxes as the tests' 32 px / 2 px, so exemplar choice, padding and NMS
@@ -129,6 +135,26 @@ PRESETS: dict[str, Preset] = {
             config=_TINY_CLIP_CONFIG,
             description="A 2-layer CLIP with random weights for tests and demos of the plumbing.",
             method="winclip",
+        ),
+        Preset(
+            name="musc-vit-l-14-336",
+            tool="anomaly",
+            label="MuSc · ViT-L-14-336 (OpenAI CLIP, 518 px)",
+            architecture="ViT-L-14-336",
+            pretrained="openai",
+            config={"hub_repo": "timm/vit_large_patch14_clip_336.openai"},
+            description="The MuSc paper's backbone: OpenAI's CLIP ViT-L/14 at 336 px, run at 518 px (a 37 x 37 "
+                        "patch grid); images of a set are scored against each other, no prompt.",
+            method="musc",
+        ),
+        Preset(
+            name="musc-tiny",
+            tool="anomaly",
+            label="MuSc · tiny (random weights: tests the plumbing, scores are meaningless)",
+            architecture="musc-tiny",
+            config=_TINY_MUSC_CLIP_CONFIG,
+            description="A 4-layer CLIP with random weights for tests and demos of the plumbing.",
+            method="musc",
         ),
         Preset(
             name="anomalydino-dinov2-small",

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.anomaly.methods import ANOMALYDINO
-from engine.anomaly.pipeline import AnomalyResult, PixelKeyedCache, default_batch_size
+from engine.anomaly.pipeline import AnomalyResult, PixelKeyedCache, default_batch_size, normalized_pixels
 from engine.anomaly.scoring import KNN_MAX_SIMILARITIES, association_scores
 from engine.anomaly.thresholds import NEEDS_TWO_GOOD
 from engine.device import select_device, select_dtype
@@ -235,23 +235,19 @@ class AnomalyDinoPipeline:
         return cls(model, resolution, name=str(source))
 
     # -- features -----------------------------------------------------------------------------
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """(3, H, W) normalised input of one image (see the module docstring for the sizes)."""
-        new_w, new_h, crop_w, crop_h = input_size(*image.size, self.resolution, self.patch)
-        resized = image.convert("RGB").resize((new_w, new_h), Image.Resampling.BICUBIC)
-        return torch.from_numpy(np.asarray(resized)[:crop_h, :crop_w].copy()).permute(2, 0, 1)
-
     @torch.inference_mode()
     def features(self, images: Sequence[Image.Image]) -> list[tuple[torch.Tensor, tuple[int, int]]]:
-        """(patch features (rows * cols, D) float32, grid) of each image; images of one input size share a pass."""
-        inputs = [self.preprocess(image) for image in images]
+        """(patch features (rows * cols, D) float32, grid) of each image (sizes: see the module docstring); images
+        of one input size share a forward pass."""
+        sizes = [input_size(*image.size, self.resolution, self.patch) for image in images]
         found: dict[int, tuple[torch.Tensor, tuple[int, int]]] = {}
-        for shape in dict.fromkeys(tuple(x.shape) for x in inputs):
-            indices = [i for i, x in enumerate(inputs) if tuple(x.shape) == shape]
-            pixels = torch.stack([inputs[i] for i in indices]).to(self.device).float() / 255.0
-            pixels = ((pixels - self._mean) / self._std).to(self.dtype)
+        for size in dict.fromkeys(sizes):
+            indices = [i for i, other in enumerate(sizes) if other == size]
+            width, height, crop_width, crop_height = size
+            pixels = normalized_pixels([images[i] for i in indices], (height, width), self._mean, self._std,
+                                       self.dtype)[..., :crop_height, :crop_width]
             tokens = self.model(pixel_values=pixels).last_hidden_state[:, 1:].float()  # the class token dropped
-            grid = (shape[1] // self.patch, shape[2] // self.patch)
+            grid = (crop_height // self.patch, crop_width // self.patch)
             for i, patches in zip(indices, tokens, strict=True):
                 found[i] = (patches, grid)
         return [found[i] for i in range(len(images))]

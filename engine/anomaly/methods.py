@@ -14,8 +14,9 @@ class Method:
     `references`: "optional" (WinCLIP: good parts switch on WinCLIP+), "required" (AnomalyDINO compares with
     them), "join the set" (MuSc: good parts are scored with the others, and calibrate the threshold).
     `min_images`: a set method scores images against each other and needs at least this many (good parts
-    included). `default_threshold` is used when no good parts or set calibrate one; None where the scores have
-    no absolute meaning, so a verdict needs calibration (good parts or a batch).
+    included; MuSc: below 5, its interval average of the lowest 30 % of the others' distances is empty).
+    `default_threshold` is used when no good parts or set calibrate one; None where the scores have no absolute
+    meaning, so a verdict needs calibration (good parts or a batch).
     """
 
     name: str
@@ -31,7 +32,7 @@ class Method:
 
 WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", True, "optional", 1, 0.5,
                  "one image or a video, no good parts needed (zero-shot); a few good parts make it WinCLIP+")
-MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", False, "join the set", 4, None,
+MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", False, "join the set", 5, None,
               "a batch of images or a video of one kind of part, no good parts needed: each image is scored "
               "against the others, so most of the set should be good")
 ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", False, "required", 1, None,

@@ -133,6 +133,16 @@ def normalize_object_name(object_name: str) -> str:
     return name
 
 
+def normalized_pixels(images: Sequence[Image.Image], size: tuple[int, int], mean: torch.Tensor, std: torch.Tensor,
+                      dtype: torch.dtype) -> torch.Tensor:
+    """Resize each whole image to (height, width) (no crop: every pixel is scored) and normalise with `mean` and
+    `std` (shaped (1, 3, 1, 1), on the target device): a (B, 3, H, W) batch in `dtype`."""
+    height, width = size
+    arrays = [np.asarray(img.convert("RGB").resize((width, height), Image.BICUBIC)) for img in images]
+    pixels = torch.from_numpy(np.stack(arrays)).to(mean.device).permute(0, 3, 1, 2).float() / 255.0
+    return ((pixels - mean) / std).to(dtype)
+
+
 class WinClipPipeline:
     """Zero-shot WinCLIP on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call many
     times."""
@@ -200,11 +210,8 @@ class WinClipPipeline:
 
     # -- images -------------------------------------------------------------------------------
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """Resize each whole image to the model's input (no crop: every pixel is scored) and normalise."""
-        height, width = self.model.image_size
-        arrays = [np.asarray(img.convert("RGB").resize((width, height), Image.BICUBIC)) for img in images]
-        pixels = torch.from_numpy(np.stack(arrays)).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        return ((pixels - self._mean) / self._std).to(self.dtype)
+        """The images as the model's normalised input batch (`normalized_pixels`)."""
+        return normalized_pixels(images, self.model.image_size, self._mean, self._std, self.dtype)
 
     # -- few-normal-shot references (WinCLIP+) -------------------------------------------------
     def reference_memory(self, references: Sequence[Image.Image], batch_size: int | None = None) -> ReferenceMemory:

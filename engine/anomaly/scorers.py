@@ -112,11 +112,6 @@ class MuscScorer(Scorer):
 
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
               progress: ProgressCallback = ignore_progress) -> list[AnomalyResult]:
-        given = len(images) + len(self.references)
-        if given < self.method.min_images:
-            raise UserInputError(
-                f"MuSc scores images against each other: give at least {self.method.min_images} images or frames "
-                f"(good parts count; {given} given), or use WinCLIP for a single image.")
         results = self.pipeline([*images, *self.references], batch_size=batch_size, progress=progress)
         good = results[len(images):]
         self._good = ([r.score for r in good], [float(r.anomaly_map.max()) for r in good]) if len(good) >= 2 else None

@@ -115,6 +115,17 @@ def test_open_clip_preset_loads_from_open_clips_own_hub_download(tiny_clip, real
     assert list(models.iterdir()) == []  # loading wrote nothing into the models directory
 
 
+def test_a_tag_trained_with_quick_gelu_loads_with_quick_gelu(tiny_clip, real_preset, models, hub_cache, monkeypatch):
+    """OpenAI's weights (MuSc's ViT-L-14-336 'openai') were trained with QuickGELU: open_clip knows it from the tag,
+    not from the weights path the loader passes, so the loader must say it (plain GELU would run silently)."""
+    import open_clip
+
+    monkeypatch.setattr(open_clip, "get_pretrained_cfg", lambda architecture, tag: {"quick_gelu": True})
+    put_in_hub_cache(hub_cache, REPO, {"open_clip_model.safetensors": tiny_clip.safetensors})
+    loaded, _, _ = load_open_clip(real_preset.name, torch.device("cpu"), torch.float32)
+    assert type(loaded.visual.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+
+
 def test_a_real_preset_on_neither_place_is_not_installed_and_its_load_says_so(tiny_clip, real_preset, models,
                                                                               hub_cache):
     put_in_hub_cache(hub_cache, REPO, {"open_clip_config.json": b"{}"})  # config alone: no weights
