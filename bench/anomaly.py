@@ -140,12 +140,14 @@ def run_method(method: str, arch: str, device: str, precision: str, n_images: in
     import torch
     from PIL import Image
 
+    from engine.anomaly.common import AnomalyParams
+
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     with tempfile.TemporaryDirectory() as tmp:
         scorer = method_scorer(method, arch, device, dtype, Path(tmp))
     images = [Image.effect_noise((320, 240), 60 + i).convert("RGB") for i in range(n_images)]
     references = [Image.effect_noise((320, 240), 40).convert("RGB")] if method == "anomalydino" else []
-    scorer.prepare("metal plate", references)
+    scorer.prepare(AnomalyParams(method=method, object_name="metal plate"), references)
     if method != "musc":
         scorer.score(images[:1])  # warm-up (MuSc's set is the whole batch: its one run is timed)
     if device.startswith("cuda"):

@@ -66,9 +66,10 @@ def tiny_scorer(tiny_pipeline):
 
 def calibrated(scorer, object_name, references):
     """The threshold an inspection calibrates from these good parts."""
+    from engine.anomaly.common import AnomalyParams
     from engine.anomaly.inspection import resolve_threshold
 
-    scorer.prepare(object_name, references)
+    scorer.prepare(AnomalyParams(object_name=object_name), references)
     return resolve_threshold(scorer, "calibrate")
 
 

@@ -16,7 +16,7 @@ from engine.visualize import fitted_range
 from tasks import client, reference_sets
 from tasks.client import Job, Status
 from webapp import reattach, samples
-from webapp.controls import number, one_job_per_click, textbox
+from webapp.controls import checkbox, number, one_job_per_click, textbox
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file
@@ -135,10 +135,12 @@ def method_of_preset(preset: str | None) -> Any:
 
 
 def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
-            reference_set: str | None, method: str | None) -> dict[str, Any]:
+            reference_set: str | None, method: str | None, mask_background: bool, rotate_references: bool
+            ) -> dict[str, Any]:
     mode = THRESHOLD_MODES.get(threshold_mode, "auto")
     params: dict[str, Any] = {"method": method or None, "object_name": object_name, "preset": preset,
-                              "threshold": float(threshold_value) if mode == "value" else mode}
+                              "threshold": float(threshold_value) if mode == "value" else mode,
+                              "mask_background": bool(mask_background), "rotate_references": bool(rotate_references)}
     if reference_set:
         params["reference_set"] = reference_set
     return params
@@ -156,11 +158,13 @@ def _follow(job: Job, progress: gr.Progress) -> Iterator:
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
         threshold_mode: str = "Automatic", threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None,
-        method: str | None = None, request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
+        method: str | None = None, mask_background: bool = False, rotate_references: bool = False,
+        request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect a batch of images (zips accepted); streams status, then overlays, verdicts and downloads."""
     if not files:
         raise gr.Error("Upload at least one image (PNG, JPEG, WebP, BMP or TIFF) or a .zip of images.")
-    job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set, method),
+    job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set, method,
+                                    mask_background, rotate_references),
                  {"images": files, "references": references or []}, request)
     yield from _follow(job, progress)
 
@@ -168,12 +172,14 @@ def run(files: list[str] | None, references: list[str] | None, object_name: str,
 def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
               sampling: str = "Every Nth frame", sampling_value: float = 1, threshold_mode: str = "Automatic",
               threshold_value: float = DEFAULT_THRESHOLD, reference_set: str | None = None, method: str | None = None,
-              request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
+              mask_background: bool = False, rotate_references: bool = False, request: gr.Request = None,
+              progress: gr.Progress = gr.Progress()) -> Iterator:
     """Inspect one video frame by frame (MuSc: the sampled frames are its set); streams status, then the overlay
     video, timeline and flagged frames."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
-    params = _params(object_name, preset, threshold_mode, threshold_value, reference_set, method)
+    params = _params(object_name, preset, threshold_mode, threshold_value, reference_set, method, mask_background,
+                     rotate_references)
     if sampling == "Frames per second":
         params["fps"] = float(sampling_value)
     else:
@@ -280,6 +286,9 @@ def build() -> None:
                                           scale=3, elem_id="anomaly-set-name")
                     save_button = gr.Button("Save set", scale=1, elem_id="anomaly-save-set")
                 set_status = gr.Markdown(elem_id="anomaly-set-status")
+                with gr.Row():
+                    mask_background = checkbox("anomaly", "mask_background", elem_id="anomaly-mask-background")
+                    rotate_references = checkbox("anomaly", "rotate_references", elem_id="anomaly-rotate")
             with gr.Tabs():
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
@@ -320,11 +329,11 @@ def build() -> None:
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
     shared = [references, object_name, preset]
-    one_job_per_click(run_button, run, [files, *shared, threshold_mode, threshold_value, reference_set, method],
-                      outputs, api_name="anomaly", concurrency_limit=None)
-    one_job_per_click(video_button, run_video,
-                      [video, *shared, sampling, sampling_value, threshold_mode, threshold_value, reference_set,
-                       method], outputs, api_name="anomaly_video", concurrency_limit=None)
+    options = [threshold_mode, threshold_value, reference_set, method, mask_background, rotate_references]
+    one_job_per_click(run_button, run, [files, *shared, *options], outputs, api_name="anomaly",
+                      concurrency_limit=None)
+    one_job_per_click(video_button, run_video, [video, *shared, sampling, sampling_value, *options], outputs,
+                      api_name="anomaly_video", concurrency_limit=None)
     method.input(preset_for_method, [method, preset], preset, api_visibility="private", show_progress="hidden")
     preset.change(method_of_preset, preset, method, api_visibility="private", show_progress="hidden")
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")

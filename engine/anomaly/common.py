@@ -37,6 +37,9 @@ class AnomalyParams(Params):
     mask_background: bool = param(False, "AnomalyDINO: score the object only, its plain background masked out (the "
                                          "paper's PCA masking); not for textures or parts that fill the picture",
                                   label="Mask a plain background (AnomalyDINO)")
+    rotate_references: bool = param(False, "AnomalyDINO: add rotated copies of the good parts (8 angles, as the "
+                                           "paper's few-shot runs), for parts that come in any orientation",
+                                    label="Rotated good parts (AnomalyDINO)")
 
     def check(self) -> None:
         preset = get_preset(self.preset) if self.preset else None

@@ -87,7 +87,7 @@ def evaluate_folder(scorer: Scorer, root: str | Path, params: evaluate.Params,
     if len(dataset.train_good) < shots:
         raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
     progress(0.0, f"{scorer.method.label}: preparing")
-    scorer.prepare(params.object_name, [load_image(p) for p in dataset.train_good[:shots]], params.mask_background)
+    scorer.prepare(params, [load_image(p) for p in dataset.train_good[:shots]])
     images = [load_image(item.path) for item in dataset.test]
     started = time.perf_counter()
     results = scorer.score(images, progress=sub_progress(progress, 0.0, 0.95))

@@ -77,7 +77,7 @@ def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, refere
         raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
                              "itself): add more, or set the threshold yourself.")
     progress(0.5, f"Encoding {len(references)} good reference images" if references else "Preparing the model")
-    scorer.prepare(params.object_name, references, params.mask_background)
+    scorer.prepare(params, references)
     return skipped
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from engine.anomaly.common import AnomalyParams
 from engine.anomaly.methods import ANOMALYDINO, MUSC, WINCLIP, Method, get_method
 from engine.anomaly.pipeline import AnomalyResult, ReferenceMemory, WinClipPipeline
 from engine.anomaly.thresholds import CALIBRATION_RULE, IN_SET_RULE
@@ -36,9 +37,9 @@ class Scorer(ABC):
     def device(self) -> torch.device:
         return self.pipeline.device
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
-        """Remember the job's object, good parts and options (and encode what can be encoded once)."""
-        self.object_name, self.references, self.mask_background = object_name, list(references), mask_background
+    def prepare(self, params: AnomalyParams, references: Sequence[Image.Image]) -> None:
+        """Remember the job's parameters and good parts (and encode what can be encoded once)."""
+        self.params, self.references = params, list(references)
 
     @abstractmethod
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
@@ -53,21 +54,21 @@ class Scorer(ABC):
 class WinClipScorer(Scorer):
     method = WINCLIP
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
-        super().prepare(object_name, references, mask_background)
-        self.pipeline.text_embeddings(object_name)
+    def prepare(self, params: AnomalyParams, references: Sequence[Image.Image]) -> None:
+        super().prepare(params, references)
+        self.pipeline.text_embeddings(params.object_name)
         self.memory: ReferenceMemory | None = self.pipeline.reference_memory(references) if references else None
 
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
               progress: ProgressCallback = ignore_progress) -> list[AnomalyResult]:
-        return self.pipeline(images, self.object_name, references=self.memory, batch_size=batch_size,
+        return self.pipeline(images, self.params.object_name, references=self.memory, batch_size=batch_size,
                              progress=progress)
 
     def good_part_scores(self) -> tuple[list[float], list[float]] | None:
         """Leave one out on the reference memory's embeddings: no image is encoded twice."""
         if self.memory is None or self.memory.count < 2:
             return None
-        text = self.pipeline.text_embeddings(self.object_name)
+        text = self.pipeline.text_embeddings(self.params.object_name)
         scores, pixel_max = [], []
         for index in range(self.memory.count):
             score, grid = self.pipeline.score_embeddings(self.memory.embeddings_of(index), text,
@@ -80,23 +81,23 @@ class WinClipScorer(Scorer):
 class AnomalyDinoScorer(Scorer):
     method = ANOMALYDINO
 
-    def prepare(self, object_name: str, references: Sequence[Image.Image], mask_background: bool = False) -> None:
+    def prepare(self, params: AnomalyParams, references: Sequence[Image.Image]) -> None:
         if not references:
             from engine.anomaly.anomalydino import NO_REFERENCES
 
             raise UserInputError(NO_REFERENCES)
-        super().prepare(object_name, references, mask_background)
-        self.memory = self.pipeline.reference_memory(references)
+        super().prepare(params, references)
+        self.memory = self.pipeline.reference_memory(references, rotate=params.rotate_references)
 
     def score(self, images: Sequence[Image.Image], batch_size: int | None = None,
               progress: ProgressCallback = ignore_progress) -> list[AnomalyResult]:
         return self.pipeline(images, references=self.memory, batch_size=batch_size, progress=progress,
-                             mask_background=self.mask_background)
+                             mask_background=self.params.mask_background)
 
     def good_part_scores(self) -> tuple[list[float], list[float]] | None:
         if self.memory.count < 2:
             return None
-        return self.pipeline.leave_one_out(self.memory, mask_background=self.mask_background)
+        return self.pipeline.leave_one_out(self.memory, mask_background=self.params.mask_background)
 
 
 class MuscScorer(Scorer):

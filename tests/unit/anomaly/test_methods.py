@@ -150,3 +150,19 @@ def test_a_set_whose_features_exceed_the_memory_allowed_is_refused_before_encodi
     with pytest.raises(UserInputError, match=r"5 images need about 1.3 MB, more than the 1.0 MB allowed "
                                              r"\(FEWSHOT_MUSC_MEMORY_MB\). Give at most 4 images"):
         pipeline([Image.new("RGB", (32, 32))] * 5)
+
+
+def test_anomalydino_options_reach_its_pipeline(metal_plate_images, tmp_path, monkeypatch):
+    from engine.anomaly.anomalydino import AnomalyDinoPipeline
+
+    seen = []
+    scoring, memory = AnomalyDinoPipeline.__call__, AnomalyDinoPipeline.reference_memory
+    monkeypatch.setattr(AnomalyDinoPipeline, "reference_memory", lambda self, refs, **kw: seen.append(kw) or
+                        memory(self, refs, **kw))
+    monkeypatch.setattr(AnomalyDinoPipeline, "__call__", lambda self, images, **kw: seen.append(
+        {"mask_background": kw["mask_background"], "views": kw["references"].views}) or scoring(self, images, **kw))
+    params = inspect_images.Params(preset="anomalydino-tiny", mask_background=True, rotate_references=True,
+                                   threshold=0.2)
+    inspect_images.run(inspect_images.Inputs(_plates(metal_plate_images, 1), _plates(metal_plate_images[4:], 1)),
+                       params, tmp_path)
+    assert seen == [{"rotate": True}, {"mask_background": True, "views": 8}]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from engine.anomaly.common import AnomalyParams
 from engine.anomaly.inspection import resolve_threshold
 from engine.anomaly.pipeline import ReferenceMemory
 from engine.anomaly.thresholds import set_threshold, user_threshold
@@ -67,7 +68,7 @@ def test_calibration_needs_two_good_images(tiny_scorer, metal_plate_images):
 def test_auto_calibrates_with_two_references_and_falls_back_to_the_default(tiny_scorer, metal_plate_images):
     for references, source in (([], "default"), (metal_plate_images[:1], "default"),
                                (metal_plate_images[:2], "calibrated")):
-        tiny_scorer.prepare("metal plate", [load_image(p) for p in references])
+        tiny_scorer.prepare(AnomalyParams(object_name="metal plate"), [load_image(p) for p in references])
         assert resolve_threshold(tiny_scorer, "auto", set_scores=[0.1, 0.2, 0.3, 0.9]).source == source
     assert resolve_threshold(tiny_scorer, 0.7).image == 0.7
 
