@@ -23,7 +23,8 @@ def test_the_registry_names_the_three_kinds():
 
 def test_defaults_and_threshold_rules():
     assert inspect_images.Params().to_dict() == {"method": "winclip", "object_name": "", "preset": DEFAULT_PRESET,
-                                                 "mask_background": False, "threshold": "auto",
+                                                 "mask_background": False, "rotate_references": False,
+                                                 "threshold": "auto",
                                                  "reference_set": None, "batch_size": None}
     assert evaluate.Params().shots == 0 and inspect_video.Params().stride is None
     assert inspect_images.Params.from_dict({"threshold": "0.25"}).threshold == 0.25
