@@ -372,7 +372,8 @@ def build() -> None:
         with gr.Row():
             roc = gr.Gallery(label="ROC", show_label=False, columns=1, height="auto", object_fit="contain", scale=1,
                              elem_id="eval-roc", elem_classes="whole-images")  # labels would cover the plot's title
-            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics", interactive=False, scale=2,
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Metrics of the model above, per defect type",
+                                   interactive=False, scale=2,
                                    elem_id="eval-metrics")
         report_files = gr.File(label="Report (metrics.json, scores.csv, roc.png)", file_count="multiple",
                                interactive=False)

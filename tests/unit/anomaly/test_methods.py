@@ -166,3 +166,24 @@ def test_anomalydino_options_reach_its_pipeline(metal_plate_images, tmp_path, mo
     inspect_images.run(inspect_images.Inputs(_plates(metal_plate_images, 1), _plates(metal_plate_images[4:], 1)),
                        params, tmp_path)
     assert seen == [{"rotate": True}, {"mask_background": True, "views": 8}]
+
+
+def test_cli_runs_each_method_on_the_shared_data_and_compares_them(shared_data, tmp_path, capsys):
+    from engine.__main__ import main
+
+    root = shared_data / "anomaly" / "magnetic_tile"
+    images = [str(root / "test" / "good"), str(root / "test" / "crack")]
+    for method, refs in (("musc", []), ("anomalydino", ["--refs", str(root / "train" / "good")])):
+        assert main(["anomaly", "--method", method, "--preset", f"{method}-tiny", "--images", *images, *refs,
+                     "--out", str(tmp_path / method)]) == 0
+        scores = json.loads((tmp_path / method / "scores.json").read_text())
+        assert scores["method"] == method and len(scores["images"]) > 5
+        assert scores["threshold"]["source"] == ("set" if method == "musc" else "calibrated")
+    assert main(["evaluate", "--data", str(root), "--object", "magnetic tile", "--shots", "1",
+                 "--methods", "winclip-tiny,musc-tiny,anomalydino-tiny", "--out", str(tmp_path / "report")]) == 0
+    printed = capsys.readouterr().out
+    assert "method" in printed and "s/image" in printed
+    for run in ("WinCLIP+ 1-shot · winclip-tiny", "MuSc 1-shot · musc-tiny", "AnomalyDINO 1-shot · anomalydino-tiny"):
+        assert run in printed
+    metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert [run["method"] for run in metrics["comparison"]] == ["winclip", "musc", "anomalydino"]
