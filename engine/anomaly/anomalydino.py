@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from engine.anomaly.methods import ANOMALYDINO
-from engine.anomaly.pipeline import AnomalyResult, PixelKeyedCache, default_batch_size, normalized_pixels
+from engine.anomaly.pipeline import AnomalyResult, OnDevice, PixelKeyedCache, default_batch_size, normalized_pixels
 from engine.anomaly.scoring import KNN_MAX_SIMILARITIES, association_scores
 from engine.anomaly.thresholds import NEEDS_TWO_GOOD
 from engine.device import select_device, select_dtype
@@ -203,18 +203,15 @@ def patch_scores(features: torch.Tensor, grid: tuple[int, int], bank: torch.Tens
     return scores.reshape(grid)
 
 
-class AnomalyDinoPipeline:
+class AnomalyDinoPipeline(OnDevice):
     """AnomalyDINO on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call many times."""
 
     def __init__(self, model: torch.nn.Module, resolution: int = ANOMALYDINO_RESOLUTION, name: str = "") -> None:
+        super().__init__(model, IMAGENET_MEAN, IMAGENET_STD)
         self.model = model
         self.resolution = resolution
         self.name = name
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
         self.patch = int(model.config.patch_size)
-        self._mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         self._memories: PixelKeyedCache[DinoMemory] = PixelKeyedCache()
 
     @classmethod

@@ -64,7 +64,7 @@ from PIL import Image
 from torch import nn
 
 from engine.anomaly.methods import MUSC
-from engine.anomaly.pipeline import AnomalyResult, default_batch_size, normalized_pixels
+from engine.anomaly.pipeline import AnomalyResult, OnDevice, default_batch_size, normalized_pixels
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
 from engine.limits import max_set_feature_bytes
@@ -201,7 +201,7 @@ def set_maps(
 
 
 # -- the model -----------------------------------------------------------------------------------------------
-class MuscPipeline:
+class MuscPipeline(OnDevice):
     """MuSc on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call with a set."""
 
     def __init__(self, clip: nn.Module, mean: Sequence[float], std: Sequence[float], settings: MuscSettings,
@@ -213,11 +213,8 @@ class MuscPipeline:
         depth = len(visual.transformer.resblocks)
         if any(not 0 <= layer < depth for layer in settings.feature_layers):
             raise UserInputError(f"MuSc reads blocks {settings.feature_layers}, but the model has {depth}.")
+        super().__init__(clip, mean, std)
         self.clip, self.settings, self.name = clip, settings, name
-        param = next(clip.parameters())
-        self.device, self.dtype = param.device, param.dtype
-        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         side = settings.image_size
         self.image_size: tuple[int, int] = (side, side) if side else tuple(visual.image_size)
         self._positions: dict[tuple[int, int], torch.Tensor] = {}

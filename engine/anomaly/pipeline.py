@@ -133,6 +133,17 @@ def normalize_object_name(object_name: str) -> str:
     return name
 
 
+class OnDevice:
+    """Where a loaded model lives (device, dtype) and its input normalisation there: what every anomaly pipeline
+    keeps of its model."""
+
+    def __init__(self, model: torch.nn.Module, mean: Sequence[float], std: Sequence[float]) -> None:
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+
+
 def normalized_pixels(images: Sequence[Image.Image], size: tuple[int, int], mean: torch.Tensor, std: torch.Tensor,
                       dtype: torch.dtype) -> torch.Tensor:
     """Resize each whole image to (height, width) (no crop: every pixel is scored) and normalise with `mean` and
@@ -143,17 +154,14 @@ def normalized_pixels(images: Sequence[Image.Image], size: tuple[int, int], mean
     return ((pixels - mean) / std).to(dtype)
 
 
-class WinClipPipeline:
+class WinClipPipeline(OnDevice):
     """Zero-shot WinCLIP on one device. Load once (`from_pretrained` / `engine.loading.get_pipeline`), call many
     times."""
 
     def __init__(self, model: WinClipModel, mean: Sequence[float], std: Sequence[float], name: str) -> None:
+        super().__init__(model, mean, std)
         self.model = model
         self.name = name
-        param = next(model.parameters())
-        self.device, self.dtype = param.device, param.dtype
-        self._mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         self._text_cache: dict[str, torch.Tensor] = {}
         self._memories: PixelKeyedCache[ReferenceMemory] = PixelKeyedCache()
         self._text_fingerprint: str | None = None

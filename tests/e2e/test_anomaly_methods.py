@@ -4,11 +4,11 @@ against itself, and the evaluation compares three methods in one table and one R
 from __future__ import annotations
 
 import re
-import zipfile
 
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.test_anomaly_results import evaluate_kolektor
 from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page  # noqa: F401 - shared fixtures
 
 pytestmark = pytest.mark.browser
@@ -39,21 +39,7 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
 
 
 def test_the_evaluation_compares_methods(page, shared_data, tmp_path):  # noqa: F811
-    root = shared_data / "anomaly" / "kolektorsdd"
-    archive = tmp_path / "kolektor.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
-    page.get_by_text("Evaluate on a labelled set").click()
-    page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
-    page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")
-    page.locator("#eval-shots input").fill("1")
-    page.locator("#eval-preset input").click()
-    page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
-    for label in ("MuSc · tiny", "AnomalyDINO · tiny"):
-        page.locator("#eval-compare label").filter(has_text=label).click()
-    page.locator("#eval-run").click()
-    page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    evaluate_kolektor(page, shared_data, tmp_path, shots=1, compare=("MuSc · tiny", "AnomalyDINO · tiny"))
     table = page.locator("#eval-comparison")
     for run in ("WinCLIP+ 1-shot · winclip-tiny", "MuSc 1-shot · musc-tiny", "AnomalyDINO 1-shot · anomalydino-tiny"):
         expect(table).to_contain_text(run)

@@ -107,7 +107,8 @@ def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_pa
     page.screenshot(path=str(ARTIFACTS / "anomaly-timeline.png"), full_page=True)
 
 
-def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
+def evaluate_kolektor(page, shared_data, tmp_path, shots: int = 0, compare: tuple[str, ...] = ()) -> None:  # noqa: F811
+    """Evaluate WinCLIP's tiny model (and the models ticked under Compare with) on the shared KolektorSDD zip."""
     root = shared_data / "anomaly" / "kolektorsdd"
     archive = tmp_path / "kolektor.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -116,10 +117,17 @@ def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
     page.get_by_text("Evaluate on a labelled set").click()
     page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
     page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")
+    page.locator("#eval-shots input").fill(str(shots))
     page.locator("#eval-preset input").click()
     page.get_by_role("option").filter(has_text="WinCLIP · tiny").click()
+    for label in compare:
+        page.locator("#eval-compare label").filter(has_text=label).click()
     page.locator("#eval-run").click()
     page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+
+
+def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
+    evaluate_kolektor(page, shared_data, tmp_path)
     plot = page.locator("#eval-roc img")
     expect(plot).to_have_count(1)
     plot.scroll_into_view_if_needed()
