@@ -139,13 +139,13 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
         page.get_by_label("username").fill("olivia")
         page.get_by_label("password").fill(ACCOUNTS["olivia"])
         page.get_by_role("button", name="Login").click()
-        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)").wait_for()
         with page.expect_download() as download:
             page.evaluate("link => { const a = document.createElement('a'); a.href = link; "
                           "document.body.appendChild(a); a.click(); }", link)
         assert download.value.suggested_filename
         page.goto(hosted_url)
-        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)").wait_for()
         assert page.evaluate("localStorage.getItem('pwned')") is None and page.title() != "pwned"
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)

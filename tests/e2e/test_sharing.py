@@ -116,7 +116,7 @@ def test_sign_in_page_in_the_browser(shared_url, browser):  # noqa: F811
         page.get_by_label("username").fill("bob")  # the form is cleared after a failed attempt
         page.get_by_label("password").fill(ACCOUNTS["bob"])
         page.get_by_role("button", name="Login").click()
-        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+)").wait_for()
+        page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)").wait_for()
         assert chromium_path()
     except Exception:
         ARTIFACTS.mkdir(exist_ok=True)
