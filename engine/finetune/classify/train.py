@@ -19,6 +19,7 @@ from PIL import Image
 
 from engine.finetune.classify import Params
 from engine.finetune.classify.model import CLIPClassifier
+from engine.finetune.classify.selective import SCORE_LR
 from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
 from engine.finetune.training import HistoryCallback
 from engine.progress import ProgressCallback, ignore_progress
@@ -88,7 +89,8 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
           on_history: HistoryCallback | None = None) -> TrainResult:
     """Fine-tune in place and leave the best checkpoint loaded (`engine.finetune.loop.fit`).
 
-    The best checkpoint has the highest held-out accuracy, then the lowest held-out loss.
+    The best checkpoint has the highest held-out accuracy, then the lowest held-out loss. Selective LoRA adds
+    its sparsity penalty to the loss, and its block scores learn at their own rate (`selective`).
     """
     device = next(model.parameters()).device
     torch.manual_seed(settings.seed)
@@ -107,14 +109,17 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
             probabilities = model(unlabeled[pick].to(device)).softmax(-1)
             entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1).mean()
             loss = loss + settings.unlabeled_weight * entropy
+        if model.gates is not None:
+            loss = loss + settings.sparsity * model.gates.penalty()
         return loss
 
     def columns(metrics: dict[str, Any] | None) -> dict[str, Any]:
         return {"held_out_accuracy": metrics and metrics["accuracy"], "held_out_loss": metrics and metrics["loss"]}
 
+    scores = [{"params": [model.gates.scores], "lr": SCORE_LR, "weight_decay": 0.0}] if model.gates else []
     objective = Objective(model, model.parameters(), batch_loss,
                           (lambda: evaluate(model, held_pixels, held_labels)) if len(held_labels) else None,
-                          columns, rank=lambda m: (m["accuracy"], -m["loss"]))
+                          columns, rank=lambda m: (m["accuracy"], -m["loss"]), groups=scores)
     result = fit(objective, settings, progress, on_history)
     model.eval()
     return result
