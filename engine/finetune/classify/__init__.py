@@ -18,7 +18,7 @@ from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
 METHODS = ("lora", "selective-lora", "linear")
-DEFAULT_SPARSITY = 1.0
+DEFAULT_SPARSITY = 5.0
 
 
 @dataclasses.dataclass(frozen=True)

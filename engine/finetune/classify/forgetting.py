@@ -98,8 +98,8 @@ def prepare_retention(data: LabelledSet | None, preset_name: str, device: torch.
 
 def retention_accuracy(features: torch.Tensor, head: torch.Tensor, labels: Sequence[int]) -> float:
     """Share of images whose nearest class text (the largest features @ head.T) is their own class."""
-    predicted = (features.float() @ head.float().T).argmax(1)
-    return float((predicted == torch.tensor(list(labels))).float().mean())
+    predicted = (features.float() @ head.float().T).argmax(1).tolist()
+    return sum(p == y for p, y in zip(predicted, labels, strict=True)) / len(predicted)
 
 
 @torch.no_grad()
@@ -152,16 +152,17 @@ def compare_methods(data: LabelledSet, params: Params, retention: LabelledSet | 
     rows = []
     for number, method in enumerate(COMPARED):
         step = sub_progress(progress, number / len(COMPARED), (number + 1) / len(COMPARED))
-        classifier, held, _, _ = fit_split(data, train_idx, held_idx, params.replace(method=method, lora_blocks="all"),
-                                           torch_device, progress=step)
+        fitted = fit_split(data, train_idx, held_idx, params.replace(method=method, lora_blocks="all"), torch_device,
+                           progress=step)
+        classifier = fitted.classifier
         blocks = len(classifier.visual.transformer.resblocks)
         if method == "lora":
             for alpha in (0.0, *WISE_ALPHAS):
                 classifier.set_wise_alpha(alpha)
                 name = "zero-shot" if alpha == 0 else f"WiSE-FT {alpha:g} (lora)"
-                rows.append(_row(name, classifier, held.pixels, held.labels, prepared, blocks))
+                rows.append(_row(name, classifier, fitted.pixels, fitted.labels, prepared, blocks))
             classifier.set_wise_alpha(1.0)
-        rows.append(_row(method, classifier, held.pixels, held.labels, prepared, blocks))
+        rows.append(_row(method, classifier, fitted.pixels, fitted.labels, prepared, blocks))
     return sorted(rows, key=lambda r: r["method"] != "zero-shot")
 
 
@@ -193,13 +194,21 @@ def trade_off_plot(rows: Sequence[dict[str, Any]], size: tuple[int, int] = (520,
     draw.text((left, 10), "New task vs. retention (zero-shot on other classes)", fill="black", font=font)
     draw.text((width // 2 - 60, height - 20), "new-task accuracy", fill="black", font=small)
     draw.text((4, top - 16), "retention", fill="black", font=small)
-    for row in rows:
+    placed: list[tuple[float, float, float, float]] = []  # label boxes drawn so far: labels never overlap
+    for row in sorted(rows, key=lambda r: r["retention_accuracy"]):
         colour = COLOURS.get(row["method"], WISE_COLOUR)
         x, y = point(row["new_task_accuracy"], row["retention_accuracy"])
         draw.ellipse([x - 5, y - 5, x + 5, y + 5], fill=colour, outline="black")
         label = fit_text(draw, row["method"], small, 150)
-        shift = -draw.textlength(label, font=small) - 8 if x > width - 170 else 8
-        draw.text((x + shift, y - 7), label, fill=colour, font=small)
+        length = draw.textlength(label, font=small)
+        lx = x - length - 10 if x > width - 170 else x + 10
+        ly = y - 7
+        while any(lx < b[2] and b[0] < lx + length and ly < b[3] and b[1] < ly + 13 for b in placed):
+            ly -= 13
+        placed.append((lx, ly, lx + length, ly + 13))
+        if ly != y - 7:
+            draw.line([(x, y), (lx + (length if lx < x else 0), ly + 7)], fill=colour)
+        draw.text((lx, ly), label, fill=colour, font=small)
     return image
 
 
