@@ -80,9 +80,9 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
         _, extra_images, skipped = load_images(list(unlabeled), what="unlabeled images")
     progress(0.02, f"Preparing {len(train_idx)} training and {len(held_idx)} held-out images")
     fitted = fit_split(data, train_idx, held_idx, params, torch_device, extra_images,
-                       sub_progress(progress, 0.05, 0.93), on_history)
+                       sub_progress(progress, 0.05, 0.95), on_history)
     classifier, trained = fitted.classifier, fitted.trained
-    progress(0.94, "Measuring retention on other classes")
+    # no progress message from here on: a cancel during training keeps its checkpoint, and a message would raise
     retained = measure_retention(classifier, prepare_retention(retention, params.base_preset(), torch_device))
     notes = []
     if not held_idx:
