@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from engine.errors import UserInputError
+from engine.finetune import classify
 from engine.finetune.classify import Params
 from engine.finetune.classify.data import gather_sources, load_labelled_set, load_retention_set
 from engine.finetune.classify.forgetting import (
@@ -113,8 +114,12 @@ def test_no_penalty_leaves_every_block_on(all_on):
     assert all(score > 1.0 for score in blocks["scores"])  # the adapters helped: the scores rose from 1
 
 
-def test_a_large_sparsity_weight_turns_every_block_off_and_only_the_head_is_kept(colours, tmp_path):
-    summary = train_and_save(colours, FAST.replace(model_name="off", sparsity=100.0), tmp_path).to_json()
+def test_a_large_sparsity_weight_turns_every_block_off_and_only_the_head_is_kept(folder, tmp_path):
+    retention = colour_classes(tmp_path / "retention", per_class=2, seed=1)
+    roles = {"dataset": [("colours", folder)], "retention": [("retention", retention)]}
+    inputs = classify.Inputs.from_roles(lambda role: roles.get(role, []))
+    summary = classify.run(inputs, FAST.replace(model_name="off", sparsity=100.0), tmp_path).to_json()
+    assert summary["retention"]["source"] == "given" and summary["retention"]["images"] == 6
     assert summary["blocks"]["active"] == [] and all(s < THRESHOLD for s in summary["blocks"]["scores"])
     weights = load_file(tmp_path / "model/weights.safetensors")
     assert sorted(weights) == ["head.bias", "head.weight", "zero_shot_head"]
