@@ -1,7 +1,7 @@
 """The `finetune_classify` job: train a few-shot CLIP classifier (LoRA, Selective LoRA or a linear probe) on
 labelled examples, compare it with zero-shot CLIP on held-out images, measure what it forgot of other classes,
-and write the model. Torch-free until `run`; its
-modules: data (examples), model (head from class-name text, LoRA, WiSE-FT), train, runs."""
+and write the model. Torch-free until `run`; its modules: data (examples), model (head from class-name text,
+LoRA, WiSE-FT), selective (Selective LoRA's gates), train, forgetting (retention, methods compared), runs."""
 
 from __future__ import annotations
 
