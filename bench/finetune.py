@@ -3,7 +3,8 @@
     python bench/finetune.py [--task classify|detect|both] [--arch tiny|real|both] [--device cpu|cuda]
                              [--steps N] [--batch B]
 
-classify: CLIP with LoRA and as a linear probe; `real` is ViT-B-32 at 224 px. detect: RT-DETR with its
+classify: CLIP with Selective LoRA (candidates on every block, default sparsity), LoRA on every block and as a
+linear probe; `real` is ViT-B-32 at 224 px. detect: RT-DETR with its
 backbone frozen (the default) and whole; `real` is RT-DETR R18-vd at 640 px (the sizes of the
 detection-rtdetr-r18 preset, PekingU/rtdetr_r18vd). Both real architectures have random weights:
 speed needs no trained weights. Steps run on random pixels (and, for detection, two random boxes per
@@ -26,7 +27,7 @@ RTDETR_R18_CONFIG = {  # RT-DETR R18-vd: ResNet-18-vd (basic blocks), hybrid enc
               "encoder_in_channels": [128, 256, 512], "hidden_expansion": 0.5, "decoder_layers": 3},
     "image_size": 640,
 }
-METHODS = {"classify": ("lora", "linear"), "detect": ("frozen backbone", "whole model")}
+METHODS = {"classify": ("selective-lora", "lora", "linear"), "detect": ("frozen backbone", "whole model")}
 
 
 def peak_mib(device: str) -> float:
@@ -55,7 +56,7 @@ def classifier_steps(arch: str, method: str, device: str, batch: int):
     size = model.visual.image_size
     size = size[0] if isinstance(size, tuple) else size
     head = torch.nn.functional.normalize(torch.randn(4, config["embed_dim"]), dim=-1)
-    lora = LoraSettings() if method == "lora" else None
+    lora = LoraSettings(selective=method == "selective-lora") if method != "linear" else None
     classifier = CLIPClassifier(model.visual, head, 100.0, ["a", "b", "c", "d"], lora).to(device)
     pixels, labels = torch.randn(batch, 3, size, size), [i % 4 for i in range(batch)]
 

@@ -11,7 +11,7 @@ run stops and the best checkpoint so far is loaded, as at any other stop.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -39,7 +39,8 @@ class Objective:
 
     `evaluate` is None when nothing is held out: then there is nothing to select on, the last step
     is kept and early stopping never happens. `columns` turns metrics (or None, at steps without an
-    evaluation) into the history's columns; `rank` orders metrics, higher is better.
+    evaluation) into the history's columns; `rank` orders metrics, higher is better. `groups` are AdamW
+    parameter groups with settings of their own (Selective LoRA's block scores), taken out of `parameters`.
     """
 
     model: Checkpointed
@@ -49,6 +50,7 @@ class Objective:
     columns: Callable[[Metrics | None], dict[str, Any]]
     rank: Callable[[Metrics], tuple[float, ...]]
     max_grad_norm: float | None = None
+    groups: Sequence[dict[str, Any]] = ()
 
 
 @dataclass
@@ -82,8 +84,10 @@ def fit(objective: Objective, settings: classify.Params | detect.Params, progres
 
     A NaN or infinite loss raises UserInputError (lower the learning rate); the model is then not to be saved.
     """
-    parameters = [p for p in objective.parameters if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    grouped = {id(p) for group in objective.groups for p in group["params"]}
+    parameters = [p for p in objective.parameters if p.requires_grad and id(p) not in grouped]
+    optimizer = torch.optim.AdamW([{"params": parameters}, *objective.groups], lr=settings.learning_rate,
+                                  weight_decay=settings.weight_decay)
     result = TrainResult()
     started = time.monotonic()
     best = result.baseline = objective.evaluate() if objective.evaluate else None

@@ -1,12 +1,14 @@
-"""The `finetune_classify` job: train a few-shot CLIP classifier (LoRA or a linear probe) on labelled examples,
-compare it with zero-shot CLIP on held-out images, and write the model. Torch-free until `run`; its
-modules: data (examples), model (head from class-name text, LoRA, WiSE-FT), train, runs."""
+"""The `finetune_classify` job: train a few-shot CLIP classifier (LoRA, Selective LoRA or a linear probe) on
+labelled examples, compare it with zero-shot CLIP on held-out images, measure what it forgot of other classes,
+and write the model. Torch-free until `run`; its modules: data (examples), model (head from class-name text,
+LoRA, WiSE-FT), selective (Selective LoRA's gates), train, forgetting (retention, methods compared), runs."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
 from engine.limits import max_classes
@@ -15,7 +17,8 @@ from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
-METHODS = ("lora", "linear")
+METHODS = ("lora", "selective-lora", "linear")
+DEFAULT_SPARSITY = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,11 +27,14 @@ class Params(TrainingParams):
 
     class_names: tuple[str, ...] = param((), "the names of the uploaded classes, in the order of roles class_000, "
                                        "class_001…")
-    method: str = param("lora", "lora: adapters on the image tower + head; linear: the head only (a linear probe)",
-                        choices=METHODS)
+    method: str = param("lora", "lora: adapters on the image tower + head; selective-lora: adapters that a learned "
+                        "gate per block turns on or off, keeping the rest of CLIP as it was; linear: the head only "
+                        "(a linear probe)", choices=METHODS)
     lora_rank: int = param(8, "rank of the LoRA adapters", ge=1, le=256, label="LoRA rank")
-    lora_blocks: str = param("all", "image-tower blocks with adapters: all, last:N or indices like 0,3,5",
-                             label="LoRA blocks (all, last:N, 0,3,5)")
+    lora_blocks: str = param("all", "image-tower blocks with adapters (with selective-lora: the candidates): all, "
+                             "last:N or indices like 0,3,5", label="LoRA blocks (all, last:N, 0,3,5)")
+    sparsity: float = param(DEFAULT_SPARSITY, "selective-lora: weight of the L1 penalty on the block scores; larger "
+                            "turns more blocks off (0 keeps all on)", ge=0.0, le=1000.0, label="Sparsity weight")
     steps: int = param(60, "training steps (batches)", ge=1, le=100_000)
     batch_size: int = param(16, "images per step", ge=1, le=1024)
     learning_rate: float = param(1e-3, "AdamW learning rate, in (0, 1]", ge=0.0, le=1.0)
@@ -44,11 +50,13 @@ class Params(TrainingParams):
 @dataclasses.dataclass(frozen=True)
 class Inputs(BaseInputs):
     """Zips (or, from the CLI, folders) with a folder per class; the images of each named class; optional
-    unlabeled images of the task."""
+    unlabeled images of the task; optional retention images (a folder per class, other classes than the
+    task's) on which forgetting is measured."""
 
     dataset: list[NamedFile]
     unlabeled: list[NamedFile] = dataclasses.field(default_factory=list)
     classes: list[list[NamedFile]] = dataclasses.field(default_factory=list)  # of Params.class_names, in order
+    retention: list[NamedFile] = dataclasses.field(default_factory=list)
 
     @classmethod
     def from_roles(cls, files_of: Callable[[str], list[NamedFile]]) -> Inputs:
@@ -56,19 +64,26 @@ class Inputs(BaseInputs):
         classes = [list(files_of(f"class_{index:03d}")) for index in range(max_classes())]
         while classes and not classes[-1]:
             classes.pop()
-        return cls(list(files_of("dataset")), list(files_of("unlabeled")), classes)
+        return cls(list(files_of("dataset")), list(files_of("unlabeled")), classes, list(files_of("retention")))
 
 
 @dataclasses.dataclass
 class Result(TrainingResult):
-    """The run's summary; metrics are zero-shot CLIP's and the fine-tuned model's on the held-out images."""
+    """The run's summary; metrics are zero-shot CLIP's and the fine-tuned model's on the held-out images.
+    `retention`: zero-shot accuracy on other classes before and after (forgetting.measure_retention);
+    `blocks`: Selective LoRA's block scores and active blocks; `trainable_parameters`: what the saved model keeps
+    of training (head and adapters)."""
+
+    retention: dict[str, Any] | None = None
+    blocks: dict[str, Any] | None = None
+    trainable_parameters: int = 0
 
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Gather the classes, train, evaluate against zero-shot and write `model/`, metrics.json, history.csv and
     model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot)."""
-    from engine.finetune.classify.data import gather_sources, load_labelled_set
+    from engine.finetune.classify.data import gather_sources, load_labelled_set, load_retention_set
     from engine.finetune.classify.runs import train_and_save
 
     preset = get_preset(params.base_preset())
@@ -77,5 +92,6 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
                for index, name in enumerate(params.class_names)]
     with scratch(out_dir) as work:
         data = load_labelled_set(*gather_sources(inputs.dataset, uploads, work))
+        retention = load_retention_set(inputs.retention, work)
     progress(0.02, f"Loading model {preset.label}")
-    return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history)
+    return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history, retention)

@@ -130,6 +130,16 @@ def load_labelled_set(by_class: dict[str, list[NamedFile]],
     return data
 
 
+def load_retention_set(sources: Sequence[NamedFile], work_dir: Path | None = None) -> LabelledSet | None:
+    """The user's retention images (folders or zips with a folder per class), or None when none are given."""
+    if not sources:
+        return None
+    try:
+        return load_labelled_set(*gather_sources(sources, work_dir=work_dir))
+    except UserInputError as exc:
+        raise UserInputError(f"Retention images: {exc}") from None
+
+
 def split_held_out(data: LabelledSet, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Stratified (train, held-out) indices: per class round(n x fraction) held out, at least one each
     when the class has 2 or more images, and always at least one left to train on."""

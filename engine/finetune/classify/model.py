@@ -6,6 +6,9 @@
   of the image tower. open_clip's attention is `nn.MultiheadAttention`, which reads `out_proj`'s
   weight directly (a LoRA there would be bypassed) and whose peft wrapper merges into the fused
   `in_proj_weight` during forward; the MLP linears keep the base weights untouched.
+- Selective LoRA (`LoraSettings(selective=True)`, `engine.finetune.classify.selective`): the same MLP
+  adapters on every candidate block, each block's adapter outputs multiplied by a learned 0/1 gate; the
+  saved model keeps only the active blocks' adapters, as plain LoRA on those blocks.
 - WiSE-FT: `set_wise_alpha(a)` mixes head weights (1 - a) * zero-shot + a * fine-tuned and scales
   the LoRA update by a, so a = 0 is zero-shot and a = 1 the fine-tuned model, exactly.
 """
@@ -24,20 +27,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import UserInputError, reason
+from engine.finetune.classify.selective import BlockGates
 from engine.loading import MODEL_CACHE, load_open_clip
 from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.presets import Preset, get_preset
 
 PROMPT = "a photo of a {}."
 _BLOCKS = re.compile(r"^(all|last:\d+|\d+(,\d+)*)$")
+_BLOCK_OF = re.compile(r"resblocks\.(\d+)\.")
 
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """rank, and which image-tower blocks get adapters: "all", "last:N" or "0,3,5" (selective LoRA)."""
+    """rank, and which image-tower blocks get adapters: "all", "last:N" or "0,3,5"; `selective`: those blocks
+    are candidates whose adapters a learned gate turns on or off (Selective LoRA)."""
 
     rank: int = 8
     blocks: str = "all"
+    selective: bool = False
 
     def block_indices(self, depth: int) -> list[int]:
         spec = self.blocks.replace(" ", "")
@@ -55,6 +62,10 @@ class LoraSettings:
             raise UserInputError(f"LoRA block {indices[-1]} does not exist: the image tower has blocks "
                                  f"0 to {depth - 1}.")
         return indices
+
+
+def _block_of(parameter_name: str) -> int:
+    return int(_BLOCK_OF.search(parameter_name).group(1))
 
 
 def base_model(preset: Preset, device: torch.device) -> tuple[nn.Module, Any, dict[str, Any]]:
@@ -86,19 +97,45 @@ class CLIPClassifier(nn.Module):
             self.head.weight.copy_(zero_shot_head)
             self.head.bias.zero_()
         self.wise_alpha = 1.0
+        self.gates: BlockGates | None = None
         if lora is not None:
             self._inject_lora(lora)
 
     def _inject_lora(self, lora: LoraSettings) -> None:
         from peft import LoraConfig, inject_adapter_in_model
 
-        depth = len(self.visual.transformer.resblocks)
-        blocks = "|".join(str(i) for i in lora.block_indices(depth))
+        indices = lora.block_indices(len(self.visual.transformer.resblocks))
+        blocks = "|".join(str(i) for i in indices)
         config = LoraConfig(r=lora.rank, lora_alpha=lora.rank, lora_dropout=0.0, bias="none",
                             target_modules=rf"transformer\.resblocks\.({blocks})\.mlp\.(c_fc|c_proj)")
         inject_adapter_in_model(config, self.visual)
         for name, parameter in self.visual.named_parameters():
             parameter.requires_grad_("lora_" in name)
+        if lora.selective:
+            self.gates = BlockGates(indices)
+            for name, module in self.visual.named_modules():
+                if hasattr(module, "lora_B") and hasattr(module, "set_scale"):
+                    slot = indices.index(_block_of(name))
+                    module.lora_B["default"].register_forward_hook(
+                        lambda _module, _inputs, output, slot=slot: output * self.gates.gate(slot))
+
+    def kept_adapters(self) -> dict[str, torch.Tensor]:
+        """The image tower's adapter weights a saved model keeps: all of them, or with Selective LoRA the
+        active blocks' only."""
+        active = set(self.gates.active()) if self.gates is not None else None
+        return {name: p for name, p in self.visual.named_parameters()
+                if "lora_" in name and (active is None or _block_of(name) in active)}
+
+    def saved_lora(self) -> LoraSettings | None:
+        """The LoRA settings of the saved model: Selective LoRA is saved as plain LoRA on its active blocks."""
+        if self.gates is None:
+            return self.lora
+        active = self.gates.active()
+        return LoraSettings(self.lora.rank, ",".join(str(b) for b in active)) if active else None
+
+    def kept_parameters(self) -> int:
+        """How many numbers fine-tuning changed and the saved model keeps: the head and the kept adapters."""
+        return sum(p.numel() for p in (self.head.weight, self.head.bias, *self.kept_adapters().values()))
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Copies of what training changes (head and adapters): a checkpoint, small enough to keep in memory."""
@@ -154,16 +191,17 @@ def build_classifier(preset_name: str, classes: list[str], device: torch.device,
 
 
 def save_classifier(classifier: CLIPClassifier, directory: Path, meta: dict[str, Any]) -> Path:
-    """Write the head, the zero-shot head and the adapters (not the backbone) plus model.json."""
+    """Write the head, the zero-shot head and the kept adapters (not the backbone) plus model.json."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
     weights = {"head.weight": classifier.head.weight, "head.bias": classifier.head.bias,
                "zero_shot_head": classifier.zero_shot_head}
-    weights |= {name: p for name, p in classifier.visual.named_parameters() if "lora_" in name}
+    weights |= classifier.kept_adapters()
     save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS_FILE))
+    lora = classifier.saved_lora()
     record = {**meta, "task": "classify", "format_version": FORMAT_VERSION, "classes": classifier.classes,
-              "logit_scale": classifier.logit_scale, "lora": asdict(classifier.lora) if classifier.lora else None}
+              "logit_scale": classifier.logit_scale, "lora": asdict(lora) if lora else None}
     (directory / MODEL_FILE).write_text(json.dumps(record, indent=1))
     return directory
 

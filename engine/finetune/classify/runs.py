@@ -6,6 +6,7 @@ import functools
 import statistics
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,16 @@ from engine.device import select_device
 from engine.errors import UserInputError
 from engine.finetune.classify import Params, Result
 from engine.finetune.classify.data import LabelledSet, sample_shots, split_held_out
-from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier, save_classifier
+from engine.finetune.classify.forgetting import measure_retention, prepare_retention
+from engine.finetune.classify.model import (
+    CLIPClassifier,
+    LoraSettings,
+    build_classifier,
+    load_classifier,
+    save_classifier,
+)
 from engine.finetune.classify.train import evaluate, predict_logits, to_tensor, train
+from engine.finetune.loop import TrainResult
 from engine.finetune.training import HistoryCallback, save_run
 from engine.limits import check_seed
 from engine.media import load_images
@@ -26,11 +35,24 @@ from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
-def _fit(data: LabelledSet, train_idx: list[int], test_idx: list[int], params: Params, device: torch.device,
-         unlabeled: list | None = None, progress: ProgressCallback = ignore_progress,
-         on_history: HistoryCallback | None = None):
-    """Train one classifier on `train_idx`; (classifier, zero-shot metrics, fine-tuned metrics, train result)."""
-    lora = LoraSettings(params.lora_rank, params.lora_blocks) if params.method == "lora" else None
+@dataclass
+class Fitted:
+    """One classifier trained on a split: the model, its test images, zero-shot and fine-tuned test metrics."""
+
+    classifier: CLIPClassifier
+    pixels: torch.Tensor
+    labels: list[int]
+    zero_shot: dict[str, Any] | None
+    fine_tuned: dict[str, Any] | None
+    trained: TrainResult
+
+
+def fit_split(data: LabelledSet, train_idx: list[int], test_idx: list[int], params: Params, device: torch.device,
+              unlabeled: list | None = None, progress: ProgressCallback = ignore_progress,
+              on_history: HistoryCallback | None = None) -> Fitted:
+    """Train one classifier on `train_idx` (tested on `test_idx`) with `params.method`."""
+    lora = (LoraSettings(params.lora_rank, params.lora_blocks, params.method == "selective-lora")
+            if params.method != "linear" else None)
     classifier, preprocess = build_classifier(params.base_preset(), data.classes, device, lora, params.seed)
     train_x = to_tensor([data.images[i] for i in train_idx], preprocess)
     test_x = to_tensor([data.images[i] for i in test_idx], preprocess) if test_idx else train_x[:0]
@@ -40,13 +62,14 @@ def _fit(data: LabelledSet, train_idx: list[int], test_idx: list[int], params: P
     result = train(classifier, train_x, [data.labels[i] for i in train_idx], test_x, test_y, params, extra,
                    progress, on_history)
     finetuned = evaluate(classifier, test_x, test_y) if test_idx else None
-    return classifier, zero_shot, finetuned, result
+    return Fitted(classifier, test_x, test_y, zero_shot, finetuned, result)
 
 
 def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: Sequence[NamedFile] = (),
                    device: str | None = None, progress: ProgressCallback = ignore_progress,
-                   on_history: HistoryCallback | None = None) -> Result:
-    """Split, train, evaluate against the zero-shot baseline and write `model/`, metrics.json and history.csv.
+                   on_history: HistoryCallback | None = None, retention: LabelledSet | None = None) -> Result:
+    """Split, train, evaluate against the zero-shot baseline, measure retention on `retention` (default: the
+    generated shapes) and write `model/`, metrics.json and history.csv.
 
     Nothing is written if training fails (e.g. diverges); a cancelled run saves its best checkpoint.
     """
@@ -56,8 +79,11 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
     if unlabeled:
         _, extra_images, skipped = load_images(list(unlabeled), what="unlabeled images")
     progress(0.02, f"Preparing {len(train_idx)} training and {len(held_idx)} held-out images")
-    classifier, zero_shot, finetuned, trained = _fit(data, train_idx, held_idx, params, torch_device, extra_images,
-                                                     sub_progress(progress, 0.05, 0.95), on_history)
+    fitted = fit_split(data, train_idx, held_idx, params, torch_device, extra_images,
+                       sub_progress(progress, 0.05, 0.95), on_history)
+    classifier, trained = fitted.classifier, fitted.trained
+    # no progress message from here on: a cancel during training keeps its checkpoint, and a message would raise
+    retained = measure_retention(classifier, prepare_retention(retention, params.base_preset(), torch_device))
     notes = []
     if not held_idx:
         notes.append("No class has 2 or more images, so none were held out: no accuracy is reported and the last "
@@ -66,11 +92,14 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
     result = Result(
         name=params.model_name, classes=data.classes, base_preset=preset.name, random_weights=preset.random_weights,
         settings=params.settings(), train_images=len(train_idx), held_out_images=len(held_idx),
-        held_out=[data.names[i] for i in held_idx], metrics={"zero_shot": zero_shot, "fine_tuned": finetuned},
+        held_out=[data.names[i] for i in held_idx],
+        metrics={"zero_shot": fitted.zero_shot, "fine_tuned": fitted.fine_tuned},
         best_step=trained.best_step, steps_run=trained.steps_run, stopped=trained.stopped,
         seconds=round(trained.seconds, 3), history=trained.history,
         skipped=data.skipped + [{**s, "role": "unlabeled"} for s in skipped], notes=notes,
-        device=str(torch_device), created_at=time.time())
+        device=str(torch_device), created_at=time.time(), retention=retained,
+        blocks=classifier.gates.report() if classifier.gates is not None else None,
+        trainable_parameters=classifier.kept_parameters())
     save_run(out_dir, result, functools.partial(save_classifier, classifier))
     return result
 
@@ -87,10 +116,9 @@ def kshot_evaluation(data: LabelledSet, params: Params, shots: int, seeds: Seque
     for number, seed in enumerate(seeds):
         train_idx, test_idx = sample_shots(data, shots, seed)
         step = sub_progress(progress, number / len(seeds), (number + 1) / len(seeds))
-        _, zero_shot, finetuned, result = _fit(data, train_idx, test_idx, params.replace(seed=seed), torch_device,
-                                               progress=step)
-        runs.append({"seed": seed, "zero_shot_accuracy": zero_shot["accuracy"],
-                     "fine_tuned_accuracy": finetuned["accuracy"], "best_step": result.best_step,
+        fitted = fit_split(data, train_idx, test_idx, params.replace(seed=seed), torch_device, progress=step)
+        runs.append({"seed": seed, "zero_shot_accuracy": fitted.zero_shot["accuracy"],
+                     "fine_tuned_accuracy": fitted.fine_tuned["accuracy"], "best_step": fitted.trained.best_step,
                      "test_images": len(test_idx)})
 
     def spread(key: str) -> dict[str, float]:

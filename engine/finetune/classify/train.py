@@ -19,6 +19,7 @@ from PIL import Image
 
 from engine.finetune.classify import Params
 from engine.finetune.classify.model import CLIPClassifier
+from engine.finetune.classify.selective import SCORE_LR
 from engine.finetune.loop import Objective, TrainResult, epoch_batches, fit
 from engine.finetune.training import HistoryCallback
 from engine.progress import ProgressCallback, ignore_progress
@@ -88,13 +89,17 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
           on_history: HistoryCallback | None = None) -> TrainResult:
     """Fine-tune in place and leave the best checkpoint loaded (`engine.finetune.loop.fit`).
 
-    The best checkpoint has the highest held-out accuracy, then the lowest held-out loss.
+    The best checkpoint has the highest held-out accuracy, then (Selective LoRA) the fewest active blocks, then
+    the lowest held-out loss: an early checkpoint has had too few steps for the penalty to switch blocks off.
+    Selective LoRA adds its sparsity penalty to the loss, its block scores learn at their own rate (`selective`)
+    and the history gets an active_blocks column.
     """
     device = next(model.parameters()).device
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
     labels = torch.tensor(list(train_labels))
     batches = epoch_batches(len(labels), settings.batch_size, generator)
+    gates = model.gates
 
     def batch_loss() -> torch.Tensor:
         model.train()
@@ -107,14 +112,21 @@ def train(model: CLIPClassifier, train_pixels: torch.Tensor, train_labels: Seque
             probabilities = model(unlabeled[pick].to(device)).softmax(-1)
             entropy = -(probabilities * probabilities.clamp_min(1e-12).log()).sum(-1).mean()
             loss = loss + settings.unlabeled_weight * entropy
+        if gates is not None:
+            loss = loss + settings.sparsity * gates.penalty()
         return loss
 
     def columns(metrics: dict[str, Any] | None) -> dict[str, Any]:
-        return {"held_out_accuracy": metrics and metrics["accuracy"], "held_out_loss": metrics and metrics["loss"]}
+        held = {"held_out_accuracy": metrics and metrics["accuracy"], "held_out_loss": metrics and metrics["loss"]}
+        return held if gates is None else {**held, "active_blocks": len(gates.active())}
 
-    objective = Objective(model, model.parameters(), batch_loss,
-                          (lambda: evaluate(model, held_pixels, held_labels)) if len(held_labels) else None,
-                          columns, rank=lambda m: (m["accuracy"], -m["loss"]))
+    def checked() -> dict[str, Any]:
+        active = len(gates.active()) if gates is not None else 0
+        return {**evaluate(model, held_pixels, held_labels), "active_blocks": active}
+
+    scores = [{"params": [gates.scores], "lr": SCORE_LR, "weight_decay": 0.0}] if gates is not None else []
+    objective = Objective(model, model.parameters(), batch_loss, checked if len(held_labels) else None, columns,
+                          rank=lambda m: (m["accuracy"], -m["active_blocks"], -m["loss"]), groups=scores)
     result = fit(objective, settings, progress, on_history)
     model.eval()
     return result

@@ -215,7 +215,8 @@ def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch)
     monkeypatch.setenv("FEWSHOT_FINETUNE_MAX_IMAGES", "5")
     with pytest.raises(UserInputError, match="6 images given; at most 5"):
         load_labelled_set(*gather_sources([("set", root)]))
-    with pytest.raises(UserInputError, match=r"Training settings: method: one of lora, linear.*; steps: "):
+    with pytest.raises(UserInputError,
+                       match=r"Training settings: method: one of lora, selective-lora, linear.*; steps: "):
         Params(method="full", steps=0)
     with pytest.raises(UserInputError, match="does not exist"):
         LoraSettings(blocks="0,7").block_indices(2)
