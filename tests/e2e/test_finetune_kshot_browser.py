@@ -33,7 +33,7 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
     page.locator("#finetune-sample").click()
     choose(page, "finetune-preset", "tiny")
     page.get_by_text("Training settings").first.click()
-    page.locator("#finetune-method").get_by_text("Linear probe").click()  # the quickest to train
+    page.locator("#finetune-method").get_by_text("Linear probe (head only)").click()  # the quickest to train
     fill_number(page.locator("#finetune-steps input"), "5")
     run_kshot(page, "finetune", "3", "0, 1, 2")
     table = page.locator("#finetune-kshot-table")
