@@ -596,7 +596,7 @@ def build_kshot(task: str, prefix: str) -> dict[str, Component]:
             with gr.Column(scale=2):
                 parts["status"] = gr.Markdown(KSHOT_HINT, elem_id=f"{prefix}-kshot-status")
                 parts["table"] = gr.Dataframe(headers=kshot_headers(task), label="Per seed, then mean ± std",
-                                              interactive=False, elem_id=f"{prefix}-kshot-table")
+                                              interactive=False, wrap=True, elem_id=f"{prefix}-kshot-table")
                 parts["downloads"] = gr.File(label="Downloads (kshot.json, kshot.csv)", file_count="multiple",
                                              interactive=False, elem_id=f"{prefix}-kshot-downloads")
     return parts

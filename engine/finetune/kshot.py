@@ -89,9 +89,10 @@ class Inputs(BaseInputs):
 
 @dataclasses.dataclass
 class Result(BaseResult):
-    """Per seed (`runs`): its seed, image counts, each metric of METRICS[task], best step and why training
-    stopped; `summary`: each metric's mean and std (the sample standard deviation, 0 with one seed) over the
-    seeds, a metric no seed has (None: no box of any class tested) left None."""
+    """Per seed (`runs`): its seed, image counts, each metric of METRICS[task], the steps run and why training
+    stopped (nothing is held out to choose a checkpoint on: the last step is tested); `summary`: each metric's
+    mean and std (the sample standard deviation, 0 with one seed) over the seeds, a metric no seed has (None: no
+    box of any class tested) left None."""
 
     task: str
     shots: int
@@ -119,7 +120,7 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 
 def write_table(result: Result, path: Path) -> None:
     """kshot.csv: a row per seed, then the mean and the std rows."""
-    columns = ["seed", "train_images", "test_images", *result.metrics, "best_step", "stopped"]
+    columns = ["seed", "train_images", "test_images", *result.metrics, "steps_run", "stopped"]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
