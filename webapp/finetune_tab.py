@@ -595,8 +595,10 @@ def build_kshot(task: str, prefix: str) -> dict[str, Component]:
                     parts["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}-kshot-cancel")
             with gr.Column(scale=2):
                 parts["status"] = gr.Markdown(KSHOT_HINT, elem_id=f"{prefix}-kshot-status")
-                parts["table"] = gr.Dataframe(headers=kshot_headers(task), label="Per seed, then mean ± std",
-                                              interactive=False, wrap=True, elem_id=f"{prefix}-kshot-table")
+                headers = kshot_headers(task)
+                widths = ["10%", "14%", "12%", *[f"{64 / (len(headers) - 3):.1f}%"] * (len(headers) - 3)]
+                parts["table"] = gr.Dataframe(headers=headers, label="Per seed, then mean ± std", interactive=False,
+                                              wrap=True, column_widths=widths, elem_id=f"{prefix}-kshot-table")
                 parts["downloads"] = gr.File(label="Downloads (kshot.json, kshot.csv)", file_count="multiple",
                                              interactive=False, elem_id=f"{prefix}-kshot-downloads")
     return parts
