@@ -273,10 +273,12 @@ def kshot_line(job: Job) -> str:
 
 def follow_kshot(job: Job, progress: gr.Progress) -> Iterator:
     """A K-shot evaluation's stream into its sub-tab's section (after a submit, or re-attached after a reload): job
-    id, status, the table (per seed and mean ± std), downloads."""
-    for job in follow(job, progress):  # noqa: B020 - the last record is the final one
+    id, the section opened once (a reload folds it; closing it while the job runs keeps it closed), status, the
+    table (per seed and mean ± std), downloads."""
+    for update, job in enumerate(follow(job, progress)):  # noqa: B020 - the last record is the final one
         table = gr.Dataframe(value=kshot_rows(job), headers=kshot_headers(job.params.get("task", "classify")))
-        yield job.id, status_markdown(job) + kshot_line(job), table, kshot_views(job)[2]
+        section = gr.Accordion(open=True) if update == 0 else gr.skip()
+        yield job.id, section, status_markdown(job) + kshot_line(job), table, kshot_views(job)[2]
 
 
 def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]]
@@ -575,10 +577,10 @@ KSHOT_HINT = "Set K and the seeds, then press Run K-shot evaluation."
 
 
 def build_kshot(task: str, prefix: str) -> dict[str, Component]:
-    """A training sub-tab's folded K-shot section: K and the seeds (the data and training settings are the form's
-    above), run and cancel buttons, the status, a table per seed with mean ± std, downloads. By name."""
+    """A training sub-tab's folded K-shot section ("section"): K and the seeds (the data and training settings are
+    the form's above), run and cancel buttons, the status, a table per seed with mean ± std, downloads. By name."""
     parts: dict[str, Component] = {}
-    with gr.Accordion("K-shot evaluation", open=False, elem_id=f"{prefix}-kshot"):
+    with gr.Accordion("K-shot evaluation", open=False, elem_id=f"{prefix}-kshot") as parts["section"]:
         gr.Markdown(f"How well does this training do with only **K images per class**, and how much does that depend "
                     f"on which K were drawn? For each seed, K images per class are drawn from the {KINDS[task]}'s "
                     "data above to train on (with the settings above) and the other images are tested, before and "
@@ -611,7 +613,7 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
     the seeds, its cancel, and its re-attaching after a reload."""
     inputs = {**{name: c for name, c in form.items() if name != "unlabeled"}, "shots": parts["shots"],
               "seeds": parts["seeds"]}
-    outputs = [parts["job_id"], parts["status"], parts["table"], parts["downloads"]]
+    outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
     one_job_per_click(parts["button"], by_name(inputs, kshot_event(task, form_inputs)), set(inputs.values()), outputs,
                       api_name=api_name, concurrency_limit=None, show_progress="hidden")
     parts["cancel"].click(cancel_started_job, [parts["job_id"]], [parts["status"]], api_name=f"cancel_{api_name}")

@@ -1,6 +1,6 @@
 """K-shot evaluation in Debian's chromium: the folded section of the Classifier and Detector sub-tabs runs on the
 sub-tab's data and settings (the samples, tiny presets) and shows a row per seed, the mean ± std row and the
-downloads."""
+downloads; a reload shows the job again, in its sub-tab's section."""
 
 from __future__ import annotations
 
@@ -56,3 +56,9 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
     expect(page.locator("#detect-kshot-status")).to_contain_text("K images per class")
     expect(page.locator("#detect-kshot-downloads")).to_contain_text("kshot.json")
     shot(page, "kshot-detector")
+
+    page.reload()  # the job is in the address: its sub-tab and section show it again
+    expect(page.locator("#detect-kshot-table")).to_contain_text(re.compile(r"\d\.\d{3} ± \d\.\d{3}"))
+    expect(page.locator("#detect-kshot-status")).to_contain_text("Succeeded")
+    expect(page.locator("#detect-kshot-table")).to_be_visible()  # the section opened
+    shot(page, "kshot-detector-reloaded")
