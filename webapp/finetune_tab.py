@@ -260,6 +260,7 @@ def kshot_views(job: Job) -> tuple[list[tuple[str, str]], list[list[str]], list[
 
 
 def kshot_line(job: Job) -> str:
+    """What a finished K-shot evaluation was (K, classes, seeds, base model) and how it drew its samples."""
     if job.status is not Status.SUCCEEDED or "runs" not in job.result:
         return ""
     result = job.result
