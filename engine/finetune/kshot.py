@@ -45,7 +45,8 @@ class Params(BaseParams):
     seeds: tuple[int, ...] = param((0, 1, 2), "one K-shot sample and one training per seed (comma-separated)", ge=1,
                              le=MAX_SEEDS, label="Seeds")
     training: Any = param(None, "the task's training settings (its training job's parameters; the ones not given "  # noqa: RUF009 - checked by check()
-                                "keep their defaults; the seed is each sample's)")
+                                "keep their defaults; the seed is each sample's; nothing is held out, so the held-out "
+                                "share, evaluation interval and patience do not apply)")
 
     def check(self) -> None:
         bad = next((problem for seed in self.seeds if (problem := seed_problem(seed, "each seed"))), None)
