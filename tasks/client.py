@@ -121,7 +121,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     params["region_mode"] == "masks", "masks" (one mask per frame); finetune_classify: "dataset"
     (zips with a folder per class), "class_000", "class_001"… (images of the class named by
     params["class_names"][i]) and optional "unlabeled" images; finetune_detect: "dataset" (images
-    and COCO / YOLO / VOC annotations, or zips of them); finetune_predict: "images" or, for a
+    and COCO / YOLO / VOC annotations, or zips of them); finetune_kshot: those of params["task"]'s training job;
+    finetune_predict: "images" or, for a
     classifier, "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
     its files are copied into the job's references, so the job keeps them even if the set is
     deleted later; it is looked up as `owner` (their own set, or another user's shared one as "user/name").

@@ -39,6 +39,7 @@ TOOLS: dict[str, Tool] = {
     "insertion": _tool("insertion", LONG, "engine.insertion.insert"),  # diffusion: minutes per image on a CPU
     "finetune_classify": _tool("finetune_classify", LONG, "engine.finetune.classify", custom_task=True),
     "finetune_detect": _tool("finetune_detect", LONG, "engine.finetune.detect", custom_task=True),
+    "finetune_kshot": _tool("finetune_kshot", LONG, "engine.finetune.kshot"),  # one training per seed
     "weights_download": _tool("weights_download", LONG, "engine.weights_download"),  # gigabytes: minutes
 }
 

@@ -22,6 +22,7 @@ from engine.filetypes import (
 )
 from tasks import finetune_models
 from tasks.client import Job, Status
+from tasks.registry import contract
 from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
@@ -37,7 +38,7 @@ from webapp.views import (
 )
 
 CLASS_ROWS = 3
-CLASSIFY, DETECT, PREDICT = "finetune_classify", "finetune_detect", "finetune_predict"
+CLASSIFY, DETECT, PREDICT, KSHOT = "finetune_classify", "finetune_detect", "finetune_predict", "finetune_kshot"
 METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-out images"]
 PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
 DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
@@ -168,13 +169,13 @@ def by_name(controls: dict[str, Component], handler: Callable[..., Iterator]) ->
     return event
 
 
-def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics.
+def classifier_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """(files by role, training parameters) of the Classifier sub-tab's form.
 
-    `values`: "dataset", "unlabeled", "class_N_name" and "class_N_images" for each row, and the job's parameters.
-    """
+    `values`: "dataset", "unlabeled" (not in the K-shot form), "class_N_name" and "class_N_images" for each row,
+    and the job's parameters."""
     archives = values.pop("dataset")
-    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": values.pop("unlabeled") or []}
+    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": values.pop("unlabeled", None) or []}
     class_names = []
     for index in range(CLASS_ROWS):
         class_name, images = values.pop(f"class_{index}_name"), values.pop(f"class_{index}_images")
@@ -183,7 +184,13 @@ def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = g
             class_names.append((class_name or "").strip())
     if not archives and not class_names:
         raise gr.Error("Upload a .zip with a folder per class, or name classes and upload their images.")
-    job = submit(CLASSIFY, {**values, "class_names": class_names}, files, request)
+    return files, {**values, "class_names": class_names}
+
+
+def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics."""
+    files, params = classifier_inputs(values)
+    job = submit(CLASSIFY, params, files, request)
     for views in follow_classifier(job, progress):
         yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
 
@@ -197,16 +204,20 @@ def follow_classifier(job: Job, progress: gr.Progress) -> Iterator:
                confusion(job), files_out)
 
 
-def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics.
-
-    `values`: "dataset" and the job's parameters; a learning rate of 0 (or none) is the base model's own."""
+def detector_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """(files by role, training parameters) of the Detector sub-tab's form: "dataset" and the job's parameters;
+    a learning rate of 0 (or none) is the base model's own."""
     data = values.pop("dataset")
     if not data:
         raise gr.Error("Upload annotated images: a .zip with the images and their annotations (COCO JSON, YOLO txt + "
                        "classes.txt, or Pascal VOC XML), or the image and annotation files.")
-    params = {**values, "learning_rate": values["learning_rate"] or None}
-    job = submit(DETECT, params, {"dataset": data}, request)
+    return {"dataset": data}, {**values, "learning_rate": values["learning_rate"] or None}
+
+
+def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics."""
+    files, params = detector_inputs(values)
+    job = submit(DETECT, params, files, request)
     for views in follow_detector(job, progress):
         yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
 
@@ -218,6 +229,70 @@ def follow_detector(job: Job, progress: gr.Progress) -> Iterator:
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
                detect_metric_rows(job), files_out)
+
+
+def kshot_headers(task: str) -> list[str]:
+    """The K-shot table's headers: seed, image counts and the task's metrics as the job names them."""
+    return ["seed", "training images", "test images", *contract(KSHOT).METRICS[task].values()]
+
+
+def kshot_rows(job: Job) -> list[list[str]]:
+    """A row per seed, then the mean ± std row, of a finished K-shot evaluation."""
+    result = job.result if job.status is Status.SUCCEEDED else {}
+    if not result.get("runs"):
+        return []
+
+    def shown(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    rows = [[str(run["seed"]), str(run["train_images"]), str(run["test_images"]),
+             *(shown(run[key]) for key in result["metrics"])] for run in result["runs"]]
+    spread = [f"{shown(result['summary'][key]['mean'])} ± {shown(result['summary'][key]['std'])}"
+              for key in result["metrics"]]
+    return [*rows, ["mean ± std", "", "", *spread]]
+
+
+def kshot_views(job: Job) -> tuple[list[tuple[str, str]], list[list[str]], list[str]]:
+    """(gallery, table rows, downloads) of a finished K-shot evaluation, for the Jobs tab."""
+    if job.status is not Status.SUCCEEDED:
+        return [], [], []
+    return [], kshot_rows(job), [job_file(job, name) for name in job.outputs]
+
+
+def kshot_line(job: Job) -> str:
+    """What a finished K-shot evaluation was (K, classes, seeds, base model) and how it drew its samples."""
+    if job.status is not Status.SUCCEEDED or "runs" not in job.result:
+        return ""
+    result = job.result
+    weights = " · base has **random weights**" if result.get("random_weights") else ""
+    skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
+    return (f"\n\n**{result['shots']}-shot** evaluation of {KINDS[result['task']]}s on "
+            f"{text(', '.join(result['classes']))} over seeds {', '.join(map(str, result['seeds']))} · base "
+            f"{text(result['base_preset'])}{weights} · no model is saved\n\nSampling: {text(result['sampling'])}"
+            f"{skipped}")
+
+
+def follow_kshot(job: Job, progress: gr.Progress) -> Iterator:
+    """A K-shot evaluation's stream into its sub-tab's section (after a submit, or re-attached after a reload): job
+    id, the section opened once (a reload folds it; closing it while the job runs keeps it closed), status, the
+    table (per seed and mean ± std), downloads."""
+    for update, job in enumerate(follow(job, progress)):  # noqa: B020 - the last record is the final one
+        table = gr.Dataframe(value=kshot_rows(job), headers=kshot_headers(job.params.get("task", "classify")))
+        section = gr.Accordion(open=True) if update == 0 else gr.skip()
+        yield job.id, section, status_markdown(job) + kshot_line(job), table, kshot_views(job)[2]
+
+
+def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]]
+                ) -> Callable[..., Iterator]:
+    """The K-shot button of a training sub-tab: its form's files and settings, K and the seeds, as one job."""
+
+    def evaluate(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+        chosen = {name: values.pop(name) for name in ("shots", "seeds")}
+        files, training = form_inputs(values)
+        job = submit(KSHOT, {**chosen, "task": task, "training": training}, files, request)
+        yield from follow_kshot(job, progress)
+
+    return evaluate
 
 
 KINDS = {"classify": "classifier", "detect": "detector"}
@@ -328,6 +403,13 @@ def cleared_detector() -> tuple:
     return DETECT_HINT, no_curves(), no_curves(), [], []
 
 
+def section_of(job: Job) -> str:
+    """The sub-tab that streams a job after a reload: a detector's training or K-shot evaluation, else a
+    classifier's."""
+    detector = job.tool == DETECT or (job.tool == KSHOT and job.params.get("task") == "detect")
+    return "finetune-detector" if detector else "finetune-classifier"
+
+
 def build() -> None:
     with gr.Tabs(elem_id="finetune-tabs") as sections:
         with gr.Tab("Classifier", id="finetune-classifier", elem_id="finetune-classifier-tab"):
@@ -338,7 +420,7 @@ def build() -> None:
             use_parts = build_use()
     model = use_parts["model"]
 
-    train_button, form, cancel_button, job_id, results = classifier
+    train_button, form, cancel_button, job_id, results, classifier_kshot = classifier
     one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
                       [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
                       show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
@@ -347,15 +429,16 @@ def build() -> None:
     form["preset"].input(cleared_classifier, None, results, api_visibility="private",
                          show_progress="hidden")
 
-    detect_train, detect_form, detect_cancel, detect_job, detect_results = detector
+    detect_train, detect_form, detect_cancel, detect_job, detect_results, detector_kshot = detector
     one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
                       show_progress="hidden")
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
     reattach.follow_on_load(detect_job, (DETECT,), follow_detector, [detect_job, *detect_results],
                             show_progress="hidden")
-    reattach.select_section_on_load(sections, lambda job: "finetune-detector" if job.tool == DETECT
-                                    else "finetune-classifier")
+    wire_kshot("classify", classifier_kshot, form, classifier_inputs, "finetune_kshot")
+    wire_kshot("detect", detector_kshot, detect_form, detector_inputs, "finetune_kshot_detect")
+    reattach.select_section_on_load(sections, section_of)
     detect_form["preset"].input(cleared_detector, None, detect_results,
                                 api_visibility="private", show_progress="hidden")
 
@@ -384,7 +467,7 @@ DETECT_HINT = "Give annotated images and press Train detector."
 
 def build_classifier() -> tuple:
     """The classifier training sub-tab: (train button, its inputs by name, cancel button, job id state, result
-    outputs: status, curves, metrics, confusion matrix, downloads)."""
+    outputs: status, curves, metrics, confusion matrix, downloads; its K-shot section's components)."""
     gr.Markdown(
         "### Few-shot classification (CLIP + LoRA)\n"
         "Give a few images per class: a **.zip with a folder per class**, or class names with their images. The "
@@ -437,12 +520,13 @@ def build_classifier() -> tuple:
                                   interactive=False, visible=False, elem_id="finetune-confusion")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
-    return train_button, form, cancel_button, job_id, [status, plot, metrics, matrix, downloads]
+    kshot = build_kshot("classify", "finetune")
+    return train_button, form, cancel_button, job_id, [status, plot, metrics, matrix, downloads], kshot
 
 
 def build_detection() -> tuple:
     """The detector training sub-tab: (train button, its inputs by name, cancel button, job id state, result
-    outputs: status, loss and mAP curves, metrics, downloads)."""
+    outputs: status, loss and mAP curves, metrics, downloads; its K-shot section's components)."""
     gr.Markdown(
         "### Few-shot detection (RT-DETR)\n"
         "Give a few annotated images: a **.zip with the images and their annotations** (COCO JSON, YOLO txt + "
@@ -486,7 +570,56 @@ def build_detection() -> tuple:
                                    "fine-tuning", interactive=False, elem_id="detect-metrics")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
-    return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads]
+    kshot = build_kshot("detect", "detect")
+    return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads], kshot
+
+
+KSHOT_HINT = "Set K and the seeds, then press Run K-shot evaluation."
+
+
+def build_kshot(task: str, prefix: str) -> dict[str, Component]:
+    """A training sub-tab's folded K-shot section ("section"): K and the seeds (the data and training settings are
+    the form's above), run and cancel buttons, the status, a table per seed with mean ± std, downloads. By name."""
+    parts: dict[str, Component] = {}
+    with gr.Accordion("K-shot evaluation", open=False, elem_id=f"{prefix}-kshot") as parts["section"]:
+        gr.Markdown(f"How well does this training do with only **K images per class**, and how much does that depend "
+                    f"on which K were drawn? For each seed, K images per class are drawn from the {KINDS[task]}'s "
+                    "data above to train on (with the settings above) and the other images are tested, before and "
+                    "after fine-tuning. No model is saved.")
+        parts["job_id"] = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                parts["shots"] = controls.number(KSHOT, "shots", precision=0, elem_id=f"{prefix}-kshot-k")
+                parts["seeds"] = controls.textbox(KSHOT, "seeds", elem_id=f"{prefix}-kshot-seeds",
+                                                  value=", ".join(map(str, controls.spec(KSHOT, "seeds").default)))
+                with gr.Row():
+                    parts["button"] = gr.Button("Run K-shot evaluation", variant="primary",
+                                                elem_id=f"{prefix}-kshot-run")
+                    parts["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}-kshot-cancel")
+            with gr.Column(scale=2):
+                parts["status"] = gr.Markdown(KSHOT_HINT, elem_id=f"{prefix}-kshot-status")
+                headers = kshot_headers(task)
+                widths = ["10%", "14%", "12%", *[f"{64 / (len(headers) - 3):.1f}%"] * (len(headers) - 3)]
+                parts["table"] = gr.Dataframe(headers=headers, label="Per seed, then mean ± std", interactive=False,
+                                              wrap=True, column_widths=widths, elem_id=f"{prefix}-kshot-table")
+                parts["downloads"] = gr.File(label="Downloads (kshot.json, kshot.csv)", file_count="multiple",
+                                             interactive=False, elem_id=f"{prefix}-kshot-downloads")
+    return parts
+
+
+def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component],
+               form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]],
+               api_name: str) -> None:
+    """The K-shot section's events: one job per click from the sub-tab's form (less its unlabeled images) with K and
+    the seeds, its cancel, and its re-attaching after a reload."""
+    inputs = {**{name: c for name, c in form.items() if name != "unlabeled"}, "shots": parts["shots"],
+              "seeds": parts["seeds"]}
+    outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
+    one_job_per_click(parts["button"], by_name(inputs, kshot_event(task, form_inputs)), set(inputs.values()), outputs,
+                      api_name=api_name, concurrency_limit=None, show_progress="hidden")
+    parts["cancel"].click(cancel_started_job, [parts["job_id"]], [parts["status"]], api_name=f"cancel_{api_name}")
+    reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs,
+                            accepts=lambda job: job.params.get("task") == task, show_progress="hidden")
 
 
 def build_use() -> dict[str, Component]:

@@ -24,6 +24,7 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
     "finetune_classify": (finetune_tab.result_views, finetune_tab.METRIC_HEADERS),
     "finetune_detect": (finetune_tab.result_views, finetune_tab.DETECT_METRIC_HEADERS),
     "finetune_predict": (finetune_tab.result_views, finetune_tab.prediction_headers),
+    "finetune_kshot": (finetune_tab.kshot_views, lambda job: finetune_tab.kshot_headers(job.params["task"])),
 }
 
 

@@ -52,6 +52,7 @@ JOB_KINDS = {  # what each tool's job is called where the page says what runs ah
     "insertion_anchor": ("video frame preparation", "video frame preparations"),
     "finetune_classify": ("classifier training", "classifier trainings"),
     "finetune_detect": ("detector training", "detector trainings"),
+    "finetune_kshot": ("K-shot evaluation", "K-shot evaluations"),
     "finetune_predict": ("prediction", "predictions"),
     "weights_download": ("weights download", "weights downloads"),
 }

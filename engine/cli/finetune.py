@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from engine.cli.common import data_files, image_files, named, print_progress
 from engine.errors import UserInputError
-from engine.params import Params, add_arguments, from_args
+from engine.params import NamedFile, Params, add_arguments, from_args
 from engine.progress import ignore_progress
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     inputs = classify.Inputs(named(args.data), named(args.unlabeled), retention=named(args.retention))
     out = Path(args.out)
     if args.shots:
-        return _kshot(inputs, params, args, out)
+        return _kshot("classify", inputs.dataset, params, args, out)
     if args.compare_methods:
         return _compare(inputs, params, args, out)
     summary = classify.run(inputs, params, out, print_progress, device=args.device).to_json()
@@ -84,24 +84,27 @@ def _compare(inputs: classify.Inputs, params: classify.Params, args: argparse.Na
     print(f"wrote {', '.join(written)} in {out}")
 
 
-def _kshot(inputs: classify.Inputs, params: classify.Params, args: argparse.Namespace, out: Path) -> None:
-    """K-shot evaluation instead of one training run: K images per class to train on, the rest to test."""
-    import json
+def _kshot(task: str, dataset: list[NamedFile], training: Params, args: argparse.Namespace, out: Path) -> None:
+    """K-shot evaluation instead of one training run (the finetune_kshot job's run): per seed, K images per class
+    to train on, the rest to test; each seed's metrics, then their mean and spread."""
+    from engine.finetune import kshot
 
-    from engine.finetune.classify.data import gather_sources, load_labelled_set
-    from engine.finetune.classify.runs import kshot_evaluation
+    params = from_args(kshot.Params, args, task=task, training=training.to_dict())
+    result = kshot.run(kshot.Inputs(dataset), params, out, print_progress, device=args.device)
+    for item in result.skipped:
+        print(f"skipped  {item['error']}", file=sys.stderr)
+    print(f"sampling: {result.sampling}")
+    for row in result.runs:
+        values = "  ".join(f"{label} {_shown(row[key])}" for key, label in result.metrics.items())
+        print(f"seed {row['seed']}: {values} ({row['train_images']} training, {row['test_images']} test images)")
+    for key, label in result.metrics.items():
+        print(f"{label}: {_shown(result.summary[key]['mean'])} +- {_shown(result.summary[key]['std'])} "
+              f"({params.shots}-shot, seeds {', '.join(map(str, params.seeds))})")
+    print(f"table in {out / kshot.TABLE_FILE}")
 
-    try:
-        seeds = [int(s) for s in args.seeds.split(",")]
-    except ValueError:
-        raise UserInputError(f"--seeds: whole numbers separated by commas, not {args.seeds[:80]!r}.") from None
-    with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
-        data = load_labelled_set(*gather_sources(inputs.dataset, work_dir=Path(work)))
-    report = kshot_evaluation(data, params, args.shots, seeds, args.device, print_progress)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "kshot.json").write_text(json.dumps(report, indent=1))
-    for key in ("zero_shot_accuracy", "fine_tuned_accuracy"):
-        print(f"{key}: {report[key]['mean']:.3f} +- {report[key]['std']:.3f} ({args.shots}-shot, seeds {seeds})")
+
+def _shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def cmd_detect(args: argparse.Namespace) -> None:
@@ -111,6 +114,8 @@ def cmd_detect(args: argparse.Namespace) -> None:
         raise UserInputError("detect needs --data (images and annotations, folders or zips) and --out.")
     params = from_args(detect.Params, args, model_name=args.model_name or "detector")
     out = Path(args.out)
+    if args.shots:
+        return _kshot("detect", data_files(args.data), params, args, out)
     summary = detect.run(detect.Inputs(data_files(args.data)), params, out, print_progress,
                          device=args.device).to_json()
     for label in ("baseline", "fine_tuned"):
@@ -144,6 +149,16 @@ def cmd_predict(args: argparse.Namespace) -> None:
             print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
 
 
+def _kshot_options(parser: argparse.ArgumentParser) -> None:
+    """--kshot K (or --shots K) and --seeds: a K-shot evaluation (the finetune_kshot job) instead of one training."""
+    from engine.finetune import kshot
+
+    spec = kshot.Params.spec("shots")
+    parser.add_argument("--kshot", "--shots", dest="shots", default=None,
+                        help=f"K-shot evaluation instead of one training: {spec.help} [{spec.ge:g}..{spec.le:g}]")
+    add_arguments(parser, kshot.Params, skip=("task", "shots", "training"))
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from engine.finetune import classify, detect, predict
 
@@ -153,19 +168,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train = modes.add_parser("classify", help="train a classifier on a folder (or zip) per class")
     train.add_argument("--data", nargs="+", help="folders with a sub-folder per class, or zips of that")
     train.add_argument("--unlabeled", nargs="+", help="unlabeled images (transductive entropy term)")
-    train.add_argument("--shots", type=int, help="K-shot evaluation instead (K per class, rest tested)")
-    train.add_argument("--seeds", default="0,1,2", help="K-shot evaluation seeds")
     train.add_argument("--retention", nargs="+", help="images of other classes (folders with a sub-folder per "
                        "class, or zips) to measure forgetting on; default: generated shapes")
     train.add_argument("--compare-methods", action="store_true", help="instead: train selective-lora, lora and "
                        "a linear probe on one split, with WiSE-FT mixes, and write the new-task vs. retention "
                        "table (methods.json, .csv) and plot (methods.png)")
     _options(train, classify.Params, skip=("class_names",))
+    _kshot_options(train)
     train.set_defaults(run=cmd_classify)
     boxes = modes.add_parser("detect", help="train a detector on annotated images")
     boxes.add_argument("--data", nargs="+", help="images and annotations (COCO JSON, YOLO txt + classes.txt, VOC "
                        "XML): folders, files or zips")
     _options(boxes, detect.Params)
+    _kshot_options(boxes)
     boxes.set_defaults(run=cmd_detect)
     use = modes.add_parser("predict", help="use a trained model (the model/ folder of a classify or detect run)")
     use.add_argument("--images", nargs="+", help="images or folders")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
 from engine.limits import max_classes
@@ -16,6 +16,9 @@ from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
+
+if TYPE_CHECKING:
+    from engine.finetune.classify.data import LabelledSet
 
 METHODS = ("lora", "selective-lora", "linear")
 DEFAULT_SPARSITY = 5.0
@@ -83,15 +86,23 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Gather the classes, train, evaluate against zero-shot and write `model/`, metrics.json, history.csv and
     model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot)."""
-    from engine.finetune.classify.data import gather_sources, load_labelled_set, load_retention_set
+    from engine.finetune.classify.data import load_retention_set
     from engine.finetune.classify.runs import train_and_save
 
     preset = get_preset(params.base_preset())
     progress(0.01, "Reading the examples")
-    uploads = [(name, inputs.classes[index] if index < len(inputs.classes) else [])
-               for index, name in enumerate(params.class_names)]
     with scratch(out_dir) as work:
-        data = load_labelled_set(*gather_sources(inputs.dataset, uploads, work))
+        data = read_inputs(inputs, params, work)
         retention = load_retention_set(inputs.retention, work)
     progress(0.02, f"Loading model {preset.label}")
     return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history, retention)
+
+
+def read_inputs(inputs: Inputs, params: Params, work: Path) -> LabelledSet:
+    """The labelled set of a run's inputs: the zips' class folders (extracted into `work`) and the images of each
+    of `params.class_names`, decoded and checked (the K-shot job reads it so too)."""
+    from engine.finetune.classify.data import gather_sources, load_labelled_set
+
+    uploads = [(name, inputs.classes[index] if index < len(inputs.classes) else [])
+               for index, name in enumerate(params.class_names)]
+    return load_labelled_set(*gather_sources(inputs.dataset, uploads, work))

@@ -156,6 +156,9 @@ def split_held_out(data: LabelledSet, fraction: float, seed: int) -> tuple[list[
     return sorted(train), sorted(held)
 
 
+KSHOT_SAMPLING = "K images per class (seeded) to train on; the other images of each class are tested."
+
+
 def sample_shots(data: LabelledSet, shots: int, seed: int) -> tuple[list[int], list[int]]:
     """K images per class to train on and the rest to test on (K-shot sampling, as MoFSOD does)."""
     rng = random.Random(seed)

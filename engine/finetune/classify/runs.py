@@ -1,9 +1,8 @@
-"""Whole classifier runs shared by the CLI and the jobs: train + evaluate + save, K-shot evaluation, prediction."""
+"""Whole classifier runs shared by the CLI and the jobs: train + evaluate + save, one K-shot sample, prediction."""
 
 from __future__ import annotations
 
 import functools
-import statistics
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,9 +12,8 @@ from typing import Any
 import torch
 
 from engine.device import select_device
-from engine.errors import UserInputError
 from engine.finetune.classify import Params, Result
-from engine.finetune.classify.data import LabelledSet, sample_shots, split_held_out
+from engine.finetune.classify.data import LabelledSet, split_held_out
 from engine.finetune.classify.forgetting import measure_retention, prepare_retention
 from engine.finetune.classify.model import (
     CLIPClassifier,
@@ -27,7 +25,6 @@ from engine.finetune.classify.model import (
 from engine.finetune.classify.train import evaluate, predict_logits, to_tensor, train
 from engine.finetune.loop import TrainResult
 from engine.finetune.training import HistoryCallback, save_run
-from engine.limits import check_seed
 from engine.media import load_images
 from engine.naming import file_key
 from engine.params import NamedFile
@@ -104,29 +101,19 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
     return result
 
 
-def kshot_evaluation(data: LabelledSet, params: Params, shots: int, seeds: Sequence[int], device: str | None = None,
-                     progress: ProgressCallback = ignore_progress) -> dict[str, Any]:
-    """Train on K images per class for each seed and test on the rest; mean and spread of both accuracies."""
-    if shots < 1 or not seeds:
-        raise UserInputError("K-shot evaluation needs shots >= 1 and at least one seed.")
-    for seed in seeds:
-        check_seed(seed, "K-shot evaluation seed")
-    torch_device = select_device(device)
-    runs = []
-    for number, seed in enumerate(seeds):
-        train_idx, test_idx = sample_shots(data, shots, seed)
-        step = sub_progress(progress, number / len(seeds), (number + 1) / len(seeds))
-        fitted = fit_split(data, train_idx, test_idx, params.replace(seed=seed), torch_device, progress=step)
-        runs.append({"seed": seed, "zero_shot_accuracy": fitted.zero_shot["accuracy"],
-                     "fine_tuned_accuracy": fitted.fine_tuned["accuracy"], "best_step": fitted.trained.best_step,
-                     "test_images": len(test_idx)})
-
-    def spread(key: str) -> dict[str, float]:
-        values = [r[key] for r in runs]
-        return {"mean": statistics.fmean(values), "std": statistics.pstdev(values)}
-
-    return {"shots": shots, "seeds": list(seeds), "base_preset": params.base_preset(), "runs": runs,
-            "zero_shot_accuracy": spread("zero_shot_accuracy"), "fine_tuned_accuracy": spread("fine_tuned_accuracy")}
+def kshot_split(data: LabelledSet, train_idx: list[int], test_idx: list[int], params: Params, device: torch.device,
+                progress: ProgressCallback = ignore_progress) -> dict[str, Any]:
+    """One K-shot sample of the K-shot job: zero-shot accuracy on `test_idx`, then trained on `train_idx` with
+    nothing held out (the last step is kept: a checkpoint chosen on the test images would flatter it) and tested."""
+    zero_shot_model, preprocess = build_classifier(params.base_preset(), data.classes, device, None, params.seed)
+    test_x = to_tensor([data.images[i] for i in test_idx], preprocess)
+    test_y = [data.labels[i] for i in test_idx]
+    zero_shot = evaluate(zero_shot_model, test_x, test_y)
+    del zero_shot_model
+    fitted = fit_split(data, train_idx, [], params, device, progress=progress)
+    return {"zero_shot_accuracy": zero_shot["accuracy"],
+            "fine_tuned_accuracy": evaluate(fitted.classifier, test_x, test_y)["accuracy"],
+            "steps_run": fitted.trained.steps_run, "stopped": fitted.trained.stopped}
 
 
 THUMBNAIL_SIZE = (256, 256)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.errors import UserInputError
 from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
@@ -13,6 +14,9 @@ from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
+
+if TYPE_CHECKING:
+    from engine.annotations.dataset import Dataset
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +66,17 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Read the annotated images, train, evaluate against the pre-fine-tuning baseline and write `model/`,
     metrics.json, history.csv and model.zip into `out_dir`; `on_history` gets the curves after each step."""
-    from engine.finetune.detect.data import load_detection_set
     from engine.finetune.detect.runs import train_and_save
+
+    progress(0.005, "Reading the images and annotations")
+    with scratch(out_dir) as work:
+        return train_and_save(read_inputs(inputs, params, work), params, out_dir, device, progress, on_history)
+
+
+def read_inputs(inputs: Inputs, params: Params, work: Path) -> Dataset:
+    """The annotated set of a run's inputs (zips extracted into `work`), refused with what to fix when the preset
+    is not a detector's, nothing was given or no detector can learn from it (the K-shot job reads it so too)."""
+    from engine.finetune.detect.data import load_detection_set
 
     preset = get_preset(params.base_preset())
     if preset.tool != params.PRESET_TOOL:
@@ -72,7 +85,4 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     if not files:
         raise UserInputError("Upload annotated images: a zip with the images and their annotations (COCO JSON, YOLO "
                              "txt + classes.txt, or Pascal VOC XML), or the images and annotation files.")
-    progress(0.005, "Reading the images and annotations")
-    with scratch(out_dir) as work:
-        dataset = load_detection_set(files, work, params.format)
-        return train_and_save(dataset, params, out_dir, device, progress, on_history)
+    return load_detection_set(files, work, params.format)

@@ -70,3 +70,33 @@ def split_held_out(dataset: Dataset, fraction: float, seed: int) -> tuple[list[i
             held.append(index)
             left -= boxes
     return sorted(set(range(len(dataset.images))) - set(held)), sorted(held)
+
+
+KSHOT_SAMPLING = ("K images per class: classes in a seeded order, each gets images that contain it (seeded) until "
+                  "K training images contain it; an image chosen for one class counts for every class it holds, "
+                  "so a class seen beside others may get more than K. The other annotated images are tested; "
+                  "images without boxes are left out.")
+
+
+def sample_shots(dataset: Dataset, shots: int, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded (train, test) image indices of K-shot detection, as KSHOT_SAMPLING says (K images per class, as
+    few-shot detection benchmarks like MoFSOD sample them, rather than K boxes)."""
+    annotated = [index for index, image in enumerate(dataset.images) if image.boxes]
+    holding = {name: [i for i in annotated if any(b.category == name for b in dataset.images[i].boxes)]
+               for name in dataset.categories}
+    for name, images in holding.items():
+        if len(images) <= shots:
+            raise UserInputError(f"Class '{name}' is in {len(images)} images; {shots}-shot evaluation needs more than "
+                                 f"{shots} images with a '{name}' (the rest are the test images).")
+    rng = random.Random(seed)
+    order = list(dataset.categories)
+    rng.shuffle(order)
+    chosen: set[int] = set()
+    for name in order:
+        candidates = list(holding[name])
+        rng.shuffle(candidates)
+        for index in candidates:
+            if len(chosen.intersection(holding[name])) >= shots:
+                break
+            chosen.add(index)
+    return sorted(chosen), sorted(set(annotated) - chosen)

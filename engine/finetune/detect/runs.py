@@ -9,22 +9,61 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from engine.annotations.dataset import Box, Dataset
 from engine.device import select_device
 from engine.errors import UserInputError
 from engine.finetune import predict
 from engine.finetune.detect import Params, Result
 from engine.finetune.detect.data import split_held_out
-from engine.finetune.detect.train import targets_of, train
+from engine.finetune.detect.train import evaluate, targets_of, train
+from engine.finetune.loop import TrainResult
 from engine.finetune.training import HistoryCallback, save_run
 from engine.media import decoded
-from engine.models.rtdetr import DetectionPredictor, build_detector, save_detector
+from engine.models.rtdetr import DetectionPredictor, Detector, build_detector, save_detector
 from engine.naming import file_key
 from engine.params import NamedFile
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 PREDICTIONS_FILE = "detections.json"
+
+
+def _fit(dataset: Dataset, train_idx: list[int], held_idx: list[int], params: Params, device: torch.device,
+         progress: ProgressCallback = ignore_progress,
+         on_history: HistoryCallback | None = None) -> tuple[Detector, TrainResult]:
+    """Train one detector on `train_idx`, evaluated on `held_idx` before training and after each few steps;
+    `params` with a learning rate (`for_preset`)."""
+    preset = get_preset(params.base_preset())
+    train_images = [dataset.images[i] for i in train_idx]
+    held_images = [dataset.images[i] for i in held_idx]
+    progress(0.01, f"Loading model {preset.label}")
+    detector = build_detector(preset.name, dataset.categories, device, params.train_backbone, params.seed)
+    progress(0.03, f"Preparing {len(train_images)} training and {len(held_images)} held-out images")
+    train_x = detector.spec.encode(image.load() for image in train_images)
+    held_x = detector.spec.encode(image.load() for image in held_images) if held_images else train_x[:0]
+    trained = train(detector, train_x, targets_of(train_images, detector.classes), held_x, held_images, params,
+                    sub_progress(progress, 0.05, 0.97), on_history)
+    return detector, trained
+
+
+def kshot_split(dataset: Dataset, train_idx: list[int], test_idx: list[int], params: Params, device: torch.device,
+                progress: ProgressCallback = ignore_progress) -> dict[str, Any]:
+    """One K-shot sample of the K-shot job: mAP on `test_idx` of the base model with its new class head, then of
+    the detector trained on `train_idx` with nothing held out (the last step is kept: a checkpoint chosen on the
+    test images would flatter it)."""
+    params = params.for_preset()
+    base = build_detector(params.base_preset(), dataset.categories, device, params.train_backbone, params.seed)
+    test_images = [dataset.images[i] for i in test_idx]
+    test_x = base.spec.encode(image.load() for image in test_images)
+    baseline = evaluate(base, test_x, test_images)
+    del base
+    detector, trained = _fit(dataset, train_idx, [], params, device, progress)
+    tuned = evaluate(detector, test_x, test_images)
+    return {"baseline_map_50": baseline["map_50"], "fine_tuned_map_50": tuned["map_50"],
+            "baseline_map": baseline["map"], "fine_tuned_map": tuned["map"], "steps_run": trained.steps_run,
+            "stopped": trained.stopped}
 
 
 def train_and_save(dataset: Dataset, params: Params, out_dir: Path, device: str | None = None,
@@ -41,13 +80,7 @@ def train_and_save(dataset: Dataset, params: Params, out_dir: Path, device: str 
     train_idx, held_idx = split_held_out(dataset, params.held_out_fraction, params.seed)
     train_images = [dataset.images[i] for i in train_idx]
     held_images = [dataset.images[i] for i in held_idx]
-    progress(0.01, f"Loading model {preset.label}")
-    detector = build_detector(preset.name, dataset.categories, torch_device, params.train_backbone, params.seed)
-    progress(0.03, f"Preparing {len(train_images)} training and {len(held_images)} held-out images")
-    train_x = detector.spec.encode(image.load() for image in train_images)
-    held_x = detector.spec.encode(image.load() for image in held_images) if held_images else train_x[:0]
-    trained = train(detector, train_x, targets_of(train_images, detector.classes), held_x, held_images, params,
-                    sub_progress(progress, 0.05, 0.97), on_history)
+    detector, trained = _fit(dataset, train_idx, held_idx, params, torch_device, progress, on_history)
     notes = []
     if not held_images:
         notes.append("Too few images to hold any out (every class must keep a box to train on): no mAP is "

@@ -14,11 +14,10 @@ from engine.finetune.classify.data import (
     LabelledSet,
     gather_sources,
     load_labelled_set,
-    sample_shots,
     split_held_out,
 )
 from engine.finetune.classify.model import LoraSettings, build_classifier, load_classifier
-from engine.finetune.classify.runs import Predictor, kshot_evaluation, train_and_save
+from engine.finetune.classify.runs import Predictor, train_and_save
 from engine.finetune.classify.train import classification_metrics, predict_logits, to_tensor, train
 from engine.progress import Cancelled
 from tests.helpers import colour_classes, zip_tree
@@ -147,14 +146,6 @@ def test_metrics_on_a_hand_computed_confusion_matrix():
     assert metrics["accuracy"] == pytest.approx(6 / 9)
     assert metrics["per_class_accuracy"] == pytest.approx({"a": 2 / 3, "b": 0.5, "c": 0.75})
     assert classification_metrics([], [], ["a", "b"])["per_class_accuracy"] == {"a": None, "b": None}
-
-
-def test_kshot_evaluation_reports_both_accuracies_per_seed(colours):
-    report = kshot_evaluation(colours, Params(preset=TINY, steps=30, method="linear"), shots=2, seeds=[0, 1])
-    assert [r["seed"] for r in report["runs"]] == [0, 1] and all(r["test_images"] == 12 for r in report["runs"])
-    assert report["fine_tuned_accuracy"]["mean"] > report["zero_shot_accuracy"]["mean"]
-    with pytest.raises(UserInputError, match="needs more than 6"):
-        sample_shots(colours, 6, 0)
 
 
 def test_a_zip_of_class_folders_and_uploads_with_a_class_name(tmp_path):
