@@ -8,15 +8,11 @@ import argparse
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from engine.cli.common import data_files, image_files, named, print_progress
 from engine.errors import UserInputError
 from engine.params import NamedFile, Params, add_arguments, from_args
 from engine.progress import ignore_progress
-
-if TYPE_CHECKING:
-    from engine.finetune import classify
 
 RENAMED = {"model_name": "--name", "lora_rank": "--rank", "lora_blocks": "--blocks", "learning_rate": "--lr",
            "time_budget_s": "--time-budget", "score_threshold": "--threshold"}
@@ -53,8 +49,6 @@ def cmd_classify(args: argparse.Namespace) -> None:
     out = Path(args.out)
     if args.shots:
         return _kshot("classify", inputs.dataset, params, args, out)
-    if args.compare_methods:
-        return _compare(inputs, params, args, out)
     summary = classify.run(inputs, params, out, print_progress, device=args.device).to_json()
     for label in ("zero_shot", "fine_tuned"):
         metrics = summary["metrics"][label]
@@ -64,24 +58,13 @@ def cmd_classify(args: argparse.Namespace) -> None:
         print(f"active blocks: {active_blocks_line(summary['blocks'])}")
     print(f"retention: {retention_line(summary['retention'])}")
     print(f"trainable parameters: {summary['trainable_parameters']:,} (kept in the saved model)")
+    if summary["comparison"]:
+        print(f"{'method':22} {'new task':>8} {'retention':>9} {'active blocks':>13} {'trainable':>10}")
+        for row in summary["comparison"]:
+            print(f"{row['method']:22} {row['new_task_accuracy']:8.3f} {row['retention_accuracy']:9.3f} "
+                  f"{row['active_blocks']:>6} of {row['blocks']:<4} {row['trainable_parameters']:>10,}")
+        print(f"wrote methods.json, methods.csv, methods.png in {out}")
     _print_run(summary, out)
-
-
-def _compare(inputs: classify.Inputs, params: classify.Params, args: argparse.Namespace, out: Path) -> None:
-    """Selective LoRA, LoRA, linear probe and WiSE-FT mixes on one split: new-task accuracy against retention."""
-    from engine.finetune.classify.data import gather_sources, load_labelled_set, load_retention_set
-    from engine.finetune.classify.forgetting import compare_methods, write_comparison
-
-    with tempfile.TemporaryDirectory(prefix="fewshot-finetune-") as work:
-        data = load_labelled_set(*gather_sources(inputs.dataset, work_dir=Path(work)))
-        retention = load_retention_set(inputs.retention, Path(work))
-    rows = compare_methods(data, params, retention, args.device, print_progress)
-    written = write_comparison(rows, out)
-    print(f"{'method':22} {'new task':>8} {'retention':>9} {'active blocks':>13} {'trainable':>10}")
-    for row in rows:
-        print(f"{row['method']:22} {row['new_task_accuracy']:8.3f} {row['retention_accuracy']:9.3f} "
-              f"{row['active_blocks']:>6} of {row['blocks']:<4} {row['trainable_parameters']:>10,}")
-    print(f"wrote {', '.join(written)} in {out}")
 
 
 def _kshot(task: str, dataset: list[NamedFile], training: Params, args: argparse.Namespace, out: Path) -> None:
@@ -170,9 +153,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--unlabeled", nargs="+", help="unlabeled images (transductive entropy term)")
     train.add_argument("--retention", nargs="+", help="images of other classes (folders with a sub-folder per "
                        "class, or zips) to measure forgetting on; default: generated shapes")
-    train.add_argument("--compare-methods", action="store_true", help="instead: train selective-lora, lora and "
-                       "a linear probe on one split, with WiSE-FT mixes, and write the new-task vs. retention "
-                       "table (methods.json, .csv) and plot (methods.png)")
     _options(train, classify.Params, skip=("class_names",))
     _kshot_options(train)
     train.set_defaults(run=cmd_classify)

@@ -15,7 +15,7 @@ from engine.limits import max_classes
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
-from engine.progress import ProgressCallback, ignore_progress
+from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 if TYPE_CHECKING:
     from engine.finetune.classify.data import LabelledSet
@@ -45,6 +45,10 @@ class Params(TrainingParams):
     eval_every: int = param(5, "steps between held-out evaluations", ge=1, le=100_000)
     patience: int = param(6, "evaluations without improvement before stopping", ge=1, le=10_000)
     unlabeled_weight: float = param(0.1, "weight of the transductive entropy term on unlabeled images", ge=0.0)
+    compare_methods: bool = param(False, "also train Selective LoRA, LoRA on every block and a linear probe on the "
+                                  "same split and score them, zero-shot and WiSE-FT mixes on the held-out images and "
+                                  "the retention set: the new-task vs. retention table and plot (3 more trainings)",
+                                  label="Compare with the other methods (new task vs. retention)")
 
     JOB_FIELDS = (*TrainingParams.JOB_FIELDS, "class_names")
     PRESET_TOOL = "finetune"
@@ -80,13 +84,16 @@ class Result(TrainingResult):
     retention: dict[str, Any] | None = None
     blocks: dict[str, Any] | None = None
     trainable_parameters: int = 0
+    comparison: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # forgetting.compare_methods rows
 
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
         on_history: HistoryCallback | None = None, device: str | None = None) -> Result:
     """Gather the classes, train, evaluate against zero-shot and write `model/`, metrics.json, history.csv and
-    model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot)."""
+    model.zip into `out_dir`; `on_history` gets the curves after each step (a job's live plot). With
+    `compare_methods`, then the methods' trade-off: methods.json, methods.csv and methods.png."""
     from engine.finetune.classify.data import load_retention_set
+    from engine.finetune.classify.forgetting import compare_methods, write_comparison
     from engine.finetune.classify.runs import train_and_save
 
     preset = get_preset(params.base_preset())
@@ -95,7 +102,14 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         data = read_inputs(inputs, params, work)
         retention = load_retention_set(inputs.retention, work)
     progress(0.02, f"Loading model {preset.label}")
-    return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history, retention)
+    if not params.compare_methods:
+        return train_and_save(data, params, out_dir, inputs.unlabeled, device, progress, on_history, retention)
+    result = train_and_save(data, params, out_dir, inputs.unlabeled, device, sub_progress(progress, 0.0, 0.4),
+                            on_history, retention)
+    result.comparison = compare_methods(data, params, retention, device,
+                                        sub_progress(progress, 0.4, 1.0))
+    result.outputs += write_comparison(result.comparison, out_dir)
+    return result
 
 
 def read_inputs(inputs: Inputs, params: Params, work: Path) -> LabelledSet:
