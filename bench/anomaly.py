@@ -171,7 +171,7 @@ def run_method(method: str, arch: str, device: str, precision: str, n_images: in
     return found
 
 
-def print_methods(arches: list[str], device: str, n_images: int) -> None:
+def print_methods(arches: list[str], device: str, n_images: int, methods: list[str]) -> None:
     from engine.device import cpu_has_native_bf16
 
     low = "fp16" if device.startswith("cuda") else "bf16"
@@ -182,7 +182,8 @@ def print_methods(arches: list[str], device: str, n_images: int) -> None:
           f"{'max score diff':>14}")
     with tempfile.TemporaryDirectory() as tmp:
         for arch in arches:
-            for method, names in METHOD_ARCHITECTURES.items():
+            for method in methods:
+                names = METHOD_ARCHITECTURES[method]
                 maps_file = str(Path(tmp) / f"{method}-{arch}.npz")
                 for precision in ("fp32", low):
                     config = {"method": method, "arch": arch, "device": device, "precision": precision,
@@ -241,6 +242,7 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--images", type=int, default=8, help="images per configuration")
     parser.add_argument("--methods-only", action="store_true", help="only the per-method, per-precision table")
+    parser.add_argument("--methods", default=",".join(METHOD_ARCHITECTURES), help="methods of that table")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--text", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -256,7 +258,7 @@ def main() -> None:
     print(f"fp32 matmul throughput (2048^3): {gflops:.0f} GFLOP/s")
     arches = ["tiny", "real"] if args.arch == "both" else [args.arch]
     if args.methods_only:
-        print_methods(arches, device, args.images)
+        print_methods(arches, device, args.images, args.methods.split(","))
         return
     if args.arch != "tiny":
         done = subprocess.run([sys.executable, __file__, "--text", device], cwd=REPO, capture_output=True, text=True,
@@ -276,7 +278,7 @@ def main() -> None:
                 share = r["gflop_per_image"] * r["images_per_s"] / gflops
                 print(f"{arch:5} {batch:5d} {shots:5d} {r['images_per_s']:8.2f} {r['s_per_image']:7.3f} "
                       f"{r['peak_mib']:9.0f} {r['gflop_per_image']:9.1f} {share:11.0%}", flush=True)
-    print_methods(arches, device, args.images)
+    print_methods(arches, device, args.images, args.methods.split(","))
 
 
 if __name__ == "__main__":

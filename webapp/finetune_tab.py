@@ -91,10 +91,23 @@ def summary_line(job: Job) -> str:
     notes = "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
     skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
     weights = " · base has **random weights**" if result.get("random_weights") else ""
+    forgetting = ""
+    if result.get("retention"):
+        retention = result["retention"]
+        forgetting = (f"\n\nRetention (zero-shot on {retention['images']} images of other classes, "
+                      f"{text(retention['source'])}): **{retention['zero_shot']:.3f}** before → "
+                      f"**{retention['fine_tuned']:.3f}** after")
+    if result.get("blocks"):
+        blocks = result["blocks"]
+        forgetting += (f" · active blocks **{len(blocks['active'])} of {len(blocks['candidates'])}** "
+                       f"({blocks['active_share']:.0%})" + (f": {', '.join(map(str, blocks['active']))}"
+                                                     if blocks["active"] else ""))
+    if result.get("trainable_parameters"):
+        forgetting += f" · {result['trainable_parameters']:,} trainable parameters kept"
     return (f"\n\nModel **{text(result['name'])}** saved · classes {text(', '.join(result['classes']))} · "
             f"{result['train_images']} training / {result['held_out_images']} held-out images · "
             f"stopped: {result['stopped']} after {result['steps_run']} steps (best step {result['best_step']}){weights}"
-            f" · try it in **Use a model**{notes}{skipped}")
+            f" · try it in **Use a model**{forgetting}{notes}{skipped}")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -175,7 +188,8 @@ def classifier_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dic
     `values`: "dataset", "unlabeled" (not in the K-shot form), "class_N_name" and "class_N_images" for each row,
     and the job's parameters."""
     archives = values.pop("dataset")
-    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": values.pop("unlabeled", None) or []}
+    files: dict[str, list[str]] = {"dataset": archives or [], "unlabeled": values.pop("unlabeled", None) or [],
+                                   "retention": values.pop("retention", None) or []}
     class_names = []
     for index in range(CLASS_ROWS):
         class_name, images = values.pop(f"class_{index}_name"), values.pop(f"class_{index}_images")
@@ -197,11 +211,33 @@ def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = g
 
 def follow_classifier(job: Job, progress: gr.Progress) -> Iterator:
     """A classifier training's stream into its sub-tab (after a submit, or re-attached after a reload): job id,
-    status, curves, metrics, confusion matrix, downloads."""
+    status, curves, metrics, confusion matrix, block scores, the methods' trade-off, downloads."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
         yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
-               confusion(job), files_out)
+               confusion(job), block_scores(job), *trade_off(job), files_out)
+
+
+def block_scores(job: Job) -> gr.BarPlot:
+    """Selective LoRA's learned score per image-tower block, active ones marked; hidden for other methods."""
+    blocks = job.result.get("blocks") if job.status is Status.SUCCEEDED else None
+    if not blocks:
+        return gr.BarPlot(value=pd.DataFrame({"block": [], "score": [], "state": []}), visible=False)
+    active = set(blocks["active"])
+    data = pd.DataFrame({"block": [str(b) for b in blocks["candidates"]], "score": blocks["scores"],
+                         "state": ["on" if b in active else "off" for b in blocks["candidates"]]})
+    return gr.BarPlot(value=data, visible=True)
+
+
+def trade_off(job: Job) -> tuple[gr.Dataframe, gr.Image]:
+    """The methods compared on the same split (new-task accuracy, retention, active blocks, trainable parameters)
+    and their plot; hidden unless the run compared them."""
+    rows = job.result.get("comparison") if job.status is Status.SUCCEEDED else None
+    if not rows:
+        return gr.Dataframe(value=[], visible=False), gr.Image(value=None, visible=False)
+    table = [[r["method"], round(r["new_task_accuracy"], 4), round(r["retention_accuracy"], 4),
+              f"{r['active_blocks']} of {r['blocks']}", r["trainable_parameters"]] for r in rows]
+    return gr.Dataframe(value=table, visible=True), gr.Image(value=job_file(job, "methods.png"), visible=True)
 
 
 def detector_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -395,7 +431,8 @@ def no_curves() -> pd.DataFrame:
 def cleared_classifier() -> tuple:
     """A new base model picked in the Classifier tab: a previous run's views (of another base model) go back to
     empty, the confusion matrix hidden."""
-    return CLASSIFY_HINT, no_curves(), [], gr.Dataframe(value=[], headers=[MATRIX_CORNER], visible=False), []
+    return (CLASSIFY_HINT, no_curves(), [], gr.Dataframe(value=[], headers=[MATRIX_CORNER], visible=False),
+            gr.BarPlot(visible=False), gr.Dataframe(value=[], visible=False), gr.Image(value=None, visible=False), [])
 
 
 def cleared_detector() -> tuple:
@@ -462,6 +499,8 @@ def build() -> None:
 
 
 CLASSIFY_HINT = "Give classes and press Train."
+TRADE_OFF_HEADERS = ["method", "new-task accuracy", "retention accuracy", "active blocks", "trainable parameters"]
+NOT_IN_KSHOT = ("unlabeled", "retention", "compare_methods")  # a K-shot evaluation measures the new task only
 DETECT_HINT = "Give annotated images and press Train detector."
 
 
@@ -469,11 +508,13 @@ def build_classifier() -> tuple:
     """The classifier training sub-tab: (train button, its inputs by name, cancel button, job id state, result
     outputs: status, curves, metrics, confusion matrix, downloads; its K-shot section's components)."""
     gr.Markdown(
-        "### Few-shot classification (CLIP + LoRA)\n"
+        "### Few-shot classification (CLIP + LoRA, Selective LoRA)\n"
         "Give a few images per class: a **.zip with a folder per class**, or class names with their images. The "
         "head starts from the text of the class names, so step 0 is zero-shot CLIP; training (LoRA on the image "
-        "tower, or a linear probe) is compared with it on held-out images (30 % of each class with 2 or more "
-        "images). The best held-out checkpoint is kept; cancel stops training and keeps the best so far."
+        "tower, Selective LoRA, which learns which blocks get an adapter, or a linear probe) is compared with it on "
+        "held-out images (30 % of each class with 2 or more images). Every run also measures **forgetting**: "
+        "zero-shot accuracy on other classes before and after. The best held-out checkpoint is kept; cancel stops "
+        "training and keeps the best so far."
     )
     job_id = gr.State(None)
     with gr.Row():
@@ -493,11 +534,13 @@ def build_classifier() -> tuple:
             form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
             weights_notice("finetune", form["preset"])
             with gr.Accordion("Training settings", open=False):
-                form["method"] = controls.radio(CLASSIFY, "method", choices=[("LoRA + head", "lora"), (
-                    "Linear probe (head only)", "linear")], elem_id="finetune-method")
+                form["method"] = controls.radio(CLASSIFY, "method", choices=[
+                    ("LoRA + head", "lora"), ("Selective LoRA (learns which blocks)", "selective-lora"),
+                    ("Linear probe (head only)", "linear")], elem_id="finetune-method")
                 with gr.Row():
                     form["lora_rank"] = controls.number(CLASSIFY, "lora_rank", precision=0)
                     form["lora_blocks"] = controls.textbox(CLASSIFY, "lora_blocks")
+                    form["sparsity"] = controls.number(CLASSIFY, "sparsity", elem_id="finetune-sparsity")
                 with gr.Row():
                     form["steps"] = controls.number(CLASSIFY, "steps", precision=0, elem_id="finetune-steps")
                     form["learning_rate"] = controls.number(CLASSIFY, "learning_rate")
@@ -506,6 +549,12 @@ def build_classifier() -> tuple:
                     form["time_budget_s"] = controls.number(CLASSIFY, "time_budget_s")
                 form["unlabeled"] = gr.File(label="Unlabeled images of the task (optional, transductive)",
                                             file_count="multiple", file_types=list(IMAGE_SUFFIXES))
+                form["retention"] = gr.File(label="Retention images: other classes, a .zip with a folder per class "
+                                                  "(optional; default: generated shapes), to measure forgetting",
+                                            file_count="multiple", file_types=list(ARCHIVE_SUFFIXES),
+                                            elem_id="finetune-retention")
+                form["compare_methods"] = controls.checkbox(CLASSIFY, "compare_methods",
+                                                            elem_id="finetune-compare-methods")
             samples.classifier(form["dataset"], form["model_name"], form["preset"])
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
@@ -518,10 +567,19 @@ def build_classifier() -> tuple:
                                    elem_id="finetune-metrics")
             matrix = gr.Dataframe(label="Confusion matrix (fine-tuned; rows true, columns predicted)",
                                   interactive=False, visible=False, elem_id="finetune-confusion")
+            blocks = gr.BarPlot(x="block", y="score", color="state", color_map={"on": "#d62728", "off": "#9e9e9e"},
+                                label="Selective LoRA: learned score per image-tower block (on: its adapter is kept)",
+                                visible=False, elem_id="finetune-blocks")
+            comparison = gr.Dataframe(headers=TRADE_OFF_HEADERS, label="Methods on the same split: new task vs. "
+                                      "retention (zero-shot on other classes)", interactive=False, visible=False,
+                                      elem_id="finetune-trade-off")
+            comparison_plot = gr.Image(label="New-task accuracy against retention", show_label=False, interactive=False,
+                                       visible=False, elem_id="finetune-trade-off-plot")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
     kshot = build_kshot("classify", "finetune")
-    return train_button, form, cancel_button, job_id, [status, plot, metrics, matrix, downloads], kshot
+    return (train_button, form, cancel_button, job_id,
+            [status, plot, metrics, matrix, blocks, comparison, comparison_plot, downloads], kshot)
 
 
 def build_detection() -> tuple:
@@ -612,7 +670,7 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
                api_name: str) -> None:
     """The K-shot section's events: one job per click from the sub-tab's form (less its unlabeled images) with K and
     the seeds, its cancel, and its re-attaching after a reload."""
-    inputs = {**{name: c for name, c in form.items() if name != "unlabeled"}, "shots": parts["shots"],
+    inputs = {**{name: c for name, c in form.items() if name not in NOT_IN_KSHOT}, "shots": parts["shots"],
               "seeds": parts["seeds"]}
     outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
     one_job_per_click(parts["button"], by_name(inputs, kshot_event(task, form_inputs)), set(inputs.values()), outputs,

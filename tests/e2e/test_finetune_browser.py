@@ -49,8 +49,9 @@ def fill_number(field, value: str) -> None:
     raise AssertionError(f"the field keeps {field.input_value()!r}, not {value!r}")
 
 
-def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None) -> None:
-    """Colour classes as a zip, the tiny preset, a model name (and a number of steps), then Train."""
+def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None, settings=None) -> None:
+    """Colour classes as a zip, the tiny preset, a model name (and a number of steps, and other `settings`), then
+    Train."""
     archive = zip_tree(colour_classes(tmp_path / "set"), tmp_path / "colours.zip")
     open_finetune(ui, "Classifier")
     ui.locator("#finetune-zip input[type=file]").set_input_files([str(archive)])
@@ -59,7 +60,29 @@ def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None)
     if steps is not None:
         ui.get_by_text("Training settings").first.click()
         fill_number(ui.locator("#finetune-steps input"), str(steps))
+    if settings is not None:
+        settings(ui)
     ui.locator("#finetune-train").click()
+
+
+def test_selective_lora_shows_its_blocks_the_forgetting_and_the_methods_compared(page, tmp_path):  # noqa: F811
+    def selective_and_compared(ui) -> None:
+        ui.locator("#finetune-method").get_by_text("Selective LoRA").click()
+        ui.locator("#finetune-compare-methods input").check()
+
+    page.get_by_role("tab", name="Few-shot fine-tuning").click()
+    start_classifier_training(page, tmp_path, f"selective {uuid.uuid4().hex[:4]}", steps=20,
+                              settings=selective_and_compared)
+    status = page.locator("#finetune-status")
+    status.get_by_text("Succeeded").wait_for(timeout=240_000)
+    expect(status).to_contain_text("Retention (zero-shot on 40 images of other classes, generated shapes)")
+    expect(status).to_contain_text(re.compile(r"active blocks \d of 2"))
+    expect(page.locator("#finetune-blocks")).to_be_visible()
+    table = page.locator("#finetune-trade-off")
+    for method in ("zero-shot", "selective-lora", "WiSE-FT 0.5 (lora)", "linear"):
+        expect(table).to_contain_text(method)
+    expect(page.locator("#finetune-trade-off-plot img")).to_be_visible()
+    shot(page, "selective-lora")
 
 
 def test_each_journey_has_its_sub_tab(page):  # noqa: F811
