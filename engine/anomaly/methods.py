@@ -31,13 +31,14 @@ class Method:
 
 
 WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", True, "optional", 1, 0.5,
-                 "one image or a video, no good parts needed (zero-shot); a few good parts make it WinCLIP+")
+                 "one image or a video, no good parts needed (zero-shot); a few good parts make it WinCLIP+",
+                 bf16_safe=True)  # ViT-B-16-plus-240: maps within 4e-4 of float32 (bench/anomaly.py)
 MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", False, "join the set", 5, None,
               "a batch of images or a video of one kind of part, no good parts needed: each image is scored "
               "against the others, so most of the set should be good")
 ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", False, "required", 1, None,
                      "one or more images when you have at least one good part (more good parts: a calibrated "
-                     "threshold)")
+                     "threshold)", bf16_safe=True)  # DINOv2 ViT-S/14: maps within 8e-4 of float32
 METHODS: dict[str, Method] = {m.name: m for m in (WINCLIP, MUSC, ANOMALYDINO)}
 SET_RULE_MIN_IMAGES = 4  # fewer scores than this give no usable median and spread for the set rule
 
