@@ -540,7 +540,6 @@ def build_classifier() -> tuple:
                 with gr.Row():
                     form["lora_rank"] = controls.number(CLASSIFY, "lora_rank", precision=0)
                     form["lora_blocks"] = controls.textbox(CLASSIFY, "lora_blocks")
-                    form["sparsity"] = controls.number(CLASSIFY, "sparsity", elem_id="finetune-sparsity")
                 with gr.Row():
                     form["steps"] = controls.number(CLASSIFY, "steps", precision=0, elem_id="finetune-steps")
                     form["learning_rate"] = controls.number(CLASSIFY, "learning_rate")
@@ -549,6 +548,8 @@ def build_classifier() -> tuple:
                     form["time_budget_s"] = controls.number(CLASSIFY, "time_budget_s")
                 form["unlabeled"] = gr.File(label="Unlabeled images of the task (optional, transductive)",
                                             file_count="multiple", file_types=list(IMAGE_SUFFIXES))
+                # created after the older inputs: the API takes the form in the order created, new ones last
+                form["sparsity"] = controls.number(CLASSIFY, "sparsity", elem_id="finetune-sparsity")
                 form["retention"] = gr.File(label="Retention images: other classes, a .zip with a folder per class "
                                                   "(optional; default: generated shapes), to measure forgetting",
                                             file_count="multiple", file_types=list(ARCHIVE_SUFFIXES),
