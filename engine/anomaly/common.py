@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from engine.anomaly.methods import METHODS, WINCLIP, get_method
 from engine.errors import UserInputError
 from engine.params import Params, Result, param
-from engine.presets import get_preset
+from engine.presets import PRESETS, get_preset, presets_for
 from engine.progress import ProgressCallback
 
 if TYPE_CHECKING:
@@ -42,10 +42,10 @@ class AnomalyParams(Params):
                                     label="Rotated good parts (AnomalyDINO)")
 
     def check(self) -> None:
-        preset = get_preset(self.preset) if self.preset else None
-        if preset is not None and preset.tool != "anomaly":
-            raise UserInputError(f"preset: {self.preset!r} is not an anomaly model; choose a winclip-, musc- or "
-                                 "anomalydino- preset.")
+        preset = PRESETS.get(self.preset) if self.preset else None
+        if self.preset and (preset is None or preset.tool != "anomaly"):
+            accepted = ", ".join(p.name for p in presets_for("anomaly"))
+            raise UserInputError(f"preset: {self.preset!r} is not an anomaly model; accepted: {accepted}.")
         method = get_method(self.method or (preset.method if preset else WINCLIP.name))
         if preset is not None and preset.method != method.name:
             raise UserInputError(f"preset: {self.preset!r} is a {get_method(preset.method).label} model; method "

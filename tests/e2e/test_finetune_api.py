@@ -20,9 +20,10 @@ def test_train_see_curves_and_metrics_then_classify_download_and_delete(api, tmp
     root = colour_classes(tmp_path / "set")
     archive = zip_tree(root, tmp_path / "colours.zip")
     empty = [None, None] * 3
-    status, plot, metrics, matrix, downloads, _ = api.predict(
+    status, plot, metrics, matrix, _blocks, _comparison, comparison_plot, downloads, _ = api.predict(
         [handle_file(str(archive))], *empty, "api colours", "finetune-clip-tiny", "lora", 8, "all", 30, 1e-3, 0,
-        600, None, api_name="/finetune_classify")
+        600, None, 5.0, None, False, api_name="/finetune_classify")  # last: sparsity, retention, compare methods
+    assert comparison_plot["visible"] is False  # LoRA on all blocks, not compared: no trade-off plot
     assert "Succeeded" in status and "Model **api colours** saved" in status and "random weights" in status
     points = plot.get("value", plot)
     assert {row[2] for row in points["data"]} == {"training loss", "held-out accuracy"}
@@ -48,5 +49,5 @@ def test_a_single_class_fails_with_a_message(api, tmp_path):
     root = colour_classes(tmp_path / "set", per_class=2)
     rows = ["ok", [handle_file(str(p)) for p in sorted((root / "red").glob("*.png"))], None, None, None, None]
     status, *_ = api.predict(None, *rows, "single", "finetune-clip-tiny", "lora", 8, "all", 5, 1e-3, 0, 60,
-                                None, api_name="/finetune_classify")
+                             None, 5.0, None, False, api_name="/finetune_classify")
     assert "Failed" in status and "at least two classes" in status

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.errors import UserInputError
 from tasks import client, embedded
 from tasks.client import Status
 from tasks.runner import run_job
@@ -95,13 +96,18 @@ def test_a_job_that_runs_out_of_gpu_memory_fails_with_advice_and_the_worker_keep
     ("params", "expected"),
     [
         ({"object_name": "", "preset": "winclip-tiny"}, "object name is empty"),
-        ({"object_name": "plate", "preset": "winclip-giant"}, "Unknown model preset 'winclip-giant'; accepted:"),
         ({"object_name": "plate", "preset": "winclip-vit-b-16-plus-240"}, "make weights"),
     ],
 )
 def test_bad_parameters_fail_the_job_with_what_is_accepted(metal_plate_images, params, expected):
     job = client.wait(client.submit("anomaly", params, metal_plate_images[:1]).id, timeout=60)
     assert job.status is Status.FAILED and expected in job.error
+
+
+def test_an_unknown_model_is_refused_at_submit_with_the_anomaly_models(metal_plate_images):
+    with pytest.raises(UserInputError, match=r"preset: 'winclip-giant' is not an anomaly model; accepted: "
+                                             r"winclip-vit-b-16-plus-240, .*musc-tiny"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-giant"}, metal_plate_images[:1])
 
 
 def test_a_mixed_batch_keeps_the_good_images_and_lists_the_bad(tmp_path, metal_plate_images):
