@@ -35,7 +35,8 @@ WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", True, "optio
                  bf16_safe=True)  # ViT-B-16-plus-240: maps within 4e-4 of float32 (bench/anomaly.py)
 MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", False, "join the set", 5, None,
               "a batch of images or a video of one kind of part, no good parts needed: each image is scored "
-              "against the others, so most of the set should be good")
+              "against the others, so most of the set should be good",
+              bf16_safe=True)  # ViT-L-14-336 at 518 px: maps within 4e-4 of float32
 ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", False, "required", 1, None,
                      "one or more images when you have at least one good part (more good parts: a calibrated "
                      "threshold)", bf16_safe=True)  # DINOv2 ViT-S/14: maps within 8e-4 of float32
