@@ -201,12 +201,18 @@ def classifier_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dic
     return files, {**values, "class_names": class_names}
 
 
-def train(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a training job from a zip of class folders and/or named uploads; stream curves, then metrics."""
-    files, params = classifier_inputs(values)
-    job = submit(CLASSIFY, params, files, request)
-    for views in follow_classifier(job, progress):
-        yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
+def training(kind: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]],
+             follower: Callable[[Job, gr.Progress], Iterator]) -> Callable[..., Iterator]:
+    """A sub-tab's Train event: submit a `kind` job from the form (read by `form_inputs`) and stream it with
+    `follower`, then the saved-model list, which now holds the new model."""
+
+    def event(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
+        files, params = form_inputs(values)
+        job = submit(kind, params, files, request)
+        for views in follower(job, progress):
+            yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
+
+    return event
 
 
 def follow_classifier(job: Job, progress: gr.Progress) -> Iterator:
@@ -248,14 +254,6 @@ def detector_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dict[
         raise gr.Error("Upload annotated images: a .zip with the images and their annotations (COCO JSON, YOLO txt + "
                        "classes.txt, or Pascal VOC XML), or the image and annotation files.")
     return {"dataset": data}, {**values, "learning_rate": values["learning_rate"] or None}
-
-
-def train_detector(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a detector training job from annotated images; stream loss and mAP curves, then the metrics."""
-    files, params = detector_inputs(values)
-    job = submit(DETECT, params, files, request)
-    for views in follow_detector(job, progress):
-        yield *views, gr.Dropdown(choices=model_choices(owner_of(request)))
 
 
 def follow_detector(job: Job, progress: gr.Progress) -> Iterator:
@@ -324,8 +322,8 @@ def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[st
 
     def evaluate(values: dict[str, Any], request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
         chosen = {name: values.pop(name) for name in ("shots", "seeds")}
-        files, training = form_inputs(values)
-        job = submit(KSHOT, {**chosen, "task": task, "training": training}, files, request)
+        files, settings = form_inputs(values)
+        job = submit(KSHOT, {**chosen, "task": task, "training": settings}, files, request)
         yield from follow_kshot(job, progress)
 
     return evaluate
@@ -458,7 +456,8 @@ def build() -> None:
     model = use_parts["model"]
 
     train_button, form, cancel_button, job_id, results, classifier_kshot = classifier
-    one_job_per_click(train_button, by_name(form, train), set(form.values()),  # the API takes them in the order created
+    train = by_name(form, training(CLASSIFY, classifier_inputs, follow_classifier))
+    one_job_per_click(train_button, train, set(form.values()),  # the API takes them in the order created
                       [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
                       show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
     cancel_button.click(cancel_started_job, [job_id], [results[0]], api_name="cancel_finetune")
@@ -467,7 +466,8 @@ def build() -> None:
                          show_progress="hidden")
 
     detect_train, detect_form, detect_cancel, detect_job, detect_results, detector_kshot = detector
-    one_job_per_click(detect_train, by_name(detect_form, train_detector), set(detect_form.values()),
+    train_detector = by_name(detect_form, training(DETECT, detector_inputs, follow_detector))
+    one_job_per_click(detect_train, train_detector, set(detect_form.values()),
                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
                       show_progress="hidden")
     detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")

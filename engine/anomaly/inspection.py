@@ -17,9 +17,16 @@ from engine.anomaly import inspect_images as images_job
 from engine.anomaly import inspect_video as video_job
 from engine.anomaly import outputs
 from engine.anomaly.methods import SET_RULE_MIN_IMAGES
-from engine.anomaly.pipeline import AnomalyResult
+from engine.anomaly.pipeline import AnomalyResult, default_batch_size
 from engine.anomaly.scorers import Scorer
-from engine.anomaly.thresholds import Threshold, calibrated_threshold, default_threshold, set_threshold, user_threshold
+from engine.anomaly.thresholds import (
+    NEEDS_TWO_GOOD,
+    Threshold,
+    calibrated_threshold,
+    default_threshold,
+    set_threshold,
+    user_threshold,
+)
 from engine.archives import expand_archives
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
@@ -47,8 +54,7 @@ def resolve_threshold(scorer: Scorer, rule: str | float, set_scores: Sequence[fl
     if good is not None:
         return calibrated_threshold(*good, rule=scorer.calibration_rule)
     if rule == "calibrate":
-        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
-                             "itself): add more, or set the threshold yourself.")
+        raise UserInputError(NEEDS_TWO_GOOD)
     if scorer.method.default_threshold is None and len(set_scores) >= SET_RULE_MIN_IMAGES:
         return set_threshold(set_scores)
     return default_threshold(scorer.method)
@@ -74,8 +80,7 @@ def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, refere
         _, references, skipped_images = load_images(files, what="reference images of good parts")
         skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
     if params.threshold == "calibrate" and len(references) < 2:
-        raise UserInputError("Calibrating a threshold needs at least 2 images of good parts (each is scored without "
-                             "itself): add more, or set the threshold yourself.")
+        raise UserInputError(NEEDS_TWO_GOOD)
     progress(0.5, f"Encoding {len(references)} good reference images" if references else "Preparing the model")
     scorer.prepare(params, references)
     return skipped
@@ -157,7 +162,7 @@ def inspect_video(scorer: Scorer, inputs: video_job.Inputs, params: video_job.Pa
     total = sampled_frame_count(info, params.stride, params.fps)
     with scratch(out_dir) as work:
         skipped = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.05))
-    batch_size = params.batch_size or (8 if scorer.device.type == "cuda" else 1)
+    batch_size = params.batch_size or default_batch_size(scorer.device)
     frames = iter_frames(path, stride=params.stride, fps=params.fps, display_name=name, info=info)
     if can_settle_before_scoring(scorer, params.threshold):
         threshold = resolve_threshold(scorer, params.threshold)
