@@ -137,8 +137,11 @@ def method_of_preset(preset: str | None) -> Any:
 def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
             reference_set: str | None, method: str | None, mask_background: bool, rotate_references: bool
             ) -> dict[str, Any]:
+    """The job's parameters. The chosen model decides the method (the Method radio only narrows the model list, and
+    an API call that names a model needs no method); the method picks its own model only when none is named."""
     mode = THRESHOLD_MODES.get(threshold_mode, "auto")
-    params: dict[str, Any] = {"method": method or None, "object_name": object_name, "preset": preset,
+    params: dict[str, Any] = {"method": None if preset else method or None, "object_name": object_name,
+                              "preset": preset,
                               "threshold": float(threshold_value) if mode == "value" else mode,
                               "mask_background": bool(mask_background), "rotate_references": bool(rotate_references)}
     if reference_set:

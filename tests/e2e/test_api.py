@@ -135,6 +135,13 @@ def test_good_part_references_switch_on_winclip_plus(api, shared_data):
     assert sum(stored.startswith("references/") for stored in job.inputs) == 2
 
 
+def test_the_model_named_decides_the_method(api, metal_plate_images):
+    # the Method radio's default is WinCLIP; a call that names a MuSc model without a method still runs MuSc
+    status, gallery, *_ = api.predict([handle_file(str(p)) for p in metal_plate_images[:5]], None, "plate",
+                                      "musc-tiny", api_name="/anomaly")
+    assert "Succeeded" in status and "MuSc (zero-shot over the set)" in status and len(gallery) == 5
+
+
 def test_evaluate_a_zipped_labelled_set(api, shared_data, tmp_path):
     import zipfile
 
