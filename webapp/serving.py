@@ -3,9 +3,11 @@
 The artifact store is never served as it is (it holds every user's inputs). A page that shows or offers a
 job's file gets a copy in Gradio's upload folder, at the very path Gradio's own cache would give it (a
 secret-seeded content hash), recorded with its owner: the file route then serves it only to that owner,
-as an attachment unless it is an image or a video the app itself encoded, with `nosniff`. Copies of a
-purged job are deleted with it; every other file in the upload folder (uploads, previews) ages out after
-FEWSHOT_UPLOAD_CACHE_HOURS.
+as an attachment unless it is an image or a video the app itself encoded, with `nosniff`. A user's uploads
+are recorded with their owner too, and a request that names a file as an input (a run, by the page or the
+API) is refused when the file was handed to someone else: a leaked link gets neither the file nor a job
+that reads it. Copies of a purged job are deleted with it; every other file in the upload folder (uploads,
+previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS.
 
 The same ASGI middleware slows down guessing passwords: after `THROTTLE_AFTER` failed sign-ins within a
 minute for one user name or one address, each further attempt waits twice as long as the one before.
@@ -15,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +38,9 @@ log = logging.getLogger(__name__)
 RECORDS = "fewshot-served"  # <upload folder>/fewshot-served/<job id>.txt: the copies handed out for a job
 SCRATCH = "fewshot-scratch"  # files the pages make for a user (model downloads, anchor frames)
 INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4", "video/webm")
+FILE_ROUTE = re.compile(r"/file=|/gradio_api/file/")  # Gradio's file route and its deprecated twin
+RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$")  # requests whose inputs name files
+UPLOAD_ROUTE = "/gradio_api/upload"
 
 _lock = threading.Lock()
 _owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
@@ -154,10 +161,26 @@ def sweep(now: float | None = None) -> int:
 
 
 def may_read(path: str, user: str | None) -> bool:
-    """A handed-out copy is served only to the users it was handed to; other files are Gradio's to judge."""
+    """A handed-out copy or an upload reaches only the users it was handed to (or who uploaded it); the records
+    of handed-out copies reach nobody; other files are Gradio's to judge."""
+    resolved = Path(path).resolve()
+    if resolved.parent == upload_folder() / RECORDS:
+        return False
     with _lock:
-        owners = _owners.get(str(Path(path).resolve()))
+        owners = _owners.get(str(resolved))
     return owners is None or None in owners or user in owners
+
+
+def named_files(value: Any) -> Iterable[str]:
+    """The paths of the files a request's JSON names (Gradio's FileData: {"path": ...}, at any depth)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str):
+            yield value["path"]
+        for item in value.values():
+            yield from named_files(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from named_files(item)
 
 
 class SignInThrottle:
@@ -221,21 +244,41 @@ class GuardMiddleware:
             await self.app(scope, receive, send)
             return
         path = urllib.parse.unquote(scope.get("path", ""))
-        if scope.get("method") == "POST" and path.rstrip("/").endswith("/login"):
+        post = scope.get("method") == "POST"
+        if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
-        marker = path.find("/file=")
-        if marker >= 0 and not may_read(path[marker + len("/file="):], _current_user(scope)):
+        if post and RUN_ROUTE.search(path):
+            await self._run(scope, receive, send)
+            return
+        marker = FILE_ROUTE.search(path)
+        if marker and not may_read(path[marker.end():], _current_user(scope)):
             await _not_found(send)
             return
-        await self.app(scope, receive, _with_safe_headers(send, is_file=marker >= 0))
+        if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
+            send = _owning_uploads(send, _current_user(scope))
+        await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A run whose inputs name a file handed to another user is refused, as a file route would refuse it."""
+        body = await _read_body(receive)
+        try:
+            paths = list(named_files(json.loads(body or b"null")))
+        except (ValueError, RecursionError):
+            paths = []  # not JSON: Gradio answers it
+        user = _current_user(scope)
+        if not all(may_read(p, user) for p in paths):
+            log.warning("refused a run naming another user's file, from user %r", user)
+            await _not_found(send)
+            return
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, _with_safe_headers(send, is_file=False))
 
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await _read_body(receive)
         user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
         address = (scope.get("client") or ("unknown",))[0]
         keys = [f"user:{user}", f"address:{address}"]
@@ -258,6 +301,36 @@ class GuardMiddleware:
         if not succeeded:
             log.warning("failed sign-in for user %r from %s", user, address)
         self.throttle.record(keys, succeeded, time.monotonic())
+
+
+async def _read_body(receive: Receive) -> bytes:
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
+def _owning_uploads(send: Send, user: str | None) -> Send:
+    """Record the files of an upload (Gradio answers with their paths) as `user`'s, before the answer leaves."""
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        with contextlib.suppress(ValueError):
+            answer = json.loads(b"".join(chunks) or b"null")
+            for path in answer if isinstance(answer, list) else []:
+                if isinstance(path, str):
+                    _register(Path(path).resolve(), user, None)
+        await send({**message, "body": b"".join(chunks)})
+
+    return wrapped
 
 
 def _with_safe_headers(send: Send, is_file: bool) -> Send:
