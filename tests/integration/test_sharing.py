@@ -84,6 +84,25 @@ def test_total_upload_per_job_is_bounded(metal_plate_images, monkeypatch):
         client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:2])
 
 
+def test_the_input_files_one_user_keeps_are_bounded(metal_plate_images, monkeypatch):
+    """One upload reused by many jobs, each cancelled at once, must not fill the disk: a finished job keeps its
+    inputs until retention deletes it, so they count against their owner."""
+    store = get_store()
+    kept = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:5]]}, owner="frank")
+    finish_job(store, kept.id, Status.CANCELLED, "Cancelled before it started")
+    monkeypatch.setattr(client.app, "send_task", lambda *args, **kwargs: None)  # jobs stay queued
+    monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
+    before = len(store.list(limit=None))
+    with pytest.raises(ValueError, match=r"Your jobs keep 1 MB of input files .* at most 1 MB are kept per user "
+                                         r"\(FEWSHOT_MAX_USER_STORAGE_MB\)\. Finished jobs are deleted 30 days"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                      owner="frank")
+    assert len(store.list(limit=None)) == before
+    other = client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                          owner="gina")  # another user's room is their own
+    finish_job(store, other.id, Status.CANCELLED, "test over")
+
+
 def test_retention_purges_old_finished_jobs_only(metal_plate_images):
     store = get_store()
     old_done = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:1]]})
