@@ -117,7 +117,8 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         started = call(olivia, hosted_url, "save_reference_set", ["mine", [file_data(upload)], "plate"])
         event = started.json()["event_id"]
         answer = olivia.get(hosted_url.rstrip("/") + f"/gradio_api/call/save_reference_set/{event}")
-        assert "event: complete" in answer.text and "mine" in [s["name"] for s in reference_sets.list_sets(owner="olivia")]
+        assert "event: complete" in answer.text
+        assert "mine" in [s["name"] for s in reference_sets.list_sets(owner="olivia")]
         record = serving.upload_folder() / serving.RECORDS / f"{job_id}.txt"
         assert record.is_file() and olivia.get(file_url(hosted_url, str(record))).status_code == 404
 
@@ -150,7 +151,8 @@ def test_a_purged_job_is_served_by_no_route(hosted_url, metal_plate_images):
 
 
 def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):  # noqa: F811
-    """The stored-XSS path of the finding: an XHTML document uploaded as an annotation, opened by another user."""
+    """The stored-XSS path of the finding: an XHTML document uploaded as an annotation. Another user's link to
+    it answers 404; opened by its uploader, it is a download that runs nothing."""
     evil = tmp_path / "evil.xml"
     evil.write_text(XHTML)
     with signed_in(hosted_url, "mallory") as session:
@@ -169,13 +171,14 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
     kept = next((get_store().job_dir(job.id) / "inputs").rglob("*evil.xml"))  # the job keeps the upload
     with signed_in(hosted_url, "olivia") as olivia:
         assert olivia.get(file_url(hosted_url, str(kept))).status_code in (403, 404)
+        assert olivia.get(link).status_code == 404
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
         page.goto(hosted_url)
-        page.get_by_label("username").fill("olivia")
-        page.get_by_label("password").fill(ACCOUNTS["olivia"])
+        page.get_by_label("username").fill("mallory")
+        page.get_by_label("password").fill(ACCOUNTS["mallory"])
         page.get_by_role("button", name="Login").click()
         page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)").wait_for()
         with page.expect_download() as download:
