@@ -9,6 +9,9 @@ API) is refused when the file was handed to someone else: a leaked link gets nei
 that reads it. Copies of a purged job are deleted with it; every other file in the upload folder (uploads,
 previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS.
 
+What one signed-in user may upload within that time is bounded (FEWSHOT_MAX_USER_UPLOAD_MB), so nobody fills
+the disk with uploads no job ever reads.
+
 The same ASGI middleware slows down guessing passwords: after `THROTTLE_AFTER` failed sign-ins within a
 minute for one user name or one address, each further attempt waits twice as long as the one before.
 """
@@ -60,6 +63,34 @@ def upload_folder() -> Path:
 def upload_cache_hours() -> float:
     """How long uploads, previews and copies stay in Gradio's upload folder (FEWSHOT_UPLOAD_CACHE_HOURS)."""
     return float(os.environ.get("FEWSHOT_UPLOAD_CACHE_HOURS", 24))
+
+
+def max_user_upload_mb() -> float:
+    """Most MB one signed-in user may upload within FEWSHOT_UPLOAD_CACHE_HOURS (FEWSHOT_MAX_USER_UPLOAD_MB)."""
+    return float(os.environ.get("FEWSHOT_MAX_USER_UPLOAD_MB", 10000))
+
+
+class UploadQuota:
+    """Bytes each signed-in user sent to the upload route while the upload folder keeps them."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, list[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def refusal(self, user: str, size: int, now: float) -> str | None:
+        """Why an upload of `size` bytes is refused (the user would go past the limit), or None: it is counted."""
+        hours, limit_mb = upload_cache_hours(), max_user_upload_mb()
+        with self._lock:
+            recent = [(t, n) for t, n in self._sent.get(user, []) if hours <= 0 or now - t < hours * 3600]
+            used = sum(n for _, n in recent)
+            self._sent[user] = recent
+            if used + size <= limit_mb * 2**20:
+                recent.append((now, size))
+                return None
+        window = f"in the last {hours:g} h" if hours > 0 else "since the app started"
+        return (f"Upload refused: you uploaded {used / 2**20:.0f} MB {window} and this adds {size / 2**20:.0f} MB; "
+                f"at most {limit_mb:g} MB per user are accepted (FEWSHOT_MAX_USER_UPLOAD_MB). Upload fewer files, "
+                "or try again later.")
 
 
 def _register(path: Path, owner: str | None, job_id: str | None) -> None:
@@ -238,6 +269,7 @@ class GuardMiddleware:
                  throttle: SignInThrottle | None = None) -> None:
         self.app = app
         self.throttle = throttle or SignInThrottle()
+        self.uploads = UploadQuota()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -256,7 +288,16 @@ class GuardMiddleware:
             await _not_found(send)
             return
         if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
-            send = _owning_uploads(send, _current_user(scope))
+            user = _current_user(scope)
+            if user is not None:
+                size = _content_length(scope)
+                problem = ("An upload needs a Content-Length header." if size is None
+                           else self.uploads.refusal(user, size, time.time()))
+                if problem:
+                    log.warning("refused an upload of user %r: %s", user, problem)
+                    await _refuse(send, 411 if size is None else 413, problem)
+                    return
+            send = _owning_uploads(send, user)
         await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
 
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -352,7 +393,19 @@ def _with_safe_headers(send: Send, is_file: bool) -> Send:
     return wrapped
 
 
-async def _not_found(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 404,
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+async def _refuse(send: Send, status: int, text: str) -> None:
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff")]})
-    await send({"type": "http.response.body", "body": b"Not found."})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def _not_found(send: Send) -> None:
+    await _refuse(send, 404, "Not found.")

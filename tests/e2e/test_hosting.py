@@ -123,6 +123,24 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         assert record.is_file() and olivia.get(file_url(hosted_url, str(record))).status_code == 404
 
 
+def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
+    """Uploads no job reads stay in the upload folder for FEWSHOT_UPLOAD_CACHE_HOURS: each user has a quota."""
+    monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "5")
+    three_mb = os.urandom(3 * 2**20)
+
+    def upload(session: httpx.Client) -> httpx.Response:
+        return session.post(hosted_url.rstrip("/") + "/gradio_api/upload",
+                            files={"files": ("part.png", three_mb, "image/png")})
+
+    with signed_in(hosted_url, "mallory") as mallory, signed_in(hosted_url, "olivia") as olivia:
+        assert upload(mallory).status_code == 200
+        refused = upload(mallory)
+        assert refused.status_code == 413
+        assert refused.text.startswith("Upload refused: you uploaded 3 MB in the last 24 h and this adds 3 MB; "
+                                       "at most 5 MB per user are accepted (FEWSHOT_MAX_USER_UPLOAD_MB).")
+        assert upload(olivia).status_code == 200  # one user's quota is not another's
+
+
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
     from webapp.views import text
 
