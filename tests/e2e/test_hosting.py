@@ -121,6 +121,7 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         assert "mine" in [s["name"] for s in reference_sets.list_sets(owner="olivia")]
         record = serving.upload_folder() / serving.RECORDS / f"{job_id}.txt"
         assert record.is_file() and olivia.get(file_url(hosted_url, str(record))).status_code == 404
+        assert mallory.get(hosted_url + "monitoring/summary").status_code == 403  # nobody's traffic either
 
 
 def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
