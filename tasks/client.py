@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.limits import check_params_size
 from engine.presets import presets_for
 from engine.weights import hub_offline, is_installed, manifest
 from tasks.celery_app import app
@@ -144,6 +145,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
     params = contract(tool).Params.from_dict(params).to_dict()  # checked before anything is stored
+    check_params_size(params)
     name = _checked_name(name)
     settings = get_settings()
     store = get_store()

@@ -103,6 +103,16 @@ def test_the_input_files_one_user_keeps_are_bounded(metal_plate_images, monkeypa
     finish_job(store, other.id, Status.CANCELLED, "test over")
 
 
+def test_oversized_parameters_are_refused_before_anything_is_stored(metal_plate_images):
+    """Every job list reads every record: a 5 MB object name must not be stored in one."""
+    before = len(get_store().list(limit=None))
+    with pytest.raises(ValueError, match=r"take 5,000,\d+ bytes, most of them object_name; at most 1,048,576 are "
+                                         r"accepted \(FEWSHOT_MAX_PARAMS_KB\)"):
+        client.submit("anomaly", {"object_name": "p" * 5_000_000, "preset": "winclip-tiny"}, metal_plate_images[:1],
+                      owner="frank")
+    assert len(get_store().list(limit=None)) == before
+
+
 def test_retention_purges_old_finished_jobs_only(metal_plate_images):
     store = get_store()
     old_done = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:1]]})
