@@ -22,8 +22,8 @@ from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.liveness import fail_if_lost, heartbeat_interval_s, silence_s
+from tasks.quota import check_room
 from tasks.registry import TOOLS, contract
-from tasks.retention import retention_days
 from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
 __all__ = ["TOOLS", "AmbiguousJobId", "Job", "JobNotFound", "QueueFull", "QueuePosition", "QueueUnavailable",
@@ -55,24 +55,14 @@ def _limit(name: str, default: int) -> int:
 
 def _check_capacity(owner: str | None, files: Mapping[str, Sequence[tuple[str, Path]]]) -> None:
     """Refuse work beyond the configured limits before anything is stored."""
-    total_mb = sum(path.stat().st_size for named in files.values() for _, path in named) / 2**20
+    total = sum(path.stat().st_size for named in files.values() for _, path in named)
+    total_mb = total / 2**20
     max_mb = _limit("FEWSHOT_MAX_JOB_UPLOAD_MB", 2000)
     if total_mb > max_mb:
         raise UserInputError(f"The files of this job add up to {total_mb:.0f} MB; at most {max_mb} MB per job are "
                              "accepted (FEWSHOT_MAX_JOB_UPLOAD_MB). Split them into several jobs.")
-    store = get_store()
-    jobs = store.list(limit=None)
-    max_kept = _limit("FEWSHOT_MAX_USER_STORAGE_MB", 20000)
-    if owner is not None:
-        kept_mb = sum(store.input_bytes(job) for job in jobs if job.owner == owner) / 2**20
-        if kept_mb + total_mb > max_kept:
-            days = retention_days()
-            ageing = (f"are deleted {days:g} days after they end" if days > 0
-                      else "are kept until an administrator deletes them")
-            raise UserInputError(
-                f"Your jobs keep {kept_mb:.0f} MB of input files and this one adds {total_mb:.0f} MB; at most "
-                f"{max_kept} MB are kept per user (FEWSHOT_MAX_USER_STORAGE_MB). Finished jobs {ageing}; until "
-                "then, submit fewer or smaller files.")
+    jobs = get_store().list(limit=None)
+    check_room(owner, total, "this job", jobs)
     active = [job for job in jobs if not job.status.final]
     max_total = _limit("FEWSHOT_MAX_ACTIVE_JOBS", 200)
     if len(active) >= max_total:

@@ -24,6 +24,7 @@ from engine.errors import UserInputError
 from engine.media import load_image
 from engine.naming import file_key
 from tasks.named_folders import NamedFolders
+from tasks.quota import check_room
 
 SETS = NamedFolders("reference_sets", "set.json", "reference set", "sets")
 
@@ -34,6 +35,7 @@ def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "", *,
     SETS.check_free(name, owner)
     if not files:
         raise UserInputError("A reference set needs at least one image of a good part.")
+    check_room(owner, sum(path.stat().st_size for _, path in files), "this reference set")
     problems = []
     for file_name, path in files:
         try:

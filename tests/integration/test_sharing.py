@@ -93,14 +93,32 @@ def test_the_input_files_one_user_keeps_are_bounded(metal_plate_images, monkeypa
     monkeypatch.setattr(client.app, "send_task", lambda *args, **kwargs: None)  # jobs stay queued
     monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
     before = len(store.list(limit=None))
-    with pytest.raises(ValueError, match=r"Your jobs keep 1 MB of input files .* at most 1 MB are kept per user "
-                                         r"\(FEWSHOT_MAX_USER_STORAGE_MB\)\. Finished jobs are deleted 30 days"):
+    with pytest.raises(ValueError, match=r"You keep 1 MB on this server .* this job adds 0 MB; at most 1 MB are kept "
+                                         r"per user \(FEWSHOT_MAX_USER_STORAGE_MB\)\. Finished jobs are deleted 30"):
         client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
                       owner="frank")
     assert len(store.list(limit=None)) == before
     other = client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
                           owner="gina")  # another user's room is their own
     finish_job(store, other.id, Status.CANCELLED, "test over")
+
+
+def test_saved_reference_sets_count_toward_what_one_user_keeps(metal_plate_images, monkeypatch):
+    """One upload named 2,000 times in a reference set is 2,000 files on disk: the same bound refuses it."""
+    from tasks import reference_sets
+
+    monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
+    one = [(metal_plate_images[0].name, metal_plate_images[0])]
+    reference_sets.save("small", one, "plate", owner="hank")
+    with pytest.raises(ValueError, match=r"You keep 0 MB on this server .* this reference set adds 1 MB; at most 1 MB"):
+        reference_sets.save("big", one * 5, "plate", owner="hank")
+    assert [s["name"] for s in reference_sets.list_sets(owner="hank")] == ["small"]
+    assert [p.name for p in reference_sets.SETS.home("hank").iterdir()] == ["small"]  # nothing half-saved left
+    job_files = metal_plate_images[1:4]
+    job_bytes = sum(p.stat().st_size for p in job_files)
+    assert job_bytes < 2**20 < job_bytes + metal_plate_images[0].stat().st_size  # only the set makes it too much
+    with pytest.raises(ValueError, match=r"You keep 0 MB .* this job adds 1 MB"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, job_files, owner="hank")
 
 
 def test_oversized_parameters_are_refused_before_anything_is_stored(metal_plate_images):
