@@ -63,6 +63,12 @@ def max_set_feature_bytes() -> int:
     return _setting("FEWSHOT_MUSC_MEMORY_MB", half) * 2**20
 
 
+def max_reference_images() -> int:
+    """Most images in one saved reference set: FEWSHOT_MAX_REFERENCE_IMAGES. Saving decodes each one in the web
+    process, and one upload may be named any number of times."""
+    return _setting("FEWSHOT_MAX_REFERENCE_IMAGES", 200)
+
+
 def max_params_bytes() -> int:
     """Largest a job's parameters may be as JSON: FEWSHOT_MAX_PARAMS_KB. They are stored in the job's record, which
     every job list reads, so a 5 MB "object name" would slow every user's Jobs tab and submissions."""

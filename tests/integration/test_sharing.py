@@ -121,6 +121,17 @@ def test_saved_reference_sets_count_toward_what_one_user_keeps(metal_plate_image
         client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, job_files, owner="hank")
 
 
+def test_a_reference_set_has_a_bounded_number_of_images(metal_plate_images, monkeypatch):
+    """Saving decodes every image in the web process: one small upload named 2,000 times must not hold it."""
+    from tasks import reference_sets
+
+    monkeypatch.setenv("FEWSHOT_MAX_REFERENCE_IMAGES", "2")
+    with pytest.raises(ValueError, match=r"^This reference set: more than 2 images; at most 2 are accepted "
+                                         r"\(FEWSHOT_MAX_REFERENCE_IMAGES\)\.$"):
+        reference_sets.save("many", [(metal_plate_images[0].name, metal_plate_images[0])] * 3, "plate", owner="ivy")
+    assert reference_sets.list_sets(owner="ivy") == []
+
+
 def test_oversized_parameters_are_refused_before_anything_is_stored(metal_plate_images):
     """Every job list reads every record: a 5 MB object name must not be stored in one."""
     before = len(get_store().list(limit=None))
