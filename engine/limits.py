@@ -8,6 +8,7 @@ an operator can change it without a code change; every refusal names the variabl
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from typing import Any
@@ -60,6 +61,27 @@ def max_set_feature_bytes() -> int:
     default half of this machine's physical memory."""
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**21
     return _setting("FEWSHOT_MUSC_MEMORY_MB", half) * 2**20
+
+
+def max_reference_images() -> int:
+    """Most images in one saved reference set: FEWSHOT_MAX_REFERENCE_IMAGES. Saving decodes each one in the web
+    process, and one upload may be named any number of times."""
+    return _setting("FEWSHOT_MAX_REFERENCE_IMAGES", 200)
+
+
+def max_params_bytes() -> int:
+    """Largest a job's parameters may be as JSON: FEWSHOT_MAX_PARAMS_KB. They are stored in the job's record, which
+    every job list reads, so a 5 MB "object name" would slow every user's Jobs tab and submissions."""
+    return _setting("FEWSHOT_MAX_PARAMS_KB", 1024) * 1024
+
+
+def check_params_size(params: dict[str, Any]) -> None:
+    """Refuse parameters past max_params_bytes(), naming the largest one."""
+    size, limit = len(json.dumps(params)), max_params_bytes()
+    if size > limit:
+        largest = max(params, key=lambda name: len(json.dumps(params[name])))
+        raise UserInputError(f"The parameters of this job take {size:,} bytes, most of them {largest}; at most "
+                             f"{limit:,} are accepted (FEWSHOT_MAX_PARAMS_KB).")
 
 
 def too_many(where: str, what: str, limit: int, setting: str) -> UserInputError:

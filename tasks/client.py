@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.limits import check_params_size
 from engine.presets import presets_for
 from engine.weights import hub_offline, is_installed, manifest
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.liveness import fail_if_lost, heartbeat_interval_s, silence_s
+from tasks.quota import check_room
 from tasks.registry import TOOLS, contract
 from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
@@ -53,12 +55,15 @@ def _limit(name: str, default: int) -> int:
 
 def _check_capacity(owner: str | None, files: Mapping[str, Sequence[tuple[str, Path]]]) -> None:
     """Refuse work beyond the configured limits before anything is stored."""
-    total_mb = sum(path.stat().st_size for named in files.values() for _, path in named) / 2**20
+    total = sum(path.stat().st_size for named in files.values() for _, path in named)
+    total_mb = total / 2**20
     max_mb = _limit("FEWSHOT_MAX_JOB_UPLOAD_MB", 2000)
     if total_mb > max_mb:
         raise UserInputError(f"The files of this job add up to {total_mb:.0f} MB; at most {max_mb} MB per job are "
                              "accepted (FEWSHOT_MAX_JOB_UPLOAD_MB). Split them into several jobs.")
-    active = [job for job in get_store().list(limit=None) if not job.status.final]
+    jobs = get_store().list(limit=None)
+    check_room(owner, total, "this job", jobs)
+    active = [job for job in jobs if not job.status.final]
     max_total = _limit("FEWSHOT_MAX_ACTIVE_JOBS", 200)
     if len(active) >= max_total:
         raise QueueFull(f"Busy: {len(active)} jobs are waiting or running (the limit is {max_total}). "
@@ -130,6 +135,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
     params = contract(tool).Params.from_dict(params).to_dict()  # checked before anything is stored
+    check_params_size(params)
     name = _checked_name(name)
     settings = get_settings()
     store = get_store()

@@ -23,6 +23,7 @@ from engine.archives import extract_zip
 from engine.errors import UserInputError
 from engine.models.saved import TASKS, WEIGHTS_FILE, read_meta, task_of
 from tasks.named_folders import NamedFolders
+from tasks.quota import check_room, tree_bytes
 
 MODELS = NamedFolders("models", "model.json", "model", "models")
 PRESET_TOOLS = {"classify": "finetune", "detect": "finetune-detect"}  # the presets each kind of model builds on
@@ -39,6 +40,7 @@ def check_free(name: str, *, owner: str | None = None) -> None:
 
 def save(name: str, source: Path, *, owner: str | None = None) -> dict[str, Any]:
     """Copy a model folder written by the engine as `owner`'s `name` (private; its model.json gets that name)."""
+    check_room(owner, tree_bytes(source), "this model")
 
     def copy_model(folder: Path) -> dict[str, Any]:
         meta = read_meta(source)

@@ -21,9 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.limits import max_reference_images, too_many
 from engine.media import load_image
 from engine.naming import file_key
 from tasks.named_folders import NamedFolders
+from tasks.quota import check_room
 
 SETS = NamedFolders("reference_sets", "set.json", "reference set", "sets")
 
@@ -34,6 +36,9 @@ def save(name: str, files: Sequence[tuple[str, Path]], object_name: str = "", *,
     SETS.check_free(name, owner)
     if not files:
         raise UserInputError("A reference set needs at least one image of a good part.")
+    if len(files) > max_reference_images():
+        raise too_many("This reference set", "images", max_reference_images(), "FEWSHOT_MAX_REFERENCE_IMAGES")
+    check_room(owner, sum(path.stat().st_size for _, path in files), "this reference set")
     problems = []
     for file_name, path in files:
         try:

@@ -78,6 +78,14 @@ class ArtifactStore:
         return [(job.input_names.get(stored) or stored.removeprefix(prefix).split("_", 1)[-1],
                  self.input_path(job.id, stored)) for stored in job.inputs if stored.startswith(prefix)]
 
+    def input_bytes(self, job: Job) -> int:
+        """Bytes the job's stored inputs take (a file gone meanwhile counts nothing)."""
+        total = 0
+        for stored in job.inputs:
+            with contextlib.suppress(OSError, JobNotFound):
+                total += self.input_path(job.id, stored).stat().st_size
+        return total
+
     # -- records ------------------------------------------------------------------------------
     def create(self, tool: str, params: dict, files: Mapping[str, Sequence[tuple[str, Path]]],
                owner: str | None = None) -> Job:

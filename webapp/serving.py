@@ -3,9 +3,14 @@
 The artifact store is never served as it is (it holds every user's inputs). A page that shows or offers a
 job's file gets a copy in Gradio's upload folder, at the very path Gradio's own cache would give it (a
 secret-seeded content hash), recorded with its owner: the file route then serves it only to that owner,
-as an attachment unless it is an image or a video the app itself encoded, with `nosniff`. Copies of a
-purged job are deleted with it; every other file in the upload folder (uploads, previews) ages out after
-FEWSHOT_UPLOAD_CACHE_HOURS.
+as an attachment unless it is an image or a video the app itself encoded, with `nosniff`. A user's uploads
+are recorded with their owner too, and a request that names a file as an input (a run, by the page or the
+API) is refused when the file was handed to someone else: a leaked link gets neither the file nor a job
+that reads it. Copies of a purged job are deleted with it; every other file in the upload folder (uploads,
+previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS.
+
+What one signed-in user may upload within that time is bounded (FEWSHOT_MAX_USER_UPLOAD_MB), so nobody fills
+the disk with uploads no job ever reads.
 
 The same ASGI middleware slows down guessing passwords: after `THROTTLE_AFTER` failed sign-ins within a
 minute for one user name or one address, each further attempt waits twice as long as the one before.
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -34,6 +41,9 @@ log = logging.getLogger(__name__)
 RECORDS = "fewshot-served"  # <upload folder>/fewshot-served/<job id>.txt: the copies handed out for a job
 SCRATCH = "fewshot-scratch"  # files the pages make for a user (model downloads, anchor frames)
 INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4", "video/webm")
+FILE_ROUTE = re.compile(r"/file=|/gradio_api/file/")  # Gradio's file route and its deprecated twin
+RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$")  # requests whose inputs name files
+UPLOAD_ROUTE = "/gradio_api/upload"
 
 _lock = threading.Lock()
 _owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
@@ -53,6 +63,34 @@ def upload_folder() -> Path:
 def upload_cache_hours() -> float:
     """How long uploads, previews and copies stay in Gradio's upload folder (FEWSHOT_UPLOAD_CACHE_HOURS)."""
     return float(os.environ.get("FEWSHOT_UPLOAD_CACHE_HOURS", 24))
+
+
+def max_user_upload_mb() -> float:
+    """Most MB one signed-in user may upload within FEWSHOT_UPLOAD_CACHE_HOURS (FEWSHOT_MAX_USER_UPLOAD_MB)."""
+    return float(os.environ.get("FEWSHOT_MAX_USER_UPLOAD_MB", 10000))
+
+
+class UploadQuota:
+    """Bytes each signed-in user sent to the upload route while the upload folder keeps them."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, list[tuple[float, int]]] = {}
+        self._lock = threading.Lock()
+
+    def refusal(self, user: str, size: int, now: float) -> str | None:
+        """Why an upload of `size` bytes is refused (the user would go past the limit), or None: it is counted."""
+        hours, limit_mb = upload_cache_hours(), max_user_upload_mb()
+        with self._lock:
+            recent = [(t, n) for t, n in self._sent.get(user, []) if hours <= 0 or now - t < hours * 3600]
+            used = sum(n for _, n in recent)
+            self._sent[user] = recent
+            if used + size <= limit_mb * 2**20:
+                recent.append((now, size))
+                return None
+        window = f"in the last {hours:g} h" if hours > 0 else "since the app started"
+        return (f"Upload refused: you uploaded {used / 2**20:.0f} MB {window} and this adds {size / 2**20:.0f} MB; "
+                f"at most {limit_mb:g} MB per user are accepted (FEWSHOT_MAX_USER_UPLOAD_MB). Upload fewer files, "
+                "or try again later.")
 
 
 def _register(path: Path, owner: str | None, job_id: str | None) -> None:
@@ -154,10 +192,26 @@ def sweep(now: float | None = None) -> int:
 
 
 def may_read(path: str, user: str | None) -> bool:
-    """A handed-out copy is served only to the users it was handed to; other files are Gradio's to judge."""
+    """A handed-out copy or an upload reaches only the users it was handed to (or who uploaded it); the records
+    of handed-out copies reach nobody; other files are Gradio's to judge."""
+    resolved = Path(path).resolve()
+    if resolved.parent == upload_folder() / RECORDS:
+        return False
     with _lock:
-        owners = _owners.get(str(Path(path).resolve()))
+        owners = _owners.get(str(resolved))
     return owners is None or None in owners or user in owners
+
+
+def named_files(value: Any) -> Iterable[str]:
+    """The paths of the files a request's JSON names (Gradio's FileData: {"path": ...}, at any depth)."""
+    if isinstance(value, dict):
+        if isinstance(value.get("path"), str):
+            yield value["path"]
+        for item in value.values():
+            yield from named_files(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from named_files(item)
 
 
 class SignInThrottle:
@@ -215,27 +269,57 @@ class GuardMiddleware:
                  throttle: SignInThrottle | None = None) -> None:
         self.app = app
         self.throttle = throttle or SignInThrottle()
+        self.uploads = UploadQuota()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = urllib.parse.unquote(scope.get("path", ""))
-        if scope.get("method") == "POST" and path.rstrip("/").endswith("/login"):
+        post = scope.get("method") == "POST"
+        if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
-        marker = path.find("/file=")
-        if marker >= 0 and not may_read(path[marker + len("/file="):], _current_user(scope)):
+        if post and RUN_ROUTE.search(path):
+            await self._run(scope, receive, send)
+            return
+        marker = FILE_ROUTE.search(path)
+        if marker and not may_read(path[marker.end():], _current_user(scope)):
             await _not_found(send)
             return
-        await self.app(scope, receive, _with_safe_headers(send, is_file=marker >= 0))
+        if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
+            user = _current_user(scope)
+            if user is not None:
+                size = _content_length(scope)
+                problem = ("An upload needs a Content-Length header." if size is None
+                           else self.uploads.refusal(user, size, time.time()))
+                if problem:
+                    log.warning("refused an upload of user %r: %s", user, problem)
+                    await _refuse(send, 411 if size is None else 413, problem)
+                    return
+            send = _owning_uploads(send, user)
+        await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
+
+    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A run whose inputs name a file handed to another user is refused, as a file route would refuse it."""
+        body = await _read_body(receive)
+        try:
+            paths = list(named_files(json.loads(body or b"null")))
+        except (ValueError, RecursionError):
+            paths = []  # not JSON: Gradio answers it
+        user = _current_user(scope)
+        if not all(may_read(p, user) for p in paths):
+            log.warning("refused a run naming another user's file, from user %r", user)
+            await _not_found(send)
+            return
+
+        async def replay() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, _with_safe_headers(send, is_file=False))
 
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body, more = b"", True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await _read_body(receive)
         user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
         address = (scope.get("client") or ("unknown",))[0]
         keys = [f"user:{user}", f"address:{address}"]
@@ -260,6 +344,36 @@ class GuardMiddleware:
         self.throttle.record(keys, succeeded, time.monotonic())
 
 
+async def _read_body(receive: Receive) -> bytes:
+    body, more = b"", True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    return body
+
+
+def _owning_uploads(send: Send, user: str | None) -> Send:
+    """Record the files of an upload (Gradio answers with their paths) as `user`'s, before the answer leaves."""
+    chunks: list[bytes] = []
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        with contextlib.suppress(ValueError):
+            answer = json.loads(b"".join(chunks) or b"null")
+            for path in answer if isinstance(answer, list) else []:
+                if isinstance(path, str):
+                    _register(Path(path).resolve(), user, None)
+        await send({**message, "body": b"".join(chunks)})
+
+    return wrapped
+
+
 def _with_safe_headers(send: Send, is_file: bool) -> Send:
     """Every response: `nosniff`. Files: inline only for images and videos, else an attachment; no scripts."""
 
@@ -279,7 +393,19 @@ def _with_safe_headers(send: Send, is_file: bool) -> Send:
     return wrapped
 
 
-async def _not_found(send: Send) -> None:
-    await send({"type": "http.response.start", "status": 404,
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", []):
+        if key == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+async def _refuse(send: Send, status: int, text: str) -> None:
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"x-content-type-options", b"nosniff")]})
-    await send({"type": "http.response.body", "body": b"Not found."})
+    await send({"type": "http.response.body", "body": text.encode()})
+
+
+async def _not_found(send: Send) -> None:
+    await _refuse(send, 404, "Not found.")

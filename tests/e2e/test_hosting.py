@@ -50,8 +50,20 @@ def signed_in(url: str, user: str) -> Iterator[httpx.Client]:
         yield session
 
 
-def file_url(url: str, path: str) -> str:
-    return url.rstrip("/") + "/gradio_api/file=" + path
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/")  # Gradio's file route and its deprecated twin
+
+
+def file_url(url: str, path: str, route: str = FILE_ROUTES[0]) -> str:
+    return url.rstrip("/") + route + path
+
+
+def call(session: httpx.Client, url: str, api_name: str, data: list) -> httpx.Response:
+    """Start an API call the way any HTTP client can (its result is not awaited)."""
+    return session.post(url.rstrip("/") + f"/gradio_api/call/{api_name}", json={"data": data})
+
+
+def file_data(path: str) -> dict:
+    return {"path": path, "orig_name": Path(path).name, "meta": {"_type": "gradio.FileData"}}
 
 
 @pytest.fixture(scope="module")
@@ -75,13 +87,59 @@ def test_a_job_file_reaches_its_owner_only(hosted_url, olivia_job):
         mine = olivia.get(file_url(hosted_url, served))
         assert mine.status_code == 200 and mine.headers["content-type"] == "image/png"
         assert mine.headers["x-content-type-options"] == "nosniff"
-        assert mallory.get(file_url(hosted_url, served)).status_code == 404
+        for route in FILE_ROUTES:
+            assert mallory.get(file_url(hosted_url, served, route)).status_code == 404, route
         store_dir = client.artifact_path(job_id, "scores.json", owner="olivia").parent.parent
         for stored in ("job.json", "heartbeat", ".lock", "outputs/scores.json"):  # the store is never served
             assert olivia.get(file_url(hosted_url, str(store_dir / stored))).status_code in (403, 404), stored
             assert mallory.get(file_url(hosted_url, str(store_dir / stored))).status_code in (403, 404), stored
         inputs = sorted((store_dir / "inputs").rglob("*.png"))
         assert inputs and mallory.get(file_url(hosted_url, str(inputs[0]))).status_code in (403, 404)
+
+
+def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_job, metal_plate_images):
+    """A leaked link to Olivia's upload or job file: Mallory gets no file by any route, and no job of his
+    may read it either (Gradio itself accepts any file in its upload folder as an input)."""
+    from tasks import reference_sets
+    from webapp import serving
+
+    job_id, served = olivia_job
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(hosted_url.rstrip("/") + "/gradio_api/upload",
+                             files={"files": ("mine.png", metal_plate_images[4].read_bytes(), "image/png")}).json()[0]
+        assert olivia.get(file_url(hosted_url, upload)).status_code == 200
+        for route in FILE_ROUTES:
+            assert mallory.get(file_url(hosted_url, upload, route)).status_code == 404, route
+        for leaked in (upload, served):
+            assert call(mallory, hosted_url, "save_reference_set", ["stolen", [file_data(leaked)], "plate"]
+                        ).status_code == 404, leaked
+        assert "stolen" not in [s["name"] for s in reference_sets.list_sets(owner="mallory")]
+        started = call(olivia, hosted_url, "save_reference_set", ["mine", [file_data(upload)], "plate"])
+        event = started.json()["event_id"]
+        answer = olivia.get(hosted_url.rstrip("/") + f"/gradio_api/call/save_reference_set/{event}")
+        assert "event: complete" in answer.text
+        assert "mine" in [s["name"] for s in reference_sets.list_sets(owner="olivia")]
+        record = serving.upload_folder() / serving.RECORDS / f"{job_id}.txt"
+        assert record.is_file() and olivia.get(file_url(hosted_url, str(record))).status_code == 404
+        assert mallory.get(hosted_url + "monitoring/summary").status_code == 403  # nobody's traffic either
+
+
+def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
+    """Uploads no job reads stay in the upload folder for FEWSHOT_UPLOAD_CACHE_HOURS: each user has a quota."""
+    monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "5")
+    three_mb = os.urandom(3 * 2**20)
+
+    def upload(session: httpx.Client) -> httpx.Response:
+        return session.post(hosted_url.rstrip("/") + "/gradio_api/upload",
+                            files={"files": ("part.png", three_mb, "image/png")})
+
+    with signed_in(hosted_url, "mallory") as mallory, signed_in(hosted_url, "olivia") as olivia:
+        assert upload(mallory).status_code == 200
+        refused = upload(mallory)
+        assert refused.status_code == 413
+        assert refused.text.startswith("Upload refused: you uploaded 3 MB in the last 24 h and this adds 3 MB; "
+                                       "at most 5 MB per user are accepted (FEWSHOT_MAX_USER_UPLOAD_MB).")
+        assert upload(olivia).status_code == 200  # one user's quota is not another's
 
 
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
@@ -112,7 +170,8 @@ def test_a_purged_job_is_served_by_no_route(hosted_url, metal_plate_images):
 
 
 def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):  # noqa: F811
-    """The stored-XSS path of the finding: an XHTML document uploaded as an annotation, opened by another user."""
+    """The stored-XSS path of the finding: an XHTML document uploaded as an annotation. Another user's link to
+    it answers 404; opened by its uploader, it is a download that runs nothing."""
     evil = tmp_path / "evil.xml"
     evil.write_text(XHTML)
     with signed_in(hosted_url, "mallory") as session:
@@ -131,13 +190,14 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
     kept = next((get_store().job_dir(job.id) / "inputs").rglob("*evil.xml"))  # the job keeps the upload
     with signed_in(hosted_url, "olivia") as olivia:
         assert olivia.get(file_url(hosted_url, str(kept))).status_code in (403, 404)
+        assert olivia.get(link).status_code == 404
     context = browser.new_context()
     page = context.new_page()
     page.set_default_timeout(30_000)
     try:
         page.goto(hosted_url)
-        page.get_by_label("username").fill("olivia")
-        page.get_by_label("password").fill(ACCOUNTS["olivia"])
+        page.get_by_label("username").fill("mallory")
+        page.get_by_label("password").fill(ACCOUNTS["mallory"])
         page.get_by_role("button", name="Login").click()
         page.get_by_text("Anomaly inspection (WinCLIP, WinCLIP+, MuSc, AnomalyDINO)").wait_for()
         with page.expect_download() as download:

@@ -84,6 +84,64 @@ def test_total_upload_per_job_is_bounded(metal_plate_images, monkeypatch):
         client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:2])
 
 
+def test_the_input_files_one_user_keeps_are_bounded(metal_plate_images, monkeypatch):
+    """One upload reused by many jobs, each cancelled at once, must not fill the disk: a finished job keeps its
+    inputs until retention deletes it, so they count against their owner."""
+    store = get_store()
+    kept = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:5]]}, owner="frank")
+    finish_job(store, kept.id, Status.CANCELLED, "Cancelled before it started")
+    monkeypatch.setattr(client.app, "send_task", lambda *args, **kwargs: None)  # jobs stay queued
+    monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
+    before = len(store.list(limit=None))
+    with pytest.raises(ValueError, match=r"You keep 1 MB on this server .* this job adds 0 MB; at most 1 MB are kept "
+                                         r"per user \(FEWSHOT_MAX_USER_STORAGE_MB\)\. Finished jobs are deleted 30"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                      owner="frank")
+    assert len(store.list(limit=None)) == before
+    other = client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, metal_plate_images[:1],
+                          owner="gina")  # another user's room is their own
+    finish_job(store, other.id, Status.CANCELLED, "test over")
+
+
+def test_saved_reference_sets_count_toward_what_one_user_keeps(metal_plate_images, monkeypatch):
+    """One upload named 2,000 times in a reference set is 2,000 files on disk: the same bound refuses it."""
+    from tasks import reference_sets
+
+    monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
+    one = [(metal_plate_images[0].name, metal_plate_images[0])]
+    reference_sets.save("small", one, "plate", owner="hank")
+    with pytest.raises(ValueError, match=r"You keep 0 MB on this server .* this reference set adds 1 MB; at most 1 MB"):
+        reference_sets.save("big", one * 5, "plate", owner="hank")
+    assert [s["name"] for s in reference_sets.list_sets(owner="hank")] == ["small"]
+    assert [p.name for p in reference_sets.SETS.home("hank").iterdir()] == ["small"]  # nothing half-saved left
+    job_files = metal_plate_images[1:4]
+    job_bytes = sum(p.stat().st_size for p in job_files)
+    assert job_bytes < 2**20 < job_bytes + metal_plate_images[0].stat().st_size  # only the set makes it too much
+    with pytest.raises(ValueError, match=r"You keep 0 MB .* this job adds 1 MB"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, job_files, owner="hank")
+
+
+def test_a_reference_set_has_a_bounded_number_of_images(metal_plate_images, monkeypatch):
+    """Saving decodes every image in the web process: one small upload named 2,000 times must not hold it."""
+    from tasks import reference_sets
+
+    monkeypatch.setenv("FEWSHOT_MAX_REFERENCE_IMAGES", "2")
+    with pytest.raises(ValueError, match=r"^This reference set: more than 2 images; at most 2 are accepted "
+                                         r"\(FEWSHOT_MAX_REFERENCE_IMAGES\)\.$"):
+        reference_sets.save("many", [(metal_plate_images[0].name, metal_plate_images[0])] * 3, "plate", owner="ivy")
+    assert reference_sets.list_sets(owner="ivy") == []
+
+
+def test_oversized_parameters_are_refused_before_anything_is_stored(metal_plate_images):
+    """Every job list reads every record: a 5 MB object name must not be stored in one."""
+    before = len(get_store().list(limit=None))
+    with pytest.raises(ValueError, match=r"take 5,000,\d+ bytes, most of them object_name; at most 1,048,576 are "
+                                         r"accepted \(FEWSHOT_MAX_PARAMS_KB\)"):
+        client.submit("anomaly", {"object_name": "p" * 5_000_000, "preset": "winclip-tiny"}, metal_plate_images[:1],
+                      owner="frank")
+    assert len(get_store().list(limit=None)) == before
+
+
 def test_retention_purges_old_finished_jobs_only(metal_plate_images):
     store = get_store()
     old_done = store.create("anomaly", {}, {"images": [(p.name, p) for p in metal_plate_images[:1]]})

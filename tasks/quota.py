@@ -1,0 +1,52 @@
+"""What one signed-in user keeps on the server, bounded by FEWSHOT_MAX_USER_STORAGE_MB.
+
+It counts the input files of their stored jobs (finished ones too: a job keeps its inputs until retention
+deletes it, and one upload named by many jobs is stored once per job) and their saved reference sets and
+models (`tasks.named_folders`: a set of 2,000 copies of one upload is 2,000 files on disk).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import UserInputError
+from tasks.config import get_settings
+from tasks.jobs import Job
+from tasks.named_folders import USERS_DIR, owner_key
+from tasks.retention import retention_days
+from tasks.store import get_store
+
+
+def max_user_storage_mb() -> int:
+    return int(os.environ.get("FEWSHOT_MAX_USER_STORAGE_MB") or 20000)
+
+
+def tree_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def kept_bytes(owner: str, jobs: Sequence[Job] | None = None) -> int:
+    """Bytes `owner` keeps: their jobs' stored inputs and their saved folders (half-saved ones, '.tmp-…', left
+    out)."""
+    store = get_store()
+    jobs = store.list(limit=None) if jobs is None else jobs
+    saved = sum(tree_bytes(folder) for home in get_settings().artifact_dir.glob(f"*/{USERS_DIR}/{owner_key(owner)}")
+                for folder in home.iterdir() if not folder.name.startswith("."))
+    return saved + sum(store.input_bytes(job) for job in jobs if job.owner == owner)
+
+
+def check_room(owner: str | None, adding: int, what: str, jobs: Sequence[Job] | None = None) -> None:
+    """Refuse `what` (`adding` bytes) when `owner` would keep more than the limit; without accounts, no limit."""
+    if owner is None:
+        return
+    limit_mb, kept_mb, adding_mb = max_user_storage_mb(), kept_bytes(owner, jobs) / 2**20, adding / 2**20
+    if kept_mb + adding_mb <= limit_mb:
+        return
+    days = retention_days()
+    ageing = f"are deleted {days:g} days after they end" if days > 0 else "are kept until an administrator deletes them"
+    raise UserInputError(
+        f"You keep {kept_mb:.0f} MB on this server (input files of your jobs, saved reference sets and models) and "
+        f"{what} adds {adding_mb:.0f} MB; at most {limit_mb} MB are kept per user (FEWSHOT_MAX_USER_STORAGE_MB). "
+        f"Finished jobs {ageing}; delete saved sets or models you no longer use, or use fewer or smaller files.")
