@@ -330,6 +330,20 @@ def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[st
 
 
 KINDS = {"classify": "classifier", "detect": "detector"}
+TRAINING_TOOLS = {"classify": CLASSIFY, "detect": DETECT}  # a K-shot job's task -> the job whose settings it uses
+KSHOT_UNUSED = ("model_name", "seed", "held_out_fraction", "eval_every", "patience")  # no model is saved, each
+# sample has its own seed, nothing is held out
+
+
+def training_summary(job: Job) -> str:
+    """A K-shot job's training settings in a line for the Jobs tab, labelled as its training job labels them: only
+    the ones changed from their defaults and used by the evaluation (the whole nested record is unreadable)."""
+    task = job.params.get("task", "classify")
+    params = contract(TRAINING_TOOLS[task]).Params
+    defaults = params.from_dict({}).to_dict()
+    changed = [f"{params.spec(name).label}: {value}" for name, value in (job.params.get("training") or {}).items()
+               if name in defaults and name not in KSHOT_UNUSED and value != defaults[name]]
+    return f"the {KINDS[task]}'s defaults" + (f" but {', '.join(changed)}" if changed else "")
 
 
 SAVED_MODELS = SavedControls(finetune_models.MODELS, lambda m: f"{KINDS[m.get('task', 'classify')]}: "
@@ -670,7 +684,8 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
                form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]],
                api_name: str) -> None:
     """The K-shot section's events: one job per click from the sub-tab's form (less its unlabeled images) with K and
-    the seeds, its cancel, and its re-attaching after a reload."""
+    the seeds, its cancel, its re-attaching after a reload, and its results cleared when another base model is
+    picked (they were the other model's)."""
     inputs = {**{name: c for name, c in form.items() if name not in NOT_IN_KSHOT}, "shots": parts["shots"],
               "seeds": parts["seeds"]}
     outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
@@ -679,6 +694,8 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
     parts["cancel"].click(cancel_started_job, [parts["job_id"]], [parts["status"]], api_name=f"cancel_{api_name}")
     reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs,
                             accepts=lambda job: job.params.get("task") == task, show_progress="hidden")
+    form["preset"].input(lambda: (KSHOT_HINT, [], []), None, [parts["status"], parts["table"], parts["downloads"]],
+                         api_visibility="private", show_progress="hidden")
 
 
 def build_use() -> dict[str, Component]:

@@ -41,10 +41,15 @@ def refresh(request: gr.Request = None) -> list[list[str]]:
     return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
 
 
+SUMMARIES = {("finetune_kshot", "training"): finetune_tab.training_summary}  # (tool, parameter) -> its value in words
+
+
 def job_views(job: Job) -> tuple[str, Any, Any, Any]:
     """(details, gallery, table, downloads) of a job: where it stands and, once it has ended, its results."""
+    shown = {key: SUMMARIES[job.tool, key](job) if (job.tool, key) in SUMMARIES else value
+             for key, value in job.params.items()}
     parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
-                           for key, value in job.params.items()) or "none"
+                           for key, value in shown.items()) or "none"
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
