@@ -706,8 +706,10 @@ def build_use() -> dict[str, Component]:
                                  allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
     parts["model_hint"] = gr.Markdown(PICK_MODEL, elem_id="finetune-model-hint")
     with gr.Row():
-        parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
-                                  elem_id="finetune-use-images")
+        with gr.Column():
+            parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
+                                      elem_id="finetune-use-images")
+            samples.saved_model(parts["model"], parts["images"])
         with gr.Column(visible=False, elem_id="finetune-classifier-inputs") as parts["classifier_part"]:
             parts["video"] = gr.File(label="…or a video", file_types=list(VIDEO_SUFFIXES),
                                      elem_id="finetune-use-video")

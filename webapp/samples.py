@@ -13,7 +13,7 @@ from typing import Any
 import gradio as gr
 
 import assets
-from tasks import client
+from tasks import client, finetune_models
 from webapp import controls
 from webapp.serving import hand_out
 from webapp.views import owner_of
@@ -36,6 +36,11 @@ def preset_label(tool: str, name: str) -> str:
     return next((p["label"] for p in client.presets(tool) if p["name"] == name), name)
 
 
+def server(owner: str | None) -> Serve:
+    """serve(tool, *names): copies of sample files the page may hand to this user's browser."""
+    return lambda tool, *names: [hand_out(assets.path(tool, name), owner) for name in names]
+
+
 def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[[Serve], list[Any]],
            run_label: str, tool: str, preset_index: int) -> Any:
     """A "Try a sample" button that fills `outputs` with `fill(serve)`'s values and says what to press next;
@@ -43,12 +48,7 @@ def button(label: str, elem_id: str, outputs: list[gr.components.Component], fil
     sample = gr.Button(f"Try a sample: {label}", size="sm", variant="secondary", elem_id=elem_id)
 
     def filled(request: gr.Request = None) -> list[Any]:
-        owner = owner_of(request)
-
-        def serve(tool: str, *names: str) -> list[str]:  # copies the page may hand to this user's browser
-            return [hand_out(assets.path(tool, name), owner) for name in names]
-
-        values = fill(serve)
+        values = fill(server(owner_of(request)))
         model = preset_label(tool, values[preset_index])
         gr.Info(f"Sample loaded ({label}, model: {model}). Press “{run_label}” to run it.")
         return values
@@ -127,3 +127,31 @@ def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown, step
 
     return button("boxed nuts and washers", "detect-sample", [dataset, model_name, preset, steps], fill,
                   "Train detector", "finetune-detect", 2)
+
+
+NO_MODEL = ("No saved model yet: in the Classifier tab press “Try a sample”, then “Train” (a minute with the demo "
+            "model); then come back here and try the sample again.")
+
+
+def saved_model(model: gr.Dropdown, images: gr.File) -> Any:
+    """The picked saved model (else the newest one) and pictures of the samples' parts for it: the classifier
+    sample's nuts, washers and screws for a classifier, the trays of nuts and washers for a detector. With no saved
+    model it says how to make one."""
+    sample = gr.Button("Try a sample: nuts, washers, screws", size="sm", variant="secondary",
+                       elem_id="finetune-use-sample")
+
+    def filled(chosen: str | None, request: gr.Request = None) -> list[Any]:
+        owner = owner_of(request)
+        models = finetune_models.list_models(owner=owner)
+        meta = next((m for m in models if m["ref"] == chosen), models[0] if models else None)
+        if meta is None:
+            gr.Warning(NO_MODEL)
+            return [gr.skip(), gr.skip()]
+        detector = meta.get("task", "classify") == "detect"
+        pictures = (server(owner)("completion", *assets.COMPLETION_IMAGES) if detector else
+                    server(owner)("finetune", assets.CLASSIFIER_ZIP))
+        gr.Info(f"Sample loaded ({'trays of nuts and washers' if detector else 'nuts, washers, screws'}, model: "
+                f"{meta['name']}). Press “{'Detect boxes' if detector else 'Classify'}” to run it.")
+        return [meta["ref"], pictures]
+
+    return sample.click(filled, model, [model, images], api_visibility="private", show_progress="hidden")
