@@ -326,7 +326,8 @@ def build() -> None:
                                        "(video: frames above the threshold)", show_label=False, columns=1,
                                  height="auto", object_fit="contain", elem_id="anomaly-gallery",
                                  elem_classes="whole-images")
-            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores")
+            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores",
+                                 wrap=True, column_widths=["30%", "10%", "10%", "50%"])  # a skip's reason in view
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]

@@ -640,7 +640,8 @@ def build_detection() -> tuple:
                 map_plot = gr.LinePlot(x="step", y="value", color="series", label="Held-out mAP",
                                        elem_id="detect-map")
             metrics = gr.Dataframe(headers=DETECT_METRIC_HEADERS, label="AP on held-out images: before and after "
-                                   "fine-tuning", interactive=False, elem_id="detect-metrics")
+                                   "fine-tuning", interactive=False, elem_id="detect-metrics", wrap=True,
+                                   column_widths=["20%", *["16%"] * 5])  # every column in view
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     kshot = build_kshot("detect", "detect")

@@ -129,7 +129,7 @@ def build() -> None:
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
-    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
+    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")
