@@ -41,7 +41,13 @@ def refresh(request: gr.Request = None) -> list[list[str]]:
     return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
 
 
-SUMMARIES = {("finetune_kshot", "training"): finetune_tab.training_summary}  # (tool, parameter) -> its value in words
+def drawn_summary(job: Job) -> str:
+    """A completion job's drawn boxes by class and image, not their records."""
+    return ", ".join(f"{box['category']} on {box['image']}" for box in job.params.get("drawn_boxes") or []) or "none"
+
+
+SUMMARIES = {("finetune_kshot", "training"): finetune_tab.training_summary,  # (tool, parameter) -> its value in words
+             ("completion", "drawn_boxes"): drawn_summary}
 
 
 def job_views(job: Job) -> tuple[str, Any, Any, Any]:

@@ -1,5 +1,5 @@
 """The Jobs tab's details line: each parameter by its label; a K-shot job's training settings summed up as its
-training job labels them (the changed ones), never the whole nested record."""
+training job labels them (the changed ones), a completion's drawn boxes by class and image, never nested records."""
 
 from __future__ import annotations
 
@@ -35,3 +35,11 @@ def test_kshot_detector_training_at_defaults_says_so():
 def test_other_jobs_keep_every_parameter_by_label():
     job = Job("b" * 32, "finetune_classify", {"preset": "finetune-clip-tiny", "steps": 5}, status=Status.RUNNING)
     assert "Base model = finetune-clip-tiny, Steps = 5 ·" in details(job)
+
+
+def test_drawn_boxes_read_as_classes_on_images():
+    boxes = [{"image": "board 1.png", "category": "capacitor", "box": [1, 2, 3, 4]},
+             {"image": "board 2.png", "category": "resistor", "box": [5, 6, 7, 8]}]
+    line = details(Job("c" * 32, "completion", {"drawn_boxes": boxes, "max_per_image": 100}, status=Status.RUNNING))
+    assert "Drawn boxes = capacitor on board 1.png, resistor on board 2.png, Max per image = 100" in line
+    assert "Drawn boxes = none" in details(Job("d" * 32, "completion", {"drawn_boxes": []}, status=Status.RUNNING))
