@@ -536,13 +536,13 @@ def build_classifier() -> tuple:
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
                                        file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")}
             with gr.Accordion("…or classes one by one", open=False):
-                for index in range(CLASS_ROWS):
-                    with gr.Row():
-                        form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name", scale=1,
+                for index in range(CLASS_ROWS):  # the name above its images: beside it, their file names were cut
+                    with gr.Column(variant="panel"):
+                        form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name",
                                                                  elem_id=f"finetune-class-{index}")
                         form[f"class_{index}_images"] = gr.File(
                             label=f"Class {index + 1} images", file_count="multiple", file_types=list(IMAGE_SUFFIXES),
-                            scale=2, elem_id=f"finetune-class-{index}-files")
+                            elem_id=f"finetune-class-{index}-files")
             form["model_name"] = controls.textbox(CLASSIFY, "model_name", info=None,
                                                   placeholder="e.g. scratches v1", elem_id="finetune-name")
             form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
