@@ -87,8 +87,12 @@ def test_the_video_insertion_sample_inserts_into_the_clip(page):
 def test_the_classifier_sample_trains_on_three_kinds_of_parts(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     load_sample(page, "finetune-sample", "finetune-preset")
+    trained = field(page, "finetune-name").input_value()
     run_and_see(page, "finetune-train", "finetune-status", "#finetune-metrics", "classifier")
     expect(page.locator("#finetune-metrics")).to_contain_text(assets.CLASSIFIER_CLASSES[1])
+    load_sample(page, "finetune-sample", "finetune-preset")  # again: a name not taken, so training it again works
+    expect(field(page, "finetune-name")).to_have_value(re.compile(r"^sample parts \d+$"))
+    expect(field(page, "finetune-name")).not_to_have_value(trained)
 
 
 def test_the_detector_sample_trains_on_boxed_nuts_and_washers_then_detects_them(page):
