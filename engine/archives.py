@@ -46,6 +46,8 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
         declared = sum(entry.file_size for entry in entries)
         if declared > max_bytes:
             raise UserInputError(f"{name}: {declared:,} bytes uncompressed; at most {max_bytes:,} are accepted.")
+        for entry in entries:
+            entry.filename = _utf8_name(entry)
         parts = [_checked_parts(name, entry) for entry in entries]  # every entry, before anything is written
         destination.mkdir(parents=True, exist_ok=True)
         root = destination.resolve()
@@ -72,6 +74,18 @@ def extract_zip(archive: Path, destination: Path, display_name: str | None = Non
                         raise UserInputError(f"{name}: expands past {max_bytes:,} bytes; at most that is accepted.")
                     sink.write(chunk)
     return destination
+
+
+def _utf8_name(entry: zipfile.ZipInfo) -> str:
+    """The entry's name as its maker wrote it: zip tools that store UTF-8 names without the zip's UTF-8 flag
+    (Info-ZIP's `zip`, older Windows and Java tools) would otherwise give 'carte ╬⌐.PNG' for 'carte Ω.PNG', a name
+    no annotation file matches. Names that are not UTF-8 keep the zip's own code page (cp437)."""
+    if entry.flag_bits & 0x800:
+        return entry.filename
+    try:
+        return entry.filename.encode("cp437").decode("utf-8")
+    except UnicodeError:
+        return entry.filename
 
 
 def _checked_parts(name: str, entry: zipfile.ZipInfo) -> tuple[str, ...]:

@@ -65,8 +65,9 @@ class NamedFolders:
         """The folder of one of `owner`'s names, once the name is known to be safe."""
         name = (name or "").strip()
         if not NAME_RULE.match(name) or ".." in name:
-            raise UserInputError(f"{self.what.capitalize()} name {name!r} is not accepted: use 1 to 60 letters, "
-                                 "digits, spaces, '.', '-' or '_', starting with a letter or digit.")
+            raise UserInputError(f"{self.what.capitalize()} name {name!r} is not accepted: use 1 to 60 letters "
+                                 "without accents (A-Z, a-z), digits, spaces, '.', '-' or '_', starting with a letter "
+                                 "or digit.")
         return self.home(owner) / name
 
     def check_free(self, name: str, owner: str | None = None) -> None:

@@ -292,7 +292,7 @@ def build() -> None:
                 with gr.Row():
                     mask_background = checkbox("anomaly", "mask_background", elem_id="anomaly-mask-background")
                     rotate_references = checkbox("anomaly", "rotate_references", elem_id="anomaly-rotate")
-            with gr.Tabs():
+            with gr.Tabs() as sections:
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
                                     file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
@@ -326,11 +326,14 @@ def build() -> None:
                                        "(video: frames above the threshold)", show_label=False, columns=1,
                                  height="auto", object_fit="contain", elem_id="anomaly-gallery",
                                  elem_classes="whole-images")
-            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores")
+            table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores",
+                                 wrap=True, column_widths=["30%", "10%", "10%", "50%"])  # a skip's reason in view
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
+    reattach.select_section_on_load(sections, lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"
+                                    else "anomaly-images-tab")  # a video job's reload shows the Video inputs
     shared = [references, object_name, preset]
     options = [threshold_mode, threshold_value, reference_set, method, mask_background, rotate_references]
     one_job_per_click(run_button, run, [files, *shared, *options], outputs, api_name="anomaly",

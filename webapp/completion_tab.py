@@ -163,7 +163,20 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale, top), "label": f"+{n + 1} {a['category']}",
                                      "color": RGB["accepted"]})
                for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
-    return {"image": picture, "boxes": [box for _, box in sorted(ranked, key=lambda pair: pair[0])]}
+    return {"image": picture, "boxes": _labels_apart([box for _, box in sorted(ranked, key=lambda pair: pair[0])])}
+
+
+def _labels_apart(boxes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The annotator writes a box's label at its top-left corner, the first box's on top: boxes sharing a corner
+    (two proposals with the same box) would show one id. Each box below another at its corner gets its label padded
+    with spaces past the labels above it (about 3 spaces a character), so every id is in sight."""
+    padding: dict[tuple[int, int], int] = {}
+    for box in boxes:
+        corner = (round(box["xmin"]), round(box["ymin"]))
+        spaces = padding.get(corner, 0)
+        padding[corner] = spaces + 3 * len(box["label"]) + 4
+        box["label"] = " " * spaces + box["label"]
+    return boxes
 
 
 def render(review: dict[str, Any] | None, threshold: float, page: int,

@@ -330,6 +330,20 @@ def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[st
 
 
 KINDS = {"classify": "classifier", "detect": "detector"}
+TRAINING_TOOLS = {"classify": CLASSIFY, "detect": DETECT}  # a K-shot job's task -> the job whose settings it uses
+KSHOT_UNUSED = ("model_name", "seed", "held_out_fraction", "eval_every", "patience")  # no model is saved, each
+# sample has its own seed, nothing is held out
+
+
+def training_summary(job: Job) -> str:
+    """A K-shot job's training settings in a line for the Jobs tab, labelled as its training job labels them: only
+    the ones changed from their defaults and used by the evaluation (the whole nested record is unreadable)."""
+    task = job.params.get("task", "classify")
+    params = contract(TRAINING_TOOLS[task]).Params
+    defaults = params.from_dict({}).to_dict()
+    changed = [f"{params.spec(name).label}: {value}" for name, value in (job.params.get("training") or {}).items()
+               if name in defaults and name not in KSHOT_UNUSED and value != defaults[name]]
+    return f"the {KINDS[task]}'s defaults" + (f" but {', '.join(changed)}" if changed else "")
 
 
 SAVED_MODELS = SavedControls(finetune_models.MODELS, lambda m: f"{KINDS[m.get('task', 'classify')]}: "
@@ -522,13 +536,13 @@ def build_classifier() -> tuple:
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
                                        file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")}
             with gr.Accordion("…or classes one by one", open=False):
-                for index in range(CLASS_ROWS):
-                    with gr.Row():
-                        form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name", scale=1,
+                for index in range(CLASS_ROWS):  # the name above its images: beside it, their file names were cut
+                    with gr.Column(variant="panel"):
+                        form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name",
                                                                  elem_id=f"finetune-class-{index}")
                         form[f"class_{index}_images"] = gr.File(
                             label=f"Class {index + 1} images", file_count="multiple", file_types=list(IMAGE_SUFFIXES),
-                            scale=2, elem_id=f"finetune-class-{index}-files")
+                            elem_id=f"finetune-class-{index}-files")
             form["model_name"] = controls.textbox(CLASSIFY, "model_name", info=None,
                                                   placeholder="e.g. scratches v1", elem_id="finetune-name")
             form["preset"] = preset_dropdown("finetune", "finetune-preset", label="Base model")
@@ -626,7 +640,8 @@ def build_detection() -> tuple:
                 map_plot = gr.LinePlot(x="step", y="value", color="series", label="Held-out mAP",
                                        elem_id="detect-map")
             metrics = gr.Dataframe(headers=DETECT_METRIC_HEADERS, label="AP on held-out images: before and after "
-                                   "fine-tuning", interactive=False, elem_id="detect-metrics")
+                                   "fine-tuning", interactive=False, elem_id="detect-metrics", wrap=True,
+                                   column_widths=["20%", *["16%"] * 5])  # every column in view
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     kshot = build_kshot("detect", "detect")
@@ -670,7 +685,8 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
                form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]],
                api_name: str) -> None:
     """The K-shot section's events: one job per click from the sub-tab's form (less its unlabeled images) with K and
-    the seeds, its cancel, and its re-attaching after a reload."""
+    the seeds, its cancel, its re-attaching after a reload, and its results cleared when another base model is
+    picked (they were the other model's)."""
     inputs = {**{name: c for name, c in form.items() if name not in NOT_IN_KSHOT}, "shots": parts["shots"],
               "seeds": parts["seeds"]}
     outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
@@ -679,6 +695,8 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
     parts["cancel"].click(cancel_started_job, [parts["job_id"]], [parts["status"]], api_name=f"cancel_{api_name}")
     reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs,
                             accepts=lambda job: job.params.get("task") == task, show_progress="hidden")
+    form["preset"].input(lambda: (KSHOT_HINT, [], []), None, [parts["status"], parts["table"], parts["downloads"]],
+                         api_visibility="private", show_progress="hidden")
 
 
 def build_use() -> dict[str, Component]:
@@ -689,8 +707,10 @@ def build_use() -> dict[str, Component]:
                                  allow_custom_value=True, elem_id="finetune-model")  # API: "user/name"
     parts["model_hint"] = gr.Markdown(PICK_MODEL, elem_id="finetune-model-hint")
     with gr.Row():
-        parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
-                                  elem_id="finetune-use-images")
+        with gr.Column():
+            parts["images"] = gr.File(label="Images (or .zip)", file_count="multiple", file_types=IMAGES_OR_ZIP,
+                                      elem_id="finetune-use-images")
+            samples.saved_model(parts["model"], parts["images"])
         with gr.Column(visible=False, elem_id="finetune-classifier-inputs") as parts["classifier_part"]:
             parts["video"] = gr.File(label="…or a video", file_types=list(VIDEO_SUFFIXES),
                                      elem_id="finetune-use-video")

@@ -250,8 +250,8 @@ def image_section() -> None:
                                  elem_id="insertion-status")
             slider = gr.ImageSlider(label="Before / after", type="filepath", interactive=False, visible=False,
                                     elem_id="insertion-slider")
-            gallery = gr.Gallery(label="Results (one per seed): click one to compare it", columns=2,
-                                 height="auto", object_fit="contain", elem_id="insertion-gallery")
+            gallery = gr.Gallery(label="Results (one per seed): click one to compare it", columns=2, interactive=False,
+                                 height="auto", object_fit="contain", elem_id="insertion-gallery")  # no upload box
             downloads = gr.File(label="Downloads (PNG per seed, mask.png, summary.json)", file_count="multiple",
                                 interactive=False, elem_id="insertion-downloads")
     draw_box_events(editor, box, box_shown, box_note)

@@ -41,10 +41,21 @@ def refresh(request: gr.Request = None) -> list[list[str]]:
     return job_rows(client.list_jobs(limit=50, owner=owner_of(request)))
 
 
+def drawn_summary(job: Job) -> str:
+    """A completion job's drawn boxes by class and image, not their records."""
+    return ", ".join(f"{box['category']} on {box['image']}" for box in job.params.get("drawn_boxes") or []) or "none"
+
+
+SUMMARIES = {("finetune_kshot", "training"): finetune_tab.training_summary,  # (tool, parameter) -> its value in words
+             ("completion", "drawn_boxes"): drawn_summary}
+
+
 def job_views(job: Job) -> tuple[str, Any, Any, Any]:
     """(details, gallery, table, downloads) of a job: where it stands and, once it has ended, its results."""
+    shown = {key: SUMMARIES[job.tool, key](job) if (job.tool, key) in SUMMARIES else value
+             for key, value in job.params.items()}
     parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
-                           for key, value in job.params.items()) or "none"
+                           for key, value in shown.items()) or "none"
     details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
@@ -124,7 +135,7 @@ def build() -> None:
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
-    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False)
+    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")

@@ -7,13 +7,14 @@ sample runs on a fresh clone too. Each tab makes one call next to its run button
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 
 import assets
-from tasks import client
+from tasks import client, finetune_models
 from webapp import controls
 from webapp.serving import hand_out
 from webapp.views import owner_of
@@ -36,19 +37,31 @@ def preset_label(tool: str, name: str) -> str:
     return next((p["label"] for p in client.presets(tool) if p["name"] == name), name)
 
 
+def server(owner: str | None) -> Serve:
+    """serve(tool, *names): copies of sample files the page may hand to this user's browser."""
+    return lambda tool, *names: [hand_out(assets.path(tool, name), owner) for name in names]
+
+
+def free_name(name: str, owner: str | None) -> str:
+    """`name`, or "name 2", "name 3"… when the user has a model of that name: the sample's second training would
+    fail on a name that is taken."""
+    taken = {meta["name"] for meta in finetune_models.list_models(owner=owner) if meta["mine"]}
+    return next(candidate for number in itertools.count(1)
+                if (candidate := name if number == 1 else f"{name} {number}") not in taken)
+
+
 def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[[Serve], list[Any]],
-           run_label: str, tool: str, preset_index: int) -> Any:
+           run_label: str, tool: str, preset_index: int, name_index: int | None = None) -> Any:
     """A "Try a sample" button that fills `outputs` with `fill(serve)`'s values and says what to press next;
-    `preset_index` is where the model choice is among them. Returns the click event, for a tab to chain on."""
+    `preset_index` is where the model choice is among them, `name_index` where the name of the model to save is (one
+    the user has not taken). Returns the click event, for a tab to chain on."""
     sample = gr.Button(f"Try a sample: {label}", size="sm", variant="secondary", elem_id=elem_id)
 
     def filled(request: gr.Request = None) -> list[Any]:
         owner = owner_of(request)
-
-        def serve(tool: str, *names: str) -> list[str]:  # copies the page may hand to this user's browser
-            return [hand_out(assets.path(tool, name), owner) for name in names]
-
-        values = fill(serve)
+        values = fill(server(owner))
+        if name_index is not None:
+            values[name_index] = free_name(values[name_index], owner)
         model = preset_label(tool, values[preset_index])
         gr.Info(f"Sample loaded ({label}, model: {model}). Press “{run_label}” to run it.")
         return values
@@ -115,7 +128,7 @@ def classifier(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) ->
     """Eight pictures each of hex nuts, washers and screws, a folder per class in a zip."""
     return button("nuts, washers, screws", "finetune-sample", [dataset, model_name, preset], lambda serve: [
         serve("finetune", assets.CLASSIFIER_ZIP), "sample parts", sample_preset("finetune")], "Train",
-        "finetune", 2)
+        "finetune", 2, name_index=1)
 
 
 def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown, steps: gr.Number) -> Any:
@@ -126,4 +139,32 @@ def detector(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown, step
                 sample_steps("finetune-detect", "finetune_detect", model)]
 
     return button("boxed nuts and washers", "detect-sample", [dataset, model_name, preset, steps], fill,
-                  "Train detector", "finetune-detect", 2)
+                  "Train detector", "finetune-detect", 2, name_index=1)
+
+
+NO_MODEL = ("No saved model yet: in the Classifier tab press “Try a sample”, then “Train” (a minute with the demo "
+            "model); then come back here and try the sample again.")
+
+
+def saved_model(model: gr.Dropdown, images: gr.File) -> Any:
+    """The picked saved model (else the newest one) and pictures of the samples' parts for it: the classifier
+    sample's nuts, washers and screws for a classifier, the trays of nuts and washers for a detector. With no saved
+    model it says how to make one."""
+    sample = gr.Button("Try a sample: nuts, washers, screws", size="sm", variant="secondary",
+                       elem_id="finetune-use-sample")
+
+    def filled(chosen: str | None, request: gr.Request = None) -> list[Any]:
+        owner = owner_of(request)
+        models = finetune_models.list_models(owner=owner)
+        meta = next((m for m in models if m["ref"] == chosen), models[0] if models else None)
+        if meta is None:
+            gr.Warning(NO_MODEL)
+            return [gr.skip(), gr.skip()]
+        detector = meta.get("task", "classify") == "detect"
+        pictures = (server(owner)("completion", *assets.COMPLETION_IMAGES) if detector else
+                    server(owner)("finetune", assets.CLASSIFIER_ZIP))
+        gr.Info(f"Sample loaded ({'trays of nuts and washers' if detector else 'nuts, washers, screws'}, model: "
+                f"{meta['name']}). Press “{'Detect boxes' if detector else 'Classify'}” to run it.")
+        return [meta["ref"], pictures]
+
+    return sample.click(filled, model, [model, images], api_visibility="private", show_progress="hidden")

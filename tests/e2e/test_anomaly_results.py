@@ -138,3 +138,19 @@ def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
     ARTIFACTS.mkdir(exist_ok=True)
     page.locator("#eval-roc").screenshot(path=str(ARTIFACTS / "anomaly-roc.png"))
     page.screenshot(path=str(ARTIFACTS / "anomaly-evaluation.png"), full_page=True)
+
+
+def test_a_skip_reason_and_every_metric_column_are_in_view(page, tmp_path, metal_plate_images):  # noqa: F811
+    """Tables wrap rather than cut off: why a zip entry was skipped is read whole, the detector's last column seen."""
+    archive = tmp_path / "mixed set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.write(metal_plate_images[0], "plate.png")
+        bundle.writestr("notes.txt", "not an image")
+    run_anomaly(page, [archive], "metal plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    reason = page.locator("#anomaly-scores").get_by_text("not an accepted file type").first
+    assert inside(reason.bounding_box(), page.locator("#anomaly-scores").bounding_box())
+    page.get_by_role("tab", name="Few-shot fine-tuning").click()
+    page.get_by_role("tab", name="Detector", exact=True).click()
+    header = page.locator("#detect-metrics").get_by_text("held-out boxes").first
+    assert inside(header.bounding_box(), page.locator("#detect-metrics").bounding_box())

@@ -129,6 +129,10 @@ def test_a_video_plays_back_with_its_timeline_and_verdicts(page, tmp_path, metal
     expect(page.locator("#anomaly-scores")).to_contain_text("frame 000005 (0.50 s)")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "anomaly-video-result.png"), full_page=True)
+    page.reload()  # the job is in the address: its results, beside the Video inputs (not the Images ones)
+    expect(page.locator("#anomaly-scores")).to_contain_text("frame 000005 (0.50 s)", timeout=30_000)
+    expect(page.locator("#anomaly-run-video")).to_be_visible()
+    expect(page.locator("#anomaly-run")).to_be_hidden()
 
 
 def test_cancel_a_running_inspection(page, tmp_path):

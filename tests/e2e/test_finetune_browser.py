@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from tasks import finetune_models
 from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
-from tests.helpers import colour_classes, fake_model, shape_detection_set, zip_tree
+from tests.helpers import colour_classes, fake_model, noise_images, shape_detection_set, zip_tree
 
 pytestmark = pytest.mark.browser
 torch.set_num_threads(1)
@@ -83,6 +83,16 @@ def test_selective_lora_shows_its_blocks_the_forgetting_and_the_methods_compared
         expect(table).to_contain_text(method)
     expect(page.locator("#finetune-trade-off-plot img")).to_be_visible()
     shot(page, "selective-lora")
+
+
+def test_class_images_show_their_file_names(page, tmp_path):  # noqa: F811
+    image = noise_images(tmp_path, 1)[0].rename(tmp_path / "tile ok 0.PNG")
+    open_finetune(page, "Classifier")
+    page.get_by_text("…or classes one by one").click()
+    page.locator("#finetune-class-0-files input[type=file]").set_input_files([str(image)])
+    stem = page.locator("#finetune-class-0-files .stem").first
+    expect(stem).to_have_text("tile ok 0")
+    assert stem.evaluate("e => e.scrollWidth <= e.clientWidth")  # whole, not cut down to its extension
 
 
 def test_each_journey_has_its_sub_tab(page):  # noqa: F811

@@ -1,6 +1,6 @@
 """K-shot evaluation in Debian's chromium: the folded section of the Classifier and Detector sub-tabs runs on the
 sub-tab's data and settings (the samples, tiny presets) and shows a row per seed, the mean ± std row and the
-downloads; a reload shows the job again, in its sub-tab's section."""
+downloads; another base model clears them; a reload shows the job again, in its sub-tab's section."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.test_browser import browser, page  # noqa: F401 - shared fixtures
 from tests.e2e.test_finetune_browser import choose, fill_number, open_finetune, shot
+from webapp.finetune_tab import KSHOT_HINT
 
 pytestmark = pytest.mark.browser
 torch.set_num_threads(1)
@@ -41,8 +42,12 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
         expect(table).to_contain_text(text)
     expect(table.get_by_role("row")).to_have_count(5)  # the headers, three seeds, then mean ± std
     expect(page.locator("#finetune-kshot-status")).to_contain_text("3-shot evaluation of classifiers")
-    expect(page.locator("#finetune-kshot-downloads")).to_contain_text("kshot.csv")
+    expect(page.locator("#finetune-kshot-downloads").get_by_role("link")).to_have_count(2)  # kshot.json, kshot.csv
     shot(page, "kshot-classifier")
+    choose(page, "finetune-preset", "ViT-B-32")  # another base model: the tiny one's results are not its
+    expect(page.locator("#finetune-kshot-status")).to_have_text(KSHOT_HINT)
+    expect(table.get_by_role("row")).to_have_count(1)  # the headers only
+    expect(page.locator("#finetune-kshot-downloads").get_by_role("link")).to_have_count(0)
 
     open_finetune(page, "Detector")
     page.locator("#detect-sample").click()
@@ -54,7 +59,7 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
     expect(table).to_contain_text("fine-tuned mAP@[.5:.95]")
     expect(table.get_by_role("row")).to_have_count(4)
     expect(page.locator("#detect-kshot-status")).to_contain_text("K images per class")
-    expect(page.locator("#detect-kshot-downloads")).to_contain_text("kshot.json")
+    expect(page.locator("#detect-kshot-downloads").get_by_role("link")).to_have_count(2)
     shot(page, "kshot-detector")
 
     page.reload()  # the job is in the address: its sub-tab and section show it again (a loaded CPU takes seconds)

@@ -114,6 +114,14 @@ def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
     assert tuple(moved[20, 100]) == (0, 190, 255) and tuple(moved[30, 40]) == (128, 128, 128)
 
 
+def test_the_results_gallery_offers_no_upload(page):
+    """The results gallery is an input of its click (to compare a seed), not a place to drop files."""
+    open_insertion(page, "Image")
+    expect(page.locator("#insertion-gallery")).to_be_visible()
+    expect(page.locator("#insertion-gallery")).not_to_contain_text("Drop Media Here")
+    expect(page.locator("#insertion-gallery input[type=file]")).to_have_count(0)
+
+
 def test_only_the_region_modes_fields_are_shown(page):
     open_insertion(page, "Video")
     fields = {name: page.locator(f"#{elem_id}") for name, elem_id in [

@@ -87,11 +87,15 @@ def test_the_video_insertion_sample_inserts_into_the_clip(page):
 def test_the_classifier_sample_trains_on_three_kinds_of_parts(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     load_sample(page, "finetune-sample", "finetune-preset")
+    trained = field(page, "finetune-name").input_value()
     run_and_see(page, "finetune-train", "finetune-status", "#finetune-metrics", "classifier")
     expect(page.locator("#finetune-metrics")).to_contain_text(assets.CLASSIFIER_CLASSES[1])
+    load_sample(page, "finetune-sample", "finetune-preset")  # again: a name not taken, so training it again works
+    expect(field(page, "finetune-name")).to_have_value(re.compile(r"^sample parts \d+$"))
+    expect(field(page, "finetune-name")).not_to_have_value(trained)
 
 
-def test_the_detector_sample_trains_on_boxed_nuts_and_washers(page):
+def test_the_detector_sample_trains_on_boxed_nuts_and_washers_then_detects_them(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     page.locator("#finetune-tabs").get_by_role("tab", name="Detector").click()
     load_sample(page, "detect-sample", "detect-preset")
@@ -99,3 +103,12 @@ def test_the_detector_sample_trains_on_boxed_nuts_and_washers(page):
     expect(page.locator("#detect-steps input")).to_have_value(str(samples.DEMO_STEPS["finetune_detect"]))
     run_and_see(page, "detect-train", "detect-status", "#detect-metrics", "detector")
     expect(page.locator("#detect-status")).to_contain_text("saved")
+
+    page.locator("#finetune-tabs").get_by_role("tab", name="Use a model").click()  # its sample: the newest model
+    page.locator("#finetune-use-sample").click()
+    expect(page.get_by_text("Press “Detect boxes” to run it").first).to_be_visible()
+    expect(field(page, "finetune-model")).to_have_value(re.compile("sample nuts and washers"))
+    for name in assets.COMPLETION_IMAGES:  # trays of the same parts
+        expect(page.locator("#finetune-use-images")).to_contain_text(name.removesuffix(".jpg"))
+    run_and_see(page, "finetune-detect-boxes", "finetune-use-status", "#finetune-boxes img", "use-detector")
+    expect(page.locator("#finetune-boxes img")).to_have_count(len(assets.COMPLETION_IMAGES))

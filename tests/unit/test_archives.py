@@ -118,3 +118,29 @@ def test_a_refused_zip_writes_nothing_even_after_good_entries(tmp_path):
     with pytest.raises(UserInputError, match="points outside the archive; nothing was extracted"):
         extract_zip(archive, tmp_path / "out", skipped=[])
     assert not (tmp_path / "out" / "ok.png").exists() and not (tmp_path / "escape.png").exists()
+
+
+def without_utf8_flag(archive):
+    """The zip as Info-ZIP's `zip` writes it: UTF-8 names, the UTF-8 flag (bit 11) not set."""
+    data = bytearray(archive.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central headers' flags
+        start = data.find(signature)
+        while start >= 0:
+            data[start + offset + 1] &= ~0x08
+            start = data.find(signature, start + 4)
+    archive.write_bytes(bytes(data))
+    return archive
+
+
+def test_utf8_names_without_the_utf8_flag_keep_their_letters(tmp_path):
+    names = ["carte 0 Ω.PNG", "défaut/plaque Ünï.JPG", "plain.png"]
+    archive = without_utf8_flag(make_zip(tmp_path / "set.zip", [(name, b"x") for name in names]))
+    assert "carte 0 ╬⌐.PNG" in zipfile.ZipFile(archive).namelist()  # what Python reads without help
+    out = extract_zip(archive, tmp_path / "out")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == sorted(names)
+
+
+def test_cp437_names_are_kept(tmp_path):
+    archive = make_zip(tmp_path / "old.zip", [("cafXX.png", b"x")])
+    archive.write_bytes(archive.read_bytes().replace(b"cafXX", b"caf\x82\x82"))  # éé in cp437, not UTF-8: as DOS
+    assert [p.name for p in extract_zip(archive, tmp_path / "out").iterdir()] == ["caf\u00e9\u00e9.png"]

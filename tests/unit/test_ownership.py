@@ -189,3 +189,10 @@ def test_an_uploaded_meta_cannot_claim_an_owner_or_sharing(users, tmp_path):
     assert finetune_models.get("claims", owner=bob)["shared"] is False
     assert "claims" not in [m["name"] for m in finetune_models.list_models(owner=alice)]
     finetune_models.delete("claims", owner=bob)
+
+
+@pytest.mark.parametrize("name", ["pcb défauts", "../x", " ", "-first"])
+def test_a_refused_name_says_which_characters_are_accepted(name):
+    folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")
+    with pytest.raises(UserInputError, match=r"is not accepted: use 1 to 60 letters without accents \(A-Z, a-z\)"):
+        folders.folder(name)

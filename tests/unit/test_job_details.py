@@ -1,0 +1,45 @@
+"""The Jobs tab's details line: each parameter by its label; a K-shot job's training settings summed up as its
+training job labels them (the changed ones), a completion's drawn boxes by class and image, never nested records."""
+
+from __future__ import annotations
+
+from tasks.jobs import Job, Status
+from tasks.registry import contract
+from webapp import finetune_tab, jobs_tab
+
+
+def kshot_job(task: str, training: dict) -> Job:
+    settings = contract(finetune_tab.TRAINING_TOOLS[task]).Params.from_dict(training).to_dict()
+    return Job("a" * 32, "finetune_kshot", {"task": task, "shots": 2, "seeds": [0, 1], "training": settings},
+               status=Status.RUNNING)
+
+
+def details(job: Job) -> str:
+    return jobs_tab.job_views(job)[0]
+
+
+def test_kshot_training_shows_the_changed_settings_by_label_not_the_record():
+    line = details(kshot_job("classify", {"preset": "finetune-clip-tiny", "method": "linear", "steps": 5,
+                                          "model_name": "sample parts", "seed": 3}))
+    assert ("Training = the classifier's defaults but Base model: finetune-clip-tiny, Method: linear, Steps: 5 ·"
+            in line)
+    assert "{" not in line and "lora_rank" not in line
+    assert "sample parts" not in line and "Seed:" not in line  # not used: no model is saved, each sample has a seed
+
+
+def test_kshot_detector_training_at_defaults_says_so():
+    line = details(kshot_job("detect", {}))
+    assert "Training = the detector's defaults ·" in line
+
+
+def test_other_jobs_keep_every_parameter_by_label():
+    job = Job("b" * 32, "finetune_classify", {"preset": "finetune-clip-tiny", "steps": 5}, status=Status.RUNNING)
+    assert "Base model = finetune-clip-tiny, Steps = 5 ·" in details(job)
+
+
+def test_drawn_boxes_read_as_classes_on_images():
+    boxes = [{"image": "board 1.png", "category": "capacitor", "box": [1, 2, 3, 4]},
+             {"image": "board 2.png", "category": "resistor", "box": [5, 6, 7, 8]}]
+    line = details(Job("c" * 32, "completion", {"drawn_boxes": boxes, "max_per_image": 100}, status=Status.RUNNING))
+    assert "Drawn boxes = capacitor on board 1.png, resistor on board 2.png, Max per image = 100" in line
+    assert "Drawn boxes = none" in details(Job("d" * 32, "completion", {"drawn_boxes": []}, status=Status.RUNNING))
