@@ -27,9 +27,8 @@ from tasks.registry import TOOLS, contract
 from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
 __all__ = ["TOOLS", "AmbiguousJobId", "Job", "JobNotFound", "QueueFull", "QueuePosition", "QueueUnavailable",
-           "Status", "artifact_path", "cancel", "delete", "get", "hub_downloads_allowed", "jobs_ahead", "list_jobs", "presets",
-           "queue_position", "rename",
-           "resolve", "submit", "wait"]
+           "Status", "artifact_path", "cancel", "delete", "get", "hub_downloads_allowed", "jobs_ahead", "list_jobs",
+           "presets", "queue_position", "rename", "resolve", "submit", "wait"]
 
 MIN_PREFIX = 4  # characters of an id that open a job (the page shows 8)
 JOB_NAME_MAX = 80
