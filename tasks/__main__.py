@@ -3,7 +3,8 @@
     python -m tasks submit anomaly --param object_name="metal plate" --param preset=winclip-tiny a.png [--wait 600]
     python -m tasks submit anomaly_video --input video=line.mp4 --param object_name=gear --param stride=5
     python -m tasks submit anomaly_evaluate --input dataset=tiles.zip --param object_name="magnetic tile"
-    python -m tasks status JOB_ID | cancel JOB_ID | wait JOB_ID [--timeout S] | list [--limit N] | purge [--days D]
+    python -m tasks status JOB_ID | cancel JOB_ID | delete JOB_ID | wait JOB_ID [--timeout S] | list [--limit N]
+    python -m tasks purge [--days D]
 
 JOB_ID: the full id or its first characters (4 or more), as the page shows them.
 
@@ -38,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a file for another input role, e.g. video=line.mp4 or dataset=set.zip")
     submit.add_argument("--wait", type=float, metavar="SECONDS", help="wait for the job to end")
     submit.add_argument("--name", help="what to call the job (shown beside its id)")
-    for name in ("status", "cancel", "wait"):
+    for name in ("status", "cancel", "delete", "wait"):
         command = commands.add_parser(name)
         command.add_argument("job_id")
         if name == "wait":
@@ -67,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "list":
             print(json.dumps([job.to_dict() for job in client.list_jobs(args.limit)], indent=1))
+            return 0
+        if args.command == "delete":
+            job, freed = client.delete(args.job_id)
+            print(json.dumps({"deleted": job.id, "freed_bytes": freed}))
             return 0
         if args.command == "cancel":
             return _print(client.cancel(args.job_id))

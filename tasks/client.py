@@ -27,9 +27,8 @@ from tasks.registry import TOOLS, contract
 from tasks.store import ArtifactStore, JobNotFound, finish_job, get_store
 
 __all__ = ["TOOLS", "AmbiguousJobId", "Job", "JobNotFound", "QueueFull", "QueuePosition", "QueueUnavailable",
-           "Status", "artifact_path", "cancel", "get", "hub_downloads_allowed", "jobs_ahead", "list_jobs", "presets",
-           "queue_position", "rename",
-           "resolve", "submit", "wait"]
+           "Status", "artifact_path", "cancel", "delete", "get", "hub_downloads_allowed", "jobs_ahead", "list_jobs",
+           "presets", "queue_position", "rename", "resolve", "submit", "wait"]
 
 MIN_PREFIX = 4  # characters of an id that open a job (the page shows 8)
 JOB_NAME_MAX = 80
@@ -263,6 +262,16 @@ def cancel(job_id: str, owner: str | None = None) -> Job:
             job.message = "Cancelling…"
 
     return store.update(job_id, cancel_if_queued)
+
+
+def delete(job_id: str, owner: str | None = None) -> tuple[Job, int]:
+    """Delete one's own finished job: its record, input files and results (what it counted toward the storage
+    bound); returns its last record and the bytes freed. A queued or running job is cancelled first."""
+    job = get(job_id, owner)
+    if not job.status.final:
+        raise UserInputError(f"Job {job.id[:8]} is {job.status.value}: cancel it first (Cancel job), then delete it "
+                             "once it has stopped.")
+    return job, get_store().delete(job.id)
 
 
 def wait(job_id: str, timeout: float | None = None, poll_s: float = 0.2) -> Job:

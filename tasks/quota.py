@@ -49,4 +49,5 @@ def check_room(owner: str | None, adding: int, what: str, jobs: Sequence[Job] | 
     raise UserInputError(
         f"You keep {kept_mb:.0f} MB on this server (input files of your jobs, saved reference sets and models) and "
         f"{what} adds {adding_mb:.0f} MB; at most {limit_mb} MB are kept per user (FEWSHOT_MAX_USER_STORAGE_MB). "
-        f"Finished jobs {ageing}; delete saved sets or models you no longer use, or use fewer or smaller files.")
+        f"Finished jobs {ageing}; delete finished jobs (Jobs tab) or saved sets or models you no longer use, or use "
+        "fewer or smaller files.")

@@ -141,6 +141,13 @@ class ArtifactStore:
         jobs.sort(key=lambda job: job.created_at, reverse=True)
         return jobs[:limit]
 
+    def delete(self, job_id: str) -> int:
+        """Delete one job's folder (record, inputs, outputs); returns the bytes it held. Callers check it ended."""
+        job_dir = self.job_dir(job_id)
+        held = sum(path.stat().st_size for path in job_dir.rglob("*") if path.is_file())
+        shutil.rmtree(job_dir)
+        return held
+
     def purge(self, older_than_s: float, now: float | None = None) -> list[str]:
         """Delete finished jobs (record, inputs, outputs) that ended more than `older_than_s` ago.
 

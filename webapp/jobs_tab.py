@@ -1,5 +1,5 @@
 """Jobs tab: recent jobs with live status; open one (by its id or the first characters of it) to follow it live
-and see its results, cancel it, or name it."""
+and see its results, cancel it, name it, or delete it once it has ended."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from typing import Any
 
 import gradio as gr
 
+from engine.errors import UserInputError
+from engine.weights import human_size
 from tasks import client
 from tasks.client import Job, JobNotFound
 from tasks.registry import TOOLS, contract
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, reattach
+from webapp.serving import forget_jobs
 from webapp.views import JOB_TABLE_HEADERS, follow, job_rows, owner_of, status_markdown, text
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
@@ -114,6 +117,34 @@ def rename_job(job_id: str, name: str, request: gr.Request = None) -> tuple[str,
     return status_markdown(job), refresh(request)
 
 
+def ask_delete(job_id: str, request: gr.Request = None) -> tuple[Any, str, Any]:
+    """The confirmation a delete needs (which job, what goes with it), or why this job cannot be deleted:
+    (the confirmation row, its text, the details line)."""
+    try:
+        job = client.get((job_id or "").strip(), owner_of(request))
+    except JobNotFound as exc:
+        return gr.Row(visible=False), "", text(exc)
+    if not job.status.final:
+        return (gr.Row(visible=False), "",
+                f"⚠️ Job `{job.id[:8]}` is {job.status.value}: cancel it first, then delete it.")
+    named = f" ({text(job.name)})" if job.name else ""
+    return (gr.Row(visible=True), f"Delete job `{job.id[:8]}`{named}, {job.tool}, with its input files and results? "
+            "This cannot be undone (a model it saved stays in *Use a model*).", "")  # an earlier warning is stale
+
+
+def delete_job(job_id: str, request: gr.Request = None) -> tuple[Any, ...]:
+    """Delete one's own finished job and what it stored: (details, gallery, results table, downloads, job id, jobs
+    table, the confirmation row hidden)."""
+    owner = owner_of(request)
+    try:
+        job, freed = client.delete((job_id or "").strip(), owner)
+    except (JobNotFound, UserInputError) as exc:
+        return f"⚠️ {text(exc)}", *[gr.skip()] * 4, refresh(request), gr.Row(visible=False)
+    forget_jobs([job.id])  # the copies handed out for its pages go too: no link serves them any more
+    return (f"Deleted job `{job.id[:8]}` and its files ({human_size(freed)} freed).", [], [], [], "",
+            refresh(request), gr.Row(visible=False))
+
+
 def pick(rows: Any, event: gr.SelectData) -> tuple[str, str]:
     """A clicked row's job id and name."""
     row = list(rows.iloc[event.index[0]]) if hasattr(rows, "iloc") else rows[event.index[0]]
@@ -129,7 +160,12 @@ def build() -> None:
         job_id = gr.Textbox(label="Job id", scale=3, elem_id="jobs-id")
         open_button = gr.Button("Open", scale=1, elem_id="jobs-open")
         cancel_button = gr.Button("Cancel job", variant="stop", scale=1, elem_id="jobs-cancel")
+        delete_button = gr.Button("Delete job", scale=1, elem_id="jobs-delete")
         refresh_button = gr.Button("Refresh", scale=1)
+    with gr.Row(visible=False, elem_id="jobs-delete-confirm") as confirm:
+        confirm_text = gr.Markdown()
+        confirm_button = gr.Button("Delete", variant="stop", scale=0, elem_id="jobs-delete-yes")
+        keep_button = gr.Button("Keep", scale=0, elem_id="jobs-delete-no")
     with gr.Row():
         name = gr.Textbox(label="Name", placeholder="e.g. line 3, night shift", scale=3, elem_id="jobs-name")
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
@@ -148,4 +184,9 @@ def build() -> None:
     open_button.click(full_id, [job_id], reattach.address_box(), api_visibility="private", show_progress="hidden")
     cancel_button.click(cancel_job, [job_id], [details], api_name="cancel_job")
     rename_button.click(rename_job, [job_id, name], [details, table], api_name="rename_job")
+    delete_button.click(ask_delete, [job_id], [confirm, confirm_text, details], api_visibility="private")
+    confirm_button.click(delete_job, [job_id], [details, gallery, rows, files, job_id, table, confirm],
+                         api_name="delete_job")
+    keep_button.click(lambda: gr.Row(visible=False), None, [confirm], api_visibility="private")
+    job_id.change(lambda: gr.Row(visible=False), None, [confirm], api_visibility="private")  # it asked of another job
     reattach.open_in_jobs_tab(job_id, open_job, opened, **following)

@@ -169,6 +169,27 @@ def test_a_purged_job_is_served_by_no_route(hosted_url, metal_plate_images):
         assert session.get(file_url(hosted_url, served)).status_code in (403, 404)
 
 
+def test_a_job_is_deleted_by_its_owner_only_and_then_served_by_no_route(hosted_url, metal_plate_images):
+    from tasks import client
+
+    olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
+    mallory = Client(hosted_url, auth=("mallory", ACCOUNTS["mallory"]), verbose=False, download_files=False)
+    _, gallery, *_ = olivia.predict([handle_file(str(metal_plate_images[2]))], None, "spare plate", "winclip-tiny",
+                                    api_name="/anomaly")
+    job = client.list_jobs(1, owner="olivia")[0]
+    served = gallery[0]["image"]["path"]
+    for ref in (job.id, job.id[:8]):
+        details, *_ = mallory.predict(ref, api_name="/delete_job")
+        assert details.startswith("⚠️ No job") and str(Path(served).parent) not in details
+    with signed_in(hosted_url, "olivia") as session:
+        assert session.get(file_url(hosted_url, served)).status_code == 200
+        details, *_ = olivia.predict(job.id[:8], api_name="/delete_job")
+        assert details.startswith(f"Deleted job `{job.id[:8]}` and its files (") and "freed" in details
+        for route in FILE_ROUTES:
+            assert session.get(file_url(hosted_url, served, route)).status_code in (403, 404)  # gone: Gradio's 403
+    assert job.id not in [j.id for j in client.list_jobs(50, owner="olivia")]
+
+
 def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):  # noqa: F811
     """The stored-XSS path of the finding: an XHTML document uploaded as an annotation. Another user's link to
     it answers 404; opened by its uploader, it is a download that runs nothing."""

@@ -240,3 +240,39 @@ def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_
         expect(status).to_contain_text("Succeeded", timeout=JOB_S)  # cancel keeps the best checkpoint
     finally:
         cancel_and_wait(job)
+
+
+def test_jobs_deletes_a_finished_job_after_asking_and_not_a_running_one(page, tmp_path, metal_plate_images):  # noqa: F811
+    running = long_training(tmp_path)
+    done = client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, [metal_plate_images[0]],
+                         name="to delete")
+    try:
+        wait_until(lambda: client.get(done.id).status.final, 120, "the inspection to end", poll=0.2)
+        page.get_by_role("tab", name="Jobs").click()
+        job_id, details = page.locator("#jobs-id textarea, #jobs-id input").first, page.locator("#jobs-details")
+        confirm = page.locator("#jobs-delete-confirm")
+        job_id.fill(running.id[:8])
+        page.locator("#jobs-delete").click()
+        expect(details).to_contain_text(f"Job {running.id[:8]} is", timeout=JOB_S)
+        expect(details).to_contain_text("cancel it first, then delete it")
+        expect(confirm).to_be_hidden()
+
+        job_id.fill(done.id[:8])
+        page.locator("#jobs-delete").click()
+        expect(confirm).to_contain_text(f"Delete job {done.id[:8]} (to delete), anomaly, with its input files")
+        expect(details).not_to_contain_text("cancel it first")  # said of the other job
+        page.locator("#jobs-delete-no").click()  # Keep: nothing happens to it
+        expect(confirm).to_be_hidden()
+        assert client.get(done.id).status is Status.SUCCEEDED
+        page.locator("#jobs-delete").click()
+        shot(page, "delete-confirm", full_page=False)
+        page.locator("#jobs-delete-yes").click()
+        expect(details).to_contain_text(f"Deleted job {done.id[:8]} and its files (")
+        expect(confirm).to_be_hidden()
+        expect(job_id).to_have_value("")
+        expect(page.locator("#jobs-table")).not_to_contain_text(done.id[:8])
+        shot(page, "deleted", full_page=False)
+        with pytest.raises(client.JobNotFound):
+            client.get(done.id)
+    finally:
+        cancel_and_wait(running)
