@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist; whole files per process, so a file's servers start once): 1 runs them in order.
+TEST_WORKERS ?= 2
+PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # Queues a worker takes jobs from: both lanes by default; `make worker QUEUES=long` serves one lane.
 QUEUES ?= $${FEWSHOT_QUICK_QUEUE:-quick},$${FEWSHOT_LONG_QUEUE:-long}
 
@@ -13,13 +16,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # CI: the unit tests once more, on exactly the dependency floors pyproject.toml declares (.ci/floors.txt).
 test-floors:
 	test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
 	.venv-floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
-	.venv-floors/bin/python -m pytest -q tests/unit $(PYTEST_ARGS)
+	.venv-floors/bin/python -m pytest -q $(PARALLEL) tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
