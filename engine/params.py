@@ -140,6 +140,10 @@ class Params:
     def check(self) -> None:
         """Rules across fields; override and raise UserInputError naming the fields."""
 
+    def check_inputs(self, counts: Mapping[str, int]) -> None:
+        """Refuse at submit, before anything is stored, input files these parameters cannot work with (`counts`:
+        files given per role, a zip counted once); override where a tool has such a rule."""
+
     @classmethod
     def _checked(cls, field: dataclasses.Field, kind: Any, value: Any) -> Any:
         spec = cls.spec(field.name)

@@ -133,7 +133,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
-    params = contract(tool).Params.from_dict(params).to_dict()  # checked before anything is stored
+    checked = contract(tool).Params.from_dict(params)  # checked before anything is stored
+    params = checked.to_dict()
     check_params_size(params)
     name = _checked_name(name)
     settings = get_settings()
@@ -145,6 +146,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
         by_role["references"] = [*by_role.get("references", []),
                                   *reference_sets.files(params["reference_set"], owner=owner)]  # own or shared
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
+    checked.check_inputs({role: len(files) for role, files in named.items()})
     if settings.embedded:  # first: its start sends again the unfinished jobs, which must not include this one
         from tasks import embedded
 

@@ -149,14 +149,22 @@ def _params(object_name: str, preset: str, threshold_mode: str, threshold_value:
     return params
 
 
+def warnings_markdown(job: Job) -> str:
+    """An ended job's warnings, one paragraph each."""
+    return "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if job.status.final else ""
+
+
+def summary_markdown(job: Job) -> str:
+    """What an ended inspection decided with (method, threshold and where it came from) and its warnings."""
+    return (_threshold_line(job.result) if job.status is Status.SUCCEEDED else "") + warnings_markdown(job)
+
+
 def _follow(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
-        summary = _threshold_line(job.result) if done and job.status is Status.SUCCEEDED else ""
-        warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if done else ""
-        yield job.id, status_markdown(job) + summary + warnings, gallery, rows, video, timeline(job), files
+        yield job.id, status_markdown(job) + summary_markdown(job), gallery, rows, video, timeline(job), files
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -250,8 +258,7 @@ def run_evaluation(archive: str | None, object_name: str, shots: float, preset: 
         params["methods"] = [preset, *(name for name in compare_with if name != preset)]
     job = submit("anomaly_evaluate", params, {"dataset": [archive]}, request)
     for job in follow(job, progress):  # noqa: B020
-        warnings = "".join(f"\n\n⚠️ {text(w)}" for w in job.result.get("warnings", [])) if job.status.final else ""
-        yield status_markdown(job) + warnings, *(evaluation_views(job) if job.status.final
+        yield status_markdown(job) + warnings_markdown(job), *(evaluation_views(job) if job.status.final
                                                  else ([], gr.Dataframe(visible=False), [], []))
 
 

@@ -31,6 +31,21 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
 }
 
 
+SUMMARY_LINES = {  # tool -> what its own tab writes under the status line of an ended job (thresholds, notes…)
+    "anomaly": anomaly_tab.summary_markdown,
+    "anomaly_video": anomaly_tab.summary_markdown,
+    "anomaly_evaluate": anomaly_tab.warnings_markdown,
+    "insertion": insertion_tab.notes_markdown,
+    "finetune_classify": finetune_tab.summary_line,
+    "finetune_detect": finetune_tab.summary_line,
+    "finetune_kshot": finetune_tab.kshot_line,
+}
+
+
+def _no_results() -> tuple[Any, list, list]:
+    return gr.Gallery(value=[], visible=False), [], []
+
+
 def parameter_label(tool: str, name: str) -> str:
     """A parameter's label as its tool declares it (the name itself for a tool or a record without one)."""
     if tool not in TOOLS:
@@ -59,11 +74,14 @@ def job_views(job: Job) -> tuple[str, Any, Any, Any]:
              for key, value in job.params.items()}
     parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
                            for key, value in shown.items()) or "none"
-    details = f"{status_markdown(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
+    summary = SUMMARY_LINES[job.tool](job) if job.tool in SUMMARY_LINES else ""
+    details = (f"{status_markdown(job)}{summary}\n\nTool `{job.tool}` · parameters: {parameters} · "
+               f"inputs: {len(job.inputs)}")
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
     headers = headers(job) if callable(headers) else headers
-    return details, gallery, gr.Dataframe(value=rows, headers=headers), files
+    return (details, gr.Gallery(value=gallery, visible=bool(gallery)),  # no empty picture box for a training
+            gr.Dataframe(value=rows, headers=headers), files)
 
 
 _FOLLOWED: dict[str, object] = {}  # browser session -> the Open following a job there now (an older one stops)
@@ -74,12 +92,12 @@ def open_job(job_id: str, request: gr.Request = None, progress: gr.Progress = gr
     its status and progress, then its results. Opening another job in the same page stops following this one."""
     job_id = (job_id or "").strip()
     if not job_id:
-        yield "Pick a job in the table or paste its id.", [], [], []
+        yield "Pick a job in the table or paste its id.", *_no_results()
         return
     try:
         job = client.get(job_id, owner_of(request))
     except JobNotFound as exc:
-        yield text(exc), [], [], []
+        yield text(exc), *_no_results()
         return
     session, token = getattr(request, "session_hash", None), object()
     _FOLLOWED[session] = token
@@ -141,7 +159,7 @@ def delete_job(job_id: str, request: gr.Request = None) -> tuple[Any, ...]:
     except (JobNotFound, UserInputError) as exc:
         return f"⚠️ {text(exc)}", *[gr.skip()] * 4, refresh(request), gr.Row(visible=False)
     forget_jobs([job.id])  # the copies handed out for its pages go too: no link serves them any more
-    return (f"Deleted job `{job.id[:8]}` and its files ({human_size(freed)} freed).", [], [], [], "",
+    return (f"Deleted job `{job.id[:8]}` and its files ({human_size(freed)} freed).", *_no_results(), "",
             refresh(request), gr.Row(visible=False))
 
 
@@ -170,7 +188,7 @@ def build() -> None:
         name = gr.Textbox(label="Name", placeholder="e.g. line 3, night shift", scale=3, elem_id="jobs-name")
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
-    gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
+    gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain", visible=False)
     rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)

@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.anomaly.methods import ANOMALYDINO
+from engine.anomaly.methods import ANOMALYDINO, NO_REFERENCES
 from engine.anomaly.pipeline import AnomalyResult, OnDevice, PixelKeyedCache, default_batch_size, normalized_pixels
 from engine.anomaly.scoring import KNN_MAX_SIMILARITIES, association_scores
 from engine.anomaly.thresholds import NEEDS_TWO_GOOD
@@ -63,8 +63,6 @@ from engine.models.dinov2 import load_dinov2
 from engine.presets import ANOMALYDINO_RESOLUTION, get_preset
 from engine.progress import ProgressCallback, ignore_progress
 
-NO_REFERENCES = ("AnomalyDINO compares with good parts: add at least one image of a good part, or use WinCLIP or "
-                 "MuSc, which need none.")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_ASPECT = 4  # the longer edge is at most this many times the shorter edge's target size

@@ -3,10 +3,11 @@ the threshold rule, and the summary every inspection records beside its scores."
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.anomaly.methods import METHODS, WINCLIP, get_method
+from engine.anomaly.methods import METHODS, NO_REFERENCES, WINCLIP, get_method
 from engine.errors import UserInputError
 from engine.params import Params, Result, param
 from engine.presets import PRESETS, get_preset, presets_for
@@ -77,6 +78,11 @@ class InspectionParams(AnomalyParams):
         elif not low <= self.threshold <= high:
             raise UserInputError(f"threshold: a number from {low:g} to {high:g} (scores are probabilities), "
                                  f"not {self.threshold}.")
+
+    def check_inputs(self, counts: Mapping[str, int]) -> None:
+        """AnomalyDINO without a good part is refused at submit, not by a job that fails."""
+        if get_method(self.method).references == "required" and not counts.get("references"):
+            raise UserInputError(NO_REFERENCES)
 
 
 @dataclass

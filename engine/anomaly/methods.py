@@ -41,6 +41,8 @@ ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", F
                      "one or more images when you have at least one good part (more good parts: a calibrated "
                      "threshold)", bf16_safe=True)  # DINOv2 ViT-S/14: maps within 8e-4 of float32
 METHODS: dict[str, Method] = {m.name: m for m in (WINCLIP, MUSC, ANOMALYDINO)}
+NO_REFERENCES = ("AnomalyDINO compares with good parts: add at least one image of a good part, or use WinCLIP or "
+                 "MuSc, which need none.")
 SET_RULE_MIN_IMAGES = 4  # fewer scores than this give no usable median and spread for the set rule
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from engine.anomaly.common import AnomalyParams
-from engine.anomaly.methods import ANOMALYDINO, MUSC, WINCLIP, Method, get_method
+from engine.anomaly.methods import ANOMALYDINO, MUSC, NO_REFERENCES, WINCLIP, Method, get_method
 from engine.anomaly.pipeline import AnomalyResult, ReferenceMemory, WinClipPipeline
 from engine.anomaly.thresholds import CALIBRATION_RULE, IN_SET_RULE
 from engine.errors import UserInputError
@@ -83,8 +83,6 @@ class AnomalyDinoScorer(Scorer):
 
     def prepare(self, params: AnomalyParams, references: Sequence[Image.Image]) -> None:
         if not references:
-            from engine.anomaly.anomalydino import NO_REFERENCES
-
             raise UserInputError(NO_REFERENCES)
         super().prepare(params, references)
         self.memory = self.pipeline.reference_memory(references, rotate=params.rotate_references)

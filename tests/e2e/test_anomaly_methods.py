@@ -25,16 +25,20 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
     expect(preset_field(page)).to_have_value(re.compile("^MuSc · tiny"))  # a demo stays a demo
     choose_preset(page, "AnomalyDINO · tiny")
     expect(page.locator("#anomaly-method input[value=anomalydino]")).to_be_checked()
+    page.locator("#anomaly-files input[type=file]").set_input_files([str(p) for p in metal_plate_images[:5]])
+    page.locator("#anomaly-run").click()  # no good parts: refused on the page, no job started
+    expect(page.get_by_text("AnomalyDINO compares with good parts: add at least one image").first).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "anomaly-dino-no-good-parts.png"))
+    expect(page.locator("#anomaly-status")).not_to_contain_text("Failed")
 
     page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
-    page.locator("#anomaly-files input[type=file]").set_input_files([str(p) for p in metal_plate_images[:5]])
-    page.locator("#anomaly-run").click()
+    page.locator("#anomaly-run").click()  # the same 5 images
     status = page.locator("#anomaly-status")
     status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
     expect(status).to_contain_text("MuSc (zero-shot over the set)")
     expect(status).to_contain_text("(set; outline above")
     expect(page.locator("#anomaly-gallery img")).to_have_count(5)
-    ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "anomaly-musc.png"), full_page=True)
 
 

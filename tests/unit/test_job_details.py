@@ -43,3 +43,22 @@ def test_drawn_boxes_read_as_classes_on_images():
     line = details(Job("c" * 32, "completion", {"drawn_boxes": boxes, "max_per_image": 100}, status=Status.RUNNING))
     assert "Drawn boxes = capacitor on board 1.png, resistor on board 2.png, Max per image = 100" in line
     assert "Drawn boxes = none" in details(Job("d" * 32, "completion", {"drawn_boxes": []}, status=Status.RUNNING))
+
+
+def test_an_ended_job_says_what_its_own_tab_says_under_its_status():
+    training = Job("e" * 32, "finetune_classify", {"preset": "finetune-clip-tiny"}, status=Status.SUCCEEDED,
+                   result={"name": "parts", "classes": ["bolt", "nut"], "train_images": 8, "held_out_images": 4,
+                           "stopped": "cancelled", "steps_run": 12, "best_step": 10})
+    line = details(training)
+    assert "stopped: cancelled after 12 steps (best step 10)" in line  # a cancel keeps the best checkpoint: said
+    inspection = Job("f" * 32, "anomaly", {"object_name": "plate"}, status=Status.SUCCEEDED,
+                     result={"threshold": {"image": 0.42, "pixel": 0.5, "source": "calibrated on 3 good parts"},
+                             "counts": {"NG": 1, "OK": 2}, "warnings": ["b.png: no parts"]})
+    assert "Threshold **0.4200** (calibrated on 3 good parts; outline above 0.5000) · 1 NG, 2 OK" in details(inspection)
+    assert "⚠️ b.png: no parts" in details(inspection)
+
+
+def test_a_job_without_pictures_shows_no_empty_gallery():
+    training = Job("9" * 32, "finetune_classify", {}, status=Status.RUNNING)
+    gallery = jobs_tab.job_views(training)[1]
+    assert gallery.visible is False and not gallery.value

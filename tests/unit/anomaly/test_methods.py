@@ -105,6 +105,17 @@ def test_anomalydino_needs_good_parts_and_calibrates_from_two(metal_plate_images
     assert two_good.threshold.source == "calibrated" and len(two_good.threshold.good_scores) == 2
 
 
+@pytest.mark.parametrize(("tool", "role"), [("anomaly", "images"), ("anomaly_video", "video")])
+def test_anomalydino_without_good_parts_is_refused_at_submit_with_nothing_stored(metal_plate_images, tool, role):
+    from tasks import client
+
+    before = len(client.list_jobs(limit=10_000))
+    for params in ({"method": "anomalydino"}, {"preset": "anomalydino-tiny"}):
+        with pytest.raises(UserInputError, match="AnomalyDINO compares with good parts: add at least one image"):
+            client.submit(tool, {"object_name": "plate", **params}, {role: [metal_plate_images[0]], "references": []})
+    assert len(client.list_jobs(limit=10_000)) == before
+
+
 def test_a_video_is_musc_s_set_scored_then_overlaid(tmp_path):
     rng = np.random.default_rng(3)
     with VideoWriter(tmp_path / "line.mp4", 10) as writer:
