@@ -303,7 +303,7 @@ def build() -> None:
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
                                     file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
-                    samples.anomaly(files, references, object_name, preset)
+                    samples.anomaly(files, references, object_name, preset, method)
                     run_button = gr.Button("Inspect images", variant="primary", elem_id="anomaly-run")
                 with gr.Tab("Video", id="anomaly-video-tab"):
                     video = gr.File(label="Video to inspect", file_types=list(VIDEO_SUFFIXES), elem_id="anomaly-video")
@@ -312,7 +312,7 @@ def build() -> None:
                                             label="Sampling", elem_id="anomaly-sampling")
                         sampling_value = number("anomaly_video", "fps", value=5, label="N or frames per second",
                                                 info=None, elem_id="anomaly-sampling-value")
-                    samples.anomaly_video(video, references, object_name, preset)
+                    samples.anomaly_video(video, references, object_name, preset, method)
                     video_button = gr.Button("Inspect video", variant="primary", elem_id="anomaly-run-video")
             cancel_button = gr.Button("Cancel", variant="stop", elem_id="anomaly-cancel")
             with gr.Accordion("Threshold (advanced: Automatic unless you change it)", open=False,

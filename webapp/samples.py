@@ -25,9 +25,10 @@ DEMO_STEPS = {"insertion": 2, "finetune_detect": 40}
 Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample files
 
 
-def sample_preset(tool: str) -> str:
-    """The tool's first real preset whose weights are installed, else its demo preset (random weights)."""
-    presets = client.presets(tool)
+def sample_preset(tool: str, method: str | None = None) -> str:
+    """The tool's first real preset whose weights are installed, else its demo preset (random weights); with
+    `method`, one of that method's (the sample shows the method the user chose)."""
+    presets = [p for p in client.presets(tool) if method is None or p["method"] == method] or client.presets(tool)
     real = [p for p in presets if p["installed"] and not p["random_weights"]]
     demo = [p for p in presets if p["random_weights"]]
     return (real or demo or presets)[0]["name"]
@@ -50,38 +51,50 @@ def free_name(name: str, owner: str | None) -> str:
                 if (candidate := name if number == 1 else f"{name} {number}") not in taken)
 
 
-def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[[Serve], list[Any]],
-           run_label: str, tool: str, preset_index: int, name_index: int | None = None) -> Any:
-    """A "Try a sample" button that fills `outputs` with `fill(serve)`'s values and says what to press next;
-    `preset_index` is where the model choice is among them, `name_index` where the name of the model to save is (one
-    the user has not taken). Returns the click event, for a tab to chain on."""
+def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[..., list[Any]],
+           run_label: str, tool: str, preset_index: int, name_index: int | None = None,
+           inputs: list[gr.components.Component] | None = None) -> Any:
+    """A "Try a sample" button that fills `outputs` with `fill(serve, *values of inputs)`'s values and says what to
+    press next; `preset_index` is where the model choice is among them, `name_index` where the name of the model to
+    save is (one the user has not taken). Returns the click event, for a tab to chain on."""
     sample = gr.Button(f"Try a sample: {label}", size="sm", variant="secondary", elem_id=elem_id)
 
-    def filled(request: gr.Request = None) -> list[Any]:
+    def filled(*chosen: Any, request: gr.Request = None) -> list[Any]:
         owner = owner_of(request)
-        values = fill(server(owner))
+        values = fill(server(owner), *chosen)
         if name_index is not None:
             values[name_index] = free_name(values[name_index], owner)
         model = preset_label(tool, values[preset_index])
         gr.Info(f"Sample loaded ({label}, model: {model}). Press “{run_label}” to run it.")
         return values
 
-    return sample.click(filled, None, outputs, api_visibility="private", show_progress="hidden")
+    return sample.click(filled, inputs, outputs, api_visibility="private", show_progress="hidden")
 
 
-def anomaly(files: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown) -> Any:
-    """Four plates to inspect (one good, a scratch, a dent, a stain) and three good parts."""
-    return button("metal plates", "anomaly-sample", [files, references, object_name, preset], lambda serve: [
-        serve("anomaly", *assets.ANOMALY_INSPECT), serve("anomaly", *assets.ANOMALY_GOOD), assets.ANOMALY_OBJECT,
-        sample_preset("anomaly")], "Inspect images", "anomaly", 3)
+def anomaly(files: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown,
+            method: gr.Radio) -> Any:
+    """Four plates to inspect (one good, a scratch, a dent, a stain) and three good parts, for the chosen method
+    (7 images: enough for MuSc's set; good parts: AnomalyDINO's references)."""
+
+    def fill(serve: Serve, chosen: str | None) -> list[Any]:
+        return [serve("anomaly", *assets.ANOMALY_INSPECT), serve("anomaly", *assets.ANOMALY_GOOD),
+                assets.ANOMALY_OBJECT, sample_preset("anomaly", chosen)]
+
+    return button("metal plates", "anomaly-sample", [files, references, object_name, preset], fill, "Inspect images",
+                  "anomaly", 3, inputs=[method])
 
 
-def anomaly_video(video: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown) -> Any:
+def anomaly_video(video: gr.File, references: gr.File, object_name: gr.Textbox, preset: gr.Dropdown,
+                  method: gr.Radio) -> Any:
     """Plates on a conveyor, one stained, and good parts framed as in the video (references framed otherwise
-    would look anomalous)."""
-    return button("conveyor video", "anomaly-video-sample", [video, references, object_name, preset], lambda serve: [
-        serve("anomaly", assets.ANOMALY_VIDEO)[0], serve("anomaly", *assets.ANOMALY_VIDEO_GOOD),
-        assets.ANOMALY_OBJECT, sample_preset("anomaly")], "Inspect video", "anomaly", 3)
+    would look anomalous), for the chosen method."""
+
+    def fill(serve: Serve, chosen: str | None) -> list[Any]:
+        return [serve("anomaly", assets.ANOMALY_VIDEO)[0], serve("anomaly", *assets.ANOMALY_VIDEO_GOOD),
+                assets.ANOMALY_OBJECT, sample_preset("anomaly", chosen)]
+
+    return button("conveyor video", "anomaly-video-sample", [video, references, object_name, preset], fill,
+                  "Inspect video", "anomaly", 3, inputs=[method])
 
 
 def completion(images: gr.File, annotations: gr.File, preset: gr.Dropdown) -> Any:

@@ -56,6 +56,15 @@ def test_the_anomaly_sample_inspects_plates_against_good_parts(page):
     expect(page.locator("#anomaly-status")).not_to_contain_text("framed differently")
 
 
+def test_the_anomaly_sample_runs_the_method_chosen(page):
+    page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
+    load_sample(page, "anomaly-sample", "anomaly-preset")
+    expect(field(page, "anomaly-preset")).to_have_value(re.compile("^MuSc · tiny"))
+    expect(page.locator("#anomaly-method input[value=musc]")).to_be_checked()
+    run_and_see(page, "anomaly-run", "anomaly-status", "#anomaly-gallery img", "anomaly-musc")
+    expect(page.locator("#anomaly-status")).to_contain_text("MuSc (zero-shot over the set; 3 good parts joined it)")
+
+
 def test_the_completion_sample_proposes_boxes_on_the_trays(page):
     page.get_by_role("tab", name="Annotation completion").click()
     load_sample(page, "completion-sample", "completion-preset")
