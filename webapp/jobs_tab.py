@@ -42,10 +42,6 @@ SUMMARY_LINES = {  # tool -> what its own tab writes under the status line of an
 }
 
 
-def _no_results() -> tuple[Any, list, list]:
-    return gr.Gallery(value=[], visible=False), [], []
-
-
 def parameter_label(tool: str, name: str) -> str:
     """A parameter's label as its tool declares it (the name itself for a tool or a record without one)."""
     if tool not in TOOLS:
@@ -80,8 +76,7 @@ def job_views(job: Job) -> tuple[str, Any, Any, Any]:
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
     headers = headers(job) if callable(headers) else headers
-    return (details, gr.Gallery(value=gallery, visible=bool(gallery)),  # no empty picture box for a training
-            gr.Dataframe(value=rows, headers=headers), files)
+    return details, gallery, gr.Dataframe(value=rows, headers=headers), files
 
 
 _FOLLOWED: dict[str, object] = {}  # browser session -> the Open following a job there now (an older one stops)
@@ -92,12 +87,12 @@ def open_job(job_id: str, request: gr.Request = None, progress: gr.Progress = gr
     its status and progress, then its results. Opening another job in the same page stops following this one."""
     job_id = (job_id or "").strip()
     if not job_id:
-        yield "Pick a job in the table or paste its id.", *_no_results()
+        yield "Pick a job in the table or paste its id.", [], [], []
         return
     try:
         job = client.get(job_id, owner_of(request))
     except JobNotFound as exc:
-        yield text(exc), *_no_results()
+        yield text(exc), [], [], []
         return
     session, token = getattr(request, "session_hash", None), object()
     _FOLLOWED[session] = token
@@ -159,7 +154,7 @@ def delete_job(job_id: str, request: gr.Request = None) -> tuple[Any, ...]:
     except (JobNotFound, UserInputError) as exc:
         return f"⚠️ {text(exc)}", *[gr.skip()] * 4, refresh(request), gr.Row(visible=False)
     forget_jobs([job.id])  # the copies handed out for its pages go too: no link serves them any more
-    return (f"Deleted job `{job.id[:8]}` and its files ({human_size(freed)} freed).", *_no_results(), "",
+    return (f"Deleted job `{job.id[:8]}` and its files ({human_size(freed)} freed).", [], [], [], "",
             refresh(request), gr.Row(visible=False))
 
 
@@ -188,7 +183,7 @@ def build() -> None:
         name = gr.Textbox(label="Name", placeholder="e.g. line 3, night shift", scale=3, elem_id="jobs-name")
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
-    gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain", visible=False)
+    gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
     rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True)
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)

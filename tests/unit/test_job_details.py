@@ -57,8 +57,3 @@ def test_an_ended_job_says_what_its_own_tab_says_under_its_status():
     assert "Threshold **0.4200** (calibrated on 3 good parts; outline above 0.5000) · 1 NG, 2 OK" in details(inspection)
     assert "⚠️ b.png: no parts" in details(inspection)
 
-
-def test_a_job_without_pictures_shows_no_empty_gallery():
-    training = Job("9" * 32, "finetune_classify", {}, status=Status.RUNNING)
-    gallery = jobs_tab.job_views(training)[1]
-    assert gallery.visible is False and not gallery.value
