@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Test processes (pytest-xdist; whole files per process, so a file's servers start once). 1, the default, runs
-# them in order: on 2 cores, 2 processes saved 2 of 21 minutes and slowed browser tests past their waits.
+# them in order: on 2 cores, 2 processes saved half a minute of 20 and slowed browser tests past their waits.
 TEST_WORKERS ?= 1
 PARALLEL = $(if $(filter 1,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 # Queues a worker takes jobs from: both lanes by default; `make worker QUEUES=long` serves one lane.
