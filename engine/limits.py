@@ -69,6 +69,12 @@ def max_reference_images() -> int:
     return _setting("FEWSHOT_MAX_REFERENCE_IMAGES", 200)
 
 
+def max_user_storage_mb() -> int:
+    """Most MB one signed-in user keeps on the server (their jobs' inputs, saved sets and models):
+    FEWSHOT_MAX_USER_STORAGE_MB (tasks.quota)."""
+    return _setting("FEWSHOT_MAX_USER_STORAGE_MB", 20000)
+
+
 def max_params_bytes() -> int:
     """Largest a job's parameters may be as JSON: FEWSHOT_MAX_PARAMS_KB. They are stored in the job's record, which
     every job list reads, so a 5 MB "object name" would slow every user's Jobs tab and submissions."""

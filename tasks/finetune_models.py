@@ -23,7 +23,8 @@ from engine.archives import extract_zip
 from engine.errors import UserInputError
 from engine.models.saved import TASKS, WEIGHTS_FILE, read_meta, task_of
 from tasks.named_folders import NamedFolders
-from tasks.quota import check_room, tree_bytes
+from tasks.quota import check_room
+from tasks.store import tree_bytes
 
 MODELS = NamedFolders("models", "model.json", "model", "models")
 PRESET_TOOLS = {"classify": "finetune", "detect": "finetune-detect"}  # the presets each kind of model builds on

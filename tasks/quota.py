@@ -7,24 +7,15 @@ models (`tasks.named_folders`: a set of 2,000 copies of one upload is 2,000 file
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from engine.errors import UserInputError
+from engine.limits import max_user_storage_mb
 from tasks.config import get_settings
 from tasks.jobs import Job
 from tasks.named_folders import USERS_DIR, owner_key
 from tasks.retention import retention_days
-from tasks.store import get_store
-
-
-def max_user_storage_mb() -> int:
-    return int(os.environ.get("FEWSHOT_MAX_USER_STORAGE_MB") or 20000)
-
-
-def tree_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+from tasks.store import get_store, tree_bytes
 
 
 def kept_bytes(owner: str, jobs: Sequence[Job] | None = None) -> int:

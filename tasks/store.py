@@ -36,6 +36,11 @@ class JobNotFound(LookupError):
     """No job with that id in this store."""
 
 
+def tree_bytes(folder: Path) -> int:
+    """Bytes the files under `folder` take."""
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
 def safe_filename(name: str, fallback: str = "file") -> str:
     """A file name that cannot leave its folder: no separators, no leading dots, bounded length."""
     base = _UNSAFE_CHARS.sub("_", Path(str(name).replace("\\", "/")).name).lstrip("._")
@@ -144,7 +149,7 @@ class ArtifactStore:
     def delete(self, job_id: str) -> int:
         """Delete one job's folder (record, inputs, outputs); returns the bytes it held. Callers check it ended."""
         job_dir = self.job_dir(job_id)
-        held = sum(path.stat().st_size for path in job_dir.rglob("*") if path.is_file())
+        held = tree_bytes(job_dir)
         shutil.rmtree(job_dir)
         return held
 

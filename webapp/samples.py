@@ -28,7 +28,8 @@ Serve = Callable[..., list[str]]  # serve(tool, *names): served copies of sample
 def sample_preset(tool: str, method: str | None = None) -> str:
     """The tool's first real preset whose weights are installed, else its demo preset (random weights); with
     `method`, one of that method's (the sample shows the method the user chose)."""
-    presets = [p for p in client.presets(tool) if method is None or p["method"] == method] or client.presets(tool)
+    every = client.presets(tool)
+    presets = [p for p in every if method is None or p["method"] == method] or every
     real = [p for p in presets if p["installed"] and not p["random_weights"]]
     demo = [p for p in presets if p["random_weights"]]
     return (real or demo or presets)[0]["name"]
