@@ -295,6 +295,11 @@ def artifact_path(job_id: str, name: str, owner: str | None = None) -> Path:
     return get_store().output_path(job.id, name)
 
 
+def input_files(job_id: str, role: str, owner: str | None = None) -> list[tuple[str, Path]]:
+    """(name the user gave it, stored path) of each of a job's inputs of one role, in upload order."""
+    return get_store().input_files(get(job_id, owner), role)
+
+
 def add_outputs(job_id: str, write: Callable[[Path], list[str]], owner: str | None = None) -> list[Path]:
     """Let `write` add files to a finished job's outputs folder (e.g. a review's exports) and list the names it
     returns in the job's record, so they are served like the job's own outputs."""

@@ -19,7 +19,7 @@ from webapp import reattach, samples
 from webapp.controls import checkbox, number, one_job_per_click, textbox
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
-from webapp.serving import job_file
+from webapp.serving import job_file, job_inputs
 from webapp.views import (
     cancel_started_job,
     follow,
@@ -147,6 +147,24 @@ def _params(object_name: str, preset: str, threshold_mode: str, threshold_value:
     if reference_set:
         params["reference_set"] = reference_set
     return params
+
+
+def submitted_form(job: Job) -> list[Any]:
+    """What the form held when `job` was submitted (restored on a reload): files to inspect, good parts (a saved
+    set's images among them), object name, model, threshold rule and value, options, and a video's sampling."""
+    params, video_job = job.params, job.tool == "anomaly_video"
+    threshold = params["threshold"]
+    mode = next(label for label, rule in THRESHOLD_MODES.items()
+                if rule == ("value" if isinstance(threshold, float) else threshold))
+    per_second = bool(params.get("fps"))
+    every = params.get("fps") if per_second else params.get("stride")
+    return [gr.skip() if video_job else job_inputs(job, "images"),
+            job_inputs(job, "video")[0] if video_job else gr.skip(),
+            job_inputs(job, "references") or None, None, params["object_name"],
+            params["preset"],
+            mode, threshold if isinstance(threshold, float) else gr.skip(),
+            params["mask_background"], params["rotate_references"],
+            "Frames per second" if per_second else "Every Nth frame", every or gr.skip()]
 
 
 def warnings_markdown(job: Job) -> str:
@@ -341,6 +359,9 @@ def build() -> None:
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
     reattach.select_section_on_load(sections, lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"
                                     else "anomaly-images-tab")  # a video job's reload shows the Video inputs
+    reattach.restore_on_load(("anomaly", "anomaly_video"), submitted_form, [
+        files, video, references, reference_set, object_name, preset, threshold_mode, threshold_value,
+        mask_background, rotate_references, sampling, sampling_value])
     shared = [references, object_name, preset]
     options = [threshold_mode, threshold_value, reference_set, method, mask_background, rotate_references]
     one_job_per_click(run_button, run, [files, *shared, *options], outputs, api_name="anomaly",

@@ -1,7 +1,8 @@
 """A job in the page's address: a tab that starts a job puts its id there (`?job=<id>`), so reloading the page, or
 opening the link in another browser (signed in as someone who may see the job), re-attaches to the job.
 
-The tab of the job's tool streams it again where the tab can (`follow_on_load`: the same stream as after a submit);
+The tab of the job's tool streams it again where the tab can (`follow_on_load`: the same stream as after a submit)
+and shows the form the job was submitted with (`restore_on_load`: its input files and settings);
 any other job opens in the Jobs tab, followed live (`open_in_jobs_tab`); a job the user may not see is "No job …",
 as everywhere. The tab to show is picked when the page loads (`select_tab_on_load`).
 """
@@ -98,6 +99,17 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
 
     gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
     box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
+
+
+def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component]) -> None:
+    """A page opened with a job of `tools` in its address shows the inputs and settings that job was submitted with
+    (`form(job)`: the values of `controls`), so a reload keeps the form, and changing one setting runs it again."""
+
+    def fill(request: gr.Request) -> Any:
+        job = linked_job(request)
+        return form(job) if job is not None and job.tool in tools else [gr.skip()] * len(controls)
+
+    gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
 
 
 def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component],

@@ -124,6 +124,11 @@ def job_file(job: Job, name: str) -> str:
     return hand_out(client.artifact_path(job.id, name, job.owner), job.owner, name, job.id)
 
 
+def job_inputs(job: Job, role: str) -> list[str]:
+    """A job's input files of one role, as copies served to its owner only (the form it was submitted with)."""
+    return [hand_out(path, job.owner, name, job.id) for name, path in client.input_files(job.id, role, job.owner)]
+
+
 def scratch_dir(prefix: str) -> Path:
     """A new private folder for a file a page makes for one user; it ages out with the upload folder."""
     root = upload_folder() / SCRATCH

@@ -221,6 +221,16 @@ def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_image
     page.reload()
     expect(page.locator("#anomaly-status")).to_contain_text(f"Succeeded · job {short}", timeout=JOB_S)
     expect(page.locator("#anomaly-scores")).to_contain_text(metal_plate_images[0].name)
+    # the form it was submitted with: the file, the object name, the model; one click runs it again
+    name = metal_plate_images[0]
+    expect(page.locator("#anomaly-files")).to_contain_text(re.compile(rf"{name.stem}\s*{re.escape(name.suffix)}"))
+    expect(page.locator("#anomaly-object textarea, #anomaly-object input").first).to_have_value("metal plate")
+    expect(page.locator("#anomaly-preset input")).to_have_value(re.compile("WinCLIP · tiny"))
+    shot(page, "reload-keeps-form")
+    page.locator("#anomaly-run").click()
+    expect(page.locator("#anomaly-status")).not_to_contain_text(f"job {short}", timeout=JOB_S)
+    expect(page.locator("#anomaly-status")).to_contain_text("Succeeded", timeout=JOB_S)
+    expect(page.locator("#anomaly-scores")).to_contain_text(metal_plate_images[0].name)
 
 
 def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_path):  # noqa: F811
