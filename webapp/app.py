@@ -87,6 +87,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
 
         embedded.ensure_started()
     serving.forget_all()
+    serving.restore_owners()
     retention.start_purger(on_purged=serving.forget_jobs, also=serving.sweep)
     demo = build_app()
     demo.queue(default_concurrency_limit=8)

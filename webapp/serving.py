@@ -7,7 +7,8 @@ as an attachment unless it is an image or a video the app itself encoded, with `
 are recorded with their owner too, and a request that names a file as an input (a run, by the page or the
 API) is refused when the file was handed to someone else: a leaked link gets neither the file nor a job
 that reads it. Copies of a purged job are deleted with it; every other file in the upload folder (uploads,
-previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS.
+previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS. The owners of uploads (and of copies handed out for no job)
+are also written to a ledger, read again at start, so a restart leaves no upload readable by everyone.
 
 What one signed-in user may upload within that time is bounded (FEWSHOT_MAX_USER_UPLOAD_MB), so nobody fills
 the disk with uploads no job ever reads.
@@ -39,6 +40,7 @@ from tasks.client import Job
 log = logging.getLogger(__name__)
 
 RECORDS = "fewshot-served"  # <upload folder>/fewshot-served/<job id>.txt: the copies handed out for a job
+LEDGER = "uploads.jsonl"  # <upload folder>/fewshot-served/uploads.jsonl: {path, owner, time, bytes} of each upload
 SCRATCH = "fewshot-scratch"  # files the pages make for a user (model downloads, anchor frames)
 INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4", "video/webm")
 FILE_ROUTE = re.compile(r"/file=|/gradio_api/file/")  # Gradio's file route and its deprecated twin
@@ -76,6 +78,9 @@ class UploadQuota:
     def __init__(self) -> None:
         self._sent: dict[str, list[tuple[float, int]]] = {}
         self._lock = threading.Lock()
+        for entry in _ledger():  # what was uploaded before a restart still counts
+            if entry["owner"] is not None and entry.get("bytes"):
+                self._sent.setdefault(entry["owner"], []).append((entry["time"], entry["bytes"]))
 
     def refusal(self, user: str, size: int, now: float) -> str | None:
         """Why an upload of `size` bytes is refused (the user would go past the limit), or None: it is counted."""
@@ -94,13 +99,50 @@ class UploadQuota:
 
 
 def _register(path: Path, owner: str | None, job_id: str | None) -> None:
+    """Record who may read `path`: a job's copies in the job's record (deleted with it and at start), anything
+    else (uploads, samples) in the ledger, which outlives a restart."""
     with _lock:
         _owners.setdefault(str(path), set()).add(owner)
+        records = upload_folder() / RECORDS
+        records.mkdir(parents=True, exist_ok=True)
         if job_id:
-            records = upload_folder() / RECORDS
-            records.mkdir(parents=True, exist_ok=True)
             with open(records / f"{job_id}.txt", "a") as handle:
                 handle.write(f"{path}\n")
+        else:
+            size = path.stat().st_size if path.is_file() else 0
+            entry = {"path": str(path), "owner": owner, "time": time.time(), "bytes": size}
+            with open(records / LEDGER, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+
+
+def _ledger() -> list[dict[str, Any]]:
+    """The ledger's entries whose file is still there (a torn or foreign line is skipped)."""
+    entries = []
+    with contextlib.suppress(OSError):
+        for line in (upload_folder() / RECORDS / LEDGER).read_text().splitlines():
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                entry = json.loads(line)
+                if Path(entry["path"]).is_file():
+                    entries.append(entry)
+    return entries
+
+
+def restore_owners() -> None:
+    """At start: the owners of uploads and job-less copies from before the restart, from the ledger, which is
+    rewritten without the files that have gone meanwhile."""
+    entries = _ledger()
+    with _lock:
+        for entry in entries:
+            _owners.setdefault(entry["path"], set()).add(entry["owner"])
+        _rewrite_ledger(entries)
+
+
+def _rewrite_ledger(entries: list[dict[str, Any]]) -> None:
+    records = upload_folder() / RECORDS
+    records.mkdir(parents=True, exist_ok=True)
+    staging = records / f".{LEDGER}.{os.getpid()}"
+    staging.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    os.replace(staging, records / LEDGER)
 
 
 def hand_out(source: Path, owner: str | None, name: str | None = None, job_id: str | None = None) -> str:
@@ -193,6 +235,8 @@ def sweep(now: float | None = None) -> int:
                 path.rmdir()
     if removed:
         log.info("retention: deleted %d files older than %g h from the upload folder", removed, hours)
+        with _lock:
+            _rewrite_ledger(_ledger())  # without the files deleted
     return removed
 
 

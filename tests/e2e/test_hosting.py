@@ -142,6 +142,26 @@ def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
         assert upload(olivia).status_code == 200  # one user's quota is not another's
 
 
+def test_a_restart_keeps_uploads_private_and_counted(hosted_url, monkeypatch, metal_plate_images):
+    """Who uploaded what is in a ledger beside the copies' records: a restarted app (its memory empty) still
+    serves an upload to its uploader alone, and still counts it against the uploader's quota."""
+    from webapp import serving
+
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(hosted_url.rstrip("/") + "/gradio_api/upload",
+                             files={"files": ("before.png", metal_plate_images[5].read_bytes(), "image/png")}).json()[0]
+        monkeypatch.setattr(serving, "_owners", {})  # the app restarted: nothing in memory
+        assert mallory.get(file_url(hosted_url, upload)).status_code == 200  # what the ledger is there for
+        serving.restore_owners()  # what a start does
+        assert mallory.get(file_url(hosted_url, upload)).status_code == 404
+        assert call(mallory, hosted_url, "save_reference_set", ["stolen", [file_data(upload)], "plate"]
+                    ).status_code == 404
+        assert olivia.get(file_url(hosted_url, upload)).status_code == 200
+    monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "1")
+    size = metal_plate_images[5].stat().st_size
+    assert serving.UploadQuota().refusal("olivia", 2**20 - size + 1, time.time())  # a new app counts her upload
+
+
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
     from webapp.views import text
 
