@@ -18,33 +18,34 @@ from engine.errors import UserInputError
 MAX_SEED = 2**32 - 1  # every generator the tools seed (torch, numpy, random) takes this range
 
 
-def _setting(name: str, default: int) -> int:
+def int_setting(name: str, default: int) -> int:
+    """The integer in variable `name`; unset or empty: `default`."""
     return int(os.environ.get(name) or default)
 
 
 def max_annotation_bytes() -> int:
     """Largest annotation file (COCO JSON, YOLO txt, VOC XML, data.yaml) read: FEWSHOT_MAX_ANNOTATION_MB."""
-    return _setting("FEWSHOT_MAX_ANNOTATION_MB", 50) * 2**20
+    return int_setting("FEWSHOT_MAX_ANNOTATION_MB", 50) * 2**20
 
 
 def max_boxes_per_image() -> int:
     """Most boxes (YOLO lines, VOC objects, COCO annotations) on one image: FEWSHOT_MAX_BOXES_PER_IMAGE."""
-    return _setting("FEWSHOT_MAX_BOXES_PER_IMAGE", 1000)
+    return int_setting("FEWSHOT_MAX_BOXES_PER_IMAGE", 1000)
 
 
 def max_boxes() -> int:
     """Most boxes in one set (also the most image entries of a COCO file): FEWSHOT_MAX_BOXES."""
-    return _setting("FEWSHOT_MAX_BOXES", 100_000)
+    return int_setting("FEWSHOT_MAX_BOXES", 100_000)
 
 
 def max_classes() -> int:
     """Most classes in one set: FEWSHOT_MAX_CLASSES."""
-    return _setting("FEWSHOT_MAX_CLASSES", 1000)
+    return int_setting("FEWSHOT_MAX_CLASSES", 1000)
 
 
 def max_class_name_chars() -> int:
     """Longest class name: FEWSHOT_MAX_CLASS_NAME_CHARS."""
-    return _setting("FEWSHOT_MAX_CLASS_NAME_CHARS", 100)
+    return int_setting("FEWSHOT_MAX_CLASS_NAME_CHARS", 100)
 
 
 def max_proposals() -> int:
@@ -53,32 +54,32 @@ def max_proposals() -> int:
     The default lets the longest sampled video (FEWSHOT_MAX_VIDEO_FRAMES, 3000 by default) run at the
     default 100 proposals per image, so at the defaults a video is bounded by its frames alone.
     """
-    return _setting("FEWSHOT_MAX_PROPOSALS", 300_000)
+    return int_setting("FEWSHOT_MAX_PROPOSALS", 300_000)
 
 
 def max_set_feature_bytes() -> int:
     """Most memory the features of one set scored against itself (MuSc) may take: FEWSHOT_MUSC_MEMORY_MB, by
     default half of this machine's physical memory."""
     half = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2**21
-    return _setting("FEWSHOT_MUSC_MEMORY_MB", half) * 2**20
+    return int_setting("FEWSHOT_MUSC_MEMORY_MB", half) * 2**20
 
 
 def max_reference_images() -> int:
     """Most images in one saved reference set: FEWSHOT_MAX_REFERENCE_IMAGES. Saving decodes each one in the web
     process, and one upload may be named any number of times."""
-    return _setting("FEWSHOT_MAX_REFERENCE_IMAGES", 200)
+    return int_setting("FEWSHOT_MAX_REFERENCE_IMAGES", 200)
 
 
 def max_user_storage_mb() -> int:
     """Most MB one signed-in user keeps on the server (their jobs' inputs, saved sets and models):
     FEWSHOT_MAX_USER_STORAGE_MB (tasks.quota)."""
-    return _setting("FEWSHOT_MAX_USER_STORAGE_MB", 20000)
+    return int_setting("FEWSHOT_MAX_USER_STORAGE_MB", 20000)
 
 
 def max_params_bytes() -> int:
     """Largest a job's parameters may be as JSON: FEWSHOT_MAX_PARAMS_KB. They are stored in the job's record, which
     every job list reads, so a 5 MB "object name" would slow every user's Jobs tab and submissions."""
-    return _setting("FEWSHOT_MAX_PARAMS_KB", 1024) * 1024
+    return int_setting("FEWSHOT_MAX_PARAMS_KB", 1024) * 1024
 
 
 def check_params_size(params: dict[str, Any]) -> None:

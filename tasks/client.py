@@ -5,7 +5,6 @@ It works the same in embedded mode and with Redis; it never imports torch.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import unicodedata
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
-from engine.limits import check_params_size
+from engine.limits import check_params_size, int_setting
 from engine.presets import presets_for
 from engine.weights import hub_offline, is_installed, manifest
 from tasks.celery_app import app
@@ -48,26 +47,22 @@ class AmbiguousJobId(JobNotFound):
     """A short id that starts more than one of the user's jobs: more characters are needed."""
 
 
-def _limit(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
 def _check_capacity(owner: str | None, files: Mapping[str, Sequence[tuple[str, Path]]]) -> None:
     """Refuse work beyond the configured limits before anything is stored."""
     total = sum(path.stat().st_size for named in files.values() for _, path in named)
     total_mb = total / 2**20
-    max_mb = _limit("FEWSHOT_MAX_JOB_UPLOAD_MB", 2000)
+    max_mb = int_setting("FEWSHOT_MAX_JOB_UPLOAD_MB", 2000)
     if total_mb > max_mb:
         raise UserInputError(f"The files of this job add up to {total_mb:.0f} MB; at most {max_mb} MB per job are "
                              "accepted (FEWSHOT_MAX_JOB_UPLOAD_MB). Split them into several jobs.")
     jobs = get_store().list(limit=None)
     check_room(owner, total, "this job", jobs)
     active = [job for job in jobs if not job.status.final]
-    max_total = _limit("FEWSHOT_MAX_ACTIVE_JOBS", 200)
+    max_total = int_setting("FEWSHOT_MAX_ACTIVE_JOBS", 200)
     if len(active) >= max_total:
         raise QueueFull(f"Busy: {len(active)} jobs are waiting or running (the limit is {max_total}). "
                         "Try again in a few minutes.")
-    max_own = _limit("FEWSHOT_MAX_ACTIVE_JOBS_PER_USER", 20)
+    max_own = int_setting("FEWSHOT_MAX_ACTIVE_JOBS_PER_USER", 20)
     own = sum(job.owner == owner for job in active)
     if owner is not None and own >= max_own:
         raise QueueFull(f"Busy: you already have {own} jobs waiting or running (the limit per user is {max_own}). "

@@ -211,3 +211,15 @@ def test_job_numbers_that_overflow_are_refused_by_name():
 
     with pytest.raises(UserInputError, match="time_budget_s: a number"):
         Params(time_budget_s=float("nan"))
+
+
+def test_an_empty_limit_variable_means_its_default_for_every_limit(monkeypatch):
+    """A compose file's `FEWSHOT_MAX_ACTIVE_JOBS=` (empty) is the default, in the job limits as in the engine's."""
+    from engine.limits import max_boxes, max_reference_images
+    from tasks import client
+
+    for name in ("FEWSHOT_MAX_JOB_UPLOAD_MB", "FEWSHOT_MAX_ACTIVE_JOBS", "FEWSHOT_MAX_ACTIVE_JOBS_PER_USER",
+                 "FEWSHOT_MAX_BOXES", "FEWSHOT_MAX_REFERENCE_IMAGES"):
+        monkeypatch.setenv(name, "")
+    client._check_capacity("someone", {})  # refuses nothing, raises nothing
+    assert max_boxes() == 100_000 and max_reference_images() > 0
