@@ -310,6 +310,20 @@ def test_uploads_and_copies_age_out(hosted_url):
     assert Path(serving.upload_folder()).is_dir()
 
 
+def test_a_copy_of_an_old_file_is_a_link_that_lives_from_when_it_was_handed_out(hosted_url, tmp_path):
+    """A restored input or an old job's result is handed out as a second name of the stored bytes (no copy of a
+    2 GB zip), and the sweep dates it from when it was handed out, not from the stored file's age."""
+    from webapp import serving
+
+    stored = tmp_path / "dataset.zip"
+    stored.write_bytes(os.urandom(4096))
+    os.utime(stored, (time.time() - 3 * 86400, time.time() - 3 * 86400))
+    served = Path(serving.hand_out(stored, "olivia"))
+    assert served.stat().st_ino == stored.stat().st_ino  # same bytes on disk
+    serving.sweep()
+    assert served.is_file() and serving.may_read(str(served), "olivia")
+
+
 def test_copies_of_a_job_purged_by_the_command_line_are_deleted_at_the_next_sweep(hosted_url, metal_plate_images):
     from tasks import client
     from tasks.__main__ import main as tasks_cli
