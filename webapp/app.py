@@ -100,6 +100,8 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",
         "show_error": True,
         "enable_monitoring": False,  # Gradio's /monitoring shows every user's traffic to any signed-in user
+        "run_history": False,  # the Jobs tab is the history (Gradio's would record runs in the browser, and
+                               # offers to copy them to a Hugging Face bucket)
         "css": anomaly_tab.CSS,
         "head": f"<script>{completion_tab.SHORTCUTS_JS}</script>",  # the review's keyboard shortcuts
         "prevent_thread_lock": prevent_thread_lock,

@@ -46,6 +46,11 @@ INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4
 FILE_ROUTE = re.compile(r"/file=|/gradio_api/file/")  # Gradio's file route and its deprecated twin
 RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$")  # requests whose inputs name files
 UPLOAD_ROUTE = "/gradio_api/upload"
+# Routes that name a page session (its random `session_hash`) and read or end what runs in it: its event stream,
+# its keep-alive, its media streams, a cancel. Each session belongs to the user who first ran something in it.
+SESSION_ROUTE = re.compile(r"/gradio_api/(queue/data|heartbeat/(?P<beat>[^/]+)|stream/(?P<media>[^/]+)/.+/.+)/?$")
+CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
+DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
 
 _lock = threading.Lock()
 _owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
@@ -303,6 +308,34 @@ class SignInThrottle:
                     self._failures.setdefault(key, []).append(now)
 
 
+class SessionOwners:
+    """The user each page session (`session_hash`) belongs to: who first ran something in it. Another user who
+    learns the hash (a log, a proxy) can then neither read its event stream nor cancel its runs."""
+
+    def __init__(self, keep_s: float = 7 * 86400, most: int = 100_000) -> None:
+        self.keep_s, self.most = keep_s, most
+        self._owners: dict[str, tuple[str | None, float]] = {}
+        self._lock = threading.Lock()
+
+    def claim(self, session: str, user: str | None, now: float) -> bool:
+        """True when `session` is `user`'s (claimed now if nobody had it); False when it is someone else's."""
+        with self._lock:
+            if len(self._owners) >= self.most:  # forget sessions unused for `keep_s`, oldest first if still full
+                recent = sorted(((t, key) for key, (_, t) in self._owners.items() if now - t < self.keep_s))
+                self._owners = {key: self._owners[key] for _, key in recent[-(self.most // 2):]}
+            owner, _ = self._owners.get(session, (user, now))
+            if owner != user:
+                return False
+            self._owners[session] = (user, now)
+            return True
+
+    def allows(self, session: str | None, user: str | None) -> bool:
+        """Whether `user` may read or end what runs in `session` (a session nobody ran anything in: anyone)."""
+        with self._lock:
+            owner = self._owners.get(session or "")
+        return owner is None or owner[0] == user
+
+
 def _current_user(scope: Scope) -> str | None:
     app = scope.get("app")
     cookies: dict[str, str] = {}
@@ -324,6 +357,7 @@ class GuardMiddleware:
         self.app = app
         self.throttle = throttle or SignInThrottle()
         self.uploads = UploadQuota()
+        self.sessions = SessionOwners()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -334,8 +368,11 @@ class GuardMiddleware:
         if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
-        if post and RUN_ROUTE.search(path):
+        if post and (RUN_ROUTE.search(path) or CANCEL_ROUTE.search(path)):
             await self._run(scope, receive, send)
+            return
+        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path):
+            await _not_found(send)
             return
         marker = FILE_ROUTE.search(path)
         if marker and not may_read(path[marker.end():], _current_user(scope)):
@@ -354,16 +391,32 @@ class GuardMiddleware:
             send = _owning_uploads(send, user)
         await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
 
+    def _session_allowed(self, scope: Scope, path: str) -> bool:
+        """A route that names a page session answers only that session's user."""
+        match = SESSION_ROUTE.search(path)
+        if match is None:
+            return True
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        session = match["beat"] or match["media"] or query.get("session_hash", [None])[0]
+        return self.sessions.allows(session, _current_user(scope))
+
     async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """A run whose inputs name a file handed to another user is refused, as a file route would refuse it."""
+        """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run
+        or cancel in another user's page session too."""
         body = await _read_body(receive)
         try:
-            paths = list(named_files(json.loads(body or b"null")))
+            request = json.loads(body or b"null")
         except (ValueError, RecursionError):
-            paths = []  # not JSON: Gradio answers it
+            request = None  # not JSON: Gradio answers it
+        paths = list(named_files(request))
+        session = request.get("session_hash") if isinstance(request, dict) else None
         user = _current_user(scope)
         if not all(may_read(p, user) for p in paths):
             log.warning("refused a run naming another user's file, from user %r", user)
+            await _not_found(send)
+            return
+        if isinstance(session, str) and not self.sessions.claim(session, user, time.time()):
+            log.warning("refused a run or cancel in another user's page session, from user %r", user)
             await _not_found(send)
             return
 

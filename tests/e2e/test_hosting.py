@@ -162,6 +162,43 @@ def test_a_restart_keeps_uploads_private_and_counted(hosted_url, monkeypatch, me
     assert serving.UploadQuota().refusal("olivia", 2**20 - size + 1, time.time())  # a new app counts her upload
 
 
+def test_a_page_session_answers_its_own_user_only(hosted_url, metal_plate_images):
+    """Gradio names a page's session by a random hash in its requests: Mallory, who learned Olivia's (a proxy log),
+    can neither read its event stream, nor cancel its run, nor snapshot it as a deep link; Gradio's run history
+    (runs kept in the browser, copied to a Hugging Face bucket on request) is off: the Jobs tab is the history."""
+    session = f"olivia-{os.urandom(8).hex()}"
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(api + "/upload", files={"files": ("p.png", metal_plate_images[6].read_bytes(),
+                                                                "image/png")}).json()[0]
+        info = olivia.get(api + "/info").json()["named_endpoints"]["/anomaly"]
+        defaults = [p.get("parameter_default") for p in info["parameters"]]
+        data = [[file_data(upload)], None, "plate", "winclip-tiny", *defaults[4:]]
+        fn_index = next(i for i, dep in enumerate(olivia.get(hosted_url + "config").json()["dependencies"])
+                        if dep.get("api_name") == "anomaly")
+        joined = olivia.post(api + "/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                       "trigger_id": None, "event_data": None})
+        assert joined.status_code == 200, joined.text
+        event = joined.json()["event_id"]
+        assert mallory.get(api + "/queue/data", params={"session_hash": session}).status_code == 404
+        assert mallory.get(api + f"/heartbeat/{session}").status_code == 404
+        assert mallory.post(api + "/cancel", json={"session_hash": session, "fn_index": fn_index,
+                                                   "event_id": event}).status_code == 404
+        assert mallory.post(api + "/queue/join", json={"data": data, "fn_index": fn_index, "session_hash": session,
+                                                       "trigger_id": None, "event_data": None}).status_code == 404
+        for user in (olivia, mallory):
+            assert user.get(api + "/deep_link", params={"session_hash": session}).status_code == 404
+            assert user.get(api + "/runs").status_code == 404
+        with olivia.stream("GET", api + "/queue/data", params={"session_hash": session}, timeout=300) as stream:
+            assert stream.status_code == 200
+            lines = []
+            for line in stream.iter_lines():
+                lines.append(line)
+                if "process_completed" in line:
+                    break
+        assert "Succeeded" in lines[-1]  # her own page still gets its result
+
+
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
     from webapp.views import text
 
@@ -339,3 +376,17 @@ def test_copies_of_a_job_purged_by_the_command_line_are_deleted_at_the_next_swee
         client.get(job.id)
     serving.sweep()
     assert not Path(served).exists()
+
+
+def test_page_sessions_are_forgotten_when_unused_and_the_table_is_bounded():
+    from webapp.serving import SessionOwners
+
+    sessions = SessionOwners(keep_s=100, most=4)
+    assert sessions.claim("a", "olivia", now=0) and sessions.claim("b", "mallory", now=50)
+    assert not sessions.claim("a", "mallory", now=60) and not sessions.allows("a", "mallory")
+    assert sessions.allows("never-ran", "mallory")
+    sessions.claim("c", "olivia", now=150)
+    sessions.claim("d", "olivia", now=151)
+    sessions.claim("e", "olivia", now=152)  # full: "a" (unused for 152 s) and "b" go, the newest stay
+    assert sessions.allows("a", "mallory") and sessions.allows("b", "olivia")
+    assert not sessions.allows("d", "mallory") and not sessions.allows("e", "mallory")

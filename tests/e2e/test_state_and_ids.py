@@ -246,6 +246,7 @@ def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_
         expect(page.locator("#finetune-tabs").get_by_role("tab", name="Detector")).to_have_attribute(
             "aria-selected", "true")
         shot(page, "link-follows-detector", full_page=False)
+        wait_until(lambda: client.get(job.id).progress > 0, 120, "a first training step", poll=0.2)  # a checkpoint
         page.locator("#detect-cancel").click()
         expect(status).to_contain_text("Succeeded", timeout=JOB_S)  # cancel keeps the best checkpoint
     finally:
