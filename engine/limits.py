@@ -114,14 +114,6 @@ def seed_problem(value: Any, what: str = "seed") -> str | None:
     return None
 
 
-def check_seed(value: Any, what: str = "seed") -> int:
-    """The seed, or a UserInputError naming the parameter and the accepted range."""
-    problem = seed_problem(value, what)
-    if problem:
-        raise UserInputError(f"The {problem}.")
-    return value
-
-
 def quoted(value: Any, limit: int = 60) -> str:
     """A value as messages quote it: repr, cut to `limit` characters (a hostile value can be megabytes)."""
     text = repr(value)

@@ -22,7 +22,6 @@ class Method:
     name: str
     label: str
     default_preset: str
-    reads_object_name: bool
     references: Literal["optional", "required", "join the set"]
     min_images: int
     default_threshold: float | None
@@ -30,14 +29,14 @@ class Method:
     bf16_safe: bool = False  # maps within 1e-2 of float32 in bf16 (bench/anomaly.py): bf16 by default where native
 
 
-WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", True, "optional", 1, 0.5,
+WINCLIP = Method("winclip", "WinCLIP", "winclip-vit-b-16-plus-240", "optional", 1, 0.5,
                  "one image or a video, no good parts needed (zero-shot); a few good parts make it WinCLIP+",
                  bf16_safe=True)  # ViT-B-16-plus-240: maps within 4e-4 of float32 (bench/anomaly.py)
-MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", False, "join the set", 5, None,
+MUSC = Method("musc", "MuSc", "musc-vit-l-14-336", "join the set", 5, None,
               "a batch of images or a video of one kind of part, no good parts needed: each image is scored "
               "against the others, so most of the set should be good",
               bf16_safe=True)  # ViT-L-14-336 at 518 px: maps within 4e-4 of float32
-ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", False, "required", 1, None,
+ANOMALYDINO = Method("anomalydino", "AnomalyDINO", "anomalydino-dinov2-small", "required", 1, None,
                      "one or more images when you have at least one good part (more good parts: a calibrated "
                      "threshold)", bf16_safe=True)  # DINOv2 ViT-S/14: maps within 8e-4 of float32
 METHODS: dict[str, Method] = {m.name: m for m in (WINCLIP, MUSC, ANOMALYDINO)}
