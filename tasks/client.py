@@ -55,9 +55,9 @@ def _check_capacity(owner: str | None, files: Mapping[str, Sequence[tuple[str, P
     if total_mb > max_mb:
         raise UserInputError(f"The files of this job add up to {total_mb:.0f} MB; at most {max_mb} MB per job are "
                              "accepted (FEWSHOT_MAX_JOB_UPLOAD_MB). Split them into several jobs.")
-    jobs = get_store().list(limit=None)
-    check_room(owner, total, "this job", jobs)
-    active = [job for job in jobs if not job.status.final]
+    store = get_store()
+    check_room(owner, total, "this job")
+    active = store.active()
     max_total = int_setting("FEWSHOT_MAX_ACTIVE_JOBS", 200)
     if len(active) >= max_total:
         raise QueueFull(f"Busy: {len(active)} jobs are waiting or running (the limit is {max_total}). "
@@ -223,7 +223,7 @@ class QueuePosition:
 def queue_position(job: Job) -> QueuePosition:
     """The jobs of `job`'s lane running now, and the queued ones submitted before it (they run first)."""
     store = get_store()
-    lane = [other for other in store.list(limit=None) if other.lane == job.lane and other.id != job.id]
+    lane = [other for other in store.active() if other.lane == job.lane and other.id != job.id]
     running = [other for other in lane if fail_if_lost(store, other).status is Status.RUNNING]
     ahead = [other for other in lane if other.status is Status.QUEUED and other.created_at < job.created_at]
     return QueuePosition(tuple(other.tool for other in reversed(running)),

@@ -174,7 +174,7 @@ def requeue_unfinished(lanes: tuple[str, ...] | list[str] = LANES, lost_worker: 
     store = get_store()
     pending = set().union(*(_pending_job_ids(settings.queue_for(lane)) for lane in lanes))
     requeued = []
-    for job in store.list(limit=None):
+    for job in store.active():
         tool = TOOLS.get(job.tool)
         if job.status.final or tool is None or tool.lane not in lanes or job.id in pending:
             continue

@@ -7,32 +7,29 @@ models (`tasks.named_folders`: a set of 2,000 copies of one upload is 2,000 file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from engine.errors import UserInputError
 from engine.limits import max_user_storage_mb
 from tasks.config import get_settings
-from tasks.jobs import Job
 from tasks.named_folders import USERS_DIR, owner_key
 from tasks.retention import retention_days
 from tasks.store import get_store, tree_bytes
 
 
-def kept_bytes(owner: str, jobs: Sequence[Job] | None = None) -> int:
+def kept_bytes(owner: str) -> int:
     """Bytes `owner` keeps: their jobs' stored inputs and their saved folders (half-saved ones, '.tmp-…', left
     out)."""
     store = get_store()
-    jobs = store.list(limit=None) if jobs is None else jobs
+    jobs = store.list(limit=None)
     saved = sum(tree_bytes(folder) for home in get_settings().artifact_dir.glob(f"*/{USERS_DIR}/{owner_key(owner)}")
                 for folder in home.iterdir() if not folder.name.startswith("."))
     return saved + sum(store.input_bytes(job) for job in jobs if job.owner == owner)
 
 
-def check_room(owner: str | None, adding: int, what: str, jobs: Sequence[Job] | None = None) -> None:
+def check_room(owner: str | None, adding: int, what: str) -> None:
     """Refuse `what` (`adding` bytes) when `owner` would keep more than the limit; without accounts, no limit."""
     if owner is None:
         return
-    limit_mb, kept_mb, adding_mb = max_user_storage_mb(), kept_bytes(owner, jobs) / 2**20, adding / 2**20
+    limit_mb, kept_mb, adding_mb = max_user_storage_mb(), kept_bytes(owner) / 2**20, adding / 2**20
     if kept_mb + adding_mb <= limit_mb:
         return
     days = retention_days()

@@ -4,6 +4,7 @@
     <root>/jobs/<job id>/inputs/<role>/<file>  uploaded inputs by role ("images", "references"…)
     <root>/jobs/<job id>/outputs/<file>  results written by the worker
     <root>/jobs/<job id>/cancel          present once a cancel was asked for
+    <root>/active/<job id>               present while a job may be unfinished (`active()` reads only these)
 
 Everything travels between processes by job id; only this directory has to be shared.
 """
@@ -59,6 +60,10 @@ class ArtifactStore:
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self.active_dir = self.root / "active"
+        if not self.active_dir.exists() and next(self.jobs_dir.iterdir(), None) is None:  # a new store: no scan
+            self.active_dir.mkdir(exist_ok=True)
+            (self.active_dir / ".complete").touch()
 
     # -- paths --------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -146,6 +151,34 @@ class ArtifactStore:
         jobs.sort(key=lambda job: job.created_at, reverse=True)
         return jobs[:limit]
 
+    def active(self) -> list[Job]:
+        """The queued and running jobs, most recent first, read without reading every record: what a queued job's
+        place in line, the queue limits and a restart need, however many finished jobs the store keeps.
+
+        `<root>/active/` marks each job that may be unfinished (`_write` marks a job before its record says it is
+        unfinished and unmarks it after its record says it ended), so the marks are never fewer than the
+        unfinished jobs; a mark whose job ended or went is dropped here. A store from before the marks is scanned
+        once to mark its unfinished jobs (`.complete` then says the marks are whole)."""
+        if not (self.active_dir / ".complete").exists():
+            self.active_dir.mkdir(exist_ok=True)
+            for job in self.list(limit=None):
+                if not job.status.final:
+                    (self.active_dir / job.id).touch()
+            (self.active_dir / ".complete").touch()
+        jobs = []
+        for mark in self.active_dir.iterdir():
+            if not _JOB_ID.match(mark.name):
+                continue
+            try:
+                job = self.read(mark.name)
+            except (JobNotFound, json.JSONDecodeError, OSError):
+                job = None
+            if job is None or job.status.final:
+                mark.unlink(missing_ok=True)
+            else:
+                jobs.append(job)
+        return sorted(jobs, key=lambda job: job.created_at, reverse=True)
+
     def delete(self, job_id: str) -> int:
         """Delete one job's folder (record, inputs, outputs); returns the bytes it held. Callers check it ended."""
         job_dir = self.job_dir(job_id)
@@ -180,7 +213,13 @@ class ArtifactStore:
         fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".job.", suffix=".json")
         with os.fdopen(fd, "w") as handle:
             json.dump(job.to_dict(), handle, indent=1)
+        mark = self.active_dir / job.id
+        if not job.status.final:  # marked before the record says unfinished, unmarked after it says ended
+            self.active_dir.mkdir(exist_ok=True)
+            mark.touch()
         os.replace(tmp, job_dir / "job.json")
+        if job.status.final:
+            mark.unlink(missing_ok=True)
 
     def submission_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held while a job is admitted (limits checked, record created), so concurrent submitters in

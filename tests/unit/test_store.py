@@ -88,3 +88,35 @@ def test_outputs_are_found_under_the_key_written_and_nothing_outside(tmp_path):
     for bad in ["../job.json", "a/b.png", "..", ".lock", "", "x" * 256]:
         with pytest.raises(JobNotFound):
             store.output_path(job.id, bad)
+
+
+def test_active_jobs_are_read_without_reading_the_finished_ones(tmp_path, monkeypatch):
+    """A queued job's place in line and the queue limits read the unfinished jobs only, however many finished jobs
+    the store keeps; a job that ends, is deleted or was left by a store from before the index is right."""
+    from tasks.store import finish_job
+
+    store = ArtifactStore(tmp_path)
+    finished = [store.create("anomaly", {}, {}) for _ in range(30)]
+    for job in finished:
+        finish_job(store, job.id, Status.SUCCEEDED, "Done")
+    queued, running, deleted = (store.create("anomaly", {}, {}) for _ in range(3))
+    store.update(running.id, lambda record: setattr(record, "status", Status.RUNNING))
+    finish_job(store, deleted.id, Status.FAILED, "Failed")
+    store.delete(deleted.id)
+    reads: list[str] = []
+    original = ArtifactStore.read
+    monkeypatch.setattr(ArtifactStore, "read", lambda self, job_id: reads.append(job_id) or original(self, job_id))
+    assert [job.id for job in store.active()] == [running.id, queued.id]  # most recent first
+    assert sorted(reads) == sorted([queued.id, running.id])  # no finished record was read
+    finish_job(store, running.id, Status.CANCELLED, "Cancelled")
+    assert [job.id for job in store.active()] == [queued.id]
+
+    older = ArtifactStore(tmp_path / "older")  # a store written before the index: scanned once
+    left = older.create("anomaly", {}, {})
+    done = older.create("anomaly", {}, {})
+    finish_job(older, done.id, Status.SUCCEEDED, "Done")
+    for mark in older.active_dir.iterdir():
+        mark.unlink()
+    assert [job.id for job in older.active()] == [left.id]
+    reads.clear()
+    assert [job.id for job in older.active()] == [left.id] and reads == [left.id]
