@@ -374,13 +374,13 @@ def submitted_form(job: Job, task: str, names: list[str]) -> list[Any]:
     notes = []
     if len(classes) > CLASS_ROWS:
         left_out |= {name for name in names if name == "dataset" or name.startswith("class_")}
-        notes.append(f"its files: {len(classes)} classes were given one by one and the form has {CLASS_ROWS} rows "
-                     "(upload them again, or as a .zip with a folder per class)")
+        notes.append(f"the files ({len(classes)} classes were given one by one; the form has {CLASS_ROWS} rows: "
+                     "upload them again, or as a .zip with a folder per class)")
     hidden = changed_settings(tool, params, {*names, "class_names", *(KSHOT_UNUSED if kshot else ())})
     if hidden:
         notes.append(f"settings made outside this form, which a new run takes as their defaults: {', '.join(hidden)}")
     if notes:
-        gr.Warning(html.escape(f"Not restored: {'; '.join(notes)}."))
+        gr.Warning(html.escape(f"Not restored: {'; '.join(notes)}."), duration=None)  # until read and closed
 
     def value(name: str) -> Any:
         if name in left_out:
@@ -393,12 +393,22 @@ def submitted_form(job: Job, task: str, names: list[str]) -> list[Any]:
     return [value(name) for name in names]
 
 
-def restore_section(task: str, form: dict[str, Component], kshot: dict[str, Component]) -> None:
+def classes_shown(job: Job) -> Any:
+    """The folded "classes one by one" rows opened when a restored classifier job has classes there (else they
+    come back unseen)."""
+    params = job.params["training"] if job.tool == KSHOT else job.params
+    return gr.Accordion(open=True) if 0 < len(params.get("class_names", ())) <= CLASS_ROWS else gr.skip()
+
+
+def restore_section(task: str, form: dict[str, Component], kshot: dict[str, Component],
+                    one_by_one: gr.Accordion | None = None) -> None:
     """A reload with a training or K-shot evaluation of `task` in the address shows the inputs it was submitted
-    with in the sub-tab's form and K-shot section (`submitted_form`)."""
+    with in the sub-tab's form and K-shot section (`submitted_form`), and its classes `one_by_one` if it has them."""
     inputs = {**form, "shots": kshot["shots"], "seeds": kshot["seeds"]}
-    reattach.restore_on_load((TRAINING_TOOLS[task], KSHOT), lambda job: submitted_form(job, task, list(inputs)),
-                             list(inputs.values()))
+    opened = [one_by_one] if one_by_one else []
+    reattach.restore_on_load((TRAINING_TOOLS[task], KSHOT), lambda job: [
+        *submitted_form(job, task, list(inputs)), *([classes_shown(job)] if one_by_one else [])],
+        [*inputs.values(), *opened])
 
 
 SAVED_MODELS = SavedControls(finetune_models.MODELS, lambda m: f"{KINDS[m.get('task', 'classify')]}: "
@@ -545,8 +555,6 @@ def build() -> None:
     wire_kshot("classify", classifier_kshot, form, classifier_inputs, "finetune_kshot")
     wire_kshot("detect", detector_kshot, detect_form, detector_inputs, "finetune_kshot_detect")
     reattach.select_section_on_load(sections, section_of)
-    restore_section("classify", form, classifier_kshot)
-    restore_section("detect", detect_form, detector_kshot)
     detect_form["preset"].input(cleared_detector, None, detect_results,
                                 api_visibility="private", show_progress="hidden")
 
@@ -592,7 +600,7 @@ def build_classifier() -> tuple:
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
                                        file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")}
-            with gr.Accordion("…or classes one by one", open=False):
+            with gr.Accordion("…or classes one by one", open=False) as one_by_one:
                 for index in range(CLASS_ROWS):  # the name above its images: beside it, their file names were cut
                     with gr.Column(variant="panel"):
                         form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name",
@@ -650,6 +658,7 @@ def build_classifier() -> tuple:
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
     kshot = build_kshot("classify", "finetune")
+    restore_section("classify", form, kshot, one_by_one)
     return (train_button, form, cancel_button, job_id,
             [status, plot, metrics, matrix, blocks, comparison, comparison_plot, downloads], kshot)
 
@@ -702,6 +711,7 @@ def build_detection() -> tuple:
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     kshot = build_kshot("detect", "detect")
+    restore_section("detect", form, kshot)
     return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads], kshot
 
 

@@ -140,6 +140,34 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
         cancel_and_wait(blocker, *([started] if started else []))
 
 
+def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(page, tmp_path, app_url):  # noqa: F811
+    folders = sorted(colour_classes(tmp_path / "set").iterdir())
+    images = {folder.name: sorted(map(str, folder.iterdir()))[:2] for folder in folders}
+
+    def linked(names: list[str], **params) -> None:
+        """Open the page with an API job of these classes one by one (ended: no training needed)."""
+        job = client.submit("finetune_classify", {"class_names": names, "preset": "finetune-clip-tiny", "steps": 1,
+                                                  "model_name": "rows", **params},
+                            {f"class_{i:03d}": images[name] for i, name in enumerate(names)})
+        cancel_and_wait(job)
+        page.goto(f"{app_url}?job={job.id}")
+
+    page.wait_for_load_state()
+    linked(["blue", "green"])
+    expect(page.locator("#finetune-class-1 textarea, #finetune-class-1 input").first).to_have_value("green",
+                                                                                              timeout=JOB_S)
+    expect(page.locator("#finetune-class-1-files")).to_contain_text(re.compile(r"green_1\s*\.png"))  # rows opened
+    expect(page.locator("#finetune-class-2 textarea, #finetune-class-2 input").first).to_have_value("")
+    shot(page, "reload-keeps-classes")
+
+    linked(["blue", "green", "red", "blue"], batch_size=4)  # 4 classes: the form has 3 rows; no batch size
+    expect(page.get_by_text("Not restored: the files (4 classes were given one by one")).to_be_visible(timeout=JOB_S)
+    expect(page.get_by_text("Batch size: 4")).to_be_visible()
+    shot(page, "reload-says-what-it-cannot-restore", full_page=False)
+    page.get_by_text("…or classes one by one").click()  # left folded, and empty: not 3 of the 4 classes
+    expect(page.locator("#finetune-class-0 textarea, #finetune-class-0 input").first).to_have_value("")
+
+
 def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  # noqa: F811
     blocker = long_training(tmp_path)
     queued = long_training(tmp_path, name="night shift")

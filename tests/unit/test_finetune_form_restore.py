@@ -95,6 +95,7 @@ def test_a_kshot_evaluation_restores_k_the_seeds_and_its_training_in_its_tasks_s
     assert [Path(p).name for p in form["dataset"]] == ["set.zip"] and form["class_0_name"] == "a"
     assert [Path(p).name for p in form["class_0_images"]] == ["a.png"]
     assert form["model_name"] == "probe"  # it saves no model
+    assert finetune_tab.classes_shown(job).get_config()["open"] is True  # its folded rows opened
     assert all(isinstance(form[name], SKIP) for name in finetune_tab.NOT_IN_KSHOT)  # it did not use them
     assert all(isinstance(value, SKIP) for value in restored(job, "detect", names).values())
 
@@ -113,3 +114,4 @@ def test_what_the_form_cannot_hold_is_left_out_and_said(tmp_path, names):
     assert all(isinstance(form[name], SKIP) for name in names["classify"] if name.startswith("class_"))
     assert isinstance(form["dataset"], SKIP)  # the zip alone would train other classes than the job did
     assert form["steps"] == 9
+    assert isinstance(finetune_tab.classes_shown(job), SKIP)  # its rows stay folded (and empty)
