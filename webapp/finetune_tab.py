@@ -4,8 +4,9 @@ curves with the pace, metrics beside the zero-shot or pre-fine-tuning baseline),
 
 from __future__ import annotations
 
+import html
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
-from webapp.serving import hand_out, job_file, scratch_dir
+from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
 from webapp.views import (
     cancel_started_job,
     follow,
@@ -335,15 +336,79 @@ KSHOT_UNUSED = ("model_name", "seed", "held_out_fraction", "eval_every", "patien
 # sample has its own seed, nothing is held out
 
 
+def changed_settings(tool: str, values: dict[str, Any], left_out: Collection[str]) -> list[str]:
+    """`values`' training settings that differ from `tool`'s defaults, but those `left_out`, labelled as `tool`'s
+    form labels them ("Steps: 5")."""
+    params = contract(tool).Params
+    defaults = params.from_dict({}).to_dict()
+    return [f"{params.spec(name).label}: {value}" for name, value in values.items()
+            if name in defaults and name not in left_out and value != defaults[name]]
+
+
 def training_summary(job: Job) -> str:
     """A K-shot job's training settings in a line for the Jobs tab, labelled as its training job labels them: only
     the ones changed from their defaults and used by the evaluation (the whole nested record is unreadable)."""
     task = job.params.get("task", "classify")
-    params = contract(TRAINING_TOOLS[task]).Params
-    defaults = params.from_dict({}).to_dict()
-    changed = [f"{params.spec(name).label}: {value}" for name, value in (job.params.get("training") or {}).items()
-               if name in defaults and name not in KSHOT_UNUSED and value != defaults[name]]
+    changed = changed_settings(TRAINING_TOOLS[task], job.params.get("training") or {}, KSHOT_UNUSED)
     return f"the {KINDS[task]}'s defaults" + (f" but {', '.join(changed)}" if changed else "")
+
+
+def submitted_form(job: Job, task: str, names: list[str]) -> list[Any]:
+    """The values of a training sub-tab's controls (`names`: its form's, then its K-shot section's "shots" and
+    "seeds") as `job` was submitted, restored on a reload. A training of `task` fills the form, its model name one
+    the user has not taken (pressing Train again trains again); a K-shot evaluation of `task` fills the inputs it
+    used, K and the seeds; the other controls, and all of them for another job, keep what they have. What the form
+    cannot hold (more classes one by one than it has rows, settings only the API sets) is left out, and a warning
+    says so: a rerun must not differ unseen from the job."""
+    kshot = job.tool == KSHOT
+    if job.tool not in (KSHOT, TRAINING_TOOLS[task]) or (kshot and job.params["task"] != task):
+        return [gr.skip()] * len(names)
+    tool, params = TRAINING_TOOLS[task], job.params["training"] if kshot else job.params
+    classes = params.get("class_names", ())
+    pending = () if kshot or job.status.final else (params["model_name"],)  # it saves under its name
+    values = {**params, "preset": contract(tool).Params.from_dict(params).base_preset(),
+              "model_name": samples.free_name(params["model_name"], job.owner, pending),
+              "shots": job.params.get("shots"), "seeds": ", ".join(map(str, job.params.get("seeds", ()))),
+              **{f"class_{index}_name": classes[index] if index < len(classes) else "" for index in range(CLASS_ROWS)}}
+    left_out = {*(NOT_IN_KSHOT if kshot else ("shots", "seeds"))}
+    notes = []
+    if len(classes) > CLASS_ROWS:
+        left_out |= {name for name in names if name == "dataset" or name.startswith("class_")}
+        notes.append(f"the files ({len(classes)} classes were given one by one; the form has {CLASS_ROWS} rows: "
+                     "upload them again, or as a .zip with a folder per class)")
+    hidden = changed_settings(tool, params, {*names, "class_names", *(KSHOT_UNUSED if kshot else ())})
+    if hidden:
+        notes.append(f"settings made outside this form, which a new run takes as their defaults: {', '.join(hidden)}")
+    if notes:
+        gr.Warning(html.escape(f"Not restored: {'; '.join(notes)}."), duration=None)  # until read and closed
+
+    def value(name: str) -> Any:
+        if name in left_out:
+            return gr.skip()
+        if name in values:
+            return values[name]
+        role = f"class_{int(name.split('_')[1]):03d}" if name.startswith("class_") else name  # class_N_images
+        return job_inputs(job, role) or None
+
+    return [value(name) for name in names]
+
+
+def classes_shown(job: Job) -> Any:
+    """The folded "classes one by one" rows opened when a restored classifier job has classes there (else they
+    come back unseen)."""
+    params = job.params["training"] if job.tool == KSHOT else job.params
+    return gr.Accordion(open=True) if 0 < len(params.get("class_names", ())) <= CLASS_ROWS else gr.skip()
+
+
+def restore_section(task: str, form: dict[str, Component], kshot: dict[str, Component],
+                    one_by_one: gr.Accordion | None = None) -> None:
+    """A reload with a training or K-shot evaluation of `task` in the address shows the inputs it was submitted
+    with in the sub-tab's form and K-shot section (`submitted_form`), and its classes `one_by_one` if it has them."""
+    inputs = {**form, "shots": kshot["shots"], "seeds": kshot["seeds"]}
+    opened = [one_by_one] if one_by_one else []
+    reattach.restore_on_load((TRAINING_TOOLS[task], KSHOT), lambda job: [
+        *submitted_form(job, task, list(inputs)), *([classes_shown(job)] if one_by_one else [])],
+        [*inputs.values(), *opened])
 
 
 SAVED_MODELS = SavedControls(finetune_models.MODELS, lambda m: f"{KINDS[m.get('task', 'classify')]}: "
@@ -535,7 +600,7 @@ def build_classifier() -> tuple:
         with gr.Column(scale=1):
             form = {"dataset": gr.File(label="Classes as a .zip (a folder per class)", file_count="multiple",
                                        file_types=list(ARCHIVE_SUFFIXES), elem_id="finetune-zip")}
-            with gr.Accordion("…or classes one by one", open=False):
+            with gr.Accordion("…or classes one by one", open=False) as one_by_one:
                 for index in range(CLASS_ROWS):  # the name above its images: beside it, their file names were cut
                     with gr.Column(variant="panel"):
                         form[f"class_{index}_name"] = gr.Textbox(label=f"Class {index + 1} name",
@@ -593,6 +658,7 @@ def build_classifier() -> tuple:
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="finetune-downloads")
     kshot = build_kshot("classify", "finetune")
+    restore_section("classify", form, kshot, one_by_one)
     return (train_button, form, cancel_button, job_id,
             [status, plot, metrics, matrix, blocks, comparison, comparison_plot, downloads], kshot)
 
@@ -645,6 +711,7 @@ def build_detection() -> tuple:
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     kshot = build_kshot("detect", "detect")
+    restore_section("detect", form, kshot)
     return train_button, form, cancel_button, job_id, [status, loss_plot, map_plot, metrics, downloads], kshot
 
 

@@ -8,7 +8,7 @@ sample runs on a fresh clone too. Each tab makes one call next to its run button
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import gradio as gr
@@ -44,10 +44,10 @@ def server(owner: str | None) -> Serve:
     return lambda tool, *names: [hand_out(assets.path(tool, name), owner) for name in names]
 
 
-def free_name(name: str, owner: str | None) -> str:
-    """`name`, or "name 2", "name 3"… when the user has a model of that name: the sample's second training would
-    fail on a name that is taken."""
-    taken = {meta["name"] for meta in finetune_models.list_models(owner=owner) if meta["mine"]}
+def free_name(name: str, owner: str | None, pending: Collection[str] = ()) -> str:
+    """`name`, or "name 2", "name 3"… when the user has a model of that name (or one of `pending`: a training not
+    ended yet saves under its name): the sample's second training would fail on a name that is taken."""
+    taken = {meta["name"] for meta in finetune_models.list_models(owner=owner) if meta["mine"]} | set(pending)
     return next(candidate for number in itertools.count(1)
                 if (candidate := name if number == 1 else f"{name} {number}") not in taken)
 

@@ -67,4 +67,11 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
                                                                 timeout=30_000)
     expect(page.locator("#detect-kshot-status")).to_contain_text("Succeeded")
     expect(page.locator("#detect-kshot-table")).to_be_visible()  # the section opened
+    # the form it ran with: the sample's annotated images, the tiny base model, 2 steps; K and the seeds
+    expect(page.locator("#detect-data")).to_contain_text(re.compile(r"nuts_and_washers_coco\s*\.zip"))
+    expect(page.locator("#detect-preset input")).to_have_value(re.compile("tiny"))
+    expect(page.locator("#detect-kshot-k input")).to_have_value("2")
+    expect(page.locator("#detect-kshot-seeds textarea, #detect-kshot-seeds input").first).to_have_value("0, 1")
+    page.locator("#detect-settings").get_by_text("Training settings").first.click()
+    expect(page.locator("#detect-steps input")).to_have_value("2")
     shot(page, "kshot-detector-reloaded")

@@ -18,7 +18,7 @@ from tasks import store as store_module
 from tasks.client import Status
 from tasks.store import finish_job, get_store
 from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
-from tests.e2e.test_finetune_browser import start_classifier_training
+from tests.e2e.test_finetune_browser import fill_number, start_classifier_training
 from tests.e2e.test_sharing import ACCOUNTS, shared_url  # noqa: F401 - fixture reuse
 from tests.helpers import colour_classes, fake_model, shape_detection_set, wait_until, zip_tree
 
@@ -98,7 +98,9 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
     started = None
     try:
         wait_running(blocker)
-        start_classifier_training(page, tmp_path, f"reload {uuid.uuid4().hex[:4]}", steps=100_000)
+        name = f"reload {uuid.uuid4().hex[:4]}"
+        start_classifier_training(page, tmp_path, name, steps=100_000, settings=lambda ui: ui.locator(
+            "#finetune-method").get_by_text("Linear probe (head only)").click())
         status = page.locator("#finetune-status")
         expect(status).to_contain_text("next in line · behind 1 classifier training", timeout=JOB_S)
         expect(status).to_contain_text("Queued")
@@ -118,11 +120,52 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
         expect(page.locator("#finetune-curves")).to_be_visible()
         shot(page, "reload-follows-training", full_page=False)
 
+        # the form it was submitted with, its model name a free one (the running job saves under its own)
+        expect(page.locator("#finetune-zip")).to_contain_text(re.compile(r"colours\s*\.zip"))
+        expect(page.locator("#finetune-name textarea, #finetune-name input").first).to_have_value(f"{name} 2")
+        expect(page.locator("#finetune-preset input")).to_have_value(re.compile("tiny"))
+        page.get_by_text("Training settings").first.click()
+        expect(page.locator("#finetune-steps input")).to_have_value("100000")
+        expect(page.locator("#finetune-method input[value=linear]")).to_be_checked()
+        shot(page, "reload-keeps-training-form")
+
         page.locator("#finetune-cancel").click()  # the tab's Cancel stops the job it re-attached to
         expect(status).to_contain_text("Succeeded", timeout=JOB_S)  # followed to the end: cancel keeps the best
         assert client.get(started.id).result["stopped"] == "cancelled"
+        fill_number(page.locator("#finetune-steps input"), "3")  # one change trains it again, on the restored zip
+        page.locator("#finetune-train").click()
+        expect(status).not_to_contain_text(f"job {started.id[:8]}", timeout=JOB_S)
+        expect(status).to_contain_text(f"Model {name} 2 saved", timeout=JOB_S)
     finally:
         cancel_and_wait(blocker, *([started] if started else []))
+
+
+def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(page, tmp_path, app_url):  # noqa: F811
+    folders = sorted(colour_classes(tmp_path / "set").iterdir())
+    images = {folder.name: sorted(map(str, folder.iterdir()))[:2] for folder in folders}
+
+    def linked(names: list[str], **params) -> None:
+        """Open the page with an API job of these classes one by one (ended: no training needed)."""
+        job = client.submit("finetune_classify", {"class_names": names, "preset": "finetune-clip-tiny", "steps": 1,
+                                                  "model_name": "rows", **params},
+                            {f"class_{i:03d}": images[name] for i, name in enumerate(names)})
+        cancel_and_wait(job)
+        page.goto(f"{app_url}?job={job.id}")
+
+    page.wait_for_load_state()
+    linked(["blue", "green"])
+    expect(page.locator("#finetune-class-1 textarea, #finetune-class-1 input").first).to_have_value("green",
+                                                                                              timeout=JOB_S)
+    expect(page.locator("#finetune-class-1-files")).to_contain_text(re.compile(r"green_1\s*\.png"))  # rows opened
+    expect(page.locator("#finetune-class-2 textarea, #finetune-class-2 input").first).to_have_value("")
+    shot(page, "reload-keeps-classes")
+
+    linked(["blue", "green", "red", "blue"], batch_size=4)  # 4 classes: the form has 3 rows; no batch size
+    expect(page.get_by_text("Not restored: the files (4 classes were given one by one")).to_be_visible(timeout=JOB_S)
+    expect(page.get_by_text("Batch size: 4")).to_be_visible()
+    shot(page, "reload-says-what-it-cannot-restore", full_page=False)
+    page.get_by_text("…or classes one by one").click()  # left folded, and empty: not 3 of the 4 classes
+    expect(page.locator("#finetune-class-0 textarea, #finetune-class-0 input").first).to_have_value("")
 
 
 def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  # noqa: F811
