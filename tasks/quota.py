@@ -19,10 +19,10 @@ def kept_bytes(owner: str) -> int:
     """Bytes `owner` keeps: their jobs' stored inputs and their saved folders (half-saved ones, '.tmp-…', left
     out)."""
     store = get_store()
-    jobs = store.list(limit=None)
+    jobs = store.owned(owner)
     saved = sum(tree_bytes(folder) for home in get_settings().artifact_dir.glob(f"*/{USERS_DIR}/{owner_key(owner)}")
                 for folder in home.iterdir() if not folder.name.startswith("."))
-    return saved + sum(store.input_bytes(job) for job in jobs if job.owner == owner)
+    return saved + sum(store.input_bytes(job) for job in jobs)
 
 
 def check_room(owner: str | None, adding: int, what: str) -> None:

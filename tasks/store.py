@@ -5,6 +5,7 @@
     <root>/jobs/<job id>/outputs/<file>  results written by the worker
     <root>/jobs/<job id>/cancel          present once a cancel was asked for
     <root>/active/<job id>               present while a job may be unfinished (`active()` reads only these)
+    <root>/owners/<owner key>/<job id>   a signed-in user's jobs (`owned()` reads only these)
 
 Everything travels between processes by job id; only this directory has to be shared.
 """
@@ -27,6 +28,7 @@ from typing import Any
 from engine.naming import distinct_names, file_key, is_key
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
+from tasks.named_folders import owner_key
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 _HEX = re.compile(r"^[0-9a-f]*$")
@@ -55,15 +57,45 @@ def _checked_key(job_id: str, key: str) -> str:
     return key
 
 
+class JobMarks:
+    """Empty files named by job id, in a folder per group: which jobs belong to a subset (the unfinished ones, one
+    user's), found without reading every record. Marks are written before the record says a job belongs and
+    removed after it says it no longer does, so they may outnumber the subset (a reader drops the extra ones) but
+    never fall short. `.complete` says they are whole: a store from before them is scanned once."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @property
+    def complete(self) -> bool:
+        return (self.folder / ".complete").exists()
+
+    def completed(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / ".complete").touch()
+
+    def add(self, job_id: str, group: str = "") -> None:
+        (self.folder / group).mkdir(parents=True, exist_ok=True)
+        (self.folder / group / job_id).touch()
+
+    def remove(self, job_id: str, group: str = "") -> None:
+        (self.folder / group / job_id).unlink(missing_ok=True)
+
+    def ids(self, group: str = "") -> list[str]:
+        folder = self.folder / group
+        return [entry.name for entry in folder.iterdir() if _JOB_ID.match(entry.name)] if folder.is_dir() else []
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.active_dir = self.root / "active"
-        if not self.active_dir.exists() and next(self.jobs_dir.iterdir(), None) is None:  # a new store: no scan
-            self.active_dir.mkdir(exist_ok=True)
-            (self.active_dir / ".complete").touch()
+        self.active_marks = JobMarks(self.root / "active")
+        self.owner_marks = JobMarks(self.root / "owners")
+        if next(self.jobs_dir.iterdir(), None) is None:  # a new store: its marks are whole from the start
+            for marks in (self.active_marks, self.owner_marks):
+                marks.completed()
 
     # -- paths --------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
@@ -106,6 +138,8 @@ class ArtifactStore:
         ('000.png', '000 (2).png') so every tool's rows and outputs name one file each.
         """
         job = Job(id=uuid.uuid4().hex, tool=tool, params=params, owner=owner)
+        if owner is not None:
+            self.owner_marks.add(job.id, owner_key(owner))
         job_dir = self.job_dir(job.id)
         (job_dir / "inputs").mkdir(parents=True)
         (job_dir / "outputs").mkdir()
@@ -153,30 +187,37 @@ class ArtifactStore:
 
     def active(self) -> list[Job]:
         """The queued and running jobs, most recent first, read without reading every record: what a queued job's
-        place in line, the queue limits and a restart need, however many finished jobs the store keeps.
-
-        `<root>/active/` marks each job that may be unfinished (`_write` marks a job before its record says it is
-        unfinished and unmarks it after its record says it ended), so the marks are never fewer than the
-        unfinished jobs; a mark whose job ended or went is dropped here. A store from before the marks is scanned
-        once to mark its unfinished jobs (`.complete` then says the marks are whole)."""
-        if not (self.active_dir / ".complete").exists():
-            self.active_dir.mkdir(exist_ok=True)
+        place in line, the queue limits and a restart need, however many finished jobs the store keeps. (`_write`
+        marks a job before its record says it is unfinished and unmarks it after its record says it ended.)"""
+        if not self.active_marks.complete:
             for job in self.list(limit=None):
                 if not job.status.final:
-                    (self.active_dir / job.id).touch()
-            (self.active_dir / ".complete").touch()
+                    self.active_marks.add(job.id)
+            self.active_marks.completed()
+        return self._marked(self.active_marks, lambda job: not job.status.final)
+
+    def owned(self, owner: str) -> list[Job]:
+        """`owner`'s jobs, most recent first, read without reading other users' records (their Jobs table, what
+        they keep on the server)."""
+        if not self.owner_marks.complete:
+            for job in self.list(limit=None):
+                if job.owner is not None:
+                    self.owner_marks.add(job.id, owner_key(job.owner))
+            self.owner_marks.completed()
+        return self._marked(self.owner_marks, lambda job: job.owner == owner, owner_key(owner))
+
+    def _marked(self, marks: JobMarks, belongs: Callable[[Job], bool], group: str = "") -> list[Job]:
+        """The marked jobs that `belongs` keeps; the marks of others (ended, deleted) are dropped."""
         jobs = []
-        for mark in self.active_dir.iterdir():
-            if not _JOB_ID.match(mark.name):
-                continue
+        for job_id in marks.ids(group):
             try:
-                job = self.read(mark.name)
+                job = self.read(job_id)
             except (JobNotFound, json.JSONDecodeError, OSError):
                 job = None
-            if job is None or job.status.final:
-                mark.unlink(missing_ok=True)
-            else:
+            if job is not None and belongs(job):
                 jobs.append(job)
+            else:
+                marks.remove(job_id, group)
         return sorted(jobs, key=lambda job: job.created_at, reverse=True)
 
     def delete(self, job_id: str) -> int:
@@ -213,13 +254,11 @@ class ArtifactStore:
         fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".job.", suffix=".json")
         with os.fdopen(fd, "w") as handle:
             json.dump(job.to_dict(), handle, indent=1)
-        mark = self.active_dir / job.id
         if not job.status.final:  # marked before the record says unfinished, unmarked after it says ended
-            self.active_dir.mkdir(exist_ok=True)
-            mark.touch()
+            self.active_marks.add(job.id)
         os.replace(tmp, job_dir / "job.json")
         if job.status.final:
-            mark.unlink(missing_ok=True)
+            self.active_marks.remove(job.id)
 
     def submission_lock(self) -> contextlib.AbstractContextManager[None]:
         """Held while a job is admitted (limits checked, record created), so concurrent submitters in

@@ -115,8 +115,32 @@ def test_active_jobs_are_read_without_reading_the_finished_ones(tmp_path, monkey
     left = older.create("anomaly", {}, {})
     done = older.create("anomaly", {}, {})
     finish_job(older, done.id, Status.SUCCEEDED, "Done")
-    for mark in older.active_dir.iterdir():
+    for mark in older.active_marks.folder.iterdir():
         mark.unlink()
     assert [job.id for job in older.active()] == [left.id]
     reads.clear()
     assert [job.id for job in older.active()] == [left.id] and reads == [left.id]
+
+
+def test_a_users_jobs_are_read_without_reading_other_users_records(tmp_path, monkeypatch):
+    """One user's Jobs table and storage quota read their own records only; a store from before the marks is
+    scanned once; a deleted job leaves no mark behind."""
+    store = ArtifactStore(tmp_path)
+    others = [store.create("anomaly", {}, {}, owner=f"user {n}") for n in range(20)]
+    mine = [store.create("anomaly", {}, {}, owner="ålice/../x") for _ in range(3)]
+    store.create("anomaly", {}, {})  # a local job: nobody's
+    store.delete(mine[0].id)
+    reads: list[str] = []
+    original = ArtifactStore.read
+    monkeypatch.setattr(ArtifactStore, "read", lambda self, job_id: reads.append(job_id) or original(self, job_id))
+    assert [job.id for job in store.owned("ålice/../x")] == [mine[2].id, mine[1].id]
+    assert set(reads) <= {job.id for job in mine}  # nobody else's record was read
+    assert [job.id for job in store.owned("user 7")] == [others[7].id] and store.owned("bob") == []
+
+    for mark in store.owner_marks.folder.rglob("*"):  # a store from before the marks
+        if mark.is_file():
+            mark.unlink()
+    assert [job.id for job in store.owned("user 3")] == [others[3].id]
+    reads.clear()
+    assert [job.id for job in store.owned("ålice/../x")] == [mine[2].id, mine[1].id]
+    assert sorted(reads) == sorted([mine[1].id, mine[2].id])
