@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -133,6 +134,11 @@ def test_a_video_plays_back_with_its_timeline_and_verdicts(page, tmp_path, metal
     expect(page.locator("#anomaly-scores")).to_contain_text("frame 000005 (0.50 s)", timeout=30_000)
     expect(page.locator("#anomaly-run-video")).to_be_visible()
     expect(page.locator("#anomaly-run")).to_be_hidden()
+    # and the inputs it ran with: the video and both good parts, in the Video section
+    expect(page.locator("#anomaly-video")).to_contain_text(re.compile(r"belt\s*\.mp4"))
+    for good in metal_plate_images[:2]:
+        expect(page.locator("#anomaly-references")).to_contain_text(re.compile(rf"{good.stem}\s*\.png"))
+    expect(page.locator("#anomaly-files")).not_to_contain_text("belt")
 
 
 def test_cancel_a_running_inspection(page, tmp_path):
