@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -108,13 +109,34 @@ def test_an_image_insertion_restores_its_picture_box_and_settings(tmp_path):
     assert settings == ["a red ball", "blurry", "replace", job.params["preset"], 9, 3, 4, 5.5, 0.8]
 
 
+def layer(painted: bool) -> bytes:
+    """An editor's layer: transparent, with a stroke or not."""
+    image = Image.new("RGBA", (96, 72), (0, 0, 0, 0))
+    if painted:
+        image.paste((255, 0, 255, 255), (10, 10, 30, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="png")
+    return buffer.getvalue()
+
+
 def test_a_painted_region_is_not_put_back_and_a_warning_says_so(tmp_path):
     owner = f"alice-{uuid.uuid4().hex[:6]}"
-    job = stored_job(tmp_path, "insertion", {"prompt": "a cup"}, {"image": ["desk.png"], "mask": ["layer.png"]},
-                     owner, contents={"desk.png": picture("desk.png"), "layer.png": picture("layer.png")})
+    job = stored_job(tmp_path, "insertion", {"prompt": "a cup"},
+                     {"image": ["desk.png"], "mask": ["blank.png", "stroke.png"]}, owner,
+                     contents={"desk.png": picture("desk.png"), "blank.png": layer(False), "stroke.png": layer(True)})
     with pytest.warns(UserWarning, match=f"region painted for job {job.id[:8]} cannot be put back on the picture"):
         editor, box, shown, note, *_ = insertion_tab.submitted_image(job)
     assert editor["layers"] == [] and box == note == "" and not shown.visible  # nothing the run would not use
+
+
+def test_a_blank_layer_beside_a_typed_box_is_no_painted_region(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    job = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9"},
+                     {"image": ["desk.png"], "mask": ["blank.png"]}, owner,
+                     contents={"desk.png": picture("desk.png"), "blank.png": layer(False)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the editor sends its blank layer with every image job
+        assert insertion_tab.submitted_image(job)[1] == "1,1,9,9"
 
 
 def test_a_video_insertion_restores_its_video_region_and_masks(tmp_path):
