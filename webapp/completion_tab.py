@@ -25,11 +25,12 @@ from engine.filetypes import (
 )
 from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
+from tasks.registry import contract
 from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import label
-from webapp.serving import hand_out, job_file
+from webapp.serving import hand_out, job_file, job_inputs
 from webapp.views import (
     cancel_started_job,
     code,
@@ -340,6 +341,12 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
     # being typed in the annotator stays open); its colours follow at the next image, decision or threshold
 
 
+def refilter(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None) -> tuple:
+    """The proposals already computed, at a new threshold. With none yet nothing changes: a threshold restored
+    on a reload must not blank the review its job's stream brings a moment later."""
+    return _outputs(review, threshold, page, selected) if review else (gr.skip(),) * 7
+
+
 def clear_decisions(review: dict[str, Any] | None, threshold: float, page: int, request: gr.Request = None) -> tuple:
     if review:
         review = _persist({**review, **reviews.decisions(())}, request)
@@ -463,6 +470,18 @@ def follow_completion(job: Job, progress: gr.Progress, threshold: float | None =
             yield job.id, _done_markdown(job), *_outputs(_review(job.id), at, 0)
         else:
             yield job.id, status_markdown(job), *empty
+
+
+def submitted_form(job: Job) -> list[Any]:
+    """What the form held when `job` was submitted (restored on a reload): images, annotations, video and its
+    stride, the boxes drawn (and their list), the model (an OWLv2 preset or a saved detector), threshold and the
+    text query option."""
+    params = contract("completion").Params.from_dict(job.params)
+    drawn = params.drawn()
+    return [job_inputs(job, "images") or None, job_inputs(job, "annotations") or None,
+            next(iter(job_inputs(job, "video")), None), params.video_stride, drawn, _drawn_markdown(drawn),
+            f"{DETECTOR}{params.detector_model}" if params.detector_model else params.preset,
+            params.score_threshold, params.text_queries]
 
 
 def _done_markdown(job: Job) -> str:
@@ -619,6 +638,8 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page, proposal]
     reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out])
+    reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, drawn, drawn_list,
+                                                               preset, threshold, text_queries])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")
@@ -628,7 +649,7 @@ def build() -> None:
     one_job_per_click(run_button, run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
                       [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
     cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_completion")
-    threshold.change(_outputs, [review, threshold, page, proposal], review_out, api_name="completion_filter",
+    threshold.change(refilter, [review, threshold, page, proposal], review_out, api_name="completion_filter",
                      show_progress="hidden")
     previous_button.click(lambda r, t, p: _outputs(r, t, p - 1), [review, threshold, page], review_out,
                           api_name="completion_previous")

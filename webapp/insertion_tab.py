@@ -10,13 +10,13 @@ from PIL import Image, ImageDraw
 
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
-from engine.insertion.regions import parse_box
+from engine.insertion.regions import mask_from_image, parse_box
 from tasks import client
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
-from webapp.serving import job_file
+from webapp.serving import job_file, job_inputs
 from webapp.views import cancel_started_job, follow, status_markdown, submit, text
 
 TOOL = "insertion"
@@ -176,6 +176,53 @@ def follow_video(job: Job, progress: gr.Progress) -> Iterator:
         yield job.id, status_markdown(job) + notes_markdown(job), played, gallery[0][0] if gallery else None, files
 
 
+def box_text(box: list[float] | None) -> str:
+    """A job's box as the box field shows it: x0,y0,x1,y1 (whole pixels without decimals)."""
+    return ",".join(f"{v:g}" for v in box) if box else ""
+
+
+def painted(job: Job) -> bool:
+    """Whether `job` had a region painted (or a mask image given): a stored layer marking a pixel, read as the job
+    reads it (the editor sends its blank layer too)."""
+    for name, path in client.input_files(job.id, "mask", job.owner):
+        try:
+            with Image.open(path) as layer:
+                if mask_from_image(layer, layer.size, name).any():
+                    return True
+        except OSError:  # not an image: the job refused it
+            continue
+    return False
+
+
+def submitted_settings(job: Job, variants: bool) -> list[Any]:
+    """The prompt, mode, model and sampling `job` was submitted with, as `settings_controls` take them (restored
+    on a reload). A painted region is not put back: Gradio 6.31's ImageEditor does not paint a layer an event
+    gives it, so the picture would hide a region the next run uses; a warning asks for it again instead."""
+    params = job.params
+    if painted(job):
+        gr.Warning(f"The region painted for job {job.id[:8]} cannot be put back on the "
+                   f"{'anchor frame' if is_video_job(job) else 'picture'}: paint it again (or type a box) to run it "
+                   "again.")
+    names = ("prompt", "negative_prompt", "mode", "preset", "seed", *(("variants",) if variants else ()), "steps",
+             "guidance", "strength")
+    return [params[name] for name in names]
+
+
+def submitted_image(job: Job) -> list[Any]:
+    """An image job's form (restored on a reload): the image, its box (drawn on it) and the settings."""
+    image, box = job_inputs(job, "image")[0], box_text(job.params["box"])
+    editor = {"background": image, "layers": [], "composite": image}
+    return [editor, box, *show_box(editor, box), *submitted_settings(job, variants=True)]
+
+
+def submitted_video(job: Job) -> list[Any]:
+    """A video job's form (restored on a reload): the video, anchor frame (its picture is decoded again as after
+    an upload), region mode, box, keyframes, per-frame masks and the settings."""
+    params = job.params
+    return [job_inputs(job, "video")[0], params["anchor_frame"], params["region_mode"], box_text(params["box"]),
+            params["keyframes"] or "", job_inputs(job, "masks") or None, *submitted_settings(job, variants=False)]
+
+
 def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:
     """The anchor frame as the drawing canvas of the video section, decoded by a quick job in a worker."""
     if not video:
@@ -257,6 +304,8 @@ def image_section() -> None:
     draw_box_events(editor, box, box_shown, box_note)
     outputs = [image_job, image_input, status, gallery, downloads]
     reattach.follow_on_load(image_job, (TOOL,), follow_image, outputs, accepts=lambda job: not is_video_job(job))
+    reattach.restore_on_load((TOOL,), submitted_image, [editor, box, box_shown, box_note, *image_controls],
+                             accepts=lambda job: not is_video_job(job))
     ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls], outputs, api_name="insert_image",
                             concurrency_limit=None)
     ran.then(before_after, [image_input, gallery], slider, api_visibility="private")
@@ -317,6 +366,8 @@ def video_section() -> None:
                        api_visibility="private")
     outputs = [video_job, video_status, result_video, anchor_result, video_downloads]
     reattach.follow_on_load(video_job, (TOOL,), follow_video, outputs, accepts=is_video_job)
+    reattach.restore_on_load((TOOL,), submitted_video, [video, anchor, region_mode, video_box, keyframes, frame_masks,
+                                                        *video_controls], accepts=is_video_job)
     one_job_per_click(video_button, run_video,
                       [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
                       outputs, api_name="insert_video", concurrency_limit=None)

@@ -101,13 +101,15 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
     box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
 
 
-def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component]) -> None:
-    """A page opened with a job of `tools` in its address shows the inputs and settings that job was submitted with
-    (`form(job)`: the values of `controls`), so a reload keeps the form, and changing one setting runs it again."""
+def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component],
+                    accepts: Callable[[Job], bool] = lambda job: True) -> None:
+    """A page opened with a job of `tools` in its address (of those, the ones it `accepts`, as `follow_on_load`)
+    shows the inputs and settings that job was submitted with (`form(job)`: the values of `controls`), so a
+    reload keeps the form, and changing one setting runs it again."""
 
     def fill(request: gr.Request) -> Any:
         job = linked_job(request)
-        return form(job) if job is not None and job.tool in tools else [gr.skip()] * len(controls)
+        return form(job) if job is not None and job.tool in tools and accepts(job) else [gr.skip()] * len(controls)
 
     gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
 

@@ -123,6 +123,19 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     assert len(coco["annotations"]) == kept + 2
     assert [names[a["category_id"]] for a in coco["annotations"]].count("drawn part") == 1
 
+    # the form it was submitted with: image, annotations, threshold, model; one click runs it again
+    short = page.url.split("job=")[1][:8]
+    expect(page.locator("#completion-images")).to_contain_text(re.compile(rf"{image.stem}\s*{image.suffix}"))
+    expect(page.locator("#completion-annotations")).to_contain_text(re.compile(r"partial\s*\.json"))
+    expect(page.locator("#completion-threshold input[type=number]")).to_have_value("0.72")
+    expect(page.locator("#completion-preset input")).to_have_value(re.compile("tiny"))
+    page.screenshot(path=str(ARTIFACTS / "completion-reload-keeps-form.png"), full_page=True)
+    page.locator("#completion-run").click()
+    status = page.locator("#completion-status")
+    expect(status).not_to_contain_text(f"job {short}", timeout=60_000)
+    expect(status).to_contain_text("Succeeded", timeout=120_000)
+    expect(counts).to_contain_text("proposals score ≥ 0.72 · 0 accepted · 0 rejected")  # the new job's review
+
 
 def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
     images = noise_images(tmp_path / "scene", 150, size=(160, 120))

@@ -37,6 +37,20 @@ def prepare(ui, prefix: str, prompt: str, steps: int | None = 2) -> None:
     field.press("Enter")
 
 
+def expect_form(ui, prefix: str, job_id: str) -> None:
+    """The section shows the box, prompt, model and steps the job was submitted with (after a reload: the
+    Sampling accordion is closed)."""
+    from tasks import client
+
+    params = client.get(job_id).params
+    box = "insertion-video-box" if prefix == "insertion-video" else "insertion-box"
+    expect(ui.locator(f"#{box} textarea, #{box} input").first).to_have_value("20,10,60,50")
+    expect(ui.locator(f"#{prefix}-prompt textarea, #{prefix}-prompt input").first).to_have_value(params["prompt"])
+    expect(ui.locator(f"#{prefix}-preset input")).to_have_value(re.compile("tiny"))
+    ui.locator(f"#{prefix}-sampling").get_by_text("Sampling").click()
+    expect(ui.locator(f"#{prefix}-steps input[type=number]")).to_have_value(str(params["steps"]))
+
+
 def open_insertion(ui, section: str) -> None:
     ui.get_by_role("tab", name="Object insertion").click()
     ui.locator("#insertion-tabs").get_by_role("tab", name=section).click()
@@ -176,6 +190,17 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     page.reload()
     expect(status).to_contain_text(f"Succeeded · job {short}", timeout=60_000)  # the Image section, shown
     expect(page.locator("#insertion-gallery img")).to_have_count(2, timeout=30_000)
+    expect_form(page, "insertion", page.url.split("job=")[1][:32])  # the form it was submitted with
+    expect(page.locator("#insertion-editor img, #insertion-editor canvas").first).to_be_visible()
+    expect(page.locator("#insertion-box-picture img")).to_be_visible()  # the box, drawn on the picture
+    expect(page.get_by_text("cannot be put back")).to_have_count(0)  # typed, not painted: nothing to paint again
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "insertion-image-reload-keeps-form.png"), full_page=True)
+    page.locator("#insertion-run").click()  # runs it again: the restored picture passes the ownership guard
+    expect(status).not_to_contain_text(f"job {short}", timeout=60_000)
+    expect(status).to_contain_text("Succeeded", timeout=240_000)
+    page.wait_for_url(re.compile(rf"[?&]job=(?!{short})[0-9a-f]{{32}}"))
+    short = page.url.split("job=")[1][:8]  # the new job: the video job below is another
 
     moving_square_video(tmp_path / "long.mp4", frames=40, size=(96, 72))
     start_video_insertion(page, tmp_path / "long.mp4", steps=None)  # 40 frames of 20 steps: long enough
@@ -185,6 +210,8 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     video_short = page.url.split("job=")[1][:8]
     page.reload()
     expect(video_status).to_contain_text(f"Running · job {video_short}", timeout=60_000)  # the Video section
-    ARTIFACTS.mkdir(exist_ok=True)
+    expect_form(page, "insertion-video", page.url.split("job=")[1][:32])
+    expect(page.locator("#insertion-video-file video")).to_have_count(1)
+    expect(page.locator("#insertion-video-box-picture img")).to_be_visible(timeout=60_000)  # on the anchor frame
     page.screenshot(path=str(ARTIFACTS / "insertion-video-reattached.png"), full_page=False)
     test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")

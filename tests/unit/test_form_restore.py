@@ -3,25 +3,32 @@ to its owner only, under the names the user gave them) and every setting, so one
 
 from __future__ import annotations
 
+import io
+import json
 import uuid
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
+import pytest
+from PIL import Image
 
 from tasks.jobs import Job
 from tasks.registry import contract
 from tasks.store import get_store
-from webapp import anomaly_tab, serving
+from webapp import anomaly_tab, completion_tab, insertion_tab, reattach, serving
 
 
-def stored_job(tmp_path: Path, tool: str, params: dict, roles: dict[str, list[str]], owner: str) -> Job:
+def stored_job(tmp_path: Path, tool: str, params: dict, roles: dict[str, list[str]], owner: str,
+               contents: dict[str, bytes] | None = None) -> Job:
     files = {}
     for role, names in roles.items():
         files[role] = []
         for name in names:
             path = tmp_path / uuid.uuid4().hex / name
             path.parent.mkdir()
-            path.write_bytes(name.encode() * 50)
+            path.write_bytes((contents or {}).get(name, name.encode() * 50))
             files[role].append((name, path))
     return get_store().create(tool, contract(tool).Params.from_dict(params).to_dict(), files, owner=owner)
 
@@ -53,3 +60,113 @@ def test_an_image_inspection_restores_its_rule_and_leaves_the_video_section(tmp_
     assert isinstance(form[1], type(gr.skip())) and form[2] is None  # no good parts: an empty box
     assert form[4:7] == ["screw", "winclip-vit-b-16-plus-240", "Calibrate from the good parts"]
     assert all(serving.may_read(p, owner) and not serving.may_read(p, "bob") for p in form[0])
+
+
+def picture(name: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (96, 72), "white").save(buffer, format=Path(name).suffix[1:].replace("jpg", "jpeg"))
+    return buffer.getvalue()
+
+
+def test_a_completion_restores_its_set_drawn_boxes_detector_and_settings(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    drawn = [{"image": "tray ü.png", "box": [4, 5, 20, 30], "category": "hex nut"}]
+    params = {"detector_model": "my parts", "score_threshold": 0.55, "text_queries": True, "video_stride": 7,
+              "drawn_boxes": json.dumps(drawn)}  # as the API may send them
+    job = stored_job(tmp_path, "completion", params, {"images": ["tray ü.png", "more.zip"],
+                                                       "annotations": ["boxes.json"]}, owner)
+    images, annotations, video, stride, boxes, listed, engine, threshold, text_queries = \
+        completion_tab.submitted_form(job)
+    assert [Path(p).name for p in images] == ["tray ü.png", "more.zip"]
+    assert [Path(p).name for p in annotations] == ["boxes.json"] and video is None
+    assert Path(annotations[0]).read_bytes() == b"boxes.json" * 50
+    assert (stride, boxes, engine, threshold, text_queries) == (7, drawn, "detector:my parts", 0.55, True)
+    assert "hex nut" in listed and "tray ü.png" in listed
+    assert all(serving.may_read(p, owner) and not serving.may_read(p, "bob") for p in [*images, *annotations])
+
+
+def test_a_video_completion_restores_its_video_and_an_owlv2_model(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    job = stored_job(tmp_path, "completion", {"preset": "completion-tiny"}, {"video": ["line 2.mp4"]}, owner)
+    images, annotations, video, stride, boxes, listed, engine, *_ = completion_tab.submitted_form(job)
+    assert images is None and annotations is None and Path(video).name == "line 2.mp4"
+    assert (stride, boxes, listed, engine) == (30, [], "No drawn boxes.", "completion-tiny")
+    assert serving.may_read(video, owner) and not serving.may_read(video, "bob")
+
+
+def test_an_image_insertion_restores_its_picture_box_and_settings(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    params = {"prompt": "a red ball", "negative_prompt": "blurry", "mode": "replace", "seed": 9, "variants": 3,
+              "steps": 4, "guidance": 5.5, "strength": 0.8, "box": "20,10,60.5,50"}
+    job = stored_job(tmp_path, "insertion", params, {"image": ["desk ü.png"]}, owner,
+                     contents={"desk ü.png": picture("desk ü.png")})
+    editor, box, shown, note, *settings = insertion_tab.submitted_image(job)
+    assert Path(editor["background"]).name == "desk ü.png" and editor["layers"] == []
+    assert editor["composite"] == editor["background"]
+    assert serving.may_read(editor["background"], owner) and not serving.may_read(editor["background"], "bob")
+    assert box == "20,10,60.5,50" and note == ""
+    assert shown.visible and shown.value is not None  # the box drawn on the picture, as after Enter
+    assert settings == ["a red ball", "blurry", "replace", job.params["preset"], 9, 3, 4, 5.5, 0.8]
+
+
+def layer(painted: bool) -> bytes:
+    """An editor's layer: transparent, with a stroke or not."""
+    image = Image.new("RGBA", (96, 72), (0, 0, 0, 0))
+    if painted:
+        image.paste((255, 0, 255, 255), (10, 10, 30, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, format="png")
+    return buffer.getvalue()
+
+
+def test_a_painted_region_is_not_put_back_and_a_warning_says_so(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    job = stored_job(tmp_path, "insertion", {"prompt": "a cup"},
+                     {"image": ["desk.png"], "mask": ["blank.png", "stroke.png"]}, owner,
+                     contents={"desk.png": picture("desk.png"), "blank.png": layer(False), "stroke.png": layer(True)})
+    with pytest.warns(UserWarning, match=f"region painted for job {job.id[:8]} cannot be put back on the picture"):
+        editor, box, shown, note, *_ = insertion_tab.submitted_image(job)
+    assert editor["layers"] == [] and box == note == "" and not shown.visible  # nothing the run would not use
+
+
+def test_a_blank_layer_beside_a_typed_box_is_no_painted_region(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    job = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9"},
+                     {"image": ["desk.png"], "mask": ["blank.png"]}, owner,
+                     contents={"desk.png": picture("desk.png"), "blank.png": layer(False)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: the editor sends its blank layer with every image job
+        assert insertion_tab.submitted_image(job)[1] == "1,1,9,9"
+
+
+def test_a_video_insertion_restores_its_video_region_and_masks(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    params = {"prompt": "a red ball", "anchor_frame": 3, "region_mode": "masks", "steps": 2, "seed": 4}
+    job = stored_job(tmp_path, "insertion", params, {"video": ["clip 1.mp4"], "masks": ["m0.png", "m1.png"]}, owner)
+    video, anchor, region_mode, box, keyframes, masks, *settings = insertion_tab.submitted_video(job)
+    assert Path(video).name == "clip 1.mp4" and [Path(p).name for p in masks] == ["m0.png", "m1.png"]
+    assert (anchor, region_mode, box, keyframes) == (3, "masks", "", "")
+    assert settings == ["a red ball", "", "insert", job.params["preset"], 4, 2, 7.5, 1.0]  # no variants in a video
+    assert all(serving.may_read(p, owner) and not serving.may_read(p, "bob") for p in [video, *masks])
+
+
+def test_each_insertion_section_restores_only_its_own_kind_of_job(tmp_path):
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    image_job = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9"}, {"image": ["a.png"]},
+                           owner)
+    video_job = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9"}, {"video": ["b.mp4"]},
+                           owner)
+    with gr.Blocks() as demo:
+        image_box, video_box = gr.Textbox(), gr.Textbox()
+        reattach.restore_on_load(("insertion",), lambda job: ["image"], [image_box],
+                                 accepts=lambda job: not insertion_tab.is_video_job(job))
+        reattach.restore_on_load(("insertion",), lambda job: ["video"], [video_box], accepts=insertion_tab.is_video_job)
+    image_fill, video_fill = (block.fn for block in demo.fns.values())
+
+    def opened(job: Job, user: str = owner) -> SimpleNamespace:
+        return SimpleNamespace(query_params={"job": job.id}, username=user)
+
+    assert image_fill(opened(image_job)) == ["image"] and video_fill(opened(video_job)) == ["video"]
+    assert isinstance(image_fill(opened(video_job))[0], type(gr.skip()))  # the other section keeps what it has
+    assert isinstance(video_fill(opened(image_job))[0], type(gr.skip()))
+    assert isinstance(image_fill(opened(image_job, "bob"))[0], type(gr.skip()))  # nobody else's job fills a form
