@@ -10,7 +10,7 @@ from PIL import Image, ImageDraw
 
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
-from engine.insertion.regions import mask_from_image, parse_box
+from engine.insertion.regions import parse_box
 from tasks import client
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
@@ -181,25 +181,13 @@ def box_text(box: list[float] | None) -> str:
     return ",".join(f"{v:g}" for v in box) if box else ""
 
 
-def painted(job: Job) -> bool:
-    """Whether `job` had a region painted (or a mask image given): a stored layer marking a pixel, read as the job
-    reads it (the editor sends its blank layer too)."""
-    for name, path in client.input_files(job.id, "mask", job.owner):
-        try:
-            with Image.open(path) as layer:
-                if mask_from_image(layer, layer.size, name).any():
-                    return True
-        except OSError:  # not an image: the job refused it
-            continue
-    return False
-
-
 def submitted_settings(job: Job, variants: bool) -> list[Any]:
     """The prompt, mode, model and sampling `job` was submitted with, as `settings_controls` take them (restored
     on a reload). A painted region is not put back: Gradio 6.31's ImageEditor does not paint a layer an event
-    gives it, so the picture would hide a region the next run uses; a warning asks for it again instead."""
+    gives it, so the picture would hide a region the next run uses; a warning asks for it again instead (the job
+    says whether it had one, once it ran: a queued job's is unknown)."""
     params = job.params
-    if painted(job):
+    if job.result.get("painted"):
         gr.Warning(f"The region painted for job {job.id[:8]} cannot be put back on the "
                    f"{'anchor frame' if is_video_job(job) else 'picture'}: paint it again (or type a box) to run it "
                    "again.")

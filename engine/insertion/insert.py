@@ -104,6 +104,7 @@ class Result(BaseResult):
     file: str
     width: int
     height: int
+    painted: bool  # a drawn or uploaded region marked pixels beyond the box: the box alone is another region
 
 
 @dataclass

@@ -44,6 +44,12 @@ def region_from(size: tuple[int, int], mask_files: Sequence[NamedFile] = (), box
     return mask
 
 
+def painted_beyond_box(mask: np.ndarray, box: Sequence[float] | None, size: tuple[int, int]) -> bool:
+    """Whether a region marks pixels its box (if any) does not: what was drawn or uploaded, which a form that can
+    show only the box would lose."""
+    return bool((mask & ~mask_from_box(parse_box(box, size), size)).any() if box is not None else mask.any())
+
+
 def load_image_with_alpha(path: Path, name: str) -> Image.Image:
     """A mask file through the same checks as any image, keeping a drawn layer's transparency."""
     load_image(path, display_name=name)  # format, size and integrity checks
@@ -86,7 +92,8 @@ def run_image(pipeline: InsertionPipeline, image_file: NamedFile, params: Params
     records = [{"seed": seed, "file": file} for (seed, _), file in zip(result.images, files, strict=True)]
     return _with_summary(out_dir, ImageResult(
         **_settings(params, result.notes), kind="image", file=name, width=image.width, height=image.height,
-        crop_box=list(result.crop_box), images=records, outputs=[*files, "mask.png"]))
+        painted=painted_beyond_box(mask, params.box, image.size), crop_box=list(result.crop_box), images=records,
+        outputs=[*files, "mask.png"]))
 
 
 def frame_masks(size: tuple[int, int], params: Params, mask_files: Sequence[NamedFile] = (),
@@ -150,7 +157,8 @@ def run_video(pipeline: InsertionPipeline, video_file: NamedFile, params: Params
     audio = keep_audio(path, out_dir / "result.mp4")
     return _with_summary(out_dir, VideoResult(
         **_settings(params, pipeline.prompt_notes(params)), kind="video", file=name, width=info.width,
-        height=info.height, fps=info.fps, frames=written, anchor_frame=anchor.index, region_mode=params.region_mode,
+        height=info.height, painted=params.region_mode == "same" and painted_beyond_box(anchor.mask, params.box, size),
+        fps=info.fps, frames=written, anchor_frame=anchor.index, region_mode=params.region_mode,
         extended_attention=params.extended_attention, audio=audio,
         outputs=["result.mp4", "result_lossless.mkv", "anchor.png", "anchor_mask.png"]))
 

@@ -14,9 +14,9 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-from tasks.jobs import Job
+from tasks.jobs import Job, Status
 from tasks.registry import contract
-from tasks.store import get_store
+from tasks.store import finish_job, get_store
 from webapp import anomaly_tab, completion_tab, insertion_tab, reattach, serving
 
 
@@ -124,6 +124,8 @@ def test_a_painted_region_is_not_put_back_and_a_warning_says_so(tmp_path):
     job = stored_job(tmp_path, "insertion", {"prompt": "a cup"},
                      {"image": ["desk.png"], "mask": ["blank.png", "stroke.png"]}, owner,
                      contents={"desk.png": picture("desk.png"), "blank.png": layer(False), "stroke.png": layer(True)})
+    finish_job(get_store(), job.id, Status.SUCCEEDED, "Done", result={"painted": True})  # as its run found
+    job = get_store().read(job.id)
     with pytest.warns(UserWarning, match=f"region painted for job {job.id[:8]} cannot be put back on the picture"):
         editor, box, shown, note, *_ = insertion_tab.submitted_image(job)
     assert editor["layers"] == [] and box == note == "" and not shown.visible  # nothing the run would not use
@@ -134,6 +136,8 @@ def test_a_blank_layer_beside_a_typed_box_is_no_painted_region(tmp_path):
     job = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9"},
                      {"image": ["desk.png"], "mask": ["blank.png"]}, owner,
                      contents={"desk.png": picture("desk.png"), "blank.png": layer(False)})
+    finish_job(get_store(), job.id, Status.SUCCEEDED, "Done", result={"painted": False})
+    job = get_store().read(job.id)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning: the editor sends its blank layer with every image job
         assert insertion_tab.submitted_image(job)[1] == "1,1,9,9"

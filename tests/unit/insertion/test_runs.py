@@ -76,6 +76,27 @@ def test_a_prompt_over_the_tokenizer_length_is_cut_and_the_result_says_so(pipeli
     assert len(summary["notes"]) == 1 and "tokens long and the text encoder reads 75" in summary["notes"][0]
 
 
+def test_the_result_says_whether_a_painted_region_went_beyond_the_box(pipeline, tmp_path):
+    """What a reloaded form cannot show (the editor does not paint a layer given back) is recorded by the run: a
+    stroke outside the box, or a stroke without a box, is a region the box alone would not give."""
+    image_path = tmp_path / "photo.png"
+    noise_image().save(image_path)
+    blank, stroke = tmp_path / "blank.png", tmp_path / "stroke.png"
+    Image.new("RGBA", SIZE, (0, 0, 0, 0)).save(blank)
+    layer = Image.new("RGBA", SIZE, (0, 0, 0, 0))
+    layer.paste((255, 0, 255, 255), (50, 40, 70, 60))
+    layer.save(stroke)
+
+    def painted(box: str | None, *layers) -> bool:
+        out = tmp_path / f"out-{len(list(tmp_path.iterdir()))}"
+        return run_image(pipeline, ("photo.png", image_path), settings(box=box), out,
+                         [(p.name, p) for p in layers]).painted
+
+    assert not painted("10,10,40,40", blank)  # the editor's blank layer beside a typed box
+    assert painted("10,10,40,40", blank, stroke) and painted(None, stroke)
+    assert not painted("45,35,75,65", stroke)  # a stroke inside the box adds nothing to it
+
+
 def test_no_region_and_a_mask_of_another_size_are_refused(pipeline, tmp_path):
     image_path, mask_path = tmp_path / "photo.png", tmp_path / "mask.png"
     noise_image().save(image_path)
