@@ -478,6 +478,8 @@ def submitted_form(job: Job) -> list[Any]:
     text query option."""
     params = contract("completion").Params.from_dict(job.params)
     drawn = params.drawn()
+    reattach.warn_unrestored("completion", job.params, ("video_stride", "drawn_boxes", "preset", "detector_model",
+                                                        "score_threshold", "text_queries"))
     return [job_inputs(job, "images") or None, job_inputs(job, "annotations") or None,
             next(iter(job_inputs(job, "video")), None), params.video_stride, drawn, _drawn_markdown(drawn),
             f"{DETECTOR}{params.detector_model}" if params.detector_model else params.preset,

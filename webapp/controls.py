@@ -3,7 +3,7 @@ choices, label and help shown in the page are the ones the job checks, declared 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import gradio as gr
@@ -45,6 +45,17 @@ def checkbox(tool: str, name: str, **overrides: Any) -> gr.Checkbox:
 
 def textbox(tool: str, name: str, **overrides: Any) -> gr.Textbox:
     return gr.Textbox(**_common(tool, name, overrides))
+
+
+def changed_settings(tool: str, values: dict[str, Any], left_out: Collection[str]) -> list[str]:
+    """`values`' parameters that differ from `tool`'s defaults, but those `left_out`, labelled as `tool`'s form
+    labels them ("Steps: 5"). The defaults are taken beside the `left_out` values, which the checks of some tools
+    need (an insertion's prompt)."""
+    params = contract(tool).Params
+    current = params.from_dict(values).to_dict()  # as checked at submit (a JSON record has lists for tuples)
+    defaults = params.from_dict({name: value for name, value in values.items() if name in left_out}).to_dict()
+    return [f"{params.spec(name).label}: {value}" for name, value in current.items()
+            if name not in left_out and value != defaults[name]]
 
 
 def one_job_per_click(button: gr.Button, run: Callable[..., Any], inputs: Any, outputs: Any,

@@ -4,9 +4,8 @@ curves with the pace, metrics beside the zero-shot or pre-fine-tuning baseline),
 
 from __future__ import annotations
 
-import html
 import shutil
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from tasks import finetune_models
 from tasks.client import Job, Status
 from tasks.registry import contract
 from webapp import controls, reattach, samples
-from webapp.controls import one_job_per_click
+from webapp.controls import changed_settings, one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
@@ -336,15 +335,6 @@ KSHOT_UNUSED = ("model_name", "seed", "held_out_fraction", "eval_every", "patien
 # sample has its own seed, nothing is held out
 
 
-def changed_settings(tool: str, values: dict[str, Any], left_out: Collection[str]) -> list[str]:
-    """`values`' training settings that differ from `tool`'s defaults, but those `left_out`, labelled as `tool`'s
-    form labels them ("Steps: 5")."""
-    params = contract(tool).Params
-    defaults = params.from_dict({}).to_dict()
-    return [f"{params.spec(name).label}: {value}" for name, value in values.items()
-            if name in defaults and name not in left_out and value != defaults[name]]
-
-
 def training_summary(job: Job) -> str:
     """A K-shot job's training settings in a line for the Jobs tab, labelled as its training job labels them: only
     the ones changed from their defaults and used by the evaluation (the whole nested record is unreadable)."""
@@ -376,11 +366,7 @@ def submitted_form(job: Job, task: str, names: list[str]) -> list[Any]:
         left_out |= {name for name in names if name == "dataset" or name.startswith("class_")}
         notes.append(f"the files ({len(classes)} classes were given one by one; the form has {CLASS_ROWS} rows: "
                      "upload them again, or as a .zip with a folder per class)")
-    hidden = changed_settings(tool, params, {*names, "class_names", *(KSHOT_UNUSED if kshot else ())})
-    if hidden:
-        notes.append(f"settings made outside this form, which a new run takes as their defaults: {', '.join(hidden)}")
-    if notes:
-        gr.Warning(html.escape(f"Not restored: {'; '.join(notes)}."), duration=None)  # until read and closed
+    reattach.warn_unrestored(tool, params, {*names, "class_names", *(KSHOT_UNUSED if kshot else ())}, notes)
 
     def value(name: str) -> Any:
         if name in left_out:

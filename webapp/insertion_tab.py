@@ -181,26 +181,26 @@ def box_text(box: list[float] | None) -> str:
     return ",".join(f"{v:g}" for v in box) if box else ""
 
 
-def submitted_settings(job: Job, variants: bool) -> list[Any]:
+def submitted_settings(job: Job, variants: bool, region: tuple[str, ...]) -> list[Any]:
     """The prompt, mode, model and sampling `job` was submitted with, as `settings_controls` take them (restored
-    on a reload). A painted region is not put back: Gradio 6.31's ImageEditor does not paint a layer an event
-    gives it, so the picture would hide a region the next run uses; a warning asks for it again instead (the job
-    says whether it had one, once it ran: a queued job's is unknown)."""
-    params = job.params
-    if job.result.get("painted"):
-        gr.Warning(f"The region painted for job {job.id[:8]} cannot be put back on the "
-                   f"{'anchor frame' if is_video_job(job) else 'picture'}: paint it again (or type a box) to run it "
-                   "again.")
+    on a reload), `region` naming the region's fields the section shows. A painted region is not put back: Gradio
+    6.31's ImageEditor does not paint a layer an event gives it, so the picture would hide a region the next run
+    uses; the warning of what is not restored asks for it again instead (the job says whether it had one, once it
+    ran: a queued job's is unknown)."""
     names = ("prompt", "negative_prompt", "mode", "preset", "seed", *(("variants",) if variants else ()), "steps",
              "guidance", "strength")
-    return [params[name] for name in names]
+    where = "anchor frame" if is_video_job(job) else "picture"
+    painted = [f"the region painted on the {where} (paint it again, or type a box)"] if job.result.get("painted") \
+        else []
+    reattach.warn_unrestored(TOOL, job.params, {*names, *region, *(() if variants else ("variants",))}, painted)
+    return [job.params[name] for name in names]
 
 
 def submitted_image(job: Job) -> list[Any]:
     """An image job's form (restored on a reload): the image, its box (drawn on it) and the settings."""
     image, box = job_inputs(job, "image")[0], box_text(job.params["box"])
     editor = {"background": image, "layers": [], "composite": image}
-    return [editor, box, *show_box(editor, box), *submitted_settings(job, variants=True)]
+    return [editor, box, *show_box(editor, box), *submitted_settings(job, variants=True, region=("box",))]
 
 
 def submitted_video(job: Job) -> list[Any]:
@@ -208,7 +208,8 @@ def submitted_video(job: Job) -> list[Any]:
     an upload), region mode, box, keyframes, per-frame masks and the settings."""
     params = job.params
     return [job_inputs(job, "video")[0], params["anchor_frame"], params["region_mode"], box_text(params["box"]),
-            params["keyframes"] or "", job_inputs(job, "masks") or None, *submitted_settings(job, variants=False)]
+            params["keyframes"] or "", job_inputs(job, "masks") or None,
+            *submitted_settings(job, variants=False, region=("box", "anchor_frame", "region_mode", "keyframes"))]
 
 
 def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:

@@ -9,7 +9,8 @@ as everywhere. The tab to show is picked when the page loads (`select_tab_on_loa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import html
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
 
@@ -19,6 +20,7 @@ from gradio.context import Context, get_render_context
 
 from tasks import client
 from tasks.client import Job, JobNotFound
+from webapp.controls import changed_settings
 from webapp.views import owner_of
 
 JOBS_TAB = "jobs"
@@ -112,6 +114,17 @@ def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], co
         return form(job) if job is not None and job.tool in tools and accepts(job) else [gr.skip()] * len(controls)
 
     gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
+
+
+def warn_unrestored(tool: str, params: dict[str, Any], shown: Collection[str], notes: Sequence[str] = ()) -> None:
+    """Name in a warning that stays until closed what a restored form leaves out: `notes`, and the job's `params`
+    that differ from `tool`'s defaults and have no control among `shown` (set through the API): a rerun from the
+    page would differ unseen from the job."""
+    hidden = changed_settings(tool, params, shown)
+    told = [*notes, *([f"settings made outside this form, which a new run takes as their defaults: "
+                       f"{', '.join(hidden)}"] if hidden else [])]
+    if told:
+        gr.Warning(html.escape(f"Not restored: {'; '.join(told)}."), duration=None)
 
 
 def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], outputs: list[Component],

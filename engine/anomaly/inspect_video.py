@@ -18,8 +18,9 @@ from engine.progress import ProgressCallback, ignore_progress
 
 @dataclass(frozen=True)
 class Params(InspectionParams):
-    stride: int | None = param(None, "video: score every Nth frame", ge=1)
-    fps: float | None = param(None, "video: score about this many frames per second", ge=0.01)
+    stride: int | None = param(None, "video: score every Nth frame", ge=1, label="Every Nth frame")
+    fps: float | None = param(None, "video: score about this many frames per second", ge=0.01,
+                              label="Frames per second")
 
     def check(self) -> None:
         super().check()

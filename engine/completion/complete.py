@@ -25,16 +25,20 @@ SELECTION = ("existing_iou", "nms_iou", "min_score", "max_per_image", "text_quer
 class Params(contract.Params):
     preset: str = param("completion-owlv2-base", "OWLv2 completion preset that proposes the boxes", label="Model")
     detector: str = param("", "a fine-tuned detector's model folder (the model/ of `finetune detect`), used instead "
-                              "of OWLv2")
+                              "of OWLv2", label="Detector folder")
     detector_model: str = param("", "a saved fine-tuned detector's name, used instead of OWLv2 (the worker finds "
                                     "its folder among the job owner's and the shared models)")
-    format: str = param("auto", "annotation format of the upload", choices=("auto", "coco", "yolo", "voc"))
+    format: str = param("auto", "annotation format of the upload", choices=("auto", "coco", "yolo", "voc"),
+                        label="Annotation format")
     score_threshold: float = param(0.3, "score at or above which a proposal joins the completed set", ge=0, le=1,
                                    label="Score threshold")
-    min_score: float = param(0.05, "lowest score kept in proposals.json (a review filters above it)", ge=0, le=1)
-    existing_iou: float = param(0.5, "proposals overlapping an annotation above this IoU are dropped", ge=0, le=1)
-    nms_iou: float = param(0.3, "IoU of the class-wise non-maximum suppression", ge=0, le=1)
-    max_per_image: int = param(100, "most proposals kept per image", ge=1, le=10_000)
+    min_score: float = param(0.05, "lowest score kept in proposals.json (a review filters above it)", ge=0, le=1,
+                             label="Lowest score kept")
+    existing_iou: float = param(0.5, "proposals overlapping an annotation above this IoU are dropped", ge=0, le=1,
+                                label="Overlap with an annotation (IoU)")
+    nms_iou: float = param(0.3, "IoU of the class-wise non-maximum suppression", ge=0, le=1,
+                           label="Overlap between proposals (NMS IoU)")
+    max_per_image: int = param(100, "most proposals kept per image", ge=1, le=10_000, label="Most proposals per image")
     text_queries: bool = param(False, "also query each class by its name",
                                label="Also search by class name (text query)")
     video_stride: int = param(30, "keep every N-th frame of a video", ge=1, label="Keep every N-th frame")

@@ -28,7 +28,7 @@ class Params(BaseParams):
                          label="Classifier: WiSE-FT mix (0 zero-shot, 1 fine-tuned)")
     stride: int = param(10, "classifier on a video: every N-th frame", ge=1, label="Video: every Nth frame")
     fps: float | None = param(None, "classifier on a video: about this many frames a second, instead of a stride",
-                              ge=0.001)
+                              ge=0.001, label="Video: frames per second")
     score_threshold: float = param(0.5, "detector: lowest box score", ge=0.0, le=1.0,
                                    label="Detector: lowest box score")
 

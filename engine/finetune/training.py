@@ -47,10 +47,12 @@ class TrainingParams(Params):
 
     model_name: str = param("", "the name the trained model is saved under")
     preset: str = param("", "base model preset (default: the first of the tool's presets)", label="Base model")
-    held_out_fraction: float = param(0.3, "share of the images held out to evaluate on", ge=0.0, le=0.99)
+    held_out_fraction: float = param(0.3, "share of the images held out to evaluate on", ge=0.0, le=0.99,
+                                     label="Share held out")
     time_budget_s: float = param(900.0, "training stops after this many seconds", ge=0.001,
                                  label="Time budget (s)")
-    augment: bool = param(True, "random flips (and crops, for classifiers) while training")
+    augment: bool = param(True, "random flips (and crops, for classifiers) while training",
+                          label="Augment (random flips, crops)")
     seed: int = param(0, "seed of the split, the new weights and the batches", ge=0, le=MAX_SEED)
 
     JOB_FIELDS = ("model_name", "preset")  # what names the run, not how it trains

@@ -42,10 +42,12 @@ class Params(BaseParams):
     guidance: float = param(7.5, "classifier-free guidance scale", ge=0, le=30, label="Guidance scale")
     strength: float = param(1.0, "how much of the region is repainted (above 0)", ge=0, le=1,
                             label="Strength (1 = repaint the region fully)")
-    controlnet_scale: float = param(1.0, "weight of the inpainting ControlNet", ge=0, le=2)
-    context: float = param(0.25, "margin around the region, as a fraction of its longer side", ge=0, le=2)
-    feather: int = param(6, "pixels of soft edge, inside the mask only", ge=0, le=64)
-    replace_grow: int = param(4, "replace: pixels the mask grows by to cover the old object's outline", ge=0, le=64)
+    controlnet_scale: float = param(1.0, "weight of the inpainting ControlNet", ge=0, le=2, label="ControlNet weight")
+    context: float = param(0.25, "margin around the region, as a fraction of its longer side", ge=0, le=2,
+                           label="Context around the region")
+    feather: int = param(6, "pixels of soft edge, inside the mask only", ge=0, le=64, label="Soft edge (pixels)")
+    replace_grow: int = param(4, "replace: pixels the mask grows by to cover the old object's outline", ge=0, le=64,
+                              label="Replace: mask growth (pixels)")
     box: tuple[float, ...] | None = param(None, "region x0,y0,x1,y1 in pixels (of the image or the anchor frame)",
                                           ge=4, le=4, label="Box x0,y0,x1,y1 (pixels)")
     region_mode: str = param("same", "video: the anchor's region on every frame, boxes interpolated between "
@@ -57,7 +59,7 @@ class Params(BaseParams):
     extended_attention: bool = param(True, "video: frames attend to the anchor's keys and values (off: each "
                                      "frame independently)")
     chunk_size: int | None = param(None, "video: frames per denoising batch (default 4 on a GPU, 1 on a CPU)",
-                                   ge=1, le=64)
+                                   ge=1, le=64, label="Frames per batch")
     preset: str = param(presets_for("insertion")[0].name, "the model", choices=tuple(
         p.name for p in presets_for("insertion")), label="Model")
 

@@ -193,7 +193,7 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     expect_form(page, "insertion", page.url.split("job=")[1][:32])  # the form it was submitted with
     expect(page.locator("#insertion-editor img, #insertion-editor canvas").first).to_be_visible()
     expect(page.locator("#insertion-box-picture img")).to_be_visible()  # the box, drawn on the picture
-    expect(page.get_by_text("cannot be put back")).to_have_count(0)  # typed, not painted: nothing to paint again
+    expect(page.get_by_text("Not restored")).to_have_count(0)  # typed, not painted: nothing to paint again
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "insertion-image-reload-keeps-form.png"), full_page=True)
     page.locator("#insertion-run").click()  # runs it again: the restored picture passes the ownership guard

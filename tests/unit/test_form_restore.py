@@ -126,7 +126,8 @@ def test_a_painted_region_is_not_put_back_and_a_warning_says_so(tmp_path):
                      contents={"desk.png": picture("desk.png"), "blank.png": layer(False), "stroke.png": layer(True)})
     finish_job(get_store(), job.id, Status.SUCCEEDED, "Done", result={"painted": True})  # as its run found
     job = get_store().read(job.id)
-    with pytest.warns(UserWarning, match=f"region painted for job {job.id[:8]} cannot be put back on the picture"):
+    with pytest.warns(UserWarning, match=r"Not restored: the region painted on the picture \(paint it again, or type "
+                                         r"a box\)\.$"):
         editor, box, shown, note, *_ = insertion_tab.submitted_image(job)
     assert editor["layers"] == [] and box == note == "" and not shown.visible  # nothing the run would not use
 
@@ -174,3 +175,25 @@ def test_each_insertion_section_restores_only_its_own_kind_of_job(tmp_path):
     assert isinstance(image_fill(opened(video_job))[0], type(gr.skip()))  # the other section keeps what it has
     assert isinstance(video_fill(opened(image_job))[0], type(gr.skip()))
     assert isinstance(image_fill(opened(image_job, "bob"))[0], type(gr.skip()))  # nobody else's job fills a form
+
+
+def test_settings_only_the_api_sets_are_named_in_a_warning_not_dropped_unseen(tmp_path):
+    """A completion or insertion job made through the API with settings the page has no control for: the restored
+    form says which (by label and value), since a rerun from the page takes their defaults; a job made in the page
+    restores without a word."""
+    owner = f"alice-{uuid.uuid4().hex[:6]}"
+    completion = stored_job(tmp_path, "completion", {"nms_iou": 0.45, "score_threshold": 0.4}, {"images": ["a.png"]},
+                            owner)
+    with pytest.warns(UserWarning, match=r"Not restored: settings made outside this form, which a new run takes as "
+                                         r"their defaults: Overlap between proposals \(NMS IoU\): 0\.45\.$") as told:
+        completion_tab.submitted_form(completion)
+    assert "Score threshold" not in str(told[0].message)  # it has its control: restored, not named
+    insertion = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9", "feather": 12},
+                           {"image": ["desk.png"]}, owner, contents={"desk.png": picture("desk.png")})
+    with pytest.warns(UserWarning, match=r"defaults: Soft edge \(pixels\): 12\.$"):
+        insertion_tab.submitted_image(insertion)
+    plain = stored_job(tmp_path, "insertion", {"prompt": "a cup", "box": "1,1,9,9", "steps": 3, "variants": 2},
+                       {"image": ["desk.png"]}, owner, contents={"desk.png": picture("desk.png")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        insertion_tab.submitted_image(plain)

@@ -41,7 +41,7 @@ def test_drawn_boxes_read_as_classes_on_images():
     boxes = [{"image": "board 1.png", "category": "capacitor", "box": [1, 2, 3, 4]},
              {"image": "board 2.png", "category": "resistor", "box": [5, 6, 7, 8]}]
     line = details(Job("c" * 32, "completion", {"drawn_boxes": boxes, "max_per_image": 100}, status=Status.RUNNING))
-    assert "Drawn boxes = capacitor on board 1.png, resistor on board 2.png, Max per image = 100" in line
+    assert "Drawn boxes = capacitor on board 1.png, resistor on board 2.png, Most proposals per image = 100" in line
     assert "Drawn boxes = none" in details(Job("d" * 32, "completion", {"drawn_boxes": []}, status=Status.RUNNING))
 
 

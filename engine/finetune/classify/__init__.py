@@ -42,9 +42,11 @@ class Params(TrainingParams):
     batch_size: int = param(16, "images per step", ge=1, le=1024)
     learning_rate: float = param(1e-3, "AdamW learning rate, in (0, 1]", ge=0.0, le=1.0)
     weight_decay: float = param(0.01, "AdamW weight decay", ge=0.0)
-    eval_every: int = param(5, "steps between held-out evaluations", ge=1, le=100_000)
+    eval_every: int = param(5, "steps between held-out evaluations", ge=1, le=100_000,
+                            label="Steps between evaluations")
     patience: int = param(6, "evaluations without improvement before stopping", ge=1, le=10_000)
-    unlabeled_weight: float = param(0.1, "weight of the transductive entropy term on unlabeled images", ge=0.0)
+    unlabeled_weight: float = param(0.1, "weight of the transductive entropy term on unlabeled images", ge=0.0,
+                                    label="Weight of the unlabeled images")
     compare_methods: bool = param(False, "also train Selective LoRA, LoRA on every block and a linear probe on the "
                                   "same split and score them, zero-shot and WiSE-FT mixes on the held-out images and "
                                   "the retention set: the new-task vs. retention table and plot (3 more trainings)",

@@ -23,14 +23,16 @@ if TYPE_CHECKING:
 class Params(TrainingParams):
     """Defaults for a few to a few dozen annotated images."""
 
-    format: str = param("auto", "annotation format", choices=("auto", "coco", "yolo", "voc"))
+    format: str = param("auto", "annotation format", choices=("auto", "coco", "yolo", "voc"), label="Annotation format")
     steps: int = param(150, "training steps (batches)", ge=1, le=100_000)
     batch_size: int = param(4, "images per step", ge=1, le=256, label="Images per step")
     learning_rate: float | None = param(None, "AdamW learning rate, in (0, 1]; empty: the base preset's (1e-4 "
                                               "pretrained, 3e-3 for the tiny random one)", ge=0.0, le=1.0)
     weight_decay: float = param(1e-4, "AdamW weight decay", ge=0.0)
-    max_grad_norm: float = param(1.0, "gradients are clipped to this norm, as DETR-style detectors need", ge=0.0)
-    eval_every: int = param(10, "steps between held-out evaluations", ge=1, le=100_000)
+    max_grad_norm: float = param(1.0, "gradients are clipped to this norm, as DETR-style detectors need", ge=0.0,
+                                 label="Gradient clipping norm")
+    eval_every: int = param(10, "steps between held-out evaluations", ge=1, le=100_000,
+                            label="Steps between evaluations")
     patience: int = param(8, "evaluations without improvement before stopping", ge=1, le=10_000)
     train_backbone: bool = param(False, "train the backbone too (a bigger model file)",
                                  label="Train the backbone too (bigger model file)")
