@@ -153,6 +153,8 @@ def submitted_form(job: Job) -> list[Any]:
     """What the form held when `job` was submitted (restored on a reload): files to inspect, good parts (a saved
     set's images among them), object name, model, threshold rule and value, options, and a video's sampling."""
     params, video_job = job.params, job.tool == "anomaly_video"
+    reattach.warn_unrestored(job.tool, params, ("method", "object_name", "preset", "threshold", "reference_set",
+                                                "mask_background", "rotate_references", "stride", "fps"))
     threshold = params["threshold"]
     mode = next(label for label, rule in THRESHOLD_MODES.items()
                 if rule == ("value" if isinstance(threshold, float) else threshold))

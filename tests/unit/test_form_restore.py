@@ -39,8 +39,10 @@ def test_a_video_inspection_restores_its_files_and_every_setting(tmp_path):
               "mask_background": True}
     job = stored_job(tmp_path, "anomaly_video", params, {"video": ["line 1.mp4"], "references": ["good ü.png"]},
                      owner)
-    (images, video, references, reference_set, object_name, preset, mode, value, mask, rotate, sampling,
-     every) = anomaly_tab.submitted_form(job)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # everything the page sets comes back: nothing to warn of
+        (images, video, references, reference_set, object_name, preset, mode, value, mask, rotate, sampling,
+         every) = anomaly_tab.submitted_form(job)
     assert isinstance(images, type(gr.skip()))  # the Images section keeps what it has
     assert Path(video).name == "line 1.mp4" and [Path(p).name for p in references] == ["good ü.png"]
     assert Path(video).read_bytes() == b"line 1.mp4" * 50
@@ -53,9 +55,10 @@ def test_a_video_inspection_restores_its_files_and_every_setting(tmp_path):
 
 def test_an_image_inspection_restores_its_rule_and_leaves_the_video_section(tmp_path):
     owner = f"alice-{uuid.uuid4().hex[:6]}"
-    job = stored_job(tmp_path, "anomaly", {"object_name": "screw", "threshold": "calibrate"},
+    job = stored_job(tmp_path, "anomaly", {"object_name": "screw", "threshold": "calibrate", "batch_size": 4},
                      {"images": ["a.png", "b.zip"]}, owner)
-    form = anomaly_tab.submitted_form(job)
+    with pytest.warns(UserWarning, match=r"which a new run takes as their defaults: Batch size: 4\.$"):  # API only
+        form = anomaly_tab.submitted_form(job)
     assert [Path(p).name for p in form[0]] == ["a.png", "b.zip"]
     assert isinstance(form[1], type(gr.skip())) and form[2] is None  # no good parts: an empty box
     assert form[4:7] == ["screw", "winclip-vit-b-16-plus-240", "Calibrate from the good parts"]
