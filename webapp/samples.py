@@ -60,7 +60,7 @@ def button(label: str, elem_id: str, outputs: list[gr.components.Component], fil
     save is (one the user has not taken). Returns the click event, for a tab to chain on."""
     sample = gr.Button(f"Try a sample: {label}", size="sm", variant="secondary", elem_id=elem_id)
 
-    def filled(*chosen: Any, request: gr.Request = None) -> list[Any]:
+    def filled(request: gr.Request, *chosen: Any) -> list[Any]:  # Gradio passes a request only to a positional
         owner = owner_of(request)
         values = fill(server(owner), *chosen)
         if name_index is not None:
