@@ -8,6 +8,7 @@ sample runs on a fresh clone too. Each tab makes one call next to its run button
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -45,11 +46,15 @@ def server(owner: str | None) -> Serve:
 
 
 def free_name(name: str, owner: str | None, pending: Collection[str] = ()) -> str:
-    """`name`, or "name 2", "name 3"… when the user has a model of that name (or one of `pending`: a training not
-    ended yet saves under its name): the sample's second training would fail on a name that is taken."""
+    """`name`, or the next free "name 2", "name 3"… when the user has a model of that name (or one of `pending`: a
+    training not ended yet saves under its name): a second training would fail on a name that is taken. A name
+    that ends in a number counts on from it ("parts 2" -> "parts 3", not "parts 2 2")."""
     taken = {meta["name"] for meta in finetune_models.list_models(owner=owner) if meta["mine"]} | set(pending)
-    return next(candidate for number in itertools.count(1)
-                if (candidate := name if number == 1 else f"{name} {number}") not in taken)
+    if name not in taken:
+        return name
+    base, number = re.fullmatch(r"(.*?)(?: (\d+))?", name).groups()
+    return next(candidate for count in itertools.count(int(number or 1) + 1)
+                if (candidate := f"{base} {count}") not in taken)
 
 
 def button(label: str, elem_id: str, outputs: list[gr.components.Component], fill: Callable[..., list[Any]],

@@ -16,6 +16,8 @@ def test_a_taken_sample_name_gets_the_next_number(tmp_path):
     for number, name in enumerate(["sample parts", "sample parts 2"]):
         finetune_models.save(name, fake_model(tmp_path / str(number)), owner=alice)
     assert free_name("sample parts", alice) == "sample parts 3"
+    assert free_name("sample parts 2", alice) == "sample parts 3"  # a reloaded training's name counts on
+    assert free_name("line 7", alice) == "line 7"  # a free name with a number is kept as it is
     finetune_models.set_shared("sample parts", True, owner=alice)
     assert free_name("sample parts", bob) == "sample parts"  # another's shared model does not take bob's name
 
