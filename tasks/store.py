@@ -31,6 +31,7 @@ from tasks.jobs import Job, Status
 from tasks.named_folders import owner_key
 
 _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+MARK_GRACE_S = 60  # a mark without a record is a job being created for this long, then a deleted one
 _HEX = re.compile(r"^[0-9a-f]*$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -80,6 +81,12 @@ class JobMarks:
 
     def remove(self, job_id: str, group: str = "") -> None:
         (self.folder / group / job_id).unlink(missing_ok=True)
+
+    def older_than(self, job_id: str, seconds: float, group: str = "") -> bool:
+        try:
+            return time.time() - (self.folder / group / job_id).stat().st_mtime > seconds
+        except OSError:
+            return False
 
     def ids(self, group: str = "") -> list[str]:
         folder = self.folder / group
@@ -213,8 +220,10 @@ class ArtifactStore:
             try:
                 job = self.read(job_id)
             except (JobNotFound, json.JSONDecodeError, OSError):
-                job = None
-            if job is not None and belongs(job):
+                if marks.older_than(job_id, MARK_GRACE_S, group):  # a job deleted, not one being created now
+                    marks.remove(job_id, group)
+                continue
+            if belongs(job):
                 jobs.append(job)
             else:
                 marks.remove(job_id, group)

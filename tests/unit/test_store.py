@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.jobs import Status
+from tasks.named_folders import owner_key
 from tasks.store import ArtifactStore, JobNotFound, safe_filename
 
 
@@ -144,3 +145,23 @@ def test_a_users_jobs_are_read_without_reading_other_users_records(tmp_path, mon
     reads.clear()
     assert [job.id for job in store.owned("ålice/../x")] == [mine[2].id, mine[1].id]
     assert sorted(reads) == sorted([mine[1].id, mine[2].id])
+
+
+def test_a_job_being_created_keeps_its_marks_while_its_record_is_not_written_yet(tmp_path):
+    """Marks come before the record: a reader in between (a status poll while another request submits) must not
+    drop them, or the new job would be missing from its owner's table and from the queue for good."""
+    import os
+    import time
+    import uuid
+
+    store = ArtifactStore(tmp_path)
+    coming = uuid.uuid4().hex
+    store.active_marks.add(coming)
+    store.owner_marks.add(coming, owner_key("alice"))
+    assert store.active() == [] and store.owned("alice") == []
+    assert coming in store.active_marks.ids() and coming in store.owner_marks.ids(owner_key("alice"))
+    old = time.time() - 120  # a record that never came: a job deleted meanwhile
+    os.utime(store.active_marks.folder / coming, (old, old))
+    os.utime(store.owner_marks.folder / owner_key("alice") / coming, (old, old))
+    assert store.active() == [] and store.owned("alice") == []
+    assert coming not in store.active_marks.ids() and coming not in store.owner_marks.ids(owner_key("alice"))
