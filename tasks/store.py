@@ -62,10 +62,12 @@ class JobMarks:
     """Empty files named by job id, in a folder per group: which jobs belong to a subset (the unfinished ones, one
     user's), found without reading every record. Marks are written before the record says a job belongs and
     removed after it says it no longer does, so they may outnumber the subset (a reader drops the extra ones) but
-    never fall short. `.complete` says they are whole: a store from before them is scanned once."""
+    never fall short. `.complete` says they are whole: a store from before them is scanned once, with `group_of`
+    (a job's group, None when it belongs to none)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, group_of: Callable[[Job], str | None]) -> None:
         self.folder = folder
+        self.group_of = group_of
 
     @property
     def complete(self) -> bool:
@@ -98,8 +100,9 @@ class ArtifactStore:
         self.root = Path(root)
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.active_marks = JobMarks(self.root / "active")
-        self.owner_marks = JobMarks(self.root / "owners")
+        self.active_marks = JobMarks(self.root / "active", lambda job: None if job.status.final else "")
+        self.owner_marks = JobMarks(self.root / "owners",
+                                    lambda job: None if job.owner is None else owner_key(job.owner))
         if next(self.jobs_dir.iterdir(), None) is None:  # a new store: its marks are whole from the start
             for marks in (self.active_marks, self.owner_marks):
                 marks.completed()
@@ -196,25 +199,20 @@ class ArtifactStore:
         """The queued and running jobs, most recent first, read without reading every record: what a queued job's
         place in line, the queue limits and a restart need, however many finished jobs the store keeps. (`_write`
         marks a job before its record says it is unfinished and unmarks it after its record says it ended.)"""
-        if not self.active_marks.complete:
-            for job in self.list(limit=None):
-                if not job.status.final:
-                    self.active_marks.add(job.id)
-            self.active_marks.completed()
         return self._marked(self.active_marks, lambda job: not job.status.final)
 
     def owned(self, owner: str) -> list[Job]:
         """`owner`'s jobs, most recent first, read without reading other users' records (their Jobs table, what
         they keep on the server)."""
-        if not self.owner_marks.complete:
-            for job in self.list(limit=None):
-                if job.owner is not None:
-                    self.owner_marks.add(job.id, owner_key(job.owner))
-            self.owner_marks.completed()
         return self._marked(self.owner_marks, lambda job: job.owner == owner, owner_key(owner))
 
     def _marked(self, marks: JobMarks, belongs: Callable[[Job], bool], group: str = "") -> list[Job]:
         """The marked jobs that `belongs` keeps; the marks of others (ended, deleted) are dropped."""
+        if not marks.complete:
+            for job in self.list(limit=None):
+                if (job_group := marks.group_of(job)) is not None:
+                    marks.add(job.id, job_group)
+            marks.completed()
         jobs = []
         for job_id in marks.ids(group):
             try:

@@ -87,7 +87,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
 
         embedded.ensure_started()
     serving.forget_all()
-    serving.restore_owners()
+    uploads = serving.UploadQuota(serving.restore_owners())
     retention.start_purger(on_purged=serving.forget_jobs, also=serving.sweep)
     demo = build_app()
     demo.queue(default_concurrency_limit=8)
@@ -96,7 +96,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "auth": check_password(users) if users else None,
         "auth_message": "fewshot-studio: sign in with the account you were given." if users else None,
         "server_port": int(os.environ.get("FEWSHOT_PORT", 7860)),
-        "app_kwargs": {"middleware": [Middleware(serving.GuardMiddleware)]},
+        "app_kwargs": {"middleware": [Middleware(serving.GuardMiddleware, uploads=uploads)]},
         "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",
         "show_error": True,
         "enable_monitoring": False,  # Gradio's /monitoring shows every user's traffic to any signed-in user

@@ -80,10 +80,10 @@ def max_user_upload_mb() -> float:
 class UploadQuota:
     """Bytes each signed-in user sent to the upload route while the upload folder keeps them."""
 
-    def __init__(self) -> None:
+    def __init__(self, ledger: Iterable[dict[str, Any]] = ()) -> None:
         self._sent: dict[str, list[tuple[float, int]]] = {}
         self._lock = threading.Lock()
-        for entry in _ledger():  # what was uploaded before a restart still counts
+        for entry in ledger:  # what was uploaded before a restart still counts
             if entry["owner"] is not None and entry.get("bytes"):
                 self._sent.setdefault(entry["owner"], []).append((entry["time"], entry["bytes"]))
 
@@ -108,8 +108,7 @@ def _register(path: Path, owner: str | None, job_id: str | None) -> None:
     else (uploads, samples) in the ledger, which outlives a restart."""
     with _lock:
         _owners.setdefault(str(path), set()).add(owner)
-        records = upload_folder() / RECORDS
-        records.mkdir(parents=True, exist_ok=True)
+        records = _records()
         if job_id:
             with open(records / f"{job_id}.txt", "a") as handle:
                 handle.write(f"{path}\n")
@@ -132,19 +131,26 @@ def _ledger() -> list[dict[str, Any]]:
     return entries
 
 
-def restore_owners() -> None:
+def restore_owners() -> list[dict[str, Any]]:
     """At start: the owners of uploads and job-less copies from before the restart, from the ledger, which is
-    rewritten without the files that have gone meanwhile."""
+    rewritten without the files that have gone meanwhile. Returns its entries (the upload quota counts them)."""
     entries = _ledger()
     with _lock:
         for entry in entries:
             _owners.setdefault(entry["path"], set()).add(entry["owner"])
         _rewrite_ledger(entries)
+    return entries
+
+
+def _records() -> Path:
+    """The folder of the job records and the ledger, made when first needed."""
+    records = upload_folder() / RECORDS
+    records.mkdir(parents=True, exist_ok=True)
+    return records
 
 
 def _rewrite_ledger(entries: list[dict[str, Any]]) -> None:
-    records = upload_folder() / RECORDS
-    records.mkdir(parents=True, exist_ok=True)
+    records = _records()
     staging = records / f".{LEDGER}.{os.getpid()}"
     staging.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
     os.replace(staging, records / LEDGER)
@@ -353,10 +359,10 @@ class GuardMiddleware:
     """ASGI middleware: owner check and safe headers on Gradio's file route; sign-in throttling."""
 
     def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]],
-                 throttle: SignInThrottle | None = None) -> None:
+                 throttle: SignInThrottle | None = None, uploads: UploadQuota | None = None) -> None:
         self.app = app
         self.throttle = throttle or SignInThrottle()
-        self.uploads = UploadQuota()
+        self.uploads = uploads or UploadQuota()
         self.sessions = SessionOwners()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

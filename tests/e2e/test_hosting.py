@@ -152,14 +152,14 @@ def test_a_restart_keeps_uploads_private_and_counted(hosted_url, monkeypatch, me
                              files={"files": ("before.png", metal_plate_images[5].read_bytes(), "image/png")}).json()[0]
         monkeypatch.setattr(serving, "_owners", {})  # the app restarted: nothing in memory
         assert mallory.get(file_url(hosted_url, upload)).status_code == 200  # what the ledger is there for
-        serving.restore_owners()  # what a start does
+        ledger = serving.restore_owners()  # what a start does
         assert mallory.get(file_url(hosted_url, upload)).status_code == 404
         assert call(mallory, hosted_url, "save_reference_set", ["stolen", [file_data(upload)], "plate"]
                     ).status_code == 404
         assert olivia.get(file_url(hosted_url, upload)).status_code == 200
     monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "1")
     size = metal_plate_images[5].stat().st_size
-    assert serving.UploadQuota().refusal("olivia", 2**20 - size + 1, time.time())  # a new app counts her upload
+    assert serving.UploadQuota(ledger).refusal("olivia", 2**20 - size + 1, time.time())  # a new app counts her upload
 
 
 def test_a_page_session_answers_its_own_user_only(hosted_url, metal_plate_images):
