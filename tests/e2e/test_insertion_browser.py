@@ -35,6 +35,7 @@ def prepare(ui, prefix: str, prompt: str, steps: int | None = 2) -> None:
     field = ui.locator(f"#{prefix}-steps input[type=number]")
     field.fill(str(steps))
     field.press("Enter")
+    expect(field).to_have_value(str(steps))
 
 
 def expect_form(ui, prefix: str, job_id: str) -> None:
@@ -56,6 +57,14 @@ def open_insertion(ui, section: str) -> None:
     ui.locator("#insertion-tabs").get_by_role("tab", name=section).click()
 
 
+def upload_picture(ui, image: Path) -> None:
+    """Open the Image section and upload `image` into its editor; wait until the editor shows it (on a loaded CPU
+    an Insert pressed before that is refused: no image)."""
+    open_insertion(ui, "Image")
+    ui.locator("#insertion-editor input[type=file]").set_input_files(str(image))
+    ui.locator("#insertion-editor canvas").first.wait_for()
+
+
 def start_video_insertion(ui, video: Path, steps: int | None = 2) -> None:
     """Upload a video, box the object on its anchor frame, prompt, and press Insert into video."""
     open_insertion(ui, "Video")
@@ -68,8 +77,7 @@ def start_video_insertion(ui, video: Path, steps: int | None = 2) -> None:
 
 def test_insertion_into_an_image_shows_a_result_per_seed(page, tmp_path):
     image = noise_images(tmp_path, 1, size=(160, 120))[0]
-    open_insertion(page, "Image")
-    page.locator("#insertion-editor input[type=file]").set_input_files(str(image))
+    upload_picture(page, image)
     fill(page, "insertion-box", "40,30,110,90")
     prepare(page, "insertion", "a red ball")
     page.locator("#insertion-run").click()
@@ -96,9 +104,7 @@ def shown_picture(ui, elem_id: str) -> np.ndarray:
 
 def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
     Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / "gray.png")
-    open_insertion(page, "Image")
-    page.locator("#insertion-editor input[type=file]").set_input_files(str(tmp_path / "gray.png"))
-    page.locator("#insertion-editor canvas").first.wait_for()
+    upload_picture(page, tmp_path / "gray.png")
     picture = page.locator("#insertion-box-picture")
     expect(picture).to_be_hidden()
     field = page.locator("#insertion-box textarea, #insertion-box input").first
@@ -178,8 +184,7 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     """An image job after it ended, and a video job while it runs: a reload shows each in its own section, the
     running one live, and its Cancel still stops it."""
     image = noise_images(tmp_path, 1, size=(96, 72))[0]
-    open_insertion(page, "Image")
-    page.locator("#insertion-editor input[type=file]").set_input_files(str(image))
+    upload_picture(page, image)
     fill(page, "insertion-box", "20,10,60,50")
     prepare(page, "insertion", "a red ball", steps=1)
     page.locator("#insertion-run").click()

@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e import test_browser
-from tests.e2e.test_insertion_browser import fill, open_insertion, prepare
+from tests.e2e.test_insertion_browser import fill, prepare, upload_picture
 from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
@@ -41,8 +41,7 @@ def test_a_double_click_on_inspect_starts_one_inspection(page, metal_plate_image
 
 def test_a_double_click_on_insert_starts_one_insertion(page, tmp_path):
     image = noise_images(tmp_path, 1, size=(160, 120))[0]
-    open_insertion(page, "Image")
-    page.locator("#insertion-editor input[type=file]").set_input_files(str(image))
+    upload_picture(page, image)
     fill(page, "insertion-box", "40,30,110,90")
     prepare(page, "insertion", "a red ball")
     double_click_starts_one_job(page, "insertion-run", "insertion-status", "insertion")
