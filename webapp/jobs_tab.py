@@ -165,8 +165,8 @@ def pick(rows: Any, event: gr.SelectData) -> tuple[str, str]:
 
 
 def build() -> None:
-    gr.Markdown("### Jobs\nRecent jobs of this installation, newest first; the list refreshes every 2 seconds. "
-                "Open a job by its id or its first characters (as shown beside *job*, e.g. `16d22185`).")
+    gr.Markdown("### Jobs\nRecent jobs, newest first (with accounts, your own only); the list refreshes every 2 "
+                "seconds. Open a job by its id or its first characters (as shown beside *job*, e.g. `16d22185`).")
     table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table", wrap=True,
                          column_widths=["23%", "14%", "8%", "7%", "14%", "14%", "8%", "12%"])  # all in view
     with gr.Row():
