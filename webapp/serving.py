@@ -49,6 +49,11 @@ UPLOAD_ROUTE = "/gradio_api/upload"
 # Routes that name a page session (its random `session_hash`) and read or end what runs in it: its event stream,
 # its keep-alive, its media streams, a cancel. Each session belongs to the user who first ran something in it.
 SESSION_ROUTE = re.compile(r"/gradio_api/(queue/data|heartbeat/(?P<beat>[^/]+)|stream/(?P<media>[^/]+)/.+/.+)/?$")
+# Routes that name a run by its `event_id` (answered to whoever started it): a call's results (GET; Gradio reads a
+# page session's stream there too when the id is a session hash), data for a streaming input and its end (POST).
+CALL_RESULT_ROUTE = re.compile(r"/gradio_api/call/.+/(?P<event>[^/]+)/?$")
+EVENT_ROUTE = re.compile(r"/gradio_api/stream/(?P<event>[^/]+)(/close)?/?$")
+NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered with the new run's `event_id`
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
 DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
 
@@ -309,8 +314,9 @@ class SignInThrottle:
 
 
 class SessionOwners:
-    """The user each page session (`session_hash`) belongs to: who first ran something in it. Another user who
-    learns the hash (a log, a proxy) can then neither read its event stream nor cancel its runs."""
+    """The user each page session (`session_hash`) belongs to: who first ran something in it; and each run
+    (`event_id`): who started it. Another user who learns a hash or an id (a log, a proxy) can then neither read
+    its event stream or results nor cancel its runs."""
 
     def __init__(self, keep_s: float = 7 * 86400, most: int = 100_000) -> None:
         self.keep_s, self.most = keep_s, most
@@ -369,9 +375,9 @@ class GuardMiddleware:
             await self._sign_in(scope, receive, send)
             return
         if post and (RUN_ROUTE.search(path) or CANCEL_ROUTE.search(path)):
-            await self._run(scope, receive, send)
+            await self._run(scope, receive, send, path)
             return
-        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path):
+        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path, post):
             await _not_found(send)
             return
         marker = FILE_ROUTE.search(path)
@@ -391,18 +397,20 @@ class GuardMiddleware:
             send = _owning_uploads(send, user)
         await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
 
-    def _session_allowed(self, scope: Scope, path: str) -> bool:
-        """A route that names a page session answers only that session's user."""
+    def _session_allowed(self, scope: Scope, path: str, post: bool) -> bool:
+        """A route that names a page session or a run answers only that session's or run's user."""
         match = SESSION_ROUTE.search(path)
-        if match is None:
+        result = None if post else CALL_RESULT_ROUTE.search(path)
+        if match is None and result is None:
             return True
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        session = match["beat"] or match["media"] or query.get("session_hash", [None])[0]
+        session = (result["event"] if result else None) or match["beat"] or match["media"] \
+            or query.get("session_hash", [None])[0]
         return self.sessions.allows(session, _current_user(scope))
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run
-        or cancel in another user's page session too."""
+        or cancel in another user's page session, or naming another user's run, too. A new run is its user's."""
         body = await _read_body(receive)
         try:
             request = json.loads(body or b"null")
@@ -419,11 +427,25 @@ class GuardMiddleware:
             log.warning("refused a run or cancel in another user's page session, from user %r", user)
             await _not_found(send)
             return
+        event = EVENT_ROUTE.search(path)
+        events = [event["event"]] if event else []
+        if isinstance(request, dict) and isinstance(request.get("event_id"), str):
+            events.append(request["event_id"])
+        if not all(self.sessions.allows(e, user) for e in events):
+            log.warning("refused a request naming another user's run, from user %r", user)
+            await _not_found(send)
+            return
+        if NEW_EVENT_ROUTE.search(path):
+            send = _on_answer(send, lambda answer: self._claim_event(answer, user))
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, _with_safe_headers(send, is_file=False))
+
+    def _claim_event(self, answer: Any, user: str | None) -> None:
+        if isinstance(answer, dict) and isinstance(answer.get("event_id"), str):
+            self.sessions.claim(answer["event_id"], user, time.time())
 
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
@@ -462,6 +484,17 @@ async def _read_body(receive: Receive) -> bytes:
 
 def _owning_uploads(send: Send, user: str | None) -> Send:
     """Record the files of an upload (Gradio answers with their paths) as `user`'s, before the answer leaves."""
+
+    def register(answer: Any) -> None:
+        for path in answer if isinstance(answer, list) else []:
+            if isinstance(path, str):
+                _register(Path(path).resolve(), user, None)
+
+    return _on_answer(send, register)
+
+
+def _on_answer(send: Send, read: Callable[[Any], None]) -> Send:
+    """Hand a JSON answer to `read` once it is whole, before it leaves (so nothing can use it before)."""
     chunks: list[bytes] = []
 
     async def wrapped(message: Message) -> None:
@@ -472,10 +505,7 @@ def _owning_uploads(send: Send, user: str | None) -> Send:
         if message.get("more_body", False):
             return
         with contextlib.suppress(ValueError):
-            answer = json.loads(b"".join(chunks) or b"null")
-            for path in answer if isinstance(answer, list) else []:
-                if isinstance(path, str):
-                    _register(Path(path).resolve(), user, None)
+            read(json.loads(b"".join(chunks) or b"null"))
         await send({**message, "body": b"".join(chunks)})
 
     return wrapped

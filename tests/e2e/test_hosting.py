@@ -3,12 +3,15 @@ uploaded runs in the app's origin, user text is inert, password guessing is slow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -197,6 +200,71 @@ def test_a_page_session_answers_its_own_user_only(hosted_url, metal_plate_images
                 if "process_completed" in line:
                     break
         assert "Succeeded" in lines[-1]  # her own page still gets its result
+
+
+def test_a_run_answers_its_own_user_only(hosted_url):
+    """Gradio's route for a call's results (`GET /gradio_api/call/<api>/<event id>`) also reads a page session's
+    stream when handed a session hash, and its cancel names a run by its event id: Mallory, who learned Olivia's
+    session hash or event id (a proxy log), gets none of her results and can end none of her runs."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    session = f"olivia-{os.urandom(8).hex()}"
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        fn_index = next(i for i, dep in enumerate(olivia.get(hosted_url + "config").json()["dependencies"])
+                        if dep.get("api_name") == "list_jobs")
+        joined = olivia.post(api + "/queue/join", json={"data": [], "fn_index": fn_index, "session_hash": session,
+                                                       "trigger_id": None, "event_data": None})
+        page_event = joined.json()["event_id"]
+        called = call(olivia, hosted_url, "list_jobs", []).json()["event_id"]
+        for name in (session, page_event, called):
+            assert mallory.get(api + f"/call/list_jobs/{name}").status_code == 404
+            assert mallory.get(api + f"/call/v2/list_jobs/{name}").status_code == 404
+        own = f"mallory-{os.urandom(8).hex()}"
+        assert mallory.post(api + "/cancel", json={"session_hash": own, "fn_index": fn_index,
+                                                   "event_id": called}).status_code == 404
+        for name in (session, called):  # her own results still reach her
+            answer = olivia.get(api + f"/call/list_jobs/{name}")
+            assert answer.status_code == 200 and "event: complete" in answer.text
+
+
+def test_each_route_naming_a_run_by_its_event_id_answers_its_own_user_only():
+    """The guard in front of a stand-in for Gradio: a new run is its user's, and every route that names a run
+    (its results, its cancel, a streaming input's data and its end) refuses anyone else, before Gradio sees it."""
+    from webapp.serving import GuardMiddleware
+
+    reached = []
+
+    async def gradio(scope, receive, send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps({"event_id": "olivia-run"}).encode()})
+
+    guard = GuardMiddleware(gradio)
+    signed_in_app = SimpleNamespace(cookie_id="c", tokens={"t-olivia": "olivia", "t-mallory": "mallory"})
+
+    async def app(scope, receive, send) -> None:
+        scope["app"] = signed_in_app
+        await guard(scope, receive, send)
+
+    async def requests() -> dict[str, list[int]]:
+        answers: dict[str, list[int]] = {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app") as http:
+            joined = await http.post("/gradio_api/queue/join", json={"data": [], "session_hash": "olivia-page"},
+                                     cookies={"access-token-c": "t-olivia"})
+            assert joined.json() == {"event_id": "olivia-run"}
+            for user in ("mallory", "olivia"):
+                cookies, own = {"access-token-c": f"t-{user}"}, {"data": [], "session_hash": f"{user}-page"}
+                answers[user] = [(await request).status_code for request in (
+                    http.get("/gradio_api/call/list_jobs/olivia-run", cookies=cookies),
+                    http.get("/gradio_api/call/list_jobs/olivia-page", cookies=cookies),
+                    http.post("/gradio_api/cancel", json={**own, "fn_index": 0, "event_id": "olivia-run"},
+                              cookies=cookies),
+                    http.post("/gradio_api/stream/olivia-run", json=own, cookies=cookies),
+                    http.post("/gradio_api/stream/olivia-run/close", cookies=cookies))]
+        return answers
+
+    answers = asyncio.run(requests())
+    assert answers == {"mallory": [404] * 5, "olivia": [200] * 5}
+    assert len(reached) == 6  # Mallory's requests never reached Gradio
 
 
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
