@@ -369,7 +369,7 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = urllib.parse.unquote(scope.get("path", ""))
+        path = scope.get("path", "")  # decoded once by the server, as Gradio's routes read it
         post = scope.get("method") == "POST"
         if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)

@@ -127,6 +127,20 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         assert mallory.get(hosted_url + "monitoring/summary").status_code == 403  # nobody's traffic either
 
 
+def test_a_file_named_with_percent_escapes_reaches_its_owner_only(hosted_url, metal_plate_images):
+    """The server decodes a link's escapes once, so `%2541` names a file called `%41`: the guard judges that very
+    file (decoding again, it judged a file named `A` nobody owns and let the link through)."""
+    from urllib.parse import quote
+
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(hosted_url.rstrip("/") + "/gradio_api/upload", files={
+            "files": ("50%41off.png", metal_plate_images[3].read_bytes(), "image/png")}).json()[0]
+        assert Path(upload).name == "50%41off.png"
+        link = file_url(hosted_url, quote(upload))
+        assert olivia.get(link).status_code == 200
+        assert mallory.get(link).status_code == 404
+
+
 def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
     """Uploads no job reads stay in the upload folder for FEWSHOT_UPLOAD_CACHE_HOURS: each user has a quota."""
     monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "5")
