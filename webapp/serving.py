@@ -57,6 +57,8 @@ NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
 DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
 
+ADDRESS_KEY = "address:"  # sign-in throttling counts failures per user name and per address ("address:<ip>")
+
 _lock = threading.Lock()
 _owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
 
@@ -289,7 +291,9 @@ class SignInThrottle:
         self._lock = threading.Lock()
 
     def wait_s(self, keys: Iterable[str], now: float) -> float:
-        """Seconds this attempt must wait; attempts arriving together queue up one after another."""
+        """Seconds this attempt must wait. Attempts from one address arriving together queue up one after another;
+        a user name's attempts do not: they wait at most `max_delay_s`, so nobody holds off someone else's sign-in
+        for longer by sending many wrong passwords for their name at once."""
         wait = 0.0
         with self._lock:
             for key in keys:
@@ -298,6 +302,9 @@ class SignInThrottle:
                 if len(recent) < self.after:
                     continue
                 delay = min(self.first_delay_s * 2 ** (len(recent) - self.after), self.max_delay_s)
+                if not key.startswith(ADDRESS_KEY):
+                    wait = max(wait, delay)
+                    continue
                 start = max(now, self._next_slot.get(key, now))
                 self._next_slot[key] = start + delay
                 wait = max(wait, start + delay - now)
@@ -451,7 +458,7 @@ class GuardMiddleware:
         body = await _read_body(receive)
         user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
         address = (scope.get("client") or ("unknown",))[0]
-        keys = [f"user:{user}", f"address:{address}"]
+        keys = [f"user:{user}", f"{ADDRESS_KEY}{address}"]
         wait = self.throttle.wait_s(keys, time.monotonic())
         if wait > 0:
             log.warning("sign-in throttled: user %r from %s waits %.1f s after repeated failures", user, address, wait)

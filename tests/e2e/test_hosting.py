@@ -419,6 +419,20 @@ def test_password_guessing_is_slowed_and_the_right_password_still_works(hosted_u
                                                         "password": ACCOUNTS["olivia"]}).status_code == 200
 
 
+def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
+    """Attempts sent together queue up per address, not per user name: a flood of wrong passwords for Olivia's name
+    (sent together, from one address) used to push her own sign-in, from her address, hours back."""
+    from webapp.serving import SignInThrottle
+
+    throttle = SignInThrottle()
+    flood = ["user:olivia", "address:10.0.0.66"]
+    for _ in range(5):
+        throttle.record(flood, succeeded=False, now=0.0)
+    waits = [throttle.wait_s(flood, now=1.0) for _ in range(1000)]
+    assert waits[-1] > 400  # the flood itself queues up, one attempt after another
+    assert throttle.wait_s(["user:olivia", "address:10.0.0.7"], now=2.0) <= throttle.max_delay_s
+
+
 def test_uploads_and_copies_age_out(hosted_url):
     from webapp import serving
 
