@@ -110,9 +110,10 @@ class UploadQuota:
                 "or try again later.")
 
 
-def _register(path: Path, owner: str | None, job_id: str | None) -> None:
+def _register(path: Path, owner: str | None, job_id: str | None, counted: bool = True) -> None:
     """Record who may read `path`: a job's copies in the job's record (deleted with it and at start), anything
-    else (uploads, samples) in the ledger, which outlives a restart."""
+    else (uploads, samples, answers' files) in the ledger, which outlives a restart; with its size unless it is
+    not `counted` toward the owner's upload quota."""
     with _lock:
         _owners.setdefault(str(path), set()).add(owner)
         records = upload_folder() / RECORDS
@@ -121,7 +122,7 @@ def _register(path: Path, owner: str | None, job_id: str | None) -> None:
             with open(records / f"{job_id}.txt", "a") as handle:
                 handle.write(f"{path}\n")
         else:
-            size = path.stat().st_size if path.is_file() else 0
+            size = path.stat().st_size if counted and path.is_file() else 0
             entry = {"path": str(path), "owner": owner, "time": time.time(), "bytes": size}
             with open(records / LEDGER, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -387,6 +388,8 @@ class GuardMiddleware:
         if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path, post):
             await _not_found(send)
             return
+        if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):
+            send = _owning_streamed_files(send, _current_user(scope))
         marker = FILE_ROUTE.search(path)
         if marker and not may_read(path[marker.end():], _current_user(scope)):
             await _not_found(send)
@@ -444,6 +447,8 @@ class GuardMiddleware:
             return
         if NEW_EVENT_ROUTE.search(path):
             send = _on_answer(send, lambda answer: self._claim_event(answer, user))
+        else:  # a direct run's answer: its outputs
+            send = _on_answer(send, lambda answer: _own_answer_files(answer, user))
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -498,6 +503,32 @@ def _owning_uploads(send: Send, user: str | None) -> Send:
                 _register(Path(path).resolve(), user, None)
 
     return _on_answer(send, register)
+
+
+def _own_answer_files(answer: Any, user: str | None) -> None:
+    """Files in the upload folder that an answer names and nobody owns yet (an image a handler returned, which
+    Gradio saved there) become the answer's user's: their links reach nobody else."""
+    root = upload_folder()
+    for named in named_files(answer):
+        path = Path(named).resolve()
+        with _lock:
+            owned = str(path) in _owners
+        if not owned and path.is_relative_to(root) and path.parent.name != RECORDS and path.is_file():
+            _register(path, user, None, counted=False)
+
+
+def _owning_streamed_files(send: Send, user: str | None) -> Send:
+    """`_own_answer_files` for each message of an event stream (`data: <JSON>` lines), before it leaves."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            for line in message.get("body", b"").splitlines():
+                if line.startswith(b"data:"):
+                    with contextlib.suppress(ValueError, RecursionError):
+                        _own_answer_files(json.loads(line[5:]), user)
+        await send(message)
+
+    return wrapped
 
 
 def _on_answer(send: Send, read: Callable[[Any], None]) -> Send:

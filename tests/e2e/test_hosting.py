@@ -127,6 +127,35 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         assert mallory.get(hosted_url + "monitoring/summary").status_code == 403  # nobody's traffic either
 
 
+def test_a_picture_gradio_saved_for_a_page_reaches_its_user_only(hosted_url, metal_plate_images):
+    """A handler that returns a picture (the completion tab's drawing canvas: Olivia's upload, decoded) has Gradio
+    save it in the upload folder; its link, seen by Mallory (a proxy log), used to give him the picture."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    session = f"olivia-{os.urandom(8).hex()}"
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(api + "/upload", files={"files": ("canvas.png", metal_plate_images[2].read_bytes(),
+                                                                "image/png")}).json()[0]
+        config = olivia.get(hosted_url + "config").json()
+        names = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+        fn_index = {tuple(names[i] for i in dep["outputs"]): i for i, dep in enumerate(config["dependencies"])}
+
+        def run(outputs: tuple[str, ...], data: list) -> list:
+            joined = olivia.post(api + "/queue/join", json={"data": data, "fn_index": fn_index[outputs],
+                                                           "session_hash": session, "trigger_id": None,
+                                                           "event_data": None})
+            assert joined.status_code == 200, joined.text
+            with olivia.stream("GET", api + "/queue/data", params={"session_hash": session}) as stream:
+                done = next(line for line in stream.iter_lines() if "process_completed" in line)
+            return json.loads(done[len("data:"):])["output"]["data"]
+
+        run(("completion-draw-on",), [[file_data(upload)], None])  # the canvas offers the upload's name
+        canvas = run(("completion-editor",), ["canvas.png", [file_data(upload)], None, []])[0]
+        picture = canvas["image"]["path"]
+        assert Path(picture).parent.parent == Path(upload).parent.parent and picture != upload  # saved by Gradio
+        assert olivia.get(file_url(hosted_url, picture)).status_code == 200
+        assert mallory.get(file_url(hosted_url, picture)).status_code == 404
+
+
 def test_a_file_named_with_percent_escapes_reaches_its_owner_only(hosted_url, metal_plate_images):
     """The server decodes a link's escapes once, so `%2541` names a file called `%41`: the guard judges that very
     file (decoding again, it judged a file named `A` nobody owns and let the link through)."""
