@@ -414,9 +414,10 @@ class GuardMiddleware:
         if match is None and result is None:
             return True
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        session = (result["event"] if result else None) or match["beat"] or match["media"] \
-            or query.get("session_hash", [None])[0]
-        return self.sessions.allows(session, _current_user(scope))
+        named = (result["event"] if result else None) or match["beat"] or match["media"]
+        sessions = [named] if named else query.get("session_hash") or [None]  # all: Gradio reads the last one
+        user = _current_user(scope)
+        return all(self.sessions.allows(session, user) for session in sessions)
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run

@@ -247,8 +247,9 @@ def test_a_page_session_answers_its_own_user_only(hosted_url, metal_plate_images
 
 def test_a_run_answers_its_own_user_only(hosted_url):
     """Gradio's route for a call's results (`GET /gradio_api/call/<api>/<event id>`) also reads a page session's
-    stream when handed a session hash, and its cancel names a run by its event id: Mallory, who learned Olivia's
-    session hash or event id (a proxy log), gets none of her results and can end none of her runs."""
+    stream when handed a session hash, and its cancel names a run by its event id; of a repeated parameter Gradio
+    reads the last: Mallory, who learned Olivia's session hash or event id (a proxy log), gets none of her results
+    and can end none of her runs."""
     api = hosted_url.rstrip("/") + "/gradio_api"
     session = f"olivia-{os.urandom(8).hex()}"
     with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
@@ -262,6 +263,7 @@ def test_a_run_answers_its_own_user_only(hosted_url):
             assert mallory.get(api + f"/call/list_jobs/{name}").status_code == 404
             assert mallory.get(api + f"/call/v2/list_jobs/{name}").status_code == 404
         own = f"mallory-{os.urandom(8).hex()}"
+        assert mallory.get(api + f"/queue/data?session_hash={own}&session_hash={session}").status_code == 404
         assert mallory.post(api + "/cancel", json={"session_hash": own, "fn_index": fn_index,
                                                    "event_id": called}).status_code == 404
         for name in (session, called):  # her own results still reach her
