@@ -48,7 +48,9 @@ RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$") 
 UPLOAD_ROUTE = "/gradio_api/upload"
 # Routes that name a page session (its random `session_hash`) and read or end what runs in it: its event stream,
 # its keep-alive, its media streams, a cancel. Each session belongs to the user who first ran something in it.
-SESSION_ROUTE = re.compile(r"/gradio_api/(queue/data|heartbeat/(?P<beat>[^/]+)|stream/(?P<media>[^/]+)/.+/.+)/?$")
+# An upload's progress (its `upload_id`, which names the files) is its uploader's alike.
+SESSION_ROUTE = re.compile(r"/gradio_api/((?P<progress>upload_progress)|queue/data|heartbeat/(?P<beat>[^/]+)|"
+                           r"stream/(?P<media>[^/]+)/.+/.+)/?$")
 # Routes that name a run by its `event_id` (answered to whoever started it): a call's results (GET; Gradio reads a
 # page session's stream there too when the id is a session hash), data for a streaming input and its end (POST).
 CALL_RESULT_ROUTE = re.compile(r"/gradio_api/call/.+/(?P<event>[^/]+)/?$")
@@ -396,6 +398,10 @@ class GuardMiddleware:
             return
         if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
             user = _current_user(scope)
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            if not all(self.sessions.claim(upload, user, time.time()) for upload in query.get("upload_id", [])):
+                await _not_found(send)  # another user's upload id: its progress is theirs
+                return
             if user is not None:
                 size = _content_length(scope)
                 problem = ("An upload needs a Content-Length header." if size is None
@@ -415,7 +421,8 @@ class GuardMiddleware:
             return True
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
         named = (result["event"] if result else None) or match["beat"] or match["media"]
-        sessions = [named] if named else query.get("session_hash") or [None]  # all: Gradio reads the last one
+        key = "upload_id" if match and match["progress"] else "session_hash"
+        sessions = [named] if named else query.get(key) or [None]  # all: Gradio reads the last one
         user = _current_user(scope)
         return all(self.sessions.allows(session, user) for session in sessions)
 

@@ -271,9 +271,10 @@ def test_a_run_answers_its_own_user_only(hosted_url):
             assert answer.status_code == 200 and "event: complete" in answer.text
 
 
-def test_each_route_naming_a_run_by_its_event_id_answers_its_own_user_only():
+def test_each_route_naming_a_run_or_an_upload_by_its_id_answers_its_own_user_only():
     """The guard in front of a stand-in for Gradio: a new run is its user's, and every route that names a run
-    (its results, its cancel, a streaming input's data and its end) refuses anyone else, before Gradio sees it."""
+    (its results, its cancel, a streaming input's data and its end) refuses anyone else, before Gradio sees it; an
+    upload's progress (it names the files) and its id alike."""
     from webapp.serving import GuardMiddleware
 
     reached = []
@@ -296,6 +297,8 @@ def test_each_route_naming_a_run_by_its_event_id_answers_its_own_user_only():
             joined = await http.post("/gradio_api/queue/join", json={"data": [], "session_hash": "olivia-page"},
                                      cookies={"access-token-c": "t-olivia"})
             assert joined.json() == {"event_id": "olivia-run"}
+            await http.post("/gradio_api/upload?upload_id=olivia-up", content=b"x",
+                            cookies={"access-token-c": "t-olivia"})
             for user in ("mallory", "olivia"):
                 cookies, own = {"access-token-c": f"t-{user}"}, {"data": [], "session_hash": f"{user}-page"}
                 answers[user] = [(await request).status_code for request in (
@@ -304,12 +307,14 @@ def test_each_route_naming_a_run_by_its_event_id_answers_its_own_user_only():
                     http.post("/gradio_api/cancel", json={**own, "fn_index": 0, "event_id": "olivia-run"},
                               cookies=cookies),
                     http.post("/gradio_api/stream/olivia-run", json=own, cookies=cookies),
-                    http.post("/gradio_api/stream/olivia-run/close", cookies=cookies))]
+                    http.post("/gradio_api/stream/olivia-run/close", cookies=cookies),
+                    http.get("/gradio_api/upload_progress?upload_id=olivia-up", cookies=cookies),
+                    http.post("/gradio_api/upload?upload_id=olivia-up", content=b"x", cookies=cookies))]
         return answers
 
     answers = asyncio.run(requests())
-    assert answers == {"mallory": [404] * 5, "olivia": [200] * 5}
-    assert len(reached) == 6  # Mallory's requests never reached Gradio
+    assert answers == {"mallory": [404] * 7, "olivia": [200] * 7}
+    assert len(reached) == 9  # Mallory's requests never reached Gradio
 
 
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
