@@ -353,13 +353,12 @@ class SessionOwners:
 
 
 def _current_user(scope: Scope) -> str | None:
+    """The signed-in user, read as Gradio reads it (Starlette's cookie parser: quotes and escapes removed), so no
+    request is someone to Gradio and nobody to this guard."""
+    from starlette.requests import Request
+
     app = scope.get("app")
-    cookies: dict[str, str] = {}
-    for key, value in scope.get("headers", []):
-        if key == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                name, _, token = part.strip().partition("=")
-                cookies[name] = token
+    cookies = Request(scope).cookies
     cookie_id = getattr(app, "cookie_id", "")
     token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
     return getattr(app, "tokens", {}).get(token) if token else None

@@ -170,6 +170,20 @@ def test_a_file_named_with_percent_escapes_reaches_its_owner_only(hosted_url, me
         assert mallory.get(link).status_code == 404
 
 
+def test_the_guard_reads_the_sign_in_cookie_as_gradio_does(hosted_url, metal_plate_images):
+    """Gradio reads the sign-in cookie with Starlette's parser (quotes and escapes removed). The guard read it
+    as it came, so a quoted cookie signed Mallory in while the guard saw nobody: his upload was owned by nobody
+    (anyone's to read) and counted toward no quota."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    with signed_in(hosted_url, "mallory") as mallory, signed_in(hosted_url, "olivia") as olivia:
+        name, token = next((k, v) for k, v in mallory.cookies.items() if k.startswith("access-token"))
+        with httpx.Client(timeout=30) as raw:
+            upload = raw.post(api + "/upload", headers={"cookie": f'{name}="{token}"'}, files={
+                "files": ("mine.png", metal_plate_images[1].read_bytes(), "image/png")})
+        assert upload.status_code == 200, upload.text
+        assert olivia.get(file_url(hosted_url, upload.json()[0])).status_code == 404
+
+
 def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
     """Uploads no job reads stay in the upload folder for FEWSHOT_UPLOAD_CACHE_HOURS: each user has a quota."""
     monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "5")
