@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.limits import max_classes
 
 MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.csv and model.zip
 MODEL_FILE = "model.json"
@@ -30,9 +31,9 @@ def task_of(meta: dict[str, Any]) -> str:
 
 def _field_problem(meta: dict[str, Any]) -> str | None:
     """What is wrong with the type of a field that is read outside the model's own job, or None."""
-    classes = meta["classes"]
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
-        return "classes must be a list of class names"
+    classes, most = meta["classes"], max_classes()
+    if not isinstance(classes, list) or not 0 < len(classes) <= most or not all(isinstance(c, str) for c in classes):
+        return f"classes must be a list of 1 to {most:,} class names (FEWSHOT_MAX_CLASSES)"
     if not isinstance(meta["base_preset"], str):
         return "base_preset must be a preset name"
     created = meta.get("created_at", 0)

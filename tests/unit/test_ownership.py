@@ -192,11 +192,13 @@ def test_an_uploaded_meta_cannot_claim_an_owner_or_sharing(users, tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("created_at", "yesterday"), ("created_at", float("nan")),
-                                          ("classes", [["ok"], 3]), ("classes", "ok"), ("base_preset", ["x"])])
+                                          ("classes", [["ok"], 3]), ("classes", "ok"), ("classes", ["c"] * 1001),
+                                          ("base_preset", ["x"])])
 def test_an_uploaded_model_with_a_mistyped_field_is_refused_and_every_listing_still_works(users, tmp_path, field,
                                                                                            value):
     """Every user's model list reads each owner's model files (sorted by time, classes joined in a label): one
-    mistyped field in an uploaded model.json broke it for everyone, the uploader's private models included."""
+    mistyped field in an uploaded model.json broke it for everyone, the uploader's private models included (and
+    a shared model's label lists all its classes, so their number is bounded as a training set's is)."""
     import shutil
 
     alice, bob = users
