@@ -213,6 +213,20 @@ def test_an_uploaded_model_with_a_mistyped_field_is_refused_and_every_listing_st
     finetune_models.delete("fine", owner=alice)
 
 
+def test_an_uploaded_model_file_with_a_huge_meta_is_refused(users, tmp_path, monkeypatch):
+    """A 117 kB zip held a 120 MB model.json: stored (even private), it made every user's model list parse it, 2.5 s
+    of the web process each time."""
+    import shutil
+
+    alice, _ = users
+    monkeypatch.setattr(finetune_models, "MAX_UPLOADED_META_BYTES", 2**20, raising=False)
+    padded = fake_model(tmp_path / "model", metrics={"padding": "x" * 2**20})
+    with pytest.raises(UserInputError, match=r"model\.json takes 1 MB; a model file's model\.json is at most 1 MB"):
+        finetune_models.import_zip("padded", Path(shutil.make_archive(str(tmp_path / "padded"), "zip", padded)),
+                                   owner=alice)
+    assert "padded" not in [m["name"] for m in finetune_models.list_models(owner=alice)]
+
+
 @pytest.mark.parametrize("name", ["pcb défauts", "../x", " ", "-first"])
 def test_a_refused_name_says_which_characters_are_accepted(name):
     folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")
