@@ -21,12 +21,15 @@ from typing import Any
 
 from engine.archives import extract_zip
 from engine.errors import UserInputError
-from engine.models.saved import TASKS, WEIGHTS_FILE, read_meta, task_of
+from engine.models.saved import MODEL_FILE, TASKS, WEIGHTS_FILE, read_meta, task_of
 from tasks.named_folders import NamedFolders
 from tasks.quota import check_room
 from tasks.store import tree_bytes
 
 MODELS = NamedFolders("models", "model.json", "model", "models")
+# Every user's model list parses each model.json of every user (to see which are shared): an uploaded one is
+# bounded, far above what training writes (its largest part, a 1,000-class confusion matrix, is a few MB).
+MAX_UPLOADED_META_BYTES = 16 * 2**20
 PRESET_TOOLS = {"classify": "finetune", "detect": "finetune-detect"}  # the presets each kind of model builds on
 
 
@@ -58,6 +61,10 @@ def import_zip(name: str, archive: Path, *, owner: str | None = None) -> dict[st
 
     with tempfile.TemporaryDirectory(dir=root().parent if root().parent.is_dir() else None) as work:
         extracted = extract_zip(archive, Path(work) / "model", display_name=archive.name, max_bytes=512 * 2**20)
+        meta_bytes = (extracted / MODEL_FILE).stat().st_size if (extracted / MODEL_FILE).is_file() else 0
+        if meta_bytes > MAX_UPLOADED_META_BYTES:
+            raise UserInputError(f"{archive.name}: its {MODEL_FILE} takes {meta_bytes / 2**20:.0f} MB; a model file's "
+                                 f"{MODEL_FILE} is at most {MAX_UPLOADED_META_BYTES // 2**20} MB.")
         try:
             meta = read_meta(extracted)
         except UserInputError as exc:

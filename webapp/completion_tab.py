@@ -23,6 +23,7 @@ from engine.filetypes import (
     IMAGES_OR_ZIP,
     VIDEO_SUFFIXES,
 )
+from engine.media import load_image
 from tasks import client, finetune_models
 from tasks.client import Job, JobNotFound, Status
 from tasks.registry import contract
@@ -394,16 +395,14 @@ def drawing_background(name: str | None, files: list[str] | None, video: str | N
     """The chosen image (or the video's first frame) to draw on, with the boxes already drawn on it."""
     if not name:
         return None
-    if video and name.startswith("frame_000000"):
-        try:
-            picture = first_frame(video)
-        except ValueError as exc:  # UserInputError: not a readable video
-            raise gr.Error(str(exc)) from None
-    else:
-        path = next((f for f in files or [] if Path(f).name == name), None)
-        if path is None:
-            return None
-        picture = Image.open(path).convert("RGB")
+    from_video = bool(video) and name.startswith("frame_000000")
+    path = None if from_video else next((f for f in files or [] if Path(f).name == name), None)
+    if path is None and not from_video:
+        return None
+    try:  # decoded as the job decodes it: accepted formats, at most FEWSHOT_MAX_IMAGE_PIXELS, upright
+        picture = first_frame(video) if from_video else load_image(path, display_name=name)
+    except ValueError as exc:  # UserInputError: not a readable image or video
+        raise gr.Error(str(exc)) from None
     return {"image": picture, "boxes": _drawn_boxes(name, drawn)}
 
 

@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
 from engine.insertion.regions import parse_box
+from engine.media import load_image
 from tasks import client
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
@@ -90,8 +91,10 @@ def show_box(editor: dict[str, Any] | None, box: str) -> tuple[Any, str]:
         return gr.Image(value=None, visible=False), ""
     if not image:
         return gr.skip(), "⚠️ Upload the picture first: the box is drawn on it."
-    with Image.open(image) as picture:
-        picture.load()
+    try:  # decoded as the job decodes it: accepted formats, at most FEWSHOT_MAX_IMAGE_PIXELS
+        picture = load_image(image)
+    except UserInputError as exc:
+        return gr.skip(), f"⚠️ {text(str(exc))}"
     try:
         region = parse_box(box, picture.size)
     except UserInputError:

@@ -48,9 +48,18 @@ RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$") 
 UPLOAD_ROUTE = "/gradio_api/upload"
 # Routes that name a page session (its random `session_hash`) and read or end what runs in it: its event stream,
 # its keep-alive, its media streams, a cancel. Each session belongs to the user who first ran something in it.
-SESSION_ROUTE = re.compile(r"/gradio_api/(queue/data|heartbeat/(?P<beat>[^/]+)|stream/(?P<media>[^/]+)/.+/.+)/?$")
+# An upload's progress (its `upload_id`, which names the files) is its uploader's alike.
+SESSION_ROUTE = re.compile(r"/gradio_api/((?P<progress>upload_progress)|queue/data|heartbeat/(?P<beat>[^/]+)|"
+                           r"stream/(?P<media>[^/]+)/.+/.+)/?$")
+# Routes that name a run by its `event_id` (answered to whoever started it): a call's results (GET; Gradio reads a
+# page session's stream there too when the id is a session hash), data for a streaming input and its end (POST).
+CALL_RESULT_ROUTE = re.compile(r"/gradio_api/call/.+/(?P<event>[^/]+)/?$")
+EVENT_ROUTE = re.compile(r"/gradio_api/stream/(?P<event>[^/]+)(/close)?/?$")
+NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered with the new run's `event_id`
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
 DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
+
+ADDRESS_KEY = "address:"  # sign-in throttling counts failures per user name and per address ("address:<ip>")
 
 _lock = threading.Lock()
 _owners: dict[str, set[str | None]] = {}  # resolved path of a handed-out copy -> users it was handed to
@@ -103,9 +112,10 @@ class UploadQuota:
                 "or try again later.")
 
 
-def _register(path: Path, owner: str | None, job_id: str | None) -> None:
+def _register(path: Path, owner: str | None, job_id: str | None, counted: bool = True) -> None:
     """Record who may read `path`: a job's copies in the job's record (deleted with it and at start), anything
-    else (uploads, samples) in the ledger, which outlives a restart."""
+    else (uploads, samples, answers' files) in the ledger, which outlives a restart; with its size unless it is
+    not `counted` toward the owner's upload quota."""
     with _lock:
         _owners.setdefault(str(path), set()).add(owner)
         records = _records()
@@ -113,7 +123,7 @@ def _register(path: Path, owner: str | None, job_id: str | None) -> None:
             with open(records / f"{job_id}.txt", "a") as handle:
                 handle.write(f"{path}\n")
         else:
-            size = path.stat().st_size if path.is_file() else 0
+            size = path.stat().st_size if counted and path.is_file() else 0
             entry = {"path": str(path), "owner": owner, "time": time.time(), "bytes": size}
             with open(records / LEDGER, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -290,7 +300,9 @@ class SignInThrottle:
         self._lock = threading.Lock()
 
     def wait_s(self, keys: Iterable[str], now: float) -> float:
-        """Seconds this attempt must wait; attempts arriving together queue up one after another."""
+        """Seconds this attempt must wait. Attempts from one address arriving together queue up one after another;
+        a user name's attempts do not: they wait at most `max_delay_s`, so nobody holds off someone else's sign-in
+        for longer by sending many wrong passwords for their name at once."""
         wait = 0.0
         with self._lock:
             for key in keys:
@@ -299,6 +311,9 @@ class SignInThrottle:
                 if len(recent) < self.after:
                     continue
                 delay = min(self.first_delay_s * 2 ** (len(recent) - self.after), self.max_delay_s)
+                if not key.startswith(ADDRESS_KEY):
+                    wait = max(wait, delay)
+                    continue
                 start = max(now, self._next_slot.get(key, now))
                 self._next_slot[key] = start + delay
                 wait = max(wait, start + delay - now)
@@ -315,8 +330,9 @@ class SignInThrottle:
 
 
 class SessionOwners:
-    """The user each page session (`session_hash`) belongs to: who first ran something in it. Another user who
-    learns the hash (a log, a proxy) can then neither read its event stream nor cancel its runs."""
+    """The user each page session (`session_hash`) belongs to: who first ran something in it; and each run
+    (`event_id`): who started it. Another user who learns a hash or an id (a log, a proxy) can then neither read
+    its event stream or results nor cancel its runs."""
 
     def __init__(self, keep_s: float = 7 * 86400, most: int = 100_000) -> None:
         self.keep_s, self.most = keep_s, most
@@ -343,13 +359,12 @@ class SessionOwners:
 
 
 def _current_user(scope: Scope) -> str | None:
+    """The signed-in user, read as Gradio reads it (Starlette's cookie parser: quotes and escapes removed), so no
+    request is someone to Gradio and nobody to this guard."""
+    from starlette.requests import Request
+
     app = scope.get("app")
-    cookies: dict[str, str] = {}
-    for key, value in scope.get("headers", []):
-        if key == b"cookie":
-            for part in value.decode("latin-1").split(";"):
-                name, _, token = part.strip().partition("=")
-                cookies[name] = token
+    cookies = Request(scope).cookies
     cookie_id = getattr(app, "cookie_id", "")
     token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
     return getattr(app, "tokens", {}).get(token) if token else None
@@ -369,23 +384,29 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = urllib.parse.unquote(scope.get("path", ""))
+        path = scope.get("path", "")  # decoded once by the server, as Gradio's routes read it
         post = scope.get("method") == "POST"
         if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
         if post and (RUN_ROUTE.search(path) or CANCEL_ROUTE.search(path)):
-            await self._run(scope, receive, send)
+            await self._run(scope, receive, send, path)
             return
-        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path):
+        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path, post):
             await _not_found(send)
             return
+        if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):
+            send = _owning_streamed_files(send, _current_user(scope))
         marker = FILE_ROUTE.search(path)
         if marker and not may_read(path[marker.end():], _current_user(scope)):
             await _not_found(send)
             return
         if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
             user = _current_user(scope)
+            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            if not all(self.sessions.claim(upload, user, time.time()) for upload in query.get("upload_id", [])):
+                await _not_found(send)  # another user's upload id: its progress is theirs
+                return
             if user is not None:
                 size = _content_length(scope)
                 problem = ("An upload needs a Content-Length header." if size is None
@@ -397,18 +418,22 @@ class GuardMiddleware:
             send = _owning_uploads(send, user)
         await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
 
-    def _session_allowed(self, scope: Scope, path: str) -> bool:
-        """A route that names a page session answers only that session's user."""
+    def _session_allowed(self, scope: Scope, path: str, post: bool) -> bool:
+        """A route that names a page session or a run answers only that session's or run's user."""
         match = SESSION_ROUTE.search(path)
-        if match is None:
+        result = None if post else CALL_RESULT_ROUTE.search(path)
+        if match is None and result is None:
             return True
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        session = match["beat"] or match["media"] or query.get("session_hash", [None])[0]
-        return self.sessions.allows(session, _current_user(scope))
+        named = (result["event"] if result else None) or match["beat"] or match["media"]
+        key = "upload_id" if match and match["progress"] else "session_hash"
+        sessions = [named] if named else query.get(key) or [None]  # all: Gradio reads the last one
+        user = _current_user(scope)
+        return all(self.sessions.allows(session, user) for session in sessions)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run
-        or cancel in another user's page session too."""
+        or cancel in another user's page session, or naming another user's run, too. A new run is its user's."""
         body = await _read_body(receive)
         try:
             request = json.loads(body or b"null")
@@ -425,17 +450,33 @@ class GuardMiddleware:
             log.warning("refused a run or cancel in another user's page session, from user %r", user)
             await _not_found(send)
             return
+        event = EVENT_ROUTE.search(path)
+        events = [event["event"]] if event else []
+        if isinstance(request, dict) and isinstance(request.get("event_id"), str):
+            events.append(request["event_id"])
+        if not all(self.sessions.allows(e, user) for e in events):
+            log.warning("refused a request naming another user's run, from user %r", user)
+            await _not_found(send)
+            return
+        if NEW_EVENT_ROUTE.search(path):
+            send = _on_answer(send, lambda answer: self._claim_event(answer, user))
+        else:  # a direct run's answer: its outputs
+            send = _on_answer(send, lambda answer: _own_answer_files(answer, user))
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, _with_safe_headers(send, is_file=False))
 
+    def _claim_event(self, answer: Any, user: str | None) -> None:
+        if isinstance(answer, dict) and isinstance(answer.get("event_id"), str):
+            self.sessions.claim(answer["event_id"], user, time.time())
+
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
         user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
         address = (scope.get("client") or ("unknown",))[0]
-        keys = [f"user:{user}", f"address:{address}"]
+        keys = [f"user:{user}", f"{ADDRESS_KEY}{address}"]
         wait = self.throttle.wait_s(keys, time.monotonic())
         if wait > 0:
             log.warning("sign-in throttled: user %r from %s waits %.1f s after repeated failures", user, address, wait)
@@ -468,6 +509,43 @@ async def _read_body(receive: Receive) -> bytes:
 
 def _owning_uploads(send: Send, user: str | None) -> Send:
     """Record the files of an upload (Gradio answers with their paths) as `user`'s, before the answer leaves."""
+
+    def register(answer: Any) -> None:
+        for path in answer if isinstance(answer, list) else []:
+            if isinstance(path, str):
+                _register(Path(path).resolve(), user, None)
+
+    return _on_answer(send, register)
+
+
+def _own_answer_files(answer: Any, user: str | None) -> None:
+    """Files in the upload folder that an answer names and nobody owns yet (an image a handler returned, which
+    Gradio saved there) become the answer's user's: their links reach nobody else."""
+    root = upload_folder()
+    for named in named_files(answer):
+        path = Path(named).resolve()
+        with _lock:
+            owned = str(path) in _owners
+        if not owned and path.is_relative_to(root) and path.parent.name != RECORDS and path.is_file():
+            _register(path, user, None, counted=False)
+
+
+def _owning_streamed_files(send: Send, user: str | None) -> Send:
+    """`_own_answer_files` for each message of an event stream (`data: <JSON>` lines), before it leaves."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            for line in message.get("body", b"").splitlines():
+                if line.startswith(b"data:"):
+                    with contextlib.suppress(ValueError, RecursionError):
+                        _own_answer_files(json.loads(line[5:]), user)
+        await send(message)
+
+    return wrapped
+
+
+def _on_answer(send: Send, read: Callable[[Any], None]) -> Send:
+    """Hand a JSON answer to `read` once it is whole, before it leaves (so nothing can use it before)."""
     chunks: list[bytes] = []
 
     async def wrapped(message: Message) -> None:
@@ -478,10 +556,7 @@ def _owning_uploads(send: Send, user: str | None) -> Send:
         if message.get("more_body", False):
             return
         with contextlib.suppress(ValueError):
-            answer = json.loads(b"".join(chunks) or b"null")
-            for path in answer if isinstance(answer, list) else []:
-                if isinstance(path, str):
-                    _register(Path(path).resolve(), user, None)
+            read(json.loads(b"".join(chunks) or b"null"))
         await send({**message, "body": b"".join(chunks)})
 
     return wrapped

@@ -7,14 +7,13 @@ reads model.json when a model file is uploaded.
 
 from __future__ import annotations
 
-import csv
 import json
-import shutil
-from collections.abc import Callable
+import math
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.limits import max_classes
 
 MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.csv and model.zip
 MODEL_FILE = "model.json"
@@ -30,6 +29,19 @@ def task_of(meta: dict[str, Any]) -> str:
     return meta.get("task", "classify")
 
 
+def _field_problem(meta: dict[str, Any]) -> str | None:
+    """What is wrong with the type of a field that is read outside the model's own job, or None."""
+    classes, most = meta["classes"], max_classes()
+    if not isinstance(classes, list) or not 0 < len(classes) <= most or not all(isinstance(c, str) for c in classes):
+        return f"classes must be a list of 1 to {most:,} class names (FEWSHOT_MAX_CLASSES)"
+    if not isinstance(meta["base_preset"], str):
+        return "base_preset must be a preset name"
+    created = meta.get("created_at", 0)
+    if isinstance(created, bool) or not isinstance(created, int | float) or not math.isfinite(created):
+        return "created_at must be a time in seconds"
+    return None
+
+
 def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
     """model.json of a saved model, checked to be complete; with `task`, also that it is that kind of model."""
     try:
@@ -42,6 +54,9 @@ def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
     if missing or meta.get("format_version") != FORMAT_VERSION:
         raise UserInputError(f"{directory.name}: {MODEL_FILE} is from another version or incomplete "
                              f"(missing: {', '.join(missing) or 'format_version ' + str(FORMAT_VERSION)}).")
+    problem = _field_problem(meta)
+    if problem:  # listing every user's models reads these (sorted, joined), so a wrong type would break it for all
+        raise UserInputError(f"{directory.name}: {MODEL_FILE} is damaged ({problem}).")
     if task is not None and task_of(meta) != task:
         raise UserInputError(f"'{meta.get('name', directory.name)}' is a {TASKS[task_of(meta)]}, not a "
                              f"{TASKS[task]}: pick a {TASKS[task]}.")

@@ -3,12 +3,15 @@ uploaded runs in the app's origin, user text is inert, password guessing is slow
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -124,6 +127,63 @@ def test_another_users_file_is_neither_served_nor_an_input(hosted_url, olivia_jo
         assert mallory.get(hosted_url + "monitoring/summary").status_code == 403  # nobody's traffic either
 
 
+def test_a_picture_gradio_saved_for_a_page_reaches_its_user_only(hosted_url, metal_plate_images):
+    """A handler that returns a picture (the completion tab's drawing canvas: Olivia's upload, decoded) has Gradio
+    save it in the upload folder; its link, seen by Mallory (a proxy log), used to give him the picture."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    session = f"olivia-{os.urandom(8).hex()}"
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(api + "/upload", files={"files": ("canvas.png", metal_plate_images[2].read_bytes(),
+                                                                "image/png")}).json()[0]
+        config = olivia.get(hosted_url + "config").json()
+        names = {c["id"]: c.get("props", {}).get("elem_id") for c in config["components"]}
+        fn_index = {tuple(names[i] for i in dep["outputs"]): i for i, dep in enumerate(config["dependencies"])}
+
+        def run(outputs: tuple[str, ...], data: list) -> list:
+            joined = olivia.post(api + "/queue/join", json={"data": data, "fn_index": fn_index[outputs],
+                                                           "session_hash": session, "trigger_id": None,
+                                                           "event_data": None})
+            assert joined.status_code == 200, joined.text
+            with olivia.stream("GET", api + "/queue/data", params={"session_hash": session}) as stream:
+                done = next(line for line in stream.iter_lines() if "process_completed" in line)
+            return json.loads(done[len("data:"):])["output"]["data"]
+
+        run(("completion-draw-on",), [[file_data(upload)], None])  # the canvas offers the upload's name
+        canvas = run(("completion-editor",), ["canvas.png", [file_data(upload)], None, []])[0]
+        picture = canvas["image"]["path"]
+        assert Path(picture).parent.parent == Path(upload).parent.parent and picture != upload  # saved by Gradio
+        assert olivia.get(file_url(hosted_url, picture)).status_code == 200
+        assert mallory.get(file_url(hosted_url, picture)).status_code == 404
+
+
+def test_a_file_named_with_percent_escapes_reaches_its_owner_only(hosted_url, metal_plate_images):
+    """The server decodes a link's escapes once, so `%2541` names a file called `%41`: the guard judges that very
+    file (decoding again, it judged a file named `A` nobody owns and let the link through)."""
+    from urllib.parse import quote
+
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        upload = olivia.post(hosted_url.rstrip("/") + "/gradio_api/upload", files={
+            "files": ("50%41off.png", metal_plate_images[3].read_bytes(), "image/png")}).json()[0]
+        assert Path(upload).name == "50%41off.png"
+        link = file_url(hosted_url, quote(upload))
+        assert olivia.get(link).status_code == 200
+        assert mallory.get(link).status_code == 404
+
+
+def test_the_guard_reads_the_sign_in_cookie_as_gradio_does(hosted_url, metal_plate_images):
+    """Gradio reads the sign-in cookie with Starlette's parser (quotes and escapes removed). The guard read it
+    as it came, so a quoted cookie signed Mallory in while the guard saw nobody: his upload was owned by nobody
+    (anyone's to read) and counted toward no quota."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    with signed_in(hosted_url, "mallory") as mallory, signed_in(hosted_url, "olivia") as olivia:
+        name, token = next((k, v) for k, v in mallory.cookies.items() if k.startswith("access-token"))
+        with httpx.Client(timeout=30) as raw:
+            upload = raw.post(api + "/upload", headers={"cookie": f'{name}="{token}"'}, files={
+                "files": ("mine.png", metal_plate_images[1].read_bytes(), "image/png")})
+        assert upload.status_code == 200, upload.text
+        assert olivia.get(file_url(hosted_url, upload.json()[0])).status_code == 404
+
+
 def test_what_one_user_uploads_is_bounded(hosted_url, monkeypatch):
     """Uploads no job reads stay in the upload folder for FEWSHOT_UPLOAD_CACHE_HOURS: each user has a quota."""
     monkeypatch.setenv("FEWSHOT_MAX_USER_UPLOAD_MB", "5")
@@ -197,6 +257,78 @@ def test_a_page_session_answers_its_own_user_only(hosted_url, metal_plate_images
                 if "process_completed" in line:
                     break
         assert "Succeeded" in lines[-1]  # her own page still gets its result
+
+
+def test_a_run_answers_its_own_user_only(hosted_url):
+    """Gradio's route for a call's results (`GET /gradio_api/call/<api>/<event id>`) also reads a page session's
+    stream when handed a session hash, and its cancel names a run by its event id; of a repeated parameter Gradio
+    reads the last: Mallory, who learned Olivia's session hash or event id (a proxy log), gets none of her results
+    and can end none of her runs."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    session = f"olivia-{os.urandom(8).hex()}"
+    with signed_in(hosted_url, "olivia") as olivia, signed_in(hosted_url, "mallory") as mallory:
+        fn_index = next(i for i, dep in enumerate(olivia.get(hosted_url + "config").json()["dependencies"])
+                        if dep.get("api_name") == "list_jobs")
+        joined = olivia.post(api + "/queue/join", json={"data": [], "fn_index": fn_index, "session_hash": session,
+                                                       "trigger_id": None, "event_data": None})
+        page_event = joined.json()["event_id"]
+        called = call(olivia, hosted_url, "list_jobs", []).json()["event_id"]
+        for name in (session, page_event, called):
+            assert mallory.get(api + f"/call/list_jobs/{name}").status_code == 404
+            assert mallory.get(api + f"/call/v2/list_jobs/{name}").status_code == 404
+        own = f"mallory-{os.urandom(8).hex()}"
+        assert mallory.get(api + f"/queue/data?session_hash={own}&session_hash={session}").status_code == 404
+        assert mallory.post(api + "/cancel", json={"session_hash": own, "fn_index": fn_index,
+                                                   "event_id": called}).status_code == 404
+        for name in (session, called):  # her own results still reach her
+            answer = olivia.get(api + f"/call/list_jobs/{name}")
+            assert answer.status_code == 200 and "event: complete" in answer.text
+
+
+def test_each_route_naming_a_run_or_an_upload_by_its_id_answers_its_own_user_only():
+    """The guard in front of a stand-in for Gradio: a new run is its user's, and every route that names a run
+    (its results, its cancel, a streaming input's data and its end) refuses anyone else, before Gradio sees it; an
+    upload's progress (it names the files) and its id alike."""
+    from webapp.serving import GuardMiddleware
+
+    reached = []
+
+    async def gradio(scope, receive, send) -> None:
+        reached.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": json.dumps({"event_id": "olivia-run"}).encode()})
+
+    guard = GuardMiddleware(gradio)
+    signed_in_app = SimpleNamespace(cookie_id="c", tokens={"t-olivia": "olivia", "t-mallory": "mallory"})
+
+    async def app(scope, receive, send) -> None:
+        scope["app"] = signed_in_app
+        await guard(scope, receive, send)
+
+    async def requests() -> dict[str, list[int]]:
+        answers: dict[str, list[int]] = {}
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://app") as http:
+            joined = await http.post("/gradio_api/queue/join", json={"data": [], "session_hash": "olivia-page"},
+                                     cookies={"access-token-c": "t-olivia"})
+            assert joined.json() == {"event_id": "olivia-run"}
+            await http.post("/gradio_api/upload?upload_id=olivia-up", content=b"x",
+                            cookies={"access-token-c": "t-olivia"})
+            for user in ("mallory", "olivia"):
+                cookies, own = {"access-token-c": f"t-{user}"}, {"data": [], "session_hash": f"{user}-page"}
+                answers[user] = [(await request).status_code for request in (
+                    http.get("/gradio_api/call/list_jobs/olivia-run", cookies=cookies),
+                    http.get("/gradio_api/call/list_jobs/olivia-page", cookies=cookies),
+                    http.post("/gradio_api/cancel", json={**own, "fn_index": 0, "event_id": "olivia-run"},
+                              cookies=cookies),
+                    http.post("/gradio_api/stream/olivia-run", json=own, cookies=cookies),
+                    http.post("/gradio_api/stream/olivia-run/close", cookies=cookies),
+                    http.get("/gradio_api/upload_progress?upload_id=olivia-up", cookies=cookies),
+                    http.post("/gradio_api/upload?upload_id=olivia-up", content=b"x", cookies=cookies))]
+        return answers
+
+    answers = asyncio.run(requests())
+    assert answers == {"mallory": [404] * 7, "olivia": [200] * 7}
+    assert len(reached) == 9  # Mallory's requests never reached Gradio
 
 
 def test_an_unknown_job_names_no_server_path(hosted_url, olivia_job, sandbox):
@@ -335,6 +467,20 @@ def test_password_guessing_is_slowed_and_the_right_password_still_works(hosted_u
         assert time.monotonic() - start < 10
         assert session.post(hosted_url + "login", data={"username": "olivia",
                                                         "password": ACCOUNTS["olivia"]}).status_code == 200
+
+
+def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
+    """Attempts sent together queue up per address, not per user name: a flood of wrong passwords for Olivia's name
+    (sent together, from one address) used to push her own sign-in, from her address, hours back."""
+    from webapp.serving import SignInThrottle
+
+    throttle = SignInThrottle()
+    flood = ["user:olivia", "address:10.0.0.66"]
+    for _ in range(5):
+        throttle.record(flood, succeeded=False, now=0.0)
+    waits = [throttle.wait_s(flood, now=1.0) for _ in range(1000)]
+    assert waits[-1] > 400  # the flood itself queues up, one attempt after another
+    assert throttle.wait_s(["user:olivia", "address:10.0.0.7"], now=2.0) <= throttle.max_delay_s
 
 
 def test_uploads_and_copies_age_out(hosted_url):

@@ -191,6 +191,42 @@ def test_an_uploaded_meta_cannot_claim_an_owner_or_sharing(users, tmp_path):
     finetune_models.delete("claims", owner=bob)
 
 
+@pytest.mark.parametrize("field, value", [("created_at", "yesterday"), ("created_at", float("nan")),
+                                          ("classes", [["ok"], 3]), ("classes", "ok"), ("classes", ["c"] * 1001),
+                                          ("base_preset", ["x"])])
+def test_an_uploaded_model_with_a_mistyped_field_is_refused_and_every_listing_still_works(users, tmp_path, field,
+                                                                                           value):
+    """Every user's model list reads each owner's model files (sorted by time, classes joined in a label): one
+    mistyped field in an uploaded model.json broke it for everyone, the uploader's private models included (and
+    a shared model's label lists all its classes, so their number is bounded as a training set's is)."""
+    import shutil
+
+    alice, bob = users
+    lying = fake_model(tmp_path / "model", **{field: value})
+    archive = shutil.make_archive(str(tmp_path / "lying"), "zip", lying)
+    with pytest.raises(UserInputError, match=f"model.json is damaged \\({field}"):
+        finetune_models.import_zip("lying", Path(archive), owner=alice)
+    finetune_models.save("fine", fake_model(tmp_path / "fine", created_at=1.0), owner=alice)
+    finetune_models.set_shared("fine", True, owner=alice)
+    assert [m["name"] for m in finetune_models.list_models(owner=alice) if m["owner"] == alice] == ["fine"]
+    assert f"{alice}/fine" in [m["ref"] for m in finetune_models.list_models(owner=bob)]
+    finetune_models.delete("fine", owner=alice)
+
+
+def test_an_uploaded_model_file_with_a_huge_meta_is_refused(users, tmp_path, monkeypatch):
+    """A 117 kB zip held a 120 MB model.json: stored (even private), it made every user's model list parse it, 2.5 s
+    of the web process each time."""
+    import shutil
+
+    alice, _ = users
+    monkeypatch.setattr(finetune_models, "MAX_UPLOADED_META_BYTES", 2**20, raising=False)
+    padded = fake_model(tmp_path / "model", metrics={"padding": "x" * 2**20})
+    with pytest.raises(UserInputError, match=r"model\.json takes 1 MB; a model file's model\.json is at most 1 MB"):
+        finetune_models.import_zip("padded", Path(shutil.make_archive(str(tmp_path / "padded"), "zip", padded)),
+                                   owner=alice)
+    assert "padded" not in [m["name"] for m in finetune_models.list_models(owner=alice)]
+
+
 @pytest.mark.parametrize("name", ["pcb défauts", "../x", " ", "-first"])
 def test_a_refused_name_says_which_characters_are_accepted(name):
     folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")

@@ -1,0 +1,51 @@
+"""Pictures the web process decodes itself (the completion tab's drawing canvas, the insertion tab's box preview)
+are decoded as jobs decode them: a file that is no image, or one past FEWSHOT_MAX_IMAGE_PIXELS, gets a message
+naming the file and the limit (no server path), and is never decoded."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from PIL import Image
+
+from tests.hostile_corpus import png_header_only
+from webapp.completion_tab import drawing_background
+from webapp.insertion_tab import show_box
+
+
+@pytest.fixture
+def pictures(tmp_path, monkeypatch) -> dict[str, str]:
+    monkeypatch.setenv("FEWSHOT_MAX_IMAGE_PIXELS", "10000")
+    folder = tmp_path / "uploads-secret"
+    folder.mkdir()
+    files = {"text.png": b"not an image at all", "header.png": png_header_only(60_000, 60_000)}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    Image.new("RGB", (200, 100), "grey").save(folder / "big.png")  # 20,000 pixels: past the limit set above
+    Image.new("RGB", (50, 40), "grey").save(folder / "small.png")
+    return {path.name: str(path) for path in folder.iterdir()}
+
+
+@pytest.mark.parametrize("name, says", [("text.png", "not an image"), ("header.png", "FEWSHOT_MAX_IMAGE_PIXELS"),
+                                        ("big.png", "FEWSHOT_MAX_IMAGE_PIXELS")])
+def test_the_drawing_canvas_refuses_what_a_job_would_refuse(pictures, name, says):
+    with pytest.raises(gr.Error) as refused:
+        drawing_background(name, list(pictures.values()), None, [])
+    assert name in refused.value.message and says in refused.value.message
+    assert "uploads-secret" not in refused.value.message
+
+
+def test_the_drawing_canvas_shows_an_accepted_image(pictures):
+    shown = drawing_background("small.png", list(pictures.values()), None, [])
+    assert shown["image"].size == (50, 40)
+
+
+@pytest.mark.parametrize("name, says", [("big.png", "FEWSHOT_MAX_IMAGE_PIXELS"), ("text.png", "not an image")])
+def test_the_box_preview_refuses_what_a_job_would_refuse(pictures, name, says):
+    _, message = show_box({"background": pictures[name], "layers": []}, "1,1,5,5")
+    assert says in message and "uploads-secret" not in message
+
+
+def test_the_box_preview_draws_on_an_accepted_image(pictures):
+    picture, message = show_box({"background": pictures["small.png"], "layers": []}, "1,1,5,5")
+    assert message == "" and picture.value is not None
