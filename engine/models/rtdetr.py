@@ -30,8 +30,8 @@ from torch import nn
 from engine.annotations.dataset import Box
 from engine.device import select_device
 from engine.errors import UserInputError, reason
-from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.loading import MODEL_CACHE, ModelFamily, register_family, resolve_model_dir
+from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
 from engine.presets import Preset, get_preset
 
 PROCESSOR_FILE = "preprocessor_config.json"
