@@ -32,7 +32,7 @@ from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.registry import LANES, TOOLS
 from tasks.runner import stop_before_running
-from tasks.store import get_store
+from tasks.store import finish_job, get_store
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +176,11 @@ def requeue_unfinished(lanes: tuple[str, ...] | list[str] = LANES, lost_worker: 
     requeued = []
     for job in store.active():
         tool = TOOLS.get(job.tool)
-        if job.status.final or tool is None or tool.lane not in lanes or job.id in pending:
+        if tool is None and not job.status.final:  # a kind of job this version no longer has (renamed)
+            finish_job(store, job.id, Status.FAILED, "Failed", f"This version runs no {job.tool!r} jobs; submit it "
+                       "again from its tab.")
+            continue
+        if job.status.final or tool.lane not in lanes or job.id in pending:
             continue
         if lost_worker is not None and job.status is Status.RUNNING and job.worker != lost_worker:
             continue  # running on another worker, alive

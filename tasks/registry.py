@@ -33,7 +33,7 @@ TOOLS: dict[str, Tool] = {
     "anomaly_video": _tool("anomaly_video", QUICK, "engine.anomaly.inspect_video"),
     "completion": _tool("completion", QUICK, "engine.completion.complete", custom_task=True),  # saved detectors
     "finetune_predict": _tool("finetune_predict", QUICK, "engine.finetune.predict", custom_task=True),
-    "insertion_anchor": _tool("insertion_anchor", QUICK, "engine.insertion.anchor"),  # the frame to draw on
+    "video_frame": _tool("video_frame", QUICK, "engine.video_frame"),  # a frame to draw on (insertion, completion)
     "anomaly_evaluate": _tool("anomaly_evaluate", LONG, "engine.anomaly.evaluate"),
     "completion_evaluate": _tool("completion_evaluate", LONG, "engine.completion.evaluate", custom_task=True),
     "insertion": _tool("insertion", LONG, "engine.insertion.insert"),  # diffusion: minutes per image on a CPU

@@ -41,6 +41,7 @@ from webapp.views import (
     status_markdown,
     submit,
     text,
+    video_frame,
 )
 
 PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
@@ -391,17 +392,19 @@ def drawing_choices(files: list[str] | None, video: str | None) -> Any:
 
 
 def drawing_background(name: str | None, files: list[str] | None, video: str | None,
-                       drawn: list[dict[str, Any]]) -> Any:
-    """The chosen image (or the video's first frame) to draw on, with the boxes already drawn on it."""
+                       drawn: list[dict[str, Any]], request: gr.Request = None) -> Any:
+    """The chosen image (or the video's first frame, decoded by a worker) to draw on, with the boxes already
+    drawn on it."""
     if not name:
         return None
-    from_video = bool(video) and name.startswith("frame_000000")
-    path = None if from_video else next((f for f in files or [] if Path(f).name == name), None)
-    if path is None and not from_video:
+    if video and name.startswith("frame_000000"):
+        return {"image": video_frame(video, 0, request), "boxes": _drawn_boxes(name, drawn)}
+    path = next((f for f in files or [] if Path(f).name == name), None)
+    if path is None:
         return None
     try:  # decoded as the job decodes it: accepted formats, at most FEWSHOT_MAX_IMAGE_PIXELS, upright
-        picture = first_frame(video) if from_video else load_image(path, display_name=name)
-    except ValueError as exc:  # UserInputError: not a readable image or video
+        picture = load_image(path, display_name=name)
+    except ValueError as exc:  # UserInputError: not a readable image
         raise gr.Error(str(exc)) from None
     return {"image": picture, "boxes": _drawn_boxes(name, drawn)}
 
@@ -409,13 +412,6 @@ def drawing_background(name: str | None, files: list[str] | None, video: str | N
 def _drawn_boxes(name: str, drawn: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**_xyxy(d["box"], 1.0), "label": d["category"], "color": RGB["accepted"]} for d in drawn
             if d["image"] == name]
-
-
-def first_frame(path: str):
-    """A video's first frame (PIL), to draw boxes on before the job samples the others."""
-    from engine.video import iter_frames
-
-    return next(iter(iter_frames(Path(path), stride=1))).image
 
 
 def add_drawn_box(value: dict[str, Any] | None, image_name: str | None, category: str,

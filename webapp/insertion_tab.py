@@ -12,13 +12,12 @@ from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
 from engine.insertion.regions import parse_box
 from engine.media import load_image
-from tasks import client
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file, job_inputs
-from webapp.views import cancel_started_job, follow, status_markdown, submit, text
+from webapp.views import cancel_started_job, follow, status_markdown, submit, text, video_frame
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -27,7 +26,6 @@ REGION_MODE_LABELS = {"same": "Same region on every frame", "interpolate": "Boxe
                       "masks": "One uploaded mask per frame"}
 PROMPT_HINT = {"insert": "the object to add, e.g. 'a red vintage car, photo'",
                "replace": "the new object that takes the old one's place"}
-ANCHOR_WAIT_S = 120  # a quick job: waits only behind other quick jobs
 BOX_COLOUR = (0, 190, 255)  # cyan: apart from the magenta brush and most photos
 REGION_MODE_FIELDS = {"same": ("editor", "box"), "interpolate": ("box", "keyframes"), "masks": ("masks",)}
 VIDEO_BOX_LABELS = {"same": "Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
@@ -216,14 +214,10 @@ def submitted_video(job: Job) -> list[Any]:
 
 
 def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:
-    """The anchor frame as the drawing canvas of the video section, decoded by a quick job in a worker."""
+    """The anchor frame as the drawing canvas of the video section."""
     if not video:
         return None
-    job = client.wait(submit("insertion_anchor", {"anchor_frame": anchor}, {"video": [video]}, request).id,
-                      timeout=ANCHOR_WAIT_S)
-    if job.status is not Status.SUCCEEDED:
-        raise gr.Error(job.error or f"The anchor frame was not decoded within {ANCHOR_WAIT_S} s; try again.")
-    served = job_file(job, "anchor.png")
+    served = video_frame(video, anchor, request)
     return {"background": served, "layers": [], "composite": served}
 
 

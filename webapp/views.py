@@ -42,6 +42,7 @@ _ICONS = {
 }
 
 
+FRAME_WAIT_S = 120  # a quick job: waits only behind other quick jobs
 JOB_KINDS = {  # what each tool's job is called where the page says what runs ahead of a queued job
     "anomaly": ("inspection", "inspections"),
     "anomaly_video": ("video inspection", "video inspections"),
@@ -49,7 +50,7 @@ JOB_KINDS = {  # what each tool's job is called where the page says what runs ah
     "completion": ("annotation completion", "annotation completions"),
     "completion_evaluate": ("completion evaluation", "completion evaluations"),
     "insertion": ("insertion", "insertions"),
-    "insertion_anchor": ("video frame preparation", "video frame preparations"),
+    "video_frame": ("video frame preparation", "video frame preparations"),
     "finetune_classify": ("classifier training", "classifier trainings"),
     "finetune_detect": ("detector training", "detector trainings"),
     "finetune_kshot": ("K-shot evaluation", "K-shot evaluations"),
@@ -138,6 +139,17 @@ def submit(tool: str, params: dict[str, Any], files: client.Files, request: gr.R
         return client.submit(tool, params, files, owner=owner_of(request))
     except (client.QueueUnavailable, ValueError) as exc:
         raise gr.Error(str(exc)) from None
+
+
+def video_frame(video: str, index: float, request: gr.Request | None = None) -> str:
+    """A frame of an uploaded video to draw on, as a copy served to its user: decoded by a quick job in a worker
+    (the web process decodes no video: a file that crashes the decoder takes down a worker, not the app)."""
+    from webapp.serving import job_file
+
+    job = client.wait(submit("video_frame", {"frame": index}, {"video": [video]}, request).id, timeout=FRAME_WAIT_S)
+    if job.status is not Status.SUCCEEDED:
+        raise gr.Error(job.error or f"The video's frame was not decoded within {FRAME_WAIT_S} s; try again.")
+    return job_file(job, "frame.png")
 
 
 def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:

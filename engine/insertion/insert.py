@@ -21,11 +21,6 @@ from engine.presets import get_preset, presets_for
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 
-def anchor_frame_param() -> Any:
-    """The anchor frame's index, declared once for the insertion job and the anchor-frame job."""
-    return param(0, "the frame marked and generated first; the others follow its look", ge=0, label="Anchor frame")
-
-
 @dataclass(frozen=True)
 class Params(BaseParams):
     """What to generate and how; every bad value is refused by name before a job is stored."""
@@ -55,7 +50,8 @@ class Params(BaseParams):
                              label="Region on the other frames")
     keyframes: str | None = param(None, "video, region_mode interpolate: lines of 'frame: x0,y0,x1,y1'",
                                   label="Keyframe boxes, one per line: frame: x0,y0,x1,y1")
-    anchor_frame: int = anchor_frame_param()
+    anchor_frame: int = param(0, "the frame marked and generated first; the others follow its look", ge=0,
+                              label="Anchor frame")
     extended_attention: bool = param(True, "video: frames attend to the anchor's keys and values (off: each "
                                      "frame independently)")
     chunk_size: int | None = param(None, "video: frames per denoising batch (default 4 on a GPU, 1 on a CPU)",

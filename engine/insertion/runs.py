@@ -17,7 +17,6 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import UserInputError
-from engine.insertion.anchor import decode_anchor
 from engine.insertion.insert import ImageResult, Params, VideoResult
 from engine.insertion.pipeline import FrameRegion, InsertionPipeline
 from engine.insertion.regions import interpolate_boxes, mask_from_box, mask_from_image, parse_box, parse_keyframes
@@ -26,6 +25,7 @@ from engine.params import NamedFile, Result
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress
 from engine.video import VideoWriter, iter_frames, probe_video
+from engine.video_frame import decode_frame
 
 ResultT = TypeVar("ResultT", bound=Result)
 AUDIO_COPY_CODECS = ("aac", "mp3", "alac")  # kept as they are in an mp4; anything else becomes AAC
@@ -134,7 +134,7 @@ def run_video(pipeline: InsertionPipeline, video_file: NamedFile, params: Params
         raise UserInputError(f"The anchor frame must be 0 to {info.frame_count - 1}, not {anchor_index}.")
     size = (info.width, info.height)
     mask_of = frame_masks(size, params, mask_files, frame_mask_files)
-    anchor_frame = decode_anchor(path, name, anchor_index)
+    anchor_frame = decode_frame(path, name, anchor_index)
     anchor = FrameRegion(anchor_frame.index, anchor_frame.image, mask_of(anchor_frame.index))
 
     def frames() -> Iterator[FrameRegion]:

@@ -120,6 +120,30 @@ def test_bad_requests_fail_with_what_to_do(deeppcb, tmp_path, params, files, exp
     assert expected in error and "Traceback" not in error
 
 
+def test_the_drawing_canvas_shows_a_videos_first_frame_decoded_by_a_worker(tmp_path):
+    """The web process decodes no video: a file that crashes the decoder takes down a worker, not the app."""
+    import gradio as gr
+    import numpy as np
+    from PIL import Image
+
+    from engine.video import iter_frames
+    from tests.helpers import moving_square_video
+    from webapp.completion_tab import drawing_background
+
+    moving_square_video(tmp_path / "clip.mkv", frames=3, size=(96, 72), lossless=True)
+    drawn = [{"image": "frame_000000_0.00s.png", "box": [10, 20, 20, 20], "category": "block"}]
+    shown = drawing_background("frame_000000_0.00s.png", [], str(tmp_path / "clip.mkv"), drawn)
+    first = next(iter(iter_frames(tmp_path / "clip.mkv"))).image
+    assert np.array_equal(np.asarray(Image.open(shown["image"])), np.asarray(first))
+    assert [(b["xmin"], b["ymin"], b["xmax"], b["ymax"], b["label"]) for b in shown["boxes"]] == [
+        (10, 20, 30, 40, "block")]
+    assert client.list_jobs(limit=1)[0].tool == "video_frame"  # decoded by a job
+    (tmp_path / "fake.mp4").write_text("no video at all, from " + str(tmp_path))
+    with pytest.raises(gr.Error) as refused:
+        drawing_background("frame_000000_0.00s.png", [], str(tmp_path / "fake.mp4"), [])
+    assert "fake.mp4" in refused.value.message and str(tmp_path) not in refused.value.message
+
+
 def test_drawn_boxes_on_one_video_frame_complete_the_others(tmp_path):
     import numpy as np
 

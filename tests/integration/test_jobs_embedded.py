@@ -153,6 +153,17 @@ def test_jobs_left_unfinished_by_a_previous_process_are_run_after_a_restart(meta
     assert client.wait(orphan.id, timeout=60).status is Status.SUCCEEDED
 
 
+def test_a_job_of_a_kind_this_version_no_longer_has_fails_at_a_restart_instead_of_waiting_forever(tmp_path):
+    """Left queued by an older version (a renamed tool): it would count against its owner's queue limit for good."""
+    (tmp_path / "clip.mp4").write_bytes(b"")
+    gone = get_store().create("insertion_anchor", {"anchor_frame": 0}, {"video": [("clip.mp4", tmp_path / "clip.mp4")]},
+                              owner="olivia")
+    assert gone.id not in embedded.requeue_unfinished()
+    failed = client.get(gone.id)
+    assert failed.status is Status.FAILED and "runs no 'insertion_anchor' jobs" in failed.error
+    assert gone.id not in [job.id for job in get_store().active()]
+
+
 def test_unknown_job_ids_and_outputs(metal_plate_images):
     with pytest.raises(client.JobNotFound):
         client.get("0" * 32)

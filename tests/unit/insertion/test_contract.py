@@ -1,17 +1,12 @@
-"""The job contracts of insertion and of its anchor frame: parameters refused by name, the same run as the CLI."""
+"""The job contract of insertion: parameters refused by name, the same run as the CLI."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from engine.errors import UserInputError
-from engine.insertion import anchor
 from engine.insertion.insert import Inputs, Params, run
-from engine.video import iter_frames
-from tests.helpers import moving_square_video
-from tests.unit.insertion.common import SIZE, noise_image
+from tests.unit.insertion.common import noise_image
 
 
 @pytest.mark.parametrize(("values", "named"), [
@@ -49,19 +44,8 @@ def test_the_job_run_needs_one_image_or_one_video(tmp_path):
             tmp_path / "out")
 
 
-def test_the_anchor_job_writes_the_frame_to_draw_on(tmp_path):
-    moving_square_video(tmp_path / "clip.mkv", frames=3, size=SIZE, lossless=True)
-    video = [("clip.mkv", tmp_path / "clip.mkv")]
-    result = anchor.run(anchor.Inputs(video=video), anchor.Params(anchor_frame=2), tmp_path / "out")
-    assert result.to_json() == {"anchor_frame": 2} and result.outputs == ["anchor.png"]
-    expected = [f.image for f in iter_frames(tmp_path / "clip.mkv")][2]
-    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "anchor.png")), np.asarray(expected))
-    with pytest.raises(UserInputError, match=r"clip\.mkv: frame 5 could not be decoded; choose an earlier anchor"):
-        anchor.run(anchor.Inputs(video=video), anchor.Params(anchor_frame=5), tmp_path / "again")
-
-
 def test_the_web_process_decodes_no_video():
     from tests.unit.test_architecture import modules_loaded_by
 
-    assert modules_loaded_by("webapp.app, tasks.client, engine.insertion.insert, engine.insertion.anchor",
+    assert modules_loaded_by("webapp.app, tasks.client, engine.insertion.insert, engine.video_frame",
                              ("av", "torch", "diffusers")) == []
