@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,12 +39,31 @@ def owner_key(owner: str) -> str:
     return hashlib.sha256(owner.encode()).hexdigest()[:16]
 
 
+# Every user's listing reads every user's meta files (to find the shared ones): each is parsed again only when it
+# changed (a meta file is only ever replaced whole), so one user's many or large ones cost the others a stat each.
+_MOST_CACHED = 4096
+_parsed: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+_parsed_lock = threading.Lock()
+
+
 def _read_meta(path: Path) -> dict[str, Any] | None:
     try:
+        stat = path.stat()
+        version = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+        with _parsed_lock:
+            cached = _parsed.get(str(path))
+        if cached is not None and cached[0] == version:
+            return dict(cached[1])
         meta = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return meta if isinstance(meta, dict) and "name" in meta else None
+    if not isinstance(meta, dict) or "name" not in meta:
+        return None
+    with _parsed_lock:
+        if len(_parsed) >= _MOST_CACHED:
+            _parsed.clear()
+        _parsed[str(path)] = (version, meta)
+    return dict(meta)
 
 
 class NamedFolders:

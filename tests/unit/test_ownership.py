@@ -183,6 +183,29 @@ def test_a_model_is_private_until_shared_then_downloadable_but_not_deletable(use
         finetune_models.get(f"{alice}/scratches", owner=bob)
 
 
+def test_listings_parse_a_meta_file_again_only_when_it_changed(users, tmp_path, monkeypatch):
+    """Every user's listing reads every user's model files (to find the shared ones): one user's many or large
+    ones must not cost everyone a parse of each on every page load."""
+    import types
+
+    from tasks import named_folders
+
+    alice, bob = users
+    finetune_models.save("parsed once", fake_model(tmp_path / "model"), owner=alice)
+    parsed = []
+    monkeypatch.setattr(named_folders, "json", types.SimpleNamespace(
+        loads=lambda text: parsed.append(text) or json.loads(text), dumps=json.dumps))
+    finetune_models.list_models(owner=alice)
+    first = len(parsed)
+    for _ in range(3):
+        finetune_models.list_models(owner=alice)
+        finetune_models.list_models(owner=bob)
+    assert len(parsed) == first  # nothing changed: nothing parsed again
+    finetune_models.set_shared("parsed once", True, owner=alice)  # its meta file replaced
+    assert f"{alice}/parsed once" in [m["ref"] for m in finetune_models.list_models(owner=bob)]
+    finetune_models.delete("parsed once", owner=alice)
+
+
 def test_an_uploaded_meta_cannot_claim_an_owner_or_sharing(users, tmp_path):
     alice, bob = users
     finetune_models.save("claims", fake_model(tmp_path / "model", owner=alice, shared=True), owner=bob)
