@@ -136,3 +136,9 @@ def mvtec_subset(root: Path, dest: Path, per_folder: int) -> Path:
         for path in sorted(folder.glob("*.png"))[:per_folder]:  # masks sort like their images: 000_mask.png, ...
             shutil.copyfile(path, dest / path.relative_to(root))
     return dest
+
+
+def kolektor_zip(shared_data: Path, folder: Path, per_folder: int = 3) -> Path:
+    """A zip of the shared KolektorSDD set's first pictures (and masks) under kolektorsdd/, as a user uploads one."""
+    root = mvtec_subset(shared_data / "anomaly" / "kolektorsdd", folder / "kolektorsdd", per_folder)
+    return zip_tree(root, folder / "kolektor.zip", prefix="kolektorsdd")
