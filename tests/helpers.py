@@ -127,8 +127,8 @@ def fake_model(folder: Path, **extra) -> Path:
 
 def mvtec_subset(root: Path, dest: Path, per_folder: int) -> Path:
     """The first `per_folder` images of each folder of an MVTec-layout set, with their masks, copied to `dest`: the
-    same layout, defect types and pictures for tests of what runs on a set, not of the scores it gets (those are
-    checked on the whole set in tests/unit/anomaly/test_golden.py)."""
+    same layout, defect types and pictures for tests of what runs on a set, not of the scores it gets (the
+    magnetic-tile scores are checked on the whole set in tests/unit/anomaly/test_golden.py)."""
     import shutil
 
     for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
