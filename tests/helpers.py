@@ -123,3 +123,22 @@ def fake_model(folder: Path, **extra) -> Path:
     (folder / "model.json").write_text(json.dumps(meta))
     (folder / "weights.safetensors").write_bytes(b"\0" * 16)
     return folder
+
+
+def mvtec_subset(root: Path, dest: Path, per_folder: int) -> Path:
+    """The first `per_folder` images of each folder of an MVTec-layout set, with their masks, copied to `dest`: the
+    same layout, defect types and pictures for tests of what runs on a set, not of the scores it gets (the
+    magnetic-tile scores are checked on the whole set in tests/unit/anomaly/test_golden.py)."""
+    import shutil
+
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        (dest / folder.relative_to(root)).mkdir(parents=True)
+        for path in sorted(folder.glob("*.png"))[:per_folder]:  # masks sort like their images: 000_mask.png, ...
+            shutil.copyfile(path, dest / path.relative_to(root))
+    return dest
+
+
+def kolektor_zip(shared_data: Path, folder: Path, per_folder: int = 3) -> Path:
+    """A zip of the shared KolektorSDD set's first pictures (and masks) under kolektorsdd/, as a user uploads one."""
+    root = mvtec_subset(shared_data / "anomaly" / "kolektorsdd", folder / "kolektorsdd", per_folder)
+    return zip_tree(root, folder / "kolektor.zip", prefix="kolektorsdd")

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from engine.anomaly.outputs import VERDICT_COLOURS
 from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page, run_anomaly  # noqa: F401 - shared fixtures
+from tests.helpers import kolektor_zip
 
 pytestmark = pytest.mark.browser
 JOB_TIMEOUT = 180_000  # ms: jobs share two slow CPUs with other test runs
@@ -108,12 +109,9 @@ def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_pa
 
 
 def evaluate_kolektor(page, shared_data, tmp_path, shots: int = 0, compare: tuple[str, ...] = ()) -> None:  # noqa: F811
-    """Evaluate WinCLIP's tiny model (and the models ticked under Compare with) on the shared KolektorSDD zip."""
-    root = shared_data / "anomaly" / "kolektorsdd"
-    archive = tmp_path / "kolektor.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
+    """Evaluate WinCLIP's tiny model (and the models ticked under Compare with) on a zip of the shared KolektorSDD
+    set's first pictures (the page is under test, not the scores)."""
+    archive = kolektor_zip(shared_data, tmp_path)
     page.get_by_text("Evaluate on a labelled set").click()
     page.locator("#eval-zip input[type=file]").set_input_files(str(archive))
     page.locator("#eval-object textarea, #eval-object input").first.fill("commutator")

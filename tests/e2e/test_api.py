@@ -6,6 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tasks import client
+from tests.helpers import kolektor_zip
 
 
 @pytest.fixture(scope="module")
@@ -143,13 +144,7 @@ def test_the_model_named_decides_the_method(api, metal_plate_images):
 
 
 def test_evaluate_a_zipped_labelled_set(api, shared_data, tmp_path):
-    import zipfile
-
-    root = shared_data / "anomaly" / "kolektorsdd"
-    archive = tmp_path / "kolektor.zip"
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in sorted(root.rglob("*.png")):
-            bundle.write(path, f"kolektorsdd/{path.relative_to(root)}")
+    archive = kolektor_zip(shared_data, tmp_path)
     status, roc, _comparison, metrics, files = api.predict(  # one method: the comparison table stays hidden
         handle_file(str(archive)), "commutator", 0, "winclip-tiny", api_name="/evaluate_anomaly"
     )

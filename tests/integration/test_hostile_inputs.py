@@ -77,10 +77,13 @@ def refusal_problem(job: Job, culprit: str) -> str | None:
 
 
 def check_all(cases: list[tuple[str, str, str, dict[str, Any], dict[str, list[Path]]]]) -> None:
-    """Run every (culprit, label, tool, params, files) case; report every unclear answer at once."""
+    """Run every (culprit, label, tool, params, files) case; report every unclear answer at once. All are submitted
+    first, so that each lane's worker takes its next job at once, and the two lanes work side by side."""
+    submitted = [(culprit, label, client.submit(tool, params, files).id)
+                 for culprit, label, tool, params, files in cases]
     problems = []
-    for culprit, label, tool, params, files in cases:
-        problem = refusal_problem(run(tool, params, files), culprit)
+    for culprit, label, job_id in submitted:
+        problem = refusal_problem(client.wait(job_id, timeout=120), culprit)
         if problem:
             problems.append(f"{label} / {culprit}: {problem}")
     assert not problems, "\n".join(problems)

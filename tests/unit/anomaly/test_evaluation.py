@@ -16,6 +16,7 @@ from engine.anomaly.evaluate import Params
 from engine.anomaly.evaluation import evaluate_folder, read_mvtec_folder, write_report
 from engine.errors import UserInputError
 from tests.conftest import REPO
+from tests.helpers import mvtec_subset
 
 
 def make_mvtec(root: Path, with_scratch_masks: bool = True) -> Path:
@@ -79,11 +80,12 @@ def test_too_many_shots_is_refused(tiny_scorer, tmp_path):
 
 
 def test_evaluate_cli_on_the_shared_magnetic_tile_set(shared_data, tmp_path):
-    args = [sys.executable, "-m", "engine", "evaluate", "--data", str(shared_data / "anomaly" / "magnetic_tile"),
-            "--object", "magnetic tile", "--preset", "winclip-tiny", "--shots", "1", "--out", str(tmp_path)]
+    tiles = mvtec_subset(shared_data / "anomaly" / "magnetic_tile", tmp_path / "tiles", per_folder=2)
+    args = [sys.executable, "-m", "engine", "evaluate", "--data", str(tiles), "--object", "magnetic tile",
+            "--preset", "winclip-tiny", "--shots", "1", "--out", str(tmp_path / "report")]
     done = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split() == ["image", "AUROC", "pixel", "AUROC", "PRO@30%", "F1-max"]
     assert [line.split()[0] for line in lines[1:]] == ["all", "blowhole", "break", "crack", "fray", "uneven"]
-    assert (tmp_path / "roc.png").is_file()
+    assert (tmp_path / "report" / "roc.png").is_file()

@@ -17,7 +17,7 @@ from engine.anomaly import inspection
 from engine.anomaly.inspection import inspect_images, inspect_video
 from engine.errors import UserInputError
 from engine.video import iter_frames
-from tests.helpers import moving_square_video
+from tests.helpers import moving_square_video, mvtec_subset
 
 
 def image_job(files, references=(), **params):
@@ -124,7 +124,7 @@ def test_a_bad_video_fails_with_its_name(tiny_scorer, tmp_path, problem, match):
 
 
 def test_cli_on_the_shared_magnetic_tile_set_zero_and_few_shot(shared_data, tmp_path, capsys):
-    root = shared_data / "anomaly" / "magnetic_tile"
+    root = mvtec_subset(shared_data / "anomaly" / "magnetic_tile", tmp_path / "tiles", per_folder=3)
     images = [str(root / "test" / "good"), str(root / "test" / "crack")]
     assert main(["anomaly", "--images", *images, "--object", "magnetic tile", "--preset", "winclip-tiny",
                  "--out", str(tmp_path / "zero")]) == 0
@@ -134,7 +134,7 @@ def test_cli_on_the_shared_magnetic_tile_set_zero_and_few_shot(shared_data, tmp_
     assert main(["anomaly", "--images", *images, "--refs", str(root / "train" / "good"), "--object", "magnetic tile",
                  "--preset", "winclip-tiny", "--out", str(tmp_path / "few")]) == 0
     few = json.loads((tmp_path / "few" / "scores.json").read_text())
-    assert few["mode"].startswith("WinCLIP+ (12 good references") and few["threshold"]["source"] == "calibrated"
+    assert few["mode"].startswith("WinCLIP+ (3 good references") and few["threshold"]["source"] == "calibrated"
     assert len(few["images"]) == len(zero["images"]) > 0
     printed = capsys.readouterr().out.splitlines()
     assert printed[-len(few["images"]) - 1].startswith("threshold ")

@@ -14,6 +14,7 @@ from engine.anomaly.methods import METHODS
 from engine.errors import UserInputError
 from engine.presets import PRESETS
 from engine.video import VideoWriter, iter_frames
+from tests.helpers import mvtec_subset
 from tests.unit.anomaly.test_evaluation import make_mvtec
 
 
@@ -182,7 +183,7 @@ def test_anomalydino_options_reach_its_pipeline(metal_plate_images, tmp_path, mo
 def test_cli_runs_each_method_on_the_shared_data_and_compares_them(shared_data, tmp_path, capsys):
     from engine.__main__ import main
 
-    root = shared_data / "anomaly" / "magnetic_tile"
+    root = mvtec_subset(shared_data / "anomaly" / "magnetic_tile", tmp_path / "tiles", per_folder=3)
     images = [str(root / "test" / "good"), str(root / "test" / "crack")]
     for method, refs in (("musc", []), ("anomalydino", ["--refs", str(root / "train" / "good")])):
         assert main(["anomaly", "--method", method, "--preset", f"{method}-tiny", "--images", *images, *refs,
