@@ -205,21 +205,28 @@ def scratch_dir(prefix: str) -> Path:
 
 
 def forget_jobs(job_ids: Iterable[str]) -> int:
-    """Delete the copies handed out for these (purged) jobs; returns how many files went."""
-    removed = 0
-    for job_id in job_ids:
-        record = upload_folder() / RECORDS / f"{job_id}.txt"
+    """Delete the copies handed out for these (purged) jobs; returns how many files went. A copy another job's
+    record also lists (the same bytes under the same name, handed to another user) stays theirs."""
+    records = upload_folder() / RECORDS
+    paths: set[str] = set()
+    for job_id in set(job_ids):
+        record = records / f"{job_id}.txt"
         try:
-            paths = record.read_text().split()
+            paths.update(record.read_text().splitlines())  # one path a line: names may hold spaces
         except OSError:
             continue
-        for path in paths:
-            with _lock:
-                _owners.pop(path, None)
-            with contextlib.suppress(OSError):
-                Path(path).unlink()
-                removed += 1
         record.unlink(missing_ok=True)
+    if paths:
+        for other in records.glob("*.txt"):
+            with contextlib.suppress(OSError):
+                paths.difference_update(other.read_text().splitlines())
+    removed = 0
+    for path in paths:
+        with _lock:
+            _owners.pop(path, None)
+        with contextlib.suppress(OSError):
+            Path(path).unlink()
+            removed += 1
     return removed
 
 

@@ -507,6 +507,23 @@ def test_a_copy_of_an_old_file_is_a_link_that_lives_from_when_it_was_handed_out(
     assert served.is_file() and serving.may_read(str(served), "olivia")
 
 
+def test_a_purged_jobs_copies_go_but_the_same_copy_handed_to_another_users_job_stays(hosted_url, tmp_path):
+    """Copies are named by their bytes: two users' jobs with the same output share one. Purging one user's job took
+    the other's away (their link broke); and a name with a space was never deleted with its job."""
+    from webapp import serving
+
+    (tmp_path / "olivia.png").write_bytes(b"same bytes, same name")
+    (tmp_path / "mallory.png").write_bytes(b"same bytes, same name")
+    for name, olivias_job, mallorys_job in (("scores.csv", "a" * 32, "b" * 32),
+                                            ("scores table.csv", "c" * 32, "d" * 32)):
+        served = serving.hand_out(tmp_path / "olivia.png", "olivia", name, olivias_job)
+        assert serving.hand_out(tmp_path / "mallory.png", "mallory", name, mallorys_job) == served
+        assert serving.forget_jobs([olivias_job]) == 0
+        assert Path(served).is_file() and serving.may_read(served, "mallory")
+        assert serving.forget_jobs([mallorys_job]) == 1
+        assert not Path(served).exists()
+
+
 def test_copies_of_a_job_purged_by_the_command_line_are_deleted_at_the_next_sweep(hosted_url, metal_plate_images):
     from tasks import client
     from tasks.__main__ import main as tasks_cli
