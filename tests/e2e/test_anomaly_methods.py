@@ -33,6 +33,7 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
     expect(page.locator("#anomaly-status")).not_to_contain_text("Failed")
 
     page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
+    expect(preset_field(page)).to_have_value(re.compile("^MuSc · tiny"))  # the model follows (a loaded CPU: seconds)
     page.locator("#anomaly-run").click()  # the same 5 images
     status = page.locator("#anomaly-status")
     status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
