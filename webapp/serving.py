@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -339,30 +340,35 @@ class SignInThrottle:
 class SessionOwners:
     """The user each page session (`session_hash`) belongs to: who first ran something in it; and each run
     (`event_id`): who started it. Another user who learns a hash or an id (a log, a proxy) can then neither read
-    its event stream or results nor cancel its runs."""
+    its event stream or results nor cancel its runs.
 
-    def __init__(self, keep_s: float = 7 * 86400, most: int = 100_000) -> None:
-        self.keep_s, self.most = keep_s, most
-        self._owners: dict[str, tuple[str | None, float]] = {}
+    Each user keeps their `most_per_user` latest (a session's last run counts), so the table stays bounded and a
+    user who floods it pushes out only their own: nobody can make another user's session ownerless."""
+
+    def __init__(self, most_per_user: int = 20_000) -> None:
+        self.most_per_user = most_per_user
+        self._owners: dict[str, str | None] = {}
+        self._latest: dict[str | None, OrderedDict[str, None]] = {}  # per user, least recently used first
         self._lock = threading.Lock()
 
-    def claim(self, session: str, user: str | None, now: float) -> bool:
+    def claim(self, session: str, user: str | None) -> bool:
         """True when `session` is `user`'s (claimed now if nobody had it); False when it is someone else's."""
         with self._lock:
-            if len(self._owners) >= self.most:  # forget sessions unused for `keep_s`, oldest first if still full
-                recent = sorted(((t, key) for key, (_, t) in self._owners.items() if now - t < self.keep_s))
-                self._owners = {key: self._owners[key] for _, key in recent[-(self.most // 2):]}
-            owner, _ = self._owners.get(session, (user, now))
+            owner = self._owners.setdefault(session, user)
             if owner != user:
                 return False
-            self._owners[session] = (user, now)
+            latest = self._latest.setdefault(user, OrderedDict())
+            latest[session] = None
+            latest.move_to_end(session)
+            if len(latest) > self.most_per_user:
+                del self._owners[latest.popitem(last=False)[0]]
             return True
 
     def allows(self, session: str | None, user: str | None) -> bool:
         """Whether `user` may read or end what runs in `session` (a session nobody ran anything in: anyone)."""
         with self._lock:
-            owner = self._owners.get(session or "")
-        return owner is None or owner[0] == user
+            owner = self._owners.get(session or "", user)
+        return owner == user
 
 
 def _current_user(scope: Scope) -> str | None:
@@ -396,22 +402,22 @@ class GuardMiddleware:
         if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
+        user = _current_user(scope)
         if post and (RUN_ROUTE.search(path) or CANCEL_ROUTE.search(path)):
-            await self._run(scope, receive, send, path)
+            await self._run(scope, receive, send, path, user)
             return
-        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(scope, path, post):
+        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(path, post, query, user):
             await _not_found(send)
             return
         if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):
-            send = _owning_streamed_files(send, _current_user(scope))
+            send = _owning_streamed_files(send, user)
         marker = FILE_ROUTE.search(path)
-        if marker and not may_read(path[marker.end():], _current_user(scope)):
+        if marker and not may_read(path[marker.end():], user):
             await _not_found(send)
             return
         if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
-            user = _current_user(scope)
-            query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            if not all(self.sessions.claim(upload, user, time.time()) for upload in query.get("upload_id", [])):
+            if not all(self.sessions.claim(upload, user) for upload in query.get("upload_id", [])):
                 await _not_found(send)  # another user's upload id: its progress is theirs
                 return
             if user is not None:
@@ -425,20 +431,18 @@ class GuardMiddleware:
             send = _owning_uploads(send, user)
         await self.app(scope, receive, _with_safe_headers(send, is_file=marker is not None))
 
-    def _session_allowed(self, scope: Scope, path: str, post: bool) -> bool:
+    def _session_allowed(self, path: str, post: bool, query: dict[str, list[str]], user: str | None) -> bool:
         """A route that names a page session or a run answers only that session's or run's user."""
         match = SESSION_ROUTE.search(path)
         result = None if post else CALL_RESULT_ROUTE.search(path)
         if match is None and result is None:
             return True
-        query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
         named = (result["event"] if result else None) or match["beat"] or match["media"]
         key = "upload_id" if match and match["progress"] else "session_hash"
         sessions = [named] if named else query.get(key) or [None]  # all: Gradio reads the last one
-        user = _current_user(scope)
         return all(self.sessions.allows(session, user) for session in sessions)
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, path: str, user: str | None) -> None:
         """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run
         or cancel in another user's page session, or naming another user's run, too. A new run is its user's."""
         body = await _read_body(receive)
@@ -448,12 +452,11 @@ class GuardMiddleware:
             request = None  # not JSON: Gradio answers it
         paths = list(named_files(request))
         session = request.get("session_hash") if isinstance(request, dict) else None
-        user = _current_user(scope)
         if not all(may_read(p, user) for p in paths):
             log.warning("refused a run naming another user's file, from user %r", user)
             await _not_found(send)
             return
-        if isinstance(session, str) and not self.sessions.claim(session, user, time.time()):
+        if isinstance(session, str) and not self.sessions.claim(session, user):
             log.warning("refused a run or cancel in another user's page session, from user %r", user)
             await _not_found(send)
             return
@@ -468,7 +471,8 @@ class GuardMiddleware:
         if NEW_EVENT_ROUTE.search(path):
             send = _on_answer(send, lambda answer: self._claim_event(answer, user))
         else:  # a direct run's answer: its outputs
-            send = _on_answer(send, lambda answer: _own_answer_files(answer, user))
+            root = upload_folder()
+            send = _on_answer(send, lambda answer: _own_answer_files(answer, user, root))
 
         async def replay() -> Message:
             return {"type": "http.request", "body": body, "more_body": False}
@@ -477,7 +481,7 @@ class GuardMiddleware:
 
     def _claim_event(self, answer: Any, user: str | None) -> None:
         if isinstance(answer, dict) and isinstance(answer.get("event_id"), str):
-            self.sessions.claim(answer["event_id"], user, time.time())
+            self.sessions.claim(answer["event_id"], user)
 
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = await _read_body(receive)
@@ -525,10 +529,9 @@ def _owning_uploads(send: Send, user: str | None) -> Send:
     return _on_answer(send, register)
 
 
-def _own_answer_files(answer: Any, user: str | None) -> None:
-    """Files in the upload folder that an answer names and nobody owns yet (an image a handler returned, which
-    Gradio saved there) become the answer's user's: their links reach nobody else."""
-    root = upload_folder()
+def _own_answer_files(answer: Any, user: str | None, root: Path) -> None:
+    """Files in the upload folder (`root`) that an answer names and nobody owns yet (an image a handler returned,
+    which Gradio saved there) become the answer's user's: their links reach nobody else."""
     for named in named_files(answer):
         path = Path(named).resolve()
         with _lock:
@@ -539,13 +542,14 @@ def _own_answer_files(answer: Any, user: str | None) -> None:
 
 def _owning_streamed_files(send: Send, user: str | None) -> Send:
     """`_own_answer_files` for each message of an event stream (`data: <JSON>` lines), before it leaves."""
+    root = upload_folder()
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.body":
             for line in message.get("body", b"").splitlines():
                 if line.startswith(b"data:"):
                     with contextlib.suppress(ValueError, RecursionError):
-                        _own_answer_files(json.loads(line[5:]), user)
+                        _own_answer_files(json.loads(line[5:]), user, root)
         await send(message)
 
     return wrapped

@@ -541,15 +541,19 @@ def test_copies_of_a_job_purged_by_the_command_line_are_deleted_at_the_next_swee
     assert not Path(served).exists()
 
 
-def test_page_sessions_are_forgotten_when_unused_and_the_table_is_bounded():
+def test_the_session_table_is_bounded_per_user_so_a_flood_pushes_out_only_the_flooders_own():
     from webapp.serving import SessionOwners
 
-    sessions = SessionOwners(keep_s=100, most=4)
-    assert sessions.claim("a", "olivia", now=0) and sessions.claim("b", "mallory", now=50)
-    assert not sessions.claim("a", "mallory", now=60) and not sessions.allows("a", "mallory")
+    sessions = SessionOwners(most_per_user=3)
+    assert sessions.claim("a", "olivia") and sessions.claim("b", "mallory")
+    assert not sessions.claim("a", "mallory") and not sessions.allows("a", "mallory")
     assert sessions.allows("never-ran", "mallory")
-    sessions.claim("c", "olivia", now=150)
-    sessions.claim("d", "olivia", now=151)
-    sessions.claim("e", "olivia", now=152)  # full: "a" (unused for 152 s) and "b" go, the newest stay
-    assert sessions.allows("a", "mallory") and sessions.allows("b", "olivia")
-    assert not sessions.allows("d", "mallory") and not sessions.allows("e", "mallory")
+    for flood in range(1000):
+        assert sessions.claim(f"flood-{flood}", "mallory")
+    assert not sessions.allows("a", "mallory") and not sessions.claim("a", "mallory")  # still olivia's
+    assert sessions.allows("b", "olivia") and sessions.allows("flood-996", "olivia")  # mallory's oldest went
+    assert not sessions.allows("flood-999", "olivia")
+    for session in ("c", "d", "a", "e"):  # "a" used again before "e" comes: olivia's least recently used is "c"
+        assert sessions.claim(session, "olivia")
+    assert sessions.allows("c", "mallory") and not sessions.allows("a", "mallory")
+    assert len(sessions._owners) == 6
