@@ -21,6 +21,7 @@ from gradio.context import Context, get_render_context
 from tasks import client
 from tasks.client import Job, JobNotFound
 from webapp.controls import changed_settings
+from webapp.page_load import fill_on_load
 from webapp.views import owner_of
 
 JOBS_TAB = "jobs"
@@ -99,7 +100,7 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
     def reattach(job_id: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
         yield from follow(client.get(job_id, owner_of(request)), progress)
 
-    gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
+    fill_on_load(pick, box)
     box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
 
 
@@ -113,7 +114,7 @@ def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], co
         job = linked_job(request)
         return form(job) if job is not None and job.tool in tools and accepts(job) else [gr.skip()] * len(controls)
 
-    gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
+    fill_on_load(fill, controls)
 
 
 def warn_unrestored(tool: str, params: dict[str, Any], shown: Collection[str], notes: Sequence[str] = ()) -> None:
@@ -139,7 +140,7 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
         ref, job = linked_ref(request), linked_job(request)
         return gr.skip() if ref is None or (job is not None and job.tool in attaching) else (ref, ref)
 
-    gr.on(None, pick, None, [job_box, box], api_visibility="private", show_progress="hidden")
+    fill_on_load(pick, [job_box, box])
     box.change(open_job, box, outputs, api_visibility="private", **options)
 
 
@@ -151,7 +152,7 @@ def select_section_on_load(tabs: gr.Tabs, section: Callable[[Job], str]) -> None
         job = linked_job(request)
         return gr.Tabs(selected=section(job)) if job is not None and job.tool in tools else gr.skip()
 
-    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
+    fill_on_load(select, tabs)
 
 
 def select_tab_on_load(tabs: gr.Tabs) -> None:
@@ -164,4 +165,4 @@ def select_tab_on_load(tabs: gr.Tabs) -> None:
         job = linked_job(request)
         return gr.Tabs(selected=attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB)
 
-    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
+    fill_on_load(select, tabs)

@@ -98,7 +98,7 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
     started = None
     try:
         wait_running(blocker)
-        name = f"reload {uuid.uuid4().hex[:4]}"
+        name = f"reload-{uuid.uuid4().hex[:4]}"  # not "reload 1804": a name ending in a number counts on from it
         start_classifier_training(page, tmp_path, name, steps=100_000, settings=lambda ui: ui.locator(
             "#finetune-method").get_by_text("Linear probe (head only)").click())
         status = page.locator("#finetune-status")
