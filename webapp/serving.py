@@ -11,7 +11,8 @@ previews) ages out after FEWSHOT_UPLOAD_CACHE_HOURS. The owners of uploads (and 
 are also written to a ledger, read again at start, so a restart leaves no upload readable by everyone.
 
 What one signed-in user may upload within that time is bounded (FEWSHOT_MAX_USER_UPLOAD_MB), so nobody fills
-the disk with uploads no job ever reads.
+the disk with uploads no job ever reads. Nothing reaches the server by URL: Gradio downloads a run's input given
+as a URL (any size, past the limits and the quota), and its file route takes URLs too; the guard refuses both.
 
 The same ASGI middleware slows down guessing passwords: after `THROTTLE_AFTER` failed sign-ins within a
 minute for one user name or one address, each further attempt waits twice as long as the one before.
@@ -34,6 +35,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from pathlib import Path
 from typing import Any
+
+from gradio_client.utils import is_http_url_like
 
 from tasks import client
 from tasks.client import Job
@@ -60,6 +63,8 @@ NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
 DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
 
+URL_INPUT_REFUSAL = ("A file was given by URL: upload the file itself (with gradio_client, handle_file() of a local "
+                     "path). This server downloads nothing a request names, so every input is bounded as uploads are.")
 ADDRESS_KEY = "address:"  # sign-in throttling counts failures per user name and per address ("address:<ip>")
 
 _lock = threading.Lock()
@@ -413,7 +418,7 @@ class GuardMiddleware:
         if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):
             send = _owning_streamed_files(send, user)
         marker = FILE_ROUTE.search(path)
-        if marker and not may_read(path[marker.end():], user):
+        if marker and (is_http_url_like(path[marker.end():]) or not may_read(path[marker.end():], user)):
             await _not_found(send)
             return
         if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
@@ -452,6 +457,9 @@ class GuardMiddleware:
             request = None  # not JSON: Gradio answers it
         paths = list(named_files(request))
         session = request.get("session_hash") if isinstance(request, dict) else None
+        if any(is_http_url_like(p) for p in paths):
+            await _refuse(send, 422, URL_INPUT_REFUSAL)
+            return
         if not all(may_read(p, user) for p in paths):
             log.warning("refused a run naming another user's file, from user %r", user)
             await _not_found(send)

@@ -156,6 +156,25 @@ def test_a_picture_gradio_saved_for_a_page_reaches_its_user_only(hosted_url, met
         assert mallory.get(file_url(hosted_url, picture)).status_code == 404
 
 
+def test_nothing_reaches_the_server_by_url(hosted_url):
+    """Gradio downloads a run's input given as a URL (any size: past the upload limits and quotas; the run was
+    accepted), and its file route takes URLs too. Neither is offered: a run naming a URL is refused with what to
+    do instead, the file route answers a URL with "Not found"."""
+    api = hosted_url.rstrip("/") + "/gradio_api"
+    url = "https://example.com/big.png"
+    with signed_in(hosted_url, "mallory") as mallory:
+        for route in FILE_ROUTES:
+            for named in (url, url.replace("/", "%2F")):  # the server decodes escapes: the route reads a URL
+                answer = mallory.get(file_url(hosted_url, named, route))
+                assert (answer.status_code, answer.text) == (404, "Not found."), (route, named)
+        by_url = {**file_data("big.png"), "path": url, "url": url}
+        refused = call(mallory, hosted_url, "anomaly", [[by_url], None, "plate", "winclip-tiny"])
+        assert refused.status_code == 422 and "upload the file itself" in refused.text
+        refused = mallory.post(api + "/queue/join", json={"data": [[by_url]], "fn_index": 0, "trigger_id": None,
+                                                          "session_hash": f"m-{os.urandom(8).hex()}"})
+        assert refused.status_code == 422 and "given by URL" in refused.text
+
+
 def test_a_file_named_with_percent_escapes_reaches_its_owner_only(hosted_url, metal_plate_images):
     """The server decodes a link's escapes once, so `%2541` names a file called `%41`: the guard judges that very
     file (decoding again, it judged a file named `A` nobody owns and let the link through)."""
