@@ -5,10 +5,12 @@ Every upload goes through `load_image`, so the limits hold for the UI, the API a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -41,24 +43,15 @@ def _accepted() -> str:
     return f"accepted formats: {', '.join(ACCEPTED_IMAGE_FORMATS)}"
 
 
-def load_image(path: str | Path, display_name: str | None = None) -> Image.Image:
-    """Decode an image file to 8-bit RGB at its own size and orientation.
-
-    Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied.
-    Raises UserInputError naming the file for anything that is not a sound, accepted image.
-    """
-    path = Path(path)
-    name = display_name or path.name
+@contextlib.contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Pillow's failures while reading the image `name` as UserInputErrors naming it."""
     limit = max_image_pixels()
     Image.MAX_IMAGE_PIXELS = limit  # Pillow's own guard, for decoders that expand lazily
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(path, formats=ACCEPTED_IMAGE_FORMATS)
-            width, height = image.size
-            if width * height > limit:
-                raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(limit)}")
-            image.load()
+            yield
     except UserInputError:
         raise
     except FileNotFoundError:
@@ -69,6 +62,30 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
         raise UserInputError(f"{name}: the image is {_too_large(limit)}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UserInputError(f"{name}: the image is corrupt or truncated ({reason(exc)}); {_accepted()}.") from None
+
+
+def open_image(source: str | Path | IO[bytes], name: str) -> Image.Image:
+    """Open an image by its header only: its format accepted and its size within the limit, not yet decoded.
+    Whatever decodes an image a user sent checks it here first (a small file can unpack to gigabytes). Raises
+    UserInputError naming the file."""
+    with _reading(name):
+        image = Image.open(source, formats=ACCEPTED_IMAGE_FORMATS)
+        width, height = image.size
+        if width * height > max_image_pixels():
+            raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(max_image_pixels())}")
+    return image
+
+
+def load_image(path: str | Path, display_name: str | None = None) -> Image.Image:
+    """Decode an image file to 8-bit RGB at its own size and orientation.
+
+    Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied.
+    Raises UserInputError naming the file for anything that is not a sound, accepted image.
+    """
+    name = display_name or Path(path).name
+    image = open_image(path, name)
+    with _reading(name):
+        image.load()
     return to_rgb(ImageOps.exif_transpose(image))
 
 

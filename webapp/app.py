@@ -12,10 +12,12 @@ from starlette.middleware import Middleware
 from tasks import retention
 from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
+from webapp.bounded_pictures import bound_picture_decoding
 from webapp.page_load import install_page_load
 
 
 def build_app() -> gr.Blocks:
+    bound_picture_decoding()
     settings = get_settings()
     mode = ("jobs run in worker processes this app starts (embedded mode)" if settings.embedded
             else f"jobs go through {settings.broker_display} to Celery workers")
