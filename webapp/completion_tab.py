@@ -561,7 +561,7 @@ def build() -> None:
         "(few-shot fine-tuning tab) can be chosen as the model instead: it proposes its classes' boxes."
     )
     job_id = gr.State(None)
-    drawn = gr.State([])
+    drawn = gr.JSON([], visible=False)  # the boxes drawn so far; not a State: see webapp/page_load.py
     review = gr.State(None)
     page = gr.State(0)
     with gr.Row():

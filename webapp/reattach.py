@@ -16,12 +16,12 @@ from weakref import WeakKeyDictionary
 
 import gradio as gr
 from gradio.components import Component
-from gradio.context import Context, get_render_context
+from gradio.context import Context
 
 from tasks import client
 from tasks.client import Job, JobNotFound
 from webapp.controls import changed_settings
-from webapp.page_load import fill_on_load
+from webapp.page_load import fill_on_load, tab_being_built
 from webapp.views import owner_of
 
 JOBS_TAB = "jobs"
@@ -43,15 +43,11 @@ def _attaching() -> dict[str, str]:
 
 
 def _top_tab_id() -> str:
-    """The id of the top-level tab being built (the outermost `gr.Tab` around the current block)."""
-    block, top = get_render_context(), None
-    while block is not None:
-        if isinstance(block, gr.Tab):
-            top = block
-        block = block.parent
-    if top is None or top.id is None:
+    """The id of the top-level tab being built (its jobs re-attach there)."""
+    tab = tab_being_built()
+    if tab is None:
         raise RuntimeError("follow_on_load is called while a tab with an id is built")
-    return str(top.id)
+    return tab
 
 
 def linked_ref(request: gr.Request | None) -> str | None:

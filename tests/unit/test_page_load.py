@@ -1,10 +1,12 @@
-"""What the page fills in for its user when it loads comes in one event: one page-load request instead of one per
-part (38 of them kept a loaded server busy for seconds after the page showed), and a part that cannot be filled
-leaves the others filled."""
+"""What the page fills in for its user when it loads comes in one event per tab instead of one per part (38 of them
+kept a loaded server busy for seconds after the page showed); a part that cannot be filled leaves the others
+filled; two parts filling one component make one update; no part fills a State (Gradio's page then dropped other
+events' updates while the page-load event was open)."""
 
 from __future__ import annotations
 
 import gradio as gr
+import pytest
 
 from webapp.page_load import fill_on_load, install_page_load
 
@@ -13,14 +15,16 @@ def load_events(demo: gr.Blocks) -> list:
     return [fn for fn in demo.fns.values() if any(event == "load" for _, event in fn.targets)]
 
 
-def test_the_app_fills_its_page_in_one_load_event():
+def test_the_app_fills_its_page_in_one_load_event_per_tab():
     from webapp.app import build_app
 
     demo = build_app()
-    (load,) = load_events(demo)
-    filled = {block.elem_id for block in load.outputs}
+    loads = load_events(demo)
+    assert len(loads) == 6  # four tool tabs, the Jobs tab, the page's tab choice
+    filled = {block.elem_id for load in loads for block in load.outputs}
     for part in ("anomaly-preset", "jobs-table", "finetune-name", "insertion-box-message"):  # model list, jobs, forms
         assert part in filled
+    assert not any(isinstance(block, gr.State) for load in loads for block in load.outputs)
 
 
 def test_a_part_that_cannot_be_filled_leaves_the_others_filled(caplog):
@@ -32,6 +36,23 @@ def test_a_part_that_cannot_be_filled_leaves_the_others_filled(caplog):
         fill_on_load(lambda request: ["a", "b"], (first, second))
         install_page_load()
     (load,) = load_events(demo)
-    assert load.outputs == [name, broken, first, second, first, second]
-    assert load.fn("alice") == ["for alice", gr.skip(), gr.skip(), gr.skip(), "a", "b"]
+    assert load.outputs == [name, broken, first, second]
+    assert load.fn("alice") == ["for alice", gr.skip(), "a", "b"]
     assert "could not fill" in caplog.text and "ZeroDivisionError" in caplog.text
+
+
+def test_two_parts_filling_one_component_make_one_update():
+    with gr.Blocks() as demo:
+        model = gr.Dropdown(choices=["old"])
+        fill_on_load(lambda request: gr.Dropdown(choices=["tiny", "real"]), model)  # the list, for this user
+        fill_on_load(lambda request: "tiny", model)  # a restored form's pick
+        install_page_load()
+    (load,) = load_events(demo)
+    assert load.outputs == [model]
+    (update,) = load.fn(None)
+    assert update["__type__"] == "update" and update["choices"] == ["tiny", "real"] and update["value"] == "tiny"
+
+
+def test_no_part_fills_a_state():
+    with gr.Blocks(), pytest.raises(TypeError, match=r"gr\.State"):
+        fill_on_load(lambda request: [], gr.State([]))
