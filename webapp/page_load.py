@@ -66,7 +66,7 @@ def _load_event(fillers: list[tuple[Filler, list[Block], bool]]) -> None:
     outputs = list({id(c): c for _, filled, _ in fillers for c in filled}.values())  # each once: the page pairs
     position = {id(c): n for n, c in enumerate(outputs)}  # an event's values with its outputs as a set
 
-    def load(request: gr.Request) -> list[Any]:
+    def load(request: gr.Request) -> Any:
         values: list[Any] = [gr.skip()] * len(outputs)
         for fill, filled, many in fillers:
             try:
@@ -80,7 +80,7 @@ def _load_event(fillers: list[tuple[Filler, list[Block], bool]]) -> None:
                 value = [value] * len(filled)
             for component, update in zip(filled, value, strict=True):
                 values[position[id(component)]] = _merged(values[position[id(component)]], update)
-        return values
+        return values if len(values) > 1 else values[0]  # Gradio takes one output's value as it is
 
     gr.on(None, load, None, outputs, show_progress="hidden", api_visibility="private")
 
