@@ -8,6 +8,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tasks import client
 from tests.e2e.test_browser import ARTIFACTS, browser, cancel_while_running, page  # noqa: F401 - shared fixtures
 from tests.helpers import noise_images
 
@@ -190,3 +191,19 @@ def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, sha
     expect(page.locator("#completion-drawn")).to_contain_text("000.png speck: x")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "completion-draw-boxes.png"), full_page=True)
+
+    # a reload keeps the drawn boxes, shown and used: Complete again runs with them
+    page.locator("#completion-preset input").click()
+    page.get_by_role("option").filter(has_text="tiny").click()
+    page.locator("#completion-run").click()
+    page.locator("#completion-status").get_by_text("Succeeded").wait_for()
+    first = page.url.split("job=")[1][:32]
+    page.reload()
+    page.get_by_text("Draw boxes (when there are no annotations").click()
+    expect(page.locator("#completion-drawn")).to_contain_text("000.png speck: x")
+    page.locator("#completion-threshold input[type=number]").fill("0.5")  # one change: Complete runs again
+    page.locator("#completion-threshold input[type=number]").press("Enter")
+    page.locator("#completion-run").click()
+    page.wait_for_url(re.compile(rf"[?&]job=(?!{first})[0-9a-f]{{32}}"))
+    rerun = client.get(page.url.split("job=")[1][:32])
+    assert [box["category"] for box in rerun.params["drawn_boxes"]] == ["speck"]
