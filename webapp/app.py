@@ -13,7 +13,6 @@ from tasks import retention
 from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
 from webapp.bounded_pictures import bound_picture_decoding
-from webapp.page_load import install_page_load
 
 
 def build_app() -> gr.Blocks:
@@ -36,7 +35,6 @@ def build_app() -> gr.Blocks:
                 jobs_tab.build()
         reattach.select_tab_on_load(tabs)  # the tab of the job in the page's address (?job=), if any
         saved_items.refresh_on_tab_change(tabs)
-        install_page_load()  # last: every part has registered what it fills
     return demo
 
 

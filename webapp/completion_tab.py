@@ -562,9 +562,6 @@ def build() -> None:
     )
     job_id = gr.State(None)
     drawn = gr.State([])
-    restored_drawn = gr.JSON(visible=False)  # a reloaded job's drawn boxes, passed on to `drawn` (page_load.py:
-    restored_drawn.change(lambda boxes: boxes or [], restored_drawn, drawn,  # no State is filled on page load)
-                          api_visibility="private", show_progress="hidden")
     review = gr.State(None)
     page = gr.State(0)
     with gr.Row():
@@ -638,8 +635,8 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page, proposal]
     reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out])
-    reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, restored_drawn,
-                                                               drawn_list, preset, threshold, text_queries])
+    reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, drawn, drawn_list,
+                                                               preset, threshold, text_queries])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
     images.change(drawing_choices, [images, video], draw_on, api_visibility="private")
     video.change(drawing_choices, [images, video], draw_on, api_visibility="private")

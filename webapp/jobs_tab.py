@@ -14,7 +14,6 @@ from tasks import client
 from tasks.client import Job, JobNotFound
 from tasks.registry import TOOLS, contract
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, reattach
-from webapp.page_load import fill_on_load
 from webapp.serving import forget_jobs
 from webapp.views import JOB_TABLE_HEADERS, follow, job_rows, owner_of, status_markdown, text
 
@@ -168,9 +167,8 @@ def pick(rows: Any, event: gr.SelectData) -> tuple[str, str]:
 def build() -> None:
     gr.Markdown("### Jobs\nRecent jobs, newest first (with accounts, your own only); the list refreshes every 2 "
                 "seconds. Open a job by its id or its first characters (as shown beside *job*, e.g. `16d22185`).")
-    table = gr.Dataframe(headers=JOB_TABLE_HEADERS, interactive=False, elem_id="jobs-table", wrap=True,
+    table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table", wrap=True,
                          column_widths=["23%", "14%", "8%", "7%", "14%", "14%", "8%", "12%"])  # all in view
-    fill_on_load(refresh, table)
     with gr.Row():
         job_id = gr.Textbox(label="Job id", scale=3, elem_id="jobs-id")
         open_button = gr.Button("Open", scale=1, elem_id="jobs-open")

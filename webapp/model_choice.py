@@ -17,7 +17,6 @@ import gradio as gr
 from engine.weights import human_size
 from tasks import client
 from tasks.client import Status
-from webapp.page_load import fill_on_load
 from webapp.saved_items import refresh_of, refresh_on_load
 from webapp.views import follow, preset_choices, status_markdown, submit
 
@@ -32,7 +31,8 @@ def preset_dropdown(tool: str, elem_id: str, label: str = "Model",
     Dropdown."""
     choices = preset_choices(tool)
     dropdown = gr.Dropdown(label=label, choices=choices, value=choices[0][1], elem_id=elem_id, **options)
-    refresh_on_load(refresh or (lambda request=None: gr.Dropdown(choices=preset_choices(tool))), dropdown)
+    refresh_on_load(refresh or (lambda request=None: gr.Dropdown(choices=preset_choices(tool))), dropdown,
+                    api_visibility="private")
     return dropdown
 
 
@@ -117,8 +117,8 @@ def weights_notice(tool: str, dropdown: gr.Dropdown) -> gr.Column:
 
     gr.on([dropdown.change], update, dropdown, [block, message, button], queue=False, show_progress="hidden",
           api_visibility="private")
-    # on page load (the page's choice is the built one): weights installed, or the machine's setting changed, since
-    fill_on_load(lambda request: update(dropdown.value), [block, message, button])
+    gr.on(None, update, dropdown, [block, message, button], queue=False, show_progress="hidden",
+          api_visibility="private")  # on page load: weights installed, or the machine's setting changed, since
     button.click(download, dropdown, [status, message, block, dropdown], api_visibility="private",
                  concurrency_limit=None)
     return block

@@ -16,12 +16,11 @@ from weakref import WeakKeyDictionary
 
 import gradio as gr
 from gradio.components import Component
-from gradio.context import Context
+from gradio.context import Context, get_render_context
 
 from tasks import client
 from tasks.client import Job, JobNotFound
 from webapp.controls import changed_settings
-from webapp.page_load import fill_on_load, tab_being_built
 from webapp.views import owner_of
 
 JOBS_TAB = "jobs"
@@ -43,11 +42,15 @@ def _attaching() -> dict[str, str]:
 
 
 def _top_tab_id() -> str:
-    """The id of the top-level tab being built (its jobs re-attach there)."""
-    tab = tab_being_built()
-    if tab is None:
+    """The id of the top-level tab being built (the outermost `gr.Tab` around the current block)."""
+    block, top = get_render_context(), None
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            top = block
+        block = block.parent
+    if top is None or top.id is None:
         raise RuntimeError("follow_on_load is called while a tab with an id is built")
-    return tab
+    return str(top.id)
 
 
 def linked_ref(request: gr.Request | None) -> str | None:
@@ -96,7 +99,7 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
     def reattach(job_id: str, request: gr.Request, progress: gr.Progress = gr.Progress()) -> Iterator:
         yield from follow(client.get(job_id, owner_of(request)), progress)
 
-    fill_on_load(pick, box)
+    gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
     box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
 
 
@@ -110,7 +113,7 @@ def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], co
         job = linked_job(request)
         return form(job) if job is not None and job.tool in tools and accepts(job) else [gr.skip()] * len(controls)
 
-    fill_on_load(fill, controls)
+    gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
 
 
 def warn_unrestored(tool: str, params: dict[str, Any], shown: Collection[str], notes: Sequence[str] = ()) -> None:
@@ -136,7 +139,7 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
         ref, job = linked_ref(request), linked_job(request)
         return gr.skip() if ref is None or (job is not None and job.tool in attaching) else (ref, ref)
 
-    fill_on_load(pick, [job_box, box])
+    gr.on(None, pick, None, [job_box, box], api_visibility="private", show_progress="hidden")
     box.change(open_job, box, outputs, api_visibility="private", **options)
 
 
@@ -148,7 +151,7 @@ def select_section_on_load(tabs: gr.Tabs, section: Callable[[Job], str]) -> None
         job = linked_job(request)
         return gr.Tabs(selected=section(job)) if job is not None and job.tool in tools else gr.skip()
 
-    fill_on_load(select, tabs)
+    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
 
 
 def select_tab_on_load(tabs: gr.Tabs) -> None:
@@ -161,4 +164,4 @@ def select_tab_on_load(tabs: gr.Tabs) -> None:
         job = linked_job(request)
         return gr.Tabs(selected=attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB)
 
-    fill_on_load(select, tabs)
+    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")

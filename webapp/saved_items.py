@@ -16,7 +16,6 @@ import gradio as gr
 from gradio.context import Context
 
 from tasks.named_folders import NamedFolders
-from webapp.page_load import fill_on_load
 from webapp.views import owner_of, text
 
 SHARE_INFO = "Everyone signed in can then use it (and download a model), not delete it."
@@ -25,11 +24,11 @@ SHARE_INFO = "Everyone signed in can then use it (and download a model), not del
 _LISTINGS: WeakKeyDictionary[gr.Blocks, list[tuple[gr.Dropdown, Callable[[gr.Request], Any]]]] = WeakKeyDictionary()
 
 
-def refresh_on_load(refresh: Callable[[gr.Request], Any], dropdown: gr.Dropdown) -> None:
+def refresh_on_load(refresh: Callable[[gr.Request], Any], dropdown: gr.Dropdown, **options: Any) -> None:
     """Fill `dropdown` with `refresh(request)` for the signed-in user when the page loads (the built page is the same
     for everyone), and again whenever they switch tabs (`refresh_on_tab_change`): what was saved, deleted or trained
-    elsewhere (another tab, another browser window) is offered without a reload."""
-    fill_on_load(refresh, dropdown)
+    elsewhere (another tab, another browser window) is offered without a reload. `options` go to the load event."""
+    gr.on(None, refresh, None, dropdown, show_progress="hidden", **options)
     _LISTINGS.setdefault(Context.root_block, []).append((dropdown, refresh))
 
 
@@ -119,15 +118,9 @@ class SavedControls:
 
     def wire(self, dropdown: gr.Dropdown, share_box: gr.Checkbox, delete_button: gr.Button, status: gr.Markdown,
              api: str, delete_api: str) -> None:
-        """Fill `dropdown` per user on page load (the same listing is endpoint `api`), keep `share_box` in step with
-        the pick, and connect the toggle (endpoint `share_<api>`) and the delete button (`delete_api`)."""
-        refresh_on_load(self.refresh, dropdown)
-
-        def listing(request: gr.Request) -> list[tuple[str, str]]:
-            """(label, name) of each one the signed-in user may use: their own, then others' shared ones."""
-            return self.choices(owner_of(request))
-
-        gr.api(listing, api_name=api)
+        """Fill `dropdown` per user on page load (endpoint `api`), keep `share_box` in step with the pick, and
+        connect the toggle (endpoint `share_<api>`) and the delete button (`delete_api`)."""
+        refresh_on_load(self.refresh, dropdown, api_name=api)
         dropdown.change(self.sharing, dropdown, share_box, api_visibility="private", show_progress="hidden")
         share_box.input(self.share, [dropdown, share_box], [status, dropdown, share_box], api_name=f"share_{api}")
         delete_button.click(self.delete, dropdown, [status, dropdown], api_name=delete_api)

@@ -12,8 +12,8 @@ from tests.helpers import fake_model
 
 
 def choices(api: Client, endpoint: str) -> dict[str, str]:
-    """{value: label} of a dropdown of saved things, as the page fills it for that user when it loads."""
-    return {value: label for label, value in api.predict(api_name=endpoint)}
+    """{value: label} of a dropdown of saved things, as the endpoint fills it for that user on page load."""
+    return {value: label for label, value in api.predict(api_name=endpoint)["choices"]}
 
 
 def test_private_until_shared_then_read_only(shared_url, shared_data, tmp_path):  # noqa: F811
