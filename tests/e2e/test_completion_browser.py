@@ -197,6 +197,7 @@ def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, sha
     page.get_by_role("option").filter(has_text="tiny").click()
     page.locator("#completion-run").click()
     page.locator("#completion-status").get_by_text("Succeeded").wait_for()
+    page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}"))  # the tab put its job in the address
     first = page.url.split("job=")[1][:32]
     page.reload()
     page.get_by_text("Draw boxes (when there are no annotations").click()
