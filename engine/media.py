@@ -68,11 +68,13 @@ def open_image(source: str | Path | IO[bytes], name: str) -> Image.Image:
     """Open an image by its header only: its format accepted and its size within the limit, not yet decoded.
     Whatever decodes an image a user sent checks it here first (a small file can unpack to gigabytes). Raises
     UserInputError naming the file."""
+    limit = max_image_pixels()
     with _reading(name):
         image = Image.open(source, formats=ACCEPTED_IMAGE_FORMATS)
         width, height = image.size
-        if width * height > max_image_pixels():
-            raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(max_image_pixels())}")
+        if width * height > limit:
+            image.close()
+            raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(limit)}")
     return image
 
 
@@ -84,8 +86,12 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
     """
     name = display_name or Path(path).name
     image = open_image(path, name)
-    with _reading(name):
-        image.load()
+    try:
+        with _reading(name):
+            image.load()
+    except UserInputError:
+        image.close()  # a truncated file: not held open until collected
+        raise
     return to_rgb(ImageOps.exif_transpose(image))
 
 
