@@ -6,6 +6,11 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
+
+# `expect` waits 5 s by default: on CI's two loaded cores an upload of two pictures took longer (seen in CI), so the
+# browser tests' assertions wait as long as a person would before calling the page broken.
+expect.set_options(timeout=20_000)
 
 
 @pytest.fixture(scope="session")
