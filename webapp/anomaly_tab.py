@@ -379,7 +379,7 @@ def build() -> None:
     overlay_video.change(lambda path: gr.Video(visible=True if path else "hidden"), overlay_video, overlay_video,
                          api_visibility="private", show_progress="hidden", queue=False)
     save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
-                      api_name="save_reference_set")
+                      api_name="save_reference_set", show_progress_on=set_status)  # a refusal leaves the list usable
     SAVED_SETS.wire(reference_set, share_set, delete_set, set_status, "reference_sets", "delete_reference_set")
 
     with gr.Accordion("Evaluate on a labelled set", open=False):

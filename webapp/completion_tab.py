@@ -665,7 +665,8 @@ def build() -> None:
     accept_all.click(accept_above, [review, threshold, page], review_out, api_name="completion_accept_above")
     clear_button.click(clear_decisions, [review, threshold, page], review_out, api_name="completion_clear")
     export_button.click(export, [review], downloads, api_name="completion_export")
-    load_button.click(load_job, [load_id, threshold], [status, *review_out], api_name="completion_load")
+    load_button.click(load_job, [load_id, threshold], [status, *review_out], api_name="completion_load",
+                      show_progress_on=status)  # a refused id leaves the review on screen usable
 
     with gr.Accordion("Evaluate on a fully annotated set", open=False):
         gr.Markdown("A seeded fraction of the boxes is hidden, the rest are the exemplars; reported: recall of the "

@@ -558,7 +558,7 @@ def build() -> None:
     use_tab.select(SAVED_MODELS.refresh, None, model, api_visibility="private", show_progress="hidden")
     u["download_button"].click(download, [model], [u["model_file"]], api_name="finetune_download")
     u["upload_button"].click(upload, [u["upload_name"], u["upload_file"]], [u["model_status"], model],
-                             api_name="finetune_upload")
+                             api_name="finetune_upload", show_progress_on=u["model_status"])  # as a set's save
     SAVED_MODELS.wire(model, u["share_model"], u["delete_button"], u["model_status"], "finetune_models",
                       "finetune_delete")
 

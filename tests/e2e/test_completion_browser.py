@@ -103,6 +103,11 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     page.locator("#completion-load-id input, #completion-load-id textarea").first.click()
     page.keyboard.press("a")  # typed into the text field: no decision
     expect(counts).to_contain_text("· 1 accepted · 1 rejected")
+    page.locator("#completion-load-id input, #completion-load-id textarea").first.fill("0123abcd")
+    page.locator("#completion-load").click()  # no such job: told, and the review on screen stays usable
+    expect(page.get_by_text("No job 0123abcd.")).to_be_visible()
+    for review_part in ("#completion-view", "#completion-proposals", "#completion-counts", "#completion-proposal"):
+        expect(page.locator(review_part)).not_to_contain_text("Error")
 
     canvas = page.locator("#completion-view canvas").first
     page.locator("#completion-view button[aria-label='Create box']").click()

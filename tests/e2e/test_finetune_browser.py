@@ -208,6 +208,9 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#finetune-upload").click()
     page.locator("#finetune-model-status").get_by_text("Uploaded model").wait_for()
     assert "browser shapes copy" in page.locator("#finetune-model-status").inner_text()
+    page.locator("#finetune-upload").click()  # the name is taken now: told, and the model list stays usable
+    expect(page.get_by_text("already exists").first).to_be_visible()
+    expect(page.locator("#finetune-model")).not_to_contain_text("Error")
 
     page.get_by_role("tab", name="Annotation completion").click()
     page.locator("#completion-images input[type=file]").set_input_files([str(p) for p in images])

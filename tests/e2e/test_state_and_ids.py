@@ -65,6 +65,10 @@ def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_
     page.locator("#anomaly-set-name textarea, #anomaly-set-name input").first.fill(name)
     page.locator("#anomaly-save-set").click()
     expect(page.locator("#anomaly-set-status")).to_contain_text(f"Saved reference set {name}")
+    page.locator("#anomaly-save-set").click()  # again: the name is taken
+    expect(page.get_by_text(f"A reference set named '{name}' already exists")).to_be_visible()
+    expect(page.locator("#anomaly-reference-set")).not_to_contain_text("Error")  # the list is not covered by it
+    expect(page.locator("#anomaly-reference-set input")).to_be_visible()
 
     page.reload()
     option(page, "anomaly-reference-set", name).wait_for()
