@@ -16,7 +16,7 @@ from engine.visualize import fitted_range
 from tasks import client, reference_sets
 from tasks.client import Job, Status
 from webapp import reattach, samples
-from webapp.controls import checkbox, number, one_job_per_click, textbox
+from webapp.controls import checkbox, number, one_job_per_click, textbox, told_when_refused
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file, job_inputs
@@ -227,12 +227,12 @@ def save_reference_set(name: str, references: list[str] | None, object_name: str
                        request: gr.Request = None) -> tuple[str, Any]:
     """Store the uploaded good parts as the signed-in user's set (private until shared), for later jobs."""
     if not references:
-        raise gr.Error("Upload the images of good parts first, then save them as a set.")
+        raise gr.Error("Upload the images of good parts first, then save them as a set.", duration=None)
     owner = owner_of(request)
     try:
         meta = reference_sets.save(name, [(Path(f).name, Path(f)) for f in references], object_name, owner=owner)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc), duration=None) from None
     return (f"Saved reference set **{text(meta['name'])}** ({len(meta['files'])} images).",
             gr.Dropdown(choices=SAVED_SETS.choices(owner), value=meta["name"]))
 
@@ -378,8 +378,9 @@ def build() -> None:
     # The video box only when there is a video (its own value: the job's outputs stay the same for the API).
     overlay_video.change(lambda path: gr.Video(visible=True if path else "hidden"), overlay_video, overlay_video,
                          api_visibility="private", show_progress="hidden", queue=False)
-    save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
-                      api_name="save_reference_set", show_progress_on=set_status)  # a refusal leaves the list usable
+    saved = save_button.click(save_reference_set, [set_name, references, object_name], [set_status, reference_set],
+                              api_name="save_reference_set", show_progress_on=set_status)  # the list stays usable
+    told_when_refused(saved, set_status, "Not saved")
     SAVED_SETS.wire(reference_set, share_set, delete_set, set_status, "reference_sets", "delete_reference_set")
 
     with gr.Accordion("Evaluate on a labelled set", open=False):

@@ -58,6 +58,13 @@ def changed_settings(tool: str, values: dict[str, Any], left_out: Collection[str
             if name not in left_out and value != defaults[name]]
 
 
+def told_when_refused(event: Any, status: gr.Markdown, what: str) -> None:
+    """After `event` is refused (a gr.Error, whose message then stays at the top of the page until closed),
+    `status` says that `what` did not happen instead of what it said before (e.g. the last save's "Saved …")."""
+    event.failure(lambda: f"⚠️ {what}: why is said at the top right of the page.", None, status,
+                  api_visibility="private", show_progress="hidden")
+
+
 def one_job_per_click(button: gr.Button, run: Callable[..., Any], inputs: Any, outputs: Any,
                       **options: Any) -> Any:
     """Wire a tab's run button so that one click starts one job.

@@ -24,7 +24,7 @@ from tasks import finetune_models
 from tasks.client import Job, Status
 from tasks.registry import contract
 from webapp import controls, reattach, samples
-from webapp.controls import changed_settings, one_job_per_click
+from webapp.controls import changed_settings, one_job_per_click, told_when_refused
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
@@ -459,12 +459,12 @@ def download(model: str | None, request: gr.Request = None) -> str:
 def upload(name: str, archive: str | None, request: gr.Request = None) -> tuple[str, Any]:
     """Register a model file as the signed-in user's model (private until shared)."""
     if not archive:
-        raise gr.Error("Choose a model .zip (downloaded from this tool) to upload.")
+        raise gr.Error("Choose a model .zip (downloaded from this tool) to upload.", duration=None)
     owner = owner_of(request)
     try:
         meta = finetune_models.import_zip(name, Path(archive), owner=owner)
     except ValueError as exc:
-        raise gr.Error(str(exc)) from None
+        raise gr.Error(str(exc), duration=None) from None
     return (f"Uploaded model **{text(meta['name'])}** ({text(', '.join(meta['classes']))}).",
             gr.Dropdown(choices=model_choices(owner), value=meta["name"]))
 
@@ -557,8 +557,9 @@ def build() -> None:
                  api_visibility="private", show_progress="hidden")
     use_tab.select(SAVED_MODELS.refresh, None, model, api_visibility="private", show_progress="hidden")
     u["download_button"].click(download, [model], [u["model_file"]], api_name="finetune_download")
-    u["upload_button"].click(upload, [u["upload_name"], u["upload_file"]], [u["model_status"], model],
-                             api_name="finetune_upload", show_progress_on=u["model_status"])  # as a set's save
+    uploaded = u["upload_button"].click(upload, [u["upload_name"], u["upload_file"]], [u["model_status"], model],
+                                        api_name="finetune_upload", show_progress_on=u["model_status"])
+    told_when_refused(uploaded, u["model_status"], "Not uploaded")
     SAVED_MODELS.wire(model, u["share_model"], u["delete_button"], u["model_status"], "finetune_models",
                       "finetune_delete")
 

@@ -211,6 +211,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#finetune-upload").click()  # the name is taken now: told, and the model list stays usable
     expect(page.get_by_text("already exists").first).to_be_visible()
     expect(page.locator("#finetune-model")).not_to_contain_text("Error")
+    expect(page.locator("#finetune-model-status")).to_contain_text("Not uploaded")  # not the last "Uploaded …"
 
     page.get_by_role("tab", name="Annotation completion").click()
     page.locator("#completion-images input[type=file]").set_input_files([str(p) for p in images])

@@ -69,6 +69,7 @@ def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_
     expect(page.get_by_text(f"A reference set named '{name}' already exists")).to_be_visible()
     expect(page.locator("#anomaly-reference-set")).not_to_contain_text("Error")  # the list is not covered by it
     expect(page.locator("#anomaly-reference-set input")).to_be_visible()
+    expect(page.locator("#anomaly-set-status")).to_contain_text("Not saved")  # not the last save's "Saved …"
 
     page.reload()
     option(page, "anomaly-reference-set", name).wait_for()
