@@ -69,6 +69,7 @@ def upload_picture(ui, image: Path) -> None:
     open_insertion(ui, "Image")
     ui.locator("#insertion-editor input[type=file]").set_input_files(str(image))
     ui.locator("#insertion-editor canvas").first.wait_for()
+    expect(ui.locator("#insertion-editor")).not_to_contain_text("Upload an image")  # the canvas is there before it
 
 
 def start_video_insertion(ui, video: Path, steps: int | None = 2) -> None:
