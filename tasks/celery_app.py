@@ -36,7 +36,7 @@ def create_app(settings: Settings) -> Celery:
     """JSON messages that carry only job ids; late acks and prefetch 1 for long GPU jobs; one queue per lane."""
     app = Celery("fewshot_studio", broker=settings.broker_url, include=TASK_MODULES)
     app.conf.update(
-        broker_transport=None if settings.redis_url else "tasks.file_broker:Transport",
+        broker_transport="tasks.file_broker:Transport" if settings.embedded else None,
         task_serializer="json",
         result_serializer="json",
         event_serializer="json",

@@ -30,8 +30,10 @@ def check_picture(picture: FileData | bytes | None) -> None:
     if picture is None:
         return
     try:
-        source = picture.path if isinstance(picture, FileData) else BytesIO(picture)
-        name = picture.orig_name or "the picture" if isinstance(picture, FileData) else "the picture"
+        if isinstance(picture, FileData):
+            source, name = picture.path, picture.orig_name or "the picture"
+        else:
+            source, name = BytesIO(picture), "the picture"
         open_image(source, name).close()  # the header was enough: the file is not held open
     except UserInputError as exc:
         raise gr.Error(str(exc)) from None

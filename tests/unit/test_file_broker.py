@@ -39,7 +39,7 @@ def test_a_worker_polling_while_a_message_is_written_finds_it_whole_or_not_at_al
         assert channel._get("long") == {"job": "a"}
         with pytest.raises(Empty):
             channel._get("long")
-        assert sorted(p.name for p in folders["queue"].iterdir()) == []  # nothing partial left behind
+        assert list(folders["queue"].iterdir()) == []  # nothing partial left behind
 
 
 def test_embedded_mode_sends_and_takes_messages_with_this_transport():
