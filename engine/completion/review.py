@@ -4,6 +4,8 @@ the accepted set is exported in the three formats. Torch-free: the web process r
 from __future__ import annotations
 
 import json
+import os
+import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -37,8 +39,11 @@ def decisions(accepted: Collection[int], rejected: Collection[int] = (),
 
 
 def save_decisions(out_dir: Path, review: dict[str, Any]) -> list[str]:
-    """Write the decisions alone (review.json), as each one is made; returns the name written."""
-    (out_dir / REVIEW_FILE).write_text(json.dumps(decisions(**review)))
+    """Write the decisions alone (review.json), as each one is made; returns the name written. Written beside and
+    renamed over the last, so a reload reading it meanwhile gets the last decisions whole, never none of them."""
+    staging = out_dir / f".{REVIEW_FILE}.{uuid.uuid4().hex}"
+    staging.write_text(json.dumps(decisions(**review)))
+    os.replace(staging, out_dir / REVIEW_FILE)
     return [REVIEW_FILE]
 
 

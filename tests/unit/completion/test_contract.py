@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -56,6 +57,22 @@ def test_a_review_is_saved_beside_the_proposals_and_exported(tmp_path):
                                                             "added": []}
     assert len(json.loads((tmp_path / "accepted_coco.json").read_text())["annotations"]) == 2
     assert review.read_review(tmp_path / "missing.json") is None
+
+
+def test_each_decision_replaces_the_saved_review_whole(tmp_path, monkeypatch):
+    """A reload reading review.json while a decision is written sees the last decisions, not an empty file."""
+    review.save_decisions(tmp_path, {"accepted": [0]})
+    seen_meanwhile, rename = [], os.replace
+
+    def replace(source, target):
+        seen_meanwhile.append(review.read_review(tmp_path / "review.json"))  # the new one is whole, not yet there
+        rename(source, target)
+
+    monkeypatch.setattr(review.os, "replace", replace)
+    assert review.save_decisions(tmp_path, {"accepted": [0, 2], "rejected": [1]}) == ["review.json"]
+    assert seen_meanwhile == [{"accepted": [0], "rejected": [], "edited": {}, "added": []}]
+    assert review.read_review(tmp_path / "review.json")["accepted"] == [0, 2]
+    assert [path.name for path in tmp_path.iterdir()] == ["review.json"]  # nothing left beside it
 
 
 def test_edited_and_added_boxes_are_exported_as_the_reviewer_left_them(tmp_path):
