@@ -75,10 +75,13 @@ def calibrated(scorer, object_name, references):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Expose each phase's report on the test item, so fixtures can keep screenshots of failures."""
+    """Expose each phase's report on the test item, so fixtures can keep screenshots of failures; a failure in a
+    browser says what the page logged as errors (`page_errors`, kept by the page fixture)."""
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+    if report.failed and hasattr(item, "page_errors"):
+        report.sections.append(("the page's errors", "\n".join(item.page_errors) or "none"))
 
 
 @pytest.fixture

@@ -21,13 +21,13 @@ from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file, job_inputs
 from webapp.views import (
-    cancel_started_job,
     follow,
     owner_of,
     preset_choices,
     status_markdown,
     submit,
     text,
+    wire_cancel,
 )
 
 METRIC_HEADERS = ["set", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max", "images"]
@@ -179,12 +179,17 @@ def summary_markdown(job: Job) -> str:
     return (_threshold_line(job.result) if job.status is Status.SUCCEEDED else "") + warnings_markdown(job)
 
 
+def status_line(job: Job) -> str:
+    """The tab's status: where the job stands, then what a finished one found."""
+    return status_markdown(job) + summary_markdown(job)
+
+
 def _follow(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
-        yield job.id, status_markdown(job) + summary_markdown(job), gallery, rows, video, timeline(job), files
+        yield job.id, status_line(job), gallery, rows, video, timeline(job), files
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -372,7 +377,7 @@ def build() -> None:
                       api_name="anomaly_video", concurrency_limit=None)
     method.input(preset_for_method, [method, preset], preset, api_visibility="private", show_progress="hidden")
     preset.change(method_of_preset, preset, method, api_visibility="private", show_progress="hidden")
-    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_anomaly")
+    wire_cancel(cancel_button, job_id, status, "cancel_anomaly", status_line)
     threshold_mode.change(threshold_slider, threshold_mode, threshold_value, api_visibility="private",
                           show_progress="hidden", queue=False)
     # The video box only when there is a video (its own value: the job's outputs stay the same for the API).

@@ -33,7 +33,6 @@ from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import label
 from webapp.serving import hand_out, job_file, job_inputs
 from webapp.views import (
-    cancel_started_job,
     code,
     follow,
     owner_of,
@@ -42,6 +41,7 @@ from webapp.views import (
     submit,
     text,
     video_frame,
+    wire_cancel,
 )
 
 PROPOSAL_HEADERS = ["id", "class", "score", "status", "exemplar"]
@@ -462,9 +462,14 @@ def follow_completion(job: Job, progress: gr.Progress, threshold: float | None =
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         if job.status is Status.SUCCEEDED:
             at = job.result["score_threshold"] if threshold is None else threshold
-            yield job.id, _done_markdown(job), *_outputs(_review(job.id), at, 0)
+            yield job.id, status_line(job), *_outputs(_review(job.id), at, 0)
         else:
-            yield job.id, status_markdown(job), *empty
+            yield job.id, status_line(job), *empty
+
+
+def status_line(job: Job) -> str:
+    """The tab's status: where the job stands; for a finished one, what it found."""
+    return _done_markdown(job) if job.status is Status.SUCCEEDED else status_markdown(job)
 
 
 def submitted_form(job: Job) -> list[Any]:
@@ -645,7 +650,7 @@ def build() -> None:
                      api_visibility="private")
     one_job_per_click(run_button, run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
                       [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
-    cancel_button.click(cancel_started_job, [job_id], [status], api_name="cancel_completion")
+    wire_cancel(cancel_button, job_id, status, "cancel_completion", status_line)
     threshold.change(refilter, [review, threshold, page, proposal], review_out, api_name="completion_filter",
                      show_progress="hidden")
     previous_button.click(lambda r, t, p: _outputs(r, t, p - 1), [review, threshold, page], review_out,

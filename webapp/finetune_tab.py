@@ -29,12 +29,12 @@ from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
 from webapp.views import (
-    cancel_started_job,
     follow,
     owner_of,
     status_markdown,
     submit,
     text,
+    wire_cancel,
 )
 
 CLASS_ROWS = 3
@@ -215,12 +215,22 @@ def training(kind: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[str, 
     return event
 
 
+def training_line(job: Job) -> str:
+    """A training sub-tab's status: where the job stands, its pace while it trains, the model it saved."""
+    return status_markdown(job) + summary_line(job)
+
+
+def kshot_status(job: Job) -> str:
+    """A K-shot section's status: where the evaluation stands, then what it evaluated and how."""
+    return status_markdown(job) + kshot_line(job)
+
+
 def follow_classifier(job: Job, progress: gr.Progress) -> Iterator:
     """A classifier training's stream into its sub-tab (after a submit, or re-attached after a reload): job id,
     status, curves, metrics, confusion matrix, block scores, the methods' trade-off, downloads."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
-        yield (job.id, status_markdown(job) + summary_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
+        yield (job.id, training_line(job), curves(job, CLASSIFY_CURVES), metric_rows(job),
                confusion(job), block_scores(job), *trade_off(job), files_out)
 
 
@@ -261,7 +271,7 @@ def follow_detector(job: Job, progress: gr.Progress) -> Iterator:
     status, loss and mAP curves, metrics, downloads."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         files_out = result_views(job)[2] if job.status.final else []
-        yield (job.id, status_markdown(job) + summary_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
+        yield (job.id, training_line(job), curves(job, DETECT_LOSS), curves(job, DETECT_MAP),
                detect_metric_rows(job), files_out)
 
 
@@ -313,7 +323,7 @@ def follow_kshot(job: Job, progress: gr.Progress) -> Iterator:
     for update, job in enumerate(follow(job, progress)):  # noqa: B020 - the last record is the final one
         table = gr.Dataframe(value=kshot_rows(job), headers=kshot_headers(job.params.get("task", "classify")))
         section = gr.Accordion(open=True) if update == 0 else gr.skip()
-        yield job.id, section, status_markdown(job) + kshot_line(job), table, kshot_views(job)[2]
+        yield job.id, section, kshot_status(job), table, kshot_views(job)[2]
 
 
 def kshot_event(task: str, form_inputs: Callable[[dict[str, Any]], tuple[dict[str, list[str]], dict[str, Any]]]
@@ -525,7 +535,7 @@ def build() -> None:
     one_job_per_click(train_button, train, set(form.values()),  # the API takes them in the order created
                       [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
                       show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
-    cancel_button.click(cancel_started_job, [job_id], [results[0]], api_name="cancel_finetune")
+    wire_cancel(cancel_button, job_id, results[0], "cancel_finetune", training_line)
     reattach.follow_on_load(job_id, (CLASSIFY,), follow_classifier, [job_id, *results], show_progress="hidden")
     form["preset"].input(cleared_classifier, None, results, api_visibility="private",
                          show_progress="hidden")
@@ -535,7 +545,7 @@ def build() -> None:
     one_job_per_click(detect_train, train_detector, set(detect_form.values()),
                       [detect_job, *detect_results, model], api_name="finetune_detect", concurrency_limit=None,
                       show_progress="hidden")
-    detect_cancel.click(cancel_started_job, [detect_job], [detect_results[0]], api_name="cancel_finetune_detect")
+    wire_cancel(detect_cancel, detect_job, detect_results[0], "cancel_finetune_detect", training_line)
     reattach.follow_on_load(detect_job, (DETECT,), follow_detector, [detect_job, *detect_results],
                             show_progress="hidden")
     wire_kshot("classify", classifier_kshot, form, classifier_inputs, "finetune_kshot")
@@ -746,7 +756,7 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
     outputs = [parts["job_id"], parts["section"], parts["status"], parts["table"], parts["downloads"]]
     one_job_per_click(parts["button"], by_name(inputs, kshot_event(task, form_inputs)), set(inputs.values()), outputs,
                       api_name=api_name, concurrency_limit=None, show_progress="hidden")
-    parts["cancel"].click(cancel_started_job, [parts["job_id"]], [parts["status"]], api_name=f"cancel_{api_name}")
+    wire_cancel(parts["cancel"], parts["job_id"], parts["status"], f"cancel_{api_name}", kshot_status)
     reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs,
                             accepts=lambda job: job.params.get("task") == task, show_progress="hidden")
     form["preset"].input(lambda: (KSHOT_HINT, [], []), None, [parts["status"], parts["table"], parts["downloads"]],

@@ -17,7 +17,7 @@ from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file, job_inputs
-from webapp.views import cancel_started_job, follow, status_markdown, submit, text, video_frame
+from webapp.views import follow, status_markdown, submit, text, video_frame, wire_cancel
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -50,6 +50,11 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
 
 def notes_markdown(job: Job) -> str:
     return "".join(f"\n\n⚠️ {text(note)}" for note in job.result.get("notes", [])) if job.status.final else ""
+
+
+def status_line(job: Job) -> str:
+    """A section's status: where the job stands, then the notes of a finished one."""
+    return status_markdown(job) + notes_markdown(job)
 
 
 def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
@@ -148,7 +153,7 @@ def follow_image(job: Job, progress: gr.Progress, image: str | None = None) -> I
     the input for the before/after slider)."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
-        yield job.id, image, status_markdown(job) + notes_markdown(job), gallery, files
+        yield job.id, image, status_line(job), gallery, files
 
 
 def is_video_job(job: Job) -> bool:
@@ -174,7 +179,7 @@ def follow_video(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         gallery, _, files = result_views(job)
         played = job_file(job, "result.mp4") if gallery else None
-        yield job.id, status_markdown(job) + notes_markdown(job), played, gallery[0][0] if gallery else None, files
+        yield job.id, status_line(job), played, gallery[0][0] if gallery else None, files
 
 
 def box_text(box: list[float] | None) -> str:
@@ -296,7 +301,7 @@ def image_section() -> None:
                             concurrency_limit=None)
     ran.then(before_after, [image_input, gallery], slider, api_visibility="private")
     gallery.select(chosen_before_after, [image_input, gallery], slider, api_visibility="private")
-    cancel_button.click(cancel_started_job, [image_job], [status], api_name="cancel_insert_image")
+    wire_cancel(cancel_button, image_job, status, "cancel_insert_image", status_line)
 
 
 def region_picture(elem_id: str) -> gr.Image:
@@ -357,4 +362,4 @@ def video_section() -> None:
     one_job_per_click(video_button, run_video,
                       [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
                       outputs, api_name="insert_video", concurrency_limit=None)
-    video_cancel.click(cancel_started_job, [video_job], [video_status], api_name="cancel_insert_video")
+    wire_cancel(video_cancel, video_job, video_status, "cancel_insert_video", status_line)

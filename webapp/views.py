@@ -6,7 +6,7 @@ import datetime as dt
 import html
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gradio as gr
@@ -152,14 +152,37 @@ def video_frame(video: str, index: float, request: gr.Request | None = None) -> 
     return job_file(job, "frame.png")
 
 
-def cancel_started_job(job_id: str | None, request: gr.Request = None) -> str:
-    """A tab's Cancel button: stop the job it started (the signed-in user's own only)."""
-    if not job_id:
-        return "Nothing to cancel: no job was started here."
-    try:
-        return status_markdown(client.cancel(job_id, owner_of(request)))
-    except client.JobNotFound as exc:
-        return text(exc)
+def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[..., Iterator[str]]:
+    """A tab's Cancel: stop the job it started (the signed-in user's own only) and say where it stands, as the
+    tab's own `status_line` says it, until it has stopped. The tab's stream says so too and ends on the same line;
+    the button's answer keeps the page from resting on "Cancelling…" when that stream's updates stop coming (seen
+    once in CI, on a page re-attached to its job after a reload)."""
+
+    def cancel(job_id: str | None, request: gr.Request = None) -> Iterator[str]:
+        if not job_id:
+            yield "Nothing to cancel: no job was started here."
+            return
+        try:
+            job = client.cancel(job_id, owner_of(request))
+        except client.JobNotFound as exc:
+            yield text(exc)
+            return
+        shown = status_line(job)
+        yield shown
+        while not job.status.final:
+            time.sleep(POLL_S)
+            job = client.get(job.id)
+            if status_line(job) != shown:
+                shown = status_line(job)
+                yield shown
+
+    return cancel
+
+
+def wire_cancel(button: gr.Button, job_state: gr.State, status: gr.components.Component, api_name: str,
+                status_line: Callable[[Job], str] = status_markdown) -> None:
+    """Wire a tab's Cancel button (`cancelling`) to the job in `job_state` and the tab's `status` line."""
+    button.click(cancelling(status_line), job_state, status, api_name=api_name, concurrency_limit=None)
 
 
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:

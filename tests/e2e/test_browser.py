@@ -42,6 +42,9 @@ def browser() -> Iterator:
 def page(browser, app_url, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    errors = request.node.page_errors = []  # reported with a failure (CI keeps its log, not the browser's)
+    page.on("console", lambda message: message.type == "error" and errors.append(message.text[:300]))
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"[:300]))
     page.set_default_timeout(60_000)
     page.goto(app_url)
     page.get_by_role("tablist").first.wait_for()  # rendered: a loaded CPU takes seconds, more than `expect` waits

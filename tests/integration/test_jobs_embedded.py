@@ -15,6 +15,7 @@ from tasks.client import Status
 from tasks.runner import run_job
 from tasks.store import get_store
 from tests.helpers import mvtec_subset, noise_images, wait_until
+from webapp.views import cancelling
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -125,8 +126,9 @@ def test_cancel_a_running_job(tmp_path):
     job = client.submit("anomaly", {"object_name": "noise", "preset": "winclip-tiny"}, images)
     wait_until(lambda: client.get(job.id).status is Status.RUNNING and client.get(job.id).progress > 0.05,
                timeout=60, what="the job to run")
-    client.cancel(job.id)
-    job = client.wait(job.id, timeout=30)
+    said = list(cancelling()(job.id))  # the tab's Cancel says where the job stands until it has stopped
+    assert "Cancelling" in said[0] and "Cancelled" in said[-1], said
+    job = client.get(job.id)
     assert job.status is Status.CANCELLED and job.progress < 1.0
     assert "scores.json" not in job.outputs
     follow_up = client.wait(client.submit("anomaly", {"object_name": "x", "preset": "winclip-tiny"},
