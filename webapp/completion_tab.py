@@ -639,7 +639,9 @@ def build() -> None:
                     load_button = gr.Button("Load", scale=1, elem_id="completion-load")
 
     review_out = [review, view, table, page_line, counts, page, proposal]
-    reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out])
+    # a run's progress and refusal show on its status line: an "Error" badge would cover the review on screen
+    reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out],
+                            show_progress_on=[status])
     reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, drawn, drawn_list,
                                                                preset, threshold, text_queries])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
@@ -649,7 +651,8 @@ def build() -> None:
     add_button.click(add_drawn_box, [editor, draw_on, draw_class, drawn], [drawn, drawn_list, editor, draw_message],
                      api_visibility="private")
     one_job_per_click(run_button, run, [images, annotations, video, stride, drawn, preset, threshold, text_queries],
-                      [job_id, status, *review_out], api_name="completion", concurrency_limit=None)
+                      [job_id, status, *review_out], api_name="completion", concurrency_limit=None,
+                      show_progress_on=[status])
     wire_cancel(cancel_button, job_id, status, "cancel_completion", status_line)
     threshold.change(refilter, [review, threshold, page, proposal], review_out, api_name="completion_filter",
                      show_progress="hidden")

@@ -108,6 +108,12 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     expect(page.get_by_text("No job 0123abcd.")).to_be_visible()
     for review_part in ("#completion-view", "#completion-proposals", "#completion-counts", "#completion-proposal"):
         expect(page.locator(review_part)).not_to_contain_text("Error")
+    page.locator("#completion-images button[aria-label='Clear']").click()
+    page.locator("#completion-run").click()  # refused (no images): told, and the review on screen stays usable
+    expect(page.get_by_text("Upload images (or a zip of them), or a video.")).to_be_visible()
+    expect(counts).to_contain_text("· 1 accepted · 1 rejected")
+    for review_part in ("#completion-view", "#completion-proposals", "#completion-counts", "#completion-proposal"):
+        expect(page.locator(review_part)).not_to_contain_text("Error")
 
     canvas = page.locator("#completion-view canvas").first
     page.locator("#completion-view button[aria-label='Create box']").click()
