@@ -225,6 +225,22 @@ def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield batch
 
 
+def yuv420(rgb: np.ndarray) -> np.ndarray:
+    """An RGB frame (even sides) as planar YUV 4:2:0, BT.601 limited range as swscale's default, in integers:
+    the same on every CPU. Returns the (height * 3 / 2, width) layout PyAV takes."""
+    r, g, b = (rgb[..., channel].astype(np.int32) for channel in range(3))
+    height, width = r.shape
+    luma = ((66 * r + 129 * g + 25 * b + 128) >> 8) + 16
+    blue = ((-38 * r - 74 * g + 112 * b + 128) >> 8) + 128
+    red = ((112 * r - 94 * g - 18 * b + 128) >> 8) + 128
+
+    def halved(plane: np.ndarray) -> np.ndarray:  # the mean of each 2x2 block, rounded
+        return (plane.reshape(height // 2, 2, width // 2, 2).sum(axis=(1, 3)) + 2) >> 2
+
+    planes = (luma.ravel(), halved(blue).ravel(), halved(red).ravel())
+    return np.concatenate(planes).astype(np.uint8).reshape(height * 3 // 2, width)
+
+
 _CODECS = {".webm": ("libvpx-vp9", "yuv420p"), ".avi": ("mpeg4", "yuv420p")}
 
 
@@ -233,8 +249,10 @@ class VideoWriter:
 
     The codec follows the suffix: H.264 for .mp4/.mov/.mkv (plays in browsers), VP9 for .webm,
     MPEG-4 part 2 for .avi; 4:2:0 video pads odd sizes by one edge pixel. `lossless=True` (.mkv):
-    FFV1 with RGB kept exactly, for checks and archives. `reproducible=True`: one encoder thread and no
-    version tags, so the same frames give the same bytes on any machine with the same PyAV (committed samples).
+    FFV1 with RGB kept exactly, for checks and archives. `reproducible=True`: one encoder thread, no version
+    tags, x264's CPU-independent algorithms and the RGB to YUV conversion done here (swscale's and x264's SIMD
+    differ between CPUs: an AVX-512 machine rebuilt a committed sample differently), so the same frames give the
+    same bytes on any machine with the same PyAV (committed samples).
     """
 
     def __init__(self, path: str | Path, fps: float, lossless: bool = False, quality: int = 18,
@@ -264,8 +282,8 @@ class VideoWriter:
         self._stream = self._container.add_stream(codec, rate=self.fps)
         self._stream.pix_fmt = pix_fmt
         if codec == "libx264":
-            self._stream.options = {"crf": str(self.quality), "preset": "veryfast",
-                                    **({"threads": "1"} if self.reproducible else {})}
+            self._stream.options = {"crf": str(self.quality), "preset": "veryfast", **(
+                {"threads": "1", "x264-params": "cpu-independent=1"} if self.reproducible else {})}
         even = pix_fmt == "yuv420p"  # 4:2:0 chroma needs even sizes
         self._stream.width = width + (width % 2 if even else 0)
         self._stream.height = height + (height % 2 if even else 0)
@@ -284,7 +302,10 @@ class VideoWriter:
         pad_h, pad_w = self._stream.height - height, self._stream.width - width
         if pad_h or pad_w:
             array = np.pad(array, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+        if self.reproducible and self._stream.pix_fmt == "yuv420p":
+            frame = av.VideoFrame.from_ndarray(yuv420(array), format="yuv420p")
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
         for packet in self._stream.encode(frame):
             self._container.mux(packet)
         self.frames += 1

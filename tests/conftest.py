@@ -18,6 +18,7 @@ os.environ["FEWSHOT_ARTIFACT_DIR"] = str(_SANDBOX / "artifacts")
 os.environ["FEWSHOT_CACHE_DIR"] = str(_SANDBOX / "cache")
 os.environ.pop("FEWSHOT_REDIS_URL", None)
 os.environ.setdefault("FEWSHOT_DEVICE", "cpu")
+os.environ["FEWSHOT_CPU_BF16"] = "off"  # goldens are float32 on any CPU; the bf16 choice has its own tests
 
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

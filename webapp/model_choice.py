@@ -120,5 +120,5 @@ def weights_notice(tool: str, dropdown: gr.Dropdown) -> gr.Column:
     gr.on(None, update, dropdown, [block, message, button], queue=False, show_progress="hidden",
           api_visibility="private")  # on page load: weights installed, or the machine's setting changed, since
     button.click(download, dropdown, [status, message, block, dropdown], api_visibility="private",
-                 concurrency_limit=None)
+                 concurrency_limit=None, show_progress_on=[status])  # a refusal's badge would hide the list
     return block

@@ -181,8 +181,10 @@ def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[
 
 def wire_cancel(button: gr.Button, job_state: gr.State, status: gr.components.Component, api_name: str,
                 status_line: Callable[[Job], str] = status_markdown) -> None:
-    """Wire a tab's Cancel button (`cancelling`) to the job in `job_state` and the tab's `status` line."""
-    button.click(cancelling(status_line), job_state, status, api_name=api_name, concurrency_limit=None)
+    """Wire a tab's Cancel button (`cancelling`) to the job in `job_state` and the tab's `status` line (its text
+    says "Cancelling…" while the job stops: no spinner over it)."""
+    button.click(cancelling(status_line), job_state, status, api_name=api_name, concurrency_limit=None,
+                 show_progress="hidden")
 
 
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:

@@ -114,7 +114,13 @@ def test_a_missing_preset_downloads_from_the_page_with_progress_and_is_then_inst
 
 
 def test_an_operator_can_turn_downloads_from_the_page_off(online_hub, page, monkeypatch):
-    monkeypatch.setenv("FEWSHOT_UI_DOWNLOADS", "off")  # read on each page load
+    page.reload()
+    expect(page.locator("#anomaly-preset-weights-notice")).to_contain_text("Download them here", timeout=30_000)
+    monkeypatch.setenv("FEWSHOT_UI_DOWNLOADS", "off")  # read on each page load, and by the button
+    page.locator("#anomaly-preset-download").click()  # a page opened before: refused, and the list stays usable
+    expect(page.get_by_text("Downloads from the page are off on this instance")).to_be_visible()
+    expect(page.locator("#anomaly-preset")).not_to_contain_text("Error")
+    expect(page.locator("#anomaly-preset input")).to_have_value(re.compile("ViT-B-16-plus-240"))
     page.reload()
     notice = page.locator("#anomaly-preset-weights-notice")
     expect(notice).to_contain_text("The first job with it downloads them first", timeout=30_000)

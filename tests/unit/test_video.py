@@ -15,6 +15,7 @@ from engine.video import (
     iter_frames,
     probe_video,
     sampled_frame_count,
+    yuv420,
 )
 from tests.helpers import moving_square_video
 
@@ -113,6 +114,41 @@ def test_writer_refuses_a_frame_of_another_size(tmp_path: Path) -> None:
         writer.write(np.zeros((10, 10, 3), np.uint8))
         with pytest.raises(ValueError, match="10x10"):
             writer.write(np.zeros((12, 10, 3), np.uint8))
+
+
+def test_a_reproducible_video_has_the_same_bytes_whatever_simd_the_cpu_has(tmp_path: Path, monkeypatch) -> None:
+    """Committed samples are rebuilt byte for byte on CI, whatever its CPU: an AVX-512 machine encoded one
+    differently. x264 without its assembly (as on a CPU with other SIMD) must give the same bytes."""
+    rng = np.random.default_rng(3)
+    frames = [np.clip(np.cumsum(rng.integers(0, 12, (40, 64, 3)), axis=1), 0, 255).astype(np.uint8)
+              for _ in range(6)]
+
+    def encode(path: Path) -> bytes:
+        with VideoWriter(path, 8, quality=27, reproducible=True) as writer:
+            for frame in frames:
+                writer.write(frame)
+        return path.read_bytes()
+
+    native = encode(tmp_path / "native.mp4")
+    start = VideoWriter._start
+
+    def without_assembly(self, width: int, height: int) -> None:
+        start(self, width, height)
+        self._stream.options = {**self._stream.options,
+                                "x264-params": ":".join(filter(None, [self._stream.options.get("x264-params"),
+                                                                      "asm=0"]))}
+
+    monkeypatch.setattr(VideoWriter, "_start", without_assembly)
+    assert encode(tmp_path / "plain.mp4") == native
+
+
+def test_the_reproducible_colour_conversion_is_swscales_own() -> None:
+    """The same colours as FFmpeg's conversion (its chroma siting differs on noise, not on smooth pictures)."""
+    rows, columns = np.mgrid[0:32, 0:48]
+    rgb = np.stack([rows * 8, columns * 5, 255 - rows * 4 - columns * 2], axis=-1).astype(np.uint8)
+    theirs = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    assert theirs.shape == yuv420(rgb).shape
+    assert np.abs(theirs.astype(int) - yuv420(rgb).astype(int)).max() <= 2
 
 
 def dense_timestamp_video(path: Path, frames: int) -> Path:

@@ -1,5 +1,7 @@
 """Golden test: the tiny completion preset's proposals on a fixed small set, recorded before the completion tool
-was moved onto its contract and torchvision's IoU and NMS, stay the same (boxes and scores to 1e-6)."""
+was moved onto its contract and torchvision's IoU and NMS, stay the same: boxes and scores as proposals.json rounds
+them (6 decimals), to one unit of the last either way (float32 kernels differ between CPUs, AVX2 or AVX-512, in
+the last bits, which can round the other way)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from PIL import Image, ImageDraw
 from engine.completion import complete
 
 GOLDEN = Path(__file__).with_name("golden_tiny_proposals.json")
+LAST_DIGIT = 1.5e-6  # one unit of the 6th decimal, with room for the float64 difference of two rounded values
 
 
 def parts_set(folder: Path) -> list[tuple[str, Path]]:
@@ -46,5 +49,5 @@ def test_tiny_preset_proposals_match_the_recorded_ones(tmp_path):
     expected = json.loads(GOLDEN.read_text())
     assert result.proposals == len(expected) == 60
     assert [(f[0], f[1], f[2], f[5]) for f in found] == [(e[0], e[1], e[2], e[5]) for e in expected]
-    assert [f[3] for f in found] == [pytest.approx(e[3], abs=1e-6) for e in expected]
-    assert [f[4] for f in found] == [pytest.approx(e[4], abs=1e-6) for e in expected]
+    assert [f[3] for f in found] == [pytest.approx(e[3], abs=LAST_DIGIT) for e in expected]
+    assert [f[4] for f in found] == [pytest.approx(e[4], abs=LAST_DIGIT) for e in expected]

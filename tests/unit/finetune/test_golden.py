@@ -1,5 +1,6 @@
 """The tiny classifier preset trained a few seeded steps gives the curves, metrics and logits recorded from the
-code before the contract refactoring (golden_classifier.json), to 1e-6."""
+code before the contract refactoring (golden_classifier.json), to 1e-5: float32 kernels differ between CPUs
+(AVX2, AVX-512) by about 1e-6 after these steps; a change in the method moves them far more."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def close(actual, expected) -> bool:
     if isinstance(expected, list):
         return len(actual) == len(expected) and all(close(a, e) for a, e in zip(actual, expected, strict=True))
     if isinstance(expected, float):
-        return actual == pytest.approx(expected, abs=1e-6)
+        return actual == pytest.approx(expected, abs=1e-5)
     return actual == expected
 
 
