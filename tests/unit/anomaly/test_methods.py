@@ -199,3 +199,28 @@ def test_cli_runs_each_method_on_the_shared_data_and_compares_them(shared_data, 
         assert run in printed
     metrics = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert [run["method"] for run in metrics["comparison"]] == ["winclip", "musc", "anomalydino"]
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_bf16_the_default_on_cpus_that_have_it_stays_within_the_rule_of_float32(method):
+    """On a CPU with native bf16 (AMX, AVX512-BF16) the methods run in bfloat16 by default (bf16_safe): the maps
+    come back as float32 arrays within the rule's 1e-2 of float32's (elsewhere torch emulates it: slower, same)."""
+    import torch
+
+    from engine.anomaly.common import AnomalyParams
+    from engine.anomaly.scorers import SCORERS, pipeline_class
+
+    assert METHODS[method].bf16_safe
+    images = [Image.effect_noise((96, 72), 60 + i).convert("RGB") for i in range(METHODS["musc"].min_images + 1)]
+    references = [] if METHODS[method].references == "join the set" else [Image.effect_noise((96, 72), 40)
+                                                                           .convert("RGB")]
+    found = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        pipeline = pipeline_class(SCORERS[method].method).from_pretrained(f"{method}-tiny", device="cpu", dtype=dtype)
+        scorer = SCORERS[method](pipeline)
+        scorer.prepare(AnomalyParams(method=method, object_name="metal plate"), references)
+        results = scorer.score(images)
+        found[dtype] = (np.stack([r.anomaly_map for r in results]), np.array([r.score for r in results]))
+    (maps, scores), (low_maps, low_scores) = found[torch.float32], found[torch.bfloat16]
+    assert low_maps.dtype == np.float32 and low_maps.shape == maps.shape
+    assert np.abs(low_maps - maps).max() < 1e-2 and np.abs(low_scores - scores).max() < 1e-2
