@@ -184,6 +184,11 @@ def status_line(job: Job) -> str:
     return status_markdown(job) + summary_markdown(job)
 
 
+def evaluation_line(job: Job) -> str:
+    """The evaluation's status: where the job stands, then its warnings."""
+    return status_markdown(job) + warnings_markdown(job)
+
+
 def _follow(job: Job, progress: gr.Progress) -> Iterator:
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         done = job.status.final
@@ -283,8 +288,8 @@ def run_evaluation(archive: str | None, object_name: str, shots: float, preset: 
         params["methods"] = [preset, *(name for name in compare_with if name != preset)]
     job = submit("anomaly_evaluate", params, {"dataset": [archive]}, request)
     for job in follow(job, progress):  # noqa: B020
-        yield status_markdown(job) + warnings_markdown(job), *(evaluation_views(job) if job.status.final
-                                                 else ([], gr.Dataframe(visible=False), [], []))
+        yield evaluation_line(job), *(evaluation_views(job) if job.status.final
+                                      else ([], gr.Dataframe(visible=False), [], []))
 
 
 def build() -> None:

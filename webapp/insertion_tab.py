@@ -48,13 +48,10 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     return gallery, rows, [job_file(job, name) for name in job.outputs]
 
 
-def notes_markdown(job: Job) -> str:
-    return "".join(f"\n\n⚠️ {text(note)}" for note in job.result.get("notes", [])) if job.status.final else ""
-
-
 def status_line(job: Job) -> str:
     """A section's status: where the job stands, then the notes of a finished one."""
-    return status_markdown(job) + notes_markdown(job)
+    notes = "".join(f"\n\n⚠️ {text(note)}" for note in job.result.get("notes", [])) if job.status.final else ""
+    return status_markdown(job) + notes
 
 
 def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:

@@ -31,14 +31,14 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
 }
 
 
-SUMMARY_LINES = {  # tool -> what its own tab writes under the status line of an ended job (thresholds, notes…)
-    "anomaly": anomaly_tab.summary_markdown,
-    "anomaly_video": anomaly_tab.summary_markdown,
-    "anomaly_evaluate": anomaly_tab.warnings_markdown,
-    "insertion": insertion_tab.notes_markdown,
-    "finetune_classify": finetune_tab.summary_line,
-    "finetune_detect": finetune_tab.summary_line,
-    "finetune_kshot": finetune_tab.kshot_line,
+STATUS_LINES = {  # tool -> the status line its own tab shows (where the job stands, then thresholds, notes…)
+    "anomaly": anomaly_tab.status_line,
+    "anomaly_video": anomaly_tab.status_line,
+    "anomaly_evaluate": anomaly_tab.evaluation_line,
+    "insertion": insertion_tab.status_line,
+    "finetune_classify": finetune_tab.training_line,
+    "finetune_detect": finetune_tab.training_line,
+    "finetune_kshot": finetune_tab.kshot_status,
 }
 
 
@@ -70,9 +70,8 @@ def job_views(job: Job) -> tuple[str, Any, Any, Any]:
              for key, value in job.params.items()}
     parameters = ", ".join(f"{text(parameter_label(job.tool, key))} = {text(value)}"
                            for key, value in shown.items()) or "none"
-    summary = SUMMARY_LINES[job.tool](job) if job.tool in SUMMARY_LINES else ""
-    details = (f"{status_markdown(job)}{summary}\n\nTool `{job.tool}` · parameters: {parameters} · "
-               f"inputs: {len(job.inputs)}")
+    status_line = STATUS_LINES.get(job.tool, status_markdown)
+    details = f"{status_line(job)}\n\nTool `{job.tool}` · parameters: {parameters} · inputs: {len(job.inputs)}"
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
     headers = headers(job) if callable(headers) else headers

@@ -163,18 +163,16 @@ def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[
             yield "Nothing to cancel: no job was started here."
             return
         try:
-            job = client.cancel(job_id, owner_of(request))
+            cancelled = client.cancel(job_id, owner_of(request))
         except client.JobNotFound as exc:
             yield text(exc)
             return
-        shown = status_line(job)
-        yield shown
-        while not job.status.final:
-            time.sleep(POLL_S)
-            job = client.get(job.id)
-            if status_line(job) != shown:
-                shown = status_line(job)
-                yield shown
+        shown = None
+        for job in records(cancelled):
+            line = status_line(job)
+            if line != shown:
+                shown = line
+                yield line
 
     return cancel
 
@@ -187,13 +185,20 @@ def wire_cancel(button: gr.Button, job_state: gr.State, status: gr.components.Co
                  show_progress="hidden")
 
 
-def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
-    """Yield the job's record until it is final (the last one yielded), updating the progress bar."""
+def records(job: Job) -> Iterator[Job]:
+    """The job's record, then a fresh one every POLL_S seconds until it is final (the last one yielded)."""
+    yield job
     while not job.status.final:
-        progress(job.progress, desc=progress_text(job))
-        yield job
         time.sleep(POLL_S)
         job = client.get(job.id)
-    if job.status is Status.FAILED:
-        gr.Warning(job.error or "The job failed.")
-    yield job
+        yield job
+
+
+def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
+    """Yield the job's record until it is final (the last one yielded), updating the progress bar."""
+    for job in records(job):  # noqa: B020 - the last record is the final one
+        if not job.status.final:
+            progress(job.progress, desc=progress_text(job))
+        elif job.status is Status.FAILED:
+            gr.Warning(job.error or "The job failed.")
+        yield job
