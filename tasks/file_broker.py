@@ -8,7 +8,6 @@ name no reader takes, then renaming into place (atomic on one file system), make
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from time import monotonic
@@ -18,17 +17,16 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem
 from kombu.utils.json import dumps
 
+from engine.files import write_atomically
+
 
 class Channel(filesystem.Channel):
     def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
         name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"  # kombu's name: readers take in this order
         folder = Path(self.data_folder_out)
-        partial = folder / f".{name}.partial"  # a reader takes only `<stamp>.<queue>.msg`
-        try:
-            partial.write_text(dumps(payload))
-            os.replace(partial, folder / name)
+        try:  # staged under a hidden name: a reader takes only `<stamp>.<queue>.msg`
+            write_atomically(folder / name, dumps(payload))
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise ChannelError(f"Cannot add a message to {folder}") from exc
 
 

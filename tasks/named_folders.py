@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.files import write_atomically
 from tasks.config import get_settings
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$")
@@ -177,9 +178,7 @@ class NamedFolders:
                                  f"every saved {self.what}.")
         folder, meta = self._own(ref, owner, "change the sharing of")
         stored = _read_meta(folder / self.meta_file) or {}
-        tmp = folder / f".{self.meta_file}.{os.getpid()}-{time.monotonic_ns()}"
-        tmp.write_text(json.dumps({**stored, "shared": bool(shared)}, indent=1))
-        tmp.replace(folder / self.meta_file)
+        write_atomically(folder / self.meta_file, json.dumps({**stored, "shared": bool(shared)}, indent=1))
         return {**meta, "shared": bool(shared)}
 
     def delete(self, ref: str, owner: str | None = None) -> None:

@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine.files import write_atomically
 from engine.naming import distinct_names, file_key, is_key
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
@@ -257,13 +256,9 @@ class ArtifactStore:
 
     # -- internals ----------------------------------------------------------------------------
     def _write(self, job: Job) -> None:
-        job_dir = self.job_dir(job.id)
-        fd, tmp = tempfile.mkstemp(dir=job_dir, prefix=".job.", suffix=".json")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(job.to_dict(), handle, indent=1)
         if not job.status.final:  # marked before the record says unfinished, unmarked after it says ended
             self.active_marks.add(job.id)
-        os.replace(tmp, job_dir / "job.json")
+        write_atomically(self.job_dir(job.id) / "job.json", json.dumps(job.to_dict(), indent=1))
         if job.status.final:
             self.active_marks.remove(job.id)
 

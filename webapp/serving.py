@@ -38,6 +38,7 @@ from typing import Any
 
 from gradio_client.utils import is_http_url_like
 
+from engine.files import write_atomically
 from tasks import client
 from tasks.client import Job
 
@@ -166,10 +167,7 @@ def _records() -> Path:
 
 
 def _rewrite_ledger(entries: list[dict[str, Any]]) -> None:
-    records = _records()
-    staging = records / f".{LEDGER}.{os.getpid()}"
-    staging.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
-    os.replace(staging, records / LEDGER)
+    write_atomically(_records() / LEDGER, "".join(json.dumps(entry) + "\n" for entry in entries))
 
 
 def hand_out(source: Path, owner: str | None, name: str | None = None, job_id: str | None = None) -> str:

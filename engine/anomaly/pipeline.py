@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
-import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -25,6 +25,7 @@ from engine.anomaly.scoring import association_scores, class_scores, harmonic_ag
 from engine.anomaly.winclip import ImageEmbeddings, WinClipModel
 from engine.device import select_device, select_dtype
 from engine.errors import UserInputError
+from engine.files import write_atomically
 from engine.loading import load_open_clip
 from engine.progress import ProgressCallback, ignore_progress
 
@@ -317,12 +318,11 @@ def _read_tensor(path: Path) -> torch.Tensor | None:
 
 def _write_tensor(path: Path, tensor: torch.Tensor) -> None:
     """Atomic write, so concurrent workers never read half a file; a read-only cache is skipped."""
+    data = io.BytesIO()
+    torch.save(tensor.detach().float().cpu(), data)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(tensor.detach().float().cpu(), handle)
-        os.replace(tmp, path)
+        write_atomically(path, data.getvalue())
     except OSError:
         pass
 

@@ -4,13 +4,12 @@ the accepted set is exported in the three formats. Torch-free: the web process r
 from __future__ import annotations
 
 import json
-import os
-import uuid
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from engine.completion.outputs import accepted_dataset, write_exports
+from engine.files import write_atomically
 
 REVIEW_FILE = "review.json"
 
@@ -41,9 +40,7 @@ def decisions(accepted: Collection[int], rejected: Collection[int] = (),
 def save_decisions(out_dir: Path, review: dict[str, Any]) -> list[str]:
     """Write the decisions alone (review.json), as each one is made; returns the name written. Written beside and
     renamed over the last, so a reload reading it meanwhile gets the last decisions whole, never none of them."""
-    staging = out_dir / f".{REVIEW_FILE}.{uuid.uuid4().hex}"
-    staging.write_text(json.dumps(decisions(**review)))
-    os.replace(staging, out_dir / REVIEW_FILE)
+    write_atomically(out_dir / REVIEW_FILE, json.dumps(decisions(**review)))
     return [REVIEW_FILE]
 
 

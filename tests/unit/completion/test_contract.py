@@ -68,7 +68,7 @@ def test_each_decision_replaces_the_saved_review_whole(tmp_path, monkeypatch):
         seen_meanwhile.append(review.read_review(tmp_path / "review.json"))  # the new one is whole, not yet there
         rename(source, target)
 
-    monkeypatch.setattr(review.os, "replace", replace)
+    monkeypatch.setattr(os, "replace", replace)
     assert review.save_decisions(tmp_path, {"accepted": [0, 2], "rejected": [1]}) == ["review.json"]
     assert seen_meanwhile == [{"accepted": [0], "rejected": [], "edited": {}, "added": []}]
     assert review.read_review(tmp_path / "review.json")["accepted"] == [0, 2]
