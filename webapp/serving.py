@@ -66,6 +66,11 @@ DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any sessi
 
 URL_INPUT_REFUSAL = ("A file was given by URL: upload the file itself (with gradio_client, handle_file() of a local "
                      "path). This server downloads nothing a request names, so every input is bounded as uploads are.")
+SIGN_IN_MAX_BYTES = 16 * 2**10  # a user name and a password, form-encoded
+REQUEST_MAX_BYTES = 16 * 2**20  # a run's JSON: inputs name uploaded files, they do not hold them
+SIGN_IN_REFUSAL = "A sign-in is a form with one username and one password field."
+REQUEST_REFUSAL = ("Request too large: a run's inputs name uploaded files (upload them first), at most "
+                   f"{REQUEST_MAX_BYTES // 2**20} MB of JSON.")
 ADDRESS_KEY = "address:"  # sign-in throttling counts failures per user name and per address ("address:<ip>")
 
 _lock = threading.Lock()
@@ -449,6 +454,9 @@ class GuardMiddleware:
         """A run whose inputs name a file handed to another user is refused, as a file route would refuse it; a run
         or cancel in another user's page session, or naming another user's run, too. A new run is its user's."""
         body = await _read_body(receive)
+        if body is None:
+            await _refuse(send, 413, REQUEST_REFUSAL)
+            return
         try:
             request = json.loads(body or b"null")
         except (ValueError, RecursionError):
@@ -490,8 +498,14 @@ class GuardMiddleware:
             self.sessions.claim(answer["event_id"], user)
 
     async def _sign_in(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
-        user = urllib.parse.parse_qs(body.decode("utf-8", "replace")).get("username", [""])[0].strip()
+        """Count the attempt against the user name Gradio checks: the form's one `username`, however encoded. A form
+        with two (Gradio reads the last) would put the failures on a decoy name; it is refused, as is a body
+        larger than a name and a password."""
+        body = await _read_body(receive, SIGN_IN_MAX_BYTES)
+        user = None if body is None else await _sign_in_name(scope, body)
+        if user is None:
+            await _refuse(send, 400, SIGN_IN_REFUSAL)
+            return
         address = (scope.get("client") or ("unknown",))[0]
         keys = [f"user:{user}", f"{ADDRESS_KEY}{address}"]
         wait = self.throttle.wait_s(keys, time.monotonic())
@@ -515,13 +529,35 @@ class GuardMiddleware:
         self.throttle.record(keys, succeeded, time.monotonic())
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def _read_body(receive: Receive, most: int = REQUEST_MAX_BYTES) -> bytes | None:
+    """The whole request body, or None once it passes `most` bytes (the rest is not read into memory)."""
     body, more = b"", True
     while more:
         message = await receive()
         body += message.get("body", b"")
         more = message.get("more_body", False)
+        if len(body) > most:
+            return None
     return body
+
+
+async def _sign_in_name(scope: Scope, body: bytes) -> str | None:
+    """The user name of a sign-in form as Gradio's /login reads it (stripped), or None unless the form holds one
+    user name and one password."""
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import Request
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(scope, replay).form(max_files=0, max_fields=8)
+    except (MultiPartException, ValueError):  # a form Starlette cannot parse is no sign-in
+        return None
+    names, passwords = form.getlist("username"), form.getlist("password")
+    if len(names) != 1 or len(passwords) != 1 or not all(isinstance(v, str) for v in (*names, *passwords)):
+        return None
+    return names[0].strip()
 
 
 def _owning_uploads(send: Send, user: str | None) -> Send:

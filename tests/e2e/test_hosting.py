@@ -488,6 +488,28 @@ def test_password_guessing_is_slowed_and_the_right_password_still_works(hosted_u
                                                         "password": ACCOUNTS["olivia"]}).status_code == 200
 
 
+def test_a_decoy_user_name_or_another_form_encoding_does_not_escape_the_throttle(hosted_url):
+    """The guard counted failures against the form's first `username` while Gradio checks the last: a decoy name
+    first put 30 guesses for Mallory's name on throwaway names, with no wait. A multipart form counted as user ''."""
+    with httpx.Client(timeout=60) as session:
+        decoy = session.post(hosted_url + "login", content="username=decoy&username=mallory&password=guess",
+                             headers={"content-type": "application/x-www-form-urlencoded"})
+        assert decoy.status_code == 400 and "one username" in decoy.text
+        too_big = session.post(hosted_url + "login", data={"username": "mallory", "password": "x" * 20_000})
+        assert too_big.status_code == 400
+        took = []
+        for _ in range(7):  # multipart: counted against Mallory's name as the urlencoded form is
+            start = time.monotonic()
+            answer = session.post(hosted_url + "login", files={"username": (None, "mallory"),
+                                                                "password": (None, "guess")})
+            assert answer.status_code >= 400
+            took.append(time.monotonic() - start)
+        assert max(took[:5]) < 0.5 and took[5] >= 0.4 and took[6] > took[5], took
+        right = session.post(hosted_url + "login", files={"username": (None, "mallory"),
+                                                           "password": (None, ACCOUNTS["mallory"])})
+        assert right.status_code == 200
+
+
 def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
     """Attempts sent together queue up per address, not per user name: a flood of wrong passwords for Olivia's name
     (sent together, from one address) used to push her own sign-in, from her address, hours back."""
