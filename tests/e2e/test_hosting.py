@@ -510,6 +510,14 @@ def test_a_decoy_user_name_or_another_form_encoding_does_not_escape_the_throttle
         assert right.status_code == 200
 
 
+def test_a_run_request_over_16_mb_is_refused_before_it_is_read_whole(hosted_url):
+    body = b'{"data": ["' + b"x" * (17 * 2**20) + b'"], "fn_index": 0, "session_hash": "s"}'
+    with signed_in(hosted_url, "mallory") as session:
+        answer = session.post(hosted_url + "gradio_api/queue/join", content=body,
+                              headers={"content-type": "application/json"})
+    assert answer.status_code == 413 and "upload them first" in answer.text
+
+
 def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
     """Attempts sent together queue up per address, not per user name: a flood of wrong passwords for Olivia's name
     (sent together, from one address) used to push her own sign-in, from her address, hours back."""
