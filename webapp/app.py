@@ -13,10 +13,12 @@ from tasks import retention
 from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
 from webapp.bounded_pictures import bound_picture_decoding
+from webapp.pending_edits import bound_pending_edits
 
 
 def build_app() -> gr.Blocks:
     bound_picture_decoding()
+    bound_pending_edits()
     settings = get_settings()
     mode = ("jobs run in worker processes this app starts (embedded mode)" if settings.embedded
             else f"jobs go through {settings.broker_display} to Celery workers")
@@ -99,7 +101,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "auth_message": "fewshot-studio: sign in with the account you were given." if users else None,
         "server_port": int(os.environ.get("FEWSHOT_PORT", 7860)),
         "app_kwargs": {"middleware": [Middleware(serving.GuardMiddleware, uploads=uploads)]},
-        "max_file_size": f"{int(os.environ.get('FEWSHOT_MAX_UPLOAD_MB', 200))}mb",
+        "max_file_size": f"{serving.max_upload_mb()}mb",
         "show_error": True,
         "enable_monitoring": False,  # Gradio's /monitoring shows every user's traffic to any signed-in user
         "run_history": False,  # the Jobs tab is the history (Gradio's would record runs in the browser, and

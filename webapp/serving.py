@@ -51,6 +51,9 @@ INLINE_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif", "video/mp4
 FILE_ROUTE = re.compile(r"/file=|/gradio_api/file/")  # Gradio's file route and its deprecated twin
 RUN_ROUTE = re.compile(r"/gradio_api/(queue/join|(call|run|api|stream)/.+)/?$")  # requests whose inputs name files
 UPLOAD_ROUTE = "/gradio_api/upload"
+# A component's server function (the image editor's pictures of an edit, held in memory until a run): one
+# picture a request, bounded as an upload is.
+COMPONENT_SERVER_ROUTE = re.compile(r"/gradio_api/component_server/?$")
 # Routes that name a page session (its random `session_hash`) and read or end what runs in it: its event stream,
 # its keep-alive, its media streams, a cancel. Each session belongs to the user who first ran something in it.
 # An upload's progress (its `upload_id`, which names the files) is its uploader's alike.
@@ -62,7 +65,8 @@ CALL_RESULT_ROUTE = re.compile(r"/gradio_api/call/.+/(?P<event>[^/]+)/?$")
 EVENT_ROUTE = re.compile(r"/gradio_api/stream/(?P<event>[^/]+)(/close)?/?$")
 NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered with the new run's `event_id`
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
-DEEP_LINK_ROUTE = re.compile(r"/gradio_api/deep_link/?$")  # snapshots any session's state: the app offers none
+# Gradio routes the app does not offer: deep links snapshot any session's state; nothing records from a camera.
+ROUTES_OFF = re.compile(r"/gradio_api/(deep_link|process_recording)/?$")
 
 URL_INPUT_REFUSAL = ("A file was given by URL: upload the file itself (with gradio_client, handle_file() of a local "
                      "path). This server downloads nothing a request names, so every input is bounded as uploads are.")
@@ -91,6 +95,11 @@ def upload_folder() -> Path:
 def upload_cache_hours() -> float:
     """How long uploads, previews and copies stay in Gradio's upload folder (FEWSHOT_UPLOAD_CACHE_HOURS)."""
     return float(os.environ.get("FEWSHOT_UPLOAD_CACHE_HOURS", 24))
+
+
+def max_upload_mb() -> int:
+    """Largest file one upload (or one picture of an edit) may be, in MB (FEWSHOT_MAX_UPLOAD_MB)."""
+    return int(os.environ.get("FEWSHOT_MAX_UPLOAD_MB", 200))
 
 
 def max_user_upload_mb() -> float:
@@ -379,7 +388,7 @@ class SessionOwners:
         return owner == user
 
 
-def _current_user(scope: Scope) -> str | None:
+def signed_in_user(scope: Scope) -> str | None:
     """The signed-in user, read as Gradio reads it (Starlette's cookie parser: quotes and escapes removed), so no
     request is someone to Gradio and nobody to this guard."""
     from starlette.requests import Request
@@ -410,12 +419,18 @@ class GuardMiddleware:
         if post and path.rstrip("/").endswith("/login"):
             await self._sign_in(scope, receive, send)
             return
-        user = _current_user(scope)
+        user = signed_in_user(scope)
         if post and (RUN_ROUTE.search(path) or CANCEL_ROUTE.search(path)):
             await self._run(scope, receive, send, path, user)
             return
+        if post and COMPONENT_SERVER_ROUTE.search(path):
+            size = _content_length(scope)
+            if size is None or size > max_upload_mb() * 2**20 + 2**16:  # the picture and its form fields
+                await _refuse(send, 411 if size is None else 413, "A picture of an edit needs a Content-Length "
+                              f"header and at most {max_upload_mb()} MB (FEWSHOT_MAX_UPLOAD_MB).")
+                return
         query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        if DEEP_LINK_ROUTE.search(path) or not self._session_allowed(path, post, query, user):
+        if ROUTES_OFF.search(path) or not self._session_allowed(path, post, query, user):
             await _not_found(send)
             return
         if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):

@@ -1,0 +1,34 @@
+"""The image editor's pending edits: each user's latest per editor, a bounded number in all."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from webapp.pending_edits import PendingEdits
+
+
+def editor() -> SimpleNamespace:
+    return SimpleNamespace(blob_storage={})
+
+
+def sent(pending: PendingEdits, user: str, where: SimpleNamespace, edit: str) -> None:
+    where.blob_storage[edit] = b"pictures"  # as Gradio's accept_blobs stores them
+    pending.keep(user, where, edit)
+
+
+def test_each_user_keeps_their_latest_edits_per_editor_and_older_ones_are_deleted() -> None:
+    pending, image, anchor = PendingEdits(per_editor=2, most=100), editor(), editor()
+    sent(pending, "alice", image, "a0")
+    sent(pending, "bob", image, "b0")
+    sent(pending, "alice", anchor, "x0")
+    for index in range(1, 50):  # a page used for long, or a client flooding new ids
+        sent(pending, "alice", image, f"a{index}")
+    assert set(image.blob_storage) == {"b0", "a48", "a49"}  # bob's edit stays: a flood pushes out only its own
+    assert set(anchor.blob_storage) == {"x0"}
+
+
+def test_at_most_most_edits_are_kept_in_all() -> None:
+    pending, image = PendingEdits(per_editor=2, most=5), editor()
+    for index in range(8):
+        sent(pending, f"page:{index}", image, f"e{index}")
+    assert set(image.blob_storage) == {"e3", "e4", "e5", "e6", "e7"}
