@@ -91,7 +91,7 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     for spec in files:
         name, path = (spec[0], Path(spec[1])) if isinstance(spec, tuple) else (Path(spec).name, Path(spec))
         if not path.is_file():
-            raise UserInputError(f"{name}: no such file to upload ({path}).")
+            raise UserInputError(f"{name}: no such file to upload (it was moved or deleted, or its upload expired).")
         named.append((name, path))
     return named
 

@@ -14,11 +14,13 @@ from tasks.config import get_settings
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
 from webapp.bounded_pictures import bound_picture_decoding
 from webapp.pending_edits import bound_pending_edits
+from webapp.request_errors import explain_errors
 
 
 def build_app() -> gr.Blocks:
     bound_picture_decoding()
     bound_pending_edits()
+    explain_errors()
     settings = get_settings()
     mode = ("jobs run in worker processes this app starts (embedded mode)" if settings.embedded
             else f"jobs go through {settings.broker_display} to Celery workers")

@@ -157,3 +157,18 @@ def test_evaluate_a_zipped_labelled_set(api, shared_data, tmp_path):
 def test_evaluate_without_a_zip_is_refused(api):
     with pytest.raises(Exception, match=r"Upload a \.zip"):
         api.predict(None, "x", 0, "winclip-tiny", api_name="/evaluate_anomaly")
+
+
+def test_a_wrong_type_gets_a_short_message_and_an_unexpected_error_no_internals(api, metal_plate_images):
+    """Gradio answered a value it could not convert with the whole payload and the converter's error, and any
+    unexpected exception with its own text ("'dict' object has no attribute 'strip'", or a server path)."""
+    from webapp.request_errors import UNEXPECTED
+
+    with pytest.raises(Exception) as wrong_type:
+        api.predict([handle_file(str(metal_plate_images[0]))], None, "metal plate", "winclip-tiny", "Set it myself",
+                    "abc", api_name="/anomaly")
+    message = str(wrong_type.value)
+    assert "was not accepted, expected a `float`, got a `str`" in message and "Original error" not in message
+    with pytest.raises(Exception) as unexpected:
+        api.predict({"a": 1}, api_name="/finetune_download")
+    assert UNEXPECTED in str(unexpected.value) and "strip" not in str(unexpected.value)

@@ -56,3 +56,10 @@ def test_job_memory_limit(monkeypatch, env, expected):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert job_memory_limit_mb() == expected
+
+
+def test_a_missing_input_file_is_named_without_the_server_path(tmp_path):
+    gone = tmp_path / "uploads" / "4f2a9c" / "plate.png"
+    with pytest.raises(client.UserInputError) as refused:
+        client.submit("anomaly", {"object_name": "plate"}, {"images": [str(gone)]})
+    assert str(refused.value).startswith("plate.png: no such file") and str(tmp_path) not in str(refused.value)
