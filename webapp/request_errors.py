@@ -1,5 +1,6 @@
-"""What a failed request tells its user: the message of an error raised for them (gr.Error), a concise one for an
-input Gradio could not convert, and for anything unexpected a plain sentence, never the exception's own text.
+"""What a failed request tells its user: the message of an error raised for them (gr.Error, UserInputError), a
+concise one for an input Gradio could not convert, and for anything unexpected a plain sentence, never the
+exception's own text.
 
 Gradio (`show_error=True`, which the pages need to show gr.Error messages as they come) sends any exception's text
 to the client: an unexpected one can name a server path ("[Errno 28] No space left on device: '/srv/...'") or
@@ -17,6 +18,8 @@ import gradio.queueing
 import gradio.utils
 from gradio.exceptions import AppError, ComponentProcessingError
 
+from engine.errors import UserInputError
+
 UNEXPECTED = ("Something went wrong on the server while answering this request; it is logged, and nothing you had "
               "stored was changed. Try again, and tell the operator the time if it happens again.")
 _INPUT = re.compile(r"^Could not (?P<stage>preprocess|postprocess) (?P<kind>\w+) component at index (?P<index>\d+) "
@@ -29,6 +32,8 @@ def error_message(error: BaseException | None) -> str | None:
     """The text a user gets for `error` (None: no error)."""
     if error is None:
         return None
+    if isinstance(error, UserInputError):  # written for the user, wherever it was raised
+        return str(error)
     if isinstance(error, ComponentProcessingError):
         text = str(error)
         where, expected, given = _INPUT.search(text), _EXPECTED.search(text), _GIVEN.search(text)
