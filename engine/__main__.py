@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from engine.cli import anomaly, completion, finetune, insertion
+from engine.cli.common import check_out
 from engine.errors import UserInputError, WeightsNotFoundError
 from engine.presets import PRESETS, get_preset
 
@@ -73,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
         tool.add_commands(commands)
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "out", None):
+            check_out(args.out)
         args.run(args)
     except (UserInputError, WeightsNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

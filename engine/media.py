@@ -78,20 +78,35 @@ def open_image(source: str | Path | IO[bytes], name: str) -> Image.Image:
     return image
 
 
-def load_image(path: str | Path, display_name: str | None = None) -> Image.Image:
+def later_frames_note(image: Image.Image, name: str) -> str | None:
+    """What a multi-page TIFF or an animated PNG / WebP loses when only its first frame is decoded, or None:
+    the user would otherwise think every page was inspected."""
+    count = getattr(image, "n_frames", 1)
+    if count <= 1:
+        return None
+    what = "pages" if image.format == "TIFF" else "frames"
+    return (f"{name}: a {image.format} of {count} {what}; only the first was used. Save each of the other "
+            f"{what} as an image of its own to use it.")
+
+
+def load_image(path: str | Path, display_name: str | None = None, notes: list[str] | None = None) -> Image.Image:
     """Decode an image file to 8-bit RGB at its own size and orientation.
 
-    Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied.
+    Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied. A file of several
+    pages or frames gives its first, and a note saying so joins `notes` when given.
     Raises UserInputError naming the file for anything that is not a sound, accepted image.
     """
     name = display_name or Path(path).name
     image = open_image(path, name)
     try:
         with _reading(name):
+            note = later_frames_note(image, name) if notes is not None else None  # counting frames reads them
             image.load()
     except UserInputError:
         image.close()  # a truncated file: not held open until collected
         raise
+    if note:
+        notes.append(note)
     return to_rgb(ImageOps.exif_transpose(image))
 
 
@@ -111,11 +126,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decoded(files: Iterable[tuple[str, Path]], skipped: list[dict[str, str]]) -> Iterator[tuple[str, Image.Image]]:
-    """(name, image) of each file that decodes, one at a time; the others go to `skipped` as {file, error}."""
+def decoded(files: Iterable[tuple[str, Path]], skipped: list[dict[str, str]],
+            notes: list[str] | None = None) -> Iterator[tuple[str, Image.Image]]:
+    """(name, image) of each file that decodes, one at a time; the others go to `skipped` as {file, error}, and
+    what was left of a file used (the later pages of a TIFF) to `notes` when given."""
     for name, path in files:
         try:
-            image = load_image(path, display_name=name)
+            image = load_image(path, display_name=name, notes=notes)
         except UserInputError as exc:
             skipped.append({"file": name, "error": str(exc)})
             continue
@@ -123,14 +140,18 @@ def decoded(files: Iterable[tuple[str, Path]], skipped: list[dict[str, str]]) ->
 
 
 def load_images(
-    files: Sequence[tuple[str, Path]], what: str = "images",
+    files: Sequence[tuple[str, Path]], what: str = "images", skipped: Sequence[dict[str, str]] = (),
+    notes: list[str] | None = None,
 ) -> tuple[list[str], list[Image.Image], list[dict[str, str]]]:
     """Decode a batch, keeping the good images: (names, images, skipped [{file, error}]).
 
-    Raises UserInputError only when none of the `what` could be decoded.
+    `skipped`: what was refused before decoding (a zip `expand_archives` left out); it heads the skipped list
+    and its reasons join the error, so a refused zip says why rather than "no images given". Notes on images
+    used only in part go to `notes` (see `decoded`). Raises UserInputError only when none of the `what` could
+    be decoded.
     """
-    skipped: list[dict[str, str]] = []
-    pairs = list(decoded(files, skipped))
+    skipped = list(skipped)
+    pairs = list(decoded(files, skipped, notes))
     if not pairs:
         reasons = " ".join(item["error"] for item in skipped)
         raise UserInputError(f"None of the {what} could be used. {reasons}".strip() if skipped else f"No {what} given.")

@@ -134,6 +134,20 @@ def method_of_preset(preset: str | None) -> Any:
     return gr.Radio(value=method) if method else gr.skip()
 
 
+def method_note(preset: str, method: str | None) -> str:
+    """Say so when a call names a method its model does not run: the model named decides the method (the page's
+    Method radio follows the model, and an API call that names only a model gets the radio's default method), so
+    the call learns which ran and which models run the method it named; "" when they agree."""
+    presets = client.presets("anomaly")
+    ran = next((METHODS[p["method"]] for p in presets if p["name"] == preset), None)
+    if ran is None or method not in METHODS or ran.name == method:
+        return ""
+    named = METHODS[method]
+    models = " or ".join(p["name"] for p in presets if p["method"] == method)
+    return (f"\n\n⚠️ {text(preset)} is a {ran.label} model, so {ran.label} ran: the model decides the method, and "
+            f"method {method} ({named.label}) was not used. To run {named.label}, choose {models}.")
+
+
 def _params(object_name: str, preset: str, threshold_mode: str, threshold_value: float,
             reference_set: str | None, method: str | None, mask_background: bool, rotate_references: bool
             ) -> dict[str, Any]:
@@ -189,12 +203,13 @@ def evaluation_line(job: Job) -> str:
     return status_markdown(job) + warnings_markdown(job)
 
 
-def _follow(job: Job, progress: gr.Progress) -> Iterator:
+def _follow(job: Job, progress: gr.Progress, note: str = "") -> Iterator:
+    """A job's stream into the section; `note` (method_note) follows its status line."""
     for job in follow(job, progress):  # noqa: B020 - the last record is the final one
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
-        yield job.id, status_line(job), gallery, rows, video, timeline(job), files
+        yield job.id, status_line(job) + note, gallery, rows, video, timeline(job), files
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -207,7 +222,7 @@ def run(files: list[str] | None, references: list[str] | None, object_name: str,
     job = submit("anomaly", _params(object_name, preset, threshold_mode, threshold_value, reference_set, method,
                                     mask_background, rotate_references),
                  {"images": files, "references": references or []}, request)
-    yield from _follow(job, progress)
+    yield from _follow(job, progress, method_note(preset, method))
 
 
 def run_video(video: str | None, references: list[str] | None, object_name: str, preset: str,
@@ -226,7 +241,7 @@ def run_video(video: str | None, references: list[str] | None, object_name: str,
     else:
         params["stride"] = int(sampling_value)
     job = submit("anomaly_video", params, {"video": [video], "references": references or []}, request)
-    yield from _follow(job, progress)
+    yield from _follow(job, progress, method_note(preset, method))
 
 
 SAVED_SETS = SavedControls(reference_sets.SETS, lambda s: f"{len(s['files'])} images"

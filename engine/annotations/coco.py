@@ -27,6 +27,11 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int | str) and not isinstance(value, bool)
 
 
+def _is_category_id(value: Any) -> bool:
+    """A category id is a whole number; JSON's true is not 1 (annotations' category_id true is refused alike)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _coco_json(name: str, path: Path) -> Any:
     """The parsed COCO file, refused while parsing once it lists more boxes or images than a set may hold:
     the hook sees every object as it is decoded, so a million boxes never all reach memory."""
@@ -74,7 +79,7 @@ def read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         raise too_many(name, "categories", max_classes(), "FEWSHOT_MAX_CLASSES")
     categories: dict[int, str] = {}
     for position, item in enumerate(data["categories"]):
-        if not (isinstance(item, dict) and isinstance(item.get("id"), int) and isinstance(item.get("name"), str)):
+        if not (isinstance(item, dict) and _is_category_id(item.get("id")) and isinstance(item.get("name"), str)):
             skip(skipped, name, f"{name} categories[{position}]: needs an integer \"id\" and a \"name\".")
         elif class_name_problem(item["name"]):
             skip(skipped, name, f"{name} category id {item['id']}: {class_name_problem(item['name'])}.")

@@ -70,15 +70,18 @@ def can_settle_before_scoring(scorer: Scorer, rule: str | float) -> bool:
 
 
 def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, reference_files: Sequence[NamedFile],
-            work_dir: Path, progress: ProgressCallback = ignore_progress) -> list[dict[str, str]]:
-    """Decode the good references (zips expanded) and prepare the scorer with them; returns what was skipped.
-    A rule that cannot be met is refused here, before any image is scored."""
+            work_dir: Path, progress: ProgressCallback = ignore_progress,
+            notes: list[str] | None = None) -> list[dict[str, str]]:
+    """Decode the good references (zips expanded) and prepare the scorer with them; returns what was skipped
+    (notes on references used only in part join `notes`). A rule that cannot be met is refused here, before any
+    image is scored; so are references of which none can be used, each one's reason given."""
     skipped: list[dict[str, str]] = []
     references: list[Image.Image] = []
     if reference_files:
         files, skipped_archives = expand_archives(reference_files, work_dir / "references", IMAGE_SUFFIXES)
-        _, references, skipped_images = load_images(files, what="reference images of good parts")
-        skipped = [{**item, "role": "reference"} for item in skipped_archives + skipped_images]
+        _, references, skipped = load_images(files, what="reference images of good parts", skipped=skipped_archives,
+                                             notes=notes)
+        skipped = [{**item, "role": "reference"} for item in skipped]
     if params.threshold == "calibrate" and len(references) < 2:
         raise UserInputError(NEEDS_TWO_GOOD)
     progress(0.5, f"Encoding {len(references)} good reference images" if references else "Preparing the model")
@@ -87,10 +90,10 @@ def prepare(scorer: Scorer, params: images_job.Params | video_job.Params, refere
 
 
 def _summary(scorer: Scorer, params: images_job.Params | video_job.Params, skipped: list[dict[str, str]],
-             threshold: Threshold, sizes: set[tuple[int, int]]) -> dict[str, Any]:
+             threshold: Threshold, sizes: set[tuple[int, int]], notes: Sequence[str] = ()) -> dict[str, Any]:
     summary = outputs.run_summary(params.object_name, get_preset(params.preset), scorer.method, scorer.references,
                                   skipped, threshold, params.reference_set)
-    summary["warnings"] += outputs.size_warnings(sizes, scorer.references)
+    summary["warnings"] += [*notes, *outputs.size_warnings(sizes, scorer.references, scorer.method)]
     return summary
 
 
@@ -105,13 +108,15 @@ def inspect_images(scorer: Scorer, inputs: images_job.Inputs, params: images_job
         if not expanded:
             reasons = " ".join(item["error"] for item in skipped)
             raise UserInputError(f"No images to inspect. {reasons}".strip())
-        names, images, skipped_images = load_images(expanded)
-        skipped_references = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.1))
+        notes: list[str] = []
+        names, images, skipped = load_images(expanded, skipped=skipped, notes=notes)
+        skipped_references = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.1),
+                                     notes)
     results = scorer.score(images, batch_size=params.batch_size, progress=sub_progress(progress, 0.1, 0.95))
     progress(0.96, "Settling the threshold and writing maps")
     threshold = resolve_threshold(scorer, params.threshold, [r.score for r in results])
-    summary = _summary(scorer, params, skipped + skipped_images + skipped_references, threshold,
-                       {image.size for image in images})
+    summary = _summary(scorer, params, skipped + skipped_references, threshold, {image.size for image in images},
+                       notes)
     records, files = outputs.write_maps(out_dir, names, images, results, threshold)
     verdicts = [r["verdict"] for r in records]
     result = images_job.Result(**summary, map_encoding=outputs.MAP_ENCODING, images=records,
@@ -160,8 +165,9 @@ def inspect_video(scorer: Scorer, inputs: video_job.Inputs, params: video_job.Pa
     info = probe_video(path, name)
     step = sampling_step(info, params.stride, params.fps)
     total = sampled_frame_count(info, params.stride, params.fps)
+    notes: list[str] = []
     with scratch(out_dir) as work:
-        skipped = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.05))
+        skipped = prepare(scorer, params, inputs.references, work, sub_progress(progress, 0.0, 0.05), notes)
     batch_size = params.batch_size or default_batch_size(scorer.device)
     frames = iter_frames(path, stride=params.stride, fps=params.fps, display_name=name, info=info)
     if can_settle_before_scoring(scorer, params.threshold):
@@ -194,7 +200,7 @@ def inspect_video(scorer: Scorer, inputs: video_job.Inputs, params: video_job.Pa
             write_progress(min(len(records) / total, 1.0), f"Scored frame {len(records)} of about {total}")
     progress(0.96, "Writing the timeline")
     ng = [r for r in records if r["verdict"] == "NG"]
-    summary = _summary(scorer, params, skipped, threshold, {(info.width, info.height)})
+    summary = _summary(scorer, params, skipped, threshold, {(info.width, info.height)}, notes)
     if len(ng) > len(flagged_files):
         summary["warnings"].append(f"{len(ng)} frames are above the threshold; the gallery keeps the first "
                                    f"{len(flagged_files)}. scores.csv lists all of them.")

@@ -30,6 +30,11 @@ SCORE_COLUMNS = ["file", "score", "verdict", "width", "height", "map_max"]
 FRAME_COLUMNS = ["frame", "time_s", "score", "verdict", "map_max"]
 
 
+def with_references(method: Method) -> str:
+    """The method's name when good references are given: WinCLIP becomes WinCLIP+ (the paper's name)."""
+    return "WinCLIP+" if method.name == "winclip" else method.label
+
+
 def run_summary(object_name: str, preset: Preset, method: Method, references: Sequence[Image.Image] | None,
                 skipped: list[dict[str, str]], threshold: Threshold,
                 reference_set: str | None = None) -> dict[str, Any]:
@@ -40,8 +45,7 @@ def run_summary(object_name: str, preset: Preset, method: Method, references: Se
         mode = f"{method.label} (zero-shot over the set" + (f"; {count} good parts joined it{source})" if count
                                                              else ")")
     elif count:
-        label = "WinCLIP+" if method.name == "winclip" else method.label
-        mode = f"{label} ({count} good references{source})"
+        mode = f"{with_references(method)} ({count} good references{source})"
     else:
         mode = f"{method.label} (zero-shot)"
     return {
@@ -56,9 +60,11 @@ def run_summary(object_name: str, preset: Preset, method: Method, references: Se
     }
 
 
-def size_warnings(test_sizes: set[tuple[int, int]], references: Sequence[Image.Image] | None) -> list[str]:
+def size_warnings(test_sizes: set[tuple[int, int]], references: Sequence[Image.Image] | None,
+                  method: Method) -> list[str]:
     """Say so when good references and test images differ in size or shape: both are resized to the
-    model's square input, so a different framing or aspect ratio makes every patch look different."""
+    model's square input, so a different framing or aspect ratio makes every patch look different. The
+    warning names `method`, the one that compared them."""
     if not references:
         return []
     reference_sizes = {img.size for img in references}
@@ -69,8 +75,8 @@ def size_warnings(test_sizes: set[tuple[int, int]], references: Sequence[Image.I
         return ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:4]) + (" ..." if len(sizes) > 4 else "")
 
     return [f"The good references are {describe(reference_sizes)} pixels but the images inspected are "
-            f"{describe(test_sizes)}. Both are resized to the model's input, so WinCLIP+ compares them anyway, "
-            "but parts framed differently score as anomalous: use references taken like the test images."]
+            f"{describe(test_sizes)}. Both are resized to the model's input, so {with_references(method)} compares "
+            "them anyway, but parts framed differently score as anomalous: use references taken like the test images."]
 
 
 def card_panel_size(image_size: tuple[int, int]) -> tuple[int, int]:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 from engine.filetypes import IMAGE_SUFFIXES
 from engine.media import list_images
 
@@ -46,3 +47,22 @@ def data_files(paths: list[str]) -> list[tuple[str, Path]]:
 def named(paths: list[str] | None) -> list[tuple[str, Path]]:
     """(name, path) pairs, as jobs pass their inputs."""
     return [(Path(p).name, Path(p)) for p in paths or []]
+
+
+def check_out(raw: str) -> Path:
+    """The --out folder, created, once it is known that files can be written in it and beside it (the runs keep
+    a scratch folder there): checked before any model loads, so an unusable --out is a one-line error rather than
+    a traceback at the end of a run."""
+    path = Path(raw)
+    if path.exists() and not path.is_dir():
+        raise UserInputError(f"--out {raw}: a file, not a folder; give a folder (created if missing) that can be "
+                             "written to.")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        for folder in (path, path.parent):
+            with tempfile.TemporaryDirectory(prefix=".check-", dir=folder):
+                pass
+    except OSError as exc:
+        raise UserInputError(f"--out {raw}: cannot be written to ({reason(exc)}); give a folder (created if missing) "
+                             "that can be written to.") from None
+    return path

@@ -117,8 +117,8 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         if inputs.video:
             rows = predict_video(predictor, inputs.video[0], None if params.fps else params.stride, params.fps)
         else:
-            names, images, unreadable = load_images(files)
-            rows, skipped = predictor(names, images), skipped + unreadable
+            names, images, skipped = load_images(files, skipped=skipped)
+            rows = predictor(names, images)
     result = Result("classify", params.model, meta["classes"], rows, skipped, alpha=params.alpha,
                     outputs=predictor.written)
     return save(result, out_dir, CLASSIFIER_PREDICTIONS_FILE)

@@ -105,3 +105,28 @@ def test_large_but_not_huge_images_get_the_same_limit_message(tmp_path, monkeypa
     Image.new("L", (40, 30)).save(path)
     with pytest.raises(UserInputError, match=r"big.png: .*too large: at most 1,000 pixels are accepted"):
         load_image(path)
+
+
+@pytest.mark.parametrize("suffix, kind, what", [(".tiff", "TIFF", "pages"), (".webp", "WEBP", "frames"),
+                                                (".png", "PNG", "frames")])
+def test_a_file_of_several_frames_gives_its_first_and_says_so(tmp_path, suffix, kind, what):
+    frames = [Image.new("RGB", (8, 6), colour) for colour in ("red", "green", "blue")]
+    path = tmp_path / f"multi{suffix}"
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+    Image.new("RGB", (8, 6)).save(tmp_path / f"one{suffix}")
+    notes: list[str] = []
+    names, images, skipped = load_images([("multi" + suffix, path), ("one" + suffix, tmp_path / f"one{suffix}")],
+                                         notes=notes)
+    assert names == [f"multi{suffix}", f"one{suffix}"] and skipped == []
+    assert images[0].getpixel((0, 0))[0] > 250  # the first frame, red
+    assert notes == [f"multi{suffix}: a {kind} of 3 {what}; only the first was used. Save each of the other {what} "
+                     "as an image of its own to use it."]
+
+
+def test_reasons_given_before_decoding_join_the_batch_refusal(tmp_path):
+    refused = [{"file": "bomb.zip", "error": "bomb.zip: 9,000 bytes uncompressed; at most 1,000 are accepted."}]
+    with pytest.raises(UserInputError, match=r"None of the references could be used\. bomb\.zip: 9,000 bytes"):
+        load_images([], what="references", skipped=refused)
+    Image.new("RGB", (4, 4)).save(tmp_path / "ok.png")
+    names, _, skipped = load_images([("ok.png", tmp_path / "ok.png")], skipped=refused)
+    assert names == ["ok.png"] and skipped == refused

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.errors import UserInputError
 from engine.finetune.training import HistoryCallback, TrainingParams, TrainingResult
-from engine.limits import max_classes
+from engine.limits import class_name_problem, max_classes
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.presets import get_preset
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
 
 METHODS = ("lora", "selective-lora", "linear")
 DEFAULT_SPARSITY = 5.0
+
+
+def named_class(name: str, where: str) -> str:
+    """A class name stripped, or refused naming `where` (a named class, a folder of a zip): held to an annotation
+    set's rules (`class_name_problem`), since it becomes the model's label and the text of its prompts."""
+    name = name.strip()
+    if not name:
+        raise UserInputError(f"{where} has no name: give every class a name.")
+    problem = class_name_problem(name)
+    if problem:
+        raise UserInputError(f"{where}: {problem}.")
+    return name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +67,14 @@ class Params(TrainingParams):
 
     JOB_FIELDS = (*TrainingParams.JOB_FIELDS, "class_names")
     PRESET_TOOL = "finetune"
+
+    def check(self) -> None:
+        """The named classes' names, refused at submit rather than by a job that fails (their images are not
+        needed to tell)."""
+        super().check()
+        names = tuple(named_class(name, f"class_names: named class {index + 1}")
+                      for index, name in enumerate(self.class_names))
+        object.__setattr__(self, "class_names", names)  # frozen: stripped once, while checking
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,7 +16,9 @@ from PIL import Image
 from engine.archives import expand_archives
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
+from engine.finetune.classify import named_class
 from engine.finetune.training import max_training_images
+from engine.limits import quoted
 from engine.media import list_images, load_images
 from engine.params import NamedFile
 
@@ -61,20 +63,19 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
     entries that cannot be extracted are left out and listed, while a zip that cannot be opened at all is
     refused by name.
 
-    Class names are stripped; the same name from two sources (ignoring case) is refused, since the
-    user most likely meant two different classes or typed one twice.
+    Class names are stripped and held to the rules of an annotation set's names (`class_name_problem`); the same
+    name twice (ignoring case) is refused, naming both places, since the user most likely meant two different
+    classes or typed one twice.
     """
     by_class: dict[str, list[NamedFile]] = {}
     seen: dict[str, str] = {}
     skipped: list[dict[str, str]] = []
 
     def add(name: str, files: Sequence[NamedFile], origin: str) -> None:
-        name = name.strip()
-        if not name:
-            raise UserInputError(f"A class in {origin} has no name: give every class a name.")
+        name = named_class(name, origin[0].upper() + origin[1:])
         key = name.casefold()
         if key in seen:
-            raise UserInputError(f"Duplicate class name '{name}' ({origin} and {seen[key]}): class names must be "
+            raise UserInputError(f"Duplicate class name '{name}' ({seen[key]} and {origin}): class names must be "
                                  "unique; merge the images into one class or rename one of them.")
         seen[key] = origin
         by_class[name] = list(files)
@@ -94,9 +95,9 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
             skipped += left_out
             entries, prefix = [(name.removeprefix(f"{display}/"), path) for name, path in files], f"{display}/"
         for name, files in class_folders(entries, display).items():
-            add(name, [(prefix + n, p) for n, p in files], display)
-    for name, files in uploads:
-        add(name, files, "the uploads")
+            add(name, [(prefix + n, p) for n, p in files], f"the folder {quoted(name)} of {display}")
+    for index, (name, files) in enumerate(uploads):
+        add(name, files, f"named class {index + 1}")
     return by_class, skipped
 
 

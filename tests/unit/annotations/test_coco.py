@@ -66,6 +66,21 @@ def test_coco_bad_parts_are_skipped_by_id_and_the_rest_loads(tmp_path):
     assert len(errors) == len(expected)
 
 
+def test_a_boolean_id_is_refused_alike_for_categories_and_annotations(tmp_path):
+    make_images(tmp_path / "images")
+    data = {"images": [{"id": 1, "file_name": "gray.png", "width": 37, "height": 23}],
+            "categories": [{"id": True, "name": "bolt"}, {"id": 2, "name": "nut"}],
+            "annotations": [{"id": 10, "image_id": 1, "category_id": True, "bbox": [1, 1, 5, 5]},
+                            {"id": 11, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]},
+                            {"id": 12, "image_id": 1, "category_id": 2, "bbox": [2, 2, 5, 5]}]}
+    dataset = read_dataset([*files_in(tmp_path / "images"), ("annotations.json", coco_file(tmp_path, data))])
+    assert dataset.categories == ["nut"] and boxes_of(dataset)["gray.png"] == [(2.0, 2.0, 5.0, 5.0, "nut")]
+    assert [item["error"] for item in dataset.skipped] == [
+        'annotations.json categories[0]: needs an integer "id" and a "name".',
+        'annotations.json annotation id 10: category_id True is not in "categories".',
+        'annotations.json annotation id 11: category_id 1 is not in "categories".']
+
+
 def test_malformed_coco_json_names_the_line_and_column(tmp_path):
     make_images(tmp_path / "images")
     ann = coco_file(tmp_path, '{"images": [\n  {"id": 1,, "file_name": "gray.png"}\n]}')

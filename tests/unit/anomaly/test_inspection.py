@@ -69,6 +69,33 @@ def test_a_batch_of_only_bad_files_says_why(tiny_scorer, tmp_path):
         inspect_images(tiny_scorer, *image_job([("evil.zip", evil)], object_name="metal plate"), tmp_path / "out")
 
 
+def test_refused_reference_zips_say_why(tiny_scorer, metal_plate_images, tmp_path, monkeypatch):
+    monkeypatch.setenv("FEWSHOT_MAX_ZIP_BYTES", "1000")
+    bomb = _zip(tmp_path / "bomb.zip", {"good.png": metal_plate_images[1].read_bytes()})
+    inputs, params = image_job([("part.png", metal_plate_images[0])], [("bomb.zip", bomb)],
+                               object_name="metal plate")
+    with pytest.raises(UserInputError, match=r"None of the reference images of good parts could be used\. "
+                                             r"bomb\.zip: [\d,]+ bytes uncompressed; at most 1,000 are accepted"):
+        inspect_images(tiny_scorer, inputs, params, tmp_path / "out")
+
+
+def test_a_multi_page_tiff_says_only_its_first_page_was_inspected(tiny_scorer, metal_plate_images, tmp_path):
+    from PIL import Image
+
+    pages = [Image.open(p).convert("RGB") for p in metal_plate_images[:3]]
+    pages[0].save(tmp_path / "multi.tiff", save_all=True, append_images=pages[1:])
+    pages[0].save(tmp_path / "good.tiff", save_all=True, append_images=pages[1:])
+    files = [("multi.tiff", tmp_path / "multi.tiff"), ("single.png", metal_plate_images[0])]
+    inputs, params = image_job(files, [("good.tiff", tmp_path / "good.tiff")], object_name="metal plate")
+    summary = inspect_images(tiny_scorer, inputs, params, tmp_path / "out").to_json()
+    assert [r["file"] for r in summary["images"]] == ["multi.tiff", "single.png"]
+    notes = [w for w in summary["warnings"] if "only the first was used" in w]
+    assert notes == ["multi.tiff: a TIFF of 3 pages; only the first was used. Save each of the other pages as an "
+                     "image of its own to use it.",
+                     "good.tiff: a TIFF of 3 pages; only the first was used. Save each of the other pages as an "
+                     "image of its own to use it."]
+
+
 def test_video_is_scored_frame_by_frame_in_batches(tiny_pipeline, tiny_scorer, metal_plate_images, tmp_path,
                                                    monkeypatch):
     moving_square_video(tmp_path / "line.mp4", frames=20, size=(80, 60), fps=10)

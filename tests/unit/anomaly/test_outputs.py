@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.anomaly.outputs import VERDICT_COLOURS, card_panel_size, result_card, write_maps
+from engine.anomaly.methods import ANOMALYDINO, MUSC, WINCLIP
+from engine.anomaly.outputs import VERDICT_COLOURS, card_panel_size, result_card, size_warnings, write_maps
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import user_threshold
 from engine.visualize import heatmap_overlay
@@ -68,3 +69,11 @@ def test_write_maps_writes_a_card_per_image_beside_the_map_and_overlay(tmp_path)
         "000_part_one_map.png", "000_part_one_overlay.png", "000_part_one_card.png"]
     written = np.asarray(Image.open(tmp_path / "000_part_one_card.png"))
     assert np.array_equal(written, np.asarray(result_card(image, scores, threshold, 0.7, "a/part one.png")))
+
+
+@pytest.mark.parametrize("method, named", [(WINCLIP, "WinCLIP+"), (ANOMALYDINO, "AnomalyDINO"), (MUSC, "MuSc")])
+def test_the_reference_size_warning_names_the_method_that_ran(method, named):
+    references = [Image.new("RGB", (1, 1)), Image.new("RGB", (1, 5000))]
+    warnings = size_warnings({(64, 64)}, references, method)
+    assert len(warnings) == 1 and f"so {named} compares them anyway" in warnings[0]
+    assert size_warnings({(1, 1)}, references[:1], method) == []

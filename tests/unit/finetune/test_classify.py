@@ -199,6 +199,30 @@ def test_bad_class_layouts_say_what_to_fix(tmp_path, layout, expected):
         load_labelled_set(by_class)
 
 
+def test_class_names_follow_the_annotation_rules_at_submit_and_in_zips(tmp_path):
+    with pytest.raises(UserInputError, match=r"^Training settings: class_names: named class 1: a class name of "
+                                             r"1,000 characters; at most 100 are accepted "
+                                             r"\(FEWSHOT_MAX_CLASS_NAME_CHARS\)\.$"):
+        Params(class_names=("a" * 1000, "b"))
+    with pytest.raises(UserInputError, match="class_names: named class 2 has no name: give every class a name"):
+        Params(class_names=("a", "  "))
+    assert Params(class_names=("a/../b", "b\n")).class_names == ("a/../b", "b")  # labels only, never paths
+    root = colour_classes(tmp_path / "set", per_class=1)
+    (root / "red").rename(root / ("r" * 101))
+    with pytest.raises(UserInputError, match=r"^The folder 'r{59}… of set: a class name of 101 characters; at most "
+                                             "100 are accepted"):
+        gather_sources([("set", root)])
+
+
+def test_duplicate_class_names_say_where_each_one_is(tmp_path):
+    with pytest.raises(UserInputError, match=r"^Duplicate class name 'Nut' \(named class 1 and named class 2\): "):
+        gather_sources(uploads=[("nut", []), ("Nut ", [])])
+    root = colour_classes(tmp_path / "set", per_class=1)
+    with pytest.raises(UserInputError, match=r"^Duplicate class name 'red' \(the folder 'red' of set and named "
+                                             r"class 1\): "):
+        gather_sources([("set", root)], uploads=[("red", [])])
+
+
 def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch):
     root = colour_classes(tmp_path / "set", per_class=2)
     with pytest.raises(UserInputError, match="Duplicate class name 'Red'"):
