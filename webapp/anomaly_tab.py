@@ -136,11 +136,11 @@ def method_of_preset(preset: str | None) -> Any:
 
 def method_note(preset: str, method: str | None) -> str:
     """Say so when a call names a method its model does not run: the model named decides the method (the page's
-    Method radio follows the model, and an API call that names only a model gets the radio's default method), so
-    the call learns which ran and which models run the method it named; "" when they agree."""
+    Method radio follows the model), so the call learns which ran and which models run the method it named; ""
+    when they agree, and for the radio's default, which an API call that names only a model is given."""
     presets = client.presets("anomaly")
     ran = next((METHODS[p["method"]] for p in presets if p["name"] == preset), None)
-    if ran is None or method not in METHODS or ran.name == method:
+    if ran is None or method not in METHODS or method in (ran.name, METHOD_CHOICES[0][1]):
         return ""
     named = METHODS[method]
     models = " or ".join(p["name"] for p in presets if p["method"] == method)

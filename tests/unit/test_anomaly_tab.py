@@ -32,3 +32,4 @@ def test_a_method_the_model_does_not_run_is_named_with_the_models_that_run_it(on
     assert status.endswith("\n\n⚠️ winclip-tiny is a WinCLIP model, so WinCLIP ran: the model decides the method, "
                            "and method musc (MuSc) was not used. To run MuSc, choose musc-vit-l-14-336 or musc-tiny.")
     assert "⚠️" not in one_job("winclip-tiny", "winclip") and "⚠️" not in one_job("musc-tiny", None)
+    assert "⚠️" not in one_job("musc-tiny", "winclip")  # the radio's default, given to a call naming only a model
