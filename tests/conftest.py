@@ -32,6 +32,15 @@ def require(condition: bool, reason: str) -> None:
         pytest.skip(reason)
 
 
+@pytest.fixture(autouse=True)
+def pillow_pixel_limit(monkeypatch) -> None:
+    """engine.media sets Pillow's process-wide pixel limit from FEWSHOT_MAX_IMAGE_PIXELS as it reads: a test that
+    lowers the setting would otherwise leave the next test's Pillow at its limit (a DecompressionBombError)."""
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Path:
     return _SANDBOX
