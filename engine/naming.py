@@ -20,6 +20,12 @@ _NOT_KEY_CHARS = re.compile(r"[^\w.-]+")  # \w keeps letters and digits of every
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
 
+def brief(text: str, most: int = 60) -> str:
+    """A user's text as a message quotes it: whole up to `most` characters, else cut with '…' (a 5,000-character
+    id is not echoed back)."""
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
 def truncate_bytes(text: str, max_bytes: int) -> str:
     """The longest prefix of `text` whose UTF-8 form fits `max_bytes`, never cutting a character."""
     return text.encode("utf-8")[:max(max_bytes, 0)].decode("utf-8", "ignore")

@@ -15,6 +15,7 @@ from typing import Any
 
 from engine.errors import UserInputError
 from engine.limits import check_params_size, int_setting
+from engine.naming import brief
 from engine.presets import presets_for
 from engine.weights import hub_offline, is_installed, manifest
 from tasks.celery_app import app
@@ -132,6 +133,10 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     params = checked.to_dict()
     check_params_size(params)
     name = _checked_name(name)
+    if params.get("model_name"):  # a training saves its model under it: a bad or taken name is refused now
+        from tasks import finetune_models
+
+        finetune_models.check_free(params["model_name"], owner=owner)
     settings = get_settings()
     store = get_store()
     by_role = dict(files) if isinstance(files, Mapping) else {"images": files}
@@ -175,15 +180,15 @@ def resolve(job_ref: str, owner: str | None = None) -> str:
     if not ref:
         raise JobNotFound(f"No job id given: give its id or its first {MIN_PREFIX} characters or more.")
     if not _HEX.match(ref):
-        raise JobNotFound(f"No job {job_ref}.")
+        raise JobNotFound(f"No job {brief(job_ref)}.")
     if len(ref) < MIN_PREFIX:
-        raise JobNotFound(f"No job {ref}: give at least {MIN_PREFIX} characters of its id.")
+        raise JobNotFound(f"No job {brief(ref)}: give at least {MIN_PREFIX} characters of its id.")
     store = get_store()
     matches = [job_id for job_id in store.ids_starting_with(ref) if owner is None or _owner_of(store, job_id) == owner]
     if len(matches) > 1:
-        raise AmbiguousJobId(f"{len(matches)} jobs start with {ref}: give more characters.")
+        raise AmbiguousJobId(f"{len(matches)} jobs start with {brief(ref)}: give more characters.")
     if not matches:
-        raise JobNotFound(f"No job {ref}.")
+        raise JobNotFound(f"No job {brief(ref)}.")
     return matches[0]
 
 
@@ -200,7 +205,7 @@ def get(job_id: str, owner: str | None = None) -> Job:
     store = get_store()
     job = store.read(resolve(job_id, owner))
     if owner is not None and job.owner != owner:
-        raise JobNotFound(f"No job {(job_id or '').strip()}.")
+        raise JobNotFound(f"No job {brief((job_id or '').strip())}.")
     return fail_if_lost(store, job)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from engine.errors import UserInputError
 from engine.files import write_atomically
+from engine.naming import brief
 from tasks.config import get_settings
 
 NAME_RULE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,59}$")
@@ -86,7 +87,7 @@ class NamedFolders:
         """The folder of one of `owner`'s names, once the name is known to be safe."""
         name = (name or "").strip()
         if not NAME_RULE.match(name) or ".." in name:
-            raise UserInputError(f"{self.what.capitalize()} name {name!r} is not accepted: use 1 to 60 letters "
+            raise UserInputError(f"{self.what.capitalize()} name '{brief(name)}' is not accepted: use 1 to 60 letters "
                                  "without accents (A-Z, a-z), digits, spaces, '.', '-' or '_', starting with a letter "
                                  "or digit.")
         return self.home(owner) / name
@@ -139,7 +140,7 @@ class NamedFolders:
 
     def _not_found(self, ref: str, owner: str | None) -> UserInputError:
         known = ", ".join(m["ref"] for m in self.list(owner)) or "none yet"
-        return UserInputError(f"No {self.what} named '{ref}' ({self.plural} you can use: {known}).")
+        return UserInputError(f"No {self.what} named '{brief(ref)}' ({self.plural} you can use: {known}).")
 
     def get(self, ref: str, owner: str | None = None) -> dict[str, Any]:
         return self.resolve(ref, owner)[1]

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import write_atomically
-from engine.naming import distinct_names, file_key, is_key
+from engine.naming import brief, distinct_names, file_key, is_key
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
 from tasks.named_folders import owner_key
@@ -109,7 +109,7 @@ class ArtifactStore:
     # -- paths --------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
         if not _JOB_ID.match(str(job_id)):
-            raise JobNotFound(f"No job {job_id!r}: job ids are 32 hexadecimal characters.")
+            raise JobNotFound(f"No job '{brief(str(job_id))}': job ids are 32 hexadecimal characters.")
         return self.jobs_dir / job_id
 
     def input_path(self, job_id: str, stored: str) -> Path:

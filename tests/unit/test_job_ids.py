@@ -79,6 +79,8 @@ def test_an_ambiguous_prefix_says_so_and_counts_only_ones_own_jobs(make_job, pre
     ("line-3", "No job line-3."),
     (" ", "No job id given: give its id or its first 4 characters or more."),
     ("f" * 32, f"No job {'f' * 32}."),
+    ("a" * 5000, f"No job {'a' * 59}…."),  # not echoed back whole
+    ("x/" * 3000, f"No job {'x/' * 29}x…."),
 ])
 def test_an_id_that_names_no_job_says_so(ref, expected):
     with pytest.raises(client.JobNotFound) as raised:

@@ -63,3 +63,14 @@ def test_a_missing_input_file_is_named_without_the_server_path(tmp_path):
     with pytest.raises(client.UserInputError) as refused:
         client.submit("anomaly", {"object_name": "plate"}, {"images": [str(gone)]})
     assert str(refused.value).startswith("plate.png: no such file") and str(tmp_path) not in str(refused.value)
+
+
+def test_a_training_with_a_bad_model_name_is_refused_before_a_job_is_stored(tmp_path):
+    image = tmp_path / "nut.png"
+    image.write_bytes(b"\x89PNG")
+    store = get_store()
+    before = len(list(store.jobs_dir.iterdir()))
+    with pytest.raises(client.UserInputError, match="Model name '../x' is not accepted"):
+        client.submit("finetune_classify", {"model_name": "../x", "class_names": ["nut", "bolt"]},
+                      {"class_000": [image], "class_001": [image]})
+    assert len(list(store.jobs_dir.iterdir())) == before

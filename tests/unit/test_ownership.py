@@ -255,3 +255,13 @@ def test_a_refused_name_says_which_characters_are_accepted(name):
     folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")
     with pytest.raises(UserInputError, match=r"is not accepted: use 1 to 60 letters without accents \(A-Z, a-z\)"):
         folders.folder(name)
+
+
+def test_a_long_or_multi_line_name_is_quoted_short_and_as_typed():
+    folders = NamedFolders(f"test-{uuid.uuid4().hex[:6]}", "meta.json", "thing", "things")
+    with pytest.raises(UserInputError) as long_name:
+        folders.folder("n" * 500)
+    assert f"'{'n' * 59}…'" in str(long_name.value) and "n" * 61 not in str(long_name.value)
+    with pytest.raises(UserInputError) as two_lines:
+        folders.get("name\nline")
+    assert "'name\nline'" in str(two_lines.value)  # not its repr ('name\\nline'), which a page escaped again
