@@ -234,7 +234,7 @@ def settings_controls(prefix: str, variants: bool) -> list[gr.components.Compone
     preset = preset_dropdown(TOOL, f"{prefix}-preset")
     weights_notice(TOOL, preset)
     with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
-        seed = controls.number(TOOL, "seed", precision=0, elem_id=f"{prefix}-seed")
+        seed = controls.number(TOOL, "seed", elem_id=f"{prefix}-seed")
         count = controls.slider(TOOL, "variants", value=2, step=1, visible=variants, elem_id=f"{prefix}-variants")
         steps = controls.slider(TOOL, "steps", step=1, elem_id=f"{prefix}-steps")
         guidance = controls.slider(TOOL, "guidance", step=0.5, elem_id=f"{prefix}-guidance")
@@ -320,7 +320,7 @@ def video_section() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
-            anchor = controls.number(TOOL, "anchor_frame", precision=0, elem_id="insertion-anchor")
+            anchor = controls.number(TOOL, "anchor_frame", elem_id="insertion-anchor")
             video_editor = _editor("Anchor frame: paint over the region", "insertion-video-editor")
             region_mode = controls.radio(TOOL, "region_mode", choices=[
                 (REGION_MODE_LABELS[m], m) for m in controls.spec(TOOL, "region_mode").choices],
