@@ -84,15 +84,20 @@ def load_image(path: str | Path, display_name: str | None = None) -> Image.Image
     Grayscale, 16-bit, palette, RGBA and CMYK inputs are converted; EXIF rotation is applied.
     Raises UserInputError naming the file for anything that is not a sound, accepted image.
     """
-    name = display_name or Path(path).name
-    image = open_image(path, name)
+    return to_rgb(decode_image(path, display_name or Path(path).name))
+
+
+def decode_image(source: str | Path | IO[bytes], name: str) -> Image.Image:
+    """Decode an image whole and upright, in its own mode: `load_image` short of RGB, for what keeps its alpha (a
+    mask painted in the web page's editor). Raises UserInputError naming the file, as `load_image` does."""
+    image = open_image(source, name)
     try:
         with _reading(name):
             image.load()
+            return ImageOps.exif_transpose(image)
     except UserInputError:
         image.close()  # a truncated file: not held open until collected
         raise
-    return to_rgb(ImageOps.exif_transpose(image))
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
