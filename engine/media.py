@@ -96,8 +96,13 @@ def load_image(path: str | Path, display_name: str | None = None, notes: list[st
     pages or frames gives its first, and a note saying so joins `notes` when given.
     Raises UserInputError naming the file for anything that is not a sound, accepted image.
     """
-    name = display_name or Path(path).name
-    image = open_image(path, name)
+    return to_rgb(decode_image(path, display_name or Path(path).name, notes))
+
+
+def decode_image(source: str | Path | IO[bytes], name: str, notes: list[str] | None = None) -> Image.Image:
+    """Decode an image whole and upright, in its own mode: `load_image` short of RGB, for what keeps its alpha (a
+    mask painted in the web page's editor). Raises UserInputError naming the file, as `load_image` does."""
+    image = open_image(source, name)
     try:
         with _reading(name):
             note = later_frames_note(image, name) if notes is not None else None  # counting frames reads them
@@ -107,7 +112,7 @@ def load_image(path: str | Path, display_name: str | None = None, notes: list[st
         raise
     if note:
         notes.append(note)
-    return to_rgb(ImageOps.exif_transpose(image))
+    return ImageOps.exif_transpose(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

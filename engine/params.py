@@ -62,8 +62,14 @@ def _describe(kind: Any) -> str:
     if kind is str:
         return "text"
     if typing.get_origin(kind) in (list, tuple):
-        return "a list of " + _describe(typing.get_args(kind)[0]).removeprefix("a ") + "s"
+        return "a list of " + _items(kind)
     return str(kind)
+
+
+def _items(kind: Any) -> str:
+    """What the items of the list type `kind` are, plural; numbers in a list are finite, as one number is."""
+    item = typing.get_args(kind)[0]
+    return "finite numbers" if item is float else _describe(item).removeprefix("a ") + "s"
 
 
 def _coerce(kind: Any, value: Any) -> Any:
@@ -146,7 +152,7 @@ class Params:
 
     @classmethod
     def _checked(cls, field: dataclasses.Field, kind: Any, value: Any) -> Any:
-        spec = cls.spec(field.name)
+        spec, given = cls.spec(field.name), value
         try:
             value = _coerce(kind, value)
         except (ValueError, TypeError, OverflowError):  # OverflowError: an integer past the float range
@@ -154,7 +160,8 @@ class Params:
         measured = len(value) if isinstance(value, list | tuple | str) and not spec.choices else value
         numeric = isinstance(measured, int | float) and not isinstance(measured, bool)
         if numeric and ((spec.ge is not None and measured < spec.ge) or (spec.le is not None and measured > spec.le)):
-            raise UserInputError(f"{field.name}: {_accepted(kind, spec)}, not {_shown(value)}.")
+            shown = given if isinstance(value, list | tuple) else value  # a list as typed: "1,2,3", not (1.0, 2.0, 3.0)
+            raise UserInputError(f"{field.name}: {_accepted(kind, spec)}, not {_shown(shown)}.")
         if spec.choices is not None and value is not None and value not in spec.choices:
             raise UserInputError(f"{field.name}: {_accepted(kind, spec)}, not {_shown(value)}.")
         return value
@@ -219,6 +226,9 @@ def _accepted(kind: Any, spec: Spec) -> str:
     text = " or ".join(_describe(m) for m in members)
     if typing.get_origin(kind) is typing.Literal:
         text = "one of " + ", ".join(str(v) for v in typing.get_args(kind))
+    sequences = [m for m in members if typing.get_origin(m) in (list, tuple)]
+    if sequences and spec.ge is not None and spec.ge == spec.le:  # a fixed length: "exactly 4", not "from 4 to 4"
+        return f"exactly {spec.ge:g} {_items(sequences[0])} ({spec.help})"
     if spec.ge is not None and spec.le is not None:
         text += f" from {spec.ge:g} to {spec.le:g}"
     elif spec.ge is not None:

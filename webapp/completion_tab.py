@@ -137,7 +137,7 @@ def _current(review: dict[str, Any], proposal: dict[str, Any]) -> tuple[list[flo
 def _selected(review: dict[str, Any], item: dict[str, Any], threshold: float, selected: float | None) -> int | None:
     """The selected proposal if it is shown on this image, else the image's best pending one shown."""
     shown = _visible(item, review, threshold)
-    if selected is not None and int(selected) in {p["id"] for p in shown}:
+    if selected in {p["id"] for p in shown}:  # 2.5 is none of them (int() took it for #2)
         return int(selected)
     return next((p["id"] for p in shown if _status_of(review, p["id"]) == "pending"), None)
 
@@ -245,15 +245,15 @@ def accept_above(review: dict[str, Any] | None, threshold: float, page: int, req
 def decide(review: dict[str, Any] | None, proposal_id: float | None, decision: str, threshold: float,
            page: int, request: gr.Request = None) -> tuple:
     """Accept or reject one proposal by id, then select the next pending one on the image. A missing or unknown id
-    is a warning that leaves the picture as it is."""
+    is refused with the ids there are (a warning reached no API client, and int() took 2.5 for #2)."""
     if not review:
         gr.Warning("Run a completion (or load a job) first.")
         return (gr.skip(),) * 7
     known = {p["id"] for i in review["doc"]["images"] for p in i["proposals"]}
-    if proposal_id is None or int(proposal_id) not in known:
-        gr.Warning(f"No proposal #{proposal_id}: pick one in the table, or press n for the next one."
-                   if proposal_id is not None else "No proposal selected: pick one in the table, or press n.")
-        return (gr.skip(),) * 7
+    if proposal_id is None or proposal_id not in known:
+        given = "No proposal selected" if proposal_id is None else f"No proposal #{proposal_id}"
+        numbered = f"the proposals are numbered {min(known)} to {max(known)}" if known else "there are no proposals"
+        raise gr.Error(f"{given}: {numbered}; pick one in the table, or press n for the next one.")
     pid = int(proposal_id)
     accepted, rejected = set(review["accepted"]) - {pid}, set(review["rejected"]) - {pid}
     (accepted if decision == "accept" else rejected).add(pid)
@@ -279,7 +279,7 @@ def _next_pending(review: dict[str, Any], threshold: float, page: int, after: fl
     order = [(n, p["id"]) for n in pages for p in _visible(images[n], review, threshold)
              if _status_of(review, p["id"]) == "pending" or p["id"] == after]
     ids = [pid for _, pid in order]
-    start = ids.index(int(after)) + 1 if after is not None and int(after) in ids else 0
+    start = ids.index(after) + 1 if after in ids else 0
     return next((pid for _, pid in order[start:] if pid != after), None)
 
 
@@ -449,7 +449,7 @@ def run(images: list[str] | None, annotations: list[str] | None, video: str | No
     params = {**engine_params(preset), "score_threshold": threshold, "text_queries": bool(text_queries),
               "drawn_boxes": drawn or []}
     if stride:
-        params["video_stride"] = int(stride)
+        params["video_stride"] = stride  # as given: the contract refuses 2.5, which int() made 2
     job = submit("completion", params, {"images": images or [], "annotations": annotations or [],
                                         "video": [video] if video else []}, request)
     yield from follow_completion(job, progress, threshold)
@@ -578,7 +578,7 @@ def build() -> None:
                                   elem_id="completion-annotations")
             with gr.Accordion("Video instead of images", open=False):
                 video = gr.File(label="Video", file_types=list(VIDEO_SUFFIXES), elem_id="completion-video")
-                stride = controls.number("completion", "video_stride", precision=0, elem_id="completion-stride")
+                stride = controls.number("completion", "video_stride", elem_id="completion-stride")
             with gr.Row():
                 preset = preset_dropdown("completion", "completion-preset", refresh=refresh_engines,
                                          allow_custom_value=True, scale=4)  # + the user's detectors (added on load)
@@ -613,7 +613,7 @@ def build() -> None:
             next_button = gr.Button("Next image ▶", elem_id="completion-next")
         gr.Markdown(SHORTCUTS, elem_id="completion-shortcuts")
         with gr.Row(equal_height=True):
-            proposal = gr.Number(label="Proposal #", precision=0, min_width=100, elem_id="completion-proposal")
+            proposal = gr.Number(label="Proposal #", min_width=100, elem_id="completion-proposal")
             accept_button = gr.Button("Accept (a)", elem_id="completion-accept")
             reject_button = gr.Button("Reject (r)", elem_id="completion-reject")
             next_proposal_button = gr.Button("Next proposal (n)", elem_id="completion-next-proposal")
@@ -686,7 +686,7 @@ def build() -> None:
                                        elem_id="completion-eval-annotations")
             with gr.Column():
                 fraction = controls.slider("completion_evaluate", "drop_fraction", step=0.05)
-                seed = controls.number("completion_evaluate", "seed", precision=0)
+                seed = controls.number("completion_evaluate", "seed")
                 eval_threshold = controls.slider("completion_evaluate", "score_threshold", step=0.01)
                 eval_preset = preset_dropdown("completion", "completion-eval-preset", refresh=refresh_engines,
                                               allow_custom_value=True)

@@ -22,6 +22,8 @@ def _common(tool: str, name: str, overrides: dict[str, Any]) -> dict[str, Any]:
 
 
 def number(tool: str, name: str, **overrides: Any) -> gr.Number:
+    """A number field for parameter `name`. Give it no `precision`: Gradio would round 2.5 to 2 before the contract
+    could refuse it, quoting what was typed."""
     declared = spec(tool, name)
     return gr.Number(**_common(tool, name, {"minimum": declared.ge, "maximum": declared.le, **overrides}))
 

@@ -614,13 +614,13 @@ def build_classifier() -> tuple:
                     ("LoRA + head", "lora"), ("Selective LoRA (learns which blocks)", "selective-lora"),
                     ("Linear probe (head only)", "linear")], elem_id="finetune-method")
                 with gr.Row():
-                    form["lora_rank"] = controls.number(CLASSIFY, "lora_rank", precision=0)
+                    form["lora_rank"] = controls.number(CLASSIFY, "lora_rank")
                     form["lora_blocks"] = controls.textbox(CLASSIFY, "lora_blocks")
                 with gr.Row():
-                    form["steps"] = controls.number(CLASSIFY, "steps", precision=0, elem_id="finetune-steps")
+                    form["steps"] = controls.number(CLASSIFY, "steps", elem_id="finetune-steps")
                     form["learning_rate"] = controls.number(CLASSIFY, "learning_rate")
                 with gr.Row():
-                    form["seed"] = controls.number(CLASSIFY, "seed", precision=0)
+                    form["seed"] = controls.number(CLASSIFY, "seed")
                     form["time_budget_s"] = controls.number(CLASSIFY, "time_budget_s")
                 form["unlabeled"] = gr.File(label="Unlabeled images of the task (optional, transductive)",
                                             file_count="multiple", file_types=list(IMAGE_SUFFIXES))
@@ -683,12 +683,12 @@ def build_detection() -> tuple:
             weights_notice("finetune-detect", form["preset"])
             with gr.Accordion("Training settings", open=False, elem_id="detect-settings"):
                 with gr.Row():
-                    form["steps"] = controls.number(DETECT, "steps", precision=0, elem_id="detect-steps")
+                    form["steps"] = controls.number(DETECT, "steps", elem_id="detect-steps")
                     form["learning_rate"] = controls.number(DETECT, "learning_rate", elem_id="detect-lr",
                                                             label="Learning rate (empty or 0: the base model's own)")
                 with gr.Row():
-                    form["batch_size"] = controls.number(DETECT, "batch_size", precision=0)
-                    form["seed"] = controls.number(DETECT, "seed", precision=0)
+                    form["batch_size"] = controls.number(DETECT, "batch_size")
+                    form["seed"] = controls.number(DETECT, "seed")
                 with gr.Row():
                     form["time_budget_s"] = controls.number(DETECT, "time_budget_s")
                     form["train_backbone"] = controls.checkbox(DETECT, "train_backbone", info=None)
@@ -727,7 +727,7 @@ def build_kshot(task: str, prefix: str) -> dict[str, Component]:
         parts["job_id"] = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                parts["shots"] = controls.number(KSHOT, "shots", precision=0, elem_id=f"{prefix}-kshot-k")
+                parts["shots"] = controls.number(KSHOT, "shots", elem_id=f"{prefix}-kshot-k")
                 parts["seeds"] = controls.textbox(KSHOT, "seeds", elem_id=f"{prefix}-kshot-seeds",
                                                   value=", ".join(map(str, controls.spec(KSHOT, "seeds").default)))
                 with gr.Row():
@@ -780,7 +780,7 @@ def build_use() -> dict[str, Component]:
                                      elem_id="finetune-use-video")
             with gr.Row():
                 parts["alpha"] = controls.slider(PREDICT, "alpha", step=0.05, info=None, elem_id="finetune-alpha")
-                parts["stride"] = controls.number(PREDICT, "stride", precision=0, info=None)
+                parts["stride"] = controls.number(PREDICT, "stride", info=None)
             parts["use_button"] = gr.Button("Classify", variant="primary", elem_id="finetune-classify")
         with gr.Column(visible=False, elem_id="finetune-detector-inputs") as parts["detector_part"]:
             parts["threshold"] = controls.slider(PREDICT, "score_threshold", step=0.01, info=None,

@@ -234,7 +234,7 @@ def settings_controls(prefix: str, variants: bool) -> list[gr.components.Compone
     preset = preset_dropdown(TOOL, f"{prefix}-preset")
     weights_notice(TOOL, preset)
     with gr.Accordion("Sampling", open=False, elem_id=f"{prefix}-sampling"):
-        seed = controls.number(TOOL, "seed", precision=0, elem_id=f"{prefix}-seed")
+        seed = controls.number(TOOL, "seed", elem_id=f"{prefix}-seed")
         count = controls.slider(TOOL, "variants", value=2, step=1, visible=variants, elem_id=f"{prefix}-variants")
         steps = controls.slider(TOOL, "steps", step=1, elem_id=f"{prefix}-steps")
         guidance = controls.slider(TOOL, "guidance", step=0.5, elem_id=f"{prefix}-guidance")
@@ -242,9 +242,32 @@ def settings_controls(prefix: str, variants: bool) -> list[gr.components.Compone
     return [prompt, negative, mode, preset, seed, *([count] if variants else []), steps, guidance, strength]
 
 
+# The editor's picture as the page reads it: the name of a file it cannot decode, once per file ('' otherwise).
+UNREADABLE_JS = """async () => {
+  const file = document.querySelector('#%s input[type=file]')?.files?.[0];
+  const checked = (window.fewshotCheckedPictures ??= new WeakSet());
+  if (!file || checked.has(file)) return '';
+  checked.add(file);
+  try { (await createImageBitmap(file)).close(); return ''; } catch { return file.name; }
+}"""
+
+
+def refuse_unreadable(name: str) -> None:
+    """Tell the user the page could not show their picture `name` ('' when it could), and what it shows."""
+    if name:
+        raise gr.Error(f"{name[:120]} cannot be shown in the editor: the file is damaged or cut short, or in a format "
+                       f"this browser does not display (TIFF). Upload it as PNG, JPEG, WEBP or BMP.")
+
+
 def _editor(label: str, elem_id: str) -> gr.ImageEditor:
-    return gr.ImageEditor(label=label, type="filepath", format="png", sources=["upload"], layers=False,
-                          brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"), transforms=(), elem_id=elem_id)
+    """The painting canvas. A picture the page cannot decode (a truncated PNG) leaves Gradio 6.31's editor empty
+    without a word and sends no upload event, so the page tries the file itself on the editor's input event."""
+    editor = gr.ImageEditor(label=label, type="filepath", format="png", sources=["upload"], layers=False,
+                            brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"), transforms=(), elem_id=elem_id)
+    unreadable = gr.Textbox(visible=False)
+    editor.input(refuse_unreadable, unreadable, None, js=UNREADABLE_JS % elem_id, concurrency_limit=None,
+                 show_progress="hidden", api_visibility="private")
+    return editor
 
 
 def build() -> None:
@@ -320,7 +343,7 @@ def video_section() -> None:
     with gr.Row():
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
-            anchor = controls.number(TOOL, "anchor_frame", precision=0, elem_id="insertion-anchor")
+            anchor = controls.number(TOOL, "anchor_frame", elem_id="insertion-anchor")
             video_editor = _editor("Anchor frame: paint over the region", "insertion-video-editor")
             region_mode = controls.radio(TOOL, "region_mode", choices=[
                 (REGION_MODE_LABELS[m], m) for m in controls.spec(TOOL, "region_mode").choices],

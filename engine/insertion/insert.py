@@ -43,7 +43,7 @@ class Params(BaseParams):
     feather: int = param(6, "pixels of soft edge, inside the mask only", ge=0, le=64, label="Soft edge (pixels)")
     replace_grow: int = param(4, "replace: pixels the mask grows by to cover the old object's outline", ge=0, le=64,
                               label="Replace: mask growth (pixels)")
-    box: tuple[float, ...] | None = param(None, "region x0,y0,x1,y1 in pixels (of the image or the anchor frame)",
+    box: tuple[float, ...] | None = param(None, "region x0,y0,x1,y1 in pixels, of the image or the anchor frame",
                                           ge=4, le=4, label="Box x0,y0,x1,y1 (pixels)")
     region_mode: str = param("same", "video: the anchor's region on every frame, boxes interpolated between "
                              "keyframes, or one uploaded mask per frame", choices=("same", "interpolate", "masks"),

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -91,7 +92,7 @@ class InsertionPipeline:
         for what, text in (("prompt", params.prompt), ("negative prompt", params.negative_prompt)):
             ids = tokenizer(text, truncation=False).input_ids
             if len(ids) > limit:
-                kept = tokenizer.decode(ids[1 : limit - 1]).strip()
+                kept = _whole_characters(tokenizer, ids[1 : limit - 1])
                 notes.append(f"The {what} is {len(ids) - 2} tokens long and the text encoder reads {limit - 2}: "
                              f"it was cut after “…{kept[-40:]}”. Shorten it to use the rest.")
         return notes
@@ -210,3 +211,12 @@ def _to_pil(array: np.ndarray) -> Image.Image:
 def _prefixed(callback: ProgressCallback, prefix: str) -> ProgressCallback:
     return lambda fraction, message: callback(fraction, f"{prefix} · {message}")
 
+
+
+def _whole_characters(tokenizer: Any, ids: Sequence[int]) -> str:
+    """The text of `ids`, ended before a character they hold only part of: CLIP's tokens are bytes of UTF-8, so a
+    prompt cut at the token limit can stop inside an emoji or an accented letter, which decodes as "�"."""
+    end = len(ids)
+    while end and tokenizer.decode(ids[:end]).endswith("\ufffd"):
+        end -= 1
+    return tokenizer.decode(ids[:end]).strip()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -65,6 +67,25 @@ def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
                                       "same", "1,1,20,20", "", None, "a cat", "", *SAMPLING, *STEPS,
                                       api_name="/insert_video")
     assert "Failed" in status and "single frame" in status and video is None
+
+
+def test_a_photo_as_the_editors_picture_is_taken_and_a_truncated_one_refused_by_name(api, tmp_path):
+    """A JPEG (the tab's own sample) failed inside Gradio's editor ("cannot write mode RGBA") and a truncated PNG
+    with "image file is truncated", both with the upload's server path."""
+    desk = Path(__file__).resolve().parents[2] / "assets" / "insertion" / "desk.jpg"
+    editor = {"background": handle_file(str(desk)), "layers": [], "composite": handle_file(str(desk)), "id": None}
+    status, gallery, _ = api.predict(editor, "10,10,60,60", "a red ball", "", *SAMPLING, 1, *STEPS,
+                                     api_name="/insert_image")
+    assert "Succeeded" in status, status
+    assert Image.open(gallery[0]["image"]).size == Image.open(desk).size
+    whole = (noise_images(tmp_path, 1, size=(96, 72))[0]).read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    cut = {"background": handle_file(str(tmp_path / "cut.png")), "layers": [], "composite": None, "id": None}
+    with pytest.raises(Exception) as refused:
+        api.predict(cut, "1,1,30,30", "a red ball", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    said = str(refused.value)
+    assert "cut.png: the image is corrupt or truncated" in said and "accepted formats: PNG, JPEG" in said
+    assert "/tmp" not in said and "preprocess" not in said
 
 
 def test_insertion_jobs_open_in_the_jobs_tab(api, tmp_path):

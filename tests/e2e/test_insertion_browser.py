@@ -141,6 +141,26 @@ def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
     assert tuple(moved[20, 100]) == (0, 190, 255) and tuple(moved[30, 40]) == (128, 128, 128)
 
 
+def test_a_picture_the_page_cannot_show_is_said_so_and_a_sound_one_is_not(page, tmp_path):
+    """Gradio's editor stayed empty without a word for a truncated PNG (and sent no upload event)."""
+    whole = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(whole, "PNG")
+    (tmp_path / "cut short.png").write_bytes(whole.getvalue()[: len(whole.getvalue()) // 2])
+    open_insertion(page, "Image")
+    page.locator("#insertion-editor input[type=file]").set_input_files(str(tmp_path / "cut short.png"))
+    toast = page.locator(".toast-body")
+    expect(toast).to_contain_text("cut short.png cannot be shown in the editor: the file is damaged or cut short",
+                                  timeout=60_000)
+    expect(toast).to_contain_text("Upload it as PNG, JPEG, WEBP or BMP.")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "insertion-unreadable-picture.png"))
+    toast.locator("..").get_by_role("button").first.click()  # closed: a later toast would be a new one
+    expect(toast).to_have_count(0)
+    upload_picture(page, Path(__file__).resolve().parents[2] / "assets" / "insertion" / "desk.jpg")
+    page.wait_for_timeout(2_000)  # the page's own check of the file has answered
+    expect(toast).to_have_count(0)
+
+
 def test_the_results_gallery_offers_no_upload(page):
     """The results gallery is an input of its click (to compare a seed), not a place to drop files."""
     open_insertion(page, "Image")

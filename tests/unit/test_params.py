@@ -40,7 +40,7 @@ def test_defaults_values_from_forms_and_json_and_round_trip():
     ({"steps": True}, "steps: a whole number"),
     ({"mode": "paint"}, "mode: one of insert, replace, not 'paint'"),
     ({"seed": 2**70}, "seed: a whole number from 0 to 4.29497e+09"),
-    ({"box": "1,2,3"}, "box: a list of numbers from 4 to 4 items"),
+    ({"box": "1,2,3"}, "box: exactly 4 finite numbers (x0,y0,x1,y1)"),
     ({"box": "1,2,NaN,4"}, "box: "),
     ({"rule": [1]}, "rule: text or a number"),
     ({"colour": "red"}, "Unknown parameter colour; accepted: threshold, steps"),
@@ -49,6 +49,24 @@ def test_a_bad_value_names_the_field_and_what_is_accepted(values, named):
     with pytest.raises(UserInputError, match=None) as caught:
         Example.from_dict(values)
     assert named in str(caught.value)
+
+
+@dataclass(frozen=True)
+class Lists(Params):
+    weights: tuple[float, ...] = param((1.0,), "one weight per class", ge=1, le=3)
+    seeds: tuple[int, ...] = param((0,), "seeds", ge=1, le=3)
+    size: tuple[int, ...] = param((8, 8), "width, height", ge=2, le=2)
+
+
+@pytest.mark.parametrize(("values", "said"), [
+    ({"weights": "1,inf"}, "weights: a list of finite numbers from 1 to 3 items, not '1,inf'."),
+    ({"seeds": "1,2,3,4"}, "seeds: a list of whole numbers from 1 to 3 items, not '1,2,3,4'."),
+    ({"size": "8"}, "size: exactly 2 whole numbers (width, height), not '8'."),
+])
+def test_a_list_is_described_by_its_length_and_items_and_quoted_as_given(values, said):
+    with pytest.raises(UserInputError) as caught:
+        Lists.from_dict(values)
+    assert str(caught.value) == said
 
 
 def test_the_command_line_accepts_what_a_job_accepts():

@@ -13,7 +13,7 @@ from gradio.data_classes import FileData
 from gradio_image_annotation import image_annotator
 from PIL import Image
 
-from tests.hostile_corpus import png_header_only
+from tests.hostile_corpus import encoded, png_header_only
 from webapp.bounded_pictures import bound_picture_decoding
 from webapp.completion_tab import drawing_background
 from webapp.insertion_tab import show_box
@@ -91,3 +91,56 @@ def test_the_editors_still_take_an_accepted_picture(pictures):
     checking = image_annotator.preprocess_image
     bound_picture_decoding()  # another app built in this process: wrapped once
     assert image_annotator.preprocess_image is checking
+
+
+def _photo(folder: Path, name: str, **save: object) -> str:
+    """A 60 x 40 picture (left half red) saved as `name` (its suffix names the format)."""
+    picture = Image.new("RGB", (60, 40), "blue")
+    picture.paste((255, 0, 0), (0, 0, 30, 40))
+    mode = save.pop("mode", "RGB")
+    (picture.convert(mode) if mode != "RGB" else picture).save(folder / name, **save)
+    return str(folder / name)
+
+
+def _rotated_exif() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown turned 90° clockwise
+    return exif
+
+
+@pytest.mark.parametrize("name, save", [("desk.jpg", {}), ("cmyk.jpg", {"mode": "CMYK"}), ("photo.webp", {}),
+                                        ("scan.bmp", {}), ("scan.tif", {}), ("mask.webp", {"mode": "RGBA"}),
+                                        ("named.jpeg", {"format": "PNG"}), ("turned.jpg", {"exif": _rotated_exif()}),
+                                        ("turned.png", {"exif": _rotated_exif()})])
+def test_the_image_editor_takes_every_accepted_format_upright(tmp_path, name, save):
+    """Through the API the editor got the file itself (the page sends a PNG): Gradio converted it to RGBA and saved
+    it in its own format, which a JPEG cannot hold ("cannot write mode RGBA", with the upload's server path), and
+    ignored EXIF rotation, which the page applies."""
+    bound_picture_decoding()
+    with gr.Blocks():
+        editor = gr.ImageEditor(type="filepath", format="png")
+    value = editor.preprocess(editor.data_model(**editor_data(_photo(tmp_path, name, **save))))
+    picture = Image.open(value["background"]).convert("RGB")
+    turned = "turned" in name
+    assert picture.size == ((40, 60) if turned else (60, 40))
+    red_at = (20, 5) if turned else (5, 20)  # the left half, once turned, is the top
+    assert picture.getpixel(red_at)[0] > 200 and picture.getpixel(red_at)[2] < 60
+    assert Image.open(value["composite"]).size == picture.size
+
+
+@pytest.mark.parametrize("name", ["cut.png", "cut.jpg"])
+def test_a_truncated_picture_is_refused_naming_it_and_the_accepted_formats(pictures, name):
+    """Its header was read, then Gradio failed decoding it: "image file is truncated", with the server path."""
+    folder = Path(pictures["small.png"]).parent
+    whole = encoded("PNG" if name.endswith(".png") else "JPEG", size=(100, 90))  # within the limit set above
+    (folder / name).write_bytes(whole[: len(whole) * 2 // 3])  # the header whole, the pixels cut
+    bound_picture_decoding()
+    with gr.Blocks():
+        editor, annotator = gr.ImageEditor(type="filepath", format="png"), image_annotator(image_type="filepath")
+    for preprocess in (lambda: editor.preprocess(editor.data_model(**editor_data(str(folder / name)))),
+                       lambda: annotator.preprocess_image(FileData(path=str(folder / name), orig_name=name))):
+        with pytest.raises(gr.Error) as refused:
+            preprocess()
+        said = refused.value.message
+        assert said.startswith(f"{name}: the image is corrupt or truncated") and "accepted formats: PNG, JPEG" in said
+        assert "uploads-secret" not in said

@@ -10,10 +10,11 @@ from tests.unit.insertion.common import noise_image
 
 
 @pytest.mark.parametrize(("values", "named"), [
-    ({"box": "1e309,0,10,10"}, "box: a list of numbers from 4 to 4 items, not '1e309,0,10,10'"),
-    ({"box": "NaN,0,10,10"}, "box: a list of numbers"),
-    ({"box": [10**400, 0, 1, 1]}, "box: a list of numbers"),
-    ({"box": "1,2,3"}, "box: a list of numbers from 4 to 4 items"),
+    ({"box": "1e309,0,10,10"}, "box: exactly 4 finite numbers (region x0,y0,x1,y1 in pixels, of the image or the "
+                               "anchor frame), not '1e309,0,10,10'"),
+    ({"box": "NaN,0,10,10"}, "box: exactly 4 finite numbers"),
+    ({"box": [10**400, 0, 1, 1]}, "box: exactly 4 finite numbers"),
+    ({"box": "1,2,3"}, "box: exactly 4 finite numbers"),
     ({"guidance": "1e309"}, "guidance: a number from 0 to 30"),
     ({"strength": 0}, "strength: a number above 0 and at most 1"),
     ({"region_mode": "guess"}, "region_mode: one of same, interpolate, masks"),
@@ -26,6 +27,20 @@ def test_bad_parameters_are_refused_naming_the_field(values, named):
     with pytest.raises(UserInputError) as caught:
         Params.from_dict({"prompt": "a red ball", **values})
     assert named in str(caught.value)
+
+
+BOX = "box: exactly 4 finite numbers (region x0,y0,x1,y1 in pixels, of the image or the anchor frame), not "
+
+
+@pytest.mark.parametrize(("box", "said"), [("1,2,3", BOX + "'1,2,3'."), ([1, 2, 3, 4, 5], BOX + "[1, 2, 3, 4, 5]."),
+                                           ("nan,nan,nan,nan", BOX + "'nan,nan,nan,nan'."),
+                                           ("1e309,0,10,10", BOX + "'1e309,0,10,10'.")])
+def test_a_bad_box_is_told_how_many_numbers_a_box_is_and_that_they_are_finite(box, said):
+    """A box of three numbers was "a list of numbers from 4 to 4 items, not (1.0, 2.0, 3.0)", and four numbers
+    that are not finite got the same text about items."""
+    with pytest.raises(UserInputError) as caught:
+        Params.from_dict({"prompt": "a red ball", "box": box})
+    assert str(caught.value) == said
 
 
 def test_values_from_a_form_are_kept_as_the_model_reads_them():

@@ -110,3 +110,12 @@ def test_bad_masks_are_refused_with_a_message(pipeline, mask, expected):
 def test_bad_settings_are_refused_with_a_message(pipeline, overrides, expected):
     with pytest.raises(UserInputError, match=expected):
         pipeline.insert_image(noise_image(), mask_from_box((10, 10, 30, 30), (96, 72)), settings(**overrides))
+
+
+@pytest.mark.parametrize("prompt", ["😀" * 50, "x" + "😀" * 50, "xy" + "😀" * 50, "é" * 120])
+def test_a_cut_prompt_is_quoted_up_to_a_whole_character(pipeline, prompt):
+    """The tokenizer reads bytes: a prompt cut at its token limit can end inside a character (an emoji is four
+    bytes), which the note quoted as a broken "�"."""
+    (note,) = pipeline.prompt_notes(settings(prompt=prompt))
+    kept = note.split("“…")[1].split("”")[0]
+    assert "\ufffd" not in note and kept and kept.replace(" ", "") in prompt  # the tokenizer spaces words apart
