@@ -65,8 +65,10 @@ CALL_RESULT_ROUTE = re.compile(r"/gradio_api/call/.+/(?P<event>[^/]+)/?$")
 EVENT_ROUTE = re.compile(r"/gradio_api/stream/(?P<event>[^/]+)(/close)?/?$")
 NEW_EVENT_ROUTE = re.compile(r"/gradio_api/(queue/join|call/.+)/?$")  # answered with the new run's `event_id`
 CANCEL_ROUTE = re.compile(r"/gradio_api/cancel/?$")
-# Gradio routes the app does not offer: deep links snapshot any session's state; nothing records from a camera.
-ROUTES_OFF = re.compile(r"/gradio_api/(deep_link|process_recording)/?$")
+# Gradio routes the app does not offer: deep links snapshot any session's state; nothing records from a camera; the
+# "vibe" editor (code edits by a model) answers without sign-in and reads any body first.
+ROUTES_OFF = re.compile(r"/gradio_api/(deep_link|process_recording|vibe-edit|undo-vibe-edit|vibe-code|"
+                        r"vibe-starter-queries)/?$")
 
 URL_INPUT_REFUSAL = ("A file was given by URL: upload the file itself (with gradio_client, handle_file() of a local "
                      "path). This server downloads nothing a request names, so every input is bounded as uploads are.")
@@ -439,7 +441,13 @@ class GuardMiddleware:
         if marker and (is_http_url_like(path[marker.end():]) or not may_read(path[marker.end():], user)):
             await _not_found(send)
             return
-        if post and path.rstrip("/").endswith(UPLOAD_ROUTE):
+        uploading = post and path.rstrip("/").endswith(UPLOAD_ROUTE)
+        if not uploading and not COMPONENT_SERVER_ROUTE.search(path):  # any other body: a form or JSON, bounded
+            if (_content_length(scope) or 0) > REQUEST_MAX_BYTES:
+                await _refuse(send, 413, REQUEST_REFUSAL)
+                return
+            receive = _bounded(receive, REQUEST_MAX_BYTES)
+        if uploading:
             if not all(self.sessions.claim(upload, user) for upload in query.get("upload_id", [])):
                 await _not_found(send)  # another user's upload id: its progress is theirs
                 return
@@ -542,6 +550,20 @@ class GuardMiddleware:
         if not succeeded:
             log.warning("failed sign-in for user %r from %s", user, address)
         self.throttle.record(keys, succeeded, time.monotonic())
+
+
+def _bounded(receive: Receive, most: int) -> Receive:
+    """`receive` that ends the request (a disconnect) once its body passes `most` bytes, so a route that reads the
+    whole body first (Gradio's /reset answers without sign-in) never holds more (a body without Content-Length)."""
+    seen = 0
+
+    async def bounded() -> Message:
+        nonlocal seen
+        message = await receive()
+        seen += len(message.get("body", b""))
+        return {"type": "http.disconnect"} if seen > most else message
+
+    return bounded
 
 
 async def _read_body(receive: Receive, most: int = REQUEST_MAX_BYTES) -> bytes | None:

@@ -555,6 +555,32 @@ def test_pictures_sent_for_edits_are_bounded_per_user_and_in_size(hosted_url):
         assert session.post(hosted_url + "gradio_api/process_recording", files={"file": b"x"}).status_code == 404
 
 
+def test_no_route_reads_a_body_past_16_mb_and_the_vibe_editor_is_off(hosted_url):
+    """Gradio's /reset answers without sign-in and read any body whole first: 400 MB took the web process from 540
+    MB to 1.7 GB (and 1.3 GB after). Its "vibe" editor routes (no sign-in) did the same."""
+    with httpx.Client(timeout=60) as anonymous:
+        declared = anonymous.post(hosted_url + "gradio_api/reset", content=b"x" * (17 * 2**20))
+        assert declared.status_code == 413
+
+        assert anonymous.post(hosted_url + "gradio_api/reset", json={"event_id": "x"}).status_code == 200
+        assert anonymous.post(hosted_url + "gradio_api/vibe-edit", json={"prompt": "x"}).status_code == 404
+
+
+def test_a_body_without_a_length_ends_the_request_once_past_the_bound():
+    from webapp.serving import _bounded
+
+    chunks = [{"type": "http.request", "body": b"x" * 10, "more_body": True} for _ in range(5)]
+
+    async def receive() -> dict:
+        return chunks.pop(0)
+
+    async def read() -> list[str]:
+        bounded = _bounded(receive, 25)
+        return [(await bounded())["type"] for _ in range(4)]
+
+    assert asyncio.run(read()) == ["http.request", "http.request", "http.disconnect", "http.disconnect"]
+
+
 def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
     """Attempts sent together queue up per address, not per user name: a flood of wrong passwords for Olivia's name
     (sent together, from one address) used to push her own sign-in, from her address, hours back."""
