@@ -11,7 +11,17 @@ from starlette.middleware import Middleware
 
 from tasks import retention
 from tasks.config import get_settings
-from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, jobs_tab, reattach, saved_items, serving
+from webapp import (
+    anomaly_tab,
+    completion_tab,
+    finetune_tab,
+    insertion_tab,
+    jobs_tab,
+    reattach,
+    saved_items,
+    serving,
+    views,
+)
 from webapp.bounded_pictures import bound_picture_decoding
 from webapp.pending_edits import bound_pending_edits
 from webapp.request_errors import explain_errors
@@ -111,6 +121,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "css": anomaly_tab.CSS,
         "head": f"<script>{completion_tab.SHORTCUTS_JS}</script>",  # the review's keyboard shortcuts
         "prevent_thread_lock": prevent_thread_lock,
+        "max_threads": views.MAX_THREADS,  # follows wait in threads: views.Followers
     }
     options.update(overrides)
     demo.launch(**options)

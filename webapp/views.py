@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -185,13 +187,52 @@ def wire_cancel(button: gr.Button, job_state: gr.State, status: gr.components.Co
                  show_progress="hidden")
 
 
+class Followers:
+    """The pages following a job live. Each holds one of the web process's worker threads while it waits for the
+    next record (Gradio runs a generator's steps in its thread pool), so one user opening a running job from a
+    hundred page sessions held them all and every other user's clicks waited a minute. Each signed-in user keeps
+    `per_user` and everyone `most` (below the pool's MAX_THREADS); a new one past either ends the oldest (its page
+    stops updating; a reload follows the job again)."""
+
+    def __init__(self, per_user: int = 16, most: int = 150) -> None:
+        self.per_user, self.most = per_user, most
+        self._live: OrderedDict[object, str | None] = OrderedDict()  # token -> owner, oldest first
+        self._lock = threading.Lock()
+
+    def start(self, owner: str | None) -> object:
+        token = object()
+        with self._lock:
+            self._live[token] = owner
+            theirs = [t for t, o in self._live.items() if o == owner] if owner is not None else []
+            for old in theirs[:-self.per_user] + list(self._live)[:max(len(self._live) - self.most, 0)]:
+                self._live.pop(old, None)
+        return token
+
+    def active(self, token: object) -> bool:
+        with self._lock:
+            return token in self._live
+
+    def end(self, token: object) -> None:
+        with self._lock:
+            self._live.pop(token, None)
+
+
+MAX_THREADS = 200  # Gradio's worker threads (its default, 40, is what a hundred follows exhausted)
+FOLLOWERS = Followers()
+
+
 def records(job: Job) -> Iterator[Job]:
-    """The job's record, then a fresh one every POLL_S seconds until it is final (the last one yielded)."""
-    yield job
-    while not job.status.final:
-        time.sleep(POLL_S)
-        job = client.get(job.id)
+    """The job's record, then a fresh one every POLL_S seconds until it is final (the last one yielded), unless
+    `FOLLOWERS` ends this follow first (the last one yielded is then the one seen last)."""
+    token = FOLLOWERS.start(job.owner)
+    try:
         yield job
+        while not job.status.final and FOLLOWERS.active(token):
+            time.sleep(POLL_S)
+            job = client.get(job.id)
+            yield job
+    finally:
+        FOLLOWERS.end(token)
 
 
 def follow(job: Job, progress: gr.Progress) -> Iterator[Job]:
