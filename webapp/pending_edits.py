@@ -29,12 +29,15 @@ class PendingEdits:
 
     def __init__(self, per_editor: int = PER_EDITOR, most: int = MOST) -> None:
         self.per_editor, self.most = per_editor, most
-        self._edits: OrderedDict[tuple[str, int, str], Any] = OrderedDict()  # (user, editor, edit id) -> editor
+        self._edits: OrderedDict[tuple[str, int, str], Any] = OrderedDict()  # (user, editor block, edit) -> holder
         self._lock = threading.Lock()
 
     def keep(self, user: str, editor: Any, edit: str) -> None:
+        """Keep `user`'s `edit`, held by `editor`: counted per editor of the page (its block id), whichever copy of it
+        holds the edit (Gradio gives a page session its own copy of a component an event updated, so counting
+        copies gave each session of a user two more)."""
         with self._lock:
-            key = (user, id(editor), edit)
+            key = (user, editor._id, edit)
             self._edits[key] = editor
             self._edits.move_to_end(key)
             theirs = [k for k in self._edits if k[:2] == key[:2]]
