@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Sequence
@@ -26,6 +25,7 @@ from engine.errors import UserInputError
 from engine.media import list_images, load_image
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.tables import write_records
 from engine.visualize import line_chart
 
 
@@ -149,10 +149,7 @@ def write_report(report: evaluate.Result, out_dir: Path) -> list[str]:
     """metrics.json (the result), scores.csv and roc.png in `out_dir`; returns the file names."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(report.to_json(), indent=2))
-    with open(out_dir / "scores.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["file", "defect_type", "score"])
-        writer.writeheader()
-        writer.writerows(report.images)
+    write_records(out_dir / "scores.csv", ["file", "defect_type", "score"], report.images)
     if report.comparison:
         curves = [(f"{run['run'].split(' · ')[0]} {run['metrics']['image_auroc']:.3f}", *run["roc"])
                   for run in report.comparison]

@@ -3,7 +3,6 @@ scores.json and .csv."""
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from engine.anomaly.thresholds import Threshold
 from engine.naming import file_key
 from engine.params import Result
 from engine.presets import Preset
+from engine.tables import write_records
 from engine.visualize import fit_text, heatmap_overlay, inspection_overlay, label_font, map_to_png16, region_tint
 
 MAP_ENCODING = "16-bit grayscale PNG, value = score x 65535"
@@ -165,8 +165,5 @@ def write_summary(path: Path, result: Result) -> None:
 def write_score_table(path: Path, records: Sequence[dict[str, Any]], skipped: Sequence[dict[str, str]] = (),
                       columns: Sequence[str] = SCORE_COLUMNS) -> None:
     """CSV of file, score, verdict (and size); files that could not be read are listed with the reason."""
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*columns, "error"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(records)
-        writer.writerows({"file": item["file"], "verdict": "skipped", "error": item["error"]} for item in skipped)
+    write_records(path, [*columns, "error"], [*records, *({"file": item["file"], "verdict": "skipped",
+                                                            "error": item["error"]} for item in skipped)])

@@ -5,7 +5,6 @@ before fine-tuning; the result is each seed's metrics with their mean and spread
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import statistics
@@ -23,6 +22,7 @@ from engine.params import Params as BaseParams
 from engine.params import Result as BaseResult
 from engine.presets import get_preset
 from engine.progress import Cancelled, ProgressCallback, ignore_progress, sub_progress
+from engine.tables import write_csv
 
 TASKS = {"classify": classify, "detect": detect}  # the training job whose Params `training` holds
 MAX_SEEDS = 10
@@ -122,13 +122,9 @@ def spread(values: list[float | None]) -> dict[str, float | None]:
 def write_table(result: Result, path: Path) -> None:
     """kshot.csv: a row per seed, then the mean and the std rows."""
     columns = ["seed", "train_images", "test_images", *result.metrics, "steps_run", "stopped"]
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(columns)
-        for row in result.runs:
-            writer.writerow([row[c] for c in columns])
-        for statistic in ("mean", "std"):
-            writer.writerow([statistic, "", "", *(result.summary[m][statistic] for m in result.metrics), "", ""])
+    write_csv(path, columns, [*([row[c] for c in columns] for row in result.runs),
+                              *([statistic, "", "", *(result.summary[m][statistic] for m in result.metrics), "", ""]
+                                for statistic in ("mean", "std"))])
 
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,

@@ -3,7 +3,6 @@ or a detector on images (boxes at or above a score). Torch-free until `run`."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 from pathlib import Path
@@ -15,6 +14,7 @@ from engine.params import NamedFile, param, scratch
 from engine.params import Params as BaseParams
 from engine.params import Result as BaseResult
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.tables import write_csv
 
 CLASSIFIER_PREDICTIONS_FILE = "predictions.json"
 BOX_COLUMNS = ["file", "class", "score", "x", "y", "width", "height"]
@@ -82,10 +82,7 @@ def save(result: Result, out_dir: Path, json_name: str) -> Result:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / json_name).write_text(json.dumps(result.to_json(), indent=1))
     header, rows = table(result)
-    with open(out_dir / csv_name, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    write_csv(out_dir / csv_name, header, rows)
     return result
 
 

@@ -3,7 +3,6 @@ loop, the summary of a run, and the size limit of a training set."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -19,6 +18,7 @@ from engine.models.saved import MODEL_DIR, RUN_META
 from engine.params import Params, Result, param
 from engine.presets import presets_for
 from engine.progress import duration
+from engine.tables import write_records
 
 HistoryCallback = Callable[[list[dict[str, Any]]], None]
 DEFAULT_MAX_IMAGES = 2000
@@ -120,9 +120,6 @@ def save_run(out_dir: Path, result: TrainingResult, save_model: Callable[[Path, 
     save_model(out_dir / MODEL_DIR, {key: summary[key] for key in RUN_META})
     (out_dir / "metrics.json").write_text(json.dumps(summary, indent=1))
     history = summary["history"]
-    with open(out_dir / "history.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
+    write_records(out_dir / "history.csv", list(history[0]), history)
     archive = shutil.make_archive(str(out_dir / "model"), "zip", out_dir / MODEL_DIR)
     result.outputs = ["metrics.json", "history.csv", Path(archive).name]

@@ -13,7 +13,6 @@ every run measures the same images.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from engine.finetune.classify.model import CLIPClassifier, base_model, text_head
 from engine.finetune.classify.train import evaluate, to_tensor
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+from engine.tables import write_records
 from engine.visualize import fit_text, label_font
 
 RETENTION_SHAPES = ("circle", "square", "triangle", "star", "hexagon")
@@ -216,9 +216,6 @@ def write_comparison(rows: Sequence[dict[str, Any]], out_dir: Path) -> list[str]
     """methods.json, methods.csv (one row per method) and methods.png (the trade-off plot) in `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "methods.json").write_text(json.dumps(list(rows), indent=1))
-    with open(out_dir / "methods.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows({key: row[key] for key in COLUMNS} for row in rows)
+    write_records(out_dir / "methods.csv", COLUMNS, rows)
     trade_off_plot(rows).save(out_dir / "methods.png")
     return ["methods.json", "methods.csv", "methods.png"]
