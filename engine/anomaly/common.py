@@ -3,6 +3,7 @@ the threshold rule, and the summary every inspection records beside its scores."
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -21,6 +22,22 @@ DEFAULT_PRESET = WINCLIP.default_preset
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_RANGE = (0.0, 1.0)  # scores are probabilities
 THRESHOLD_RULES = ("auto", "calibrate")
+
+
+MAX_OBJECT_NAME_CHARS = 60
+
+
+def normalize_object_name(object_name: str) -> str:
+    """Collapse whitespace and check the name; the message says what is accepted."""
+    name = re.sub(r"\s+", " ", object_name or "").strip()
+    if not name:
+        raise UserInputError("The object name is empty: name what the image shows, e.g. 'bottle' or 'metal plate'.")
+    if len(name) > MAX_OBJECT_NAME_CHARS:
+        raise UserInputError(
+            f"The object name has {len(name):,} characters; at most {MAX_OBJECT_NAME_CHARS} are accepted "
+            "(a short noun phrase such as 'metal plate')."
+        )
+    return name
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,8 @@ class AnomalyParams(Params):
                                     label="Rotated good parts (AnomalyDINO)")
 
     def check(self) -> None:
+        if self.object_name:  # its length now (a job record holds it); empty is WinCLIP's to refuse
+            normalize_object_name(self.object_name)
         preset = PRESETS.get(self.preset) if self.preset else None
         if self.preset and (preset is None or preset.tool != "anomaly"):
             accepted = ", ".join(p.name for p in presets_for("anomaly"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -18,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from engine.anomaly.common import DEFAULT_PRESET
+from engine.anomaly.common import DEFAULT_PRESET, normalize_object_name
 from engine.anomaly.methods import WINCLIP
 from engine.anomaly.prompts import NORMAL_STATES, TEMPLATES, prompt_ensemble
 from engine.anomaly.scoring import association_scores, class_scores, harmonic_aggregation, harmonic_mean
@@ -29,7 +28,6 @@ from engine.files import write_atomically
 from engine.loading import load_open_clip
 from engine.progress import ProgressCallback, ignore_progress
 
-MAX_OBJECT_NAME_CHARS = 60
 M = TypeVar("M")
 
 
@@ -119,19 +117,6 @@ class PixelKeyedCache(Generic[M]):
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
         return value
-
-
-def normalize_object_name(object_name: str) -> str:
-    """Collapse whitespace and check the name; the message says what is accepted."""
-    name = re.sub(r"\s+", " ", object_name or "").strip()
-    if not name:
-        raise UserInputError("The object name is empty: name what the image shows, e.g. 'bottle' or 'metal plate'.")
-    if len(name) > MAX_OBJECT_NAME_CHARS:
-        raise UserInputError(
-            f"The object name has {len(name)} characters; at most {MAX_OBJECT_NAME_CHARS} are accepted "
-            "(a short noun phrase such as 'metal plate')."
-        )
-    return name
 
 
 class OnDevice:

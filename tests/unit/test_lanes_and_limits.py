@@ -75,3 +75,15 @@ def test_a_training_with_a_bad_model_name_is_refused_before_a_job_is_stored(tmp_
         client.submit("finetune_classify", {"model_name": "../x", "class_names": ["nut", "bolt"]},
                       {"class_000": [image], "class_001": [image]})
     assert len(list(store.jobs_dir.iterdir())) == before
+
+
+def test_a_long_object_name_is_refused_before_a_job_is_stored(tmp_path):
+    """Each 1,000,000-character name was stored in a 1 MB job record and refused by the worker: a user filled the
+    disk at 1 job a second, none of it counted."""
+    image = tmp_path / "plate.png"
+    image.write_bytes(b"\x89PNG")
+    store = get_store()
+    before = len(list(store.jobs_dir.iterdir()))
+    with pytest.raises(client.UserInputError, match="The object name has 1,000,000 characters; at most 60"):
+        client.submit("anomaly", {"object_name": "x" * 1_000_000}, {"images": [image]})
+    assert len(list(store.jobs_dir.iterdir())) == before
