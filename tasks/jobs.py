@@ -46,6 +46,7 @@ class Job:
     owner: str | None = None  # the signed-in user who submitted it; None on a local, single-user app
     lane: str | None = None  # "quick" or "long" (tasks.registry): its queue, and the jobs it waits behind
     name: str | None = None  # what its owner calls it (tasks.client.submit / rename); shown beside the id
+    stored_bytes: int | None = None  # its folder (inputs, outputs, record) once it ended: its owner keeps them
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,8 +1,9 @@
 """What one signed-in user keeps on the server, bounded by FEWSHOT_MAX_USER_STORAGE_MB.
 
-It counts the input files of their stored jobs (finished ones too: a job keeps its inputs until retention
-deletes it, and one upload named by many jobs is stored once per job) and their saved reference sets and
-models (`tasks.named_folders`: a set of 2,000 copies of one upload is 2,000 files on disk).
+It counts the folders of their ended jobs (inputs, outputs and the record, measured as each job ends: a job keeps
+them until retention deletes it, and one upload named by many jobs is stored once per job), the input files of
+their other jobs, and their saved reference sets and models (`tasks.named_folders`: a set of 2,000 copies of one
+upload is 2,000 files on disk).
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from tasks.store import get_store, tree_bytes
 
 
 def kept_bytes(owner: str) -> int:
-    """Bytes `owner` keeps: their jobs' stored inputs and their saved folders (half-saved ones, '.tmp-…', left
-    out)."""
+    """Bytes `owner` keeps: their ended jobs' folders (inputs, outputs, records: counted as each ends), the stored
+    inputs of the others, and their saved folders (half-saved ones, '.tmp-…', left out)."""
     store = get_store()
     jobs = store.owned(owner)
     saved = sum(tree_bytes(folder) for home in get_settings().artifact_dir.glob(f"*/{USERS_DIR}/{owner_key(owner)}")
                 for folder in home.iterdir() if not folder.name.startswith("."))
-    return saved + sum(store.input_bytes(job) for job in jobs)
+    return saved + sum(store.input_bytes(job) if job.stored_bytes is None else job.stored_bytes for job in jobs)
 
 
 def check_room(owner: str | None, adding: int, what: str) -> None:

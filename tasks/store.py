@@ -298,5 +298,8 @@ def finish_job(store: ArtifactStore, job_id: str, status: Status, message: str, 
             job.result = result
         if outputs is not None:
             job.outputs = outputs
+        job_dir, job.stored_bytes = store.job_dir(job_id), 0
+        record = len(json.dumps(job.to_dict(), indent=1))  # as it is about to be written (within a few digits)
+        job.stored_bytes = tree_bytes(job_dir) - (job_dir / "job.json").stat().st_size + record
 
     store.update(job_id, change)

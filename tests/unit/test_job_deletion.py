@@ -43,7 +43,7 @@ def test_a_finished_job_is_deleted_with_its_files_and_frees_what_its_owner_keeps
     deleted, freed = client.delete(job.id[:8], owner=alice)
     assert deleted.id == job.id and freed >= 4004 + 2  # the input and the result
     assert not get_store().job_dir(job.id).exists()
-    assert quota.kept_bytes(alice) == kept - 4004
+    assert quota.kept_bytes(alice) == kept - job.stored_bytes  # its whole folder was counted: input, result, record
     with pytest.raises(JobNotFound, match=f"No job {job.id[:8]}"):
         client.get(job.id[:8], owner=alice)
     assert job.id not in [j.id for j in client.list_jobs(owner=alice)]
@@ -76,3 +76,12 @@ def test_the_cli_deletes_a_job_and_says_what_it_freed(tmp_path, capsys):
     assert printed["deleted"] == job.id and printed["freed_bytes"] >= 4004
     assert tasks_cli(["delete", job.id]) == 2
     assert f"No job {job.id}" in capsys.readouterr().err
+
+
+def test_what_a_user_keeps_counts_the_outputs_and_record_of_each_ended_job(tmp_path, users):
+    """Only inputs were counted: 210 jobs of a 1 MB record each (and any outputs) took 205 MB and counted 0.04 MB."""
+    alice, _ = users
+    job = stored_job(tmp_path, alice)
+    record = get_store().job_dir(job.id) / "job.json"
+    assert abs(job.stored_bytes - (4004 + 2 + record.stat().st_size)) < 16  # input, result, record
+    assert quota.kept_bytes(alice) == job.stored_bytes
