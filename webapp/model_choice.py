@@ -54,7 +54,8 @@ def weights_notice_html(tool: str, choice: str | None) -> str:
     chosen = next((p for p in presets if p["name"] == choice), None)
     if chosen is None or chosen["installed"]:
         return ""
-    demo = next((p for p in presets if p["random_weights"]), None)
+    demos = [p for p in presets if p["random_weights"]]  # the one of the chosen model's method, if it has one
+    demo = next((p for p in demos if p["method"] == chosen["method"]), demos[0] if demos else None)
     hub, here = client.hub_downloads_allowed(), ui_downloads_allowed()
     if here:
         consequence = "Download them here with <strong>Download weights</strong> (a job with its progress)."

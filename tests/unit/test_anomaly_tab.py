@@ -33,3 +33,16 @@ def test_a_method_the_model_does_not_run_is_named_with_the_models_that_run_it(on
                            "and method musc (MuSc) was not used. To run MuSc, choose musc-vit-l-14-336 or musc-tiny.")
     assert "⚠️" not in one_job("winclip-tiny", "winclip") and "⚠️" not in one_job("musc-tiny", None)
     assert "⚠️" not in one_job("musc-tiny", "winclip")  # the radio's default, given to a call naming only a model
+
+
+@pytest.mark.parametrize(("preset", "demo"), [("musc-vit-l-14-336", "MuSc"), ("anomalydino-dinov2-small", "AnomalyDINO"),
+                                              ("winclip-vit-b-16-plus-240", "WinCLIP")])
+def test_the_missing_weights_notice_offers_the_demo_model_of_the_same_method(preset, demo, monkeypatch):
+    """It offered WinCLIP · tiny for MuSc and AnomalyDINO: picking it switched the method back to WinCLIP."""
+    from tasks import client
+    from webapp.model_choice import weights_notice_html
+
+    presets = [{**p, "installed": p["random_weights"]} for p in client.presets("anomaly")]
+    monkeypatch.setattr(client, "presets", lambda tool: presets)
+    notice = weights_notice_html("anomaly", preset)
+    assert f"pick the demo model “{demo} · tiny" in notice
