@@ -118,6 +118,8 @@ def fit(objective: Objective, settings: classify.Params | detect.Params, progres
         result.history.append(record)
         if on_history is not None:
             on_history(result.history)
+        if step == settings.steps:  # every step ran: whatever patience or the budget would have said next
+            break
         if stale >= settings.patience:
             result.stopped = "early stopping"
             break

@@ -35,7 +35,8 @@ def test_a_method_the_model_does_not_run_is_named_with_the_models_that_run_it(on
     assert "⚠️" not in one_job("musc-tiny", "winclip")  # the radio's default, given to a call naming only a model
 
 
-@pytest.mark.parametrize(("preset", "demo"), [("musc-vit-l-14-336", "MuSc"), ("anomalydino-dinov2-small", "AnomalyDINO"),
+@pytest.mark.parametrize(("preset", "demo"), [("musc-vit-l-14-336", "MuSc"),
+                                              ("anomalydino-dinov2-small", "AnomalyDINO"),
                                               ("winclip-vit-b-16-plus-240", "WinCLIP")])
 def test_the_missing_weights_notice_offers_the_demo_model_of_the_same_method(preset, demo, monkeypatch):
     """It offered WinCLIP · tiny for MuSc and AnomalyDINO: picking it switched the method back to WinCLIP."""

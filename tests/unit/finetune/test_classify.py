@@ -131,6 +131,18 @@ def test_a_stop_request_keeps_the_best_checkpoint_so_far(colours):
               held_labels, Params(steps=5, eval_every=5, patience=100), progress=store_write_fails)
 
 
+def test_a_run_that_used_every_step_says_completed_even_when_patience_ran_out_on_the_last(colours):
+    """With evaluations every 5 steps and patience 3, patience ran out exactly at step 15 of 15: the run said
+    "early stopping after 15 steps" though it ran them all."""
+    classifier, preprocess = build_classifier(TINY, colours.classes, torch.device("cpu"), None)
+    train_idx, held_idx = split_held_out(colours, 0.3, 0)
+    pixels = to_tensor(colours.images, preprocess)
+    result = train(classifier, pixels[train_idx], [colours.labels[i] for i in train_idx], pixels[held_idx],
+                   [colours.labels[i] for i in held_idx], Params(steps=15, eval_every=5, patience=3,
+                                                                 learning_rate=1e-12))  # never better: stale each time
+    assert result.steps_run == 15 and result.stopped == "completed"
+
+
 def test_divergence_is_a_clear_error():
     classifier, _ = build_classifier(TINY, ["a", "b"], torch.device("cpu"), None)
     pixels = torch.full((2, 3, 64, 64), float("nan"))
