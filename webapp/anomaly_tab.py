@@ -381,7 +381,8 @@ def build() -> None:
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
-    reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs)  # ?job= in the address
+    reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs,  # ?job= in the address
+                            buttons=[run_button, video_button])
     reattach.select_section_on_load(sections, lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"
                                     else "anomaly-images-tab")  # a video job's reload shows the Video inputs
     reattach.restore_on_load(("anomaly", "anomaly_video"), submitted_form, [

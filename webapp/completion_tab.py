@@ -641,7 +641,7 @@ def build() -> None:
     review_out = [review, view, table, page_line, counts, page, proposal]
     # a run's progress and refusal show on its status line: an "Error" badge would cover the review on screen
     reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out],
-                            show_progress_on=[status])
+                            buttons=[run_button], show_progress_on=[status])
     reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, drawn, drawn_list,
                                                                preset, threshold, text_queries])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")

@@ -536,7 +536,8 @@ def build() -> None:
                       [job_id, *results, model], api_name="finetune_classify", concurrency_limit=None,
                       show_progress="hidden")  # the status line says the step, pace and time left; curves stay seen
     wire_cancel(cancel_button, job_id, results[0], "cancel_finetune", training_line)
-    reattach.follow_on_load(job_id, (CLASSIFY,), follow_classifier, [job_id, *results], show_progress="hidden")
+    reattach.follow_on_load(job_id, (CLASSIFY,), follow_classifier, [job_id, *results], buttons=[train_button],
+                            show_progress="hidden")
     form["preset"].input(cleared_classifier, None, results, api_visibility="private",
                          show_progress="hidden")
 
@@ -547,7 +548,7 @@ def build() -> None:
                       show_progress="hidden")
     wire_cancel(detect_cancel, detect_job, detect_results[0], "cancel_finetune_detect", training_line)
     reattach.follow_on_load(detect_job, (DETECT,), follow_detector, [detect_job, *detect_results],
-                            show_progress="hidden")
+                            buttons=[detect_train], show_progress="hidden")
     wire_kshot("classify", classifier_kshot, form, classifier_inputs, "finetune_kshot")
     wire_kshot("detect", detector_kshot, detect_form, detector_inputs, "finetune_kshot_detect")
     reattach.select_section_on_load(sections, section_of)
@@ -757,7 +758,7 @@ def wire_kshot(task: str, parts: dict[str, Component], form: dict[str, Component
     one_job_per_click(parts["button"], by_name(inputs, kshot_event(task, form_inputs)), set(inputs.values()), outputs,
                       api_name=api_name, concurrency_limit=None, show_progress="hidden")
     wire_cancel(parts["cancel"], parts["job_id"], parts["status"], f"cancel_{api_name}", kshot_status)
-    reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs,
+    reattach.follow_on_load(parts["job_id"], (KSHOT,), follow_kshot, outputs, buttons=[parts["button"]],
                             accepts=lambda job: job.params.get("task") == task, show_progress="hidden")
     form["preset"].input(lambda: (KSHOT_HINT, [], []), None, [parts["status"], parts["table"], parts["downloads"]],
                          api_visibility="private", show_progress="hidden")

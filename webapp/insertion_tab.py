@@ -314,7 +314,8 @@ def image_section() -> None:
                                 interactive=False, elem_id="insertion-downloads")
     draw_box_events(editor, box, box_shown, box_note)
     outputs = [image_job, image_input, status, gallery, downloads]
-    reattach.follow_on_load(image_job, (TOOL,), follow_image, outputs, accepts=lambda job: not is_video_job(job))
+    reattach.follow_on_load(image_job, (TOOL,), follow_image, outputs, accepts=lambda job: not is_video_job(job),
+                            buttons=[run_button])
     reattach.restore_on_load((TOOL,), submitted_image, [editor, box, box_shown, box_note, *image_controls],
                              accepts=lambda job: not is_video_job(job))
     ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls], outputs, api_name="insert_image",
@@ -376,7 +377,7 @@ def video_section() -> None:
                        [video_editor, video_box, video_box_note, video_box_shown, keyframes, frame_masks],
                        api_visibility="private")
     outputs = [video_job, video_status, result_video, anchor_result, video_downloads]
-    reattach.follow_on_load(video_job, (TOOL,), follow_video, outputs, accepts=is_video_job)
+    reattach.follow_on_load(video_job, (TOOL,), follow_video, outputs, accepts=is_video_job, buttons=[video_button])
     reattach.restore_on_load((TOOL,), submitted_video, [video, anchor, region_mode, video_box, keyframes, frame_masks,
                                                         *video_controls], accepts=is_video_job)
     one_job_per_click(video_button, run_video,

@@ -83,11 +83,13 @@ def link(job_state: gr.State) -> None:
 
 def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable[[Job, gr.Progress], Iterator],
                    outputs: list[Component], accepts: Callable[[Job], bool] = lambda job: True,
-                   **options: Any) -> None:
+                   buttons: Sequence[gr.Button] = (), **options: Any) -> None:
     """A tab's hook: its jobs go in the address (`link`), and a page opened with a job of `tools` in its address
     (of those, the ones it `accepts`: a tab with two sections for one tool takes its own kind each) streams that
     job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so `outputs` should
-    set `job_state`, for the tab's Cancel); `options` go to that stream's event, as to the tab's own."""
+    set `job_state`, for the tab's Cancel); `options` go to that stream's event, as to the tab's own. The tab's run
+    `buttons` are disabled while it streams, as after a click (`one_job_per_click`): a reload mid-job enabled them,
+    and a second click started a second job."""
     link(job_state)
     _attaching().update(dict.fromkeys(tools, _top_tab_id()))
     box = gr.Textbox(visible=False)
@@ -100,7 +102,12 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
         yield from follow(client.get(job_id, owner_of(request)), progress)
 
     gr.on(None, pick, None, box, api_visibility="private", show_progress="hidden")  # on page load
-    box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
+    for button in buttons:  # before the stream: the page runs one trigger's listeners in the order they were added
+        box.change(lambda: gr.Button(interactive=False), None, button, queue=False, api_visibility="private")
+    streaming = box.change(reattach, box, outputs, api_visibility="private", concurrency_limit=None, **options)
+    for button in buttons:
+        for ended in (streaming.then, streaming.failure):
+            ended(lambda: gr.Button(interactive=True), None, button, queue=False, api_visibility="private")
 
 
 def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component],

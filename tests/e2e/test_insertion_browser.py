@@ -242,4 +242,6 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     expect(page.locator("#insertion-video-file video")).to_have_count(1)
     expect(page.locator("#insertion-video-box-picture img")).to_be_visible(timeout=60_000)  # on the anchor frame
     page.screenshot(path=str(ARTIFACTS / "insertion-video-reattached.png"), full_page=False)
+    expect(page.locator("#insertion-video-run")).to_be_disabled()  # as after its click: no second job by reloading
     test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
+    expect(page.locator("#insertion-video-run")).to_be_enabled(timeout=60_000)
