@@ -443,13 +443,25 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
         yield (status_markdown(job), *result_views(job))
 
 
+def prediction_line(job: Job) -> str:
+    """A prediction's status: where the job stands, then for a detector how many boxes it kept, and what to change
+    when it kept none (a page of pictures without boxes said nothing)."""
+    line = status_markdown(job)
+    if job.status is not Status.SUCCEEDED or not is_detection(job):
+        return line
+    predictions, threshold = job.result.get("predictions", []), job.result.get("score_threshold")
+    boxes = sum(len(p["boxes"]) for p in predictions)
+    found = f"\n\n**{boxes}** box{'es' if boxes != 1 else ''} on {len(predictions)} image(s) at score ≥ {threshold:g}"
+    return line + found + (": lower *Lowest box score* to see weaker ones." if boxes == 0 else "")
+
+
 def detect(model: str | None, images: list[str] | None, threshold: float, request: gr.Request = None,
            progress: gr.Progress = gr.Progress()) -> Iterator:
     """Boxes on images with a saved detector, at or above the score threshold."""
     _check_use(model, "detect", images, owner=owner_of(request))
     job = submit(PREDICT, {"model": model, "score_threshold": threshold}, {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
-        yield (status_markdown(job), *result_views(job))
+        yield (prediction_line(job), *result_views(job))
 
 
 def download(model: str | None, request: gr.Request = None) -> str:

@@ -39,6 +39,7 @@ STATUS_LINES = {  # tool -> the status line its own tab shows (where the job sta
     "finetune_classify": finetune_tab.training_line,
     "finetune_detect": finetune_tab.training_line,
     "finetune_kshot": finetune_tab.kshot_status,
+    "finetune_predict": finetune_tab.prediction_line,
 }
 
 
