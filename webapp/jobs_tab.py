@@ -15,7 +15,15 @@ from tasks.client import Job, JobNotFound
 from tasks.registry import TOOLS, contract
 from webapp import anomaly_tab, completion_tab, finetune_tab, insertion_tab, reattach
 from webapp.serving import forget_jobs
-from webapp.views import JOB_TABLE_HEADERS, follow, job_rows, owner_of, status_markdown, text
+from webapp.views import (
+    JOB_TABLE_HEADERS,
+    follow,
+    job_rows,
+    nothing_to_cancel,
+    owner_of,
+    status_markdown,
+    text,
+)
 
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
@@ -116,7 +124,10 @@ def full_id(job_id: str, request: gr.Request = None) -> Any:
 
 def cancel_job(job_id: str, request: gr.Request = None) -> str:
     try:
-        return status_markdown(client.cancel((job_id or "").strip(), owner_of(request)))
+        job = client.get((job_id or "").strip(), owner_of(request))
+        if job.status.final:
+            return status_markdown(job) + nothing_to_cancel(job)
+        return status_markdown(client.cancel(job.id, owner_of(request)))
     except JobNotFound as exc:
         return text(exc)
 

@@ -154,6 +154,11 @@ def video_frame(video: str, index: float, request: gr.Request | None = None) -> 
     return job_file(job, "frame.png")
 
 
+def nothing_to_cancel(job: Job) -> str:
+    """Said under an ended job's status line when Cancel is pressed (the line alone looked like no answer)."""
+    return f"\n\nNothing to cancel: job {job.id[:8]} had already ended ({job.status.value})."
+
+
 def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[..., Iterator[str]]:
     """A tab's Cancel: stop the job it started (the signed-in user's own only) and say where it stands, as the
     tab's own `status_line` says it, until it has stopped. The tab's stream says so too and ends on the same line;
@@ -165,6 +170,10 @@ def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[
             yield "Nothing to cancel: no job was started here."
             return
         try:
+            job = client.get(job_id, owner_of(request))
+            if job.status.final:
+                yield status_line(job) + nothing_to_cancel(job)
+                return
             cancelled = client.cancel(job_id, owner_of(request))
         except client.JobNotFound as exc:
             yield text(exc)
