@@ -169,7 +169,7 @@ def saved_model(model: gr.Dropdown, images: gr.File) -> Any:
     """The picked saved model (else the newest one) and pictures of the samples' parts for it: the classifier
     sample's nuts, washers and screws for a classifier, the trays of nuts and washers for a detector. With no saved
     model it says how to make one."""
-    sample = gr.Button("Try a sample: nuts, washers, screws", size="sm", variant="secondary",
+    sample = gr.Button("Try a sample: parts for the chosen model", size="sm", variant="secondary",
                        elem_id="finetune-use-sample")
 
     def filled(chosen: str | None, request: gr.Request = None) -> list[Any]:
