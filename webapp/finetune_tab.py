@@ -440,7 +440,7 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
     params = {"model": model, "alpha": alpha, "stride": stride or 1}
     job = submit(PREDICT, params, {"video": [video]} if video else {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
-        yield (status_markdown(job), *result_views(job))
+        yield (job.id, status_markdown(job), *result_views(job))
 
 
 def prediction_line(job: Job) -> str:
@@ -461,7 +461,7 @@ def detect(model: str | None, images: list[str] | None, threshold: float, reques
     _check_use(model, "detect", images, owner=owner_of(request))
     job = submit(PREDICT, {"model": model, "score_threshold": threshold}, {"images": images}, request)
     for job in follow(job, progress):  # noqa: B020
-        yield (prediction_line(job), *result_views(job))
+        yield (job.id, prediction_line(job), *result_views(job))
 
 
 def download(model: str | None, request: gr.Request = None) -> str:
@@ -570,9 +570,11 @@ def build() -> None:
     u = use_parts
     classified = [u["use_status"], u["prediction_gallery"], u["predictions"], u["prediction_files"]]
     detected = [u["use_status"], u["boxes_gallery"], u["boxes"], u["box_files"]]
-    one_job_per_click(u["use_button"], use, [model, u["images"], u["video"], u["stride"], u["alpha"]], classified,
-                      api_name="finetune_predict", concurrency_limit=None)
-    one_job_per_click(u["detect_button"], detect, [model, u["images"], u["threshold"]], detected,
+    use_job = gr.State()  # the prediction's id, for the page's address (a reload opens it in the Jobs tab)
+    reattach.link(use_job)
+    one_job_per_click(u["use_button"], use, [model, u["images"], u["video"], u["stride"], u["alpha"]],
+                      [use_job, *classified], api_name="finetune_predict", concurrency_limit=None)
+    one_job_per_click(u["detect_button"], detect, [model, u["images"], u["threshold"]], [use_job, *detected],
                       api_name="finetune_detect_predict", concurrency_limit=None)
     model.change(chosen_model, model, [u["model_hint"], u["classifier_part"], u["classifier_results"],
                                        u["detector_part"], u["detector_results"], *classified, *detected[1:],

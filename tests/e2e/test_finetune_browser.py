@@ -190,8 +190,11 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     images = sorted((root / "images").glob("*.png"))[:2]
     page.locator("#finetune-use-images input[type=file]").set_input_files([str(p) for p in images])
     page.locator("#finetune-threshold input[type=number]").fill("0.3")
+    training = page.url.split("job=")[1][:32]
     page.locator("#finetune-detect-boxes").click()
     page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for()
+    expect(page.locator("#finetune-use-status")).to_contain_text("at score ≥ 0.3")  # how many boxes it kept
+    page.wait_for_url(re.compile(rf"[?&]job=(?!{training})[0-9a-f]{{32}}"))  # the prediction's, not the training's
     page.locator("#finetune-boxes img").nth(1).wait_for()
     expect(page.locator("#finetune-box-files")).to_contain_text("detections.csv")
     shot(page, "use-detector-after")
