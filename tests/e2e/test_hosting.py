@@ -445,7 +445,7 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
 
 
 def test_user_text_is_shown_as_typed_not_rendered(hosted_url, browser, metal_plate_images):  # noqa: F811
-    name = "plate `x` <img src=x onerror=\"document.title='pwned'\"> [link](javascript:alert(1))"
+    name = "<img src=x onerror=document.title='pwned'> [l](javascript:1)"  # 60 characters: the most accepted
     olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
     olivia.predict([handle_file(str(metal_plate_images[2]))], None, name, "winclip-tiny", api_name="/anomaly")
     job_id = olivia.predict(api_name="/list_jobs")["data"][0][0]
@@ -564,21 +564,6 @@ def test_no_route_reads_a_body_past_16_mb_and_the_vibe_editor_is_off(hosted_url)
 
         assert anonymous.post(hosted_url + "gradio_api/reset", json={"event_id": "x"}).status_code == 200
         assert anonymous.post(hosted_url + "gradio_api/vibe-edit", json={"prompt": "x"}).status_code == 404
-
-
-def test_a_body_without_a_length_ends_the_request_once_past_the_bound():
-    from webapp.serving import _bounded
-
-    chunks = [{"type": "http.request", "body": b"x" * 10, "more_body": True} for _ in range(5)]
-
-    async def receive() -> dict:
-        return chunks.pop(0)
-
-    async def read() -> list[str]:
-        bounded = _bounded(receive, 25)
-        return [(await bounded())["type"] for _ in range(4)]
-
-    assert asyncio.run(read()) == ["http.request", "http.request", "http.disconnect", "http.disconnect"]
 
 
 def test_a_flood_of_wrong_passwords_for_a_name_holds_off_its_right_password_at_most_30_s():
