@@ -84,9 +84,9 @@ def max_params_bytes() -> int:
 
 def check_params_size(params: dict[str, Any]) -> None:
     """Refuse parameters past max_params_bytes(), naming the largest one."""
-    size, limit = len(json.dumps(params)), max_params_bytes()
+    size, limit = len(json.dumps(params, default=str)), max_params_bytes()
     if size > limit:
-        largest = max(params, key=lambda name: len(json.dumps(params[name])))
+        largest = max(params, key=lambda name: len(json.dumps(params[name], default=str)))
         raise UserInputError(f"The parameters of this job take {size:,} bytes, most of them {largest}; at most "
                              f"{limit:,} are accepted (FEWSHOT_MAX_PARAMS_KB).")
 

@@ -129,9 +129,9 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
+    check_params_size(params)  # bounded before it is read: a 5 MB value is refused for its size
     checked = contract(tool).Params.from_dict(params)  # checked before anything is stored
     params = checked.to_dict()
-    check_params_size(params)
     name = _checked_name(name)
     if params.get("model_name"):  # a training saves its model under it: a bad or taken name is refused now
         from tasks import finetune_models
