@@ -11,13 +11,12 @@ never send (Gradio makes a list that long).
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import gradio as gr
 
 from webapp import serving
+from webapp.latest import LatestPerOwner
 
 PER_EDITOR = 2  # the edit a run is about to take, and the one being sent after it
 MOST = 256
@@ -28,23 +27,14 @@ class PendingEdits:
     """Which editor holds which user's edits, oldest first; an edit pushed out is deleted from its editor."""
 
     def __init__(self, per_editor: int = PER_EDITOR, most: int = MOST) -> None:
-        self.per_editor, self.most = per_editor, most
-        self._edits: OrderedDict[tuple[str, int, str], Any] = OrderedDict()  # (user, editor block, edit) -> holder
-        self._lock = threading.Lock()
+        self._edits = LatestPerOwner(per_editor, most)  # (user, editor block, edit) -> the copy holding it
 
     def keep(self, user: str, editor: Any, edit: str) -> None:
         """Keep `user`'s `edit`, held by `editor`: counted per editor of the page (its block id), whichever copy of it
         holds the edit (Gradio gives a page session its own copy of a component an event updated, so counting
         copies gave each session of a user two more)."""
-        with self._lock:
-            key = (user, editor._id, edit)
-            self._edits[key] = editor
-            self._edits.move_to_end(key)
-            theirs = [k for k in self._edits if k[:2] == key[:2]]
-            stale = theirs[:-self.per_editor] + list(self._edits)[:max(len(self._edits) - self.most, 0)]
-            for old in dict.fromkeys(stale):
-                if old in self._edits:
-                    self._edits.pop(old).blob_storage.pop(old[2], None)
+        for (_, _, old), holder in self._edits.add((user, editor._id, edit), (user, editor._id), editor):
+            holder.blob_storage.pop(old, None)
 
 
 PENDING = PendingEdits()

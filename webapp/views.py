@@ -5,9 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +13,7 @@ import gradio as gr
 
 from tasks import client
 from tasks.client import Job, Status
+from webapp.latest import LatestPerOwner
 
 POLL_S = 0.3
 _MARKDOWN_ACTIVE = re.compile(r"([\\`*\[\]])")
@@ -204,26 +203,18 @@ class Followers:
     stops updating; a reload follows the job again)."""
 
     def __init__(self, per_user: int = 16, most: int = 150) -> None:
-        self.per_user, self.most = per_user, most
-        self._live: OrderedDict[object, str | None] = OrderedDict()  # token -> owner, oldest first
-        self._lock = threading.Lock()
+        self._live = LatestPerOwner(per_user, most)  # token -> nothing; an anonymous page's owner is None
 
     def start(self, owner: str | None) -> object:
         token = object()
-        with self._lock:
-            self._live[token] = owner
-            theirs = [t for t, o in self._live.items() if o == owner] if owner is not None else []
-            for old in theirs[:-self.per_user] + list(self._live)[:max(len(self._live) - self.most, 0)]:
-                self._live.pop(old, None)
+        self._live.add(token, owner)
         return token
 
     def active(self, token: object) -> bool:
-        with self._lock:
-            return token in self._live
+        return token in self._live
 
     def end(self, token: object) -> None:
-        with self._lock:
-            self._live.pop(token, None)
+        self._live.discard(token)
 
 
 MAX_THREADS = 200  # Gradio's worker threads (its default, 40, is what a hundred follows exhausted)
