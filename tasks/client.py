@@ -243,7 +243,7 @@ def jobs_ahead(job: Job) -> int:
 def list_jobs(limit: int = 50, owner: str | None = None) -> list[Job]:
     """Most recent jobs first; with `owner`, only that user's."""
     store = get_store()
-    jobs = store.list(limit) if owner is None else store.owned(owner)[:limit]
+    jobs = store.list(limit) if owner is None else store.owned(owner, limit)
     return [fail_if_lost(store, job) for job in jobs]
 
 

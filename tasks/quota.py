@@ -19,11 +19,9 @@ from tasks.store import get_store, tree_bytes
 def kept_bytes(owner: str) -> int:
     """Bytes `owner` keeps: their ended jobs' folders (inputs, outputs, records: counted as each ends), the stored
     inputs of the others, and their saved folders (half-saved ones, '.tmp-…', left out)."""
-    store = get_store()
-    jobs = store.owned(owner)
     saved = sum(tree_bytes(folder) for home in get_settings().artifact_dir.glob(f"*/{USERS_DIR}/{owner_key(owner)}")
                 for folder in home.iterdir() if not folder.name.startswith("."))
-    return saved + sum(store.input_bytes(job) if job.stored_bytes is None else job.stored_bytes for job in jobs)
+    return saved + get_store().owned_bytes(owner)
 
 
 def check_room(owner: str | None, adding: int, what: str) -> None:

@@ -17,9 +17,12 @@ import fcntl
 import json
 import re
 import shutil
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,9 +97,63 @@ class JobMarks:
         return [entry.name for entry in folder.iterdir() if _JOB_ID.match(entry.name)] if folder.is_dir() else []
 
 
+@dataclass(frozen=True, slots=True)
+class RecordFacts:
+    """What ordering, ownership and the storage bound read of a record: enough to pick the records a page shows
+    and to add up what a user keeps without holding anyone's inputs, outputs or results."""
+
+    created_at: float
+    owner: str | None
+    final: bool
+    ended_bytes: int | None  # an ended job's folder, measured as it ended (its inputs for an older record); else None
+
+
+Version = tuple[int, int, int, int]  # a record file's (inode, size, modification and change times in ns)
+
+
+class EndedRecords:
+    """The facts of ended jobs' records, kept in this process by the version of their file, so a Jobs-table refresh or
+    a storage check parses only the records that changed since the last one (a user with 500 jobs had each refresh
+    and each submission parse all 500). Every write replaces a record with a new file (`write_atomically`), so its
+    version names its content; what is kept is checked against the file each time, so a record changed by another
+    process, renamed or deleted is read again, and a new process starts empty. Unfinished records are not kept: few,
+    and they change at every step. At most `most` are kept, the least recently used dropped first."""
+
+    def __init__(self, most: int = 100_000) -> None:
+        self.most = most
+        self._facts: OrderedDict[str, tuple[Version, RecordFacts]] = OrderedDict()
+        self._lock = threading.Lock()  # the web process's worker threads share it
+
+    def get(self, path: Path, version: Version) -> RecordFacts | None:
+        with self._lock:
+            kept = self._facts.get(str(path))
+            if kept is None or kept[0] != version:
+                return None
+            self._facts.move_to_end(str(path))
+            return kept[1]
+
+    def put(self, path: Path, version: Version, facts: RecordFacts) -> None:
+        with self._lock:
+            self._facts[str(path)] = (version, facts)
+            self._facts.move_to_end(str(path))
+            while len(self._facts) > self.most:
+                self._facts.popitem(last=False)
+
+    def drop(self, path: Path) -> None:
+        with self._lock:
+            self._facts.pop(str(path), None)
+
+    def __len__(self) -> int:
+        return len(self._facts)
+
+
+ENDED_RECORDS = EndedRecords()  # this process's: every ArtifactStore of it shares them (get_store makes one per call)
+
+
 class ArtifactStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, ended_records: EndedRecords = ENDED_RECORDS) -> None:
         self.root = Path(root)
+        self.ended_records = ended_records
         self.jobs_dir = self.root / "jobs"
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
         self.active_marks = JobMarks(self.root / "active", lambda job: None if job.status.final else "")
@@ -186,45 +243,86 @@ class ArtifactStore:
         return [entry.name for entry in self.jobs_dir.glob(f"{prefix}*") if _JOB_ID.match(entry.name)]
 
     def list(self, limit: int | None = 100) -> list[Job]:
-        """Most recent jobs first (all of them with `limit=None`)."""
-        jobs = []
+        """Most recent jobs first (all of them with `limit=None`); only those returned are read in full."""
+        found = []
         for entry in self.jobs_dir.iterdir():
             with contextlib.suppress(JobNotFound, json.JSONDecodeError, OSError):
-                jobs.append(self.read(entry.name))
-        jobs.sort(key=lambda job: job.created_at, reverse=True)
-        return jobs[:limit]
+                found.append((entry.name, *self._facts(entry.name)))
+        return self._newest(found, limit)
 
     def active(self) -> list[Job]:
         """The queued and running jobs, most recent first, read without reading every record: what a queued job's
         place in line, the queue limits and a restart need, however many finished jobs the store keeps. (`_write`
         marks a job before its record says it is unfinished and unmarks it after its record says it ended.)"""
-        return self._marked(self.active_marks, lambda job: not job.status.final)
+        return self._newest(self._marked(self.active_marks, lambda facts: not facts.final), None)
 
-    def owned(self, owner: str) -> list[Job]:
-        """`owner`'s jobs, most recent first, read without reading other users' records (their Jobs table, what
-        they keep on the server)."""
-        return self._marked(self.owner_marks, lambda job: job.owner == owner, owner_key(owner))
+    def owned(self, owner: str, limit: int | None = None) -> list[Job]:
+        """`owner`'s `limit` most recent jobs (all with None), most recent first, read without reading other users'
+        records, nor in full their own that are not returned (their Jobs table)."""
+        return self._newest(self._marked(self.owner_marks, lambda facts: facts.owner == owner, owner_key(owner)),
+                            limit)
 
-    def _marked(self, marks: JobMarks, belongs: Callable[[Job], bool], group: str = "") -> list[Job]:
-        """The marked jobs that `belongs` keeps; the marks of others (ended, deleted) are dropped."""
+    def owned_bytes(self, owner: str) -> int:
+        """Bytes `owner`'s jobs keep: an ended job's folder as measured when it ended, the stored inputs of the
+        others. Parses only the records that changed since this process last asked (`EndedRecords`)."""
+        total = 0
+        for _, facts, job in self._marked(self.owner_marks, lambda facts: facts.owner == owner, owner_key(owner)):
+            if facts.ended_bytes is not None:
+                total += facts.ended_bytes
+            elif job is not None:  # unfinished: always parsed
+                total += self.input_bytes(job)
+        return total
+
+    def _marked(self, marks: JobMarks, belongs: Callable[[RecordFacts], bool],
+                group: str = "") -> list[tuple[str, RecordFacts, Job | None]]:
+        """(id, facts, record when it was parsed) of the marked jobs that `belongs` keeps; the marks of others (ended,
+        deleted) are dropped."""
         if not marks.complete:
             for job in self.list(limit=None):
                 if (job_group := marks.group_of(job)) is not None:
                     marks.add(job.id, job_group)
             marks.completed()
-        jobs = []
+        found = []
         for job_id in marks.ids(group):
             try:
-                job = self.read(job_id)
+                facts, job = self._facts(job_id)
             except (JobNotFound, json.JSONDecodeError, OSError):
                 if marks.older_than(job_id, MARK_GRACE_S, group):  # a job deleted, not one being created now
                     marks.remove(job_id, group)
                 continue
-            if belongs(job):
-                jobs.append(job)
+            if belongs(facts):
+                found.append((job_id, facts, job))
             else:
                 marks.remove(job_id, group)
-        return sorted(jobs, key=lambda job: job.created_at, reverse=True)
+        return found
+
+    def _facts(self, job_id: str) -> tuple[RecordFacts, Job | None]:
+        """A job's facts, and its record when it had to be parsed for them (an unfinished or changed one)."""
+        path = self.job_dir(job_id) / "job.json"
+        try:
+            stat = path.stat()  # before the read: what is kept under this version is this content or newer
+        except FileNotFoundError:
+            self.ended_records.drop(path)
+            raise JobNotFound(f"No job {job_id}.") from None
+        version = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+        if (facts := self.ended_records.get(path, version)) is not None:
+            return facts, None
+        job = self.read(job_id)
+        ended_bytes = (self.input_bytes(job) if job.stored_bytes is None else job.stored_bytes) if job.status.final \
+            else None
+        facts = RecordFacts(job.created_at, job.owner, job.status.final, ended_bytes)
+        if facts.final:
+            self.ended_records.put(path, version, facts)
+        return facts, job
+
+    def _newest(self, found: Iterable[tuple[str, RecordFacts, Job | None]], limit: int | None) -> list[Job]:
+        """The `limit` most recent of the found jobs (all with None), most recent first, read in full (one deleted
+        meanwhile left out)."""
+        jobs = []
+        for job_id, _, job in sorted(found, key=lambda item: item[1].created_at, reverse=True)[:limit]:
+            with contextlib.suppress(JobNotFound, json.JSONDecodeError, OSError):
+                jobs.append(job if job is not None else self.read(job_id))
+        return jobs
 
     def delete(self, job_id: str) -> int:
         """Delete one job's folder (record, inputs, outputs); returns the bytes it held. Callers check it ended."""

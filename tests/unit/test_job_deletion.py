@@ -85,3 +85,36 @@ def test_what_a_user_keeps_counts_the_outputs_and_record_of_each_ended_job(tmp_p
     record = get_store().job_dir(job.id) / "job.json"
     assert abs(job.stored_bytes - (4004 + 2 + record.stat().st_size)) < 16  # input, result, record
     assert quota.kept_bytes(alice) == job.stored_bytes
+
+
+def test_two_submissions_at_once_cannot_both_pass_the_storage_bound(tmp_path, users, monkeypatch):
+    """The storage check keeps what it learnt of ended records between calls: a job admitted by a concurrent
+    submission (unfinished, so read each time) still counts for the next one, under the submission lock."""
+    import threading
+    import time
+
+    alice, _ = users
+    monkeypatch.setenv("FEWSHOT_MAX_USER_STORAGE_MB", "1")
+    stored_job(tmp_path, alice)  # ended: what is kept of it is reused below
+    upload = tmp_path / "big.png"
+    upload.write_bytes(bytes(600_000))
+    store, admitted, refused = get_store(), [], []
+    quota.kept_bytes(alice)
+
+    def submit() -> None:
+        with store.submission_lock():
+            try:
+                quota.check_room(alice, upload.stat().st_size, "this job")
+            except UserInputError:
+                refused.append(True)
+                return
+            time.sleep(0.05)  # the other submission tries meanwhile
+            admitted.append(store.create("anomaly", {}, {"images": [("big.png", upload)]}, owner=alice))
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(admitted) == 1 and len(refused) == 1
+    finish_job(store, admitted[0].id, Status.CANCELLED, "test over")

@@ -165,3 +165,90 @@ def test_a_job_being_created_keeps_its_marks_while_its_record_is_not_written_yet
     os.utime(store.owner_marks.folder / owner_key("alice") / coming, (old, old))
     assert store.active() == [] and store.owned("alice") == []
     assert coming not in store.active_marks.ids() and coming not in store.owner_marks.ids(owner_key("alice"))
+
+
+def counted_reads(monkeypatch) -> list[str]:
+    """The ids of the records parsed in full from now on (ArtifactStore.read)."""
+    reads: list[str] = []
+    original = ArtifactStore.read
+    monkeypatch.setattr(ArtifactStore, "read", lambda self, job_id: reads.append(job_id) or original(self, job_id))
+    return reads
+
+
+def ended_jobs(store: ArtifactStore, owner: str, count: int) -> list:
+    """`count` of `owner`'s jobs that ended, oldest first, each with an input file."""
+    from tasks.store import finish_job
+
+    upload = store.root / "upload.png"
+    upload.write_bytes(bytes(1000))
+    jobs = [store.create("anomaly", {}, {"images": [("part.png", upload)]}, owner=owner) for _ in range(count)]
+    for job in jobs:
+        finish_job(store, job.id, Status.SUCCEEDED, "Done")
+    return [store.read(job.id) for job in jobs]
+
+
+def test_a_users_jobs_table_parses_only_its_rows_and_no_unchanged_ended_record_twice(tmp_path, monkeypatch):
+    """A user with 210 ended jobs had every Jobs-table refresh and every storage check parse all 210 records
+    (0.4-0.7 s): the rows shown are parsed, the others' order and size are kept while their files are unchanged."""
+    from tasks.store import EndedRecords
+
+    store = ArtifactStore(tmp_path, EndedRecords())
+    ended = ended_jobs(store, "alice", 12)
+    queued = store.create("anomaly", {}, {}, owner="alice")
+    ended_jobs(store, "bob", 3)
+    newest = [queued, *reversed(ended)]
+    reads = counted_reads(monkeypatch)
+    assert [job.id for job in store.owned("alice", limit=4)] == [job.id for job in newest[:4]]
+    assert store.owned_bytes("alice") == sum(job.stored_bytes for job in ended)
+    reads.clear()
+    assert [job.id for job in store.owned("alice", limit=4)] == [job.id for job in newest[:4]]
+    assert sorted(reads) == sorted(job.id for job in newest[:4])  # the rows shown only
+    reads.clear()
+    assert store.owned_bytes("alice") == sum(job.stored_bytes for job in ended) and reads == [queued.id]
+    assert [job.id for job in store.owned("alice")] == [job.id for job in newest]  # all of them, in order
+
+
+def test_what_is_kept_of_ended_records_follows_their_files_and_starts_over_in_a_new_process(tmp_path, monkeypatch):
+    """A record renamed or rewritten (here or by another process), a job deleted, a new job, a restart: the listing
+    and the storage check say what the files say."""
+    from tasks.store import EndedRecords, finish_job
+
+    ended_records = EndedRecords()
+    store = ArtifactStore(tmp_path, ended_records)
+    first, second, third = ended_jobs(store, "alice", 3)
+    kept = store.owned_bytes("alice")
+    assert kept == first.stored_bytes + second.stored_bytes + third.stored_bytes and len(ended_records) == 3
+
+    store.update(second.id, lambda record: setattr(record, "name", "line 3"))
+    assert store.owned("alice", limit=2)[1].name == "line 3"
+    record = store.job_dir(third.id) / "job.json"  # another process's write: same size, same record otherwise
+    record.write_text(record.read_text().replace(f'"stored_bytes": {third.stored_bytes}',
+                                                 f'"stored_bytes": {third.stored_bytes + 1}'))
+    assert store.owned_bytes("alice") == kept + 1
+
+    store.delete(first.id)
+    assert store.owned_bytes("alice") == kept + 1 - first.stored_bytes
+    assert [job.id for job in store.owned("alice")] == [third.id, second.id] and len(ended_records) == 2
+
+    upload = tmp_path / "new.png"
+    upload.write_bytes(bytes(5000))
+    coming = store.create("anomaly", {}, {"images": [("new.png", upload)]}, owner="alice")  # counted as it comes
+    assert store.owned_bytes("alice") == kept + 1 - first.stored_bytes + 5000
+    finish_job(store, coming.id, Status.FAILED, "Failed")
+    total = kept + 1 - first.stored_bytes + store.read(coming.id).stored_bytes
+    assert store.owned_bytes("alice") == total
+
+    reads = counted_reads(monkeypatch)
+    restarted = ArtifactStore(tmp_path, EndedRecords())  # a new process: nothing kept, all read from disk once
+    assert restarted.owned_bytes("alice") == total and len(reads) == 3
+    assert [job.id for job in restarted.owned("alice")] == [coming.id, third.id, second.id]
+
+
+def test_at_most_the_bound_of_ended_records_is_kept(tmp_path):
+    from tasks.store import EndedRecords
+
+    ended_records = EndedRecords(most=3)
+    store = ArtifactStore(tmp_path, ended_records)
+    jobs = ended_jobs(store, "alice", 5)
+    assert store.owned_bytes("alice") == sum(job.stored_bytes for job in jobs) and len(ended_records) == 3
+    assert [job.id for job in store.owned("alice", limit=2)] == [jobs[4].id, jobs[3].id]
