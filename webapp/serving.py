@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from gradio_client.utils import is_http_url_like
+from starlette.requests import ClientDisconnect
 
 from engine.files import write_atomically
 from tasks import client
@@ -416,6 +417,25 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        body, started = RequestBody(receive), False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._guard(scope, body, sending)
+        except ClientDisconnect:  # raised by whatever read the body when it ended early
+            if body.left:  # nobody to answer, and nothing went wrong here: no traceback in the log
+                log.debug("%s %s: the browser left before sending the whole request (a reload, a closed tab)",
+                          scope.get("method"), scope.get("path"))
+            elif body.passed and not started:
+                await _refuse(send, 413, REQUEST_REFUSAL)
+            else:
+                raise
+
+    async def _guard(self, scope: Scope, receive: RequestBody, send: Send) -> None:
         path = scope.get("path", "")  # decoded once by the server, as Gradio's routes read it
         post = scope.get("method") == "POST"
         if post and path.rstrip("/").endswith("/login"):
@@ -446,7 +466,7 @@ class GuardMiddleware:
             if (_content_length(scope) or 0) > REQUEST_MAX_BYTES:
                 await _refuse(send, 413, REQUEST_REFUSAL)
                 return
-            receive = _bounded(receive, REQUEST_MAX_BYTES)
+            receive.bound(REQUEST_MAX_BYTES)
         if uploading:
             if not all(self.sessions.claim(upload, user) for upload in query.get("upload_id", [])):
                 await _not_found(send)  # another user's upload id: its progress is theirs
@@ -552,25 +572,43 @@ class GuardMiddleware:
         self.throttle.record(keys, succeeded, time.monotonic())
 
 
-def _bounded(receive: Receive, most: int) -> Receive:
-    """`receive` that ends the request (a disconnect) once its body passes `most` bytes, so a route that reads the
-    whole body first (Gradio's /reset answers without sign-in) never holds more (a body without Content-Length)."""
-    seen = 0
+class RequestBody:
+    """A request's `receive`, which says why its body ended early: `left` when the browser went away before sending
+    all of it (a page reloaded or closed mid-upload: an ordinary event, not an error), `passed` when it went past the
+    bound set by `bound` and this ended it (a disconnect), so a route that reads the whole body first (Gradio's /reset
+    answers without sign-in) never holds more (a body without Content-Length)."""
 
-    async def bounded() -> Message:
-        nonlocal seen
-        message = await receive()
-        seen += len(message.get("body", b""))
-        return {"type": "http.disconnect"} if seen > most else message
+    def __init__(self, receive: Receive) -> None:
+        self.receive = receive
+        self.most: int | None = None
+        self.seen = 0
+        self.left = self.passed = False
 
-    return bounded
+    def bound(self, most: int) -> None:
+        self.most = most
+
+    async def __call__(self) -> Message:
+        if self.passed:
+            return {"type": "http.disconnect"}
+        message = await self.receive()
+        if message["type"] == "http.disconnect":
+            self.left = True
+            return message
+        self.seen += len(message.get("body", b""))
+        if self.most is not None and self.seen > self.most:
+            self.passed = True
+            return {"type": "http.disconnect"}
+        return message
 
 
 async def _read_body(receive: Receive, most: int = REQUEST_MAX_BYTES) -> bytes | None:
-    """The whole request body, or None once it passes `most` bytes (the rest is not read into memory)."""
+    """The whole request body, or None once it passes `most` bytes (the rest is not read into memory); a browser
+    that leaves before sending all of it ends the request (ClientDisconnect), rather than sending on what came."""
     body, more = b"", True
     while more:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect
         body += message.get("body", b"")
         more = message.get("more_body", False)
         if len(body) > most:
