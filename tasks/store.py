@@ -243,7 +243,8 @@ class ArtifactStore:
         return [entry.name for entry in self.jobs_dir.glob(f"{prefix}*") if _JOB_ID.match(entry.name)]
 
     def list(self, limit: int | None = 100) -> list[Job]:
-        """Most recent jobs first (all of them with `limit=None`); only those returned are read in full."""
+        """Most recent jobs first (all of them with `limit=None`); once this process has parsed an ended record, only
+        the jobs returned are read in full (`EndedRecords`)."""
         found = []
         for entry in self.jobs_dir.iterdir():
             with contextlib.suppress(JobNotFound, json.JSONDecodeError, OSError):
@@ -257,8 +258,8 @@ class ArtifactStore:
         return self._newest(self._marked(self.active_marks, lambda facts: not facts.final), None)
 
     def owned(self, owner: str, limit: int | None = None) -> list[Job]:
-        """`owner`'s `limit` most recent jobs (all with None), most recent first, read without reading other users'
-        records, nor in full their own that are not returned (their Jobs table)."""
+        """`owner`'s `limit` most recent jobs (all with None), most recent first (their Jobs table), read without
+        reading other users' records, nor again their own ended ones not returned (`EndedRecords`)."""
         return self._newest(self._marked(self.owner_marks, lambda facts: facts.owner == owner, owner_key(owner)),
                             limit)
 
