@@ -282,8 +282,9 @@ def download(planned: list[PlannedFile], target: Path | None, download_file=None
 
 
 def human_size(size: float) -> str:
+    """A byte count as every message writes it: whole bytes ("231 B"), then one decimal ("12.4 kB", "1.5 GB")."""
     for unit in ("B", "kB", "MB"):
         if size < 1000:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1000
-    return f"{size:.2f} GB"
+    return f"{size:.1f} GB"

@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE
+from engine.anomaly.common import DEFAULT_THRESHOLD, SCORE_DECIMALS, THRESHOLD_RANGE, score_text
 from engine.anomaly.methods import METHODS, SET_RULE_MIN_IMAGES
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
@@ -35,6 +35,10 @@ COMPARISON_HEADERS = ["method", "image AUROC", "pixel AUROC", "PRO@30%", "F1-max
 METHOD_CHOICES = [(m.label, m.name) for m in METHODS.values()]
 METHOD_HELP = "**Which method?** " + " · ".join(f"*{m.label}*: {m.when}." for m in METHODS.values())
 SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
+# Score and verdict get fixed widths that hold "0.2926" and "skipped" on one line (a share of a phone's width gave
+# them a letter per line); the file name wraps within its share, and the details (a skip's reason) scroll into view
+# sideways on a narrow screen.
+SCORE_COLUMN_WIDTHS = ["35%", "80px", "90px", "45%"]
 THRESHOLD_MODES = {
     "Automatic": "auto",
     "Calibrate from the good parts": "calibrate",
@@ -72,8 +76,8 @@ def _threshold_line(result: dict[str, Any]) -> str:
         return ""
     counts = result.get("counts", {})
     tally = f"{counts.get('NG', 0)} NG, {counts.get('OK', 0)} OK"
-    return (f"\n\nThreshold **{threshold['image']:.4f}** ({threshold['source']}; outline above "
-            f"{threshold['pixel']:.4f}) · {tally} · {text(result.get('mode', ''))}")
+    return (f"\n\nThreshold **{score_text(threshold['image'])}** ({threshold['source']}; outline above "
+            f"{score_text(threshold['pixel'])}) · {tally} · {text(result.get('mode', ''))}")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
@@ -89,12 +93,14 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     gallery, rows = [], []
     for item in result.get("images", []):
         picture = item.get("card", item["overlay"])
-        gallery.append((job_file(job, picture), f"{item['file']} · {item['score']:.3f} · {item['verdict']}"))
-        rows.append([item["file"], round(item["score"], 4), item["verdict"], f"{item['width']} x {item['height']}"])
+        gallery.append((job_file(job, picture), f"{item['file']} · {score_text(item['score'])} · {item['verdict']}"))
+        rows.append([item["file"], round(item["score"], SCORE_DECIMALS), item["verdict"],
+                     f"{item['width']} x {item['height']}"])
     for item in result.get("frames", []):
         if "overlay" in item:
-            gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {item['score']:.3f} · NG"))
-        rows.append([item["file"], round(item["score"], 4), item["verdict"], f"t = {item['time_s']:.2f} s"])
+            gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {score_text(item['score'])} · NG"))
+        rows.append([item["file"], round(item["score"], SCORE_DECIMALS), item["verdict"],
+                     f"t = {item['time_s']:.2f} s"])
     for item in result.get("skipped", []):
         role = " (good part)" if item.get("role") == "reference" else ""
         rows.append([item["file"] + role, None, "skipped", item["error"]])
@@ -377,7 +383,7 @@ def build() -> None:
                                  height="auto", object_fit="contain", elem_id="anomaly-gallery",
                                  elem_classes="whole-images")
             table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores",
-                                 wrap=True, column_widths=["30%", "10%", "10%", "50%"])  # a skip's reason in view
+                                 wrap=True, column_widths=SCORE_COLUMN_WIDTHS)
             downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]

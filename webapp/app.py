@@ -14,6 +14,7 @@ from tasks.config import get_settings
 from webapp import (
     anomaly_tab,
     completion_tab,
+    file_sizes,
     finetune_tab,
     insertion_tab,
     jobs_tab,
@@ -119,7 +120,8 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "run_history": False,  # the Jobs tab is the history (Gradio's would record runs in the browser, and
                                # offers to copy them to a Hugging Face bucket)
         "css": anomaly_tab.CSS,
-        "head": f"<script>{completion_tab.SHORTCUTS_JS}</script>",  # the review's keyboard shortcuts
+        # the review's keyboard shortcuts; file lists' sizes in whole bytes
+        "head": f"<script>{completion_tab.SHORTCUTS_JS}</script><script>{file_sizes.WHOLE_BYTES_JS}</script>",
         "prevent_thread_lock": prevent_thread_lock,
         "max_threads": views.MAX_THREADS,  # follows wait in threads: views.Followers
     }

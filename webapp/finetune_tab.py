@@ -84,11 +84,16 @@ def confusion(job: Job) -> gr.Dataframe:
     return gr.Dataframe(value=rows, headers=[MATRIX_CORNER, *classes], visible=True)
 
 
+def notes_markdown(result: dict[str, Any]) -> str:
+    """A training's or a prediction's notes (e.g. a TIFF of which only the first page was used), one paragraph each."""
+    return "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
+
+
 def summary_line(job: Job) -> str:
     if job.status is not Status.SUCCEEDED or "stopped" not in job.result:
         return ""
     result = job.result
-    notes = "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
+    notes = notes_markdown(result)
     skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
     weights = " · base has **random weights**" if result.get("random_weights") else ""
     forgetting = ""
@@ -445,14 +450,16 @@ def use(model: str | None, images: list[str] | None, video: str | None, stride: 
 
 def prediction_line(job: Job) -> str:
     """A prediction's status: where the job stands, then for a detector how many boxes it kept, and what to change
-    when it kept none (a page of pictures without boxes said nothing)."""
+    when it kept none (a page of pictures without boxes said nothing); then its notes."""
     line = status_markdown(job)
-    if job.status is not Status.SUCCEEDED or not is_detection(job):
+    if job.status is not Status.SUCCEEDED:
         return line
-    predictions, threshold = job.result.get("predictions", []), job.result.get("score_threshold")
-    boxes = sum(len(p["boxes"]) for p in predictions)
-    found = f"\n\n**{boxes}** box{'es' if boxes != 1 else ''} on {len(predictions)} image(s) at score ≥ {threshold:g}"
-    return line + found + (": lower *Lowest box score* to see weaker ones." if boxes == 0 else "")
+    if is_detection(job):
+        predictions, threshold = job.result.get("predictions", []), job.result.get("score_threshold")
+        boxes = sum(len(p["boxes"]) for p in predictions)
+        line += (f"\n\n**{boxes}** box{'es' if boxes != 1 else ''} on {len(predictions)} image(s) at score ≥ "
+                 f"{threshold:g}" + (": lower *Lowest box score* to see weaker ones." if boxes == 0 else ""))
+    return line + notes_markdown(job.result)
 
 
 def detect(model: str | None, images: list[str] | None, threshold: float, request: gr.Request = None,

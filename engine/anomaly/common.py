@@ -22,6 +22,13 @@ DEFAULT_PRESET = WINCLIP.default_preset
 DEFAULT_THRESHOLD = 0.5
 THRESHOLD_RANGE = (0.0, 1.0)  # scores are probabilities
 THRESHOLD_RULES = ("auto", "calibrate")
+SCORE_DECIMALS = 4  # every score and threshold shown; scores.csv and scores.json keep 6
+
+
+def score_text(value: float) -> str:
+    """A score or threshold as every view shows it (status line, table, gallery, result card, timeline, CLI), so one
+    value never reads 0.2926 in one place and 0.293 in another."""
+    return f"{value:.{SCORE_DECIMALS}f}"
 
 
 MAX_OBJECT_NAME_CHARS = 60

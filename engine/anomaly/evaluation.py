@@ -22,7 +22,7 @@ from engine.anomaly.metrics import evaluate as evaluate_metrics
 from engine.anomaly.metrics import roc_curve
 from engine.anomaly.scorers import Scorer
 from engine.errors import UserInputError
-from engine.media import list_images, load_image
+from engine.media import decode_image, list_images, load_image
 from engine.presets import get_preset
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 from engine.tables import write_records
@@ -69,8 +69,9 @@ def read_mvtec_folder(root: str | Path) -> LabelledSet:
     return dataset
 
 
-def _read_mask(path: Path, size: tuple[int, int]) -> np.ndarray:
-    with Image.open(path) as mask:
+def _read_mask(path: Path, size: tuple[int, int], name: str, notes: list[str]) -> np.ndarray:
+    """A defect mask (non-zero = defect) at the image's size; decoded as every upload is (bounded, first page noted)."""
+    with decode_image(path, name, notes) as mask:
         mask = mask.convert("L")
         if mask.size != size:
             mask = mask.resize(size, Image.NEAREST)
@@ -81,14 +82,18 @@ def evaluate_folder(scorer: Scorer, root: str | Path, params: evaluate.Params,
                     progress: ProgressCallback = ignore_progress) -> evaluate.Result:
     """Score every test image with one method (the first `params.shots` train/good images as its good parts),
     then the metrics, overall and per defect type. A set method (MuSc) scores the whole test split as its set,
-    as the paper does."""
+    as the paper does. An image or mask of several pages is used by its first, and a warning says so."""
     dataset = read_mvtec_folder(root)
     shots = params.shots
     if len(dataset.train_good) < shots:
         raise UserInputError(f"{shots} reference shots asked for, but train/good/ has {len(dataset.train_good)}.")
+
+    def shown(path: Path) -> str:
+        return path.relative_to(Path(root)).as_posix()
+
     progress(0.0, f"{scorer.method.label}: preparing")
-    scorer.prepare(params, [load_image(p) for p in dataset.train_good[:shots]])
-    images = [load_image(item.path) for item in dataset.test]
+    scorer.prepare(params, [load_image(p, shown(p), dataset.warnings) for p in dataset.train_good[:shots]])
+    images = [load_image(item.path, shown(item.path), dataset.warnings) for item in dataset.test]
     started = time.perf_counter()
     results = scorer.score(images, progress=sub_progress(progress, 0.0, 0.95))
     seconds = (time.perf_counter() - started) / len(images)
@@ -97,10 +102,12 @@ def evaluate_folder(scorer: Scorer, root: str | Path, params: evaluate.Params,
         labels.append(int(item.defect_type is not None))
         scores.append(result.score)
         maps.append(result.anomaly_map)
-        masks.append(_read_mask(item.mask_path, image.size) if item.mask_path else
-                     (np.zeros(result.anomaly_map.shape, bool) if item.defect_type is None else None))
+        if item.mask_path:
+            masks.append(_read_mask(item.mask_path, image.size, shown(item.mask_path), dataset.warnings))
+        else:  # a good image has no defect pixels; a defect image without a mask counts for image metrics only
+            masks.append(np.zeros(result.anomaly_map.shape, bool) if item.defect_type is None else None)
         types.append(item.defect_type)
-        rows.append({"file": str(item.path.relative_to(Path(root))), "defect_type": item.defect_type or "good",
+        rows.append({"file": shown(item.path), "defect_type": item.defect_type or "good",
                      "score": round(result.score, 6)})
     progress(0.96, f"{scorer.method.label}: computing metrics")
     preset = get_preset(params.preset)

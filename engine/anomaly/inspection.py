@@ -16,6 +16,7 @@ from PIL import Image
 from engine.anomaly import inspect_images as images_job
 from engine.anomaly import inspect_video as video_job
 from engine.anomaly import outputs
+from engine.anomaly.common import score_text
 from engine.anomaly.methods import SET_RULE_MIN_IMAGES
 from engine.anomaly.pipeline import AnomalyResult, default_batch_size
 from engine.anomaly.scorers import Scorer
@@ -229,5 +230,5 @@ def timeline_plot(records: Sequence[dict[str, Any]], threshold: Threshold, durat
     scores = [r["score"] for r in records]
     return line_chart([(times, scores, (30, 80, 200)), ([0, end], [threshold.image] * 2, (200, 30, 30))],
                       (0, end), fitted_range([*scores, threshold.image]),
-                      f"{title}: score per frame, threshold {threshold.image:.3f}", "time (s)", "score",
+                      f"{title}: score per frame, threshold {score_text(threshold.image)}", "time (s)", "score",
                       size=(720, 300))

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
+from engine.anomaly.common import score_text
 from engine.anomaly.methods import Method
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import Threshold
@@ -87,6 +88,11 @@ def card_panel_size(image_size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+def card_line(score: float, threshold: Threshold, title: str) -> str:
+    """The card's header beside the badge: score, image threshold and the file."""
+    return f"score {score_text(score)} · threshold {score_text(threshold.image)} · {title}"
+
+
 def result_card(image: Image.Image, anomaly_map: np.ndarray, threshold: Threshold, score: float,
                 title: str) -> Image.Image:
     """A part's result at a glance, like anomalib's prediction images: the image | its heat map | the region
@@ -112,7 +118,7 @@ def result_card(image: Image.Image, anomaly_map: np.ndarray, threshold: Threshol
     badge_width = round(draw.textlength("NG", font=badge_font)) + 2 * gap
     draw.rounded_rectangle([gap, gap, gap + badge_width, header], radius=gap, fill=VERDICT_COLOURS[verdict])
     draw.text((gap + badge_width / 2, (gap + header) / 2), verdict, fill="white", font=badge_font, anchor="mm")
-    line = f"score {score:.3f} · threshold {threshold.image:.3f} · {title}"
+    line = card_line(score, threshold, title)
     draw.text((2 * gap + badge_width + gap, (gap + header) / 2),
               fit_text(draw, line, text_font, card.width - badge_width - 5 * gap), fill=(30, 30, 30),
               font=text_font, anchor="lm")

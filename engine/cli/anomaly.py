@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from engine.anomaly import evaluate, inspect_images, inspect_video
+from engine.anomaly.common import score_text
 from engine.cli.common import image_files, print_progress
 from engine.errors import UserInputError
 from engine.params import add_arguments, from_args
@@ -33,9 +34,9 @@ def cmd_anomaly(args: argparse.Namespace) -> None:
         rows = [(r["score"], r["verdict"], r["file"]) for r in result.images]
     threshold = result.threshold
     print(f"{result.mode} · {result.preset}")
-    print(f"threshold {threshold.image:.4f} ({threshold.source}): {threshold.rule}")
+    print(f"threshold {score_text(threshold.image)} ({threshold.source}): {threshold.rule}")
     for score, verdict, name in rows:
-        print(f"{score:.4f}  {verdict}  {name}")
+        print(f"{score_text(score)}  {verdict}  {name}")
     for item in result.skipped:
         print(f"skipped  {item['error']}", file=sys.stderr)
     for warning in result.warnings:

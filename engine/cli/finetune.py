@@ -130,6 +130,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
                 print(f"{box['score']:.4f}  {box['category']}  {row['file']}  {box['box']}")
         else:
             print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
+    for note in report.notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def _kshot_options(parser: argparse.ArgumentParser) -> None:

@@ -44,7 +44,8 @@ class Inputs(BaseInputs):
 @dataclasses.dataclass
 class Result(BaseResult):
     """One row per image (or frame); `task` says which kind of model made them: "classify" rows have a class and
-    its probability, "detect" rows the boxes and the drawn image."""
+    its probability, "detect" rows the boxes and the drawn image. `notes`: images used only in part (the first
+    page of a TIFF)."""
 
     task: str
     model: str
@@ -53,6 +54,7 @@ class Result(BaseResult):
     skipped: list[dict[str, str]]
     alpha: float | None = None
     score_threshold: float | None = None
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def table(result: Result) -> tuple[list[str], list[list[Any]]]:
@@ -111,11 +113,12 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
 
         progress(0.05, f"Loading model {params.model}")
         predictor = Predictor(model_dir, params.alpha, device, thumbnails=out_dir)
+        notes: list[str] = []
         if inputs.video:
             rows = predict_video(predictor, inputs.video[0], None if params.fps else params.stride, params.fps)
         else:
-            names, images, skipped = load_images(files, skipped=skipped)
+            names, images, skipped = load_images(files, skipped=skipped, notes=notes)
             rows = predictor(names, images)
     result = Result("classify", params.model, meta["classes"], rows, skipped, alpha=params.alpha,
-                    outputs=predictor.written)
+                    outputs=predictor.written, notes=notes)
     return save(result, out_dir, CLASSIFIER_PREDICTIONS_FILE)

@@ -47,3 +47,21 @@ def test_the_missing_weights_notice_offers_the_demo_model_of_the_same_method(pre
     monkeypatch.setattr(client, "presets", lambda tool: presets)
     notice = weights_notice_html("anomaly", preset)
     assert f"pick the demo model “{demo} · tiny" in notice
+
+
+def test_a_score_and_a_threshold_read_with_the_same_four_decimals_in_every_view(monkeypatch):
+    """The status line (also the Jobs tab's), the gallery captions and the table gave 0.2926, 0.293 and 0.2908 for
+    one job; every view now shows 4 decimals (scores.csv and scores.json keep 6, for analysis)."""
+    from tasks.jobs import Job, Status
+
+    monkeypatch.setattr(anomaly_tab, "job_file", lambda job, name: name)
+    result = {"threshold": {"image": 0.292649, "pixel": 0.29481, "source": "calibrated"}, "counts": {"OK": 1},
+              "mode": "WinCLIP+", "images": [{"file": "ok.jpg", "score": 0.290812, "verdict": "OK", "card": "c.png",
+                                               "overlay": "o.png", "width": 8, "height": 6}],
+              "frames": [{"file": "clip.mp4 @ 1.00 s", "score": 0.31, "verdict": "NG", "overlay": "f.jpg",
+                          "time_s": 1.0}]}
+    job = Job(id="f" * 32, tool="anomaly", params={}, status=Status.SUCCEEDED, result=result)
+    gallery, rows, _ = anomaly_tab.result_views(job)
+    assert "Threshold **0.2926** (calibrated; outline above 0.2948)" in anomaly_tab.status_line(job)
+    assert [caption for _, caption in gallery] == ["ok.jpg · 0.2908 · OK", "clip.mp4 @ 1.00 s · 0.3100 · NG"]
+    assert [row[1] for row in rows] == [0.2908, 0.31]  # numbers, for the table's sorting and the API

@@ -24,3 +24,12 @@ def test_boxes_kept_are_counted_and_a_classifier_gets_the_plain_status() -> None
     classified = Job(id="f" * 32, tool="finetune_predict", params={}, status=Status.SUCCEEDED,
                      result={"task": "classify", "predictions": []})
     assert "box" not in prediction_line(classified)
+
+
+def test_a_prediction_says_which_images_were_used_only_in_part() -> None:
+    """A TIFF of several pages is classified (or searched for boxes) by its first page: the status says so."""
+    note = "scan.tiff: a TIFF of 3 pages; only the first was used."
+    for task in ("classify", "detect"):
+        job = Job(id="f" * 32, tool="finetune_predict", params={}, status=Status.SUCCEEDED,
+                  result={"task": task, "predictions": [], "score_threshold": 0.5, "notes": [note]})
+        assert prediction_line(job).endswith(f"\n\n⚠️ {note}")

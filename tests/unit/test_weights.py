@@ -22,6 +22,7 @@ from engine.weights import (
     PlannedFile,
     download,
     file_matches,
+    human_size,
     is_installed,
     locate,
     manifest,
@@ -255,3 +256,10 @@ def test_weights_command_offline_says_it_cannot_list_sizes(capsys):
     assert "size unknown offline" in out and "open_clip_model.safetensors (or open_clip_pytorch_model.bin)" in out
     assert main(["weights", "--preset", "winclip-vit-b-16-plus-240"]) == 2
     assert "unset it on a machine with internet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size, shown", [(0, "0 B"), (231, "231 B"), (999, "999 B"), (12_400, "12.4 kB"),
+                                         (5_250_000, "5.2 MB"), (1_530_000_000, "1.5 GB")])
+def test_a_size_is_whole_bytes_then_one_decimal(size, shown):
+    """As the page's file lists now write them: "231 B", never "231.0 B"; one decimal from kB up, GB too."""
+    assert human_size(size) == shown

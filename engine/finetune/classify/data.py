@@ -25,13 +25,15 @@ from engine.params import NamedFile
 
 @dataclass
 class LabelledSet:
-    """Decoded images with their class index; `skipped` lists files that could not be used."""
+    """Decoded images with their class index; `skipped` lists files that could not be used, `notes` the files used
+    only in part (the first page of a TIFF)."""
 
     classes: list[str]
     names: list[str] = field(default_factory=list)
     images: list[Image.Image] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def indices_of(self, label: int) -> list[int]:
         return [i for i, y in enumerate(self.labels) if y == label]
@@ -121,7 +123,7 @@ def load_labelled_set(by_class: dict[str, list[NamedFile]],
         if not files:
             raise UserInputError(f"Class '{name}' has no images: add at least one image or remove the class.")
         try:
-            names, images, skipped = load_images(files, what=f"images of class '{name}'")
+            names, images, skipped = load_images(files, what=f"images of class '{name}'", notes=data.notes)
         except UserInputError as exc:
             raise UserInputError(f"Class '{name}' has no usable images: {exc}") from None
         data.names += names

@@ -73,15 +73,15 @@ def train_and_save(data: LabelledSet, params: Params, out_dir: Path, unlabeled: 
     torch_device = select_device(device)
     train_idx, held_idx = split_held_out(data, params.held_out_fraction, params.seed)
     extra_images, skipped = [], []
+    notes = [*data.notes, *(retention.notes if retention else [])]  # files of which only the first page was used
     if unlabeled:
-        _, extra_images, skipped = load_images(list(unlabeled), what="unlabeled images")
+        _, extra_images, skipped = load_images(list(unlabeled), what="unlabeled images", notes=notes)
     progress(0.02, f"Preparing {len(train_idx)} training and {len(held_idx)} held-out images")
     fitted = fit_split(data, train_idx, held_idx, params, torch_device, extra_images,
                        sub_progress(progress, 0.05, 0.95), on_history)
     classifier, trained = fitted.classifier, fitted.trained
     # no progress message from here on: a cancel during training keeps its checkpoint, and a message would raise
     retained = measure_retention(classifier, prepare_retention(retention, params.base_preset(), torch_device))
-    notes = []
     if not held_idx:
         notes.append("No class has 2 or more images, so none were held out: no accuracy is reported and the last "
                      "step was kept. Add images, or evaluate with K-shot sampling.")

@@ -108,7 +108,7 @@ def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, sc
                   progress: ProgressCallback = ignore_progress) -> predict.Result:
     """Detect boxes scoring at least `score_threshold` on images (a few decoded at a time); write a picture with
     the boxes drawn per image, detections.json and detections.csv. Unreadable images join `skipped` (files
-    already left out)."""
+    already left out); images used only in part (a TIFF's first page), the result's `notes`."""
     from engine.video import batched
     from engine.visualize import draw_boxes
 
@@ -118,8 +118,8 @@ def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, sc
         raise UserInputError("No images given: upload images (or a zip of them) to detect boxes on.")
     predictor = DetectionPredictor(model_dir, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows, skipped, written = [], list(skipped), []
-    for batch in batched(decoded(files, skipped), batch_size):
+    rows, skipped, written, notes = [], list(skipped), [], []
+    for batch in batched(decoded(files, skipped, notes), batch_size):
         names, pictures = zip(*batch, strict=True)
         for name, picture, boxes in zip(names, pictures, predictor(pictures, score_threshold), strict=True):
             drawn = file_key(name, len(rows), ".jpg", prefix="boxes_", width=4)
@@ -131,5 +131,5 @@ def predict_files(model_dir: Path, files: Sequence[NamedFile], out_dir: Path, sc
     if not rows:
         raise UserInputError("None of the images could be used. " + " ".join(s["error"] for s in skipped))
     result = predict.Result("detect", predictor.meta["name"], predictor.classes, rows, skipped,
-                            score_threshold=score_threshold, outputs=written)
+                            score_threshold=score_threshold, outputs=written, notes=notes)
     return predict.save(result, out_dir, PREDICTIONS_FILE)

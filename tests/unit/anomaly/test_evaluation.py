@@ -74,6 +74,21 @@ def test_evaluate_folder_writes_metrics_scores_and_roc(tiny_scorer, tmp_path):
         assert plot.size == (360, 360)
 
 
+
+def test_an_image_or_mask_of_several_frames_is_used_by_its_first_and_a_warning_says_so(tiny_scorer, tmp_path):
+    """Evaluation decoded a reference, a test image or a mask of several frames by its first one without a word (and
+    a mask bypassed the pixel limit every upload is held to)."""
+    root = make_mvtec(tmp_path / "set")
+    for path in (root / "train" / "good" / "000.png", root / "ground_truth" / "dent" / "000_mask.png"):
+        with Image.open(path) as first:
+            frames = [first.copy(), Image.new(first.mode, first.size)]
+        frames[0].save(path, save_all=True, append_images=frames[1:])
+    result = evaluate_folder(tiny_scorer, root, Params(object_name="part", preset="winclip-tiny", shots=1))
+    assert [w.split(" Save")[0] for w in result.warnings] == [
+        "train/good/000.png: a PNG of 2 frames; only the first was used.",
+        "ground_truth/dent/000_mask.png: a PNG of 2 frames; only the first was used."]
+    assert result.metrics["per_defect_type"]["dent"]["pixel_auroc"] is not None
+
 def test_too_many_shots_is_refused(tiny_scorer, tmp_path):
     with pytest.raises(UserInputError, match="train/good/ has 2"):
         evaluate_folder(tiny_scorer, make_mvtec(tmp_path), Params(object_name="part", preset="winclip-tiny", shots=5))

@@ -7,7 +7,14 @@ import pytest
 from PIL import Image
 
 from engine.anomaly.methods import ANOMALYDINO, MUSC, WINCLIP
-from engine.anomaly.outputs import VERDICT_COLOURS, card_panel_size, result_card, size_warnings, write_maps
+from engine.anomaly.outputs import (
+    VERDICT_COLOURS,
+    card_line,
+    card_panel_size,
+    result_card,
+    size_warnings,
+    write_maps,
+)
 from engine.anomaly.pipeline import AnomalyResult
 from engine.anomaly.thresholds import user_threshold
 from engine.visualize import heatmap_overlay
@@ -48,6 +55,18 @@ def test_a_card_is_three_panels_under_a_badge_of_the_verdicts_colour(score, verd
     other = "OK" if verdict == "NG" else "NG"
     assert _colour_count(header, VERDICT_COLOURS[verdict]) > 100 and _colour_count(header, VERDICT_COLOURS[other]) == 0
 
+
+
+def test_the_card_and_the_video_timeline_write_scores_as_the_page_does(monkeypatch):
+    """4 decimals, as the status line and the table (the card said "threshold 0.293" beside "0.2926" on the page)."""
+    import engine.anomaly.inspection as inspection
+
+    threshold = user_threshold(0.292649)
+    assert card_line(0.290812, threshold, "a.png") == "score 0.2908 · threshold 0.2926 · a.png"
+    titles = []
+    monkeypatch.setattr(inspection, "line_chart", lambda *args, **kwargs: titles.append(args[3]))
+    inspection.timeline_plot([{"time_s": 0.0, "score": 0.3}], threshold, 1.0, "clip.mp4")
+    assert titles == ["clip.mp4: score per frame, threshold 0.2926"]
 
 def test_the_badge_is_readable_at_any_image_size():
     """The lettering scales with the panels: the badge of a large part is taller than that of a tiny one."""

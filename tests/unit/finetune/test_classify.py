@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import warnings
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from engine.errors import UserInputError
 from engine.finetune.classify import Params
@@ -247,3 +249,27 @@ def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch)
         Params(method="full", steps=0)
     with pytest.raises(UserInputError, match="does not exist"):
         LoraSettings(blocks="0,7").block_indices(2)
+
+
+def _several_pages(path, colour: str) -> Path:
+    """A TIFF of three pages, the first of `colour`."""
+    pages = [Image.new("RGB", (48, 48), c) for c in (colour, "white", "black")]
+    pages[0].save(path, save_all=True, append_images=pages[1:])
+    return path
+
+
+def test_a_tiff_of_several_pages_is_trained_on_and_classified_by_its_first_page_and_says_so(trained, tmp_path):
+    """Training and prediction used a TIFF's first page without a word, as the anomaly inspection says it does."""
+    from engine.finetune import predict
+
+    root = colour_classes(tmp_path / "set", per_class=2)
+    scan = _several_pages(root / "red" / "scan.tiff", "red")
+    data = load_labelled_set(*gather_sources([("set", root)]))
+    note = "red/scan.tiff: a TIFF of 3 pages; only the first was used."
+    assert len(data.images) == 7 and [n.split(" Save")[0] for n in data.notes] == [note]
+    result = train_and_save(data, Params(preset=TINY, steps=1, eval_every=1, model_name="pages"), tmp_path / "run")
+    assert result.notes == data.notes
+    _, _, out = trained
+    prediction = predict.run(predict.Inputs([("scan.tiff", scan)]), predict.Params(model=str(out / "model")),
+                             tmp_path / "predicted")
+    assert [n.split(" Save")[0] for n in prediction.notes] == ["scan.tiff: a TIFF of 3 pages; only the first was used."]
