@@ -38,7 +38,7 @@ SCORE_HEADERS = ["file or frame", "score", "verdict", "details"]
 # Score and verdict get fixed widths that hold "0.2926" and "skipped" on one line (a share of a phone's width gave
 # them a letter per line); the file name wraps within its share, and the details (a skip's reason) scroll into view
 # sideways on a narrow screen.
-SCORE_COLUMN_WIDTHS = ["35%", "80px", "90px", "45%"]
+SCORE_COLUMN_WIDTHS = ["35%", "80px", "90px", "40%"]
 THRESHOLD_MODES = {
     "Automatic": "auto",
     "Calibrate from the good parts": "calibrate",

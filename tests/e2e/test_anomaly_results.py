@@ -152,3 +152,30 @@ def test_a_skip_reason_and_every_metric_column_are_in_view(page, tmp_path, metal
     page.get_by_role("tab", name="Detector", exact=True).click()
     header = page.locator("#detect-metrics").get_by_text("held-out boxes").first
     assert inside(header.bounding_box(), page.locator("#detect-metrics").bounding_box())
+
+
+def test_on_a_phone_each_score_and_verdict_reads_on_one_line_beside_its_file(page, metal_plate_images):  # noqa: F811
+    """At 390 x 844 the Scores table gave score and verdict a tenth of its width each: a letter per line. They keep
+    a fixed width now; the file name wraps, the details scroll sideways."""
+    page.set_viewport_size({"width": 390, "height": 844})
+    run_anomaly(page, metal_plate_images[:2], "metal plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    table = page.locator("#anomaly-scores")
+    cells = table.locator("span").filter(has_text=re.compile(r"^(score|verdict|0\.\d{1,4}|OK|NG)$"))  # the text
+    expect(cells).to_have_count(2 + 2 * 2)
+    shown = table.bounding_box()
+    for index in range(cells.count()):
+        cell = cells.nth(index)
+        box = cell.bounding_box()
+        font_px = float(cell.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+        assert box["height"] < 2 * font_px, (cell.inner_text(), box)  # one line
+        assert inside(box, shown), (cell.inner_text(), box)  # in view without scrolling sideways
+
+
+def test_a_file_list_gives_a_small_files_size_in_whole_bytes(page, tmp_path):  # noqa: F811
+    """Gradio's file lists wrote "231.0 B"; the app's sizes have no decimal for bytes."""
+    small = tmp_path / "tiny.png"
+    Image.new("RGB", (4, 4), "grey").save(small)
+    page.locator("#anomaly-files input[type=file]").set_input_files([str(small)])
+    size = page.locator("#anomaly-files td.download a").first
+    expect(size).to_have_text(re.compile(rf"^{small.stat().st_size}\sB\s⇣$"))

@@ -21,7 +21,7 @@ def test_anomaly_tab_returns_a_heat_map_for_a_real_image(api, shared_data):
     )
     assert "Succeeded" in status and "Threshold **0.5000** (default" in status
     score, verdict = table["data"][0][1], table["data"][0][2]
-    assert len(gallery) == 1 and gallery[0]["caption"] == f"{image.name} · {score:.3f} · {verdict}"
+    assert len(gallery) == 1 and gallery[0]["caption"] == f"{image.name} · {score:.4f} · {verdict}"
     assert table["data"][0][0] == image.name and 0.0 <= score <= 1.0 and verdict == ("NG" if score > 0.5 else "OK")
     assert video is None
     assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["000_" + image.stem + "_map.png", "scores.csv",
