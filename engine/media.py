@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import UserInputError, reason
 from engine.filetypes import IMAGE_SUFFIXES
@@ -76,6 +76,15 @@ def open_image(source: str | Path | IO[bytes], name: str) -> Image.Image:
             image.close()
             raise UserInputError(f"{name}: {width} x {height} pixels is {_too_large(limit)}")
     return image
+
+
+def upright_size(path: str | Path, name: str) -> tuple[int, int]:
+    """(width, height) of an image as `load_image` gives it (EXIF rotation applied), read from its header only: cheap
+    enough to check a region against before a job is stored. Raises UserInputError naming the file, as `open_image`."""
+    with open_image(path, name) as image:
+        width, height = image.size
+        turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)  # a quarter turn: sides swap
+    return (height, width) if turned else (width, height)
 
 
 def later_frames_note(image: Image.Image, name: str) -> str | None:

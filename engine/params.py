@@ -16,7 +16,7 @@ import math
 import tempfile
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Self
 
@@ -146,9 +146,18 @@ class Params:
     def check(self) -> None:
         """Rules across fields; override and raise UserInputError naming the fields."""
 
-    def check_inputs(self, counts: Mapping[str, int]) -> None:
-        """Refuse at submit, before anything is stored, input files these parameters cannot work with (`counts`:
-        files given per role, a zip counted once); override where a tool has such a rule."""
+    def presets(self) -> tuple[str, ...]:
+        """The model presets a run with these parameters loads: a submit refuses one whose weights are missing on a
+        machine that downloads none (`engine.weights.check_runnable`). None by default."""
+        return ()
+
+    def saved_model(self) -> str:
+        """The saved fine-tuned model a run uses, by name ("" for none): its base preset's weights are needed too."""
+        return ""
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        """Refuse at submit, before anything is stored, input files these parameters cannot work with (`files`:
+        (name, path) of those given per role, a zip as one, not yet read); override where a tool has such a rule."""
 
     @classmethod
     def _checked(cls, field: dataclasses.Field, kind: Any, value: Any) -> Any:

@@ -268,3 +268,10 @@ def get_preset(name: str) -> Preset:
 def presets_for(tool: str) -> list[Preset]:
     """Presets of one tool, real weights first."""
     return sorted((p for p in PRESETS.values() if p.tool == tool), key=lambda p: p.random_weights)
+
+
+def demo_for(preset: Preset) -> Preset | None:
+    """The demo preset (random weights, built here) to try a tool with while `preset`'s weights are missing: the
+    one of its method, else the tool's first demo; None when the tool has none."""
+    demos = [p for p in presets_for(preset.tool) if p.random_weights]
+    return next((p for p in demos if p.method == preset.method), demos[0] if demos else None)

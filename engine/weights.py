@@ -17,7 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.presets import Preset
+from engine.errors import UserInputError
+from engine.presets import Preset, demo_for
 from engine.progress import ProgressCallback, duration
 
 # open_clip reads its safetensors file when the repository has one, else the pickle: so does the loader.
@@ -147,6 +148,20 @@ def locate(preset: Preset) -> dict[str, Path] | None:
 def is_installed(preset: Preset) -> bool:
     """True when a preset loads without a download: random weights (built here) or every file found."""
     return preset.random_weights or locate(preset) is not None
+
+
+def check_runnable(preset: Preset) -> None:
+    """Refuse, before a job is stored, a preset whose weights are missing on a machine that downloads none (a job
+    with it would fail at once), with what the model choice's notice advises: the demo model, or installing them."""
+    if not hub_offline() or is_installed(preset):
+        return
+    demo = demo_for(preset)
+    try_demo = f"To try the tool now, pick the demo model “{demo.label}” ({demo.name}). " if demo else ""
+    raise UserInputError(
+        f"The weights of the model “{preset.label}” ({preset.name}) are not installed on this machine, and it "
+        f"downloads none (HF_HUB_OFFLINE is set): a job with it would fail, so nothing was submitted. {try_demo}"
+        f"Otherwise whoever runs this app installs its weights: `make weights` on a machine with internet, then "
+        f"copies the models folder here (README, \"Models and weights\").")
 
 
 def places_searched(preset: Preset) -> list[str]:

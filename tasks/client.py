@@ -5,6 +5,7 @@ It works the same in embedded mode and with Redis; it never imports torch.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 import unicodedata
@@ -16,8 +17,9 @@ from typing import Any
 from engine.errors import UserInputError
 from engine.limits import check_params_size, int_setting
 from engine.naming import brief
-from engine.presets import presets_for
-from engine.weights import hub_offline, is_installed, manifest
+from engine.params import Params
+from engine.presets import get_preset, presets_for
+from engine.weights import check_runnable, hub_offline, is_installed, manifest
 from tasks.celery_app import app
 from tasks.config import get_settings
 from tasks.jobs import Job, Status
@@ -97,6 +99,19 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     return named
 
 
+def _check_weights(params: Params, owner: str | None) -> None:
+    """Refuse a run whose models' weights are missing on a machine that downloads none: its presets, and the base
+    preset of the saved model it uses (a model trained, or uploaded, where those weights were)."""
+    names = list(params.presets())
+    if params.saved_model():
+        from tasks import finetune_models
+
+        with contextlib.suppress(UserInputError):  # no such model for this user: its job says so, as before
+            names.append(finetune_models.get(params.saved_model(), owner=owner)["base_preset"])
+    for name in dict.fromkeys(names):
+        check_runnable(get_preset(name))
+
+
 def _checked_name(name: str | None) -> str | None:
     """A job name as stored: one line, runs of spaces collapsed, at most JOB_NAME_MAX characters; blank: no name."""
     cleaned = " ".join(str(name or "").split())
@@ -126,6 +141,8 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
     classifier, "video"). params["reference_set"] names a saved set of good images (`tasks.reference_sets`):
     its files are copied into the job's references, so the job keeps them even if the set is
     deleted later; it is looked up as `owner` (their own set, or another user's shared one as "user/name").
+    Nothing is stored for a refused run: bad parameters or files, a full queue, or a model whose weights are
+    missing on a machine that downloads none (a job with it would fail at once).
     """
     if tool not in TOOLS:
         raise UserInputError(f"Unknown tool {tool!r}; available: {', '.join(sorted(TOOLS))}.")
@@ -146,13 +163,14 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
         by_role["references"] = [*by_role.get("references", []),
                                   *reference_sets.files(params["reference_set"], owner=owner)]  # own or shared
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
-    checked.check_inputs({role: len(files) for role, files in named.items()})
+    checked.check_inputs(named)
     if settings.embedded:  # first: its start sends again the unfinished jobs, which must not include this one
         from tasks import embedded
 
         embedded.ensure_started()
     with store.submission_lock():
         _check_capacity(owner, named)
+        _check_weights(checked, owner)
         job = store.create(tool, dict(params), named, owner=owner)
 
         def label(record: Job) -> None:

@@ -65,8 +65,28 @@ def box_message(box: str, size: tuple[int, int]) -> str:
     """What was wrong with a typed box and what a box is, with an example that fits the image."""
     width, height = size
     example = f"{width // 4},{height // 4},{3 * width // 4},{3 * height // 4}"
-    return (f"⚠️ Box not drawn: {text(box.strip()[:60])} is not a box. A box is four numbers x0,y0,x1,y1 in pixels, "
-            f"two opposite corners of a region inside the {width}×{height} image (x0<x1, y0<y1), e.g. {example}.")
+    return (f"{box.strip()[:60]} is not a box. A box is four numbers x0,y0,x1,y1 in pixels, two opposite corners of "
+            f"a region inside the {width}×{height} image (x0 < x1, y0 < y1), e.g. {example}.")
+
+
+def typed_region(picture: Image.Image, box: str) -> tuple[int, int, int, int]:
+    """The region of a typed box on the picture, read as the job reads it (clipped to the picture); a bad box
+    raises UserInputError with what the page says under it."""
+    try:
+        return parse_box(box, picture.size)
+    except UserInputError:
+        raise UserInputError(box_message(box, picture.size)) from None
+
+
+def refuse_a_flagged_box(editor: dict[str, Any] | None, box: str) -> None:
+    """Refuse at the click, with the words shown under the box, a typed box that the page flags on the editor's
+    picture (the image, or a video's anchor frame): its job would fail at once."""
+    image, _ = editor_files(editor)
+    if image and box.strip():
+        try:
+            typed_region(load_image(image), box)
+        except UserInputError as exc:
+            raise gr.Error(str(exc)) from None
 
 
 def box_picture(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
@@ -96,9 +116,9 @@ def show_box(editor: dict[str, Any] | None, box: str) -> tuple[Any, str]:
     except UserInputError as exc:
         return gr.skip(), f"⚠️ {text(str(exc))}"
     try:
-        region = parse_box(box, picture.size)
-    except UserInputError:
-        return gr.skip(), box_message(box, picture.size)
+        region = typed_region(picture, box)
+    except UserInputError as exc:
+        return gr.skip(), f"⚠️ Box not drawn: {text(str(exc))}"
     return gr.Image(value=box_picture(picture, region), visible=True), ""
 
 
@@ -140,6 +160,7 @@ def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: s
     image, layers = editor_files(editor)
     if not image:
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
+    refuse_a_flagged_box(editor, box)
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "variants": variants}
     yield from follow_image(submit(TOOL, params, {"image": [image], "mask": layers}, request), progress, image)
@@ -164,6 +185,8 @@ def run_video(video: str | None, editor: dict | None, anchor: float, region_mode
     """Submit a video job, then follow it: status, then the result video, the anchor frame and the downloads."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
+    if "box" in REGION_MODE_FIELDS[region_mode]:
+        refuse_a_flagged_box(editor, box)  # on the anchor frame the editor shows
     _, layers = editor_files(editor)
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "anchor_frame": anchor, "region_mode": region_mode, "keyframes": keyframes}

@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio as gr
 
+from engine.presets import demo_for, get_preset
 from engine.weights import human_size
 from tasks import client
 from tasks.client import Status
@@ -54,8 +55,7 @@ def weights_notice_html(tool: str, choice: str | None) -> str:
     chosen = next((p for p in presets if p["name"] == choice), None)
     if chosen is None or chosen["installed"]:
         return ""
-    demos = [p for p in presets if p["random_weights"]]  # the one of the chosen model's method, if it has one
-    demo = next((p for p in demos if p["method"] == chosen["method"]), demos[0] if demos else None)
+    demo = demo_for(get_preset(chosen["name"]))  # the one of the chosen model's method, if it has one
     hub, here = client.hub_downloads_allowed(), ui_downloads_allowed()
     if here:
         consequence = "Download them here with <strong>Download weights</strong> (a job with its progress)."
@@ -63,7 +63,7 @@ def weights_notice_html(tool: str, choice: str | None) -> str:
         consequence = "The first job with it downloads them first, which can take a long time."
     else:
         consequence = "A job with it would fail."
-    try_demo = (f"To try the tool now, pick the demo model “{html.escape(demo['label'])}”. " if demo else "")
+    try_demo = (f"To try the tool now, pick the demo model “{html.escape(demo.label)}”. " if demo else "")
     files = "".join(f"<li>{html.escape(repo)}: {html.escape(names)}</li>" for repo, names in chosen["files"])
     return (
         f'<div class="weights-notice" style="border:1px solid #d97706;border-radius:8px;padding:10px 14px;'

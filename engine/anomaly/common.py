@@ -4,13 +4,13 @@ the threshold rule, and the summary every inspection records beside its scores."
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.anomaly.methods import METHODS, NO_REFERENCES, WINCLIP, get_method
 from engine.errors import UserInputError
-from engine.params import Params, Result, param
+from engine.params import NamedFile, Params, Result, param
 from engine.presets import PRESETS, get_preset, presets_for
 from engine.progress import ProgressCallback
 
@@ -105,9 +105,12 @@ class InspectionParams(AnomalyParams):
             raise UserInputError(f"threshold: a number from {low:g} to {high:g} (scores are probabilities), "
                                  f"not {self.threshold}.")
 
-    def check_inputs(self, counts: Mapping[str, int]) -> None:
+    def presets(self) -> tuple[str, ...]:
+        return (self.preset,)
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
         """AnomalyDINO without a good part is refused at submit, not by a job that fails."""
-        if get_method(self.method).references == "required" and not counts.get("references"):
+        if get_method(self.method).references == "required" and not files.get("references"):
             raise UserInputError(NO_REFERENCES)
 
 

@@ -38,6 +38,9 @@ class Params(AnomalyParams):
         runs = [_run(entry) for entry in self.methods]
         return list({run.preset: run for run in runs}.values())
 
+    def presets(self) -> tuple[str, ...]:
+        return tuple(run.preset for run in self.runs())
+
     def check(self) -> None:
         super().check()
         for run in self.runs():

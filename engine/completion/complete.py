@@ -49,6 +49,12 @@ class Params(contract.Params):
     def check(self) -> None:
         self.drawn()
 
+    def presets(self) -> tuple[str, ...]:
+        return () if self.detector or self.detector_model else (self.preset,)
+
+    def saved_model(self) -> str:
+        return self.detector_model
+
     def drawn(self) -> list[dict[str, Any]]:
         """The drawn boxes as a list of dicts (they may arrive as JSON text from a form or the API)."""
         raw = self.drawn_boxes or []

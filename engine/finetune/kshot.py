@@ -60,6 +60,9 @@ class Params(BaseParams):
                                  f"{type(self.training).__name__}.")
         object.__setattr__(self, "training", self.training_params().to_dict())  # checked, defaults filled in
 
+    def presets(self) -> tuple[str, ...]:
+        return self.training_params().presets()
+
     def training_params(self, seed: int | None = None) -> classify.Params | detect.Params:
         """The task's training parameters (for one sample's `seed`)."""
         values = dict(self.training or {})

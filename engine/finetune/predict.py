@@ -32,6 +32,9 @@ class Params(BaseParams):
     score_threshold: float = param(0.5, "detector: lowest box score", ge=0.0, le=1.0,
                                    label="Detector: lowest box score")
 
+    def saved_model(self) -> str:
+        return self.model
+
 
 @dataclasses.dataclass(frozen=True)
 class Inputs(BaseInputs):

@@ -82,6 +82,9 @@ class TrainingParams(Params):
     def base_preset(self) -> str:
         return self.preset or presets_for(self.PRESET_TOOL)[0].name
 
+    def presets(self) -> tuple[str, ...]:
+        return (self.base_preset(),)
+
     def settings(self) -> dict[str, Any]:
         """How the model was trained, as its model.json and metrics.json record it."""
         return {key: value for key, value in self.to_dict().items() if key not in self.JOB_FIELDS}

@@ -7,12 +7,15 @@ at import: the web process checks parameters with it; `run` imports the pipeline
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.insertion.regions import parse_box, parse_keyframes
 from engine.limits import MAX_SEED
+from engine.media import upright_size
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param
 from engine.params import Params as BaseParams
@@ -74,6 +77,22 @@ class Params(BaseParams):
             last = self.seed + self.variants - 1
             raise UserInputError(f"seed, variants: seeds {self.seed} to {last} go past {MAX_SEED:,} (2**32-1), the "
                                  "largest seed; choose a smaller seed or fewer variants.")
+
+    def presets(self) -> tuple[str, ...]:
+        return (self.preset,)
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        """A region that marks no pixel is refused at submit, not by a job that fails: a box past the image (its size
+        read from the file's header); for a video, whose frames only a job decodes, a box or keyframe that is no
+        region of any frame, or interpolation without a keyframe."""
+        if files.get("image") and self.box is not None:
+            name, path = files["image"][0]
+            parse_box(self.box, upright_size(path, name))
+        elif files.get("video"):
+            if self.box is not None and self.region_mode != "masks":
+                parse_box(self.box, None)
+            if self.region_mode == "interpolate":
+                parse_keyframes(self.keyframes or "", None)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,13 @@ from engine.errors import UserInputError
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 
 
-def parse_box(values: Sequence[float] | str, size: tuple[int, int], what: str = "box") -> Box:
-    """A box from four numbers (x0, y0, x1, y1) or 'x0,y0,x1,y1', clipped to the image and checked."""
-    width, height = size
-    accepted = f"The {what} needs four numbers x0,y0,x1,y1: finite, in pixels, inside the {width} x {height} image"
+def parse_box(values: Sequence[float] | str, size: tuple[int, int] | None, what: str = "box") -> Box:
+    """A box from four numbers (x0, y0, x1, y1) or 'x0,y0,x1,y1', clipped to the image and checked. Without the
+    image's `size` (a video's frame, before a job decodes it) only what no image has is refused: a box of no width
+    or height, or one left of or above every image."""
+    width, height = size or (math.inf, math.inf)
+    image = f"the {width} x {height} image" if size else "the image"
+    accepted = f"The {what} needs four numbers x0,y0,x1,y1: finite, in pixels, inside {image}"
     if isinstance(values, str):
         values = [v for v in values.replace(";", ",").replace(" ", ",").split(",") if v]
     try:
@@ -36,7 +39,7 @@ def parse_box(values: Sequence[float] | str, size: tuple[int, int], what: str = 
     box = (max(0, round(min(x0, x1))), max(0, round(min(y0, y1))),
            min(width, round(max(x0, x1))), min(height, round(max(y0, y1))))
     if box[2] - box[0] < 1 or box[3] - box[1] < 1:
-        raise UserInputError(f"The {what} {tuple(values)} covers no pixel of the {width} x {height} image.")
+        raise UserInputError(f"The {what} {tuple(values)} covers no pixel of {image}.")
     return box
 
 
@@ -165,8 +168,9 @@ def interpolate_boxes(keyframes: Sequence[tuple[int, Box]], index: int) -> Box:
     return ordered[-1][1]
 
 
-def parse_keyframes(value: str | Sequence, size: tuple[int, int]) -> list[tuple[int, Box]]:
-    """Keyframe boxes from [{"frame": 0, "box": [x0, y0, x1, y1]}, ...] or lines of 'frame: x0,y0,x1,y1'."""
+def parse_keyframes(value: str | Sequence, size: tuple[int, int] | None) -> list[tuple[int, Box]]:
+    """Keyframe boxes from [{"frame": 0, "box": [x0, y0, x1, y1]}, ...] or lines of 'frame: x0,y0,x1,y1' (without
+    `size`, checked as `parse_box` checks a box without it)."""
     if isinstance(value, str):
         items = []
         for line in (raw.strip() for raw in value.splitlines()):

@@ -88,12 +88,14 @@ def test_a_saved_reference_set_is_reused_and_calibrates(api, shared_data):
     assert sum(stored.startswith("references/") for stored in job.inputs) == 3
 
 
-def test_real_preset_offline_shows_the_missing_weights_fix(api, metal_plate_images):
-    status, gallery, *_ = api.predict(
-        [handle_file(str(metal_plate_images[0]))], None, "metal plate", "winclip-vit-b-16-plus-240", api_name="/anomaly"
-    )
-    assert "Failed" in status and "make weights" in status and "FEWSHOT_MODELS_DIR" in status
-    assert gallery == []
+def test_real_preset_offline_is_refused_with_the_missing_weights_fix(api, metal_plate_images):
+    """Its job failed at once, leaving a failed record; the run is refused now, with nothing stored."""
+    before = len(client.list_jobs(10_000))
+    with pytest.raises(Exception, match=r"winclip-vit-b-16-plus-240\) are not installed.*pick the demo model .*"
+                                        r"\(winclip-tiny\).*make weights"):
+        api.predict([handle_file(str(metal_plate_images[0]))], None, "metal plate", "winclip-vit-b-16-plus-240",
+                    api_name="/anomaly")
+    assert len(client.list_jobs(10_000)) == before
 
 
 def test_a_file_that_is_not_an_image_gets_a_clear_message(api, tmp_path):

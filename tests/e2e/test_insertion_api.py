@@ -69,6 +69,19 @@ def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
     assert "Failed" in status and "single frame" in status and video is None
 
 
+def test_a_box_past_the_picture_or_a_model_not_installed_is_refused_with_nothing_stored(api, tmp_path):
+    """Both jobs failed at once, each leaving a failed record."""
+    image = noise_images(tmp_path, 1, size=(64, 48))[0]
+    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
+    before = len(client.list_jobs(10_000))
+    with pytest.raises(Exception, match=r"500,500,600,600 is not a box\. .* inside the 64×48 image"):
+        api.predict(editor, "500,500,600,600", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    with pytest.raises(Exception, match=r"\(insertion-sd15-controlnet-inpaint\) are not installed.*insertion-tiny"):
+        api.predict(editor, "1,1,30,30", "a cat", "", "insert", "insertion-sd15-controlnet-inpaint", 3, 1, *STEPS,
+                    api_name="/insert_image")
+    assert len(client.list_jobs(10_000)) == before
+
+
 def test_a_photo_as_the_editors_picture_is_taken_and_a_truncated_one_refused_by_name(api, tmp_path):
     """A JPEG (the tab's own sample) failed inside Gradio's editor ("cannot write mode RGBA") and a truncated PNG
     with "image file is truncated", both with the upload's server path."""

@@ -129,7 +129,7 @@ def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
     field.press("Enter")  # one event, not a debounced change
     expect(page.locator("#insertion-box-message")).to_have_text(
         "⚠️ Box not drawn: 40,30,abc is not a box. A box is four numbers x0,y0,x1,y1 in pixels, two opposite "
-        "corners of a region inside the 160×120 image (x0<x1, y0<y1), e.g. 40,30,120,90.", timeout=120_000)
+        "corners of a region inside the 160×120 image (x0 < x1, y0 < y1), e.g. 40,30,120,90.", timeout=120_000)
     assert picture.locator("img").get_attribute("src") == drawn  # the picture is kept
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "insertion-bad-box.png"), full_page=True)
@@ -139,6 +139,28 @@ def test_a_typed_box_is_drawn_and_a_bad_one_keeps_the_picture(page, tmp_path):
     expect(picture.locator("img")).not_to_have_attribute("src", drawn, timeout=60_000)
     moved = shown_picture(page, "insertion-box-picture")
     assert tuple(moved[20, 100]) == (0, 190, 255) and tuple(moved[30, 40]) == (128, 128, 128)
+
+
+def test_insert_with_a_box_the_page_flags_is_refused_with_its_words_and_submits_nothing(page, tmp_path):
+    """Its job failed at once, leaving a failed record."""
+    from tasks import client
+
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / "gray.png")
+    upload_picture(page, tmp_path / "gray.png")
+    prepare(page, "insertion", "a red ball", steps=None)
+    fill(page, "insertion-box", "300,200,400,300")  # past the 160 x 120 picture
+    page.locator("#insertion-box textarea, #insertion-box input").first.press("Enter")
+    words = ("300,200,400,300 is not a box. A box is four numbers x0,y0,x1,y1 in pixels, two opposite corners of a "
+             "region inside the 160×120 image (x0 < x1, y0 < y1), e.g. 40,30,120,90.")
+    expect(page.locator("#insertion-box-message")).to_have_text(f"⚠️ Box not drawn: {words}", timeout=120_000)
+    before = len(client.list_jobs(10_000))
+    page.locator("#insertion-run").click()
+    expect(page.locator(".toast-body")).to_contain_text(words, timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "insertion-bad-box-refused.png"), full_page=False)
+    expect(page.locator("#insertion-run")).to_be_enabled()  # ready for a corrected box
+    expect(page.locator("#insertion-status")).not_to_contain_text("Failed")
+    assert len(client.list_jobs(10_000)) == before
 
 
 def test_a_picture_the_page_cannot_show_is_said_so_and_a_sound_one_is_not(page, tmp_path):

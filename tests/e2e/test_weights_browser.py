@@ -79,6 +79,28 @@ def test_every_tool_tab_marks_its_real_preset_and_explains(page, tab, dropdown, 
     expect(notice).to_be_hidden()
 
 
+def test_a_run_with_a_model_that_is_not_installed_is_refused_at_the_click_and_submits_nothing(page, tmp_path):
+    """The notice said a job would fail, and a click still submitted one that failed at once."""
+    from PIL import Image
+
+    from tasks import client
+
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "plate.png")
+    expect(page.locator("#anomaly-preset-weights-notice")).to_contain_text("are not installed on this machine")
+    page.locator("#anomaly-files input[type=file]").set_input_files(str(tmp_path / "plate.png"))
+    page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("plate")
+    before = len(client.list_jobs(10_000))
+    page.locator("#anomaly-run").click()
+    toast = page.locator(".toast-body")
+    expect(toast).to_contain_text("(winclip-vit-b-16-plus-240) are not installed on this machine", timeout=60_000)
+    expect(toast).to_contain_text("pick the demo model “WinCLIP · tiny")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "weights-run-refused.png"), full_page=False)
+    expect(page.locator("#anomaly-run")).to_be_enabled()
+    expect(page.locator("#anomaly-status")).not_to_contain_text("Failed")
+    assert len(client.list_jobs(10_000)) == before
+
+
 @pytest.fixture
 def online_hub(worker_env, tmp_path):
     """This machine online, with a hub (local, slowed down) that has the real WinCLIP preset's weights file."""

@@ -93,16 +93,19 @@ def test_a_job_that_runs_out_of_gpu_memory_fails_with_advice_and_the_worker_keep
     assert after.status is Status.SUCCEEDED, after.error  # same process, models loaded again
 
 
-@pytest.mark.parametrize(
-    ("params", "expected"),
-    [
-        ({"object_name": "", "preset": "winclip-tiny"}, "object name is empty"),
-        ({"object_name": "plate", "preset": "winclip-vit-b-16-plus-240"}, "make weights"),
-    ],
-)
-def test_bad_parameters_fail_the_job_with_what_is_accepted(metal_plate_images, params, expected):
-    job = client.wait(client.submit("anomaly", params, metal_plate_images[:1]).id, timeout=60)
-    assert job.status is Status.FAILED and expected in job.error
+def test_bad_parameters_fail_the_job_with_what_is_accepted(metal_plate_images):
+    job = client.wait(client.submit("anomaly", {"object_name": "", "preset": "winclip-tiny"},
+                                    metal_plate_images[:1]).id, timeout=60)
+    assert job.status is Status.FAILED and "object name is empty" in job.error
+
+
+def test_a_model_whose_weights_are_missing_offline_is_refused_at_submit_with_the_fix(metal_plate_images):
+    """A job with it failed at once (its record kept); nothing is stored now."""
+    before = len(client.list_jobs(limit=10_000))
+    with pytest.raises(UserInputError, match=r"winclip-vit-b-16-plus-240.*not installed.*winclip-tiny.*make weights"):
+        client.submit("anomaly", {"object_name": "plate", "preset": "winclip-vit-b-16-plus-240"},
+                      metal_plate_images[:1])
+    assert len(client.list_jobs(limit=10_000)) == before
 
 
 def test_an_unknown_model_is_refused_at_submit_with_the_anomaly_models(metal_plate_images):

@@ -54,7 +54,6 @@ def test_video_job_with_a_box_on_the_anchor_frame(tmp_path):
     [
         ({"box": "1,1,20,20"}, "one_frame", "single frame; use image insertion"),
         ({}, "image", "Mark the region"),
-        ({"box": "1,1,20,20", "preset": "insertion-sd15-controlnet-inpaint"}, "image", "make weights"),
     ],
 )
 def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expected):
@@ -65,6 +64,15 @@ def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expecte
         inputs = {"image": noise_images(tmp_path, 1, size=(64, 48))}
     job = client.wait(client.submit("insertion", {**PARAMS, **params}, inputs).id, timeout=120)
     assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+
+
+def test_a_model_whose_weights_are_missing_offline_is_refused_at_submit(tmp_path):
+    """A job with it failed at once (its record kept); nothing is stored now."""
+    before = len(client.list_jobs(limit=10_000))
+    with pytest.raises(UserInputError, match=r"insertion-sd15-controlnet-inpaint.*not installed.*insertion-tiny"):
+        client.submit("insertion", {**PARAMS, "box": "1,1,20,20", "preset": "insertion-sd15-controlnet-inpaint"},
+                      {"image": noise_images(tmp_path, 1, size=(64, 48))})
+    assert len(client.list_jobs(limit=10_000)) == before
 
 
 def test_a_bad_parameter_is_refused_at_submit_by_name(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from engine.errors import UserInputError
-from engine.media import load_image, load_images
+from engine.media import load_image, load_images, upright_size
 
 
 def png_header_only(path: Path, width: int, height: int) -> Path:
@@ -87,6 +87,16 @@ def test_exif_rotation_is_applied(tmp_path):
     exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
     Image.new("RGB", (40, 10)).save(path, exif=exif)
     assert load_image(path).size == (10, 40)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_the_size_read_from_the_header_is_the_decoded_images(tmp_path, orientation):
+    """What a submit checks a box against, without decoding: the size the job's image has."""
+    path = tmp_path / "turned.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.new("RGB", (40, 10)).save(path, exif=exif)
+    assert upright_size(path, "turned.jpg") == load_image(path).size
 
 
 def test_a_batch_keeps_good_images_and_lists_the_bad_ones(tmp_path, metal_plate_images):
