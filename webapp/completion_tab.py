@@ -50,6 +50,13 @@ METRIC_HEADERS = ["class", "hidden", "found", "proposals", "recall", "precision"
 CURVE_HEADERS = ["score threshold", "recall", "precision", "proposals"]
 COLORS = {"existing": "#22aa44"}  # drawn into the picture: the given boxes are not edited here
 RGB = {"pending": (255, 136, 0), "accepted": (34, 102, 255), "rejected": (150, 150, 150)}  # editable boxes
+# the review picture is fitted into the panel (screen pixels on a desktop), and a phone (390 px) draws it 320 wide;
+# the annotator's labels are 12 px Arial (bold 14 px when selected) in a box 20 px high, at most about 8 px a
+# character plus 10, in screen pixels whatever the picture's size
+PANEL = (1200, 640)
+NARROWEST = 320
+LABEL_HEIGHT, LABEL_CHARACTER, LABEL_PADDING = 20, 8, 10
+ROOM_RIGHT = 0.25  # the most white on the right of the picture, as a part of its width
 DETECTOR = "detector:"  # model choices naming a saved fine-tuned detector instead of an OWLv2 preset
 
 
@@ -90,8 +97,16 @@ document.addEventListener("keydown", (event) => {
     document.getElementById(button).click();
 });
 """
+IMAGE_PARAM = "image"  # the page's address holds the image under review (1-based, as the page line counts)
+SET_IMAGE_JS = """(shown) => {
+    const url = new URL(window.location.href);
+    if (shown > 1) url.searchParams.set("image", shown); else url.searchParams.delete("image");
+    window.history.replaceState(window.history.state, "", url);
+    return shown;
+}"""
 LABEL = re.compile(r"^\s*([#+])(\d+)\b\s*(.*?)(?:\s+\d+\.\d+)?(?:\s*◀)?\s*$")  # "#3 capacitor 0.82 ◀", "+2 nut"
 SCORE = re.compile(r"\d+\.\d+")
+PAGE_LINE = re.compile(r"Image (\d+) of \d+:")
 DECISIONS = ("accepted", "rejected", "edited", "added")
 
 
@@ -144,19 +159,18 @@ def _selected(review: dict[str, Any], item: dict[str, Any], threshold: float, se
 
 def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: float,
                     selected: int | None) -> dict[str, Any]:
-    """The image with its existing boxes drawn in (green, not editable) and, as editable rectangles, the proposals
-    shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added (blue). A proposal's label
-    is its id alone ("#3"; class and score are in the table), short enough that neighbours' labels do not hide
-    it; decided ones are drawn over pending ones, the selected one (marked ◀) over all. A label typed as
-    "#3 resistor" relabels #3."""
-    scale = item["preview_scale"]
-    preview = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB")
-    draw = ImageDraw.Draw(preview)
+    """The image fitted to the panel with its existing boxes drawn in (green, not editable) and, as editable
+    rectangles, the proposals shown (orange pending, blue accepted, grey rejected) and the boxes the reviewer added
+    (blue). A proposal's label is its id alone ("#3"; class and score are in the table), short enough that
+    neighbours' labels do not hide it; decided ones are drawn over pending ones, the selected one (marked ◀) over
+    all. A label typed as "#3 resistor" relabels #3."""
+    scale, top = _fit(item), _margin(item)
+    width, height = round(item["width"] * scale), round(item["height"] * scale)
+    fitted = Image.open(client.artifact_path(review["job"], item["preview"])).convert("RGB").resize(
+        (width, height), Image.Resampling.LANCZOS)
+    draw = ImageDraw.Draw(fitted)
     for existing in item["existing"]:
         draw.rectangle(_corners(existing["box"], scale), outline=COLORS["existing"], width=3)
-    top = _margin(item)
-    picture = Image.new("RGB", (preview.width, preview.height + top), "white")
-    picture.paste(preview, (0, top))
     # the annotator draws its first box on top: the selected one, then the decided and added ones, then the
     # pending ones best first
     ranked = [((p["id"] != selected, _status_of(review, p["id"]) == "pending", -p["score"]),
@@ -166,7 +180,10 @@ def annotator_value(review: dict[str, Any], item: dict[str, Any], threshold: flo
     ranked += [((True, False, 0.0), {**_xyxy(a["box"], scale, top), "label": f"+{n + 1} {a['category']}",
                                      "color": RGB["accepted"]})
                for n, a in enumerate(review["added"]) if a["image"] == item["file"]]
-    return {"image": picture, "boxes": _labels_apart([box for _, box in sorted(ranked, key=lambda pair: pair[0])])}
+    boxes = _labels_apart([box for _, box in sorted(ranked, key=lambda pair: pair[0])])
+    picture = Image.new("RGB", (width + _room_right(boxes, width), height + top), "white")
+    picture.paste(fitted, (0, top))
+    return {"image": picture, "boxes": boxes}
 
 
 def _labels_apart(boxes: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -222,10 +239,30 @@ def _xyxy(box: list[float], scale: float, top: int = 0) -> dict[str, float]:
     return {"xmin": x0, "ymin": y0 + top, "xmax": x1, "ymax": y1 + top}
 
 
+def _fit(item: dict[str, Any]) -> float:
+    """Picture pixels per image pixel: the image fitted into the review panel, keeping its aspect ratio (a 320×240
+    image drawn at its own size was covered by its labels, whose size is fixed in screen pixels)."""
+    return min(PANEL[0] / item["width"], PANEL[1] / item["height"])
+
+
 def _margin(item: dict[str, Any]) -> int:
-    """White pixels above the review picture: the annotator writes a box's label above it, so a box at the top
-    edge keeps its id in sight (about 20 screen pixels at the picture's fitted size)."""
-    return max(24, math.ceil(0.04 * item["height"] * item["preview_scale"]))
+    """White rows above the review picture: the annotator writes a box's label above it, so a box at the top edge
+    keeps its id in sight, also on a phone, where the picture (with its room on the right) is drawn NARROWEST
+    pixels wide."""
+    widest = round(item["width"] * _fit(item)) * (1 + ROOM_RIGHT)
+    return math.ceil(LABEL_HEIGHT * widest / NARROWEST)
+
+
+def _room_right(boxes: list[dict[str, Any]], width: int) -> int:
+    """White columns right of the review picture, so that the label the annotator writes rightwards from a box's
+    top-left corner ends inside the picture even on a phone (there the whole picture is NARROWEST screen pixels
+    wide: a label of L screen pixels at x fits when x + L × total / NARROWEST ≤ total); at most ROOM_RIGHT of the
+    width."""
+    total = float(width)
+    for box in boxes:
+        label = min(LABEL_CHARACTER * len(box["label"]) + LABEL_PADDING, NARROWEST // 2)
+        total = max(total, box["xmin"] / (1 - label / NARROWEST))
+    return min(math.ceil(total - width), math.ceil(width * ROOM_RIGHT))
 
 
 def _outputs(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None = None) -> tuple:
@@ -297,15 +334,19 @@ def next_proposal(review: dict[str, Any] | None, threshold: float, page: int, se
 
 
 def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, threshold: float, page: int,
-                selected: float | None, request: gr.Request = None) -> tuple:
+                selected: float | None, line: str | None = None, request: gr.Request = None) -> tuple:
     """What the reviewer did in the annotator, saved: a moved, resized or relabelled proposal is accepted as
     edited; a deleted one is rejected; a box with no id is an added box (class: its label, else the proposal
-    class of the image, else the set's first class). Nothing changed: nothing is sent back."""
+    class of the image, else the set's first class). Nothing changed: nothing is sent back. The page `line` shown
+    with the picture names its image: a picture of another image than the current `page` is a change that
+    arrived after the page moved on (two quick renders: a reload's return to its image, a second Next), and is
+    not this image's edit (its boxes would have become added boxes, and this image's proposals rejected)."""
     # nothing here may re-render the annotator: it would close the label box the reviewer is typing in
-    if not review or not value or page >= len(review["doc"]["images"]):
+    if not review or not value or not 0 <= page < len(review["doc"]["images"]) or (
+            line is not None and _image_of_line(line) != page):
         return (gr.skip(),) * 7
     item = review["doc"]["images"][page]
-    scale, top = item["preview_scale"], _margin(item)
+    scale, top = _fit(item), _margin(item)
     shown = {p["id"]: p for p in _visible(item, review, threshold)}
     here = {n for n, a in enumerate(review["added"]) if a["image"] == item["file"]}
     accepted, rejected, edited = set(review["accepted"]), set(review["rejected"]), dict(review["edited"])
@@ -321,7 +362,7 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
             pid = int(match.group(2))
             seen.add(pid)
             before, category = _current(review, shown[pid])
-            moved = max(abs(a - b) * scale for a, b in zip(xywh, before, strict=True)) > 1.5  # preview pixels
+            moved = max(abs(a - b) * scale for a, b in zip(xywh, before, strict=True)) > 1.5  # picture pixels
             if moved or (typed and typed != category):
                 edited[str(pid)] = {"box": xywh, "category": typed or category}
                 accepted.add(pid)
@@ -341,6 +382,12 @@ def apply_edits(review: dict[str, Any] | None, value: dict[str, Any] | None, thr
     review, _, rows, line, counts, page, selected = _outputs(_persist(changed, request), threshold, page, selected)
     return review, gr.skip(), rows, line, counts, page, selected  # the picture as the reviewer left it (a label
     # being typed in the annotator stays open); its colours follow at the next image, decision or threshold
+
+
+def _image_of_line(line: str) -> int | None:
+    """The page of the image a page line (`render`'s "Image 2 of 5: …") names."""
+    match = PAGE_LINE.match(line)
+    return int(match.group(1)) - 1 if match else None
 
 
 def refilter(review: dict[str, Any] | None, threshold: float, page: int, selected: float | None) -> tuple:
@@ -381,6 +428,29 @@ def load_job(job_id: str, threshold: float, request: gr.Request = None) -> tuple
         raise gr.Error(f"Job {job.id[:8]} is a {job.status.value} {job.tool} job; only finished completion jobs "
                        "can be reviewed.")
     return (status_markdown(job), *_outputs(_review(job.id), threshold, 0))
+
+
+def image_in_address(value: str | None, count: int) -> int:
+    """The page of the image the address names (`?image=3`: the third of `count`); 0 (the first) for anything but
+    a whole number from 1 to `count`."""
+    value = (value or "").strip()
+    if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= count:
+        return 0
+    return int(value) - 1
+
+
+def open_image_in_address(review: dict[str, Any] | None, threshold: float, selected: float | None,
+                          request: gr.Request = None) -> tuple:
+    """After a reload has brought the review back (at its first image), show the image the address names: the one
+    the reviewer was at."""
+    params = getattr(request, "query_params", None) or {}
+    page = image_in_address(params.get(IMAGE_PARAM), len(review["doc"]["images"])) if review else 0
+    return _outputs(review, threshold, page) if page else (gr.skip(),) * 7
+
+
+def shown_image(page: int) -> int:
+    """The image under review as the address counts it (from 1)."""
+    return page + 1
 
 
 # -- drawn boxes ----------------------------------------------------------------------------------
@@ -640,8 +710,13 @@ def build() -> None:
 
     review_out = [review, view, table, page_line, counts, page, proposal]
     # a run's progress and refusal show on its status line: an "Error" badge would cover the review on screen
-    reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out],
-                            buttons=[run_button], show_progress_on=[status])
+    reattached = reattach.follow_on_load(job_id, ("completion",), follow_completion, [job_id, status, *review_out],
+                                         buttons=[run_button], show_progress_on=[status])
+    reattached.then(open_image_in_address, [review, threshold, proposal], review_out, api_visibility="private",
+                    show_progress="hidden")
+    image_box = gr.Number(visible=False)  # each image shown goes in the page's address, for a reload
+    page.change(shown_image, page, image_box, api_visibility="private", show_progress="hidden")
+    image_box.change(None, image_box, None, js=SET_IMAGE_JS, api_visibility="private", show_progress="hidden")
     reattach.restore_on_load(("completion",), submitted_form, [images, annotations, video, stride, drawn, drawn_list,
                                                                preset, threshold, text_queries])
     refresh_button.click(refresh_engines, None, preset, api_visibility="private")
@@ -662,7 +737,7 @@ def build() -> None:
                       api_name="completion_next")
     next_proposal_button.click(next_proposal, [review, threshold, page, proposal], review_out,
                                api_name="completion_next_proposal")
-    view.change(apply_edits, [review, view, threshold, page, proposal], review_out, api_visibility="private",
+    view.change(apply_edits, [review, view, threshold, page, proposal, page_line], review_out, api_visibility="private",
                 show_progress="hidden", trigger_mode="always_last")
     table.select(pick_row, [table], proposal, api_visibility="private").then(  # mark it on the picture
         _outputs, [review, threshold, page, proposal], review_out, api_visibility="private", show_progress="hidden")

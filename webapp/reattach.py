@@ -17,6 +17,7 @@ from weakref import WeakKeyDictionary
 import gradio as gr
 from gradio.components import Component
 from gradio.context import Context, get_render_context
+from gradio.events import Dependency
 
 from tasks import client
 from tasks.client import Job, JobNotFound
@@ -83,13 +84,13 @@ def link(job_state: gr.State) -> None:
 
 def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable[[Job, gr.Progress], Iterator],
                    outputs: list[Component], accepts: Callable[[Job], bool] = lambda job: True,
-                   buttons: Sequence[gr.Button] = (), **options: Any) -> None:
+                   buttons: Sequence[gr.Button] = (), **options: Any) -> Dependency:
     """A tab's hook: its jobs go in the address (`link`), and a page opened with a job of `tools` in its address
     (of those, the ones it `accepts`: a tab with two sections for one tool takes its own kind each) streams that
     job into `outputs` with `follow(job, progress)`, exactly as the tab does after a submit (so `outputs` should
     set `job_state`, for the tab's Cancel); `options` go to that stream's event, as to the tab's own. The tab's run
     `buttons` are disabled while it streams, as after a click (`one_job_per_click`): a reload mid-job enabled them,
-    and a second click started a second job."""
+    and a second click started a second job. Returns the stream's event, for what a tab does once it has ended."""
     link(job_state)
     _attaching().update(dict.fromkeys(tools, _top_tab_id()))
     box = gr.Textbox(visible=False)
@@ -108,6 +109,7 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
     for button in buttons:
         for ended in (streaming.then, streaming.failure):
             ended(lambda: gr.Button(interactive=True), None, button, queue=False, api_visibility="private")
+    return streaming
 
 
 def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component],

@@ -45,7 +45,7 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     drawn = {"xmin": 10, "ymin": 62, "xmax": 40, "ymax": 102, "label": "nut"}
     out = tab.apply_edits(review, {"boxes": [drawn, *boxes.values()]}, 0.0, page, selected)
     review = out[0]
-    scale = review["doc"]["images"][0]["preview_scale"]
+    scale = tab._fit(review["doc"]["images"][0])  # picture pixels per image pixel
     on_disk = saved(job.id)
     assert on_disk["accepted"] == sorted([moved, relabelled]) and on_disk["rejected"] == [deleted]
     assert on_disk["edited"][str(relabelled)]["category"] == "resistor"
