@@ -219,3 +219,38 @@ def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, sha
     page.wait_for_url(re.compile(rf"[?&]job=(?!{first})[0-9a-f]{{32}}"))
     rerun = client.get(page.url.split("job=")[1][:32])
     assert [box["category"] for box in rerun.params["drawn_boxes"]] == ["speck"]
+
+
+def test_a_reload_reopens_the_image_under_review_and_fits_its_picture(page, app_url):  # noqa: F811
+    """The sample's two trays (320×240): the picture fills the panel's width; the image shown goes in the address,
+    and a reload reopens it, with nothing decided by the reload itself; an image number out of range opens the
+    first image. On a phone the picture fits the panel."""
+    page.get_by_role("tab", name="Annotation completion").click()
+    page.locator("#completion-sample").click()
+    expect(page.get_by_text("Sample loaded").first).to_be_visible()
+    page.locator("#completion-run").click()
+    page.locator("#completion-status").get_by_text("Succeeded").wait_for()
+    line, counts = page.locator("#completion-page"), page.locator("#completion-counts")
+    expect(line).to_contain_text("Image 1 of 2: tray_1.jpg")
+    canvas = page.locator("#completion-view canvas").first
+    assert canvas.bounding_box()["height"] > 600  # 240 pixels high, drawn 640 high and more (the labels' room)
+
+    page.locator("#completion-next").click()
+    expect(line).to_contain_text("Image 2 of 2: tray_2.jpg")
+    page.wait_for_url(re.compile(r"[?&]job=[0-9a-f]{32}&image=2$"))
+    page.reload()
+    expect(line).to_contain_text("Image 2 of 2: tray_2.jpg", timeout=60_000)
+    expect(counts).to_contain_text("· 0 accepted · 0 rejected")
+    page.wait_for_timeout(2_000)  # a late change from the first image's picture would land now
+    expect(counts).to_contain_text("· 0 accepted · 0 rejected")
+    expect(counts).not_to_contain_text("added")
+
+    page.goto(page.url.replace("image=2", "image=99"))
+    expect(line).to_contain_text("Image 1 of 2: tray_1.jpg", timeout=60_000)
+    page.set_viewport_size({"width": 390, "height": 844})
+    panel = page.locator("#completion-view").bounding_box()
+    expect(canvas).to_be_visible()
+    box = canvas.bounding_box()
+    assert box["x"] >= panel["x"] and box["x"] + box["width"] <= panel["x"] + panel["width"] + 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "completion-review-phone.png"), full_page=True)
