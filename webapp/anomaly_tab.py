@@ -65,6 +65,11 @@ CSS = """
 """
 
 
+# where a threshold came from, as the status line says it ("set" read as the "Set it myself" rule)
+THRESHOLD_SOURCES = {"user": "set by you", "calibrated": "calibrated on the good parts",
+                     "set": "from the set's own spread", "default": "the method's default"}
+
+
 def threshold_slider(mode: str) -> gr.Slider:
     """The threshold value can be moved only with "Set it myself": the other rules compute it."""
     return gr.Slider(interactive=THRESHOLD_MODES.get(mode) == "value")
@@ -76,7 +81,8 @@ def _threshold_line(result: dict[str, Any]) -> str:
         return ""
     counts = result.get("counts", {})
     tally = f"{counts.get('NG', 0)} NG, {counts.get('OK', 0)} OK"
-    return (f"\n\nThreshold **{score_text(threshold['image'])}** ({threshold['source']}; outline above "
+    source = THRESHOLD_SOURCES.get(threshold["source"], threshold["source"])
+    return (f"\n\nThreshold **{score_text(threshold['image'])}** ({source}; outline above "
             f"{score_text(threshold['pixel'])}) · {tally} · {text(result.get('mode', ''))}")
 
 

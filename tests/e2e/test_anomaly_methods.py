@@ -38,7 +38,7 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
     status = page.locator("#anomaly-status")
     status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
     expect(status).to_contain_text("MuSc (zero-shot over the set)")
-    expect(status).to_contain_text("(set; outline above")
+    expect(status).to_contain_text("(from the set's own spread; outline above")
     expect(page.locator("#anomaly-gallery img")).to_have_count(5)
     page.screenshot(path=str(ARTIFACTS / "anomaly-musc.png"), full_page=True)
 
