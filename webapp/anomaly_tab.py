@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,9 @@ CSS = """
 """
 
 
+# the kinds of file an inspection writes, by how their names end, as the downloads' label names them
+DOWNLOAD_KINDS = (("scores.csv", "scores.csv"), ("scores.json", "scores.json"), ("_map.png", "16-bit maps"),
+                  (".mp4", "overlay video"))
 # where a threshold came from, as the status line says it ("set" read as the "Set it myself" rule)
 THRESHOLD_SOURCES = {"user": "set by you", "calibrated": "calibrated on the good parts",
                      "set": "from the set's own spread", "default": "the method's default"}
@@ -221,7 +224,15 @@ def _follow(job: Job, progress: gr.Progress, note: str = "") -> Iterator:
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
-        yield job.id, status_line(job) + note, gallery, rows, video, timeline(job), files
+        yield (job.id, status_line(job) + note, gallery, rows, video, timeline(job),
+               gr.File(value=files, label=downloads_label(job.outputs if done else ())))
+
+
+def downloads_label(names: Iterable[str]) -> str:
+    """The downloads' label naming the kinds of file the run produced (it named an overlay video for images too)."""
+    names = list(names)
+    kinds = [kind for ending, kind in DOWNLOAD_KINDS if any(name.endswith(ending) for name in names)]
+    return f"Downloads ({', '.join(kinds)})" if kinds else "Downloads"
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -390,7 +401,7 @@ def build() -> None:
                                  elem_classes="whole-images")
             table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores",
                                  wrap=True, column_widths=SCORE_COLUMN_WIDTHS)
-            downloads = gr.File(label="Downloads (scores.csv, scores.json, 16-bit maps, overlay video)",
+            downloads = gr.File(label=downloads_label(()),  # then the kinds of file the run produced
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs,  # ?job= in the address
