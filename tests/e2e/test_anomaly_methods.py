@@ -39,6 +39,9 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
     status.get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
     expect(status).to_contain_text("MuSc (zero-shot over the set)")
     expect(status).to_contain_text("(from the set's own spread; outline above")
+    downloads = page.locator("#anomaly-downloads")
+    expect(downloads).to_contain_text("Downloads (scores.csv, scores.json, 16-bit maps)")  # what an image run has
+    expect(downloads).not_to_contain_text("overlay video")
     expect(page.locator("#anomaly-gallery img")).to_have_count(5)
     page.screenshot(path=str(ARTIFACTS / "anomaly-musc.png"), full_page=True)
 
