@@ -223,15 +223,15 @@ def _follow(job: Job, progress: gr.Progress, note: str = "") -> Iterator:
         done = job.status.final
         gallery, rows, files = result_views(job) if done else ([], [], [])
         video = job_file(job, "overlay.mp4") if done and "overlay.mp4" in job.outputs else None
-        yield (job.id, status_line(job) + note, gallery, rows, video, timeline(job),
-               gr.File(value=files, label=downloads_label(job.outputs if done else ())))
+        yield job.id, status_line(job) + note, gallery, rows, video, timeline(job), files
 
 
-def downloads_label(names: Iterable[str]) -> str:
-    """The downloads' label naming the kinds of file the run produced (it named an overlay video for images too)."""
-    names = list(names)
+def downloads_label(names: Iterable[str] | None) -> Any:
+    """The downloads' label naming the kinds of file shown (the run's: it named an overlay video for images too);
+    set after the files, the label alone, so that API clients still get the files as a list."""
+    names = list(names or [])
     kinds = [kind for ending, kind in DOWNLOAD_KINDS if any(name.endswith(ending) for name in names)]
-    return f"Downloads ({', '.join(kinds)})" if kinds else "Downloads"
+    return gr.File(label=f"Downloads ({', '.join(kinds)})" if kinds else "Downloads")
 
 
 def run(files: list[str] | None, references: list[str] | None, object_name: str, preset: str,
@@ -400,9 +400,10 @@ def build() -> None:
                                  elem_classes="whole-images")
             table = gr.Dataframe(headers=SCORE_HEADERS, label="Scores", interactive=False, elem_id="anomaly-scores",
                                  wrap=True, column_widths=SCORE_COLUMN_WIDTHS)
-            downloads = gr.File(label=downloads_label(()),  # then the kinds of file the run produced
+            downloads = gr.File(label="Downloads",  # then the kinds of file the run produced (downloads_label)
                                 file_count="multiple", interactive=False, elem_id="anomaly-downloads")
     outputs = [job_id, status, gallery, table, overlay_video, plot, downloads]
+    downloads.change(downloads_label, downloads, downloads, api_visibility="private", show_progress="hidden")
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs,  # ?job= in the address
                             buttons=[run_button, video_button])
     reattach.select_section_on_load(sections, lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"

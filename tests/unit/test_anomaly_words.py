@@ -20,11 +20,12 @@ def test_the_threshold_source_is_said_in_words(source, words):
 
 
 @pytest.mark.parametrize(("names", "label"), [
-    (["0000_plate_map.png", "0000_plate_overlay.png", "0000_plate_card.png", "scores.json", "scores.csv"],
+    (["/tmp/gradio/ab12/0000_plate_map.png", "0000_plate_overlay.png", "0000_plate_card.png", "scores.json",
+      "scores.csv"],
      "Downloads (scores.csv, scores.json, 16-bit maps)"),  # images: no overlay video
     (["overlay.mp4", "frame_0001_overlay.jpg", "scores.json", "scores.csv"],
      "Downloads (scores.csv, scores.json, overlay video)"),  # a video: no maps
-    ([], "Downloads"),  # before a run, or a failed one
+    ([], "Downloads"), (None, "Downloads"),  # before a run, or a failed one
 ])
 def test_the_downloads_label_names_only_what_the_run_produced(names, label):
-    assert anomaly_tab.downloads_label(names) == label
+    assert anomaly_tab.downloads_label(names).label == label
