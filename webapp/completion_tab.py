@@ -6,6 +6,7 @@ decision is made, so a reload shows it; the score slider filters the proposals a
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterator
@@ -97,13 +98,13 @@ document.addEventListener("keydown", (event) => {
     document.getElementById(button).click();
 });
 """
-IMAGE_PARAM = "image"  # the page's address holds the image under review (1-based, as the page line counts)
+# the page's address holds the image under review (1-based, as the page line counts; none for the first)
 SET_IMAGE_JS = """(shown) => {
     const url = new URL(window.location.href);
-    if (shown > 1) url.searchParams.set("image", shown); else url.searchParams.delete("image");
+    if (shown > 1) url.searchParams.set(IMAGE_PARAM, shown); else url.searchParams.delete(IMAGE_PARAM);
     window.history.replaceState(window.history.state, "", url);
     return shown;
-}"""
+}""".replace("IMAGE_PARAM", json.dumps(reattach.IMAGE_PARAM))
 LABEL = re.compile(r"^\s*([#+])(\d+)\b\s*(.*?)(?:\s+\d+\.\d+)?(?:\s*◀)?\s*$")  # "#3 capacitor 0.82 ◀", "+2 nut"
 SCORE = re.compile(r"\d+\.\d+")
 PAGE_LINE = re.compile(r"Image (\d+) of \d+:")
@@ -444,7 +445,7 @@ def open_image_in_address(review: dict[str, Any] | None, threshold: float, selec
     """After a reload has brought the review back (at its first image), show the image the address names: the one
     the reviewer was at."""
     params = getattr(request, "query_params", None) or {}
-    page = image_in_address(params.get(IMAGE_PARAM), len(review["doc"]["images"])) if review else 0
+    page = image_in_address(params.get(reattach.IMAGE_PARAM), len(review["doc"]["images"])) if review else 0
     return _outputs(review, threshold, page) if page else (gr.skip(),) * 7
 
 

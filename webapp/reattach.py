@@ -10,6 +10,7 @@ as everywhere. The tab to show is picked when the page loads (`select_tab_on_loa
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -25,14 +26,19 @@ from webapp.controls import changed_settings
 from webapp.views import owner_of
 
 JOBS_TAB = "jobs"
+IMAGE_PARAM = "image"  # the completion review's image, in the address beside its job
+JOB_VIEW_PARAMS = (IMAGE_PARAM,)  # where the page was within the address's job: a new job drops them
 SET_ADDRESS_JS = """(jobId) => {
     if (jobId) {
         const url = new URL(window.location.href);
+        if (url.searchParams.get("job") !== jobId) {
+            for (const name of JOB_VIEW_PARAMS) url.searchParams.delete(name);  // the previous job's
+        }
         url.searchParams.set("job", jobId);
         window.history.replaceState(window.history.state, "", url);
     }
     return jobId;
-}"""
+}""".replace("JOB_VIEW_PARAMS", json.dumps(JOB_VIEW_PARAMS))
 
 # per app being built: tool -> id of the top-level tab that re-attaches its jobs (the others open in the Jobs tab)
 _ATTACHING: WeakKeyDictionary[gr.Blocks, dict[str, str]] = WeakKeyDictionary()
