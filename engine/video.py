@@ -94,8 +94,31 @@ def _open(path: Path, name: str):
     return container
 
 
+# A display matrix's rotation (degrees counter-clockwise, as PyAV gives it) to the turn that stands the frame up.
+_UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+
+
+def _quarter_turns(frame) -> int:
+    """The frame's display rotation in degrees (0, 90, 180 or 270 counter-clockwise): phones record upright
+    video sideways and flag it so; players, browsers and the page turn it, so every tool must too."""
+    try:
+        angle = frame.rotation
+    except (AttributeError, ValueError):
+        return 0
+    return round(angle / 90) % 4 * 90 if angle and math.isfinite(angle) else 0
+
+
+def _upright(frame) -> Image.Image:
+    """The decoded frame as it is shown: turned by its rotation flag, like a player does."""
+    image = frame.to_image()
+    turn = _quarter_turns(frame)
+    return image.transpose(_UPRIGHT[turn]) if turn else image
+
+
 def probe_video(path: str | Path, display_name: str | None = None) -> VideoInfo:
     """Read a video's size, rate and length from its metadata, and decode its first frame.
+
+    The size is the frame's as shown: a video flagged as turned by a quarter has width and height swapped.
 
     Raises UserInputError for an undecodable file, a video without frames, or one over the limits.
     """
@@ -121,6 +144,8 @@ def probe_video(path: str | Path, display_name: str | None = None) -> VideoInfo:
         if first is None:
             raise UserInputError(f"{name}: no frame could be decoded (the video is empty or damaged).")
         width, height = first.width, first.height
+        if _quarter_turns(first) in (90, 270):
+            width, height = height, width
     finally:
         container.close()
     if not fps or fps <= 0 or not math.isfinite(fps):
@@ -205,7 +230,7 @@ def iter_frames(
                     raise _too_many_frames(name, f"more than {limit:,} frames are sampled (more than its metadata "
                                                  "says)")
                 _check_limits(name, frame.width, frame.height, 0)
-                yield VideoFrame(index, time_s, frame.to_image())
+                yield VideoFrame(index, time_s, _upright(frame))
         except av.FFmpegError as exc:
             raise UserInputError(f"{name}: decoding failed after frame {index} ({exc.__class__.__name__}); "
                                  "the file is damaged from there on.") from None

@@ -196,3 +196,40 @@ def test_frames_are_counted_not_seconds(tmp_path: Path, monkeypatch) -> None:
         for frame in iter_frames(video, fps=1, info=lying):  # one frame a second: only frame 0 is sampled
             pulled.append(frame.index)
     assert pulled == [0]
+
+
+def _flag_turned(path: Path, matrix: tuple[int, ...]) -> None:
+    """Write a display matrix into the mp4's track header, as a phone does for a video held upright."""
+    import struct
+
+    data = bytearray(path.read_bytes())
+    identity = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
+    at = data.find(identity, data.find(b"tkhd"))
+    assert at > 0
+    data[at:at + 36] = struct.pack(">9I", *matrix)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("matrix", "bright_rows", "bright_cols"), [
+    ((0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000), slice(0, 16), slice(None)),  # 'rotate 90': top
+    ((0, 0xFFFF0000, 0, 0x10000, 0, 0, 0, 0, 0x40000000), slice(48, 64), slice(None)),  # 'rotate 270': bottom
+    ((0xFFFF0000, 0, 0, 0, 0xFFFF0000, 0, 0, 0, 0x40000000), slice(None), slice(48, 64)),  # 'rotate 180': right
+])
+def test_a_video_flagged_as_turned_is_read_upright(tmp_path: Path, matrix: tuple[int, ...], bright_rows: slice,
+                                                   bright_cols: slice) -> None:
+    """Frames and the probed size are as a player shows them, so boxes drawn on the page fit the frames."""
+    path = tmp_path / "phone.mp4"
+    with VideoWriter(path, 10) as writer:
+        for _ in range(3):
+            frame = np.full((32, 64, 3), 20, np.uint8)
+            frame[:, :16] = 240  # the stored frame's left quarter is bright
+            writer.write(frame)
+    _flag_turned(path, matrix)
+    info = probe_video(path)
+    frames = list(iter_frames(path))
+    size = (32, 64) if bright_cols == slice(None) else (64, 32)
+    assert (info.width, info.height) == size
+    assert all(frame.image.size == size for frame in frames)
+    pixels = np.asarray(frames[0].image).mean(axis=2)
+    assert pixels[bright_rows, bright_cols].mean() > 200
+    assert pixels.mean() < 100
