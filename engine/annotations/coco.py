@@ -96,7 +96,7 @@ def read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         image = index.find(item["file_name"])
         problem = None
         if image is None:
-            problem = f"{item['file_name'][:200]} is not among the uploaded images"
+            problem = index.missing(item["file_name"])
         elif (item.get("width"), item.get("height")) not in ((None, None), (image.width, image.height)):
             problem = (f"{item['file_name']} is {image.width} x {image.height} pixels but the annotations say "
                        f"{quoted(item.get('width'))} x {quoted(item.get('height'))}")

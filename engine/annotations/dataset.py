@@ -176,7 +176,9 @@ class BoxBudget:
 
 
 class ImageIndex:
-    """Uploaded images by relative name, base name and stem, to match the names annotations use."""
+    """Uploaded images by relative name, base name and stem, to match the names annotations use; a name
+    written in another case (files from Windows or macOS, whose disks ignore case) matches when only one
+    image has it."""
 
     def __init__(self, images: list[ImageRecord]) -> None:
         self.images = images
@@ -184,30 +186,54 @@ class ImageIndex:
         self.by_base: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_stem: dict[str, list[ImageRecord]] = defaultdict(list)
         self.by_label_stem: dict[str, list[ImageRecord]] = defaultdict(list)  # only stems a label file cuts
+        self.by_folded: dict[str, list[ImageRecord]] = defaultdict(list)  # name, base name and stem, case-folded
         for image in images:
             path = PurePosixPath(image.file_name)
             self.by_base[path.name].append(image)
             self.by_stem[path.stem].append(image)
             if label_stem(path.stem) != path.stem:
                 self.by_label_stem[label_stem(path.stem)].append(image)
+            for key in (f"path:{image.file_name}", f"base:{path.name}", f"stem:{path.stem}"):
+                self.by_folded[key.casefold()].append(image)
 
     def find(self, name: str) -> ImageRecord | None:
-        """The image a file name refers to: exact relative path, else a unique base name."""
+        """The image a file name refers to: exact relative path, else a unique base name, else the same in
+        another case."""
         name = name.replace("\\", "/")
         if name in self.by_name:
             return self.by_name[name]
-        candidates = self.by_base.get(PurePosixPath(name).name, [])
-        return candidates[0] if len(candidates) == 1 else None
+        return _single(self.by_base.get(PurePosixPath(name).name, [])) or self._folded("path", name) \
+            or self._folded("base", PurePosixPath(name).name)
 
     def find_stem(self, label_name: str) -> ImageRecord | None:
-        """The image a YOLO/VOC label file belongs to: same stem, unique or in the mirrored folder."""
+        """The image a YOLO/VOC label file belongs to: same stem, unique or in the mirrored folder (or the
+        same stem in another case, unique)."""
         path = PurePosixPath(label_name)
         candidates = self.by_stem.get(path.stem) or self.by_label_stem.get(path.stem, [])
         if len(candidates) == 1:
             return candidates[0]
         mirrored = str(path.with_suffix("")).replace("labels/", "images/").replace("Annotations/", "JPEGImages/")
-        return next((c for c in candidates if str(PurePosixPath(c.file_name).with_suffix("")) == mirrored), None)
+        return next((c for c in candidates if str(PurePosixPath(c.file_name).with_suffix("")) == mirrored), None) \
+            or (None if candidates else self._folded("stem", path.stem))
 
+    def missing(self, name: str, stem: bool = False) -> str:
+        """Why `find` (or, with `stem`, `find_stem`) found no image for `name`: none has it, or several do."""
+        key = PurePosixPath(name.replace("\\", "/"))
+        several = self.by_folded.get(f"stem:{key.stem}".casefold() if stem else f"base:{key.name}".casefold(), [])
+        if len(several) > 1:
+            listed = ", ".join(quoted(image.file_name) for image in several[:3])
+            more = f" and {len(several) - 3} more" if len(several) > 3 else ""
+            return (f"{len(several)} uploaded images ({listed}{more}) match {quoted(key.stem if stem else key.name)}; "
+                    "give the image's folder too, or rename the images apart")
+        return (f"no uploaded image has the stem {key.stem!r}" if stem
+                else f"{name[:200]} is not among the uploaded images")
+
+    def _folded(self, kind: str, name: str) -> ImageRecord | None:
+        return _single(self.by_folded.get(f"{kind}:{name}".casefold(), []))
+
+
+def _single(candidates: list[ImageRecord]) -> ImageRecord | None:
+    return candidates[0] if len(candidates) == 1 else None
 
 
 def label_stem(stem: str) -> str:

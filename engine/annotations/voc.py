@@ -95,8 +95,8 @@ def read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         declared = (root.findtext("filename") or "").strip()
         image = (index.find(declared) if declared else None) or index.find_stem(name)
         if image is None:
-            skip(skipped, name, f"{name}: its image {quoted(declared or PurePosixPath(name).stem)} is not among "
-                                 "the uploaded images; its objects were skipped.")
+            skip(skipped, name, f"{name}: {index.missing(declared) if declared else index.missing(name, stem=True)}; "
+                                 "its objects were skipped.")
             continue
         size = root.find("size")
         if size is not None and size.findtext("width") and size.findtext("height"):

@@ -148,8 +148,7 @@ def read_yolo(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             continue
         image = index.find_stem(name)
         if image is None:
-            skip(skipped, name, f"{name}: no uploaded image has the stem {PurePosixPath(name).stem!r}; "
-                                 "its labels were skipped.")
+            skip(skipped, name, f"{name}: {index.missing(name, stem=True)}; its labels were skipped.")
             continue
         _yolo_label(name, path, image, names, names_file, budget, skipped)
     return Dataset(index.images, names, {}, skipped)

@@ -60,3 +60,48 @@ def test_mixed_formats_broken_images_and_stray_files(tmp_path):
     (tmp_path / "a.xml").write_text("<annotation/>")
     with pytest.raises(UserInputError, match=r"mixes annotation formats \(coco, voc\)"):
         read_dataset([*files, ("a.json", tmp_path / "a.json"), ("a.xml", tmp_path / "a.xml")])
+
+
+def _coco_naming(names: list[str]) -> str:
+    import json
+
+    return json.dumps({"images": [{"id": i, "file_name": n} for i, n in enumerate(names, start=1)],
+                       "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 4, 4]}
+                                       for i in range(1, len(names) + 1)],
+                       "categories": [{"id": 1, "name": "can"}]})
+
+
+def test_annotations_find_images_named_in_another_case(tmp_path):
+    """Annotations written on Windows or macOS name 'IMG_1.JPG' for the upload 'img_1.jpg': the same file there."""
+    for name in ("shelf/img_1.jpg", "Photo.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (20, 20)).save(tmp_path / name)
+    (tmp_path / "ann.json").write_text(_coco_naming(["Shelf/IMG_1.JPG", "photo.PNG"]))
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "PHOTO.txt").write_text("0 0.5 0.5 0.2 0.2\r\n")
+    (tmp_path / "classes.txt").write_text("can\r\n")
+    images = [("shelf/img_1.jpg", tmp_path / "shelf/img_1.jpg"), ("Photo.png", tmp_path / "Photo.png")]
+    coco = read_dataset([*images, ("ann.json", tmp_path / "ann.json")])
+    assert {name: len(boxes) for name, boxes in boxes_of(coco).items()} == {"shelf/img_1.jpg": 1, "Photo.png": 1}
+    assert not coco.skipped
+    yolo = read_dataset([*images, ("labels/PHOTO.txt", tmp_path / "labels/PHOTO.txt"),
+                         ("classes.txt", tmp_path / "classes.txt")])
+    assert {name: len(boxes) for name, boxes in boxes_of(yolo).items()} == {"shelf/img_1.jpg": 0, "Photo.png": 1}
+
+
+def test_a_name_several_images_share_is_refused_as_ambiguous_not_as_missing(tmp_path):
+    """Two folders each with 'img.jpg' and annotations naming just 'img.jpg': the message says which match."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (20, 20)).save(tmp_path / folder / "img.jpg")
+    (tmp_path / "ann.json").write_text(_coco_naming(["img.jpg"]))
+    (tmp_path / "img.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "classes.txt").write_text("can\n")
+    images = [("a/img.jpg", tmp_path / "a/img.jpg"), ("b/img.jpg", tmp_path / "b/img.jpg")]
+    for labels in ([("ann.json", tmp_path / "ann.json")],
+                        [("img.txt", tmp_path / "img.txt"), ("classes.txt", tmp_path / "classes.txt")]):
+        dataset = read_dataset([*images, *labels])
+        assert dataset.box_count == 0
+        [problem] = [item["error"] for item in dataset.skipped]
+        assert "2 uploaded images ('a/img.jpg', 'b/img.jpg') match" in problem and "folder" in problem
+        assert "not among" not in problem and "no uploaded image" not in problem
