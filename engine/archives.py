@@ -133,6 +133,15 @@ def find_folder_with(root: Path, child: str, display_name: str = "the archive") 
     return candidates[0]
 
 
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")
+
+
+def _system_file(path: Path) -> bool:
+    """A file the zipping computer added, not the user: hidden files (.DS_Store, macOS's '._photo.jpg' twins,
+    which have an image's suffix but no image), __MACOSX/, Windows' Thumbs.db and desktop.ini."""
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts) or path.name.lower() in SYSTEM_FILES
+
+
 def expand_archives(
     files: Sequence[tuple[str, Path]], work_dir: Path, accepted_suffixes: Sequence[str], *,
     named_under_zip: bool = True, refuse_bad_zip: bool = False,
@@ -163,12 +172,14 @@ def expand_archives(
             inner = f"{name}/{entry.relative_to(root).as_posix()}"
             kept_name = inner if named_under_zip else entry.relative_to(root).as_posix()
             suffix = entry.suffix.lower()
+            if _system_file(entry.relative_to(root)):
+                continue
             if suffix in accepted_suffixes:
                 expanded.append((kept_name, entry))
             elif suffix in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
                 skipped.append({"file": inner, "error": f"{inner}: archives inside archives are not opened; "
                                                         "put the files in the top-level zip."})
-            elif not entry.name.startswith(".") and "__MACOSX" not in entry.parts:
+            else:
                 skipped.append({"file": inner, "error": f"{inner}: not an accepted file type "
                                                         f"({', '.join(accepted_suffixes)})."})
         if not entries:

@@ -144,3 +144,14 @@ def test_cp437_names_are_kept(tmp_path):
     archive = make_zip(tmp_path / "old.zip", [("cafXX.png", b"x")])
     archive.write_bytes(archive.read_bytes().replace(b"cafXX", b"caf\x82\x82"))  # éé in cp437, not UTF-8: as DOS
     assert [p.name for p in extract_zip(archive, tmp_path / "out").iterdir()] == ["caf\u00e9\u00e9.png"]
+
+
+def test_files_the_zipping_computer_added_are_neither_used_nor_listed(tmp_path):
+    """macOS's '._photo.JPG' twins have an image's suffix but hold no image; listing them (or Thumbs.db) as
+    skipped files would name files the user never saw."""
+    archive = make_zip(tmp_path / "set.zip", [
+        ("ok/photo.JPG", b"j"), ("ok/._photo.JPG", b"\x00\x05\x16\x07"), ("ok/.DS_Store", b"d"),
+        ("__MACOSX/ok/._photo.JPG", b"m"), ("ok/Thumbs.db", b"t"), ("ok/desktop.ini", b"i"), ("ok/notes.docx", b"n")])
+    files, skipped = expand_archives([("set.zip", archive)], tmp_path / "w", [".jpg"])
+    assert [name for name, _ in files] == ["set.zip/ok/photo.JPG"]
+    assert [item["file"] for item in skipped] == ["set.zip/ok/notes.docx"]
