@@ -60,20 +60,32 @@ def import_zip(name: str, archive: Path, *, owner: str | None = None) -> dict[st
     from engine.presets import get_preset
 
     with tempfile.TemporaryDirectory(dir=root().parent if root().parent.is_dir() else None) as work:
-        extracted = extract_zip(archive, Path(work) / "model", display_name=archive.name, max_bytes=512 * 2**20)
+        extracted = _model_folder(extract_zip(archive, Path(work) / "model", display_name=archive.name,
+                                              max_bytes=512 * 2**20))
         meta_bytes = (extracted / MODEL_FILE).stat().st_size if (extracted / MODEL_FILE).is_file() else 0
         if meta_bytes > MAX_UPLOADED_META_BYTES:
             raise UserInputError(f"{archive.name}: its {MODEL_FILE} takes {meta_bytes / 2**20:.0f} MB; a model file's "
                                  f"{MODEL_FILE} is at most {MAX_UPLOADED_META_BYTES // 2**20} MB.")
         try:
             meta = read_meta(extracted)
-        except UserInputError as exc:
-            raise UserInputError(f"{archive.name} is not a model file downloaded from this tool: {exc}") from None
+        except UserInputError as exc:  # its messages start with the folder's name, here a scratch folder's
+            raise UserInputError(f"{archive.name} is not a model file downloaded from this tool: "
+                                 f"{str(exc).removeprefix(f'{extracted.name}: ')}") from None
         preset = get_preset(meta["base_preset"])
         if preset.tool != PRESET_TOOLS[task_of(meta)] or not (extracted / WEIGHTS_FILE).is_file():
             raise UserInputError(f"{archive.name}: the model file is incomplete or its base preset {preset.name} is "
                                  f"not a {TASKS[task_of(meta)]} preset.")
         return save(name, extracted, owner=owner)
+
+
+def _model_folder(extracted: Path) -> Path:
+    """Where the model lies in an extracted model zip: its top, or the one folder holding a model.json (a
+    downloaded model unzipped and zipped again as a folder, as the Finder or Explorer does)."""
+    if (extracted / MODEL_FILE).is_file():
+        return extracted
+    inside = [meta.parent for meta in extracted.glob(f"*/{MODEL_FILE}")
+              if not meta.parent.name.startswith(".") and meta.parent.name != "__MACOSX"]
+    return inside[0] if len(inside) == 1 else extracted
 
 
 def resolve(ref: str, *, owner: str | None = None) -> tuple[Path, dict[str, Any]]:

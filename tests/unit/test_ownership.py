@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,25 @@ def test_a_long_or_multi_line_name_is_quoted_short_and_as_typed():
     with pytest.raises(UserInputError) as two_lines:
         folders.get("name\nline")
     assert "'name\nline'" in str(two_lines.value)  # not its repr ('name\\nline'), which a page escaped again
+
+
+def test_a_downloaded_model_zipped_again_as_a_folder_is_accepted_and_junk_is_refused_plainly(users, tmp_path):
+    """Unzipping a model file and compressing its folder (the Finder adds __MACOSX/) gives 'folder/model.json':
+    that is the same model. A zip with no model in it is refused without naming the server's scratch folder."""
+    alice, _ = users
+    model = fake_model(tmp_path / "my model")
+    archive = tmp_path / "my model.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for file in model.iterdir():
+            bundle.write(file, f"my model/{file.name}")
+        bundle.writestr("__MACOSX/my model/._model.json", b"\0")
+    meta = finetune_models.import_zip("rezipped", archive, owner=alice)
+    assert meta["classes"] == ["ok", "scratch"]
+    finetune_models.delete("rezipped", owner=alice)
+    junk = tmp_path / "holiday.zip"
+    with zipfile.ZipFile(junk, "w") as bundle:
+        bundle.writestr("photo.jpg", b"x")
+    with pytest.raises(UserInputError) as refused:
+        finetune_models.import_zip("junk", junk, owner=alice)
+    assert message(refused) == ("holiday.zip is not a model file downloaded from this tool: not a fine-tuned model "
+                                "(no readable model.json).")
