@@ -105,6 +105,8 @@ def read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         elif per_image[item["id"]] > max_boxes_per_image():
             problem = over_image_limit(item["file_name"]).removesuffix("; its boxes were skipped.")
         if problem:
+            if image is not None:
+                image.skipped_boxes += per_image[item["id"]]
             by_id[item["id"]] = None
             skip(skipped, name, f"{name} image id {quoted(item['id'])}: {problem}; its {per_image[item['id']]} "
                                  "annotation(s) were skipped.")
@@ -123,14 +125,17 @@ def read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
         if image is None:
             continue  # counted with its image
         if not _is_id(item.get("category_id")) or item["category_id"] not in categories:
+            image.skipped_boxes += 1
             skip(skipped, name, f"{where}: category_id {quoted(item.get('category_id'))} is not in \"categories\".")
             continue
         bbox = item.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)):
+            image.skipped_boxes += 1
             skip(skipped, name, f"{where}: \"bbox\" must be [x, y, width, height], not {quoted(bbox)}.")
             continue
         box = checked_box(*bbox, categories[item["category_id"]], image)
         if isinstance(box, str):
+            image.skipped_boxes += 1
             skip(skipped, name, f"{where}: {box}.")
         else:
             image.boxes.append(box)

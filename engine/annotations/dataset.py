@@ -58,6 +58,7 @@ class ImageRecord:
     boxes: list[Box] = field(default_factory=list)
     path: Path | None = None
     id: int | None = None  # the COCO image id, kept for round trips
+    skipped_boxes: int = 0  # its annotations that were skipped (outside it, a bad line): some objects are unboxed
 
     def load(self) -> Image.Image:
         """The image's pixels (8-bit RGB)."""

@@ -105,6 +105,7 @@ def read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             except (OverflowError, ValueError):
                 width, height = image.width, image.height
             if (width, height) != (image.width, image.height):
+                image.skipped_boxes += sum(1 for _ in root.iter("object"))
                 skip(skipped, name, f"{name}: {image.file_name} is {image.width} x {image.height} pixels but "
                                      f"<size> says {width} x {height}; its objects were skipped.")
                 continue
@@ -112,6 +113,7 @@ def read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             budget.take(name)
             box = _voc_object(obj, f"{name} object {number}", image)
             if isinstance(box, str):
+                image.skipped_boxes += 1
                 skip(skipped, name, box)
             else:
                 image.boxes.append(box)

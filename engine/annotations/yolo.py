@@ -109,6 +109,7 @@ def _yolo_label(name: str, path: Path, image: ImageRecord, names: list[str], nam
             continue
         where = f"{name} line {number}"
         if len(boxes) + len(problems) >= max_boxes_per_image():
+            image.skipped_boxes += len(boxes) + len(problems) + 1
             skip(skipped, name, over_image_limit(name))
             return
         budget.take(name)
@@ -132,6 +133,7 @@ def _yolo_label(name: str, path: Path, image: ImageRecord, names: list[str], nam
         else:
             boxes.append(box)
     image.boxes.extend(boxes)
+    image.skipped_boxes += len(problems)
     for problem in problems:
         skip(skipped, name, problem)
 

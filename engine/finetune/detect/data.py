@@ -23,7 +23,17 @@ from engine.params import NamedFile
 
 
 def check_detection_set(dataset: Dataset) -> Dataset:
-    """The set, if a detector can be trained from it; otherwise a UserInputError saying what to fix."""
+    """The set, if a detector can be trained from it; otherwise a UserInputError saying what to fix.
+
+    An image whose every annotation was skipped is left out (and listed): kept with no boxes, it would teach the
+    detector that its objects are background.
+    """
+    unboxed = [image for image in dataset.images if image.skipped_boxes and not image.boxes]
+    for image in unboxed:
+        dataset.skipped.append({"file": image.file_name, "error": (
+            f"{image.file_name}: none of its {image.skipped_boxes} annotation(s) could be used (why is listed above); "
+            "left out of training, since an image without boxes is taught as one with nothing to find.")})
+    dataset.images = [image for image in dataset.images if image.boxes or not image.skipped_boxes]
     if len(dataset.images) > max_training_images():
         raise UserInputError(f"{len(dataset.images)} images given; at most {max_training_images()} are accepted for "
                              "few-shot training (FEWSHOT_FINETUNE_MAX_IMAGES). Use a sample of the images.")

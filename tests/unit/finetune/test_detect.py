@@ -254,3 +254,25 @@ def test_completion_maps_classes_by_name_and_refuses_a_detector_of_other_classes
     assert unlabelled.categories == ["square", "circle"]
     with pytest.raises(UserInputError, match="none match"):
         engine.class_map(Dataset([], ["bolt"]))
+
+
+@pytest.mark.parametrize("labels", ["yolo", "coco"])
+def test_an_image_whose_every_box_was_skipped_is_left_out_not_trained_as_background(tmp_path, labels):
+    """YOLO labels written in pixels instead of fractions (or COCO boxes past the image) are skipped; the image kept
+    with no boxes would teach that its objects are nothing to find. An image with no annotations stays background."""
+    for name in ("good.png", "pixels.png", "empty.png"):
+        _write(tmp_path, name)
+    if labels == "yolo":
+        (tmp_path / "classes.txt").write_text("dot\n")
+        (tmp_path / "good.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        (tmp_path / "pixels.txt").write_text("0 12 15 6 6\r\n")
+    else:
+        (tmp_path / "set.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "good.png"}, {"id": 2, "file_name": "pixels.png"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [2, 2, 6, 6]},
+                            {"id": 2, "image_id": 2, "category_id": 1, "bbox": [120, 150, 60, 60]}],
+            "categories": [{"id": 1, "name": "dot"}]}))
+    data = load_detection_set(files_of(tmp_path), tmp_path / "work")
+    assert sorted(image.file_name for image in data.images) == ["empty.png", "good.png"]
+    left_out = [item["error"] for item in data.skipped if item["file"] == "pixels.png"]
+    assert len(left_out) == 1 and "left out of training" in left_out[0]
