@@ -83,8 +83,13 @@ def upright_size(path: str | Path, name: str) -> tuple[int, int]:
     enough to check a region against before a job is stored. Raises UserInputError naming the file, as `open_image`."""
     with open_image(path, name) as image:
         width, height = image.size
-        turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)  # a quarter turn: sides swap
+        turned = quarter_turned(image)
     return (height, width) if turned else (width, height)
+
+
+def quarter_turned(image: Image.Image) -> bool:
+    """Whether the image's EXIF orientation turns it by a quarter to show it: its width and height swap."""
+    return image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
 
 
 def later_frames_note(image: Image.Image, name: str) -> str | None:

@@ -17,6 +17,7 @@ from engine.annotations.dataset import (
     read_annotation_bytes,
     round_px,
     skip,
+    turned_hint,
 )
 from engine.errors import UserInputError
 from engine.limits import class_name_problem, max_boxes, max_boxes_per_image, max_classes, quoted, too_many
@@ -99,7 +100,8 @@ def read_coco(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             problem = index.missing(item["file_name"])
         elif (item.get("width"), item.get("height")) not in ((None, None), (image.width, image.height)):
             problem = (f"{item['file_name']} is {image.width} x {image.height} pixels but the annotations say "
-                       f"{quoted(item.get('width'))} x {quoted(item.get('height'))}")
+                       f"{quoted(item.get('width'))} x {quoted(item.get('height'))}"
+                       + turned_hint(image, item.get("width"), item.get("height")))
         elif image.id is not None:
             problem = f"{item['file_name']} is listed twice (ids {image.id} and {quoted(item['id'])})"
         elif per_image[item["id"]] > max_boxes_per_image():

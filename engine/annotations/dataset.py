@@ -24,7 +24,7 @@ from engine.limits import (
     quoted,
     too_many,
 )
-from engine.media import load_image
+from engine.media import load_image, open_image, quarter_turned
 from engine.naming import MAX_NAME_BYTES, distinct_names, truncate_bytes
 
 EDGE_TOLERANCE_PX = 1.0  # boxes may overshoot the border by this much (rounding in tools); they are clipped
@@ -126,6 +126,21 @@ def checked_box(x: float, y: float, width: float, height: float, category: str,
     x, y = max(x, 0.0), max(y, 0.0)
     x1, y1 = min(x1, image.width), min(y1, image.height)
     return Box(round_px(x), round_px(y), round_px(x1 - x), round_px(y1 - y), category)
+
+
+def turned_hint(image: ImageRecord, width: object, height: object) -> str:
+    """Why annotations may give an image's sides swapped: its EXIF orientation turns it (applied here, as viewers
+    do) and the annotation tool read it unturned, so its boxes are in the other orientation. '' otherwise."""
+    if (width, height) != (image.height, image.width) or image.path is None:
+        return ""
+    try:
+        with open_image(image.path, image.file_name) as raw:
+            if not quarter_turned(raw):
+                return ""
+    except UserInputError:
+        return ""
+    return (" (the photo's EXIF orientation turns it by a quarter, and the tool that wrote the annotations did not "
+            "turn it: save the photos upright, e.g. with that tool's auto-orient option, and annotate them again)")
 
 
 def _size_text(size: int) -> str:

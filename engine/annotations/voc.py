@@ -21,6 +21,7 @@ from engine.annotations.dataset import (
     read_annotation_bytes,
     round_px,
     skip,
+    turned_hint,
 )
 from engine.errors import UserInputError
 from engine.limits import class_name_problem, max_boxes_per_image, quoted
@@ -107,7 +108,8 @@ def read_voc(annotation_files: Sequence[tuple[str, Path]], index: ImageIndex,
             if (width, height) != (image.width, image.height):
                 image.skipped_boxes += sum(1 for _ in root.iter("object"))
                 skip(skipped, name, f"{name}: {image.file_name} is {image.width} x {image.height} pixels but "
-                                     f"<size> says {width} x {height}; its objects were skipped.")
+                                     f"<size> says {width} x {height}{turned_hint(image, width, height)}; its objects "
+                                     "were skipped.")
                 continue
         for number, obj in enumerate(root.iter("object"), start=1):
             budget.take(name)

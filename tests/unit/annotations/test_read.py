@@ -105,3 +105,24 @@ def test_a_name_several_images_share_is_refused_as_ambiguous_not_as_missing(tmp_
         [problem] = [item["error"] for item in dataset.skipped]
         assert "2 uploaded images ('a/img.jpg', 'b/img.jpg') match" in problem and "folder" in problem
         assert "not among" not in problem and "no uploaded image" not in problem
+
+
+def test_sides_swapped_by_an_exif_turn_are_explained(tmp_path):
+    """A phone photo stored 40 x 20 and turned upright by its EXIF orientation is 20 x 40 here; annotations from a
+    tool that ignored the orientation say 40 x 20. The message says why, instead of only the mismatch."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turn 90 degrees clockwise to view
+    Image.new("RGB", (40, 20), (90, 90, 90)).save(tmp_path / "phone.jpg", exif=exif)
+    Image.new("RGB", (40, 20), (90, 90, 90)).save(tmp_path / "plain.jpg")
+    coco = _coco_naming(["phone.jpg", "plain.jpg"]).replace('"file_name": "phone.jpg"',
+                                                            '"file_name": "phone.jpg", "width": 40, "height": 20')
+    (tmp_path / "ann.json").write_text(coco.replace('"file_name": "plain.jpg"',
+                                                    '"file_name": "plain.jpg", "width": 20, "height": 40'))
+    (tmp_path / "phone.xml").write_text("<annotation><filename>phone.jpg</filename><size><width>40</width>"
+                                        "<height>20</height></size></annotation>")
+    images = [("phone.jpg", tmp_path / "phone.jpg"), ("plain.jpg", tmp_path / "plain.jpg")]
+    for labels in ([("ann.json", tmp_path / "ann.json")], [("phone.xml", tmp_path / "phone.xml")]):
+        problems = {item["error"].split(":")[0]: item["error"] for item in read_dataset([*images, *labels]).skipped}
+        turned = next(text for text in problems.values() if "phone.jpg is 20 x 40 pixels" in text)
+        assert "EXIF orientation turns it" in turned
+        assert not any("EXIF" in text for text in problems.values() if "plain.jpg is" in text)
