@@ -133,13 +133,13 @@ def find_folder_with(root: Path, child: str, display_name: str = "the archive") 
     return candidates[0]
 
 
-SYSTEM_FILES = ("thumbs.db", "desktop.ini")
+SYSTEM_FILES = (".ds_store", "thumbs.db", "desktop.ini")
 
 
 def _system_file(path: Path) -> bool:
-    """A file the zipping computer added, not the user: hidden files (.DS_Store, macOS's '._photo.jpg' twins,
-    which have an image's suffix but no image), __MACOSX/, Windows' Thumbs.db and desktop.ini."""
-    return any(part.startswith(".") or part == "__MACOSX" for part in path.parts) or path.name.lower() in SYSTEM_FILES
+    """A file the zipping computer added, not the user: macOS's '._photo.jpg' twins (an image's suffix, no image)
+    and __MACOSX/, .DS_Store, Windows' Thumbs.db and desktop.ini."""
+    return path.name.startswith("._") or "__MACOSX" in path.parts or path.name.lower() in SYSTEM_FILES
 
 
 def expand_archives(
@@ -179,7 +179,7 @@ def expand_archives(
             elif suffix in (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar"):
                 skipped.append({"file": inner, "error": f"{inner}: archives inside archives are not opened; "
                                                         "put the files in the top-level zip."})
-            else:
+            elif not entry.name.startswith("."):  # other hidden files (.gitignore…) are left out unlisted, as before
                 skipped.append({"file": inner, "error": f"{inner}: not an accepted file type "
                                                         f"({', '.join(accepted_suffixes)})."})
         if not entries:

@@ -151,7 +151,8 @@ def test_files_the_zipping_computer_added_are_neither_used_nor_listed(tmp_path):
     skipped files would name files the user never saw."""
     archive = make_zip(tmp_path / "set.zip", [
         ("ok/photo.JPG", b"j"), ("ok/._photo.JPG", b"\x00\x05\x16\x07"), ("ok/.DS_Store", b"d"),
-        ("__MACOSX/ok/._photo.JPG", b"m"), ("ok/Thumbs.db", b"t"), ("ok/desktop.ini", b"i"), ("ok/notes.docx", b"n")])
+        ("__MACOSX/ok/._photo.JPG", b"m"), ("ok/Thumbs.db", b"t"), ("ok/desktop.ini", b"i"), ("ok/notes.docx", b"n"),
+        ("ok/.named with a dot.jpg", b"d")])
     files, skipped = expand_archives([("set.zip", archive)], tmp_path / "w", [".jpg"])
-    assert [name for name, _ in files] == ["set.zip/ok/photo.JPG"]
+    assert [name for name, _ in files] == ["set.zip/ok/.named with a dot.jpg", "set.zip/ok/photo.JPG"]
     assert [item["file"] for item in skipped] == ["set.zip/ok/notes.docx"]
