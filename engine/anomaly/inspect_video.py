@@ -42,11 +42,30 @@ class Result(InspectionResult):
     max_score: float | None
 
 
+def check_set_size(inputs: Inputs, params: Params) -> None:
+    """Refuse a video too short for a set method (MuSc scores frames against each other) before its model loads,
+    from the metadata's frame count: the job would otherwise fail only after loading it. Good parts join the set,
+    so with any given the scorer checks the whole set itself."""
+    from engine.anomaly.methods import get_method
+    from engine.video import probe_video, sampled_frame_count
+
+    method = get_method(params.method)
+    if method.min_images <= 1 or inputs.references:
+        return
+    name, path = inputs.video[0]
+    sampled = sampled_frame_count(probe_video(path, name), params.stride, params.fps)
+    if sampled < method.min_images:
+        raise UserInputError(f"{name}: {sampled} frame(s) sampled; {method.label} scores frames against each other "
+                             f"and needs at least {method.min_images}. Sample more frames (a smaller step or more "
+                             "frames per second), add good parts, or use WinCLIP.")
+
+
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress,
         device: str | None = None) -> Result:
     from engine.anomaly import inspection
 
     if len(inputs.video) != 1:
         raise UserInputError("Upload exactly one video (mp4, webm, mov, avi or mkv) per job.")
+    check_set_size(inputs, params)
     scorer = load_scorer(params.preset, progress, device)
     return inspection.inspect_video(scorer, inputs, params, out_dir, progress)

@@ -42,3 +42,28 @@ def test_defaults_and_threshold_rules():
 def test_a_bad_value_is_refused_naming_the_field(kind, values, named):
     with pytest.raises(UserInputError, match=named):
         kind.Params.from_dict(values)
+
+
+def test_a_video_too_short_for_musc_is_refused_before_its_model_loads(tmp_path, monkeypatch):
+    """A 1-frame clip (or a step past its length) gave MuSc one frame: the job loaded the model, then failed."""
+    from tests.helpers import moving_square_video
+
+    class Loaded(Exception):
+        pass
+
+    def load_scorer(*_args, **_kwargs):
+        raise Loaded
+
+    monkeypatch.setattr(inspect_video, "load_scorer", load_scorer)
+    moving_square_video(tmp_path / "clip.mp4", frames=6)
+    video = inspect_video.Inputs(video=[("my clip.mp4", tmp_path / "clip.mp4")], references=[])
+    musc = inspect_video.Params.from_dict({"method": "musc", "stride": 2})
+    with pytest.raises(UserInputError, match=r"my clip\.mp4: 3 frame\(s\) sampled; MuSc .* at least 5"):
+        inspect_video.run(video, musc, tmp_path / "out")
+    with pytest.raises(Loaded):  # every frame: 6, enough
+        inspect_video.run(video, inspect_video.Params.from_dict({"method": "musc"}), tmp_path / "out")
+    with pytest.raises(Loaded):  # good parts join the set: the scorer counts them
+        inspect_video.run(inspect_video.Inputs(video=video.video, references=[("good.png", tmp_path / "g.png")]),
+                          musc, tmp_path / "out")
+    with pytest.raises(Loaded):  # WinCLIP scores one frame alone
+        inspect_video.run(video, inspect_video.Params.from_dict({"stride": 100}), tmp_path / "out")
