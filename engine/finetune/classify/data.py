@@ -41,19 +41,27 @@ class LabelledSet:
 
 def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
     """{class: files} from images named by their path in a folder or zip: the classes are the sub-folders of
-    the shallowest folder with images directly in a sub-folder (a zip often wraps the layout in one more)."""
+    the shallowest folder with images directly in a sub-folder (a zip often wraps the layout in one more). A
+    single folder found so is a class only when no deeper folder holds two or more: 'set/cover.png' beside
+    'set/ok/' and 'set/ng/' does not make 'set' the only class."""
     found = [(PurePosixPath(name).parts, path) for name, path in entries]
     found = [(parts, path) for parts, path in found if not any(part == "__MACOSX" for part in parts)]
     level: list[tuple[str, ...]] = [()]
+    single: dict[str, list[NamedFile]] | None = None
     while level:
         for prefix in level:
             below = [(parts[len(prefix):], path) for parts, path in found if parts[:len(prefix)] == prefix]
             children = sorted({rest[0] for rest, _ in below if len(rest) > 1 and not rest[0].startswith(".")})
             if any(len(rest) == 2 and rest[0] in children for rest, _ in below):
-                return {child: [("/".join(rest), path) for rest, path in below if len(rest) > 1 and rest[0] == child]
-                        for child in children}
+                classes = {child: [("/".join(rest), path) for rest, path in below
+                                   if len(rest) > 1 and rest[0] == child] for child in children}
+                if len(classes) > 1:
+                    return classes
+                single = single or classes
         level = sorted({parts[:len(prefix) + 1] for prefix in level for parts, _ in found
                         if parts[:len(prefix)] == prefix and len(parts) > len(prefix) + 1})
+    if single:
+        return single
     raise UserInputError(f"No class folders with images found in {origin}: use one folder per class, "
                          f"each holding its images ({', '.join(IMAGE_SUFFIXES)}).")
 
@@ -96,8 +104,13 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
                 raise UserInputError(refused["error"])
             skipped += left_out
             entries, prefix = [(name.removeprefix(f"{display}/"), path) for name, path in files], f"{display}/"
-        for name, files in class_folders(entries, display).items():
+        classes = class_folders(entries, display)
+        for name, files in classes.items():
             add(name, [(prefix + n, p) for n, p in files], f"the folder {quoted(name)} of {display}")
+        used = {path for files in classes.values() for _, path in files}
+        skipped += [{"file": prefix + name, "error": f"{prefix}{name}: not inside a class folder; left out (move it "
+                                                     "into the folder of its class)."}
+                    for name, path in entries if path not in used and "__MACOSX" not in PurePosixPath(name).parts]
     for index, (name, files) in enumerate(uploads):
         add(name, files, f"named class {index + 1}")
     return by_class, skipped

@@ -176,6 +176,23 @@ def test_a_zip_of_class_folders_and_uploads_with_a_class_name(tmp_path):
     assert data.skipped[0]["file"] == "set.zip/red/notes.png"
 
 
+def test_an_image_beside_the_class_folders_is_listed_and_does_not_hide_them(tmp_path):
+    """'set/cover.png' beside 'set/red/' and 'set/green/' made 'set' the only class (refused: one class found);
+    an image at the top of the zip was dropped unsaid. Both are listed now, and the classes are found."""
+    root = colour_classes(tmp_path / "set", per_class=2)
+    picture = (root / "red" / "red_0.png").read_bytes()
+    for top, stray in (("set/", "set/cover.png"), ("", "cover.png")):
+        archive = tmp_path / f"wrapped{len(top)}.zip"
+        with zipfile.ZipFile(archive, "w") as bundle:
+            for path in sorted(root.rglob("*.png")):
+                bundle.write(path, f"{top}{path.relative_to(root)}")
+            bundle.writestr(stray, picture)
+        by_class, left_out = gather_sources([("set.zip", archive)], work_dir=tmp_path / f"w{len(top)}")
+        assert sorted(by_class) == ["blue", "green", "red"]
+        assert [item["file"] for item in left_out] == [f"set.zip/{stray}"]
+        assert "not inside a class folder" in left_out[0]["error"]
+
+
 def test_zip_entries_the_disk_cannot_hold_are_skipped_and_listed_not_the_end_of_training(tmp_path):
     root = colour_classes(tmp_path / "set", per_class=2)
     archive = zip_tree(root, tmp_path / "set.zip")
