@@ -51,3 +51,11 @@ def test_a_single_class_fails_with_a_message(api, tmp_path):
     status, *_ = api.predict(None, *rows, "single", "finetune-clip-tiny", "lora", 8, "all", 5, 1e-3, 0, 60,
                              None, 5.0, None, False, api_name="/finetune_classify")
     assert "Failed" in status and "at least two classes" in status
+
+
+def test_a_message_quoting_text_with_a_less_than_sign_reaches_the_api_as_written(api, tmp_path):
+    """The page gets its messages HTML-escaped for its toast; an API client gets the text itself."""
+    archive = zip_tree(colour_classes(tmp_path / "set", per_class=2), tmp_path / "colours.zip")
+    with pytest.raises(Exception, match=r"^Model name 'a<b & c>d' is not accepted: use 1 to 60 letters"):
+        api.predict([handle_file(str(archive))], *[None, None] * 3, "a<b & c>d", "finetune-clip-tiny", "lora", 8,
+                    "all", 5, 1e-3, 0, 60, None, 5.0, None, False, api_name="/finetune_classify")

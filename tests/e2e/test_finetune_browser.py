@@ -237,3 +237,13 @@ def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F81
     page.locator("#finetune-cancel").click()
     status.get_by_text("Succeeded").wait_for()
     assert "Model cancelled colours saved" in status.inner_text() and "stopped: cancelled" in status.inner_text()
+
+
+def test_a_message_quoting_text_with_a_less_than_sign_shows_it_whole(page, tmp_path):  # noqa: F811
+    """The toast renders HTML: "Model name 'a<b & c>d' is…" showed as "Model name 'ad' is…", "<b …>" taken for a
+    bold tag."""
+    start_classifier_training(page, tmp_path, "a<b & c>d")
+    toast = page.locator(".toast-body")
+    expect(toast).to_contain_text("Model name 'a<b & c>d' is not accepted: use 1 to 60 letters", timeout=60_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    toast.first.screenshot(path=str(ARTIFACTS / "toast-less-than.png"))
