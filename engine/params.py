@@ -151,9 +151,14 @@ class Params:
         machine that downloads none (`engine.weights.check_runnable`). None by default."""
         return ()
 
-    def saved_model(self) -> str:
-        """The saved fine-tuned model a run uses, by name ("" for none): its base preset's weights are needed too."""
-        return ""
+    def saved_model(self) -> str | None:
+        """The saved fine-tuned model a run uses, by name (None for none; "" when one is needed and none named):
+        a submit refuses one its owner has not, and its base preset's weights are needed too."""
+        return None
+
+    def check_saved_model(self, meta: Mapping[str, Any], files: Mapping[str, Sequence[NamedFile]]) -> None:
+        """Refuse at submit a saved model (its model.json `meta`, found for the job's owner) that these parameters or
+        `files` cannot use; override where a tool has such a rule."""
 
     def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
         """Refuse at submit, before anything is stored, input files these parameters cannot work with (`files`:
@@ -284,6 +289,13 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {field.name: _jsonable(getattr(self, field.name)) for field in dataclasses.fields(self)
                 if field.name != "outputs"}
+
+
+def check_one(given: Sequence[NamedFile], message: str, optional: bool = False) -> None:
+    """Refuse a role that takes one file (or none, if `optional`) given another number of them: at submit, where
+    a job would fail at once, and in the run (the CLI); `message` says what is accepted."""
+    if len(given) > 1 or (not given and not optional):
+        raise UserInputError(f"{message.rstrip('.')}; {len(given) or 'none'} given.")
 
 
 @dataclasses.dataclass(frozen=True)

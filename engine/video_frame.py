@@ -7,13 +7,14 @@ crashes the decoder crashes a worker, which is replaced, not the app). Torch-fre
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from engine.errors import UserInputError
 from engine.params import Inputs as BaseInputs
-from engine.params import NamedFile, param
+from engine.params import NamedFile, check_one, param
 from engine.params import Params as BaseParams
 from engine.params import Result as BaseResult
 from engine.progress import ProgressCallback, ignore_progress
@@ -24,9 +25,14 @@ if TYPE_CHECKING:
 FRAME_FILE = "frame.png"
 
 
+ONE_VIDEO = "Upload one video to take the frame from."
+
 @dataclass(frozen=True)
 class Params(BaseParams):
     frame: int = param(0, "the frame to show: the first decodable one at or after it", ge=0, label="Frame")
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        check_one(files.get("video", ()), ONE_VIDEO)
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,7 @@ def decode_frame(path: Path, name: str, index: int) -> VideoFrame:
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress) -> Result:
     """Decode the frame of the one uploaded video into out_dir/frame.png."""
-    if len(inputs.video) != 1:
-        raise UserInputError("Upload one video to take the frame from.")
+    check_one(inputs.video, ONE_VIDEO)
     frame = decode_frame(inputs.video[0][1], inputs.video[0][0], params.frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.image.save(out_dir / FRAME_FILE)

@@ -5,7 +5,6 @@ It works the same in embedded mode and with Redis; it never imports torch.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 import unicodedata
@@ -17,7 +16,7 @@ from typing import Any
 from engine.errors import UserInputError
 from engine.limits import check_params_size, int_setting
 from engine.naming import brief
-from engine.params import Params
+from engine.params import NamedFile, Params
 from engine.presets import get_preset, presets_for
 from engine.weights import check_runnable, hub_offline, is_installed, manifest
 from tasks.celery_app import app
@@ -99,15 +98,18 @@ def _named_files(files: Sequence[FileSpec]) -> list[tuple[str, Path]]:
     return named
 
 
-def _check_weights(params: Params, owner: str | None) -> None:
-    """Refuse a run whose models' weights are missing on a machine that downloads none: its presets, and the base
-    preset of the saved model it uses (a model trained, or uploaded, where those weights were)."""
+def _check_models(params: Params, files: Mapping[str, Sequence[NamedFile]], owner: str | None) -> None:
+    """Refuse a run whose models cannot be used: a saved model `owner` has no such name for (another user's private
+    one is said to be missing, like one that is), or one these parameters or files cannot use; and, on a machine
+    that downloads none, missing weights of its presets or of the saved model's base preset (a model trained, or
+    uploaded, where those weights were)."""
     names = list(params.presets())
-    if params.saved_model():
+    if params.saved_model() is not None:
         from tasks import finetune_models
 
-        with contextlib.suppress(UserInputError):  # no such model for this user: its job says so, as before
-            names.append(finetune_models.get(params.saved_model(), owner=owner)["base_preset"])
+        meta = finetune_models.get(params.saved_model(), owner=owner)
+        params.check_saved_model(meta, files)
+        names.append(meta["base_preset"])
     for name in dict.fromkeys(names):
         check_runnable(get_preset(name))
 
@@ -170,7 +172,7 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
         embedded.ensure_started()
     with store.submission_lock():
         _check_capacity(owner, named)
-        _check_weights(checked, owner)
+        _check_models(checked, named, owner)
         job = store.create(tool, dict(params), named, owner=owner)
 
         def label(record: Job) -> None:

@@ -12,11 +12,11 @@ from tasks.tools import register, run_contract
 def with_detector_folder(ctx: JobContext) -> tuple[dict[str, Any], list[str]]:
     """The contract's run, with params.detector set to the folder of the saved detector named by
     params.detector_model, looked up as the job's owner (own or shared)."""
-    if ctx.params.get("detector"):  # a folder on the server: the CLI's option, never a job's (another user's files)
+    if ctx.params.get("detector"):  # refused at submit; a job stored before that rule is refused here
+        from engine.completion.complete import DETECTOR_FOLDER_IN_A_JOB
         from engine.errors import UserInputError
 
-        raise UserInputError("detector: a folder on the server is not accepted in a job; name one of your saved "
-                             "detectors in detector_model instead.")
+        raise UserInputError(DETECTOR_FOLDER_IN_A_JOB)
     name = ctx.params.get("detector_model")
     if not name:
         return run_contract(ctx)

@@ -7,6 +7,7 @@ Torch-free at import: the web process checks a job's parameters with `Params` be
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,12 +16,13 @@ from engine.anomaly.common import AnomalyParams, load_scorer
 from engine.anomaly.methods import METHODS
 from engine.errors import UserInputError
 from engine.params import Inputs as BaseInputs
-from engine.params import NamedFile, param, scratch
+from engine.params import NamedFile, check_one, param, scratch
 from engine.params import Result as BaseResult
 from engine.presets import PRESETS, presets_for
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 LAYOUT = "test/good, test/<defect>, ground_truth/<defect>/<name>_mask.png, train/good"
+ONE_DATASET = f"Upload one .zip of a labelled set in the MVTec AD layout ({LAYOUT})."
 METHODS_HELP = (f"methods or presets to compare in one table ({', '.join(METHODS)} take their real model; preset "
                 "names such as musc-tiny pick one); empty: the method and model above")
 
@@ -40,6 +42,9 @@ class Params(AnomalyParams):
 
     def presets(self) -> tuple[str, ...]:
         return tuple(run.preset for run in self.runs())
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        check_one(files.get("dataset", ()), ONE_DATASET)
 
     def check(self) -> None:
         super().check()
@@ -85,8 +90,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     from engine.anomaly.evaluation import compare, evaluate_folder, write_report
     from engine.archives import extract_zip, find_folder_with
 
-    if len(inputs.dataset) != 1:
-        raise UserInputError(f"Upload one .zip of a labelled set in the MVTec AD layout ({LAYOUT}).")
+    check_one(inputs.dataset, ONE_DATASET)
     name, path = inputs.dataset[0]
     with scratch(out_dir) as work:
         if path.is_dir():

@@ -5,6 +5,7 @@ Torch-free at import: the web process checks a job's parameters with `Params` be
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 from engine.anomaly.common import InspectionParams, InspectionResult, load_scorer
 from engine.errors import UserInputError
 from engine.params import Inputs as BaseInputs
-from engine.params import NamedFile, param
+from engine.params import NamedFile, check_one, param
 from engine.progress import ProgressCallback, ignore_progress
 
+ONE_VIDEO = "Upload exactly one video (mp4, webm, mov, avi or mkv) per job."
 
 @dataclass(frozen=True)
 class Params(InspectionParams):
@@ -26,6 +28,10 @@ class Params(InspectionParams):
         super().check()
         if self.stride is not None and self.fps is not None:
             raise UserInputError("stride, fps: give either a frame stride or frames per second, not both.")
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        super().check_inputs(files)
+        check_one(files.get("video", ()), ONE_VIDEO)
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         device: str | None = None) -> Result:
     from engine.anomaly import inspection
 
-    if len(inputs.video) != 1:
-        raise UserInputError("Upload exactly one video (mp4, webm, mov, avi or mkv) per job.")
+    check_one(inputs.video, ONE_VIDEO)
     check_set_size(inputs, params)
     scorer = load_scorer(params.preset, progress, device)
     return inspection.inspect_video(scorer, inputs, params, out_dir, progress)

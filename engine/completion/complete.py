@@ -4,6 +4,7 @@ boxes) and write proposals.json, review previews and the completed set. Torch-fr
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,12 +12,17 @@ from typing import TYPE_CHECKING, Any
 from engine import params as contract
 from engine.errors import UserInputError
 from engine.limits import max_proposals
-from engine.params import NamedFile, param, scratch
+from engine.models.saved import check_task
+from engine.params import NamedFile, check_one, param, scratch
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
 
 if TYPE_CHECKING:  # needs torch; the web process imports this module
     from engine.completion.pipeline import CompletionResult
 
+DETECTOR_FOLDER_IN_A_JOB = ("detector: a folder on the server is not accepted in a job (it could be another user's); "
+                            "name one of your saved detectors (or one shared with you, as user/name) in detector_model "
+                            "instead.")
+ONE_VIDEO = "Upload one video at a time (its sampled frames become the images)."
 SELECTION = ("existing_iou", "nms_iou", "min_score", "max_per_image", "text_queries")
 """The parameters that decide which candidates become proposals, recorded in proposals.json."""
 
@@ -52,8 +58,18 @@ class Params(contract.Params):
     def presets(self) -> tuple[str, ...]:
         return () if self.detector or self.detector_model else (self.preset,)
 
-    def saved_model(self) -> str:
-        return self.detector_model
+    def saved_model(self) -> str | None:
+        return self.detector_model or None  # OWLv2 without one
+
+    def check_saved_model(self, meta: Mapping[str, Any], files: Mapping[str, Sequence[NamedFile]]) -> None:
+        check_task(meta, "detect")
+
+    def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
+        """A job (submit is the only caller) may not name a server folder: `detector` is the CLI's option. At most
+        one video."""
+        if self.detector:
+            raise UserInputError(DETECTOR_FOLDER_IN_A_JOB)
+        check_one(files.get("video", ()), ONE_VIDEO, optional=True)
 
     def drawn(self) -> list[dict[str, Any]]:
         """The drawn boxes as a list of dicts (they may arrive as JSON text from a form or the API)."""
@@ -122,8 +138,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     from engine.completion.inputs import prepare
     from engine.completion.outputs import write_outputs
 
-    if len(inputs.video) > 1:
-        raise UserInputError("Upload one video at a time.")
+    check_one(inputs.video, ONE_VIDEO, optional=True)
     with scratch(out_dir) as work_dir:
         pipeline, dataset, summary = prepare([*inputs.images, *inputs.annotations], work_dir, params,
                                              inputs.video[0] if inputs.video else None, progress)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
+from engine.models.saved import task_of
 from engine.params import Inputs as BaseInputs
 from engine.params import NamedFile, param, scratch
 from engine.params import Params as BaseParams
@@ -32,8 +34,17 @@ class Params(BaseParams):
     score_threshold: float = param(0.5, "detector: lowest box score", ge=0.0, le=1.0,
                                    label="Detector: lowest box score")
 
-    def saved_model(self) -> str:
-        return self.model
+    def saved_model(self) -> str | None:
+        return self.model  # needed: "" is refused at submit as no such model
+
+    def check_saved_model(self, meta: Mapping[str, Any], files: Mapping[str, Sequence[NamedFile]]) -> None:
+        check_video_for(meta, self.model, bool(files.get("video")))
+
+
+def check_video_for(meta: Mapping[str, Any], model: str, video: bool) -> None:
+    """A detector reads images only: a video given to one is refused (a classifier reads its frames)."""
+    if video and task_of(meta) == "detect":
+        raise UserInputError(f"'{model}' is a detector: give it images (or a zip of images), not a video.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,12 +108,11 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     by default the folder `params.model`."""
     from engine.archives import expand_archives
     from engine.filetypes import IMAGE_SUFFIXES
-    from engine.models.saved import read_meta, task_of
+    from engine.models.saved import read_meta
 
     model_dir = model_dir or Path(params.model)
     meta = read_meta(model_dir)
-    if task_of(meta) == "detect" and inputs.video:
-        raise UserInputError(f"'{params.model}' is a detector: give it images (or a zip of images), not a video.")
+    check_video_for(meta, params.model, bool(inputs.video))
     with scratch(out_dir) as work:
         files, skipped = expand_archives(inputs.images, work, IMAGE_SUFFIXES)
         if task_of(meta) == "detect":

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import UserInputError
-from engine.insertion.regions import parse_box, parse_keyframes
+from engine.insertion.regions import parse_box, parse_keyframes, unmarked_region
 from engine.limits import MAX_SEED
 from engine.media import upright_size
 from engine.params import Inputs as BaseInputs
@@ -22,6 +22,8 @@ from engine.params import Params as BaseParams
 from engine.params import Result as BaseResult
 from engine.presets import get_preset, presets_for
 from engine.progress import ProgressCallback, ignore_progress, sub_progress
+
+NO_FRAME_MASKS = "Per-frame masks: upload one mask image per frame (sorted by file name)."
 
 
 @dataclass(frozen=True)
@@ -82,17 +84,37 @@ class Params(BaseParams):
         return (self.preset,)
 
     def check_inputs(self, files: Mapping[str, Sequence[NamedFile]]) -> None:
-        """A region that marks no pixel is refused at submit, not by a job that fails: a box past the image (its size
-        read from the file's header); for a video, whose frames only a job decodes, a box or keyframe that is no
-        region of any frame, or interpolation without a keyframe."""
-        if files.get("image") and self.box is not None:
-            name, path = files["image"][0]
-            parse_box(self.box, upright_size(path, name))
-        elif files.get("video"):
-            if self.box is not None and self.region_mode != "masks":
-                parse_box(self.box, None)
-            if self.region_mode == "interpolate":
-                parse_keyframes(self.keyframes or "", None)
+        """A run that cannot succeed is refused at submit, not by a job that fails: not exactly one image or video;
+        no region marked (no box and no drawn or uploaded mask; for a video, no mask per frame in region_mode
+        "masks"); a box past the image (its size read from the file's header); for a video, whose frames only a
+        job decodes, a box or keyframe that is no region of any frame, or interpolation without a keyframe."""
+        check_one_source(len(files.get("image", ())), len(files.get("video", ())))
+        marked = bool(files.get("mask")) or self.box is not None
+        if files.get("image"):
+            if not marked:
+                raise unmarked_region("the image")
+            if self.box is not None:
+                name, path = files["image"][0]
+                parse_box(self.box, upright_size(path, name))
+            return
+        if self.region_mode == "same" and not marked:
+            raise unmarked_region(f"the anchor frame {self.anchor_frame}")
+        if self.region_mode == "masks" and not files.get("masks"):
+            raise UserInputError(NO_FRAME_MASKS)
+        if self.box is not None and self.region_mode != "masks":
+            parse_box(self.box, None)
+        if self.region_mode == "interpolate":
+            parse_keyframes(self.keyframes or "", None)
+
+
+def check_one_source(images: int, videos: int) -> None:
+    """An insertion goes into one image or one video: several, both or none are refused, saying what was given."""
+    if images + videos == 1:
+        return
+    given = " and ".join(f"{count} {kind}{'s' if count > 1 else ''}"
+                         for count, kind in ((images, "image"), (videos, "video")) if count) or "none"
+    raise UserInputError(f"Upload one image or one video to insert the object into (given: {given}); insert into "
+                         "each of several in its own run.")
 
 
 @dataclass(frozen=True)
@@ -147,8 +169,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
     from engine.loading import get_pipeline
 
     preset = get_preset(params.preset)
-    if len(inputs.image) + len(inputs.video) != 1:
-        raise UserInputError("Upload one image or one video to insert the object into.")
+    check_one_source(len(inputs.image), len(inputs.video))
     progress(0.01, f"Loading model {preset.label}")
     pipeline = get_pipeline(InsertionPipeline, preset.name)
     within = sub_progress(progress, 0.03, 0.98)

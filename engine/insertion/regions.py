@@ -43,6 +43,11 @@ def parse_box(values: Sequence[float] | str, size: tuple[int, int] | None, what:
     return box
 
 
+def unmarked_region(what: str) -> UserInputError:
+    """What a run with neither a drawn or uploaded mask nor a box is told: where to mark and how."""
+    return UserInputError(f"Mark the region in {what}: draw over it, upload a mask, or give a box x0,y0,x1,y1.")
+
+
 def mask_from_box(box: Box, size: tuple[int, int]) -> np.ndarray:
     mask = np.zeros((size[1], size[0]), dtype=bool)
     mask[box[1]:box[3], box[0]:box[2]] = True

@@ -17,9 +17,16 @@ import numpy as np
 from PIL import Image
 
 from engine.errors import UserInputError
-from engine.insertion.insert import ImageResult, Params, VideoResult
+from engine.insertion.insert import NO_FRAME_MASKS, ImageResult, Params, VideoResult
 from engine.insertion.pipeline import FrameRegion, InsertionPipeline
-from engine.insertion.regions import interpolate_boxes, mask_from_box, mask_from_image, parse_box, parse_keyframes
+from engine.insertion.regions import (
+    interpolate_boxes,
+    mask_from_box,
+    mask_from_image,
+    parse_box,
+    parse_keyframes,
+    unmarked_region,
+)
 from engine.media import load_image
 from engine.params import NamedFile, Result
 from engine.presets import get_preset
@@ -35,7 +42,7 @@ def region_from(size: tuple[int, int], mask_files: Sequence[NamedFile] = (), box
                 what: str = "the image") -> np.ndarray:
     """The union of the marked pixels of mask files (drawn layers) and a box; at least one is needed."""
     if not mask_files and box is None:
-        raise UserInputError(f"Mark the region in {what}: draw over it, upload a mask, or give a box x0,y0,x1,y1.")
+        raise unmarked_region(what)
     mask = np.zeros((size[1], size[0]), dtype=bool)
     for name, path in mask_files:
         mask |= mask_from_image(load_image_with_alpha(path, name), size, name)
@@ -110,7 +117,7 @@ def frame_masks(size: tuple[int, int], params: Params, mask_files: Sequence[Name
         return lambda index: mask_from_box(interpolate_boxes(marks, index), size)
     ordered = sorted(frame_mask_files, key=lambda item: item[0])
     if not ordered:
-        raise UserInputError("Per-frame masks: upload one mask image per frame (sorted by file name).")
+        raise UserInputError(NO_FRAME_MASKS)
 
     def per_frame(index: int) -> np.ndarray:
         if index >= len(ordered):

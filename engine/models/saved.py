@@ -57,7 +57,13 @@ def read_meta(directory: Path, task: str | None = None) -> dict[str, Any]:
     problem = _field_problem(meta)
     if problem:  # listing every user's models reads these (sorted, joined), so a wrong type would break it for all
         raise UserInputError(f"{directory.name}: {MODEL_FILE} is damaged ({problem}).")
-    if task is not None and task_of(meta) != task:
-        raise UserInputError(f"'{meta.get('name', directory.name)}' is a {TASKS[task_of(meta)]}, not a "
-                             f"{TASKS[task]}: pick a {TASKS[task]}.")
+    if task is not None:
+        check_task({"name": directory.name, **meta}, task)
     return meta
+
+
+def check_task(meta: dict[str, Any], task: str) -> None:
+    """Refuse a model (its model.json) that is not a `task` one ("classify" or "detect"), by name."""
+    if task_of(meta) != task:
+        raise UserInputError(f"'{meta['name']}' is a {TASKS[task_of(meta)]}, not a {TASKS[task]}: pick a "
+                             f"{TASKS[task]}.")

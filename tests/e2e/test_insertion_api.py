@@ -55,8 +55,10 @@ def test_insertion_video_with_a_box_returns_an_mp4_and_the_anchor(api, tmp_path)
 def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
     image = noise_images(tmp_path, 1, size=(64, 48))[0]
     editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
-    status, gallery, _ = api.predict(editor, "", "a cat " * 30, "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
-    assert "Failed" in status and "Mark the region" in status and gallery == []
+    before = len(client.list_jobs(10_000))
+    with pytest.raises(Exception, match="Mark the region in the image: draw over it, upload a mask, or give a box"):
+        api.predict(editor, "", "a cat " * 30, "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    assert len(client.list_jobs(10_000)) == before  # refused at submit; its job used to fail
     status, gallery, _ = api.predict(editor, "1,1,30,30", "a cat " * 30, "", *SAMPLING, 1, *STEPS,
                                      api_name="/insert_image")
     assert "Succeeded" in status and "it was cut after" in status and len(gallery) == 1

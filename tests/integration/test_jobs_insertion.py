@@ -49,21 +49,13 @@ def test_video_job_with_a_box_on_the_anchor_frame(tmp_path):
     assert client.artifact_path(job.id, "result.mp4").stat().st_size > 0
 
 
-@pytest.mark.parametrize(
-    ("params", "files", "expected"),
-    [
-        ({"box": "1,1,20,20"}, "one_frame", "single frame; use image insertion"),
-        ({}, "image", "Mark the region"),
-    ],
-)
-def test_bad_input_fails_the_job_with_a_message(tmp_path, params, files, expected):
-    if files == "one_frame":
-        moving_square_video(tmp_path / "one.mkv", frames=1, size=SIZE, lossless=True)
-        inputs = {"video": [tmp_path / "one.mkv"]}
-    else:
-        inputs = {"image": noise_images(tmp_path, 1, size=(64, 48))}
-    job = client.wait(client.submit("insertion", {**PARAMS, **params}, inputs).id, timeout=120)
-    assert job.status is Status.FAILED and expected in job.error and "Traceback" not in job.error
+def test_a_video_of_one_frame_fails_the_job_with_a_message(tmp_path):
+    """Only a job decodes a video's frames; an unmarked region is refused at submit (test_submit_refusals)."""
+    moving_square_video(tmp_path / "one.mkv", frames=1, size=SIZE, lossless=True)
+    job = client.wait(client.submit("insertion", {**PARAMS, "box": "1,1,20,20"}, {"video": [tmp_path / "one.mkv"]}).id,
+                      timeout=120)
+    assert job.status is Status.FAILED and "single frame; use image insertion" in job.error
+    assert "Traceback" not in job.error
 
 
 def test_a_model_whose_weights_are_missing_offline_is_refused_at_submit(tmp_path):

@@ -1,6 +1,6 @@
 """Saved sets and models through the job API with two users: another user's private set or model cannot be used
-by naming it (as a reference set, in prediction, in completion), a shared one can, and it is never theirs to
-delete."""
+by naming it (as a reference set, in prediction, in completion: refused at submit, worded as for a model that does not
+exist), a shared one can, and it is never theirs to delete."""
 
 from __future__ import annotations
 
@@ -38,16 +38,24 @@ def test_another_users_set_and_model_are_usable_only_once_shared(metal_plate_ima
         return client.wait(client.submit("finetune_predict", {"model": model}, {"images": red}, owner=owner).id,
                            timeout=120)
 
+    def refusal(tool: str, params: dict, owner: str) -> str:
+        """A model that is not `owner`'s to use is refused at submit (its job used to fail), nothing stored."""
+        before = len(client.list_jobs(limit=10_000))
+        with pytest.raises(UserInputError) as refused:
+            client.submit(tool, params, {"images": red}, owner=owner)
+        assert len(client.list_jobs(limit=10_000)) == before
+        return str(refused.value)
+
     # Private: bob cannot use them, by their name or as alice's, and the answer does not say they exist.
     for ref in ("line-3", f"{alice}/line-3"):
         with pytest.raises(UserInputError, match=f"No reference set named '{ref}'"):
             client.submit("anomaly", {**anomaly, "reference_set": ref}, metal_plate_images[:1], owner=bob)
-    refused = [predict(bob, ref) for ref in ("colours", f"{alice}/colours", f"{alice}/never-trained")]
-    assert all(job.status is Status.FAILED for job in refused)
-    assert refused[1].error.replace("colours", "X") == refused[2].error.replace("never-trained", "X")
-    completed = client.wait(client.submit("completion", {"detector_model": f"{alice}/colours"},
-                                          {"images": red}, owner=bob).id, timeout=60)
-    assert completed.status is Status.FAILED and f"No model named '{alice}/colours'" in completed.error
+    refused = [refusal("finetune_predict", {"model": ref}, bob)
+               for ref in ("colours", f"{alice}/colours", f"{alice}/never-trained")]
+    assert refused[0].startswith("No model named 'colours'")
+    assert refused[1].replace("colours", "X") == refused[2].replace("never-trained", "X")
+    assert refusal("completion", {"detector_model": f"{alice}/colours"}, bob).startswith(
+        f"No model named '{alice}/colours'")
     assert predict(alice, "colours").status is Status.SUCCEEDED  # its owner can
 
     # Shared: bob uses them as alice's, read-only.
@@ -65,10 +73,11 @@ def test_another_users_set_and_model_are_usable_only_once_shared(metal_plate_ima
                    lambda: reference_sets.delete(f"{alice}/line-3", owner=bob)):
         with pytest.raises(UserInputError, match=f"shared by {alice}: only they can delete"):
             delete()
-    assert predict(bob, "colours").status is Status.FAILED  # bob has no model of his own by that name
+    assert refusal("finetune_predict", {"model": "colours"}, bob).startswith("No model named 'colours'")  # not his
 
     # Made private again: refused once more; then its owner deletes it.
     finetune_models.set_shared("colours", False, owner=alice)
-    assert predict(bob, f"{alice}/colours").status is Status.FAILED
+    assert refusal("finetune_predict", {"model": f"{alice}/colours"}, bob).startswith(
+        f"No model named '{alice}/colours'")
     finetune_models.delete("colours", owner=alice)
     reference_sets.delete("line-3", owner=alice)

@@ -15,6 +15,7 @@ from engine.errors import UserInputError
 from engine.presets import PRESETS, demo_for, get_preset
 from engine.weights import check_runnable, models_dir
 from tasks import client, finetune_models
+from tasks.registry import contract
 from tasks.store import get_store
 from webapp.model_choice import weights_notice_html
 
@@ -128,3 +129,82 @@ def test_a_video_region_that_marks_no_pixel_of_any_frame_is_refused_before_a_fra
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"not read at submit")  # its frames are decoded by the job only
     assert expected in refusal("insertion", {**INSERT, **params}, {"video": [video]})
+
+
+@pytest.mark.parametrize(("files", "params", "expected"), [
+    ({"image": 1}, {}, "Mark the region in the image: draw over it, upload a mask, or give a box x0,y0,x1,y1."),
+    ({"video": 1}, {}, "Mark the region in the anchor frame 0: draw over it, upload a mask, or give a box"),
+    ({"video": 1}, {"region_mode": "masks"}, "Per-frame masks: upload one mask image per frame"),
+    ({"image": 3}, {"box": "1,1,20,20"}, "Upload one image or one video to insert the object into (given: 3 images)"),
+    ({"image": 1, "video": 1}, {"box": "1,1,20,20"}, "(given: 1 image and 1 video); insert into each of several"),
+    ({}, {"box": "1,1,20,20"}, "Upload one image or one video to insert the object into (given: none)"),
+])
+def test_an_insertion_without_one_picture_or_a_marked_region_is_refused(picture, tmp_path, files, params, expected):
+    """Each was submitted and its job failed at once, leaving a failed record."""
+    video = tmp_path / "clip.mkv"
+    video.write_bytes(b"not read at submit")
+    given = {role: [picture if role == "image" else video] * count for role, count in files.items()}
+    assert expected in refusal("insertion", {**INSERT, **params}, given)
+
+
+@pytest.mark.parametrize(("params", "files"), [({}, {"mask": 1}), ({"box": "1,1,20,20"}, {}),
+                                               ({"region_mode": "masks"}, {"masks": 2}),
+                                               ({"region_mode": "interpolate", "keyframes": "0: 1,1,9,9"}, {})])
+def test_a_drawn_mask_a_box_per_frame_masks_or_keyframes_mark_the_region(picture, params, files):
+    source = {"video" if params.get("region_mode") else "image": [("part.png", picture)]}
+    contract("insertion").Params.from_dict({**INSERT, **params}).check_inputs(
+        {**source, **{role: [("part.png", picture)] * count for role, count in files.items()}})
+
+
+def test_a_saved_model_the_user_cannot_use_is_refused_as_one_that_does_not_exist(picture, tmp_path):
+    """Prediction and completion with it were submitted and failed at once; another user's private model must read
+    exactly like a missing one."""
+    tag = uuid.uuid4().hex[:6]
+    alice, bob = f"alice-{tag}", f"bob-{tag}"
+    save_model(alice, "trays", {"task": "detect", "base_preset": "detection-tiny", "input": {}}, tmp_path)
+    for tool, field in (("finetune_predict", "model"), ("completion", "detector_model"),
+                        ("completion_evaluate", "detector_model")):
+        private = refusal(tool, {field: f"{alice}/trays"}, {"images": [picture]}, bob)
+        missing = refusal(tool, {field: f"{alice}/never-saved"}, {"images": [picture]}, bob)
+        assert private == f"No model named '{alice}/trays' (models you can use: none yet)."
+        assert missing.replace("never-saved", "trays") == private
+    assert refusal("finetune_predict", {"model": "trays"}, {"images": [picture]}, bob).startswith(
+        "No model named 'trays'")
+    assert refusal("finetune_predict", {}, {"images": [picture]}, alice).startswith(
+        "Model name '' is not accepted: use 1 to 60 letters")  # none named (the page asks for one first)
+
+
+def test_a_saved_model_of_the_wrong_kind_for_the_run_is_refused(picture, tmp_path):
+    owner = f"ann-{uuid.uuid4().hex[:6]}"
+    save_model(owner, "parts", {"task": "classify", "base_preset": "finetune-clip-tiny", "logit_scale": 100.0},
+               tmp_path)
+    save_model(owner, "trays", {"task": "detect", "base_preset": "detection-tiny", "input": {}}, tmp_path)
+    assert refusal("completion", {"detector_model": "parts"}, {"images": [picture]}, owner) == (
+        "'parts' is a classifier, not a detector: pick a detector.")
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"not read at submit")
+    assert refusal("finetune_predict", {"model": "trays"}, {"images": [], "video": [video]}, owner) == (
+        "'trays' is a detector: give it images (or a zip of images), not a video.")
+
+
+@pytest.mark.parametrize("tool", ["completion", "completion_evaluate"])
+def test_a_detector_folder_on_the_server_is_refused_in_a_job(picture, tmp_path, tool):
+    """The CLI's option: a job naming one (another user's files, perhaps) failed at once in the worker."""
+    message = refusal(tool, {"detector": str(tmp_path)}, {"images": [picture]})
+    assert message.startswith("detector: a folder on the server is not accepted in a job")
+    assert "detector_model" in message
+
+
+@pytest.mark.parametrize(("tool", "params", "files", "expected"), [
+    ("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny"}, {"video": 2},
+     "Upload exactly one video (mp4, webm, mov, avi or mkv) per job; 2 given."),
+    ("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny"}, {}, "per job; none given."),
+    ("anomaly_evaluate", {"object_name": "plate", "preset": "winclip-tiny"}, {"dataset": 2},
+     "Upload one .zip of a labelled set in the MVTec AD layout (test/good, test/<defect>, "),
+    ("completion", {"preset": "completion-tiny"}, {"images": 1, "video": 2},
+     "Upload one video at a time (its sampled frames become the images); 2 given."),
+    ("video_frame", {}, {"video": 3}, "Upload one video to take the frame from; 3 given."),
+])
+def test_a_role_that_takes_one_file_given_several_or_none_is_refused(picture, tool, params, files, expected):
+    """Each was submitted and its job failed at once, leaving a failed record."""
+    assert expected in refusal(tool, params, {role: [picture] * count for role, count in files.items()})
