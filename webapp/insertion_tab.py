@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -10,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
-from engine.insertion.regions import parse_box
+from engine.insertion.regions import mask_from_image, parse_box
 from engine.media import load_image
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
@@ -55,10 +56,23 @@ def status_line(job: Job) -> str:
 
 
 def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
-    """(background image, drawn layers) of an image editor's value."""
+    """(background image, drawn layers that mark a pixel) of an image editor's value: the editor sends its layer
+    even when nothing was drawn, which as the region's only mark made a job that failed at once ("The mask is
+    empty"); without it, a run with nothing drawn and no box is refused at submit ("Mark the region")."""
     if not value:
         return None, []
-    return value.get("background"), [layer for layer in value.get("layers") or [] if layer]
+    return value.get("background"), [layer for layer in value.get("layers") or [] if layer and marks_a_pixel(layer)]
+
+
+def marks_a_pixel(layer: str) -> bool:
+    """Whether a drawn layer marks a pixel, as the job reads it; one that is no sound image is kept, for the
+    submit to name what is wrong with it."""
+    try:
+        load_image(Path(layer), display_name=Path(layer).name)  # format, size and integrity first
+    except UserInputError:
+        return True
+    with Image.open(layer) as picture:
+        return bool(mask_from_image(picture, picture.size).any())
 
 
 def box_message(box: str, size: tuple[int, int]) -> str:

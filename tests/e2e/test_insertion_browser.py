@@ -163,6 +163,22 @@ def test_insert_with_a_box_the_page_flags_is_refused_with_its_words_and_submits_
     assert len(client.list_jobs(10_000)) == before
 
 
+def test_insert_with_nothing_drawn_and_no_box_is_refused_and_submits_nothing(page, tmp_path):
+    """The editor sends its layer even when nothing was drawn: the job took it as the region and failed at once
+    ("The mask is empty"), leaving a failed record."""
+    from tasks import client
+
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / "gray.png")
+    upload_picture(page, tmp_path / "gray.png")
+    prepare(page, "insertion", "a red ball", steps=None)
+    before = len(client.list_jobs(10_000))
+    page.locator("#insertion-run").click()
+    expect(page.locator(".toast-body")).to_contain_text(
+        "Mark the region in the image: draw over it, upload a mask, or give a box x0,y0,x1,y1.", timeout=60_000)
+    expect(page.locator("#insertion-run")).to_be_enabled()
+    assert len(client.list_jobs(10_000)) == before
+
+
 def test_a_picture_the_page_cannot_show_is_said_so_and_a_sound_one_is_not(page, tmp_path):
     """Gradio's editor stayed empty without a word for a truncated PNG (and sent no upload event)."""
     whole = io.BytesIO()

@@ -1,0 +1,21 @@
+"""webapp.insertion_tab.editor_files: the editor's layers that reach a job are those that mark a pixel."""
+
+from __future__ import annotations
+
+from PIL import Image
+
+from webapp.insertion_tab import editor_files
+
+
+def test_an_empty_layer_is_no_mark_and_a_drawn_or_unreadable_one_is_kept(tmp_path):
+    """The editor sends its layer even when nothing was drawn; as the only mark it made a job that failed at once."""
+    empty, drawn, broken = tmp_path / "empty.png", tmp_path / "drawn.png", tmp_path / "broken.png"
+    Image.new("RGBA", (40, 30), (0, 0, 0, 0)).save(empty)
+    layer = Image.new("RGBA", (40, 30), (0, 0, 0, 0))
+    layer.putpixel((5, 5), (255, 0, 255, 255))
+    layer.save(drawn)
+    broken.write_bytes(b"not a png")  # kept: the run names what is wrong with it
+    value = {"background": "photo.png", "layers": [str(empty), str(drawn), None, str(broken)]}
+    assert editor_files(value) == ("photo.png", [str(drawn), str(broken)])
+    assert editor_files({"background": "photo.png", "layers": [str(empty)]}) == ("photo.png", [])
+    assert editor_files(None) == (None, [])
