@@ -174,5 +174,6 @@ def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, go
                         ("finetune_classify", {"dataset": corpus.archives[:1]}),
                         ("finetune_predict", {"images": [good["image"]]})):
         with pytest.raises(ValueError, match="at most 0 MB per job"):
-            client.submit(tool, INSERTION if tool == "insertion" else {}, files)  # insertion needs a prompt
+            client.submit(tool, {**INSERTION, "box": "1,1,5,5"} if tool == "insertion" else {},
+                          files)  # insertion needs a prompt and a region
     assert len(get_store().list(limit=None)) == before

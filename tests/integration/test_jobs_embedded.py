@@ -260,14 +260,16 @@ def test_video_job_scores_frames_and_writes_the_overlay_video(tmp_path, metal_pl
     assert job.message == "Done" and "Scored frame" not in job.message
 
 
-def test_video_job_refuses_a_second_video_and_keeps_the_uploads(tmp_path):
+def test_a_video_job_with_a_second_video_is_refused_at_submit_and_nothing_stored(tmp_path):
+    """Its job failed at once (keeping the uploads for nothing)."""
     from tests.helpers import moving_square_video
 
     moving_square_video(tmp_path / "a.mp4", frames=3)
-    job = client.wait(client.submit("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny"},
-                                    {"video": [tmp_path / "a.mp4", tmp_path / "a.mp4"]}).id, timeout=60)
-    assert job.status is Status.FAILED and "exactly one video" in job.error
-    assert all(get_store().input_path(job.id, stored).is_file() for stored in job.inputs)
+    before = len(client.list_jobs(limit=10_000))
+    with pytest.raises(UserInputError, match=r"exactly one video \(mp4, webm, mov, avi or mkv\) per job; 2 given"):
+        client.submit("anomaly_video", {"object_name": "plate", "preset": "winclip-tiny"},
+                      {"video": [tmp_path / "a.mp4", tmp_path / "a.mp4"]})
+    assert len(client.list_jobs(limit=10_000)) == before
 
 
 def test_zip_batch_job_and_a_saved_reference_set(tmp_path, metal_plate_images):
