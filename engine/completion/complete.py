@@ -54,6 +54,9 @@ class Params(contract.Params):
 
     def check(self) -> None:
         self.drawn()
+        if self.text_queries and (self.detector or self.detector_model):
+            raise UserInputError("Text queries are OWLv2's; a fine-tuned detector looks for its own classes. Untick "
+                                 "'search by class name' or choose an OWLv2 model.")
 
     def presets(self) -> tuple[str, ...]:
         return () if self.detector or self.detector_model else (self.preset,)

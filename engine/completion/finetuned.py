@@ -52,9 +52,6 @@ class DetectorCompletion:
         """Propose the missing boxes of every image; `progress` may raise to cancel."""
         params = params or Params()
         params.check_budget(len(dataset.images))
-        if params.text_queries:
-            raise UserInputError("Text queries are OWLv2's; a fine-tuned detector looks for its own classes. Untick "
-                                 "'search by class name' or choose an OWLv2 model.")
         mapping = self.class_map(dataset)
         exemplars = [Exemplar(number, name, "detector") for number, name in enumerate(mapping.values())]
         query = {e.category: e.id for e in exemplars}

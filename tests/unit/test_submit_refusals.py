@@ -208,3 +208,11 @@ def test_a_detector_folder_on_the_server_is_refused_in_a_job(picture, tmp_path, 
 def test_a_role_that_takes_one_file_given_several_or_none_is_refused(picture, tool, params, files, expected):
     """Each was submitted and its job failed at once, leaving a failed record."""
     assert expected in refusal(tool, params, {role: [picture] * count for role, count in files.items()})
+
+
+def test_text_queries_with_a_fine_tuned_detector_are_refused(picture, tmp_path):
+    """Its job failed at once (the detector looks for its own classes)."""
+    owner = f"ann-{uuid.uuid4().hex[:6]}"
+    save_model(owner, "trays", {"task": "detect", "base_preset": "detection-tiny", "input": {}}, tmp_path)
+    assert refusal("completion", {"detector_model": "trays", "text_queries": True}, {"images": [picture]},
+                   owner).startswith("Text queries are OWLv2's; a fine-tuned detector looks for its own classes.")
