@@ -22,6 +22,16 @@ def noise_images(folder: Path, count: int, size: tuple[int, int] = (240, 240)) -
     return paths
 
 
+def several_pages(path: Path, first: Image.Image | str = "red") -> Path:
+    """A TIFF of three pages, the first `first` (an image, or a colour for a 48 x 48 one): read by its first page."""
+    page = first if isinstance(first, Image.Image) else Image.new("RGB", (48, 48), first)
+    page.save(path, save_all=True, append_images=[Image.new("RGB", page.size, c) for c in ("white", "black")])
+    return path
+
+
+FIRST_PAGE_NOTE = "a TIFF of 3 pages; only the first was used."  # the note's start after the file name
+
+
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, poll: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -142,3 +152,17 @@ def kolektor_zip(shared_data: Path, folder: Path, per_folder: int = 3) -> Path:
     """A zip of the shared KolektorSDD set's first pictures (and masks) under kolektorsdd/, as a user uploads one."""
     root = mvtec_subset(shared_data / "anomaly" / "kolektorsdd", folder / "kolektorsdd", per_folder)
     return zip_tree(root, folder / "kolektor.zip", prefix="kolektorsdd")
+
+
+def with_a_scan(shapes_root: Path) -> Path:
+    """A `shape_detection_set` whose first image is the first page of a three-page TIFF (images/shapes_000.tiff)."""
+    import json
+
+    png = shapes_root / "images" / "shapes_000.png"
+    with Image.open(png) as first:
+        several_pages(png.with_suffix(".tiff"), first.convert("RGB"))
+    png.unlink()
+    coco = json.loads((shapes_root / "annotations.json").read_text())
+    coco["images"][0]["file_name"] = "images/shapes_000.tiff"
+    (shapes_root / "annotations.json").write_text(json.dumps(coco))
+    return shapes_root

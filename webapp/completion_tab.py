@@ -36,6 +36,7 @@ from webapp.serving import hand_out, job_file, job_inputs
 from webapp.views import (
     code,
     follow,
+    notes_markdown,
     owner_of,
     preset_choices,
     status_markdown,
@@ -567,6 +568,7 @@ def _done_markdown(job: Job) -> str:
         line += f" · fine-tuned detector **{text(result['detector'])}**"
     if result.get("random_weights"):
         line += " · ⚠️ random weights: the proposals only test the plumbing"
+    line += notes_markdown(result)
     skipped = result.get("skipped") or []
     if skipped:
         line += f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {text(s['error'])}" for s in skipped[:20])
@@ -620,7 +622,7 @@ def run_evaluation(images: list[str] | None, annotations: list[str] | None, frac
         if job.status is Status.SUCCEEDED:
             report = job.result
             line = (f"{status_markdown(job)}\n\n{report['hidden']} of {report['boxes']} boxes hidden (seed "
-                    f"{report['seed']}); IoU 0.5; proposals scoring ≥ {threshold:.2f}.")
+                    f"{report['seed']}); IoU 0.5; proposals scoring ≥ {threshold:.2f}.{notes_markdown(report)}")
             curve = [[c["score_threshold"], c["recall"], c["precision"], c["proposals"]] for c in report["curve"]]
             yield line, metric_rows(job), curve, evaluation_views(job)[2]
         else:

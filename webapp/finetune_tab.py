@@ -30,6 +30,7 @@ from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
 from webapp.views import (
     follow,
+    notes_markdown,
     owner_of,
     status_markdown,
     submit,
@@ -82,11 +83,6 @@ def confusion(job: Job) -> gr.Dataframe:
         return gr.Dataframe(value=[], headers=[MATRIX_CORNER], visible=False)
     rows = [[name, *counts] for name, counts in zip(classes, tuned["confusion_matrix"], strict=True)]
     return gr.Dataframe(value=rows, headers=[MATRIX_CORNER, *classes], visible=True)
-
-
-def notes_markdown(result: dict[str, Any]) -> str:
-    """A training's or a prediction's notes (e.g. a TIFF of which only the first page was used), one paragraph each."""
-    return "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
 
 
 def summary_line(job: Job) -> str:
@@ -318,7 +314,7 @@ def kshot_line(job: Job) -> str:
     return (f"\n\n**{result['shots']}-shot** evaluation of {KINDS[result['task']]}s on "
             f"{text(', '.join(result['classes']))} over seeds {', '.join(map(str, result['seeds']))} · base "
             f"{text(result['base_preset'])}{weights} · no model is saved\n\nSampling: {text(result['sampling'])}"
-            f"{skipped}")
+            f"{notes_markdown(result)}{skipped}")
 
 
 def follow_kshot(job: Job, progress: gr.Progress) -> Iterator:

@@ -43,6 +43,7 @@ STATUS_LINES = {  # tool -> the status line its own tab shows (where the job sta
     "anomaly": anomaly_tab.status_line,
     "anomaly_video": anomaly_tab.status_line,
     "anomaly_evaluate": anomaly_tab.evaluation_line,
+    "completion": completion_tab.status_line,
     "insertion": insertion_tab.status_line,
     "finetune_classify": finetune_tab.training_line,
     "finetune_detect": finetune_tab.training_line,

@@ -26,6 +26,12 @@ def text(value: Any) -> str:
     return _MARKDOWN_ACTIVE.sub(r"\\\1", html.escape(str(value), quote=False))
 
 
+def notes_markdown(result: dict[str, Any]) -> str:
+    """A result's notes (e.g. a TIFF of which only the first page was used), one paragraph each, as every tab's status
+    line ends."""
+    return "".join(f"\n\n⚠️ {text(n)}" for n in result.get("notes", []))
+
+
 def code(value: Any) -> str:
     """User text as a Markdown code span, shown verbatim: the fence is longer than any backtick run inside."""
     inner = str(value).replace("\n", " ")

@@ -26,6 +26,7 @@ from engine.limits import (
 )
 from engine.media import load_image, open_image, quarter_turned
 from engine.naming import MAX_NAME_BYTES, distinct_names, truncate_bytes
+from engine.weights import human_size
 
 EDGE_TOLERANCE_PX = 1.0  # boxes may overshoot the border by this much (rounding in tools); they are clipped
 DECIMALS = 4  # pixel coordinates are kept to 1/10000 px, so text round trips are exact
@@ -69,13 +70,15 @@ class ImageRecord:
 
 @dataclass
 class Dataset:
-    """Images with their boxes, the ordered classes, and what was skipped on import and why."""
+    """Images with their boxes, the ordered classes, what was skipped on import and why, and `notes` on the images
+    used only in part (the first page of a TIFF)."""
 
     images: list[ImageRecord]
     categories: list[str]
     category_ids: dict[str, int] = field(default_factory=dict)  # COCO ids; YOLO index = position in categories
     skipped: list[dict[str, str]] = field(default_factory=list)
     source_format: str = "none"
+    notes: list[str] = field(default_factory=list)
 
     def coco_id(self, name: str) -> int:
         """The COCO id of a class: its imported id, else the next free ids in class order."""
@@ -143,17 +146,13 @@ def turned_hint(image: ImageRecord, width: object, height: object) -> str:
             "turn it: save the photos upright, e.g. with that tool's auto-orient option, and annotate them again)")
 
 
-def _size_text(size: int) -> str:
-    return f"{size / 2**20:,.1f} MB" if size >= 2**20 else f"{size / 2**10:,.1f} KB"
-
-
 def read_annotation_bytes(name: str, path: Path, limit: int | None = None,
                           setting: str = "FEWSHOT_MAX_ANNOTATION_MB") -> bytes:
     """An annotation file's bytes; a file over the size limit is refused before it is read."""
     limit = max_annotation_bytes() if limit is None else limit
     size = path.stat().st_size
     if size > limit:
-        raise UserInputError(f"{name}: {_size_text(size)} is more than the {_size_text(limit)} accepted for this "
+        raise UserInputError(f"{name}: {human_size(size)} is more than the {human_size(limit)} accepted for this "
                              f"annotation file ({setting}).")
     return path.read_bytes()
 

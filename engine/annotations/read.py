@@ -37,12 +37,14 @@ def _ignored(name: str) -> bool:
 
 
 
-def probe_images(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]]) -> list[ImageRecord]:
-    """Decode each image once (the same checks as every upload) to learn its size; bad ones are skipped."""
+def probe_images(files: Sequence[tuple[str, Path]], skipped: list[dict[str, str]],
+                 notes: list[str] | None = None) -> list[ImageRecord]:
+    """Decode each image once (the same checks as every upload) to learn its size; bad ones are skipped, and one
+    used only in part (a TIFF's first page) says so in `notes` when given."""
     images = []
     for name, path in files:
         try:
-            with load_image(path, display_name=name) as decoded:
+            with load_image(path, display_name=name, notes=notes) as decoded:
                 images.append(ImageRecord(name, decoded.width, decoded.height, path=path))
         except UserInputError as exc:
             skip(skipped, name, str(exc))
@@ -71,7 +73,8 @@ def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto", source
     duplicates = [n for n, count in Counter(n for n, _ in image_files).items() if count > 1]
     if duplicates:
         raise UserInputError(f"Two uploaded images are both named {duplicates[0]!r}; rename one of them.")
-    images = probe_images(image_files, skipped)
+    notes: list[str] = []
+    images = probe_images(image_files, skipped, notes)
     if not images:
         reasons = " ".join(item["error"] for item in skipped)
         raise UserInputError(f"No usable images in {source}. {reasons}".strip())
@@ -88,6 +91,7 @@ def read_dataset(files: Sequence[tuple[str, Path]], format: str = "auto", source
     else:
         raise UserInputError(f"Unknown annotation format {format!r}; accepted: auto, {', '.join(FORMATS)}.")
     dataset.source_format = chosen
+    dataset.notes = notes
     return dataset
 
 

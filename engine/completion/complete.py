@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,7 @@ class Result(contract.Result):
     categories: list[str]
     skipped: list[dict[str, str]]
     detector: str | None = None  # the fine-tuned detector's name, when one proposed the boxes
+    notes: list[str] = field(default_factory=list)  # images used only in part (the first page of a TIFF)
 
     @classmethod
     def of(cls, completed: CompletionResult, summary: dict[str, Any], score_threshold: float,
@@ -133,7 +134,8 @@ class Result(contract.Result):
                    exemplars=len(completed.exemplars), proposals=len(completed.all_proposals()),
                    score_threshold=score_threshold, proposals_above_threshold=len(above),
                    per_class_above_threshold={c: sum(p.box.category == c for p in above) for c in dataset.categories},
-                   categories=dataset.categories, skipped=dataset.skipped, outputs=outputs)
+                   categories=dataset.categories, skipped=dataset.skipped, notes=dataset.notes,
+                   outputs=outputs)
 
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress) -> Result:

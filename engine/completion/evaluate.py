@@ -4,7 +4,7 @@ report recall and precision (metrics.json, with the proposals and exports). Torc
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class Result(contract.Result):
     curve: list[dict[str, Any]]
     skipped: list[dict[str, str]]
     detector: str | None = None  # the fine-tuned detector's name, when one proposed the boxes
+    notes: list[str] = field(default_factory=list)  # images used only in part (the first page of a TIFF)
 
 
 def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallback = ignore_progress) -> Result:

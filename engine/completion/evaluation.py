@@ -108,5 +108,5 @@ def evaluate_completion(pipeline: CompletionPipeline, dataset: Dataset, params: 
     report = {"fraction": params.drop_fraction, "seed": params.seed, "boxes": dataset.box_count,
               "hidden": sum(len(b) for b in hidden.values()), "images": len(dataset.images),
               "metrics": match_proposals(proposals, hidden, params.score_threshold), "curve": curve,
-              "skipped": dataset.skipped}
+              "skipped": dataset.skipped, "notes": dataset.notes}
     return report, result

@@ -96,7 +96,7 @@ class Result(BaseResult):
     """Per seed (`runs`): its seed, image counts, each metric of METRICS[task], the steps run and why training
     stopped (nothing is held out to choose a checkpoint on: the last step is tested); `summary`: each metric's
     mean and std (the sample standard deviation, 0 with one seed) over the seeds, a metric no seed has (None: no
-    box of any class tested) left None."""
+    box of any class tested) left None; `notes`: images used only in part (the first page of a TIFF)."""
 
     task: str
     shots: int
@@ -112,6 +112,7 @@ class Result(BaseResult):
     skipped: list[dict[str, str]]
     device: str
     seconds: float
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 def spread(values: list[float | None]) -> dict[str, float | None]:
@@ -172,7 +173,7 @@ def run(inputs: Inputs, params: Params, out_dir: Path, progress: ProgressCallbac
         random_weights=preset.random_weights, classes=list(classes), sampling=KSHOT_SAMPLING, metrics=metrics,
         runs=runs, summary={key: spread([r[key] for r in runs]) for key in metrics}, settings=training.settings(),
         skipped=data.skipped, device=str(torch_device), seconds=round(time.monotonic() - started, 3),
-        outputs=[RESULT_FILE, TABLE_FILE])
+        notes=data.notes, outputs=[RESULT_FILE, TABLE_FILE])
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RESULT_FILE).write_text(json.dumps(result.to_json(), indent=1))
     write_table(result, out_dir / TABLE_FILE)

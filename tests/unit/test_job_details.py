@@ -57,3 +57,18 @@ def test_an_ended_job_says_what_its_own_tab_says_under_its_status():
     assert "Threshold **0.4200** (calibrated on 3 good parts; outline above 0.5000) · 1 NG, 2 OK" in details(inspection)
     assert "⚠️ b.png: no parts" in details(inspection)
 
+
+
+NOTE = "scan.tiff: a TIFF of 3 pages; only the first was used."
+
+
+def test_a_kshot_run_and_a_completion_say_which_images_were_used_only_in_part():
+    """Their status lines (in their tabs and here) end with the notes, as a training's and a prediction's do."""
+    kshot = Job("c" * 32, "finetune_kshot", {"task": "classify"}, status=Status.SUCCEEDED, result={
+        "task": "classify", "shots": 2, "classes": ["red", "blue"], "seeds": [0], "base_preset": "finetune-clip-tiny",
+        "sampling": "K images per class", "runs": [], "notes": [NOTE]})
+    completion = Job("d" * 32, "completion", {}, status=Status.SUCCEEDED, result={
+        "images": 3, "existing_boxes": 2, "exemplars": 2, "proposals": 4, "proposals_above_threshold": 1,
+        "score_threshold": 0.3, "notes": [NOTE]})
+    assert f"\n\n⚠️ {NOTE}\n\nTool `finetune_kshot`" in details(kshot)
+    assert jobs_tab.STATUS_LINES["completion"](completion).endswith(f"(the job's threshold)\n\n⚠️ {NOTE}")

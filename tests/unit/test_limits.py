@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from engine.annotations.dataset import read_annotation_bytes
 from engine.annotations.read import read_dataset
 from engine.errors import UserInputError
 from tests import hostile_corpus
@@ -80,10 +81,17 @@ def test_a_coco_file_of_a_million_boxes_is_refused_while_parsing(tmp_path):
 def test_an_annotation_file_over_the_size_limit_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setenv("FEWSHOT_MAX_ANNOTATION_MB", "1")
     files = [image(tmp_path), write(tmp_path, "instances.json", b" " * (2 * 2**20))]
-    with pytest.raises(UserInputError, match=r"instances.json: 2.0 MB is more than the 1.0 MB .*_ANNOTATION_MB"):
+    with pytest.raises(UserInputError, match=r"instances.json: 2.1 MB is more than the 1.0 MB .*_ANNOTATION_MB"):
         read_dataset(files)
     voc = [image(tmp_path), write(tmp_path, "part.xml", b"<annotation>" + b" " * (2 * 2**20) + b"</annotation>")]
     assert "FEWSHOT_MAX_ANNOTATION_MB" in read_dataset(voc).skipped[0]["error"]
+
+
+def test_an_annotation_files_size_reads_as_every_size_the_app_writes(tmp_path):
+    """The annotation reader wrote base-1024 "KB"/"MB" beside the app's base-1000 "kB"/"MB" (engine.weights)."""
+    with pytest.raises(UserInputError, match=r"^labels.txt: 1.5 kB is more than the 999 B accepted for this "
+                                             r"annotation file \(FEWSHOT_MAX_ANNOTATION_MB\)\.$"):
+        read_annotation_bytes("labels.txt", write(tmp_path, "labels.txt", b"0" * 1500)[1], limit=999)
 
 
 def test_sets_over_the_box_limit_are_refused_and_images_over_theirs_skipped(tmp_path, monkeypatch):

@@ -81,7 +81,7 @@ def train_and_save(dataset: Dataset, params: Params, out_dir: Path, device: str 
     train_images = [dataset.images[i] for i in train_idx]
     held_images = [dataset.images[i] for i in held_idx]
     detector, trained = _fit(dataset, train_idx, held_idx, params, torch_device, progress, on_history)
-    notes = []
+    notes = list(dataset.notes)  # files of which only the first page was used
     if not held_images:
         notes.append("Too few images to hold any out (every class must keep a box to train on): no mAP is "
                      "reported and the last step was kept. Add annotated images.")

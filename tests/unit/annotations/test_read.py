@@ -12,6 +12,7 @@ from engine.annotations.read import gather_files, read_dataset
 from engine.annotations.voc import write_voc
 from engine.annotations.yolo import write_yolo
 from engine.errors import UserInputError
+from tests.helpers import FIRST_PAGE_NOTE, several_pages
 from tests.unit.annotations.sets import boxes_of, files_in, make_images
 
 
@@ -126,3 +127,14 @@ def test_sides_swapped_by_an_exif_turn_are_explained(tmp_path):
         turned = next(text for text in problems.values() if "phone.jpg is 20 x 40 pixels" in text)
         assert "EXIF orientation turns it" in turned
         assert not any("EXIF" in text for text in problems.values() if "plain.jpg is" in text)
+
+
+def test_an_image_of_several_pages_is_read_by_its_first_and_the_set_says_so(tmp_path):
+    """Detector training, K-shot runs and completion read their images here: a TIFF's later pages were dropped
+    without a word."""
+    Image.new("RGB", (40, 30), "grey").save(tmp_path / "a.png")
+    scan = several_pages(tmp_path / "b.tiff", "red")
+    dataset = read_dataset([("a.png", tmp_path / "a.png"), ("scans/b.tiff", scan)])
+    assert [(image.file_name, image.width) for image in dataset.images] == [("a.png", 40), ("scans/b.tiff", 48)]
+    assert [note.split(" Save")[0] for note in dataset.notes] == [f"scans/b.tiff: {FIRST_PAGE_NOTE}"]
+    assert read_dataset([("a.png", tmp_path / "a.png")]).notes == []

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from engine.completion import complete
+from engine.completion import complete, evaluate
+from tests.helpers import FIRST_PAGE_NOTE, several_pages
 
 GOLDEN = Path(__file__).with_name("golden_tiny_proposals.json")
 LAST_DIGIT = 1.5e-6  # one unit of the 6th decimal, with room for the float64 difference of two rounded values
@@ -51,3 +52,19 @@ def test_tiny_preset_proposals_match_the_recorded_ones(tmp_path):
     assert [(f[0], f[1], f[2], f[5]) for f in found] == [(e[0], e[1], e[2], e[5]) for e in expected]
     assert [f[3] for f in found] == [pytest.approx(e[3], abs=LAST_DIGIT) for e in expected]
     assert [f[4] for f in found] == [pytest.approx(e[4], abs=LAST_DIGIT) for e in expected]
+
+
+def test_an_image_of_several_pages_is_completed_by_its_first_page_and_the_result_says_so(tmp_path):
+    """Completion and its evaluation read a TIFF's first page without a word."""
+    files = parts_set(tmp_path / "in")
+    _, png = files[2]
+    with Image.open(png) as first:
+        files[2] = ("part2.tiff", several_pages(tmp_path / "in" / "part2.tiff", first.convert("RGB")))
+    params = {"preset": "completion-tiny", "min_score": 0.0, "max_per_image": 5, "device": "cpu"}
+    completed = complete.run(complete.Inputs(images=files, annotations=[], video=[]), complete.Params(**params),
+                             tmp_path / "out")
+    evaluated = evaluate.run(evaluate.Inputs(images=files, annotations=[]), evaluate.Params(**params),
+                             tmp_path / "evaluated")
+    assert completed.images == evaluated.images == 3
+    for result in (completed, evaluated):
+        assert [note.split(" Save")[0] for note in result.notes] == [f"part2.tiff: {FIRST_PAGE_NOTE}"]

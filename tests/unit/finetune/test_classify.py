@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image
 
 from engine.errors import UserInputError
 from engine.finetune.classify import Params
@@ -22,7 +20,7 @@ from engine.finetune.classify.model import LoraSettings, build_classifier, load_
 from engine.finetune.classify.runs import Predictor, train_and_save
 from engine.finetune.classify.train import classification_metrics, predict_logits, to_tensor, train
 from engine.progress import Cancelled
-from tests.helpers import colour_classes, zip_tree
+from tests.helpers import colour_classes, several_pages, zip_tree
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU (30x slower under load)
 TINY = "finetune-clip-tiny"
@@ -268,19 +266,12 @@ def test_duplicate_names_too_many_images_and_bad_settings(tmp_path, monkeypatch)
         LoraSettings(blocks="0,7").block_indices(2)
 
 
-def _several_pages(path, colour: str) -> Path:
-    """A TIFF of three pages, the first of `colour`."""
-    pages = [Image.new("RGB", (48, 48), c) for c in (colour, "white", "black")]
-    pages[0].save(path, save_all=True, append_images=pages[1:])
-    return path
-
-
 def test_a_tiff_of_several_pages_is_trained_on_and_classified_by_its_first_page_and_says_so(trained, tmp_path):
     """Training and prediction used a TIFF's first page without a word, as the anomaly inspection says it does."""
     from engine.finetune import predict
 
     root = colour_classes(tmp_path / "set", per_class=2)
-    scan = _several_pages(root / "red" / "scan.tiff", "red")
+    scan = several_pages(root / "red" / "scan.tiff", "red")
     data = load_labelled_set(*gather_sources([("set", root)]))
     note = "red/scan.tiff: a TIFF of 3 pages; only the first was used."
     assert len(data.images) == 7 and [n.split(" Save")[0] for n in data.notes] == [note]

@@ -25,7 +25,7 @@ from engine.finetune.detect.runs import predict_files, train_and_save
 from engine.finetune.detect.train import evaluate, targets_of, train
 from engine.models.rtdetr import DetectionPredictor, build_detector
 from engine.progress import Cancelled
-from tests.helpers import shape_detection_set
+from tests.helpers import FIRST_PAGE_NOTE, shape_detection_set, with_a_scan
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
 TINY = "detection-tiny"
@@ -276,3 +276,11 @@ def test_an_image_whose_every_box_was_skipped_is_left_out_not_trained_as_backgro
     assert sorted(image.file_name for image in data.images) == ["empty.png", "good.png"]
     left_out = [item["error"] for item in data.skipped if item["file"] == "pixels.png"]
     assert len(left_out) == 1 and "left out of training" in left_out[0]
+
+
+def test_a_tiff_of_several_pages_is_trained_on_by_its_first_page_and_the_result_says_so(tmp_path):
+    """The classifier's training said so; the detector's used the first page without a word."""
+    root = with_a_scan(shape_detection_set(tmp_path / "set", count=6))
+    dataset = load_detection_set(files_of(root), tmp_path / "work")
+    result = train_and_save(dataset, Params(model_name="scans", preset=TINY, steps=1, eval_every=1), tmp_path / "run")
+    assert [note.split(" Save")[0] for note in result.notes] == [f"images/shapes_000.tiff: {FIRST_PAGE_NOTE}"]

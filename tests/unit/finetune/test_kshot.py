@@ -17,7 +17,7 @@ from engine.finetune.classify.data import sample_shots as sample_classes
 from engine.finetune.detect.data import load_detection_set
 from engine.finetune.detect.data import sample_shots as sample_images
 from engine.progress import Cancelled
-from tests.helpers import colour_classes, shape_detection_set
+from tests.helpers import FIRST_PAGE_NOTE, colour_classes, several_pages, shape_detection_set, with_a_scan
 
 torch.set_num_threads(1)  # tiny matrices: extra threads only contend on a shared CPU
 CLASSIFY = {"preset": "finetune-clip-tiny", "method": "linear", "steps": 6, "learning_rate": 3e-3, "eval_every": 2,
@@ -147,3 +147,18 @@ def test_cli_kshot_goes_through_the_job(colours_root, tmp_path, capsys):
     assert any(line.startswith("fine-tuned accuracy: ") and "+-" in line and "(2-shot, seeds 3, 5)" in line
                for line in lines)
     assert json.loads((tmp_path / "kshot.json").read_text())["settings"]["steps"] == 3
+
+
+def test_a_tiff_of_several_pages_is_used_by_its_first_page_and_the_result_says_so(tmp_path):
+    """K-shot runs of either task read a TIFF's first page without a word; the training jobs said so."""
+    colours = colour_classes(tmp_path / "colours", per_class=3)
+    several_pages(colours / "red" / "scan.tiff", "red")
+    classified = kshot.run(kshot.Inputs([("colours", colours)]),
+                           kshot.Params(shots=2, seeds=(0,), training={**CLASSIFY, "steps": 1}), tmp_path / "classify")
+    shapes = with_a_scan(shape_detection_set(tmp_path / "shapes", count=6))
+    training = {"preset": "detection-tiny", "steps": 1, "eval_every": 1, "batch_size": 2}
+    detected = kshot.run(kshot.Inputs(files_of(shapes)),
+                         kshot.Params(task="detect", shots=1, seeds=(0,), training=training), tmp_path / "detect")
+    assert [note.split(" Save")[0] for note in classified.notes] == [f"red/scan.tiff: {FIRST_PAGE_NOTE}"]
+    assert [note.split(" Save")[0] for note in detected.notes] == [f"images/shapes_000.tiff: {FIRST_PAGE_NOTE}"]
+    assert json.loads((tmp_path / "detect" / kshot.RESULT_FILE).read_text())["notes"] == detected.notes
