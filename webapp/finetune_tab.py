@@ -45,6 +45,10 @@ PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
 DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
                          "fine-tuned AP@[.5:.95]", "held-out boxes"]
 BOX_HEADERS = ["file", "class", "score", "box x, y, width, height"]
+# The file wraps within its share and class, probability or score keep a fixed width, so on a phone (390 px) the
+# file and what was found are in view side by side (the file alone filled it, cut off); the rest scrolls sideways.
+PREDICTION_COLUMN_WIDTHS = ["38%", "90px", "110px", "220px"]
+BOX_COLUMN_WIDTHS = ["40%", "90px", "80px", "200px"]
 MATRIX_CORNER = "true \\ predicted"
 CURVE_COLUMNS = ["step", "value", "series"]
 PICK_MODEL = "Pick a saved model: train one in the Classifier or Detector tab, or upload a model file below."
@@ -658,8 +662,10 @@ def build_classifier() -> tuple:
             status = gr.Markdown(CLASSIFY_HINT, elem_id="finetune-status")
             plot = gr.LinePlot(x="step", y="value", color="series", label="Training loss and held-out accuracy",
                                elem_id="finetune-curves")
+            # wrapped: on a phone the headers take two or three lines rather than leave the last column out of view
+            # (the confusion matrix is not: its class names would break mid-word; it scrolls sideways)
             metrics = gr.Dataframe(headers=METRIC_HEADERS, label="Accuracy on held-out images", interactive=False,
-                                   elem_id="finetune-metrics")
+                                   wrap=True, elem_id="finetune-metrics")
             matrix = gr.Dataframe(label="Confusion matrix (fine-tuned; rows true, columns predicted)",
                                   interactive=False, visible=False, elem_id="finetune-confusion")
             blocks = gr.BarPlot(x="block", y="score", color="state", color_map={"on": "#d62728", "off": "#9e9e9e"},
@@ -667,7 +673,7 @@ def build_classifier() -> tuple:
                                 visible=False, elem_id="finetune-blocks")
             comparison = gr.Dataframe(headers=TRADE_OFF_HEADERS, label="Methods on the same split: new task vs. "
                                       "retention (zero-shot on other classes)", interactive=False, visible=False,
-                                      elem_id="finetune-trade-off")
+                                      wrap=True, elem_id="finetune-trade-off")
             comparison_plot = gr.Image(label="New-task accuracy against retention", show_label=False, interactive=False,
                                        visible=False, elem_id="finetune-trade-off-plot")
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
@@ -809,15 +815,16 @@ def build_use() -> dict[str, Component]:
         parts["prediction_gallery"] = gr.Gallery(label="Predictions (class · probability · file)", columns=6,
                                                  height="auto", object_fit="contain",
                                                  elem_id="finetune-prediction-gallery")
-        parts["predictions"] = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False,
-                                            elem_id="finetune-predictions")
+        parts["predictions"] = gr.Dataframe(headers=PREDICTION_HEADERS, interactive=False, wrap=True,
+                                            column_widths=PREDICTION_COLUMN_WIDTHS, elem_id="finetune-predictions")
         parts["prediction_files"] = gr.File(label="Downloads (predictions.csv, predictions.json)",
                                             file_count="multiple", interactive=False,
                                             elem_id="finetune-prediction-files")
     with gr.Column(visible=False) as parts["detector_results"]:
         parts["boxes_gallery"] = gr.Gallery(label="Detected boxes", columns=4, height="auto", object_fit="contain",
                                             elem_id="finetune-boxes")
-        parts["boxes"] = gr.Dataframe(headers=BOX_HEADERS, interactive=False, elem_id="finetune-box-table")
+        parts["boxes"] = gr.Dataframe(headers=BOX_HEADERS, interactive=False, wrap=True,
+                                      column_widths=BOX_COLUMN_WIDTHS, elem_id="finetune-box-table")
         parts["box_files"] = gr.File(label="Downloads (detections.csv, detections.json, drawn images)",
                                      file_count="multiple", interactive=False, elem_id="finetune-box-files")
     gr.Markdown("#### The model file")

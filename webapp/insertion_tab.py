@@ -22,6 +22,7 @@ from webapp.views import follow, status_markdown, submit, text, video_frame, wir
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
+RESULT_COLUMN_WIDTHS = ["27%", "56px", "35%", "21%"]  # every column in view on a phone (390 px), names wrapped
 MODE_LABELS = {"insert": "Insert a new object", "replace": "Replace the object under the mask"}
 REGION_MODE_LABELS = {"same": "Same region on every frame", "interpolate": "Boxes interpolated between keyframes",
                       "masks": "One uploaded mask per frame"}

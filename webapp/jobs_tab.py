@@ -25,6 +25,10 @@ from webapp.views import (
     text,
 )
 
+# Fixed widths: shares of a phone's width gave each column a letter per line. On a phone (390 px) the id (in lines
+# of a few characters), the tool and the status are in view, the rest scrolls sideways; status, progress and
+# seconds stay on one line, a date-time on two; at desktop width the whole row is in view.
+JOB_COLUMN_WIDTHS = ["100px", "120px", "100px", "90px", "300px", "110px", "90px", "180px"]
 RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a function of the job giving them)
     "anomaly": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
     "anomaly_video": (anomaly_tab.result_views, anomaly_tab.SCORE_HEADERS),
@@ -36,6 +40,13 @@ RESULT_VIEWS = {  # tool -> (views of a finished job, headers of its table, or a
     "finetune_detect": (finetune_tab.result_views, finetune_tab.DETECT_METRIC_HEADERS),
     "finetune_predict": (finetune_tab.result_views, finetune_tab.prediction_headers),
     "finetune_kshot": (finetune_tab.kshot_views, lambda job: finetune_tab.kshot_headers(job.params["task"])),
+}
+
+COLUMN_WIDTHS = {  # a results table's headers -> the widths its own tab gives it (none: Gradio's own)
+    tuple(anomaly_tab.SCORE_HEADERS): anomaly_tab.SCORE_COLUMN_WIDTHS,
+    tuple(insertion_tab.RESULT_HEADERS): insertion_tab.RESULT_COLUMN_WIDTHS,
+    tuple(finetune_tab.PREDICTION_HEADERS): finetune_tab.PREDICTION_COLUMN_WIDTHS,
+    tuple(finetune_tab.BOX_HEADERS): finetune_tab.BOX_COLUMN_WIDTHS,
 }
 
 
@@ -85,7 +96,8 @@ def job_views(job: Job) -> tuple[str, Any, Any, Any]:
     views, headers = RESULT_VIEWS.get(job.tool, (lambda job: ([], [], []), ["result"]))
     gallery, rows, files = views(job) if job.status.final else ([], [], [])
     headers = headers(job) if callable(headers) else headers
-    return details, gallery, gr.Dataframe(value=rows, headers=headers), files
+    table = gr.Dataframe(value=rows, headers=headers, column_widths=COLUMN_WIDTHS.get(tuple(headers)))
+    return details, gallery, table, files
 
 
 _FOLLOWED: dict[str, object] = {}  # browser session -> the Open following a job there now (an older one stops)
@@ -180,7 +192,7 @@ def build() -> None:
     gr.Markdown("### Jobs\nRecent jobs, newest first (with accounts, your own only); the list refreshes every 2 "
                 "seconds. Open a job by its id or its first characters (as shown beside *job*, e.g. `16d22185`).")
     table = gr.Dataframe(headers=JOB_TABLE_HEADERS, value=refresh, interactive=False, elem_id="jobs-table", wrap=True,
-                         column_widths=["23%", "14%", "8%", "7%", "14%", "14%", "8%", "12%"])  # all in view
+                         column_widths=JOB_COLUMN_WIDTHS)
     with gr.Row():
         job_id = gr.Textbox(label="Job id", scale=3, elem_id="jobs-id")
         open_button = gr.Button("Open", scale=1, elem_id="jobs-open")
@@ -196,7 +208,8 @@ def build() -> None:
         rename_button = gr.Button("Rename", scale=1, elem_id="jobs-rename")
     details = gr.Markdown(elem_id="jobs-details")
     gallery = gr.Gallery(label="Results", columns=4, height="auto", object_fit="contain")
-    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True)
+    rows = gr.Dataframe(label="Results table", headers=anomaly_tab.SCORE_HEADERS, interactive=False, wrap=True,
+                        column_widths=anomaly_tab.SCORE_COLUMN_WIDTHS, elem_id="jobs-results-table")
     files = gr.File(label="Downloads", file_count="multiple", interactive=False)
     timer = gr.Timer(2.0)
     timer.tick(refresh, None, table, show_progress="hidden", api_visibility="private")

@@ -179,3 +179,30 @@ def test_a_file_list_gives_a_small_files_size_in_whole_bytes(page, tmp_path):  #
     page.locator("#anomaly-files input[type=file]").set_input_files([str(small)])
     size = page.locator("#anomaly-files td.download a").first
     expect(size).to_have_text(re.compile(rf"^{small.stat().st_size}\sB\s⇣$"))
+
+
+def test_on_a_phone_the_jobs_table_and_a_jobs_results_read_a_word_per_cell(page, metal_plate_images):  # noqa: F811
+    """At 390 x 844 the Jobs table gave each of its 8 columns a share of the width: "succeeded" stood a letter per
+    line. Its columns keep fixed widths now (id, tool and status in view, the rest scrolls sideways), and a job
+    opened there lays its results out as its own tab does."""
+    run_anomaly(page, metal_plate_images[:2], "metal plate")
+    page.locator("#anomaly-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
+    page.get_by_role("tab", name="Jobs").click()
+    page.set_viewport_size({"width": 390, "height": 844})
+    jobs = page.locator("#jobs-table")
+    expect(jobs).to_contain_text("succeeded", timeout=30_000)
+    page.locator("#jobs-table span:visible").filter(has_text=re.compile("^succeeded$")).first.click()  # the row
+    page.locator("#jobs-open").click()
+    results = page.locator("#jobs-results-table")
+    expect(results.locator("span").filter(has_text=re.compile("^(NG|OK)$")).first).to_be_visible(timeout=30_000)
+    for table, words in ((jobs, "^(job|tool|status|anomaly|succeeded)$"), (results, "^(score|verdict|OK|NG)$")):
+        cells = table.locator("span:visible").filter(has_text=re.compile(words))
+        assert cells.count() >= 4
+        for index in range(cells.count()):
+            cell = cells.nth(index)
+            box = cell.bounding_box()
+            font_px = float(cell.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+            assert box["height"] < 2 * font_px, (cell.inner_text(), box)  # one line
+            shown = table.bounding_box()
+            assert shown["x"] <= box["x"] and box["x"] + box["width"] <= shown["x"] + shown["width"], (
+                cell.inner_text(), box)  # in view without scrolling sideways (lower rows may scroll down)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tasks.jobs import Job, Status
 from tasks.registry import contract
-from webapp import finetune_tab, jobs_tab
+from webapp import anomaly_tab, finetune_tab, insertion_tab, jobs_tab
 
 
 def kshot_job(task: str, training: dict) -> Job:
@@ -72,3 +72,15 @@ def test_a_kshot_run_and_a_completion_say_which_images_were_used_only_in_part():
         "score_threshold": 0.3, "notes": [NOTE]})
     assert f"\n\n⚠️ {NOTE}\n\nTool `finetune_kshot`" in details(kshot)
     assert jobs_tab.STATUS_LINES["completion"](completion).endswith(f"(the job's threshold)\n\n⚠️ {NOTE}")
+
+
+def test_a_jobs_results_table_is_laid_out_as_its_own_tab_lays_it_out():
+    """The Jobs tab's results table gave every tool's columns shares of its width (a letter per line on a phone);
+    it takes the widths the tool's own tab gives the table, and Gradio's own for a table given none."""
+    def widths(tool: str) -> list[str] | None:
+        return jobs_tab.job_views(Job("e" * 32, tool, {}, status=Status.RUNNING))[2].column_widths
+
+    assert widths("anomaly") == anomaly_tab.SCORE_COLUMN_WIDTHS
+    assert widths("insertion") == insertion_tab.RESULT_COLUMN_WIDTHS
+    assert widths("finetune_predict") == finetune_tab.PREDICTION_COLUMN_WIDTHS
+    assert not widths("finetune_classify")
