@@ -44,6 +44,9 @@ METRIC_HEADERS = ["class", "zero-shot accuracy", "fine-tuned accuracy", "held-ou
 PREDICTION_HEADERS = ["file or frame", "class", "probability", "all classes"]
 DETECT_METRIC_HEADERS = ["class", "baseline AP@0.5", "fine-tuned AP@0.5", "baseline AP@[.5:.95]",
                          "fine-tuned AP@[.5:.95]", "held-out boxes"]
+# Fixed widths that hold a class name and a 4-decimal AP on one line (shares of a phone's width broke "0.1796" and
+# "washer" in two); every column in view at desktop width, the later ones scroll sideways on a phone.
+DETECT_METRIC_COLUMN_WIDTHS = ["100px", *["90px"] * 5]
 BOX_HEADERS = ["file", "class", "score", "box x, y, width, height"]
 # The file wraps within its share and class, probability or score keep a fixed width, so on a phone (390 px) the
 # file and what was found are in view side by side (the file alone filled it, cut off); the rest scrolls sideways.
@@ -728,7 +731,7 @@ def build_detection() -> tuple:
                                        elem_id="detect-map")
             metrics = gr.Dataframe(headers=DETECT_METRIC_HEADERS, label="AP on held-out images: before and after "
                                    "fine-tuning", interactive=False, elem_id="detect-metrics", wrap=True,
-                                   column_widths=["20%", *["16%"] * 5])  # every column in view
+                                   column_widths=DETECT_METRIC_COLUMN_WIDTHS)
             downloads = gr.File(label="Downloads (model.zip, metrics.json, history.csv)", file_count="multiple",
                                 interactive=False, elem_id="detect-downloads")
     kshot = build_kshot("detect", "detect")

@@ -47,6 +47,7 @@ COLUMN_WIDTHS = {  # a results table's headers -> the widths its own tab gives i
     tuple(insertion_tab.RESULT_HEADERS): insertion_tab.RESULT_COLUMN_WIDTHS,
     tuple(finetune_tab.PREDICTION_HEADERS): finetune_tab.PREDICTION_COLUMN_WIDTHS,
     tuple(finetune_tab.BOX_HEADERS): finetune_tab.BOX_COLUMN_WIDTHS,
+    tuple(finetune_tab.DETECT_METRIC_HEADERS): finetune_tab.DETECT_METRIC_COLUMN_WIDTHS,
 }
 
 

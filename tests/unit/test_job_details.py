@@ -83,4 +83,5 @@ def test_a_jobs_results_table_is_laid_out_as_its_own_tab_lays_it_out():
     assert widths("anomaly") == anomaly_tab.SCORE_COLUMN_WIDTHS
     assert widths("insertion") == insertion_tab.RESULT_COLUMN_WIDTHS
     assert widths("finetune_predict") == finetune_tab.PREDICTION_COLUMN_WIDTHS
+    assert widths("finetune_detect") == finetune_tab.DETECT_METRIC_COLUMN_WIDTHS
     assert not widths("finetune_classify")
