@@ -28,6 +28,8 @@ def cmd_complete(args: argparse.Namespace) -> None:
                               from_args(complete.Params, args), out, print_progress).to_json()
     for item in report.get("skipped", []):
         print(f"skipped  {item['error']}", file=sys.stderr)
+    for note in report.get("notes", []):
+        print(f"note: {note}", file=sys.stderr)
     if args.mode == "evaluate":
         print(f"{report['hidden']} of {report['boxes']} boxes hidden (seed {report['seed']}); "
               f"IoU {report['metrics']['iou']}, score >= {report['metrics']['score_threshold']}")

@@ -76,6 +76,8 @@ def _kshot(task: str, dataset: list[NamedFile], training: Params, args: argparse
     result = kshot.run(kshot.Inputs(dataset), params, out, print_progress, device=args.device)
     for item in result.skipped:
         print(f"skipped  {item['error']}", file=sys.stderr)
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
     print(f"sampling: {result.sampling}")
     for row in result.runs:
         values = "  ".join(f"{label} {_shown(row[key])}" for key, label in result.metrics.items())

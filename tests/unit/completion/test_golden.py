@@ -54,17 +54,22 @@ def test_tiny_preset_proposals_match_the_recorded_ones(tmp_path):
     assert [f[4] for f in found] == [pytest.approx(e[4], abs=LAST_DIGIT) for e in expected]
 
 
-def test_an_image_of_several_pages_is_completed_by_its_first_page_and_the_result_says_so(tmp_path):
+def test_an_image_of_several_pages_is_completed_by_its_first_page_and_the_result_says_so(tmp_path, capsys):
     """Completion and its evaluation read a TIFF's first page without a word."""
+    from engine.__main__ import main
+
     files = parts_set(tmp_path / "in")
     _, png = files[2]
     with Image.open(png) as first:
         files[2] = ("part2.tiff", several_pages(tmp_path / "in" / "part2.tiff", first.convert("RGB")))
+    png.unlink()
     params = {"preset": "completion-tiny", "min_score": 0.0, "max_per_image": 5, "device": "cpu"}
     completed = complete.run(complete.Inputs(images=files, annotations=[], video=[]), complete.Params(**params),
                              tmp_path / "out")
-    evaluated = evaluate.run(evaluate.Inputs(images=files, annotations=[]), evaluate.Params(**params),
-                             tmp_path / "evaluated")
-    assert completed.images == evaluated.images == 3
-    for result in (completed, evaluated):
-        assert [note.split(" Save")[0] for note in result.notes] == [f"part2.tiff: {FIRST_PAGE_NOTE}"]
+    main(["complete", "evaluate", "--data", str(tmp_path / "in"), "--preset", "completion-tiny", "--device", "cpu",
+          "--out", str(tmp_path / "evaluated")])
+    assert f"note: part2.tiff: {FIRST_PAGE_NOTE}" in capsys.readouterr().err
+    evaluated = json.loads((tmp_path / "evaluated" / evaluate.METRICS_FILE).read_text())
+    assert completed.images == evaluated["images"] == 3
+    for notes in (completed.notes, evaluated["notes"]):
+        assert [note.split(" Save")[0] for note in notes] == [f"part2.tiff: {FIRST_PAGE_NOTE}"]

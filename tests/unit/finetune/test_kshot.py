@@ -149,16 +149,20 @@ def test_cli_kshot_goes_through_the_job(colours_root, tmp_path, capsys):
     assert json.loads((tmp_path / "kshot.json").read_text())["settings"]["steps"] == 3
 
 
-def test_a_tiff_of_several_pages_is_used_by_its_first_page_and_the_result_says_so(tmp_path):
+def test_a_tiff_of_several_pages_is_used_by_its_first_page_and_the_result_says_so(tmp_path, capsys):
     """K-shot runs of either task read a TIFF's first page without a word; the training jobs said so."""
+    from engine.__main__ import main
+
     colours = colour_classes(tmp_path / "colours", per_class=3)
     several_pages(colours / "red" / "scan.tiff", "red")
-    classified = kshot.run(kshot.Inputs([("colours", colours)]),
-                           kshot.Params(shots=2, seeds=(0,), training={**CLASSIFY, "steps": 1}), tmp_path / "classify")
+    main(["finetune", "classify", "--data", str(colours), "--out", str(tmp_path / "classify"), "--kshot", "2",
+          "--seeds", "0", "--preset", "finetune-clip-tiny", "--method", "linear", "--steps", "1"])
+    assert f"note: red/scan.tiff: {FIRST_PAGE_NOTE}" in capsys.readouterr().err
+    classified = json.loads((tmp_path / "classify" / kshot.RESULT_FILE).read_text())
     shapes = with_a_scan(shape_detection_set(tmp_path / "shapes", count=6))
     training = {"preset": "detection-tiny", "steps": 1, "eval_every": 1, "batch_size": 2}
     detected = kshot.run(kshot.Inputs(files_of(shapes)),
                          kshot.Params(task="detect", shots=1, seeds=(0,), training=training), tmp_path / "detect")
-    assert [note.split(" Save")[0] for note in classified.notes] == [f"red/scan.tiff: {FIRST_PAGE_NOTE}"]
+    assert [note.split(" Save")[0] for note in classified["notes"]] == [f"red/scan.tiff: {FIRST_PAGE_NOTE}"]
     assert [note.split(" Save")[0] for note in detected.notes] == [f"images/shapes_000.tiff: {FIRST_PAGE_NOTE}"]
     assert json.loads((tmp_path / "detect" / kshot.RESULT_FILE).read_text())["notes"] == detected.notes
