@@ -74,7 +74,7 @@ def picture(name: str) -> bytes:
 def test_a_completion_restores_its_set_drawn_boxes_detector_and_settings(tmp_path):
     owner = f"alice-{uuid.uuid4().hex[:6]}"
     drawn = [{"image": "tray ü.png", "box": [4, 5, 20, 30], "category": "hex nut"}]
-    params = {"detector_model": "my parts", "score_threshold": 0.55, "text_queries": True, "video_stride": 7,
+    params = {"detector_model": "my parts", "score_threshold": 0.55, "text_queries": False, "video_stride": 7,
               "drawn_boxes": json.dumps(drawn)}  # as the API may send them
     job = stored_job(tmp_path, "completion", params, {"images": ["tray ü.png", "more.zip"],
                                                        "annotations": ["boxes.json"]}, owner)
@@ -83,17 +83,18 @@ def test_a_completion_restores_its_set_drawn_boxes_detector_and_settings(tmp_pat
     assert [Path(p).name for p in images] == ["tray ü.png", "more.zip"]
     assert [Path(p).name for p in annotations] == ["boxes.json"] and video is None
     assert Path(annotations[0]).read_bytes() == b"boxes.json" * 50
-    assert (stride, boxes, engine, threshold, text_queries) == (7, drawn, "detector:my parts", 0.55, True)
+    assert (stride, boxes, engine, threshold, text_queries) == (7, drawn, "detector:my parts", 0.55, False)
     assert "hex nut" in listed and "tray ü.png" in listed
     assert all(serving.may_read(p, owner) and not serving.may_read(p, "bob") for p in [*images, *annotations])
 
 
 def test_a_video_completion_restores_its_video_and_an_owlv2_model(tmp_path):
     owner = f"alice-{uuid.uuid4().hex[:6]}"
-    job = stored_job(tmp_path, "completion", {"preset": "completion-tiny"}, {"video": ["line 2.mp4"]}, owner)
-    images, annotations, video, stride, boxes, listed, engine, *_ = completion_tab.submitted_form(job)
+    params = {"preset": "completion-tiny", "text_queries": True}  # text queries are OWLv2's: not with a detector
+    job = stored_job(tmp_path, "completion", params, {"video": ["line 2.mp4"]}, owner)
+    images, annotations, video, stride, boxes, listed, engine, _, text_queries = completion_tab.submitted_form(job)
     assert images is None and annotations is None and Path(video).name == "line 2.mp4"
-    assert (stride, boxes, listed, engine) == (30, [], "No drawn boxes.", "completion-tiny")
+    assert (stride, boxes, listed, engine, text_queries) == (30, [], "No drawn boxes.", "completion-tiny", True)
     assert serving.may_read(video, owner) and not serving.may_read(video, "bob")
 
 
