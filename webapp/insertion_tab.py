@@ -11,7 +11,7 @@ from PIL import Image, ImageDraw
 
 from engine.errors import UserInputError
 from engine.filetypes import IMAGE_SUFFIXES
-from engine.insertion.regions import mask_from_image, parse_box
+from engine.insertion.regions import load_image_with_alpha, mask_from_image, parse_box
 from engine.media import load_image
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
@@ -69,11 +69,10 @@ def marks_a_pixel(layer: str) -> bool:
     """Whether a drawn layer marks a pixel, as the job reads it; one that is no sound image is kept, for the
     submit to name what is wrong with it."""
     try:
-        load_image(Path(layer), display_name=Path(layer).name)  # format, size and integrity first
+        picture = load_image_with_alpha(Path(layer), Path(layer).name)
     except UserInputError:
         return True
-    with Image.open(layer) as picture:
-        return bool(mask_from_image(picture, picture.size).any())
+    return bool(mask_from_image(picture, picture.size).any())
 
 
 def box_message(box: str, size: tuple[int, int]) -> str:

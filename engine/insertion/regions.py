@@ -12,11 +12,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
 
 from engine.errors import UserInputError
+from engine.media import load_image
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels; x1 and y1 exclusive
 
@@ -46,6 +48,13 @@ def parse_box(values: Sequence[float] | str, size: tuple[int, int] | None, what:
 def unmarked_region(what: str) -> UserInputError:
     """What a run with neither a drawn or uploaded mask nor a box is told: where to mark and how."""
     return UserInputError(f"Mark the region in {what}: draw over it, upload a mask, or give a box x0,y0,x1,y1.")
+
+
+def load_image_with_alpha(path: Path, name: str) -> Image.Image:
+    """A mask file through the same checks as any image, keeping a drawn layer's transparency."""
+    load_image(path, display_name=name)  # format, size and integrity checks
+    with Image.open(path) as image:
+        return image.copy()
 
 
 def mask_from_box(box: Box, size: tuple[int, int]) -> np.ndarray:

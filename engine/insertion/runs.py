@@ -21,6 +21,7 @@ from engine.insertion.insert import NO_FRAME_MASKS, ImageResult, Params, VideoRe
 from engine.insertion.pipeline import FrameRegion, InsertionPipeline
 from engine.insertion.regions import (
     interpolate_boxes,
+    load_image_with_alpha,
     mask_from_box,
     mask_from_image,
     parse_box,
@@ -55,13 +56,6 @@ def painted_beyond_box(mask: np.ndarray, box: Sequence[float] | None, size: tupl
     """Whether a region marks pixels its box (if any) does not: what was drawn or uploaded, which a form that can
     show only the box would lose."""
     return bool((mask & ~mask_from_box(parse_box(box, size), size)).any() if box is not None else mask.any())
-
-
-def load_image_with_alpha(path: Path, name: str) -> Image.Image:
-    """A mask file through the same checks as any image, keeping a drawn layer's transparency."""
-    load_image(path, display_name=name)  # format, size and integrity checks
-    with Image.open(path) as image:
-        return image.copy()
 
 
 def _settings(params: Params, notes: list[str]) -> dict[str, Any]:
