@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from engine.anomaly.common import DEFAULT_THRESHOLD, SCORE_DECIMALS, THRESHOLD_RANGE, score_text
+from engine.anomaly.common import DEFAULT_THRESHOLD, THRESHOLD_RANGE, score_text
 from engine.anomaly.methods import METHODS, SET_RULE_MIN_IMAGES
 from engine.filetypes import ARCHIVE_SUFFIXES, IMAGES_OR_ZIP, VIDEO_SUFFIXES
 from engine.visualize import fitted_range
@@ -21,6 +21,7 @@ from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import job_file, job_inputs
 from webapp.views import (
+    fixed_decimals,
     follow,
     owner_of,
     preset_choices,
@@ -88,7 +89,7 @@ def _threshold_line(result: dict[str, Any]) -> str:
             f"{score_text(threshold['pixel'])}) · {tally} · {text(result.get('mode', ''))}")
 
 
-def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]] | dict[str, Any], list[str]]:
     """(gallery with captions, score table rows, downloadable files) of a finished image or video job.
 
     Images: every result card (image | heat map | region above the threshold, with the OK / NG badge; jobs
@@ -102,19 +103,17 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
     for item in result.get("images", []):
         picture = item.get("card", item["overlay"])
         gallery.append((job_file(job, picture), f"{item['file']} · {score_text(item['score'])} · {item['verdict']}"))
-        rows.append([item["file"], round(item["score"], SCORE_DECIMALS), item["verdict"],
-                     f"{item['width']} x {item['height']}"])
+        rows.append([item["file"], item["score"], item["verdict"], f"{item['width']} x {item['height']}"])
     for item in result.get("frames", []):
         if "overlay" in item:
             gallery.append((job_file(job, item["overlay"]), f"{item['file']} · {score_text(item['score'])} · NG"))
-        rows.append([item["file"], round(item["score"], SCORE_DECIMALS), item["verdict"],
-                     f"t = {item['time_s']:.2f} s"])
+        rows.append([item["file"], item["score"], item["verdict"], f"t = {item['time_s']:.2f} s"])
     for item in result.get("skipped", []):
         role = " (good part)" if item.get("role") == "reference" else ""
         rows.append([item["file"] + role, None, "skipped", item["error"]])
     shown = ("_overlay.png", "_overlay.jpg", "_card.png")  # in the gallery, which downloads them one by one
     files = [job_file(job, name) for name in job.outputs if not name.endswith(shown)]
-    return gallery, rows, files
+    return gallery, fixed_decimals(rows), files
 
 
 def timeline(job: Job) -> gr.LinePlot:
@@ -282,27 +281,25 @@ def save_reference_set(name: str, references: list[str] | None, object_name: str
             gr.Dropdown(choices=SAVED_SETS.choices(owner), value=meta["name"]))
 
 
-def metric_rows(job: Job) -> list[list[Any]]:
+def metric_rows(job: Job) -> list[list[Any]] | dict[str, Any]:
     """Overall and per-defect-type metrics of a finished evaluation job."""
     if job.status is not Status.SUCCEEDED:
         return []
     metrics = job.result["metrics"]
     rows = [("all", metrics), *metrics["per_defect_type"].items()]
     keys = ("image_auroc", "pixel_auroc", "pro", "image_f1_max")
-    return [[name, *(None if m.get(k) is None else round(m[k], 4) for k in keys), m.get("num_images")]
-            for name, m in rows]
+    return fixed_decimals([[name, *(m.get(k) for k in keys), m.get("num_images")] for name, m in rows])
 
 
 def comparison_rows(job: Job) -> gr.Dataframe:
     """One row per compared method (overall metrics and seconds per image); hidden for a single method."""
     runs = job.result.get("comparison", []) if job.status is Status.SUCCEEDED else []
     keys = ("image_auroc", "pixel_auroc", "pro", "image_f1_max")
-    rows = [[run["run"], *(None if run["metrics"].get(k) is None else round(run["metrics"][k], 4) for k in keys),
-             run["seconds_per_image"]] for run in runs]
-    return gr.Dataframe(value=rows, visible=bool(rows))
+    rows = [[run["run"], *(run["metrics"].get(k) for k in keys), run["seconds_per_image"]] for run in runs]
+    return gr.Dataframe(value=fixed_decimals(rows), visible=bool(rows))
 
 
-def evaluation_views(job: Job) -> tuple[list[str], gr.Dataframe, list[list[Any]], list[str]]:
+def evaluation_views(job: Job) -> tuple[list[str], gr.Dataframe, list[list[Any]] | dict[str, Any], list[str]]:
     """(ROC plot, comparison table, metric rows of the first method, downloadable files) of a finished
     evaluation job."""
     if job.status is not Status.SUCCEEDED:

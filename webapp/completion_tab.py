@@ -35,6 +35,7 @@ from webapp.saved_items import label
 from webapp.serving import hand_out, job_file, job_inputs
 from webapp.views import (
     code,
+    fixed_decimals,
     follow,
     notes_markdown,
     owner_of,
@@ -210,14 +211,14 @@ def render(review: dict[str, Any] | None, threshold: float, page: int,
     page = min(max(int(page or 0), 0), len(images) - 1)
     item = images[page]
     selected = _selected(review, item, threshold, selected)
-    rows = [[p["id"], _current(review, p)[1], round(p["score"], 4), _status_of(review, p["id"]), p["exemplar"]]
+    rows = [[p["id"], _current(review, p)[1], p["score"], _status_of(review, p["id"]), p["exemplar"]]
             for p in _visible(item, review, threshold)]
     added_here = [a["category"] for a in review["added"] if a["image"] == item["file"]]
     line = (f"Image {page + 1} of {len(images)}: {code(item['file'])} · {len(item['existing'])} existing boxes · "
             f"{len(rows)} proposals shown (score ≥ {threshold:.2f}, or decided)"
             + (f" · {len(added_here)} added ({text(', '.join(added_here))})" if added_here else ""))
-    return annotator_value(review, item, threshold, selected), rows, line, counts_line(review, threshold), page, \
-        selected
+    return annotator_value(review, item, threshold, selected), fixed_decimals(rows), line, \
+        counts_line(review, threshold), page, selected
 
 
 def counts_line(review: dict[str, Any], threshold: float) -> str:
@@ -577,7 +578,7 @@ def _done_markdown(job: Job) -> str:
     return line
 
 
-def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]] | dict[str, Any], list[str]]:
     """(previews with captions, a row per image, downloads) of a finished completion job, for the Jobs tab."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
@@ -591,18 +592,19 @@ def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list
                         f"{item['file']} · {len(item['existing'])} existing · {len(above)} proposed"))
         rows.append([item["file"], len(item["existing"]), len(above), best])
     files = [job_file(job, n) for n in job.outputs if not n.startswith("preview_")]
-    return gallery, rows, files
+    return gallery, fixed_decimals(rows), files
 
 
-def metric_rows(job: Job) -> list[list[Any]]:
+def metric_rows(job: Job) -> list[list[Any]] | dict[str, Any]:
     if job.status is not Status.SUCCEEDED:
         return []
     metrics = job.result["metrics"]
     rows = [*metrics["per_class"].items(), ("all", metrics["overall"])]
-    return [[name, m["hidden"], m["found"], m["proposals"], m["recall"], m["precision"]] for name, m in rows]
+    return fixed_decimals([[name, m["hidden"], m["found"], m["proposals"], m["recall"], m["precision"]]
+                           for name, m in rows])
 
 
-def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+def evaluation_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]] | dict[str, Any], list[str]]:
     """(no images, metric rows, report and exports) of an evaluation job, for the Jobs tab."""
     files = [job_file(job, n) for n in job.outputs if not n.startswith("preview_")]
     return [], metric_rows(job), files if job.status is Status.SUCCEEDED else []
@@ -623,7 +625,8 @@ def run_evaluation(images: list[str] | None, annotations: list[str] | None, frac
             report = job.result
             line = (f"{status_markdown(job)}\n\n{report['hidden']} of {report['boxes']} boxes hidden (seed "
                     f"{report['seed']}); IoU 0.5; proposals scoring ≥ {threshold:.2f}.{notes_markdown(report)}")
-            curve = [[c["score_threshold"], c["recall"], c["precision"], c["proposals"]] for c in report["curve"]]
+            curve = fixed_decimals([[c["score_threshold"], c["recall"], c["precision"], c["proposals"]]
+                                    for c in report["curve"]])
             yield line, metric_rows(job), curve, evaluation_views(job)[2]
         else:
             yield status_markdown(job), [], [], []

@@ -13,6 +13,7 @@ import gradio as gr
 import pandas as pd
 from gradio.components import Component
 
+from engine.anomaly.common import score_text
 from engine.filetypes import (
     ANNOTATION_SUFFIXES,
     ARCHIVE_SUFFIXES,
@@ -29,6 +30,7 @@ from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.saved_items import SavedControls, share_checkbox
 from webapp.serving import hand_out, job_file, job_inputs, scratch_dir
 from webapp.views import (
+    fixed_decimals,
     follow,
     notes_markdown,
     owner_of,
@@ -69,7 +71,7 @@ DETECT_LOSS = {"loss": "training loss", "held_out_loss": "held-out loss"}
 DETECT_MAP = {"held_out_map_50": "held-out mAP@0.5", "held_out_map": "held-out mAP@[.5:.95]"}
 
 
-def metric_rows(job: Job) -> list[list[Any]]:
+def metric_rows(job: Job) -> list[list[Any]] | dict[str, Any]:
     """Overall and per-class accuracy, zero-shot beside fine-tuned."""
     metrics = job.result.get("metrics", {}) if job.status is Status.SUCCEEDED else {}
     zero, tuned = metrics.get("zero_shot"), metrics.get("fine_tuned")
@@ -79,7 +81,7 @@ def metric_rows(job: Job) -> list[list[Any]]:
     matrix = tuned["confusion_matrix"]
     for index, name in enumerate(job.result["classes"]):
         rows.append([name, zero["per_class_accuracy"][name], tuned["per_class_accuracy"][name], sum(matrix[index])])
-    return [[r[0], *(None if v is None else round(v, 4) for v in r[1:3]), r[3]] for r in rows]
+    return fixed_decimals(rows)
 
 
 def confusion(job: Job) -> gr.Dataframe:
@@ -103,8 +105,8 @@ def summary_line(job: Job) -> str:
     if result.get("retention"):
         retention = result["retention"]
         forgetting = (f"\n\nRetention (zero-shot on {retention['images']} images of other classes, "
-                      f"{text(retention['source'])}): **{retention['zero_shot']:.3f}** before → "
-                      f"**{retention['fine_tuned']:.3f}** after")
+                      f"{text(retention['source'])}): **{score_text(retention['zero_shot'])}** before → "
+                      f"**{score_text(retention['fine_tuned'])}** after")
     if result.get("blocks"):
         blocks = result["blocks"]
         forgetting += (f" · active blocks **{len(blocks['active'])} of {len(blocks['candidates'])}** "
@@ -118,7 +120,7 @@ def summary_line(job: Job) -> str:
             f" · try it in **Use a model**{forgetting}{notes}{skipped}")
 
 
-def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]], list[str]]:
+def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]] | dict[str, Any], list[str]]:
     """(gallery, table rows, downloads) of a finished training or prediction job, for the Jobs tab."""
     if job.status is not Status.SUCCEEDED:
         return [], [], []
@@ -144,7 +146,7 @@ def prediction_headers(job: Job) -> list[str]:
     return BOX_HEADERS if is_detection(job) else PREDICTION_HEADERS
 
 
-def detect_metric_rows(job: Job) -> list[list[Any]]:
+def detect_metric_rows(job: Job) -> list[list[Any]] | dict[str, Any]:
     """Overall and per-class AP, the pre-fine-tuning baseline beside the fine-tuned detector."""
     metrics = job.result.get("metrics", {}) if job.status is Status.SUCCEEDED else {}
     base, tuned = metrics.get("baseline"), metrics.get("fine_tuned")
@@ -153,7 +155,7 @@ def detect_metric_rows(job: Job) -> list[list[Any]]:
     rows = [["all (mAP)", base["map_50"], tuned["map_50"], base["map"], tuned["map"], tuned["boxes"]]]
     rows += [[name, base["per_class"][name]["ap_50"], c["ap_50"], base["per_class"][name]["ap"], c["ap"], c["boxes"]]
              for name, c in tuned["per_class"].items()]
-    return [[r[0], *(None if v is None else round(v, 4) for v in r[1:5]), r[5]] for r in rows]
+    return fixed_decimals(rows)
 
 
 def box_gallery(job: Job) -> list[tuple[str, str]]:
@@ -161,23 +163,23 @@ def box_gallery(job: Job) -> list[tuple[str, str]]:
             for p in job.result.get("predictions", [])]
 
 
-def box_rows(job: Job) -> list[list[Any]]:
-    rows = [[p["file"], b["category"], round(b["score"], 4), ", ".join(f"{v:g}" for v in b["box"])]
+def box_rows(job: Job) -> dict[str, Any]:
+    rows = [[p["file"], b["category"], b["score"], ", ".join(f"{v:g}" for v in b["box"])]
             for p in job.result.get("predictions", []) for b in p["boxes"]]
-    return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
+    return fixed_decimals(rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])])
 
 
 def prediction_gallery(job: Job) -> list[tuple[str, str]]:
     """Each classified image's thumbnail, captioned with its class and probability (and the file or frame)."""
-    return [(job_file(job, p["image"]), f"{p['class']} · {p['probability']:.2f} · {p['file']}")
+    return [(job_file(job, p["image"]), f"{p['class']} · {score_text(p['probability'])} · {p['file']}")
             for p in job.result.get("predictions", []) if p.get("image")]
 
 
-def prediction_rows(job: Job) -> list[list[Any]]:
-    rows = [[p["file"], p["class"], round(p["probability"], 4),
-             ", ".join(f"{k} {v:.3f}" for k, v in p["probabilities"].items())]
+def prediction_rows(job: Job) -> dict[str, Any]:
+    rows = [[p["file"], p["class"], p["probability"],
+             ", ".join(f"{k} {score_text(v)}" for k, v in p["probabilities"].items())]
             for p in job.result.get("predictions", [])]
-    return rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])]
+    return fixed_decimals(rows + [[s["file"], "skipped", None, s["error"]] for s in job.result.get("skipped", [])])
 
 
 def by_name(controls: dict[str, Component], handler: Callable[..., Iterator]) -> Callable[..., Iterator]:
@@ -259,9 +261,10 @@ def trade_off(job: Job) -> tuple[gr.Dataframe, gr.Image]:
     rows = job.result.get("comparison") if job.status is Status.SUCCEEDED else None
     if not rows:
         return gr.Dataframe(value=[], visible=False), gr.Image(value=None, visible=False)
-    table = [[r["method"], round(r["new_task_accuracy"], 4), round(r["retention_accuracy"], 4),
+    table = [[r["method"], r["new_task_accuracy"], r["retention_accuracy"],
               f"{r['active_blocks']} of {r['blocks']}", r["trainable_parameters"]] for r in rows]
-    return gr.Dataframe(value=table, visible=True), gr.Image(value=job_file(job, "methods.png"), visible=True)
+    plot = gr.Image(value=job_file(job, "methods.png"), visible=True)
+    return gr.Dataframe(value=fixed_decimals(table), visible=True), plot
 
 
 def detector_inputs(values: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, Any]]:
@@ -295,7 +298,7 @@ def kshot_rows(job: Job) -> list[list[str]]:
         return []
 
     def shown(value: float | None) -> str:
-        return "–" if value is None else f"{value:.3f}"
+        return "–" if value is None else score_text(value)
 
     rows = [[str(run["seed"]), str(run["train_images"]), str(run["test_images"]),
              *(shown(run[key]) for key in result["metrics"])] for run in result["runs"]]

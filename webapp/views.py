@@ -11,6 +11,7 @@ from typing import Any
 
 import gradio as gr
 
+from engine.anomaly.common import SCORE_DECIMALS, score_text
 from tasks import client
 from tasks.client import Job, Status
 from webapp.latest import LatestPerOwner
@@ -24,6 +25,16 @@ def text(value: Any) -> str:
     the characters that open code spans, emphasis, links and images backslash-escaped, so a backtick, a
     link or `<img src=x>` shows as typed."""
     return _MARKDOWN_ACTIVE.sub(r"\\\1", html.escape(str(value), quote=False))
+
+
+def fixed_decimals(rows: list[list[Any]]) -> dict[str, Any]:
+    """`rows` as a table's value whose fractional numbers (scores, probabilities, metrics) all show SCORE_DECIMALS
+    decimals: Gradio drops a number's trailing zeros, and 0.729 stood beside 0.7225. Each such cell keeps its number
+    (rounded as shown), so sorting the column orders numbers, and the API returns numbers; other cells show as
+    they are (an empty display value is Gradio's "show the cell itself")."""
+    data = [[round(v, SCORE_DECIMALS) if isinstance(v, float) else v for v in row] for row in rows]
+    shown = [[score_text(v) if isinstance(v, float) else None for v in row] for row in data]
+    return {"data": data, "metadata": {"display_value": shown, "styling": [[""] * len(row) for row in data]}}
 
 
 def notes_markdown(result: dict[str, Any]) -> str:

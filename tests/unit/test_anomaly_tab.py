@@ -64,4 +64,5 @@ def test_a_score_and_a_threshold_read_with_the_same_four_decimals_in_every_view(
     gallery, rows, _ = anomaly_tab.result_views(job)
     assert "Threshold **0.2926** (calibrated; outline above 0.2948)" in anomaly_tab.status_line(job)
     assert [caption for _, caption in gallery] == ["ok.jpg · 0.2908 · OK", "clip.mp4 @ 1.00 s · 0.3100 · NG"]
-    assert [row[1] for row in rows] == [0.2908, 0.31]  # numbers, for the table's sorting and the API
+    assert [row[1] for row in rows["data"]] == [0.2908, 0.31]  # numbers, for the table's sorting and the API
+    assert [row[1] for row in rows["metadata"]["display_value"]] == ["0.2908", "0.3100"]
