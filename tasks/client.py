@@ -166,13 +166,13 @@ def submit(tool: str, params: dict[str, Any], files: Files = (), owner: str | No
                                   *reference_sets.files(params["reference_set"], owner=owner)]  # own or shared
     named = {role: _named_files(specs) for role, specs in by_role.items() if specs}
     checked.check_inputs(named)
+    _check_models(checked, named, owner)  # not under the lock: its look-ups can be slow, and the lock is everyone's
     if settings.embedded:  # first: its start sends again the unfinished jobs, which must not include this one
         from tasks import embedded
 
         embedded.ensure_started()
     with store.submission_lock():
         _check_capacity(owner, named)
-        _check_models(checked, named, owner)
         job = store.create(tool, dict(params), named, owner=owner)
 
         def label(record: Job) -> None:

@@ -164,16 +164,20 @@ def test_annotations_asking_for_unbounded_work_end_the_completion_job_by_name(co
                 {"images": [good["image"]], "annotations": files}) for culprit, files in corpus.annotation_sets])
 
 
-def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, good, monkeypatch):
+def test_uploads_over_the_limit_are_refused_before_anything_is_stored(corpus, good, trained_model, monkeypatch):
+    """Each run names a model it can use (a demo one): one whose weights are missing here, or a saved model that
+    does not exist, is refused first, for that."""
     from tasks.store import get_store
 
     before = len(get_store().list(limit=None))
     monkeypatch.setenv("FEWSHOT_MAX_JOB_UPLOAD_MB", "0")
-    for tool, files in (("anomaly", {"images": [good["image"]]}), ("anomaly_video", {"video": corpus.videos[:1]}),
-                        ("completion", {"images": [good["image"]]}), ("insertion", {"image": [good["image"]]}),
-                        ("finetune_classify", {"dataset": corpus.archives[:1]}),
-                        ("finetune_predict", {"images": [good["image"]]})):
+    for tool, params, files in (
+            ("anomaly", {"preset": "winclip-tiny"}, {"images": [good["image"]]}),
+            ("anomaly_video", {"preset": "winclip-tiny"}, {"video": corpus.videos[:1]}),
+            ("completion", {"preset": "completion-tiny"}, {"images": [good["image"]]}),
+            ("insertion", {**INSERTION, "box": "1,1,5,5"}, {"image": [good["image"]]}),  # a prompt and a region
+            ("finetune_classify", {"preset": "finetune-clip-tiny"}, {"dataset": corpus.archives[:1]}),
+            ("finetune_predict", {"model": trained_model}, {"images": [good["image"]]})):
         with pytest.raises(ValueError, match="at most 0 MB per job"):
-            client.submit(tool, {**INSERTION, "box": "1,1,5,5"} if tool == "insertion" else {},
-                          files)  # insertion needs a prompt and a region
+            client.submit(tool, params, files)
     assert len(get_store().list(limit=None)) == before

@@ -4,6 +4,7 @@ tool with a model choice and under a saved model, and a box that marks no pixel 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import uuid
 from pathlib import Path
@@ -217,3 +218,28 @@ def test_text_queries_with_a_fine_tuned_detector_are_refused(picture, tmp_path):
     save_model(owner, "trays", {"task": "detect", "base_preset": "detection-tiny", "input": {}}, tmp_path)
     assert refusal("completion", {"detector_model": "trays", "text_queries": True}, {"images": [picture]},
                    owner).startswith("Text queries are OWLv2's; a fine-tuned detector looks for its own classes.")
+
+
+def submission_lock_held() -> bool:
+    """Whether someone holds the store-wide submission lock now (a second open file cannot take it)."""
+    with open(get_store().root / ".submit.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
+def test_the_models_check_runs_outside_the_lock_every_submission_waits_for(picture, monkeypatch):
+    """Its look-ups (saved models, the weights folder) can be slow: under the store-wide lock they held up every
+    other user's submission. A run it refuses still stores nothing."""
+    held_during_check = []
+
+    def slow_check(params: object, files: object, owner: str | None) -> None:
+        held_during_check.append(submission_lock_held())
+        raise UserInputError("Refused by the models check.")
+
+    monkeypatch.setattr(client, "_check_models", slow_check)
+    message = refusal("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, {"images": [picture]}, "ann")
+    assert message == "Refused by the models check." and held_during_check == [False]
