@@ -89,6 +89,22 @@ def test_bad_requests_fail_with_a_message(colour_zip, params, expected):
     assert expected in error and "Traceback" not in error
 
 
+def test_a_zip_whose_class_folders_are_unclear_fails_with_the_folders_found(colour_zip, tmp_path):
+    """'red/' beside 'red/dark/': is dark a class of its own, or part of red? The job says, and trains nothing."""
+    archive = tmp_path / "unclear.zip"
+    with zipfile.ZipFile(colour_zip) as source, zipfile.ZipFile(archive, "w") as bundle:
+        for entry in source.namelist():
+            bundle.writestr(entry, source.read(entry))
+            if "/red/" in f"/{entry}":
+                bundle.writestr(entry.replace("red/", "red/dark/"), source.read(entry))
+    error = refusal("finetune_classify", {"model_name": "unclear", "preset": "finetune-clip-tiny"},
+                    {"dataset": [archive]})
+    assert error.startswith("The class folders of unclear.zip are unclear: 'colours/red/' holds images and so do "
+                            "folders inside it. Folders with images (images): 'colours/blue/' (")
+    assert "Use one folder per class, all at the same level" in error and "Traceback" not in error
+    assert "unclear" not in {model["name"] for model in finetune_models.list_models()}
+
+
 @pytest.fixture(scope="module")
 def shapes_zip(tmp_path_factory):
     root = shape_detection_set(tmp_path_factory.mktemp("shapes"), count=12)

@@ -10,6 +10,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import NoReturn
 
 from PIL import Image
 
@@ -39,31 +40,51 @@ class LabelledSet:
         return [i for i, y in enumerate(self.labels) if y == label]
 
 
+LAYOUT = ("one folder per class, all at the same level, each holding its images (e.g. cats/ and dogs/, or "
+          "dataset/cats/ and dataset/dogs/)")
+FOLDERS_NAMED = 8  # folders a refusal lists; the rest are counted
+
+
 def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
-    """{class: files} from images named by their path in a folder or zip: the classes are the sub-folders of
-    the shallowest folder with images directly in a sub-folder (a zip often wraps the layout in one more). A
-    single folder found so is a class only when no deeper folder holds two or more: 'set/cover.png' beside
-    'set/ok/' and 'set/ng/' does not make 'set' the only class."""
+    """{class: files} from images named by their path in a folder or zip: the classes are the deepest folders
+    holding images, by name ('dataset/cats/', 'dataset/dogs/': cats and dogs; so 'cats/a/', 'cats/b/' are classes a
+    and b, not one class cats). Images in a folder above them ('set/cover.png') are in no class (the caller lists
+    them). Class folders at different depths ('cats/', 'more/dogs/') are used when their names differ and no folder
+    above them holds images but the top; otherwise, as with two class folders of one name, the layout is unclear
+    and refused, naming the folders found."""
     found = [(PurePosixPath(name).parts, path) for name, path in entries]
-    found = [(parts, path) for parts, path in found if not any(part == "__MACOSX" for part in parts)]
-    level: list[tuple[str, ...]] = [()]
-    single: dict[str, list[NamedFile]] | None = None
-    while level:
-        for prefix in level:
-            below = [(parts[len(prefix):], path) for parts, path in found if parts[:len(prefix)] == prefix]
-            children = sorted({rest[0] for rest, _ in below if len(rest) > 1 and not rest[0].startswith(".")})
-            if any(len(rest) == 2 and rest[0] in children for rest, _ in below):
-                classes = {child: [("/".join(rest), path) for rest, path in below
-                                   if len(rest) > 1 and rest[0] == child] for child in children}
-                if len(classes) > 1:
-                    return classes
-                single = single or classes
-        level = sorted({parts[:len(prefix) + 1] for prefix in level for parts, _ in found
-                        if parts[:len(prefix)] == prefix and len(parts) > len(prefix) + 1})
-    if single:
-        return single
-    raise UserInputError(f"No class folders with images found in {origin}: use one folder per class, "
-                         f"each holding its images ({', '.join(IMAGE_SUFFIXES)}).")
+    found = [(parts, path) for parts, path in found
+             if not any(part == "__MACOSX" or part.startswith(".") for part in parts[:-1])]
+    holding: dict[tuple[str, ...], list[NamedFile]] = {}
+    for parts, path in found:
+        holding.setdefault(parts[:-1], []).append(("/".join(parts[-2:]), path))
+    above_others = {folder[:depth] for folder in holding for depth in range(len(folder))}
+    leaves = [folder for folder in holding if folder and folder not in above_others]
+    if not leaves:
+        raise UserInputError(f"No class folders with images found in {origin}: use {LAYOUT}; image files "
+                             f"{', '.join(IMAGE_SUFFIXES)}.")
+    by_name: dict[str, list[tuple[str, ...]]] = {}
+    for folder in sorted(leaves):
+        by_name.setdefault(folder[-1].strip().casefold(), []).append(folder)
+    same = next((folders for folders in by_name.values() if len(folders) > 1), None)
+    if same:
+        _refuse_layout(origin, holding, f"{_shown(same[0])} and {_shown(same[1])} would be two classes of one name")
+    above = sorted(set(holding) - set(leaves) - {()})
+    if len({len(folder) for folder in leaves}) > 1 and above:
+        _refuse_layout(origin, holding, f"{_shown(above[0])} holds images and so do folders inside it")
+    return {folder[-1]: holding[folder] for folder in sorted(leaves, key=lambda folder: folder[-1])}
+
+
+def _refuse_layout(origin: str, holding: dict[tuple[str, ...], list[NamedFile]], why: str) -> NoReturn:
+    """Which folder is a class is unclear: say why, where the images are, and the layout accepted."""
+    folders = [f"{_shown(folder)} ({len(files)})" for folder, files in sorted(holding.items()) if folder]
+    more = f" and {len(folders) - FOLDERS_NAMED} more" if len(folders) > FOLDERS_NAMED else ""
+    raise UserInputError(f"The class folders of {origin} are unclear: {why}. Folders with images (images): "
+                         f"{', '.join(folders[:FOLDERS_NAMED])}{more}. Use {LAYOUT}.")
+
+
+def _shown(folder: tuple[str, ...]) -> str:
+    return quoted("/".join(folder) + "/")
 
 
 def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[str, Sequence[NamedFile]]] = (),
