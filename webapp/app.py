@@ -84,6 +84,14 @@ def check_password(users: dict[str, str]):
     return check
 
 
+def refuse_open_listening(host: str, users: dict[str, str]) -> None:
+    """Exit when the app would listen beyond this machine without accounts (FEWSHOT_ALLOW_ANONYMOUS=1 allows it),
+    so that nobody serves everyone's jobs to the network by accident."""
+    if host not in LOOPBACK_HOSTS and not users and os.environ.get("FEWSHOT_ALLOW_ANONYMOUS") != "1":
+        raise SystemExit(f"Refusing to listen on {host} without sign-in: set FEWSHOT_AUTH or FEWSHOT_AUTH_FILE "
+                         "(or FEWSHOT_ALLOW_ANONYMOUS=1 for an open demo).")
+
+
 def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
     """Serve the app; in embedded mode, start its supervised worker processes first.
 
@@ -94,9 +102,7 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
     settings = get_settings()
     users = load_users()
     host = overrides.get("server_name") or os.environ.get("FEWSHOT_HOST", "127.0.0.1")
-    if host not in LOOPBACK_HOSTS and not users and os.environ.get("FEWSHOT_ALLOW_ANONYMOUS") != "1":
-        raise SystemExit(f"Refusing to listen on {host} without sign-in: set FEWSHOT_AUTH or FEWSHOT_AUTH_FILE "
-                         "(or FEWSHOT_ALLOW_ANONYMOUS=1 for an open demo).")
+    refuse_open_listening(host, users)
     # Gradio's upload folder (uploads, previews, copies handed out) is the app's own, so retention can sweep it.
     os.environ.setdefault("GRADIO_TEMP_DIR", str(settings.artifact_dir.parent / "gradio-uploads"))
     if settings.embedded:
