@@ -7,7 +7,7 @@
     python -m engine complete run --data DIR_OR_FILES... [--video F --stride N] [--preset P | --detector DIR] --out DIR
     python -m engine complete evaluate --data DIR [--drop 0.3] [--seed 0] [--threshold 0.3] --out DIR
     python -m engine insert (--image F | --video F) (--box X0,Y0,X1,Y1 | --mask F) --prompt "a red car" --out DIR
-    python -m engine finetune classify --data DIRS_OR_ZIPS... --out DIR [--method lora|linear] [--kshot K --seeds 0,1,2]
+    python -m engine finetune classify --data DIRS_ZIPS... --out DIR [--method lora|selective-lora|linear] [--kshot K]
     python -m engine finetune detect --data DIRS_OR_FILES_OR_ZIPS... --out DIR [--preset detection-tiny] [--kshot K]
     python -m engine finetune predict --model DIR (--images FILES... [--out DIR] | --video F [--stride N]) [--alpha A]
 """
