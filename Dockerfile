@@ -2,7 +2,7 @@
 #   web:    docker run -p 127.0.0.1:7860:7860 -e FEWSHOT_AUTH=user:password IMAGE    (default command; it listens
 #           on 0.0.0.0 in the container, which the app allows only with accounts)
 #   worker: docker run --gpus all IMAGE celery -A tasks worker -Q quick,long --concurrency 1 --loglevel INFO
-# Both need the same FEWSHOT_REDIS_URL and the same artifact volume at /data.
+# Both need the same FEWSHOT_REDIS_URL, the same artifact volume at /data and the same weights at /models.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
