@@ -130,6 +130,9 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "head": f"<script>{completion_tab.SHORTCUTS_JS}</script><script>{file_sizes.WHOLE_BYTES_JS}</script>",
         "prevent_thread_lock": prevent_thread_lock,
         "max_threads": views.MAX_THREADS,  # follows wait in threads: views.Followers
+        # Gradio's start-up check that the page answers gives up after one request slower than 3 s, and then exits
+        # asking for a share link: a loaded machine (embedded workers importing torch beside it) failed to start
+        "_frontend": False,
     }
     options.update(overrides)
     demo.launch(**options)

@@ -45,6 +45,26 @@ def test_listening_beyond_loopback_needs_accounts(monkeypatch):
         launch()
 
 
+def test_the_app_starts_when_its_first_page_answers_slowly(monkeypatch):
+    """Gradio's start-up check gave up on one request slower than 3 s ("localhost is not accessible ... set
+    share=True") and the app exited: seen twice on a loaded 2-core machine."""
+    import gradio.networking
+    import httpx
+
+    from webapp.app import launch
+
+    monkeypatch.setattr(gradio.networking, "url_ok", lambda url: False)  # what the check says of a slow answer
+    monkeypatch.delenv("FEWSHOT_AUTH", raising=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=60).status_code == 200
+    finally:
+        demo.close()
+
+
 def test_accounts_from_a_file(tmp_path, monkeypatch):
     from webapp.app import load_users
 
