@@ -168,8 +168,8 @@ def resolve_repo_dirs(preset: Preset) -> dict[str, Path]:
     family = family_of(preset)
     retry = ("Or unset HF_HUB_OFFLINE to let this machine download them." if hub_offline()
              else "Downloading them here failed too (is this machine offline?).")
-    log.warning("Weights for preset %s not found: looked in %s (%s)", preset.name, ", ".join(places_searched(preset)),
-                failure and f"{type(failure).__name__}: {failure}")
+    log.warning("Weights for preset %s not found: looked in %s%s", preset.name, ", ".join(places_searched(preset)),
+                f"; the download failed: {type(failure).__name__}: {failure}" if failure else "")
     raise WeightsNotFoundError(  # server paths go to the log above, not to the user
         f"Weights for preset '{preset.name}' ({family.describe(preset)}) "
         f"are not on this machine: neither in the models folder (FEWSHOT_MODELS_DIR) nor in the Hugging Face "

@@ -34,9 +34,12 @@ def test_random_weight_presets_are_built_once_into_the_models_dir():
     assert get_pipeline(WinClipPipeline, "winclip-tiny") is pipeline  # a worker loads each model once
 
 
-def test_missing_real_weights_offline_name_the_preset_the_places_and_the_fix():
+def test_missing_real_weights_offline_name_the_preset_the_places_and_the_fix(caplog):
     with pytest.raises(WeightsNotFoundError) as caught:
         load_open_clip("winclip-vit-b-16-plus-240", torch.device("cpu"), torch.float32)
+    logged = [r.getMessage() for r in caplog.records if "not found: looked in" in r.getMessage()]
+    assert len(logged) == 1 and str(models_dir()) in logged[0]  # the server's places, for its operator
+    assert "None" not in logged[0] and "download failed" not in logged[0]  # offline: no download was tried
     message = str(caught.value)
     assert "winclip-vit-b-16-plus-240" in message
     from huggingface_hub.constants import HF_HUB_CACHE
