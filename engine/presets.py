@@ -30,7 +30,6 @@ class Preset:
     family: str = "open_clip"
     pretrained: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
-    description: str = ""
     method: str = ""  # anomaly presets: the method that reads them ("winclip", "musc", "anomalydino")
 
     @property
@@ -123,8 +122,6 @@ PRESETS: dict[str, Preset] = {
             # open_clip keeps one hub copy of these weights, epoch 31: its e32 tag downloads the same repository
             pretrained="laion400m_e31",
             config={"hub_repo": "timm/vit_base_patch16_plus_clip_240.laion400m_e31"},
-            description="The WinCLIP paper's backbone: open_clip ViT-B-16-plus-240 trained on LAION-400M for 31 "
-                        "epochs, 240 px input.",
             method="winclip",
         ),
         Preset(
@@ -133,7 +130,6 @@ PRESETS: dict[str, Preset] = {
             label="WinCLIP · tiny (random weights: tests the plumbing, scores are meaningless)",
             architecture="winclip-tiny",
             config=_TINY_CLIP_CONFIG,
-            description="A 2-layer CLIP with random weights for tests and demos of the plumbing.",
             method="winclip",
         ),
         Preset(
@@ -143,8 +139,6 @@ PRESETS: dict[str, Preset] = {
             architecture="ViT-L-14-336",
             pretrained="openai",
             config={"hub_repo": "timm/vit_large_patch14_clip_336.openai"},
-            description="The MuSc paper's backbone: OpenAI's CLIP ViT-L/14 at 336 px, run at 518 px (a 37 x 37 "
-                        "patch grid); images of a set are scored against each other, no prompt.",
             method="musc",
         ),
         Preset(
@@ -153,7 +147,6 @@ PRESETS: dict[str, Preset] = {
             label="MuSc · tiny (random weights: tests the plumbing, scores are meaningless)",
             architecture="musc-tiny",
             config=_TINY_MUSC_CLIP_CONFIG,
-            description="A 4-layer CLIP with random weights for tests and demos of the plumbing.",
             method="musc",
         ),
         Preset(
@@ -164,8 +157,6 @@ PRESETS: dict[str, Preset] = {
             family="dinov2",
             pretrained="facebook/dinov2-small",
             config={"resolution": ANOMALYDINO_RESOLUTION},
-            description="The AnomalyDINO paper's backbone: DINOv2 ViT-S/14; each patch of an image is compared "
-                        "with the nearest patch of the good parts, at 448 px on the shorter side.",
             method="anomalydino",
         ),
         Preset(
@@ -175,7 +166,6 @@ PRESETS: dict[str, Preset] = {
             architecture="dinov2-tiny",
             family="dinov2",
             config=_TINY_DINOV2_CONFIG,
-            description="A 2-layer DINOv2 with random weights at 224 px for tests and demos of the plumbing.",
             method="anomalydino",
         ),
         Preset(
@@ -186,7 +176,6 @@ PRESETS: dict[str, Preset] = {
             family="sd-controlnet-inpaint",
             pretrained="stable-diffusion-v1-5/stable-diffusion-v1-5",
             config={"controlnet": "lllyasviel/control_v11p_sd15_inpaint"},
-            description="Stable Diffusion 1.5 with the v1.1 inpainting ControlNet; crops are inpainted at 512 px.",
         ),
         Preset(
             name="insertion-tiny",
@@ -195,7 +184,6 @@ PRESETS: dict[str, Preset] = {
             architecture="sd-controlnet-inpaint-tiny",
             family="sd-controlnet-inpaint",
             config=_TINY_INSERTION_CONFIG,
-            description="A 2-level UNet + ControlNet + VAE and a 5-layer text encoder, random weights, 32 px crops.",
         ),
         Preset(
             name="completion-owlv2-base",
@@ -204,7 +192,6 @@ PRESETS: dict[str, Preset] = {
             architecture="owlv2-base-patch16-ensemble",
             family="owlv2",
             pretrained="google/owlv2-base-patch16-ensemble",
-            description="OWLv2 ViT-B/16 at 960 x 960: boxes of every patch, matched to the annotated exemplars.",
         ),
         Preset(
             name="completion-tiny",
@@ -213,7 +200,6 @@ PRESETS: dict[str, Preset] = {
             architecture="owlv2-tiny",
             family="owlv2",
             config=_TINY_OWLV2_CONFIG,
-            description="A 2-layer OWLv2 with random weights (64 px input, 16 x 16 boxes) for tests and demos.",
         ),
         Preset(
             name="finetune-clip-vit-b-32",
@@ -222,7 +208,6 @@ PRESETS: dict[str, Preset] = {
             architecture="ViT-B-32",
             pretrained="laion2b_s34b_b79k",
             config={"hub_repo": "laion/CLIP-ViT-B-32-laion2B-s34B-b79K"},
-            description="open_clip ViT-B/32 at 224 px: head from class-name text, LoRA on the image tower.",
         ),
         Preset(
             name="finetune-clip-tiny",
@@ -230,7 +215,6 @@ PRESETS: dict[str, Preset] = {
             label="CLIP · tiny (random weights: tests the plumbing, zero-shot is chance)",
             architecture="finetune-clip-tiny",
             config=_TINY_FINETUNE_CLIP_CONFIG,
-            description="A 2-layer CLIP with random weights at 64 px for tests and demos of training.",
         ),
         Preset(
             name="detection-rtdetr-r18",
@@ -240,8 +224,6 @@ PRESETS: dict[str, Preset] = {
             family="rt_detr",
             pretrained="PekingU/rtdetr_r18vd",
             config={"learning_rate": 1e-4},
-            description="RT-DETR with a ResNet-18-vd backbone trained on COCO; a new class head for your classes "
-                        "(rows of COCO classes with the same name start from COCO's).",
         ),
         Preset(
             name="detection-tiny",
@@ -250,7 +232,6 @@ PRESETS: dict[str, Preset] = {
             architecture="rtdetr-tiny",
             family="rt_detr",
             config=_TINY_RTDETR_CONFIG,
-            description="A 2-layer RT-DETR with random weights at 64 px for tests and demos of training.",
         ),
     )
 }

@@ -27,9 +27,8 @@ Damm et al., WACV 2025, "AnomalyDINO: Boosting Patch-based Few-shot Anomaly Dete
   border off each side) the sign is flipped (-pc > 10); then a 3 x 3 dilation and a 3 x 3 closing. Masked patches
   score 0 and still count in the image score. The authors choose per category whether to mask by their
   "masking test" (does the mask of the reference keep the object? src/utils.py `get_dataset_info`: on for
-  capsule, hazelnut, pill, screw, toothbrush and all of VisA); here the user chooses, and `reference_masks`
-  shows what the rule keeps of each good part. Deviation: a mask that keeps no patch keeps all (the authors'
-  code would score such an image 0).
+  capsule, hazelnut, pill, screw, toothbrush and all of VisA); here the user chooses.
+  Deviation: a mask that keeps no patch keeps all (the authors' code would score such an image 0).
 - Image score: mean of the top 1 % of the patch scores, at least one patch (src/post_eval.py `mean_top1p`).
 - Map: the patch-score grid bilinearly resized to the image's own size, then Gaussian-smoothed with sigma 4 px
   (src/utils.py `dists2map`: cv2.resize INTER_LINEAR, scipy gaussian_filter, reflect border, truncate 4).
@@ -267,12 +266,6 @@ class AnomalyDinoPipeline(OnDevice):
         return DinoMemory(torch.cat([patches for patches, _ in encoded]),
                           tuple(grid for _, grid in encoded[::len(angles)]),
                           tuple(image.size for image in references), len(angles))
-
-    @torch.inference_mode()
-    def reference_masks(self, memory: DinoMemory) -> list[np.ndarray]:
-        """The paper's masking test: what the background mask keeps of each good part (bool, (rows, cols)).
-        Masking suits the object when it keeps the whole part; it is wrong for textures and full-frame parts."""
-        return [background_mask(memory.features_of(i), memory.grids[i]).cpu().numpy() for i in range(memory.count)]
 
     # -- scoring --------------------------------------------------------------------------------
     def _score(self, features: torch.Tensor, grid: tuple[int, int], size: tuple[int, int], bank: torch.Tensor,

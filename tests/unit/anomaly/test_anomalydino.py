@@ -184,8 +184,6 @@ def test_masking_scores_only_the_patches_the_mask_keeps(pipeline, monkeypatch):
     scores[0] = association_scores(features[: grid[1]], pipeline.reference_memory(references).patches)
     assert masked.score == pytest.approx(float(top_fraction_mean(scores.flatten())))
     assert masked.score != pytest.approx(pipeline([image], references)[0].score)
-    memory = pipeline.reference_memory(references)
-    assert [mask.shape for mask in pipeline.reference_masks(memory)] == [memory.grids[0]]
 
 
 def test_reference_memory_holds_every_patch_once_per_set_of_pixels(pipeline, monkeypatch):
