@@ -29,9 +29,9 @@ from torch import nn
 
 from engine.annotations.dataset import Box
 from engine.device import select_device
-from engine.errors import UserInputError, reason
+from engine.errors import UserInputError
 from engine.loading import MODEL_CACHE, ModelFamily, register_family, resolve_model_dir
-from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
+from engine.models.saved import read_meta, read_weights, write_model
 from engine.presets import Preset, get_preset
 
 PROCESSOR_FILE = "preprocessor_config.json"
@@ -249,29 +249,16 @@ def build_detector(preset_name: str, classes: list[str], device: torch.device, t
 
 def save_detector(detector: Detector, directory: Path, meta: dict[str, Any]) -> Path:
     """Write what training changed (not the frozen backbone) and model.json."""
-    from safetensors.torch import save_file
-
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.cpu().contiguous() for k, v in detector.trainable_state().items()}
-    save_file(state, str(directory / WEIGHTS_FILE))
-    record = {**meta, "task": "detect", "format_version": FORMAT_VERSION, "classes": detector.classes,
-              "base_preset": detector.base_preset, "train_backbone": detector.train_backbone,
-              "input": asdict(detector.spec)}
-    (directory / MODEL_FILE).write_text(json.dumps(record, indent=1))
-    return directory
+    return write_model(directory, detector.trainable_state(), meta, "detect", classes=detector.classes,
+                       base_preset=detector.base_preset, train_backbone=detector.train_backbone,
+                       input=asdict(detector.spec))
 
 
 def load_detector(directory: Path, device: torch.device) -> tuple[Detector, dict[str, Any]]:
     """(detector, model.json) from a saved model and its base preset's weights."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     meta = read_meta(directory, "detect")
     detector = build_detector(meta["base_preset"], meta["classes"], device, bool(meta.get("train_backbone")))
-    try:
-        weights = load_file(str(directory / WEIGHTS_FILE), device=str(device))
-    except (OSError, SafetensorError) as exc:
-        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({reason(exc)}).") from None
+    weights = read_weights(directory, device)
     expected = {k: v.shape for k, v in detector.model.state_dict().items() if detector.trained(k)}
     if {k: v.shape for k, v in weights.items()} != expected:
         raise UserInputError(f"{directory.name}: the weights do not fit base preset {meta['base_preset']} with "

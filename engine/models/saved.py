@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserInputError
+from engine.errors import UserInputError, reason
 from engine.limits import max_classes
 
 MODEL_DIR = "model"  # a run's model folder, beside its metrics.json, history.csv and model.zip
@@ -67,3 +67,26 @@ def check_task(meta: dict[str, Any], task: str) -> None:
     if task_of(meta) != task:
         raise UserInputError(f"'{meta['name']}' is a {TASKS[task_of(meta)]}, not a {TASKS[task]}: pick a "
                              f"{TASKS[task]}.")
+
+
+def write_model(directory: Path, weights: dict[str, Any], meta: dict[str, Any], task: str, **fields: Any) -> Path:
+    """Write what training changed (`weights`, tensors; never the frozen backbone) and model.json: `meta`, then
+    the kind of model, the format version and its own `fields`."""
+    from safetensors.torch import save_file
+
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS_FILE))
+    record = {**meta, "task": task, "format_version": FORMAT_VERSION, **fields}
+    (directory / MODEL_FILE).write_text(json.dumps(record, indent=1))
+    return directory
+
+
+def read_weights(directory: Path, device: Any) -> dict[str, Any]:
+    """The saved tensors on `device`, refused with a message when the file is missing or damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(directory / WEIGHTS_FILE), device=str(device))
+    except (OSError, SafetensorError) as exc:
+        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({reason(exc)}).") from None

@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import UserInputError, reason
+from engine.errors import UserInputError
 from engine.finetune.classify.selective import BlockGates
 from engine.loading import MODEL_CACHE, load_open_clip
-from engine.models.saved import FORMAT_VERSION, MODEL_FILE, WEIGHTS_FILE, read_meta
+from engine.models.saved import read_meta, read_weights, write_model
 from engine.presets import Preset, get_preset
 
 PROMPT = "a photo of a {}."
@@ -192,33 +191,20 @@ def build_classifier(preset_name: str, classes: list[str], device: torch.device,
 
 def save_classifier(classifier: CLIPClassifier, directory: Path, meta: dict[str, Any]) -> Path:
     """Write the head, the zero-shot head and the kept adapters (not the backbone) plus model.json."""
-    from safetensors.torch import save_file
-
-    directory.mkdir(parents=True, exist_ok=True)
     weights = {"head.weight": classifier.head.weight, "head.bias": classifier.head.bias,
-               "zero_shot_head": classifier.zero_shot_head}
-    weights |= classifier.kept_adapters()
-    save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(directory / WEIGHTS_FILE))
+               "zero_shot_head": classifier.zero_shot_head, **classifier.kept_adapters()}
     lora = classifier.saved_lora()
-    record = {**meta, "task": "classify", "format_version": FORMAT_VERSION, "classes": classifier.classes,
-              "logit_scale": classifier.logit_scale, "lora": asdict(lora) if lora else None}
-    (directory / MODEL_FILE).write_text(json.dumps(record, indent=1))
-    return directory
+    return write_model(directory, weights, meta, "classify", classes=classifier.classes,
+                       logit_scale=classifier.logit_scale, lora=asdict(lora) if lora else None)
 
 
 def load_classifier(directory: Path, device: torch.device) -> tuple[CLIPClassifier, dict[str, Any], dict[str, Any]]:
     """(classifier, preprocess config, model.json) from a saved model and its base preset's weights."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     meta = read_meta(directory, "classify")
     preset = get_preset(meta["base_preset"])
     model, _, preprocess = base_model(preset, device)
     lora = LoraSettings(**meta["lora"]) if meta.get("lora") else None
-    try:
-        weights = load_file(str(directory / WEIGHTS_FILE), device=str(device))
-    except (OSError, SafetensorError) as exc:
-        raise UserInputError(f"{directory.name}: the weights file is missing or damaged ({reason(exc)}).") from None
+    weights = read_weights(directory, device)
     classifier = CLIPClassifier(copy.deepcopy(model.visual), weights["zero_shot_head"], meta["logit_scale"],
                                 meta["classes"], lora).to(device)
     adapters = {k: v for k, v in weights.items() if "lora_" in k}
