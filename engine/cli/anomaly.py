@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.anomaly import evaluate, inspect_images, inspect_video
 from engine.anomaly.common import score_text
-from engine.cli.common import image_files, print_progress
+from engine.cli.common import image_files, print_notes, print_progress
 from engine.errors import UserInputError
 from engine.params import add_arguments, from_args
 
@@ -37,8 +37,7 @@ def cmd_anomaly(args: argparse.Namespace) -> None:
     print(f"threshold {score_text(threshold.image)} ({threshold.source}): {threshold.rule}")
     for score, verdict, name in rows:
         print(f"{score_text(score)}  {verdict}  {name}")
-    for item in result.skipped:
-        print(f"skipped  {item['error']}", file=sys.stderr)
+    print_notes(result.skipped)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from engine.errors import UserInputError, reason
@@ -28,6 +29,14 @@ def image_files(paths: list[str]) -> list[tuple[str, Path]]:
 
 def print_progress(fraction: float, message: str) -> None:
     print(f"[{fraction:4.0%}] {message}", file=sys.stderr)
+
+
+def print_notes(skipped: Sequence[dict[str, str]] = (), notes: Sequence[str] = ()) -> None:
+    """A run's skipped inputs and notes, on stderr, one a line."""
+    for item in skipped:
+        print(f"skipped  {item['error']}", file=sys.stderr)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
 
 
 def data_files(paths: list[str]) -> list[tuple[str, Path]]:

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from engine.cli.common import data_files, print_progress
+from engine.cli.common import data_files, print_notes, print_progress
 from engine.completion import complete, evaluate
 from engine.params import add_arguments, from_args
 
@@ -26,10 +26,7 @@ def cmd_complete(args: argparse.Namespace) -> None:
         video = [(Path(args.video).name, Path(args.video))] if args.video else []
         report = complete.run(complete.Inputs(images=data, annotations=[], video=video),
                               from_args(complete.Params, args), out, print_progress).to_json()
-    for item in report.get("skipped", []):
-        print(f"skipped  {item['error']}", file=sys.stderr)
-    for note in report.get("notes", []):
-        print(f"note: {note}", file=sys.stderr)
+    print_notes(report.get("skipped", []), report.get("notes", []))
     if args.mode == "evaluate":
         print(f"{report['hidden']} of {report['boxes']} boxes hidden (seed {report['seed']}); "
               f"IoU {report['metrics']['iou']}, score >= {report['metrics']['score_threshold']}")

@@ -5,11 +5,10 @@ the kind's Params (a few keep their short historical names: --name, --rank, --bl
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
-from engine.cli.common import data_files, image_files, named, print_progress
+from engine.cli.common import data_files, image_files, named, print_notes, print_progress
 from engine.errors import UserInputError
 from engine.params import NamedFile, Params, add_arguments, from_args
 from engine.progress import ignore_progress
@@ -29,10 +28,7 @@ def _options(parser: argparse.ArgumentParser, params: type[Params], skip: tuple[
 
 
 def _print_run(summary: dict, out: Path) -> None:
-    for item in summary["skipped"]:
-        print(f"skipped  {item['error']}", file=sys.stderr)
-    for note in summary["notes"]:
-        print(f"note: {note}", file=sys.stderr)
+    print_notes(summary["skipped"], summary["notes"])
     print(f"stopped: {summary['stopped']} (best step {summary['best_step']}); model in {out / 'model'}")
 
 
@@ -74,10 +70,7 @@ def _kshot(task: str, dataset: list[NamedFile], training: Params, args: argparse
 
     params = from_args(kshot.Params, args, task=task, training=training.to_dict())
     result = kshot.run(kshot.Inputs(dataset), params, out, print_progress, device=args.device)
-    for item in result.skipped:
-        print(f"skipped  {item['error']}", file=sys.stderr)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    print_notes(result.skipped, result.notes)
     print(f"sampling: {result.sampling}")
     for row in result.runs:
         values = "  ".join(f"{label} {_shown(row[key])}" for key, label in result.metrics.items())
@@ -132,8 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
                 print(f"{box['score']:.4f}  {box['category']}  {row['file']}  {box['box']}")
         else:
             print(f"{row['probability']:.4f}  {row['class']}  {row['file']}")
-    for note in report.notes:
-        print(f"note: {note}", file=sys.stderr)
+    print_notes(notes=report.notes)
 
 
 def _kshot_options(parser: argparse.ArgumentParser) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
-from engine.cli.common import named, print_progress
+from engine.cli.common import named, print_notes, print_progress
 from engine.insertion.insert import Inputs, Params, run
 from engine.params import add_arguments, from_args
 
@@ -21,8 +20,7 @@ def cmd_insert(args: argparse.Namespace) -> None:
                     video=named([args.video] if args.video else None),
                     mask=named(args.mask), masks=named(args.frame_masks))
     result = run(inputs, from_args(Params, args), Path(args.out), print_progress)
-    for note in result.notes:
-        print(f"note: {note}", file=sys.stderr)
+    print_notes(notes=result.notes)
     print(json.dumps({"outputs": [str(Path(args.out) / name) for name in result.outputs]}))
 
 
