@@ -40,6 +40,7 @@ from webapp.views import (
     notes_markdown,
     owner_of,
     preset_choices,
+    run_buttons,
     status_markdown,
     submit,
     text,
@@ -663,9 +664,7 @@ def build() -> None:
             threshold = controls.slider("completion", "score_threshold", step=0.01, elem_id="completion-threshold")
             text_queries = controls.checkbox("completion", "text_queries")
             samples.completion(images, annotations, preset)
-            with gr.Row():
-                run_button = gr.Button("Complete", variant="primary", elem_id="completion-run")
-                cancel_button = gr.Button("Cancel", variant="stop", elem_id="completion-cancel")
+            run_button, cancel_button = run_buttons("Complete", "completion-run", "completion-cancel")
         with gr.Column(scale=1), gr.Accordion("Draw boxes (when there are no annotations, or to add some)",
                                               open=False):
                 draw_on = gr.Dropdown(label="Image to draw on", choices=[], elem_id="completion-draw-on")

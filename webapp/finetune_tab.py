@@ -34,6 +34,7 @@ from webapp.views import (
     follow,
     notes_markdown,
     owner_of,
+    run_buttons,
     status_markdown,
     submit,
     text,
@@ -661,9 +662,7 @@ def build_classifier() -> tuple:
                 form["compare_methods"] = controls.checkbox(CLASSIFY, "compare_methods",
                                                             elem_id="finetune-compare-methods")
             samples.classifier(form["dataset"], form["model_name"], form["preset"])
-            with gr.Row():
-                train_button = gr.Button("Train", variant="primary", elem_id="finetune-train")
-                cancel_button = gr.Button("Cancel", variant="stop", elem_id="finetune-cancel")
+            train_button, cancel_button = run_buttons("Train", "finetune-train", "finetune-cancel")
         with gr.Column(scale=2):
             status = gr.Markdown(CLASSIFY_HINT, elem_id="finetune-status")
             plot = gr.LinePlot(x="step", y="value", color="series", label="Training loss and held-out accuracy",
@@ -723,9 +722,7 @@ def build_detection() -> tuple:
                     form["time_budget_s"] = controls.number(DETECT, "time_budget_s")
                     form["train_backbone"] = controls.checkbox(DETECT, "train_backbone", info=None)
             samples.detector(form["dataset"], form["model_name"], form["preset"], form["steps"])
-            with gr.Row():
-                train_button = gr.Button("Train detector", variant="primary", elem_id="detect-train")
-                cancel_button = gr.Button("Cancel", variant="stop", elem_id="detect-cancel")
+            train_button, cancel_button = run_buttons("Train detector", "detect-train", "detect-cancel")
         with gr.Column(scale=2):
             status = gr.Markdown(DETECT_HINT, elem_id="detect-status")
             with gr.Row():
@@ -760,10 +757,8 @@ def build_kshot(task: str, prefix: str) -> dict[str, Component]:
                 parts["shots"] = controls.number(KSHOT, "shots", elem_id=f"{prefix}-kshot-k")
                 parts["seeds"] = controls.textbox(KSHOT, "seeds", elem_id=f"{prefix}-kshot-seeds",
                                                   value=", ".join(map(str, controls.spec(KSHOT, "seeds").default)))
-                with gr.Row():
-                    parts["button"] = gr.Button("Run K-shot evaluation", variant="primary",
-                                                elem_id=f"{prefix}-kshot-run")
-                    parts["cancel"] = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}-kshot-cancel")
+                parts["button"], parts["cancel"] = run_buttons("Run K-shot evaluation", f"{prefix}-kshot-run",
+                                                               f"{prefix}-kshot-cancel")
             with gr.Column(scale=2):
                 parts["status"] = gr.Markdown(KSHOT_HINT, elem_id=f"{prefix}-kshot-status")
                 headers = kshot_headers(task)

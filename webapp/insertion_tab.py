@@ -18,7 +18,7 @@ from webapp import controls, reattach, samples
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file, job_inputs
-from webapp.views import follow, status_markdown, submit, text, video_frame, wire_cancel
+from webapp.views import follow, run_buttons, status_markdown, submit, text, video_frame, wire_cancel
 
 TOOL = "insertion"
 RESULT_HEADERS = ["input", "seed", "output", "size"]
@@ -337,9 +337,7 @@ def image_section() -> None:
             image_controls = settings_controls("insertion", variants=True)
             samples.insertion_image(editor, box, image_controls[0], image_controls[3], image_controls[-3]).then(
                 show_box, [editor, box], [box_shown, box_note], api_visibility="private")
-            with gr.Row():
-                run_button = gr.Button("Insert", variant="primary", elem_id="insertion-run")
-                cancel_button = gr.Button("Cancel", variant="stop", elem_id="insertion-cancel")
+            run_button, cancel_button = run_buttons("Insert", "insertion-run", "insertion-cancel")
         with gr.Column(scale=1):
             status = gr.Markdown("Upload an image, mark the region, describe the object and press Insert.",
                                  elem_id="insertion-status")
@@ -395,9 +393,8 @@ def video_section() -> None:
                                   file_count="multiple", file_types=list(IMAGE_SUFFIXES), elem_id="insertion-masks")
             video_controls = settings_controls("insertion-video", variants=False)
             samples.insertion_video(video, video_box, video_controls[0], video_controls[3], video_controls[-3])
-            with gr.Row():
-                video_button = gr.Button("Insert into video", variant="primary", elem_id="insertion-video-run")
-                video_cancel = gr.Button("Cancel", variant="stop", elem_id="insertion-video-cancel")
+            video_button, video_cancel = run_buttons("Insert into video", "insertion-video-run",
+                                                     "insertion-video-cancel")
         with gr.Column(scale=1):
             video_status = gr.Markdown("Upload a video, mark the region on the anchor frame and press Insert.",
                                        elem_id="insertion-video-status")

@@ -204,6 +204,13 @@ def cancelling(status_line: Callable[[Job], str] = status_markdown) -> Callable[
     return cancel
 
 
+def run_buttons(label: str, run_id: str, cancel_id: str) -> tuple[gr.Button, gr.Button]:
+    """A section's run button and its Cancel, side by side."""
+    with gr.Row():
+        return (gr.Button(label, variant="primary", elem_id=run_id),
+                gr.Button("Cancel", variant="stop", elem_id=cancel_id))
+
+
 def wire_cancel(button: gr.Button, job_state: gr.State, status: gr.components.Component, api_name: str,
                 status_line: Callable[[Job], str] = status_markdown) -> None:
     """Wire a tab's Cancel button (`cancelling`) to the job in `job_state` and the tab's `status` line (its text
