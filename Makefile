@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The floors venv is installed again only when pyproject.toml or the floors change.
+FLOORS_STAMP := .venv-floors/.installed
 # Test processes (pytest-xdist; whole files per process, so a file's servers start once). 1, the default, runs
 # them in order: on 2 cores, 2 processes saved half a minute of 20 and slowed browser tests past their waits.
 TEST_WORKERS ?= 1
@@ -20,9 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # CI: the unit tests once more, on exactly the dependency floors pyproject.toml declares (.ci/floors.txt).
-test-floors:
-	test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
-	.venv-floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
+test-floors: $(FLOORS_STAMP)
 	.venv-floors/bin/python -m pytest -q $(PARALLEL) tests/unit $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -40,4 +40,9 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+$(FLOORS_STAMP): pyproject.toml .ci/floors.txt
+	test -x .venv-floors/bin/python || $(PYTHON) -m venv .venv-floors
+	.venv-floors/bin/python -m pip install -q -c .ci/floors.txt -e ".[dev]"
 	touch $@
