@@ -8,18 +8,19 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_anomaly_results import evaluate_kolektor
-from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page  # noqa: F401 - shared fixtures
+from tests.e2e.test_browser import choose_preset
 
 pytestmark = pytest.mark.browser
 JOB_TIMEOUT = 240_000  # ms: jobs share two slow CPUs with other test runs
 
 
-def preset_field(page):  # noqa: F811
+def preset_field(page):
     return page.locator("#anomaly-preset input").first
 
 
-def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate_images):  # noqa: F811
+def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate_images):
     choose_preset(page, "WinCLIP · tiny")
     page.locator("#anomaly-method").get_by_text("MuSc", exact=True).click()
     expect(preset_field(page)).to_have_value(re.compile("^MuSc · tiny"))  # a demo stays a demo
@@ -46,7 +47,7 @@ def test_the_method_radio_and_the_model_list_follow_each_other(page, metal_plate
     page.screenshot(path=str(ARTIFACTS / "anomaly-musc.png"), full_page=True)
 
 
-def test_the_evaluation_compares_methods(page, shared_data, tmp_path):  # noqa: F811
+def test_the_evaluation_compares_methods(page, shared_data, tmp_path):
     evaluate_kolektor(page, shared_data, tmp_path, shots=1, compare=("MuSc · tiny", "AnomalyDINO · tiny"))
     table = page.locator("#eval-comparison")
     for run in ("WinCLIP+ 1-shot · winclip-tiny", "MuSc 1-shot · musc-tiny", "AnomalyDINO 1-shot · anomalydino-tiny"):

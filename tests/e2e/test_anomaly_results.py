@@ -14,7 +14,8 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from engine.anomaly.outputs import VERDICT_COLOURS
-from tests.e2e.test_browser import ARTIFACTS, browser, choose_preset, page, run_anomaly  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.test_browser import choose_preset, run_anomaly
 from tests.helpers import kolektor_zip
 
 pytestmark = pytest.mark.browser
@@ -31,7 +32,7 @@ def inside(inner: dict, outer: dict, slack: float = 1.0) -> bool:
             and inner["y"] + inner["height"] <= outer["y"] + outer["height"] + slack)
 
 
-def test_inputs_come_in_working_order(page):  # noqa: F811
+def test_inputs_come_in_working_order(page):
     order = ["#anomaly-method", "#anomaly-object", "#anomaly-preset", "#anomaly-references", "#anomaly-reference-set",
              "#anomaly-files", "#anomaly-run", "#anomaly-threshold-options"]
     tops = [top(page, selector) for selector in order]
@@ -39,7 +40,7 @@ def test_inputs_come_in_working_order(page):  # noqa: F811
     expect(page.locator("#anomaly-threshold-mode")).to_have_count(0)  # folded until opened
 
 
-def test_each_part_gets_a_card_with_its_verdict_badge_and_no_video_box(page, metal_plate_images):  # noqa: F811
+def test_each_part_gets_a_card_with_its_verdict_badge_and_no_video_box(page, metal_plate_images):
     run_anomaly(page, metal_plate_images[:2], "metal plate")
     page.locator("#anomaly-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
     cards = page.locator("#anomaly-gallery img")
@@ -64,7 +65,7 @@ def test_each_part_gets_a_card_with_its_verdict_badge_and_no_video_box(page, met
     page.screenshot(path=str(ARTIFACTS / "anomaly-cards.png"), full_page=True)
 
 
-def test_the_threshold_slider_moves_only_for_set_it_myself(page):  # noqa: F811
+def test_the_threshold_slider_moves_only_for_set_it_myself(page):
     page.locator("#anomaly-threshold-options").get_by_text("Threshold (advanced").click()
     slider = page.locator("#anomaly-threshold-value input[type=range]")
     mode = page.locator("#anomaly-threshold-mode")
@@ -75,7 +76,7 @@ def test_the_threshold_slider_moves_only_for_set_it_myself(page):  # noqa: F811
     expect(slider).to_be_disabled(timeout=30_000)
 
 
-def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_path, metal_plate_images):  # noqa: F811
+def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_path, metal_plate_images):
     from tests.helpers import moving_square_video
 
     moving_square_video(tmp_path / "belt.mp4", frames=10, size=(96, 64), fps=10)
@@ -108,7 +109,7 @@ def test_the_video_timeline_fits_the_scores_and_draws_the_threshold(page, tmp_pa
     page.screenshot(path=str(ARTIFACTS / "anomaly-timeline.png"), full_page=True)
 
 
-def evaluate_kolektor(page, shared_data, tmp_path, shots: int = 0, compare: tuple[str, ...] = ()) -> None:  # noqa: F811
+def evaluate_kolektor(page, shared_data, tmp_path, shots: int = 0, compare: tuple[str, ...] = ()) -> None:
     """Evaluate WinCLIP's tiny model (and the models ticked under Compare with) on a zip of the shared KolektorSDD
     set's first pictures (the page is under test, not the scores)."""
     archive = kolektor_zip(shared_data, tmp_path)
@@ -124,7 +125,7 @@ def evaluate_kolektor(page, shared_data, tmp_path, shots: int = 0, compare: tupl
     page.locator("#eval-status").get_by_text("Succeeded").wait_for(timeout=JOB_TIMEOUT)
 
 
-def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
+def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):
     evaluate_kolektor(page, shared_data, tmp_path)
     plot = page.locator("#eval-roc img")
     expect(plot).to_have_count(1)
@@ -138,7 +139,7 @@ def test_the_roc_plot_is_shown_whole(page, shared_data, tmp_path):  # noqa: F811
     page.screenshot(path=str(ARTIFACTS / "anomaly-evaluation.png"), full_page=True)
 
 
-def test_a_skip_reason_and_every_metric_column_are_in_view(page, tmp_path, metal_plate_images):  # noqa: F811
+def test_a_skip_reason_and_every_metric_column_are_in_view(page, tmp_path, metal_plate_images):
     """Tables wrap rather than cut off: why a zip entry was skipped is read whole, the detector's last column seen."""
     archive = tmp_path / "mixed set.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
@@ -154,7 +155,7 @@ def test_a_skip_reason_and_every_metric_column_are_in_view(page, tmp_path, metal
     assert inside(header.bounding_box(), page.locator("#detect-metrics").bounding_box())
 
 
-def test_on_a_phone_each_score_and_verdict_reads_on_one_line_beside_its_file(page, metal_plate_images):  # noqa: F811
+def test_on_a_phone_each_score_and_verdict_reads_on_one_line_beside_its_file(page, metal_plate_images):
     """At 390 x 844 the Scores table gave score and verdict a tenth of its width each: a letter per line. They keep
     a fixed width now; the file name wraps, the details scroll sideways."""
     page.set_viewport_size({"width": 390, "height": 844})
@@ -172,7 +173,7 @@ def test_on_a_phone_each_score_and_verdict_reads_on_one_line_beside_its_file(pag
         assert inside(box, shown), (cell.inner_text(), box)  # in view without scrolling sideways
 
 
-def test_a_file_list_gives_a_small_files_size_in_whole_bytes(page, tmp_path):  # noqa: F811
+def test_a_file_list_gives_a_small_files_size_in_whole_bytes(page, tmp_path):
     """Gradio's file lists wrote "231.0 B"; the app's sizes have no decimal for bytes."""
     small = tmp_path / "tiny.png"
     Image.new("RGB", (4, 4), "grey").save(small)
@@ -181,7 +182,7 @@ def test_a_file_list_gives_a_small_files_size_in_whole_bytes(page, tmp_path):  #
     expect(size).to_have_text(re.compile(rf"^{small.stat().st_size}\sB\s⇣$"))
 
 
-def test_on_a_phone_the_jobs_table_and_a_jobs_results_read_a_word_per_cell(page, metal_plate_images):  # noqa: F811
+def test_on_a_phone_the_jobs_table_and_a_jobs_results_read_a_word_per_cell(page, metal_plate_images):
     """At 390 x 844 the Jobs table gave each of its 8 columns a share of the width: "succeeded" stood a letter per
     line. Its columns keep fixed widths now (id, tool and status in view, the rest scrolls sideways), and a job
     opened there lays its results out as its own tab does."""

@@ -2,59 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import REPO, require
+from tests.e2e.conftest import ARTIFACTS
 from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = REPO / "test-results"
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    executable = chromium_path()
-    require(executable is not None, "chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"],
-        )
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, app_url, request):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
-    errors = request.node.page_errors = []  # reported with a failure (CI keeps its log, not the browser's)
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text[:300]))
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"[:300]))
-    page.set_default_timeout(60_000)
-    page.goto(app_url)
-    page.get_by_role("tablist").first.wait_for()  # rendered: a loaded CPU takes seconds, more than `expect` waits
-    yield page
-    if getattr(getattr(request.node, "rep_call", None), "failed", False):
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
-
-
 def cancel_while_running(page, status_id: str, cancel_id: str) -> str:
     """Wait until the job the tab started is running, press its Cancel, see it cancelled; returns its id."""
     from tasks import client

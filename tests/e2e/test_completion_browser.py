@@ -9,7 +9,8 @@ import pytest
 from playwright.sync_api import expect
 
 from tasks import client
-from tests.e2e.test_browser import ARTIFACTS, browser, cancel_while_running, page  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import ARTIFACTS
+from tests.e2e.test_browser import cancel_while_running
 from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
@@ -26,7 +27,7 @@ def one_image_set(shared_data, tmp_path):
     return root / "images" / image["file_name"], partial, len(kept)
 
 
-def complete(page, image, partial, threshold: str | None = None) -> None:  # noqa: F811 - the page, not the fixture
+def complete(page, image, partial, threshold: str | None = None) -> None:
     page.get_by_role("tab", name="Annotation completion").click()
     if threshold:
         page.locator("#completion-threshold input[type=number]").fill(threshold)
@@ -39,7 +40,7 @@ def complete(page, image, partial, threshold: str | None = None) -> None:  # noq
     page.locator("#completion-status").get_by_text("Succeeded").wait_for()
 
 
-def drag(page, canvas,  # noqa: F811 - the page, not the fixture
+def drag(page, canvas,
           start: tuple[float, float], end: tuple[float, float]) -> None:
     """Press at `start` and release at `end`, both fractions of the canvas."""
     box = canvas.bounding_box()
@@ -52,14 +53,14 @@ def drag(page, canvas,  # noqa: F811 - the page, not the fixture
     page.mouse.up()
 
 
-def name_box(page, name: str) -> None:  # noqa: F811 - the page, not the fixture
+def name_box(page, name: str) -> None:
     """Type the label the annotator asks for after a box is drawn, and confirm it."""
     modal = page.locator(".modal").filter(has=page.get_by_role("button", name="OK")).first
     modal.locator("input").first.fill(name)
     modal.get_by_role("button", name="OK").click()
 
 
-def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  # noqa: F811
+def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):
     image, partial, _ = one_image_set(shared_data, tmp_path)
     complete(page, image, partial)
     expect(page.locator("#completion-page")).to_contain_text(f"Image 1 of 1: {image.name}")
@@ -81,7 +82,7 @@ def test_complete_review_and_export_in_the_page(page, shared_data, tmp_path):  #
     page.screenshot(path=str(ARTIFACTS / "completion-review.png"), full_page=True)
 
 
-def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_data, tmp_path):  # noqa: F811
+def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_data, tmp_path):
     """Keyboard accept and reject, a rectangle drawn in the review, all saved as made: a reload with ?job= shows
     them, one counts line says exactly what it counts, and the export has the drawn box."""
     image, partial, kept = one_image_set(shared_data, tmp_path)
@@ -149,7 +150,7 @@ def test_keys_a_box_drawn_and_a_reload_keep_the_review(page, app_url, shared_dat
     expect(counts).to_contain_text("proposals score ≥ 0.72 · 0 accepted · 0 rejected")  # the new job's review
 
 
-def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
+def test_cancel_a_running_completion(page, tmp_path):
     images = noise_images(tmp_path / "scene", 150, size=(160, 120))
     coco = {"images": [{"id": 1, "file_name": images[0].name, "width": 160, "height": 120}],
             "categories": [{"id": 1, "name": "speck"}],
@@ -164,7 +165,7 @@ def test_cancel_a_running_completion(page, tmp_path):  # noqa: F811
     cancel_while_running(page, "completion-status", "completion-cancel")
 
 
-def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):  # noqa: F811
+def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):
     broken = tmp_path / "scene.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)  # a PNG signature and nothing else
     (tmp_path / "boxes.json").write_text(json.dumps({
@@ -182,7 +183,7 @@ def test_a_bad_image_in_the_set_shows_what_went_wrong(page, tmp_path):  # noqa: 
     expect(status).to_contain_text("No usable images in the upload (scene.png, boxes.json). scene.png: not an image")
 
 
-def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, shared_data):  # noqa: F811
+def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, shared_data):
     image = shared_data / "detection" / "deeppcb" / "images" / "000.png"
     page.get_by_role("tab", name="Annotation completion").click()
     page.locator("#completion-images input[type=file]").set_input_files([str(image)])
@@ -221,7 +222,7 @@ def test_draw_boxes_with_rectangles_and_a_failed_add_keeps_the_picture(page, sha
     assert [box["category"] for box in rerun.params["drawn_boxes"]] == ["speck"]
 
 
-def test_a_reload_reopens_the_image_under_review_and_fits_its_picture(page, app_url):  # noqa: F811
+def test_a_reload_reopens_the_image_under_review_and_fits_its_picture(page, app_url):
     """The sample's two trays (320×240): the picture fills the panel's width; the image shown goes in the address,
     and a reload reopens it, with nothing decided by the reload itself; an image number out of range opens the
     first image. On a phone the picture fits the panel."""

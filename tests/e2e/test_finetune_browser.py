@@ -14,7 +14,7 @@ import torch
 from playwright.sync_api import expect
 
 from tasks import finetune_models
-from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import ARTIFACTS
 from tests.helpers import colour_classes, fake_model, noise_images, shape_detection_set, zip_tree
 
 pytestmark = pytest.mark.browser
@@ -65,7 +65,7 @@ def start_classifier_training(ui, tmp_path, name: str, steps: int | None = None,
     ui.locator("#finetune-train").click()
 
 
-def test_selective_lora_shows_its_blocks_the_forgetting_and_the_methods_compared(page, tmp_path):  # noqa: F811
+def test_selective_lora_shows_its_blocks_the_forgetting_and_the_methods_compared(page, tmp_path):
     def selective_and_compared(ui) -> None:
         ui.locator("#finetune-method").get_by_text("Selective LoRA").click()
         ui.locator("#finetune-compare-methods input").check()
@@ -85,7 +85,7 @@ def test_selective_lora_shows_its_blocks_the_forgetting_and_the_methods_compared
     shot(page, "selective-lora")
 
 
-def test_class_images_show_their_file_names(page, tmp_path):  # noqa: F811
+def test_class_images_show_their_file_names(page, tmp_path):
     image = noise_images(tmp_path, 1)[0].rename(tmp_path / "tile ok 0.PNG")
     open_finetune(page, "Classifier")
     page.get_by_text("…or classes one by one").click()
@@ -95,7 +95,7 @@ def test_class_images_show_their_file_names(page, tmp_path):  # noqa: F811
     assert stem.evaluate("e => e.scrollWidth <= e.clientWidth")  # whole, not cut down to its extension
 
 
-def test_each_journey_has_its_sub_tab(page):  # noqa: F811
+def test_each_journey_has_its_sub_tab(page):
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     for sub_tab, shown in SUB_TABS.items():
         page.get_by_role("tab", name=sub_tab, exact=True).click()
@@ -106,7 +106,7 @@ def test_each_journey_has_its_sub_tab(page):  # noqa: F811
     expect(page.locator("#finetune-model-hint")).to_contain_text("Pick a saved model")
 
 
-def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp_path):  # noqa: F811
+def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp_path):
     name = f"browser colours {uuid.uuid4().hex[:4]}"
     page.get_by_role("tab", name="Few-shot fine-tuning").click()
     expect(page.locator("#finetune-status")).to_contain_text("Give classes and press Train")
@@ -166,7 +166,7 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
 
 
 @pytest.mark.timeout(600)  # RT-DETR tiny trains at 0.1-1 steps/s on a shared 2-core CPU
-def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(page, tmp_path):  # noqa: F811
+def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(page, tmp_path):
     root = shape_detection_set(tmp_path / "set", count=12)
     archive = zip_tree(root, tmp_path / "shapes.zip")
     open_finetune(page, "Detector")
@@ -226,7 +226,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     assert "fine-tuned detector browser shapes" in page.locator("#completion-status").inner_text()
 
 
-def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F811
+def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):
     start_classifier_training(page, tmp_path, "cancelled colours", steps=100_000)
     status = page.locator("#finetune-status")
     status.get_by_text("Running").wait_for()
@@ -239,7 +239,7 @@ def test_cancel_training_keeps_the_best_checkpoint(page, tmp_path):  # noqa: F81
     assert "Model cancelled colours saved" in status.inner_text() and "stopped: cancelled" in status.inner_text()
 
 
-def test_a_message_quoting_text_with_a_less_than_sign_shows_it_whole(page, tmp_path):  # noqa: F811
+def test_a_message_quoting_text_with_a_less_than_sign_shows_it_whole(page, tmp_path):
     """The toast renders HTML: "Model name 'a<b & c>d' is…" showed as "Model name 'ad' is…", "<b …>" taken for a
     bold tag."""
     start_classifier_training(page, tmp_path, "a<b & c>d")

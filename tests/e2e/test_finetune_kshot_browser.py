@@ -10,7 +10,6 @@ import pytest
 import torch
 from playwright.sync_api import expect
 
-from tests.e2e.test_browser import browser, page  # noqa: F401 - shared fixtures
 from tests.e2e.test_finetune_browser import choose, fill_number, open_finetune, shot
 from webapp.finetune_tab import KSHOT_HINT
 
@@ -29,7 +28,7 @@ def run_kshot(ui, prefix: str, shots: str, seeds: str) -> None:
                                                                  timeout=120_000)  # the mean ± std row
 
 
-def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page):  # noqa: F811
+def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page):
     open_finetune(page, "Classifier")
     page.locator("#finetune-sample").click()
     choose(page, "finetune-preset", "tiny")

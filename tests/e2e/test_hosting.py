@@ -10,6 +10,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from tests.e2e.test_browser import ARTIFACTS, browser, chromium_path  # noqa: F401 - fixture reuse
+from tests.e2e.conftest import ARTIFACTS, running_app
 
 ACCOUNTS = {"mallory": "mal-1-pw", "olivia": "oli-2-pw"}
 XHTML = """<?xml version="1.0"?>
@@ -30,20 +31,8 @@ XHTML = """<?xml version="1.0"?>
 
 @pytest.fixture(scope="module")
 def hosted_url() -> Iterator[str]:
-    from webapp.app import launch
-
-    os.environ["FEWSHOT_AUTH"] = ",".join(f"{u}:{p}" for u, p in ACCOUNTS.items())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    try:
-        demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    finally:
-        del os.environ["FEWSHOT_AUTH"]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with running_app(ACCOUNTS) as url:
+        yield url
 
 
 @contextlib.contextmanager
@@ -345,7 +334,8 @@ def test_each_route_naming_a_run_or_an_upload_by_its_id_answers_its_own_user_onl
                     http.post("/gradio_api/upload?upload_id=olivia-up", content=b"x", cookies=cookies))]
         return answers
 
-    answers = asyncio.run(requests())
+    with ThreadPoolExecutor(1) as thread:  # its own event loop: the browser's Playwright holds this thread's
+        answers = thread.submit(asyncio.run, requests()).result()
     assert answers == {"mallory": [404] * 7, "olivia": [200] * 7}
     assert len(reached) == 9  # Mallory's requests never reached Gradio
 
@@ -398,7 +388,7 @@ def test_a_job_is_deleted_by_its_owner_only_and_then_served_by_no_route(hosted_u
     assert job.id not in [j.id for j in client.list_jobs(50, owner="olivia")]
 
 
-def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):  # noqa: F811
+def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tmp_path, metal_plate_images):
     """The stored-XSS path of the finding: an XHTML document uploaded as an annotation. Another user's link to
     it answers 404; opened by its uploader, it is a download that runs nothing."""
     evil = tmp_path / "evil.xml"
@@ -444,7 +434,7 @@ def test_uploaded_markup_is_an_attachment_and_never_runs(hosted_url, browser, tm
         context.close()
 
 
-def test_user_text_is_shown_as_typed_not_rendered(hosted_url, browser, metal_plate_images):  # noqa: F811
+def test_user_text_is_shown_as_typed_not_rendered(hosted_url, browser, metal_plate_images):
     name = "<img src=x onerror=document.title='pwned'> [l](javascript:1)"  # 60 characters: the most accepted
     olivia = Client(hosted_url, auth=("olivia", ACCOUNTS["olivia"]), verbose=False, download_files=False)
     olivia.predict([handle_file(str(metal_plate_images[2]))], None, name, "winclip-tiny", api_name="/anomaly")

@@ -12,11 +12,10 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from tests.e2e import test_browser
+from tests.e2e.conftest import ARTIFACTS
 from tests.helpers import moving_square_video, noise_images
 
 pytestmark = pytest.mark.browser
-ARTIFACTS = test_browser.ARTIFACTS
-browser, page = test_browser.browser, test_browser.page  # the same chromium, and a fresh page per test
 
 
 def fill(ui, elem_id: str, text: str) -> None:

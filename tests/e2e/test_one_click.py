@@ -7,11 +7,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e import test_browser
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_insertion_browser import fill, prepare, upload_picture
 from tests.helpers import noise_images
 
 pytestmark = pytest.mark.browser
-browser, page = test_browser.browser, test_browser.page
 
 
 def job_count(tool: str) -> int:
@@ -28,8 +28,8 @@ def double_click_starts_one_job(ui, button_id: str, status_id: str, tool: str) -
     ui.locator(f"#{status_id}").get_by_text("Succeeded").wait_for(timeout=180_000)
     expect(button).to_be_enabled(timeout=30_000)
     assert job_count(tool) == before + 1
-    test_browser.ARTIFACTS.mkdir(exist_ok=True)
-    ui.screenshot(path=str(test_browser.ARTIFACTS / f"one-click-{tool}.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    ui.screenshot(path=str(ARTIFACTS / f"one-click-{tool}.png"), full_page=True)
 
 
 def test_a_double_click_on_inspect_starts_one_inspection(page, metal_plate_images):

@@ -7,7 +7,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tasks import client, finetune_models
-from tests.e2e.test_sharing import ACCOUNTS, shared_url  # noqa: F401 - fixture reuse
+from tests.e2e.conftest import ACCOUNTS
 from tests.helpers import fake_model
 
 
@@ -16,7 +16,7 @@ def choices(api: Client, endpoint: str) -> dict[str, str]:
     return {value: label for label, value in api.predict(api_name=endpoint)["choices"]}
 
 
-def test_private_until_shared_then_read_only(shared_url, shared_data, tmp_path):  # noqa: F811
+def test_private_until_shared_then_read_only(shared_url, shared_data, tmp_path):
     alice = Client(shared_url, auth=("alice", ACCOUNTS["alice"]), verbose=False)
     bob = Client(shared_url, auth=("bob", ACCOUNTS["bob"]), verbose=False)
     tile = shared_data / "anomaly" / "magnetic_tile"

@@ -9,12 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 import assets
-from tests.e2e import test_browser
+from tests.e2e.conftest import ARTIFACTS
 from tests.e2e.test_insertion_browser import open_insertion
 from webapp import samples
 
 pytestmark = pytest.mark.browser
-browser, page = test_browser.browser, test_browser.page
 RUN_MS = 240_000  # a shared, slow CPU
 DEMO = re.compile("tiny")  # the weights of the real models are not installed where the tests run
 
@@ -34,8 +33,8 @@ def run_and_see(ui, run_id: str, status_id: str, result: str, shot: str) -> None
     ui.locator(f"#{run_id}").click()
     ui.locator(f"#{status_id}").get_by_text("Succeeded").wait_for(timeout=RUN_MS)
     expect(ui.locator(result).first).to_be_visible(timeout=30_000)
-    test_browser.ARTIFACTS.mkdir(exist_ok=True)
-    ui.screenshot(path=str(test_browser.ARTIFACTS / f"sample-{shot}.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    ui.screenshot(path=str(ARTIFACTS / f"sample-{shot}.png"), full_page=True)
 
 
 def test_the_anomaly_sample_inspects_plates_against_good_parts(page):

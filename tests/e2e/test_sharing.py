@@ -2,35 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-from collections.abc import Iterator
-
 import pytest
 from gradio_client import Client, handle_file
 
 from tests.conftest import REPO
-from tests.e2e.test_browser import ARTIFACTS, browser, chromium_path  # noqa: F401 - fixture reuse
-
-ACCOUNTS = {"alice": "wonder-land-7", "bob": "builder-42"}
-
-
-@pytest.fixture(scope="module")
-def shared_url() -> Iterator[str]:
-    from webapp.app import launch
-
-    os.environ["FEWSHOT_AUTH"] = ",".join(f"{u}:{p}" for u, p in ACCOUNTS.items())
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    try:
-        demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    finally:
-        del os.environ["FEWSHOT_AUTH"]
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+from tests.e2e.conftest import ACCOUNTS, ARTIFACTS, chromium_path
 
 
 def test_listening_beyond_loopback_needs_accounts(monkeypatch):
@@ -123,7 +99,7 @@ def test_file_serving_needs_sign_in_and_never_reaches_the_store_or_the_system(sh
             assert session.get(base + outside).status_code in (403, 404), outside
 
 
-def test_sign_in_page_in_the_browser(shared_url, browser):  # noqa: F811
+def test_sign_in_page_in_the_browser(shared_url, browser):
     context = browser.new_context(viewport={"width": 1200, "height": 900})
     page = context.new_page()
     page.set_default_timeout(60_000)

@@ -17,9 +17,8 @@ from tasks import client, finetune_models
 from tasks import store as store_module
 from tasks.client import Status
 from tasks.store import finish_job, get_store
-from tests.e2e.test_browser import ARTIFACTS, browser, page  # noqa: F401 - shared fixtures
+from tests.e2e.conftest import ACCOUNTS, ARTIFACTS
 from tests.e2e.test_finetune_browser import fill_number, start_classifier_training
-from tests.e2e.test_sharing import ACCOUNTS, shared_url  # noqa: F401 - fixture reuse
 from tests.helpers import colour_classes, fake_model, shape_detection_set, wait_until, zip_tree
 
 pytestmark = pytest.mark.browser
@@ -57,7 +56,7 @@ def cancel_and_wait(*jobs: client.Job) -> None:
         wait_until(lambda job=job: client.get(job.id).status.final, 120, f"job {job.id[:8]} to end", poll=0.2)
 
 
-def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_images):  # noqa: F811
+def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_images):
     name = f"line {uuid.uuid4().hex[:4]}"
     goods = metal_plate_images[:2]
     page.locator("#anomaly-references input[type=file]").set_input_files([str(p) for p in goods])
@@ -80,7 +79,7 @@ def test_a_saved_set_stays_after_a_reload_and_in_a_new_window(page, metal_plate_
     other.close()
 
 
-def test_a_model_saved_or_deleted_elsewhere_shows_when_switching_tabs(page, tmp_path):  # noqa: F811
+def test_a_model_saved_or_deleted_elsewhere_shows_when_switching_tabs(page, tmp_path):
     page.get_by_text("Anomaly inspection (WinCLIP").first.wait_for()  # loaded before the model exists
     name = f"screws {uuid.uuid4().hex[:4]}"
     detector = fake_model(tmp_path / "model", task="detect", input={"size": 64})
@@ -98,7 +97,7 @@ def test_a_model_saved_or_deleted_elsewhere_shows_when_switching_tabs(page, tmp_
     expect(page.get_by_role("option").filter(has_text=name)).to_have_count(0)
 
 
-def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(page, tmp_path):  # noqa: F811
+def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(page, tmp_path):
     blocker = long_training(tmp_path)
     started = None
     try:
@@ -145,7 +144,7 @@ def test_a_queued_training_says_what_runs_ahead_and_a_reload_follows_it_live(pag
         cancel_and_wait(blocker, *([started] if started else []))
 
 
-def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(page, tmp_path, app_url):  # noqa: F811
+def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(page, tmp_path, app_url):
     folders = sorted(colour_classes(tmp_path / "set").iterdir())
     images = {folder.name: sorted(map(str, folder.iterdir()))[:2] for folder in folders}
 
@@ -173,7 +172,7 @@ def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(
     expect(page.locator("#finetune-class-0 textarea, #finetune-class-0 input").first).to_have_value("")
 
 
-def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  # noqa: F811
+def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):
     blocker = long_training(tmp_path)
     queued = long_training(tmp_path, name="night shift")
     try:
@@ -206,7 +205,7 @@ def test_jobs_open_follows_a_job_by_its_short_id_and_names_it(page, tmp_path):  
         cancel_and_wait(blocker, queued)
 
 
-def test_an_ambiguous_short_id_says_so(page, monkeypatch):  # noqa: F811
+def test_an_ambiguous_short_id_says_so(page, monkeypatch):
     prefix = uuid.uuid4().hex[:6]
     for last in "12":  # two jobs whose ids start alike
         fixed_id = types.SimpleNamespace(hex=prefix + last * 26)
@@ -223,7 +222,7 @@ def test_an_ambiguous_short_id_says_so(page, monkeypatch):  # noqa: F811
     expect(page.locator("#jobs-details")).to_contain_text(f"Cancelled · job {prefix}11")
 
 
-def sign_in(browser, url: str, user: str):  # noqa: F811 - the shared fixture's name
+def sign_in(browser, url: str, user: str):
     """A new window signed in as `user`."""
     ui = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     ui.set_default_timeout(60_000)
@@ -235,7 +234,7 @@ def sign_in(browser, url: str, user: str):  # noqa: F811 - the shared fixture's 
     return ui
 
 
-def test_a_link_opens_the_job_for_its_owner_and_no_one_else(browser, shared_url, metal_plate_images):  # noqa: F811
+def test_a_link_opens_the_job_for_its_owner_and_no_one_else(browser, shared_url, metal_plate_images):
     params = {"object_name": "metal plate", "preset": "winclip-tiny"}
     job = client.submit("anomaly", params, metal_plate_images[:1], owner="alice")
     assert client.wait(job.id, timeout=120).status is Status.SUCCEEDED
@@ -257,7 +256,7 @@ def test_a_link_opens_the_job_for_its_owner_and_no_one_else(browser, shared_url,
         bob.context.close()
 
 
-def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_images):  # noqa: F811
+def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_images):
     page.locator("#anomaly-files input[type=file]").set_input_files([str(metal_plate_images[0])])
     page.locator("#anomaly-object textarea, #anomaly-object input").first.fill("metal plate")
     page.locator("#anomaly-preset input").click()
@@ -281,7 +280,7 @@ def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_image
     expect(page.locator("#anomaly-scores")).to_contain_text(metal_plate_images[0].name)
 
 
-def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_path):  # noqa: F811
+def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_path):
     root = shape_detection_set(tmp_path / "set", count=8)
     archive = zip_tree(root, tmp_path / "shapes.zip")
     params = {"model_name": f"linked {uuid.uuid4().hex[:6]}", "preset": "detection-tiny", "steps": 100_000}
@@ -301,7 +300,7 @@ def test_a_link_to_a_running_detector_training_opens_its_sub_tab_live(page, tmp_
         cancel_and_wait(job)
 
 
-def test_jobs_deletes_a_finished_job_after_asking_and_not_a_running_one(page, tmp_path, metal_plate_images):  # noqa: F811
+def test_jobs_deletes_a_finished_job_after_asking_and_not_a_running_one(page, tmp_path, metal_plate_images):
     running = long_training(tmp_path)
     done = client.submit("anomaly", {"object_name": "plate", "preset": "winclip-tiny"}, [metal_plate_images[0]],
                          name="to delete")

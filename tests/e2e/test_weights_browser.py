@@ -9,12 +9,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e import test_browser
+from tests.e2e.conftest import ARTIFACTS
 from tests.fake_hub import FakeHub
 
 pytestmark = pytest.mark.browser
-browser, page = test_browser.browser, test_browser.page  # the same chromium, and a fresh page per test
-ARTIFACTS = test_browser.ARTIFACTS
 
 # (tab, dropdown, a word of the real preset's label, a word of the demo preset's label)
 DROPDOWNS = [
