@@ -4,6 +4,7 @@ is refused with the folders found and the layout accepted."""
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
@@ -77,3 +78,13 @@ def test_a_zip_with_class_folders_at_different_depths_gives_their_classes(tmp_pa
     by_class, left_out = gather_sources([("set.zip", archive)], work_dir=tmp_path / "w")
     assert sorted(by_class) == ["blue", "green", "red"] and left_out == []
     assert [name for name, _ in by_class["blue"]] == ["set.zip/blue/blue_0.png", "set.zip/blue/blue_1.png"]
+
+
+def test_deeply_nested_class_folders_are_found_in_time_linear_in_the_names():
+    """Listing every folder above each one took time quadratic in the depth: a zip's thousand class folders
+    nested 1,500 deep (names a file system accepts) took 15 s of a worker, where this takes well under one."""
+    deep = "/".join(["a"] * 1500)
+    started = time.monotonic()
+    found = classes(*(f"{deep}/class{n}/1.png" for n in range(1000)))
+    assert len(found) == 1000 and found["class7"] == ["class7/1.png"]
+    assert time.monotonic() - started < 5
