@@ -43,6 +43,7 @@ class LabelledSet:
 LAYOUT = ("one folder per class, all at the same level, each holding its images (e.g. cats/ and dogs/, or "
           "dataset/cats/ and dataset/dogs/)")
 FOLDERS_NAMED = 8  # folders a refusal lists; the rest are counted
+OUTSIDE_LISTED = 20  # images in no class folder listed by name; the rest are counted
 
 
 def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
@@ -95,6 +96,18 @@ def _shown(folder: tuple[str, ...]) -> str:
     return quoted("/".join(folder) + "/")
 
 
+def outside_the_classes(names: Sequence[str], origin: str) -> list[dict[str, str]]:
+    """What is left out of `origin` for lying in no class folder: the first OUTSIDE_LISTED images each by name, the
+    rest counted in one entry (a zip of 20,000 images beside one class folder listed them all in the job's record
+    and its status line)."""
+    left_out = [{"file": name, "error": f"{name}: not inside a class folder; left out (move it into the folder of "
+                                        "its class)."} for name in names[:OUTSIDE_LISTED]]
+    if len(names) > OUTSIDE_LISTED:
+        left_out.append({"file": f"{origin}/…", "error": f"{len(names) - OUTSIDE_LISTED} more images of {origin}: not "
+                                                          "inside a class folder; left out."})
+    return left_out
+
+
 def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[str, Sequence[NamedFile]]] = (),
                    work_dir: Path | None = None) -> tuple[dict[str, list[NamedFile]], list[dict[str, str]]]:
     """Merge every way of giving examples (folders or zips with a folder per class, named uploads) into
@@ -137,9 +150,8 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
         for name, files in classes.items():
             add(name, [(prefix + n, p) for n, p in files], f"the folder {quoted(name)} of {display}")
         used = {path for files in classes.values() for _, path in files}
-        skipped += [{"file": prefix + name, "error": f"{prefix}{name}: not inside a class folder; left out (move it "
-                                                     "into the folder of its class)."}
-                    for name, path in entries if path not in used and "__MACOSX" not in PurePosixPath(name).parts]
+        skipped += outside_the_classes([prefix + name for name, path in entries
+                                        if path not in used and "__MACOSX" not in PurePosixPath(name).parts], display)
     for index, (name, files) in enumerate(uploads):
         add(name, files, f"named class {index + 1}")
     return by_class, skipped
