@@ -305,6 +305,17 @@ def may_read(path: str, user: str | None) -> bool:
     return owners is None or None in owners or user in owners
 
 
+def may_fetch(path: str, user: str | None) -> bool:
+    """Whether the file route, or a run naming `path` as an input, may pass it on to Gradio for `user`. In the upload
+    folder, a path that names no file is answered as another user's file is (not found): Gradio's "not allowed" (a
+    run's server error) for it told a user whether someone had uploaded a file of a name and content they guessed
+    (its folder is the hash of its content, which anyone learns by uploading the same bytes)."""
+    if is_http_url_like(path) or not may_read(path, user):
+        return False
+    resolved = Path(path).resolve()
+    return resolved.is_file() or not resolved.is_relative_to(upload_folder())
+
+
 def named_files(value: Any) -> Iterable[str]:
     """The paths of the files a request's JSON names (Gradio's FileData: {"path": ...}, at any depth)."""
     if isinstance(value, dict):
@@ -458,7 +469,7 @@ class GuardMiddleware:
         if not post and (SESSION_ROUTE.search(path) or CALL_RESULT_ROUTE.search(path)):
             send = _owning_streamed_files(send, user)
         marker = FILE_ROUTE.search(path)
-        if marker and (is_http_url_like(path[marker.end():]) or not may_read(path[marker.end():], user)):
+        if marker and not may_fetch(path[marker.end():], user):
             await _not_found(send)
             return
         uploading = post and path.rstrip("/").endswith(UPLOAD_ROUTE)
@@ -509,8 +520,8 @@ class GuardMiddleware:
         if any(is_http_url_like(p) for p in paths):
             await _refuse(send, 422, URL_INPUT_REFUSAL)
             return
-        if not all(may_read(p, user) for p in paths):
-            log.warning("refused a run naming another user's file, from user %r", user)
+        if not all(may_fetch(p, user) for p in paths):
+            log.warning("refused a run naming another user's file or none, from user %r", user)
             await _not_found(send)
             return
         if isinstance(session, str) and not self.sessions.claim(session, user):

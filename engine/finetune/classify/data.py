@@ -7,7 +7,7 @@ user can fix (an empty class, one class only, duplicate names, too many images) 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NoReturn
@@ -43,6 +43,7 @@ class LabelledSet:
 LAYOUT = ("one folder per class, all at the same level, each holding its images (e.g. cats/ and dogs/, or "
           "dataset/cats/ and dataset/dogs/)")
 FOLDERS_NAMED = 8  # folders a refusal lists; the rest are counted
+OUTSIDE_LISTED = 20  # images in no class folder listed by name; the rest are counted
 
 
 def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[NamedFile]]:
@@ -58,8 +59,7 @@ def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[N
     holding: dict[tuple[str, ...], list[NamedFile]] = {}
     for parts, path in found:
         holding.setdefault(parts[:-1], []).append(("/".join(parts[-2:]), path))
-    above_others = {folder[:depth] for folder in holding for depth in range(len(folder))}
-    leaves = [folder for folder in holding if folder and folder not in above_others]
+    leaves = _deepest(holding)
     if not leaves:
         raise UserInputError(f"No class folders with images found in {origin}: use {LAYOUT}; image files "
                              f"{', '.join(IMAGE_SUFFIXES)}.")
@@ -75,6 +75,15 @@ def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[N
     return {folder[-1]: holding[folder] for folder in sorted(leaves, key=lambda folder: folder[-1])}
 
 
+def _deepest(folders: Collection[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """The folders (but the top) with none of the others inside them. In sorted order a folder holding another is
+    followed by one inside it, so each is compared with its successor only: listing every folder above each (a zip's
+    thousands of folders nested a thousand deep) took minutes."""
+    ordered = sorted(folders)
+    return [folder for folder, after in zip(ordered, [*ordered[1:], None], strict=True)
+            if folder and (after is None or after[:len(folder)] != folder)]
+
+
 def _refuse_layout(origin: str, holding: dict[tuple[str, ...], list[NamedFile]], why: str) -> NoReturn:
     """Which folder is a class is unclear: say why, where the images are, and the layout accepted."""
     folders = [f"{_shown(folder)} ({len(files)})" for folder, files in sorted(holding.items()) if folder]
@@ -85,6 +94,18 @@ def _refuse_layout(origin: str, holding: dict[tuple[str, ...], list[NamedFile]],
 
 def _shown(folder: tuple[str, ...]) -> str:
     return quoted("/".join(folder) + "/")
+
+
+def outside_the_classes(names: Sequence[str], origin: str) -> list[dict[str, str]]:
+    """What is left out of `origin` for lying in no class folder: the first OUTSIDE_LISTED images each by name, the
+    rest counted in one entry (a zip of 20,000 images beside one class folder listed them all in the job's record
+    and its status line)."""
+    left_out = [{"file": name, "error": f"{name}: not inside a class folder; left out (move it into the folder of "
+                                        "its class)."} for name in names[:OUTSIDE_LISTED]]
+    if len(names) > OUTSIDE_LISTED:
+        left_out.append({"file": f"{origin}/…", "error": f"{len(names) - OUTSIDE_LISTED} more images of {origin}: not "
+                                                          "inside a class folder; left out."})
+    return left_out
 
 
 def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[str, Sequence[NamedFile]]] = (),
@@ -129,9 +150,8 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
         for name, files in classes.items():
             add(name, [(prefix + n, p) for n, p in files], f"the folder {quoted(name)} of {display}")
         used = {path for files in classes.values() for _, path in files}
-        skipped += [{"file": prefix + name, "error": f"{prefix}{name}: not inside a class folder; left out (move it "
-                                                     "into the folder of its class)."}
-                    for name, path in entries if path not in used and "__MACOSX" not in PurePosixPath(name).parts]
+        skipped += outside_the_classes([prefix + name for name, path in entries
+                                        if path not in used and "__MACOSX" not in PurePosixPath(name).parts], display)
     for index, (name, files) in enumerate(uploads):
         add(name, files, f"named class {index + 1}")
     return by_class, skipped

@@ -4,13 +4,14 @@ is refused with the folders found and the layout accepted."""
 
 from __future__ import annotations
 
+import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from engine.errors import UserInputError
-from engine.finetune.classify.data import class_folders, gather_sources
+from engine.finetune.classify.data import OUTSIDE_LISTED, class_folders, gather_sources
 
 
 def classes(*names: str) -> dict[str, list[str]]:
@@ -77,3 +78,29 @@ def test_a_zip_with_class_folders_at_different_depths_gives_their_classes(tmp_pa
     by_class, left_out = gather_sources([("set.zip", archive)], work_dir=tmp_path / "w")
     assert sorted(by_class) == ["blue", "green", "red"] and left_out == []
     assert [name for name, _ in by_class["blue"]] == ["set.zip/blue/blue_0.png", "set.zip/blue/blue_1.png"]
+
+
+def test_deeply_nested_class_folders_are_found_in_time_linear_in_the_names():
+    """Listing every folder above each one took time quadratic in the depth: a zip's thousand class folders
+    nested 1,500 deep (names a file system accepts) took 15 s of a worker, where this takes well under one."""
+    deep = "/".join(["a"] * 1500)
+    started = time.monotonic()
+    found = classes(*(f"{deep}/class{n}/1.png" for n in range(1000)))
+    assert len(found) == 1000 and found["class7"] == ["class7/1.png"]
+    assert time.monotonic() - started < 5
+
+
+def test_images_in_no_class_folder_are_listed_up_to_a_bound_then_counted(tmp_path):
+    """Each was listed: a zip's 20,000 images beside one class folder put 20,000 entries in the job's record and as
+    many lines in its status."""
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        bundle.writestr("cats/1.png", b"")
+        for n in range(500):
+            bundle.writestr(f"stray{n:03d}.png", b"")
+    by_class, left_out = gather_sources([("set.zip", archive)], work_dir=tmp_path / "w")
+    assert list(by_class) == ["cats"] and len(left_out) == OUTSIDE_LISTED + 1
+    assert left_out[0] == {"file": "set.zip/stray000.png", "error": "set.zip/stray000.png: not inside a class folder; "
+                                                                     "left out (move it into the folder of its class)."}
+    assert left_out[-1] == {"file": "set.zip/…", "error": f"{500 - OUTSIDE_LISTED} more images of set.zip: not inside "
+                                                          "a class folder; left out."}
