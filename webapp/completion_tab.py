@@ -41,6 +41,7 @@ from webapp.views import (
     owner_of,
     preset_choices,
     run_buttons,
+    skipped_markdown,
     status_markdown,
     submit,
     text,
@@ -571,12 +572,7 @@ def _done_markdown(job: Job) -> str:
     if result.get("random_weights"):
         line += " · ⚠️ random weights: the proposals only test the plumbing"
     line += notes_markdown(result)
-    skipped = result.get("skipped") or []
-    if skipped:
-        line += f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {text(s['error'])}" for s in skipped[:20])
-        if len(skipped) > 20:
-            line += f"\n- … and {len(skipped) - 20} more (all in proposals.json)"
-    return line
+    return line + skipped_markdown(result.get("skipped") or [], rest_in="all in proposals.json")
 
 
 def result_views(job: Job) -> tuple[list[tuple[str, str]], list[list[Any]] | dict[str, Any], list[str]]:

@@ -35,6 +35,7 @@ from webapp.views import (
     notes_markdown,
     owner_of,
     run_buttons,
+    skipped_markdown,
     status_markdown,
     submit,
     text,
@@ -100,7 +101,7 @@ def summary_line(job: Job) -> str:
         return ""
     result = job.result
     notes = notes_markdown(result)
-    skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
+    skipped = skipped_markdown(result.get("skipped", []))
     weights = " · base has **random weights**" if result.get("random_weights") else ""
     forgetting = ""
     if result.get("retention"):
@@ -321,7 +322,7 @@ def kshot_line(job: Job) -> str:
         return ""
     result = job.result
     weights = " · base has **random weights**" if result.get("random_weights") else ""
-    skipped = "".join(f"\n\n⚠️ skipped {text(s['error'])}" for s in result.get("skipped", []))
+    skipped = skipped_markdown(result.get("skipped", []))
     return (f"\n\n**{result['shots']}-shot** evaluation of {KINDS[result['task']]}s on "
             f"{text(', '.join(result['classes']))} over seeds {', '.join(map(str, result['seeds']))} · base "
             f"{text(result['base_preset'])}{weights} · no model is saved\n\nSampling: {text(result['sampling'])}"

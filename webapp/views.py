@@ -37,6 +37,20 @@ def fixed_decimals(rows: list[list[Any]]) -> dict[str, Any]:
     return {"data": data, "metadata": {"display_value": shown, "styling": [[""] * len(row) for row in data]}}
 
 
+SKIPPED_SHOWN = 20
+
+
+def skipped_markdown(skipped: list[dict[str, str]], rest_in: str = "") -> str:
+    """A result's skipped inputs for its status line: the first SKIPPED_SHOWN, then how many more (`rest_in` says
+    where all are); a zip of thousands of unreadable images made a status line of thousands of paragraphs."""
+    if not skipped:
+        return ""
+    line = f"\n\n**Skipped ({len(skipped)}):**\n" + "\n".join(f"- {text(s['error'])}" for s in skipped[:SKIPPED_SHOWN])
+    if len(skipped) > SKIPPED_SHOWN:
+        line += f"\n- … and {len(skipped) - SKIPPED_SHOWN} more" + (f" ({rest_in})" if rest_in else "")
+    return line
+
+
 def notes_markdown(result: dict[str, Any]) -> str:
     """A result's notes (e.g. a TIFF of which only the first page was used), one paragraph each, as every tab's status
     line ends."""

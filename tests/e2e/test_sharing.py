@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from tests.conftest import REPO
-from tests.e2e.conftest import ACCOUNTS, ARTIFACTS, chromium_path
+from tests.e2e.conftest import ACCOUNTS, ARTIFACTS, chromium_path, running_app
 
 
 def test_listening_beyond_loopback_needs_accounts(monkeypatch):
@@ -27,18 +27,10 @@ def test_the_app_starts_when_its_first_page_answers_slowly(monkeypatch):
     import gradio.networking
     import httpx
 
-    from webapp.app import launch
-
     monkeypatch.setattr(gradio.networking, "url_ok", lambda url: False)  # what the check says of a slow answer
     monkeypatch.delenv("FEWSHOT_AUTH", raising=False)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    demo = launch(prevent_thread_lock=True, server_port=port, quiet=True)
-    try:
-        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=60).status_code == 200
-    finally:
-        demo.close()
+    with running_app() as url:
+        assert httpx.get(url, timeout=60).status_code == 200
 
 
 def test_accounts_from_a_file(tmp_path, monkeypatch):
