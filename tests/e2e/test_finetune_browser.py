@@ -135,7 +135,7 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
     page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for()
     gallery = page.locator("#finetune-prediction-gallery")
     expect(gallery.locator("img")).to_have_count(3)
-    expect(gallery).to_contain_text(re.compile(r"red · 0\.\d\d · red_0\.png"))
+    expect(gallery).to_contain_text(re.compile(r"red · 0\.\d{4} · red_0\.png"))
     with page.expect_download() as download:
         page.locator("#finetune-prediction-files a[href$='predictions.csv']").click()
     with open(download.value.path(), newline="") as handle:

@@ -24,7 +24,7 @@ def run_kshot(ui, prefix: str, shots: str, seeds: str) -> None:
     ui.locator(f"#{prefix}-kshot-seeds textarea, #{prefix}-kshot-seeds input").first.fill(seeds)
     ui.locator(f"#{prefix}-kshot-run").click()
     expect(ui.locator(f"#{prefix}-kshot-status")).to_contain_text(re.compile(r"Seed \d of|Succeeded"), timeout=60_000)
-    expect(ui.locator(f"#{prefix}-kshot-table")).to_contain_text(re.compile(r"\d\.\d{3} ± \d\.\d{3}"),
+    expect(ui.locator(f"#{prefix}-kshot-table")).to_contain_text(re.compile(r"\d\.\d{4} ± \d\.\d{4}"),
                                                                  timeout=120_000)  # the mean ± std row
 
 
@@ -62,7 +62,7 @@ def test_kshot_of_the_sample_classifier_and_detector_shows_seeds_and_spread(page
     shot(page, "kshot-detector")
 
     page.reload()  # the job is in the address: its sub-tab and section show it again (a loaded CPU takes seconds)
-    expect(page.locator("#detect-kshot-table")).to_contain_text(re.compile(r"\d\.\d{3} ± \d\.\d{3}"),
+    expect(page.locator("#detect-kshot-table")).to_contain_text(re.compile(r"\d\.\d{4} ± \d\.\d{4}"),
                                                                 timeout=30_000)
     expect(page.locator("#detect-kshot-status")).to_contain_text("Succeeded")
     expect(page.locator("#detect-kshot-table")).to_be_visible()  # the section opened
