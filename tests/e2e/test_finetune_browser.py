@@ -132,7 +132,7 @@ def test_train_the_tiny_preset_then_classify_with_thumbnails_and_a_csv(page, tmp
     images = [*sorted((root / "red").glob("*.png"))[:2], sorted((root / "blue").glob("*.png"))[0]]
     page.locator("#finetune-use-images input[type=file]").set_input_files([str(p) for p in images])
     page.locator("#finetune-classify").click()
-    page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for()
+    page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for(timeout=180_000)  # a shared, slow CPU
     gallery = page.locator("#finetune-prediction-gallery")
     expect(gallery.locator("img")).to_have_count(3)
     expect(gallery).to_contain_text(re.compile(r"red · 0\.\d{4} · red_0\.png"))
@@ -192,7 +192,7 @@ def test_train_a_detector_see_curves_and_ap_detect_download_upload_and_complete(
     page.locator("#finetune-threshold input[type=number]").fill("0.3")
     training = page.url.split("job=")[1][:32]
     page.locator("#finetune-detect-boxes").click()
-    page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for()
+    page.locator("#finetune-use-status").get_by_text("Succeeded").wait_for(timeout=180_000)  # a shared, slow CPU
     expect(page.locator("#finetune-use-status")).to_contain_text("at score ≥ 0.3")  # how many boxes it kept
     page.wait_for_url(re.compile(rf"[?&]job=(?!{training})[0-9a-f]{{32}}"))  # the prediction's, not the training's
     page.locator("#finetune-boxes img").nth(1).wait_for()
