@@ -31,7 +31,8 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     job = client.wait(client.submit("completion", {"preset": "completion-tiny", "max_per_image": 10},
                                     {"images": images, "annotations": [annotations]}).id, timeout=120)
     assert job.status is Status.SUCCEEDED, job.error
-    review, value, rows, _, counts, page, selected = tab._outputs(tab._review(job.id), 0.0, 0)
+    review, value, table, _, counts, page, selected = tab._outputs(tab._review(job.id), 0.0, 0)
+    rows = table["data"]  # the numbers; the table shows them with 4 decimals
     assert selected == rows[0][0] and counts.startswith(f"**{len(rows)}** of {len(rows)} proposals score ≥ 0.00")
     labels = [box["label"].strip() for box in value["boxes"]]  # a label below another at its corner is padded
     assert sorted(labels) == sorted(f"#{row[0]}" + (" ◀" if row[0] == selected else "") for row in rows)
@@ -58,7 +59,8 @@ def test_edits_in_the_annotator_are_saved_as_made_and_exported(deeppcb, tmp_path
     again = tab.apply_edits(review, {"boxes": [drawn, *boxes.values()]}, 0.0, page, selected)
     assert again == (gr.skip(),) * 7 and saved(job.id) == on_disk  # the same picture again: nothing new
 
-    reloaded, value, rows, line, counts, _, _ = tab._outputs(tab._review(job.id), 0.0, 0)  # a reload
+    reloaded, value, table, line, counts, _, _ = tab._outputs(tab._review(job.id), 0.0, 0)  # a reload
+    rows = table["data"]
     assert {k: reloaded[k] for k in tab.DECISIONS} == on_disk and "· 1 added (nut)" in line
     assert "+1 nut" in [b["label"] for b in value["boxes"]]
     assert {row[0]: (row[1], row[3]) for row in rows}[relabelled] == ("resistor", "accepted")
