@@ -6,6 +6,7 @@ user can fix (an empty class, one class only, duplicate names, too many images) 
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def _deepest(folders: Collection[tuple[str, ...]]) -> list[tuple[str, ...]]:
     followed by one inside it, so each is compared with its successor only: listing every folder above each (a zip's
     thousands of folders nested a thousand deep) took minutes."""
     ordered = sorted(folders)
-    return [folder for folder, after in zip(ordered, [*ordered[1:], None], strict=True)
+    return [folder for folder, after in itertools.pairwise([*ordered, None])
             if folder and (after is None or after[:len(folder)] != folder)]
 
 

@@ -65,6 +65,9 @@ def test_no_folder_of_images_is_refused_with_the_layout_accepted():
     with pytest.raises(UserInputError, match=r"^No class folders with images found in set\.zip: use one folder per "
                                              r"class, all at the same level"):
         classes("1.jpg", "2.jpg", "__MACOSX/cats/1.jpg", ".hidden/dogs/1.jpg")
+    for names in [(), ("__MACOSX/cats/1.jpg",)]:  # no image at all (a zip of text files): it raised ValueError
+        with pytest.raises(UserInputError, match=r"^No class folders with images found in set\.zip"):
+            classes(*names)
 
 
 def test_a_zip_with_class_folders_at_different_depths_gives_their_classes(tmp_path):
