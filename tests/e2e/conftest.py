@@ -76,6 +76,18 @@ def browser() -> Iterator:
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test() -> Iterator[None]:
+    """A job a test left running (a wait that ran out, a Cancel that did not land) would hold its lane and the CPU
+    for the tests after it, failing them too: each test's unfinished jobs are cancelled when it ends."""
+    from tasks import client
+
+    yield
+    for job in client.list_jobs(200):
+        if not job.status.final:
+            client.cancel(job.id)
+
+
 @pytest.fixture
 def page(browser, app_url, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
