@@ -54,9 +54,7 @@ def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[N
     them). Class folders at different depths ('cats/', 'more/dogs/') are used when their names differ and no folder
     above them holds images but the top; otherwise, as with two class folders of one name, the layout is unclear
     and refused, naming the folders found."""
-    found = [(PurePosixPath(name).parts, path) for name, path in entries]
-    found = [(parts, path) for parts, path in found
-             if not any(part == "__MACOSX" or part.startswith(".") for part in parts[:-1])]
+    found = [(PurePosixPath(name).parts, path) for name, path in entries if not _in_system_folder(name)]
     holding: dict[tuple[str, ...], list[NamedFile]] = {}
     for parts, path in found:
         holding.setdefault(parts[:-1], []).append(("/".join(parts[-2:]), path))
@@ -74,6 +72,12 @@ def class_folders(entries: Sequence[NamedFile], origin: str) -> dict[str, list[N
     if len({len(folder) for folder in leaves}) > 1 and above:
         _refuse_layout(origin, holding, f"{_shown(above[0])} holds images and so do folders inside it")
     return {folder[-1]: holding[folder] for folder in sorted(leaves, key=lambda folder: folder[-1])}
+
+
+def _in_system_folder(name: str) -> bool:
+    """Whether a file lies in a folder no one made for the examples: a Mac's `__MACOSX/` copies of a zip's files, or
+    a hidden folder (`.ipynb_checkpoints/`, `.git/`): neither a class nor an image left out of one."""
+    return any(part == "__MACOSX" or part.startswith(".") for part in PurePosixPath(name).parts[:-1])
 
 
 def _deepest(folders: Collection[tuple[str, ...]]) -> list[tuple[str, ...]]:
@@ -152,7 +156,7 @@ def gather_sources(sources: Sequence[NamedFile] = (), uploads: Sequence[tuple[st
             add(name, [(prefix + n, p) for n, p in files], f"the folder {quoted(name)} of {display}")
         used = {path for files in classes.values() for _, path in files}
         skipped += outside_the_classes([prefix + name for name, path in entries
-                                        if path not in used and "__MACOSX" not in PurePosixPath(name).parts], display)
+                                        if path not in used and not _in_system_folder(name)], display)
     for index, (name, files) in enumerate(uploads):
         add(name, files, f"named class {index + 1}")
     return by_class, skipped

@@ -107,3 +107,15 @@ def test_images_in_no_class_folder_are_listed_up_to_a_bound_then_counted(tmp_pat
                                                                      "left out (move it into the folder of its class)."}
     assert left_out[-1] == {"file": "set.zip/…", "error": f"{500 - OUTSIDE_LISTED} more images of set.zip: not inside "
                                                           "a class folder; left out."}
+
+
+def test_images_in_hidden_and_mac_folders_are_neither_classes_nor_listed_as_left_out(tmp_path):
+    """A notebook's `.ipynb_checkpoints/` copies were no class but were listed as 'not inside a class folder'."""
+    archive = tmp_path / "set.zip"
+    with zipfile.ZipFile(archive, "w") as bundle:
+        for name in ("cats/1.png", "dogs/1.png", "cats/.ipynb_checkpoints/1-checkpoint.png", "__MACOSX/cats/._1.png",
+                     ".git/thumb.png", "cover.png"):
+            bundle.writestr(name, b"")
+    by_class, left_out = gather_sources([("set.zip", archive)], work_dir=tmp_path / "w")
+    assert sorted(by_class) == ["cats", "dogs"]
+    assert [item["file"] for item in left_out] == ["set.zip/cover.png"]
