@@ -195,7 +195,10 @@ def resolve(job_ref: str, owner: str | None = None) -> str:
     `owner`'s own jobs (of any job without `owner`), as the page shows them. Another user's jobs never match a
     prefix, so an ambiguous prefix only counts one's own."""
     ref = (job_ref or "").strip().lower()
+    store = get_store()
     if _FULL_ID.match(ref):
+        if owner is not None and not store.marked_as_owned(owner, ref):
+            raise JobNotFound(f"No job {brief(job_ref.strip())}.")
         return ref
     if not ref:
         raise JobNotFound(f"No job id given: give its id or its first {MIN_PREFIX} characters or more.")
@@ -203,8 +206,8 @@ def resolve(job_ref: str, owner: str | None = None) -> str:
         raise JobNotFound(f"No job {brief(job_ref)}.")
     if len(ref) < MIN_PREFIX:
         raise JobNotFound(f"No job {brief(ref)}: give at least {MIN_PREFIX} characters of its id.")
-    store = get_store()
-    matches = [job_id for job_id in store.ids_starting_with(ref) if owner is None or _owner_of(store, job_id) == owner]
+    candidates = store.ids_starting_with(ref) if owner is None else store.owned_ids_starting_with(owner, ref)
+    matches = [job_id for job_id in candidates if owner is None or _owner_of(store, job_id) == owner]
     if len(matches) > 1:
         raise AmbiguousJobId(f"{len(matches)} jobs start with {brief(ref)}: give more characters.")
     if not matches:

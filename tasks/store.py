@@ -92,6 +92,9 @@ class JobMarks:
         except OSError:
             return False
 
+    def has(self, job_id: str, group: str = "") -> bool:
+        return (self.folder / group / job_id).is_file()
+
     def ids(self, group: str = "") -> list[str]:
         folder = self.folder / group
         return [entry.name for entry in folder.iterdir() if _JOB_ID.match(entry.name)] if folder.is_dir() else []
@@ -263,6 +266,18 @@ class ArtifactStore:
         return self._newest(self._marked(self.owner_marks, lambda facts: facts.owner == owner, owner_key(owner)),
                             limit)
 
+    def owned_ids_starting_with(self, owner: str, prefix: str) -> list[str]:
+        """Ids of the jobs marked as `owner`'s that start with `prefix` (a mark may outlive its job): found among that
+        user's marks only, so a look-up takes as long whether or not another user has a job of that prefix."""
+        self._complete(self.owner_marks)
+        return [job_id for job_id in self.owner_marks.ids(owner_key(owner)) if job_id.startswith(prefix)]
+
+    def marked_as_owned(self, owner: str, job_id: str) -> bool:
+        """Whether the job is marked as `owner`'s (marks never fall short: unmarked is not theirs), read from no
+        record, so another user's job and no job at all take the same time to refuse."""
+        self._complete(self.owner_marks)
+        return self.owner_marks.has(job_id, owner_key(owner))
+
     def owned_bytes(self, owner: str) -> int:
         """Bytes `owner`'s jobs keep: an ended job's folder as measured when it ended, the stored inputs of the
         others. Parses only the records that changed since this process last asked (`EndedRecords`)."""
@@ -278,11 +293,7 @@ class ArtifactStore:
                 group: str = "") -> list[tuple[str, RecordFacts, Job | None]]:
         """(id, facts, record when it was parsed) of the marked jobs that `belongs` keeps; the marks of others (ended,
         deleted) are dropped."""
-        if not marks.complete:
-            for job in self.list(limit=None):
-                if (job_group := marks.group_of(job)) is not None:
-                    marks.add(job.id, job_group)
-            marks.completed()
+        self._complete(marks)
         found = []
         for job_id in marks.ids(group):
             try:
@@ -296,6 +307,14 @@ class ArtifactStore:
             else:
                 marks.remove(job_id, group)
         return found
+
+    def _complete(self, marks: JobMarks) -> None:
+        """Mark the jobs of a store from before `marks` existed (once: then they are kept whole as jobs change)."""
+        if not marks.complete:
+            for job in self.list(limit=None):
+                if (job_group := marks.group_of(job)) is not None:
+                    marks.add(job.id, job_group)
+            marks.completed()
 
     def _facts(self, job_id: str) -> tuple[RecordFacts, Job | None]:
         """A job's facts, and its record when it had to be parsed for them (an unfinished or changed one)."""
