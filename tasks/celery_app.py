@@ -17,7 +17,6 @@ from tasks.registry import TOOLS
 
 TASK_MODULES = ["tasks.tools", "tasks.completion", "tasks.finetune"]
 PARENT_PID_ENV = "FEWSHOT_WORKER_PARENT_PID"  # set by tasks.embedded: the app process that supervises this worker
-EMBEDDED_NICENESS = 10  # how far an embedded worker lowers its CPU priority below the app's
 
 log = logging.getLogger(__name__)
 
@@ -88,16 +87,3 @@ def exit_with_the_app(**_: Any) -> None:
         os.killpg(os.getpgrp(), signal.SIGKILL)  # the worker and its pool process (own process group)
 
     threading.Thread(target=watch, name="exit-with-the-app", daemon=True).start()
-
-
-@signals.worker_init.connect
-def yield_the_cpu_to_the_app(**_: Any) -> None:
-    """An embedded worker shares the machine with the page it serves (and often the browser showing it): a job
-    that keeps every core busy must not leave the page unanswered, so the worker and its pool process (which
-    inherits this) run at a lower CPU priority. Dedicated workers (Redis) keep theirs."""
-    if not os.environ.get(PARENT_PID_ENV):
-        return
-    try:
-        os.nice(EMBEDDED_NICENESS)
-    except OSError as exc:  # not permitted on this system: jobs still run, at the app's priority
-        log.warning("cannot lower the embedded worker's CPU priority: %s", exc)

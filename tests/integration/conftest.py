@@ -100,15 +100,10 @@ def start_worker(env: dict[str, str], log: Path, hostname: str, queue: str = "qu
     return process
 
 
-def pool_processes(worker_pid: int) -> list[int]:
-    """The prefork pool processes of a Celery worker (where its jobs run)."""
-    return [int(pid) for pid in
-            subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True).stdout.split()]
-
-
 def kill_pool_processes(worker_pid: int) -> list[int]:
-    """SIGKILL the prefork pool processes of a Celery worker, as the OOM killer would."""
-    children = pool_processes(worker_pid)
+    """SIGKILL the prefork pool processes of a Celery worker (where its jobs run), as the OOM killer would."""
+    children = [int(pid) for pid in
+                subprocess.run(["pgrep", "-P", str(worker_pid)], capture_output=True, text=True).stdout.split()]
     assert children, f"the worker {worker_pid} has no pool process"
     for pid in children:
         os.kill(pid, signal.SIGKILL)

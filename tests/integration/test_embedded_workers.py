@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from tasks import client, embedded
-from tasks.celery_app import EMBEDDED_NICENESS
 from tasks.client import Status
 from tasks.store import get_store
 from tests.conftest import REPO
 from tests.helpers import colour_classes, noise_images, wait_until, zip_tree
-from tests.integration.conftest import a_quick_job_passes_a_long_training, kill_pool_processes, pool_processes
+from tests.integration.conftest import a_quick_job_passes_a_long_training, kill_pool_processes
 
 NOISE = {"object_name": "noise", "preset": "winclip-tiny"}
 
@@ -134,12 +133,3 @@ time.sleep(600)
         process.kill()  # no atexit: the workers must notice by themselves
         process.wait(timeout=10)
     wait_until(lambda: all(gone(pid) for pid in pids), timeout=15, what="the workers to end")
-
-
-def test_the_workers_and_their_pool_processes_run_below_the_apps_cpu_priority():
-    """A job that keeps every core busy leaves the page (served by this process) the CPU first."""
-    app_niceness = os.getpriority(os.PRIO_PROCESS, 0)
-    for worker in embedded.worker_pids().values():
-        wait_until(lambda worker=worker: pool_processes(worker), timeout=60, what="the worker's pool process")
-        for pid in (worker, *pool_processes(worker)):
-            assert os.getpriority(os.PRIO_PROCESS, pid) == app_niceness + EMBEDDED_NICENESS
