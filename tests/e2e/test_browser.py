@@ -19,7 +19,11 @@ def cancel_while_running(page, status_id: str, cancel_id: str) -> str:
     status = page.locator(f"#{status_id}")
     status.get_by_text("Running").wait_for()
     short_id = status.inner_text().split("job ")[1][:8]
-    page.locator(f"#{cancel_id}").click()
+    # Not waiting for navigations after the click (none comes): on a page re-attached to a running video job that
+    # wait outlasted 60 s in CI and in a full run here, after "click action done" (in probes of that page, its
+    # renderer answered 3-6 s late while its image editor sent hundreds of uploads a second); whether the Cancel took
+    # effect is what the next wait checks.
+    page.locator(f"#{cancel_id}").click(no_wait_after=True)
     try:
         status.get_by_text("Cancelled").wait_for(timeout=120_000)  # a slow, shared CPU: the next step may be slow
     except Exception as exc:  # say where the job stands, and what the page showed
