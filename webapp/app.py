@@ -48,7 +48,7 @@ def build_app() -> gr.Blocks:
                 finetune_tab.build()
             with gr.Tab("Jobs", id=reattach.JOBS_TAB):
                 jobs_tab.build()
-        reattach.select_tab_on_load(tabs)  # the tab of the job in the page's address (?job=), if any
+        reattach.select_tab_on_load()  # the tab of the job in the page's address (?job=), if any
         saved_items.refresh_on_tab_change(tabs)
     return demo
 
@@ -126,8 +126,9 @@ def launch(prevent_thread_lock: bool = False, **overrides) -> gr.Blocks:
         "run_history": False,  # the Jobs tab is the history (Gradio's would record runs in the browser, and
                                # offers to copy them to a Hugging Face bucket)
         "css": anomaly_tab.CSS,
-        # the review's keyboard shortcuts; file lists' sizes in whole bytes
-        "head": f"<script>{completion_tab.SHORTCUTS_JS}</script><script>{file_sizes.WHOLE_BYTES_JS}</script>",
+        # the review's keyboard shortcuts; file lists' sizes in whole bytes; a check of a picture chosen in a canvas
+        "head": f"<script>{completion_tab.SHORTCUTS_JS}</script><script>{file_sizes.WHOLE_BYTES_JS}</script>"
+                f"<script>{insertion_tab.CHOSEN_PICTURE_JS}</script>",
         "prevent_thread_lock": prevent_thread_lock,
         "max_threads": views.MAX_THREADS,  # follows wait in threads: views.Followers
         # Gradio's start-up check that the page answers gives up after one request slower than 3 s, and then exits

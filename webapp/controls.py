@@ -68,15 +68,18 @@ def told_when_refused(event: Any, status: gr.Markdown, what: str) -> None:
 
 
 def one_job_per_click(button: gr.Button, run: Callable[..., Any], inputs: Any, outputs: Any,
-                      **options: Any) -> Any:
+                      prepare: Callable[[Callable[..., Any]], Any] | None = None, **options: Any) -> Any:
     """Wire a tab's run button so that one click starts one job.
 
     Gradio uploads an event's files before it marks the event pending, so a double click on a tab with file
     inputs used to submit twice. The button is disabled by a file-less event at the click, runs `run` (which
     submits and follows the job: the tab shows one job at a time) and is enabled again when `run` ends, failed
-    or not. Returns the run event (its `api_name` is the tab's API endpoint, unchanged)."""
+    or not; `prepare(then)`, if given, chains an event that readies `inputs` in the page between. Returns the run
+    event (its `api_name` is the tab's API endpoint, unchanged)."""
     locked = button.click(lambda: gr.Button(interactive=False), None, button, queue=False,
                           api_visibility="private")
+    if prepare is not None:
+        locked = prepare(locked.then)
     running = locked.then(run, inputs, outputs, **options)
     for ended in (running.then, running.failure):  # the page skips `then` after an error
         ended(lambda: gr.Button(interactive=True), None, button, queue=False, api_visibility="private")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from engine.insertion.regions import load_image_with_alpha, mask_from_image, par
 from engine.media import load_image
 from tasks.client import Job, Status
 from webapp import controls, reattach, samples
+from webapp.bounded_pictures import checked_picture
 from webapp.controls import one_job_per_click
 from webapp.model_choice import preset_dropdown, weights_notice
 from webapp.serving import job_file, job_inputs
@@ -56,13 +59,11 @@ def status_line(job: Job) -> str:
     return status_markdown(job) + notes
 
 
-def editor_files(value: dict[str, Any] | None) -> tuple[str | None, list[str]]:
-    """(background image, drawn layers that mark a pixel) of an image editor's value: the editor sends its layer
-    even when nothing was drawn, which as the region's only mark made a job that failed at once ("The mask is
-    empty"); without it, a run with nothing drawn and no box is refused at submit ("Mark the region")."""
-    if not value:
-        return None, []
-    return value.get("background"), [layer for layer in value.get("layers") or [] if layer and marks_a_pixel(layer)]
+def painted(layers: list[str] | None) -> list[str]:
+    """The drawn layers that mark a pixel: the editor sends its layer even when nothing was drawn, which as the
+    region's only mark made a job that failed at once ("The mask is empty"); without it, a run with nothing drawn
+    and no box is refused at submit ("Mark the region")."""
+    return [layer for layer in layers or [] if layer and marks_a_pixel(layer)]
 
 
 def marks_a_pixel(layer: str) -> bool:
@@ -92,13 +93,12 @@ def typed_region(picture: Image.Image, box: str) -> tuple[int, int, int, int]:
         raise UserInputError(box_message(box, picture.size)) from None
 
 
-def refuse_a_flagged_box(editor: dict[str, Any] | None, box: str) -> None:
+def refuse_a_flagged_box(picture: str | None, box: str) -> None:
     """Refuse at the click, with the words shown under the box, a typed box that the page flags on the editor's
     picture (the image, or a video's anchor frame): its job would fail at once."""
-    image, _ = editor_files(editor)
-    if image and box.strip():
+    if picture and box.strip():
         try:
-            typed_region(load_image(image), box)
+            typed_region(load_image(picture), box)
         except UserInputError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -112,15 +112,14 @@ def box_picture(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Ima
     return Image.alpha_composite(image.convert("RGBA"), drawing).convert("RGB")
 
 
-def show_box(editor: dict[str, Any] | None, box: str) -> tuple[Any, str]:
-    """(the region picture: the editor's picture with the typed box drawn on it; a message).
+def show_box(image: str | None, box: str) -> tuple[Any, str]:
+    """(the region picture: the editor's picture `image` with the typed box drawn on it; a message).
 
     The box is read as the job reads it (clipped to the image), so the rectangle shown is the region the job
     uses. A bad box keeps the picture as it is and says what a box is; an empty one hides the picture. Drawn
     beside the editor, not in it: Gradio 6.31's ImageEditor takes a layer set by an event into its value but
     does not paint it.
     """
-    image, _ = editor_files(editor)
     if not box.strip():
         return gr.Image(value=None, visible=False), ""
     if not image:
@@ -150,12 +149,18 @@ def chosen_before_after(before: str | None, gallery: list[tuple[str, str | None]
     return before_after(before, gallery, evt.index if isinstance(evt.index, int) else 0)
 
 
+# The anchor painting, shown for the region modes that use it; in the page, as everything about an editor (`Canvas`).
+EDITOR_SHOWN_JS = (f"(mode) => ({{__type__: 'update', visible: "
+                   f"{json.dumps([mode for mode, fields in REGION_MODE_FIELDS.items() if 'editor' in fields])}"
+                   f".includes(mode)}})")
+
+
 def region_fields(region_mode: str, region_picture: str | None) -> tuple[Any, ...]:
-    """The video section's anchor painting, box (its message and region picture), keyframes and per-frame masks:
-    only those the region mode uses."""
+    """The video section's box (its message and region picture), keyframes and per-frame masks: only those the
+    region mode uses (the anchor painting: `EDITOR_SHOWN_JS`)."""
     shown = REGION_MODE_FIELDS[region_mode]
     box_label = {"label": VIDEO_BOX_LABELS[region_mode]} if region_mode in VIDEO_BOX_LABELS else {}
-    return (gr.ImageEditor(visible="editor" in shown), gr.Textbox(visible="box" in shown, **box_label),
+    return (gr.Textbox(visible="box" in shown, **box_label),
             gr.Markdown(visible="box" in shown), gr.Image(visible="box" in shown and bool(region_picture)),
             gr.Textbox(visible="keyframes" in shown), gr.File(visible="masks" in shown))
 
@@ -166,18 +171,19 @@ def _settings(prompt: str, negative: str, mode: str, preset: str, seed: float, s
             "steps": steps, "guidance": guidance, "strength": strength}
 
 
-def run_image(editor: dict | None, box: str, prompt: str, negative: str, mode: str, preset: str, seed: float,
-              variants: float, steps: float, guidance: float, strength: float,
+def run_image(image: str | None, layers: list[str] | None, box: str, prompt: str, negative: str, mode: str,
+              preset: str, seed: float, variants: float, steps: float, guidance: float, strength: float,
               request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit an image job, then follow it: the input (for the before/after slider), status, then the results of
-    every seed and the downloads."""
-    image, layers = editor_files(editor)
+    """Submit an image job (the picture, the layers painted on it, a box), then follow it: the input (for the
+    before/after slider), status, then the results of every seed and the downloads."""
     if not image:
         raise gr.Error("Upload an image, then paint over the region (or give a box x0,y0,x1,y1).")
-    refuse_a_flagged_box(editor, box)
+    checked_picture(image)  # one a job would refuse, refused at the click with the job's words
+    refuse_a_flagged_box(image, box)
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "variants": variants}
-    yield from follow_image(submit(TOOL, params, {"image": [image], "mask": layers}, request), progress, image)
+    yield from follow_image(submit(TOOL, params, {"image": [image], "mask": painted(layers)}, request), progress,
+                            image)
 
 
 def follow_image(job: Job, progress: gr.Progress, image: str | None = None) -> Iterator:
@@ -192,20 +198,20 @@ def is_video_job(job: Job) -> bool:
     return any(stored.startswith("video/") for stored in job.inputs)
 
 
-def run_video(video: str | None, editor: dict | None, anchor: float, region_mode: str, box: str, keyframes: str,
-              frame_masks: list[str] | None, prompt: str, negative: str, mode: str, preset: str, seed: float,
-              steps: float, guidance: float, strength: float, request: gr.Request = None,
-              progress: gr.Progress = gr.Progress()) -> Iterator:
-    """Submit a video job, then follow it: status, then the result video, the anchor frame and the downloads."""
+def run_video(video: str | None, anchor_picture: str | None, layers: list[str] | None, anchor: float,
+              region_mode: str, box: str, keyframes: str, frame_masks: list[str] | None, prompt: str, negative: str,
+              mode: str, preset: str, seed: float, steps: float, guidance: float, strength: float,
+              request: gr.Request = None, progress: gr.Progress = gr.Progress()) -> Iterator:
+    """Submit a video job (the layers painted on the anchor frame, whose picture checks a typed box), then follow
+    it: status, then the result video, the anchor frame and the downloads."""
     if not video:
         raise gr.Error("Upload a video (mp4, webm, mov, avi or mkv).")
     if "box" in REGION_MODE_FIELDS[region_mode]:
-        refuse_a_flagged_box(editor, box)  # on the anchor frame the editor shows
-    _, layers = editor_files(editor)
+        refuse_a_flagged_box(anchor_picture, box)  # on the anchor frame the editor shows
     params = {**_settings(prompt, negative, mode, preset, seed, steps, guidance, strength), "box": box,
               "anchor_frame": anchor, "region_mode": region_mode, "keyframes": keyframes}
-    yield from follow_video(submit(TOOL, params, {"video": [video], "mask": layers, "masks": frame_masks or []},
-                                   request), progress)
+    yield from follow_video(submit(TOOL, params, {"video": [video], "mask": painted(layers),
+                                                  "masks": frame_masks or []}, request), progress)
 
 
 def follow_video(job: Job, progress: gr.Progress) -> Iterator:
@@ -239,8 +245,7 @@ def submitted_settings(job: Job, variants: bool, region: tuple[str, ...]) -> lis
 def submitted_image(job: Job) -> list[Any]:
     """An image job's form (restored on a reload): the image, its box (drawn on it) and the settings."""
     image, box = job_inputs(job, "image")[0], box_text(job.params["box"])
-    editor = {"background": image, "layers": [], "composite": image}
-    return [editor, box, *show_box(editor, box), *submitted_settings(job, variants=True, region=("box",))]
+    return [image, box, *show_box(image, box), *submitted_settings(job, variants=True, region=("box",))]
 
 
 def submitted_video(job: Job) -> list[Any]:
@@ -252,12 +257,9 @@ def submitted_video(job: Job) -> list[Any]:
             *submitted_settings(job, variants=False, region=("box", "anchor_frame", "region_mode", "keyframes"))]
 
 
-def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> dict[str, Any] | None:
-    """The anchor frame as the drawing canvas of the video section."""
-    if not video:
-        return None
-    served = video_frame(video, anchor, request)
-    return {"background": served, "layers": [], "composite": served}
+def anchor_frame(video: str | None, anchor: float, request: gr.Request = None) -> str | None:
+    """The anchor frame, the picture of the video section's canvas."""
+    return video_frame(video, anchor, request) if video else None
 
 
 def settings_controls(prefix: str, variants: bool) -> list[gr.components.Component]:
@@ -279,7 +281,7 @@ def settings_controls(prefix: str, variants: bool) -> list[gr.components.Compone
     return [prompt, negative, mode, preset, seed, *([count] if variants else []), steps, guidance, strength]
 
 
-# The editor's picture as the page reads it: the name of a file it cannot decode, once per file ('' otherwise).
+# The canvas's picture as the page reads it: the name of a file it cannot decode, once per file ('' otherwise).
 UNREADABLE_JS = """async () => {
   const file = document.querySelector('#%s input[type=file]')?.files?.[0];
   const checked = (window.fewshotCheckedPictures ??= new WeakSet());
@@ -287,6 +289,19 @@ UNREADABLE_JS = """async () => {
   checked.add(file);
   try { (await createImageBitmap(file)).close(); return ''; } catch { return file.name; }
 }"""
+# In the page's head: a file chosen in a canvas presses the canvas's hidden check button (UNREADABLE_JS runs).
+CHOSEN_PICTURE_JS = """document.addEventListener("change", (event) => {
+  const canvas = event.target instanceof HTMLInputElement && event.target.type === "file"
+    && event.target.closest(".fewshot-canvas");
+  if (canvas) document.getElementById(`${canvas.id}-check`)?.click();
+}, true);"""
+# Gradio 6.31 keeps each component that an event run on the server sets (and, once it has run, each it read) and
+# asks every one of them for its value at each status message of any job stream (several a second); an image editor
+# answers by fetching its picture and uploading it again, so a page following a running insertion sent hundreds of
+# requests a second. No event run on the server reads or sets an editor: the page copies its picture and layers to
+# hidden file fields first, and shows in it a picture the server put in the picture field.
+COPY_FROM_EDITOR_JS = "(value) => [value?.background ?? null, (value?.layers ?? []).filter(Boolean)]"
+SHOW_IN_EDITOR_JS = "(picture) => picture ? {background: picture, layers: [], composite: picture} : %s"
 
 
 def refuse_unreadable(name: str) -> None:
@@ -296,15 +311,40 @@ def refuse_unreadable(name: str) -> None:
                        f"this browser does not display (TIFF). Upload it as PNG, JPEG, WEBP or BMP.")
 
 
-def _editor(label: str, elem_id: str) -> gr.ImageEditor:
+@dataclass(frozen=True)
+class Canvas:
+    """A painting canvas (`editor`) and the hidden fields that events run on the server use in its place: its
+    `picture` and the `layers` painted on it (see COPY_FROM_EDITOR_JS)."""
+
+    editor: gr.ImageEditor
+    picture: gr.File
+    layers: gr.File
+
+    def read_on(self, listener: Callable[..., Any]) -> Any:
+        """On `listener` (an event's trigger, or an event's `then`), copy the editor's picture and layers to the
+        fields in the page; the events that use them are chained on the returned one."""
+        return listener(None, self.editor, [self.picture, self.layers], js=COPY_FROM_EDITOR_JS,
+                        api_visibility="private", show_progress="hidden")
+
+    def show_on(self, listener: Callable[..., Any], empty_clears: bool = True) -> Any:
+        """On `listener`, show the picture field in the editor (no layers), in the page; an empty field empties the
+        editor, or (`empty_clears` False) leaves it as it is."""
+        empty = "null" if empty_clears else "undefined"  # undefined: the page leaves the editor as it is
+        return listener(None, self.picture, self.editor, js=SHOW_IN_EDITOR_JS % empty, api_visibility="private",
+                        show_progress="hidden")
+
+
+def painting_canvas(label: str, elem_id: str) -> Canvas:
     """The painting canvas. A picture the page cannot decode (a truncated PNG) leaves Gradio 6.31's editor empty
-    without a word and sends no upload event, so the page tries the file itself on the editor's input event."""
+    without a word and sends no upload event, so the page tries the file itself when one is chosen (not on an
+    event of the editor: one listened to makes it send its pictures at each stroke)."""
     editor = gr.ImageEditor(label=label, type="filepath", format="png", sources=["upload"], layers=False,
-                            brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"), transforms=(), elem_id=elem_id)
-    unreadable = gr.Textbox(visible=False)
-    editor.input(refuse_unreadable, unreadable, None, js=UNREADABLE_JS % elem_id, concurrency_limit=None,
-                 show_progress="hidden", api_visibility="private")
-    return editor
+                            brush=gr.Brush(colors=["#ff00ff"], color_mode="fixed"), transforms=(), elem_id=elem_id,
+                            elem_classes=["fewshot-canvas"])
+    check, unreadable = gr.Button(visible="hidden", elem_id=f"{elem_id}-check"), gr.Textbox(visible=False)
+    check.click(refuse_unreadable, unreadable, None, js=UNREADABLE_JS % elem_id, concurrency_limit=None,
+                show_progress="hidden", api_visibility="private")
+    return Canvas(editor, gr.File(visible=False), gr.File(file_count="multiple", visible=False))
 
 
 def build() -> None:
@@ -316,12 +356,12 @@ def build() -> None:
         "their exact values; the edge is feathered inside the mask only. In a video the anchor frame is done "
         "first; every other frame attends to the anchor's attention keys and values, so the object keeps its look."
     )
-    with gr.Tabs(elem_id="insertion-tabs") as sections:
+    with gr.Tabs(elem_id="insertion-tabs"):
         with gr.Tab("Image", id="insertion-image"):
             image_section()
         with gr.Tab("Video", id="insertion-video"):
             video_section()
-    reattach.select_section_on_load(sections, lambda job: "insertion-video" if is_video_job(job) else "insertion-image")
+    reattach.select_section_on_load(lambda job: "insertion-video" if is_video_job(job) else "insertion-image")
 
 
 def image_section() -> None:
@@ -329,14 +369,16 @@ def image_section() -> None:
     image_job, image_input = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
-            editor = _editor("Image: upload, then paint over the region", "insertion-editor")
+            canvas = painting_canvas("Image: upload, then paint over the region", "insertion-editor")
             box = controls.textbox(TOOL, "box", label="Or a box x0,y0,x1,y1 (pixels): Enter shows it on the picture",
                                    placeholder="e.g. 120,80,260,220", elem_id="insertion-box")
             box_note = gr.Markdown(elem_id="insertion-box-message")
             box_shown = region_picture("insertion-box-picture")
             image_controls = settings_controls("insertion", variants=True)
-            samples.insertion_image(editor, box, image_controls[0], image_controls[3], image_controls[-3]).then(
-                show_box, [editor, box], [box_shown, box_note], api_visibility="private")
+            sample = samples.insertion_image(canvas.picture, box, image_controls[0], image_controls[3],
+                                             image_controls[-3])
+            canvas.show_on(sample.then).then(show_box, [canvas.picture, box], [box_shown, box_note],
+                                             api_visibility="private")
             run_button, cancel_button = run_buttons("Insert", "insertion-run", "insertion-cancel")
         with gr.Column(scale=1):
             status = gr.Markdown("Upload an image, mark the region, describe the object and press Insert.",
@@ -347,14 +389,16 @@ def image_section() -> None:
                                  height="auto", object_fit="contain", elem_id="insertion-gallery")  # no upload box
             downloads = gr.File(label="Downloads (PNG per seed, mask.png, summary.json)", file_count="multiple",
                                 interactive=False, elem_id="insertion-downloads")
-    draw_box_events(editor, box, box_shown, box_note)
+    draw_box_events(canvas, box, box_shown, box_note)
     outputs = [image_job, image_input, status, gallery, downloads]
     reattach.follow_on_load(image_job, (TOOL,), follow_image, outputs, accepts=lambda job: not is_video_job(job),
                             buttons=[run_button])
-    reattach.restore_on_load((TOOL,), submitted_image, [editor, box, box_shown, box_note, *image_controls],
-                             accepts=lambda job: not is_video_job(job))
-    ran = one_job_per_click(run_button, run_image, [editor, box, *image_controls], outputs, api_name="insert_image",
-                            concurrency_limit=None)
+    restored = reattach.restore_on_load((TOOL,), submitted_image, [canvas.picture, box, box_shown, box_note,
+                                                                   *image_controls],
+                                        accepts=lambda job: not is_video_job(job))
+    canvas.show_on(restored.then, empty_clears=False)
+    ran = one_job_per_click(run_button, run_image, [canvas.picture, canvas.layers, box, *image_controls], outputs,
+                            prepare=canvas.read_on, api_name="insert_image", concurrency_limit=None)
     ran.then(before_after, [image_input, gallery], slider, api_visibility="private")
     gallery.select(chosen_before_after, [image_input, gallery], slider, api_visibility="private")
     wire_cancel(cancel_button, image_job, status, "cancel_insert_image", status_line)
@@ -366,11 +410,11 @@ def region_picture(elem_id: str) -> gr.Image:
                     interactive=False, visible=False, buttons=[], elem_id=elem_id)
 
 
-def draw_box_events(editor: gr.ImageEditor, box: gr.Textbox, picture: gr.Image, note: gr.Markdown) -> None:
-    """Draw the typed box when it is entered (Enter) or left: one event per action, so a message never comes
-    from an older box."""
+def draw_box_events(canvas: Canvas, box: gr.Textbox, picture: gr.Image, note: gr.Markdown) -> None:
+    """Draw the typed box on the canvas's picture when it is entered (Enter) or left: one event per action, so a
+    message never comes from an older box."""
     for trigger in (box.submit, box.blur):
-        trigger(show_box, [editor, box], [picture, note], api_visibility="private")
+        canvas.read_on(trigger).then(show_box, [canvas.picture, box], [picture, note], api_visibility="private")
 
 
 def video_section() -> None:
@@ -380,7 +424,7 @@ def video_section() -> None:
         with gr.Column(scale=1):
             video = gr.Video(label="Video", sources=["upload"], elem_id="insertion-video-file")
             anchor = controls.number(TOOL, "anchor_frame", elem_id="insertion-anchor")
-            video_editor = _editor("Anchor frame: paint over the region", "insertion-video-editor")
+            video_canvas = painting_canvas("Anchor frame: paint over the region", "insertion-video-editor")
             region_mode = controls.radio(TOOL, "region_mode", choices=[
                 (REGION_MODE_LABELS[m], m) for m in controls.spec(TOOL, "region_mode").choices],
                 elem_id="insertion-region-mode")
@@ -404,17 +448,19 @@ def video_section() -> None:
             video_downloads = gr.File(label="Downloads (mp4, lossless mkv, anchor, summary.json)",
                                       file_count="multiple", interactive=False, elem_id="insertion-video-downloads")
     for trigger in (video.change, anchor.change):
-        trigger(anchor_frame, [video, anchor], video_editor, api_visibility="private").then(
-            show_box, [video_editor, video_box], [video_box_shown, video_box_note], api_visibility="private")
-    draw_box_events(video_editor, video_box, video_box_shown, video_box_note)
+        framed = trigger(anchor_frame, [video, anchor], video_canvas.picture, api_visibility="private")
+        video_canvas.show_on(framed.then).then(show_box, [video_canvas.picture, video_box],
+                                                [video_box_shown, video_box_note], api_visibility="private")
+    draw_box_events(video_canvas, video_box, video_box_shown, video_box_note)
     region_mode.change(region_fields, [region_mode, video_box_shown],
-                       [video_editor, video_box, video_box_note, video_box_shown, keyframes, frame_masks],
-                       api_visibility="private")
+                       [video_box, video_box_note, video_box_shown, keyframes, frame_masks], api_visibility="private")
+    region_mode.change(None, region_mode, video_canvas.editor, js=EDITOR_SHOWN_JS, api_visibility="private",
+                       show_progress="hidden")
     outputs = [video_job, video_status, result_video, anchor_result, video_downloads]
     reattach.follow_on_load(video_job, (TOOL,), follow_video, outputs, accepts=is_video_job, buttons=[video_button])
     reattach.restore_on_load((TOOL,), submitted_video, [video, anchor, region_mode, video_box, keyframes, frame_masks,
                                                         *video_controls], accepts=is_video_job)
-    one_job_per_click(video_button, run_video,
-                      [video, video_editor, anchor, region_mode, video_box, keyframes, frame_masks, *video_controls],
-                      outputs, api_name="insert_video", concurrency_limit=None)
+    one_job_per_click(video_button, run_video, [video, video_canvas.picture, video_canvas.layers, anchor, region_mode,
+                                                video_box, keyframes, frame_masks, *video_controls],
+                      outputs, prepare=video_canvas.read_on, api_name="insert_video", concurrency_limit=None)
     wire_cancel(video_cancel, video_job, video_status, "cancel_insert_video", status_line)

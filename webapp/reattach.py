@@ -119,16 +119,16 @@ def follow_on_load(job_state: gr.State, tools: tuple[str, ...], follow: Callable
 
 
 def restore_on_load(tools: tuple[str, ...], form: Callable[[Job], list[Any]], controls: list[Component],
-                    accepts: Callable[[Job], bool] = lambda job: True) -> None:
+                    accepts: Callable[[Job], bool] = lambda job: True) -> Dependency:
     """A page opened with a job of `tools` in its address (of those, the ones it `accepts`, as `follow_on_load`)
     shows the inputs and settings that job was submitted with (`form(job)`: the values of `controls`), so a
-    reload keeps the form, and changing one setting runs it again."""
+    reload keeps the form, and changing one setting runs it again. Returns the event, for what a tab chains on."""
 
     def fill(request: gr.Request) -> Any:
         job = linked_job(request)
         return form(job) if job is not None and job.tool in tools and accepts(job) else [gr.skip()] * len(controls)
 
-    gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
+    return gr.on(None, fill, None, controls, api_visibility="private", show_progress="hidden")
 
 
 def warn_unrestored(tool: str, params: dict[str, Any], shown: Collection[str], notes: Sequence[str] = ()) -> None:
@@ -158,25 +158,56 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
     box.change(open_job, box, outputs, api_visibility="private", **options)
 
 
-def select_section_on_load(tabs: gr.Tabs, section: Callable[[Job], str]) -> None:
+# Show the tab whose id the box gets, by clicking its button (waiting for a nested one to be drawn). Not an update of
+# the gr.Tabs: Gradio 6.31 keeps every component an event ever updated in the page's loading statuses, and on each
+# status message of any job stream (several a second) asks every component inside such a container for its value;
+# an image editor answers by fetching and uploading its pictures again, hundreds of requests a second on a page
+# re-attached to a running video insertion.
+SELECT_TAB_JS = """(tabId) => {
+    const started = Date.now();
+    const select = () => {
+        const button = document.querySelector(`button[role="tab"][data-tab-id="${CSS.escape(tabId)}"]`);
+        if (button) {
+            if (button.getAttribute("aria-selected") !== "true") button.click();
+        } else if (Date.now() - started < 20000) {
+            setTimeout(select, 100);
+        }
+    };
+    if (tabId) select();
+    return tabId;
+}"""
+
+
+def _show_tab_on_load(tab_of: Callable[[gr.Request], str | None]) -> None:
+    """When the page loads, show the tab `tab_of(request)` names (none: the page's default)."""
+    box = gr.Textbox(visible=False)
+
+    def show(request: gr.Request) -> Any:
+        return tab_of(request) or gr.skip()
+
+    gr.on(None, show, None, box, api_visibility="private", show_progress="hidden")
+    box.change(None, box, None, js=SELECT_TAB_JS, api_visibility="private", show_progress="hidden")
+
+
+def select_section_on_load(section: Callable[[Job], str]) -> None:
     """Inside a tool's tab, show the section (`section(job)`: a sub-tab id) of the job in the page's address."""
     tools = [tool for tool, tab in _attaching().items() if tab == _top_tab_id()]
 
-    def select(request: gr.Request) -> Any:
+    def select(request: gr.Request) -> str | None:
         job = linked_job(request)
-        return gr.Tabs(selected=section(job)) if job is not None and job.tool in tools else gr.skip()
+        return section(job) if job is not None and job.tool in tools else None
 
-    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
+    _show_tab_on_load(select)
 
 
-def select_tab_on_load(tabs: gr.Tabs) -> None:
+def select_tab_on_load() -> None:
     """Show the tab that re-attaches the job in the page's address: its tool's tab, or the Jobs tab."""
     attaching = _attaching()
 
-    def select(request: gr.Request) -> Any:
+    def select(request: gr.Request) -> str | None:
         if linked_ref(request) is None:
-            return gr.skip()
+            return None
         job = linked_job(request)
-        return gr.Tabs(selected=attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB)
+        return attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB
 
-    gr.on(None, select, None, tabs, api_visibility="private", show_progress="hidden")
+    _show_tab_on_load(select)

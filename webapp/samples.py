@@ -119,28 +119,27 @@ def sample_steps(tool: str, contract: str, preset: str) -> int:
     return DEMO_STEPS[contract] if is_demo(tool, preset) else controls.spec(contract, "steps").default
 
 
-def insertion_fill(serve: Serve, picture: str, picture_value: Callable[[str], Any]) -> list[Any]:
+def insertion_fill(serve: Serve, picture: str) -> list[Any]:
     """The insertion sample's values: the picture or clip, box, prompt, model and denoising steps (a few with the
     demo model, whose pixels are noise whatever the steps, so its sample runs in seconds)."""
     preset = sample_preset("insertion")
-    return [picture_value(serve("insertion", picture)[0]), ",".join(map(str, assets.INSERTION_BOX)),
-            assets.INSERTION_PROMPT, preset, sample_steps("insertion", "insertion", preset)]
+    return [serve("insertion", picture)[0], ",".join(map(str, assets.INSERTION_BOX)), assets.INSERTION_PROMPT,
+            preset, sample_steps("insertion", "insertion", preset)]
 
 
-def insertion_image(editor: gr.ImageEditor, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
+def insertion_image(picture: gr.File, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
                     steps: gr.Slider) -> Any:
-    """A desk, a box on its free part and an object to put there."""
-    return button("an apple on a desk", "insertion-sample", [editor, box, prompt, preset, steps],
-                  lambda serve: insertion_fill(serve, assets.INSERTION_IMAGE, lambda path: {
-                      "background": path, "layers": [], "composite": path}), "Insert", "insertion", 3)
+    """A desk (for the canvas's picture field: the tab shows it in the canvas), a box on its free part and an
+    object to put there."""
+    return button("an apple on a desk", "insertion-sample", [picture, box, prompt, preset, steps],
+                  lambda serve: insertion_fill(serve, assets.INSERTION_IMAGE), "Insert", "insertion", 3)
 
 
 def insertion_video(video: gr.Video, box: gr.Textbox, prompt: gr.Textbox, preset: gr.Dropdown,
                     steps: gr.Slider) -> Any:
     """A short pan over the desk, the same box and object on every frame."""
     return button("an apple on a desk, video", "insertion-video-sample", [video, box, prompt, preset, steps],
-                  lambda serve: insertion_fill(serve, assets.INSERTION_VIDEO, lambda path: path),
-                  "Insert into video", "insertion", 3)
+                  lambda serve: insertion_fill(serve, assets.INSERTION_VIDEO), "Insert into video", "insertion", 3)
 
 
 def classifier(dataset: gr.File, model_name: gr.Textbox, preset: gr.Dropdown) -> Any:

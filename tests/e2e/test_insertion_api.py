@@ -27,10 +27,8 @@ def test_insertion_image_with_a_painted_layer_gives_one_result_per_seed(api, tmp
     layer = Image.new("RGBA", (96, 72), (0, 0, 0, 0))
     layer.paste((255, 0, 255, 255), (30, 20, 70, 50))
     layer.save(tmp_path / "layer.png")
-    editor = {"background": handle_file(str(image)), "layers": [handle_file(str(tmp_path / "layer.png"))],
-              "composite": None}
-    status, gallery, downloads = api.predict(editor, "", "a red ball", "", *SAMPLING, 2, *STEPS,
-                                             api_name="/insert_image")
+    status, gallery, downloads = api.predict(handle_file(str(image)), [handle_file(str(tmp_path / "layer.png"))],
+                                             "", "a red ball", "", *SAMPLING, 2, *STEPS, api_name="/insert_image")
     assert "Succeeded" in status, status
     assert [item["caption"] for item in gallery] == ["seed 3", "seed 4"]
     assert sorted(p.rsplit("/", 1)[-1] for p in downloads) == ["mask.png", "result_seed3.png", "result_seed4.png",
@@ -44,7 +42,7 @@ def test_insertion_image_with_a_painted_layer_gives_one_result_per_seed(api, tmp
 def test_insertion_video_with_a_box_returns_an_mp4_and_the_anchor(api, tmp_path):
     moving_square_video(tmp_path / "clip.mp4", frames=3, size=SIZE)
     status, video, anchor, downloads = api.predict(
-        handle_file(str(tmp_path / "clip.mp4")), None, 0, "same", "20,10,60,50", "",
+        handle_file(str(tmp_path / "clip.mp4")), None, [], 0, "same", "20,10,60,50", "",
         None, "a red ball", "", *SAMPLING, *STEPS, api_name="/insert_video")
     assert "Succeeded" in status, status
     assert video.endswith("result.mp4") and anchor.endswith(".png")
@@ -54,18 +52,18 @@ def test_insertion_video_with_a_box_returns_an_mp4_and_the_anchor(api, tmp_path)
 
 def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
     image = noise_images(tmp_path, 1, size=(64, 48))[0]
-    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
+    picture = handle_file(str(image))
     before = len(client.list_jobs(10_000))
     with pytest.raises(Exception, match="Mark the region in the image: draw over it, upload a mask, or give a box"):
-        api.predict(editor, "", "a cat " * 30, "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+        api.predict(picture, [], "", "a cat " * 30, "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
     assert len(client.list_jobs(10_000)) == before  # refused at submit; its job used to fail
-    status, gallery, _ = api.predict(editor, "1,1,30,30", "a cat " * 30, "", *SAMPLING, 1, *STEPS,
+    status, gallery, _ = api.predict(picture, [], "1,1,30,30", "a cat " * 30, "", *SAMPLING, 1, *STEPS,
                                      api_name="/insert_image")
     assert "Succeeded" in status and "it was cut after" in status and len(gallery) == 1
     with pytest.raises(Exception, match="Upload an image"):
-        api.predict(None, "1,1,5,5", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+        api.predict(None, [], "1,1,5,5", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
     moving_square_video(tmp_path / "one.mkv", frames=1, size=SIZE, lossless=True)
-    status, video, _, _ = api.predict(handle_file(str(tmp_path / "one.mkv")), None, 0,
+    status, video, _, _ = api.predict(handle_file(str(tmp_path / "one.mkv")), None, [], 0,
                                       "same", "1,1,20,20", "", None, "a cat", "", *SAMPLING, *STEPS,
                                       api_name="/insert_video")
     assert "Failed" in status and "single frame" in status and video is None
@@ -74,30 +72,29 @@ def test_insertion_bad_input_shows_a_message_and_nothing_is_lost(api, tmp_path):
 def test_a_box_past_the_picture_or_a_model_not_installed_is_refused_with_nothing_stored(api, tmp_path):
     """Both jobs failed at once, each leaving a failed record."""
     image = noise_images(tmp_path, 1, size=(64, 48))[0]
-    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
+    picture = handle_file(str(image))
     before = len(client.list_jobs(10_000))
     with pytest.raises(Exception, match=r"500,500,600,600 is not a box\. .* inside the 64×48 image"):
-        api.predict(editor, "500,500,600,600", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+        api.predict(picture, [], "500,500,600,600", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
     with pytest.raises(Exception, match=r"\(insertion-sd15-controlnet-inpaint\) are not installed.*insertion-tiny"):
-        api.predict(editor, "1,1,30,30", "a cat", "", "insert", "insertion-sd15-controlnet-inpaint", 3, 1, *STEPS,
-                    api_name="/insert_image")
+        api.predict(picture, [], "1,1,30,30", "a cat", "", "insert", "insertion-sd15-controlnet-inpaint", 3, 1,
+                    *STEPS, api_name="/insert_image")
     assert len(client.list_jobs(10_000)) == before
 
 
-def test_a_photo_as_the_editors_picture_is_taken_and_a_truncated_one_refused_by_name(api, tmp_path):
+def test_a_photo_as_the_picture_is_taken_and_a_truncated_one_refused_by_name(api, tmp_path):
     """A JPEG (the tab's own sample) failed inside Gradio's editor ("cannot write mode RGBA") and a truncated PNG
     with "image file is truncated", both with the upload's server path."""
     desk = Path(__file__).resolve().parents[2] / "assets" / "insertion" / "desk.jpg"
-    editor = {"background": handle_file(str(desk)), "layers": [], "composite": handle_file(str(desk)), "id": None}
-    status, gallery, _ = api.predict(editor, "10,10,60,60", "a red ball", "", *SAMPLING, 1, *STEPS,
-                                     api_name="/insert_image")
+    status, gallery, _ = api.predict(handle_file(str(desk)), [], "10,10,60,60", "a red ball", "", *SAMPLING, 1,
+                                     *STEPS, api_name="/insert_image")
     assert "Succeeded" in status, status
     assert Image.open(gallery[0]["image"]).size == Image.open(desk).size
     whole = (noise_images(tmp_path, 1, size=(96, 72))[0]).read_bytes()
     (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
-    cut = {"background": handle_file(str(tmp_path / "cut.png")), "layers": [], "composite": None, "id": None}
     with pytest.raises(Exception) as refused:
-        api.predict(cut, "1,1,30,30", "a red ball", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+        api.predict(handle_file(str(tmp_path / "cut.png")), [], "1,1,30,30", "a red ball", "", *SAMPLING, 1, *STEPS,
+                    api_name="/insert_image")
     said = str(refused.value)
     assert "cut.png: the image is corrupt or truncated" in said and "accepted formats: PNG, JPEG" in said
     assert "/tmp" not in said and "preprocess" not in said
@@ -105,8 +102,7 @@ def test_a_photo_as_the_editors_picture_is_taken_and_a_truncated_one_refused_by_
 
 def test_insertion_jobs_open_in_the_jobs_tab(api, tmp_path):
     image = noise_images(tmp_path, 1, size=(64, 48))[0]
-    editor = {"background": handle_file(str(image)), "layers": [], "composite": None}
-    api.predict(editor, "5,5,40,40", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
+    api.predict(handle_file(str(image)), [], "5,5,40,40", "a cat", "", *SAMPLING, 1, *STEPS, api_name="/insert_image")
     job = client.list_jobs(1)[0]
     assert job.tool == "insertion"
     details, gallery, table, files = api.predict(job.id, api_name="/open_job")

@@ -88,6 +88,20 @@ def start_video_insertion(ui, video: Path, steps: int | None = 2) -> None:
     ui.locator("#insertion-video-run").click()
 
 
+def picture_left_alone_while_a_job_streams(ui, image: Path) -> None:
+    """A picture put in the Image section's editor is not sent again while the page follows a running job: the tab
+    chosen from the address was set by an update of the gr.Tabs, and Gradio 6.31 then asked every component in them
+    for its value at each of the stream's status messages (several a second); the editor answered by uploading its
+    picture each time, hundreds of requests a second with the video section's."""
+    sent = []
+    ui.on("request", lambda request: sent.append(request.post_data_buffer or b"")
+          if request.url.endswith("/gradio_api/upload") else None)
+    upload_picture(ui, image)
+    sent.clear()
+    ui.wait_for_timeout(5_000)  # the job runs on (its Cancel, next, says "Cancelled")
+    assert not [body for body in sent if len(body) > image.stat().st_size // 2]  # not the picture (the frame: small)
+
+
 def test_insertion_into_an_image_shows_a_result_per_seed(page, tmp_path):
     image = noise_images(tmp_path, 1, size=(160, 120))[0]
     upload_picture(page, image)
@@ -183,6 +197,31 @@ def test_insert_with_nothing_drawn_and_no_box_is_refused_and_submits_nothing(pag
         "Mark the region in the image: draw over it, upload a mask, or give a box x0,y0,x1,y1.", timeout=60_000)
     expect(page.locator("#insertion-run")).to_be_enabled()
     assert len(client.list_jobs(10_000)) == before
+
+
+def test_a_stroke_painted_on_the_picture_is_the_region_the_job_inserts_into(page, tmp_path):
+    """No test painted before: the layers the page sends are copied from the editor at the click now, not read by
+    the run event itself (see `picture_left_alone_while_a_job_streams`)."""
+    from tasks import client
+
+    Image.new("RGB", (160, 120), (128, 128, 128)).save(tmp_path / "gray.png")
+    upload_picture(page, tmp_path / "gray.png")
+    canvas = page.locator("#insertion-editor canvas").first
+    bounds = canvas.bounding_box()
+    middle_x, middle_y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
+    page.mouse.move(middle_x - 30, middle_y)
+    page.mouse.down()
+    page.mouse.move(middle_x + 30, middle_y, steps=12)
+    page.mouse.up()
+    prepare(page, "insertion", "a red ball", steps=1)
+    page.locator("#insertion-run").click()
+    page.locator("#insertion-status").get_by_text("Succeeded").wait_for(timeout=240_000)
+    job_id = page.url.split("job=")[1][:32]
+    assert client.get(job_id).result["painted"]
+    mask = np.asarray(Image.open(client.artifact_path(job_id, "mask.png")).convert("L")) > 127
+    rows, columns = np.nonzero(mask)
+    assert mask.shape == (120, 160) and 0 < mask.mean() < 0.5  # the stroke, not the whole picture
+    assert columns.min() < 80 < columns.max() and rows.min() < 60 < rows.max()  # across the middle
 
 
 def test_a_picture_the_page_cannot_show_is_said_so_and_a_sound_one_is_not(page, tmp_path):
@@ -288,5 +327,7 @@ def test_a_reload_re_attaches_each_section_to_its_job(page, tmp_path: Path):
     expect(page.locator("#insertion-video-box-picture img")).to_be_visible(timeout=60_000)  # on the anchor frame
     page.screenshot(path=str(ARTIFACTS / "insertion-video-reattached.png"), full_page=False)
     expect(page.locator("#insertion-video-run")).to_be_disabled()  # as after its click: no second job by reloading
+    picture_left_alone_while_a_job_streams(page, noise_images(tmp_path / "other", 1, size=(400, 300))[0])
+    open_insertion(page, "Video")
     test_browser.cancel_while_running(page, "insertion-video-status", "insertion-video-cancel")
     expect(page.locator("#insertion-video-run")).to_be_enabled(timeout=60_000)

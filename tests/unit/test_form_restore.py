@@ -104,10 +104,9 @@ def test_an_image_insertion_restores_its_picture_box_and_settings(tmp_path):
               "steps": 4, "guidance": 5.5, "strength": 0.8, "box": "20,10,60.5,50"}
     job = stored_job(tmp_path, "insertion", params, {"image": ["desk ü.png"]}, owner,
                      contents={"desk ü.png": picture("desk ü.png")})
-    editor, box, shown, note, *settings = insertion_tab.submitted_image(job)
-    assert Path(editor["background"]).name == "desk ü.png" and editor["layers"] == []
-    assert editor["composite"] == editor["background"]
-    assert serving.may_read(editor["background"], owner) and not serving.may_read(editor["background"], "bob")
+    image, box, shown, note, *settings = insertion_tab.submitted_image(job)  # the page shows `image` in the editor
+    assert Path(image).name == "desk ü.png"
+    assert serving.may_read(image, owner) and not serving.may_read(image, "bob")
     assert box == "20,10,60.5,50" and note == ""
     assert shown.visible and shown.value is not None  # the box drawn on the picture, as after Enter
     assert settings == ["a red ball", "blurry", "replace", job.params["preset"], 9, 3, 4, 5.5, 0.8]
@@ -132,8 +131,9 @@ def test_a_painted_region_is_not_put_back_and_a_warning_says_so(tmp_path):
     job = get_store().read(job.id)
     with pytest.warns(UserWarning, match=r"Not restored: the region painted on the picture \(paint it again, or type "
                                          r"a box\)\.$"):
-        editor, box, shown, note, *_ = insertion_tab.submitted_image(job)
-    assert editor["layers"] == [] and box == note == "" and not shown.visible  # nothing the run would not use
+        image, box, shown, note, *_ = insertion_tab.submitted_image(job)
+    # the picture alone (no layer: the page shows it in an empty editor), nothing the run would not use
+    assert Path(image).name == "desk.png" and box == note == "" and not shown.visible
 
 
 def test_a_blank_layer_beside_a_typed_box_is_no_painted_region(tmp_path):

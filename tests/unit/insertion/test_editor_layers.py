@@ -1,10 +1,10 @@
-"""webapp.insertion_tab.editor_files: the editor's layers that reach a job are those that mark a pixel."""
+"""webapp.insertion_tab.painted: the layers painted on a canvas that reach a job are those that mark a pixel."""
 
 from __future__ import annotations
 
 from PIL import Image
 
-from webapp.insertion_tab import editor_files
+from webapp.insertion_tab import painted
 
 
 def test_an_empty_layer_is_no_mark_and_a_drawn_or_unreadable_one_is_kept(tmp_path):
@@ -15,7 +15,6 @@ def test_an_empty_layer_is_no_mark_and_a_drawn_or_unreadable_one_is_kept(tmp_pat
     layer.putpixel((5, 5), (255, 0, 255, 255))
     layer.save(drawn)
     broken.write_bytes(b"not a png")  # kept: the run names what is wrong with it
-    value = {"background": "photo.png", "layers": [str(empty), str(drawn), None, str(broken)]}
-    assert editor_files(value) == ("photo.png", [str(drawn), str(broken)])
-    assert editor_files({"background": "photo.png", "layers": [str(empty)]}) == ("photo.png", [])
-    assert editor_files(None) == (None, [])
+    assert painted([str(empty), str(drawn), None, str(broken)]) == [str(drawn), str(broken)]
+    assert painted([str(empty)]) == []
+    assert painted(None) == []
