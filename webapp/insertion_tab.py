@@ -31,6 +31,7 @@ REGION_MODE_LABELS = {"same": "Same region on every frame", "interpolate": "Boxe
                       "masks": "One uploaded mask per frame"}
 PROMPT_HINT = {"insert": "the object to add, e.g. 'a red vintage car, photo'",
                "replace": "the new object that takes the old one's place"}
+MAX_LAYERS = 8  # painted layers a run takes: the page sends one (a single-layer editor), the API a few
 BOX_COLOUR = (0, 190, 255)  # cyan: apart from the magenta brush and most photos
 REGION_MODE_FIELDS = {"same": ("editor", "box"), "interpolate": ("box", "keyframes"), "masks": ("masks",)}
 VIDEO_BOX_LABELS = {"same": "Box on the anchor frame x0,y0,x1,y1 (instead of painting)",
@@ -62,7 +63,10 @@ def status_line(job: Job) -> str:
 def painted(layers: list[str] | None) -> list[str]:
     """The drawn layers that mark a pixel: the editor sends its layer even when nothing was drawn, which as the
     region's only mark made a job that failed at once ("The mask is empty"); without it, a run with nothing drawn
-    and no box is refused at submit ("Mark the region")."""
+    and no box is refused at submit ("Mark the region"). More than MAX_LAYERS are refused before any is read."""
+    if len(layers or []) > MAX_LAYERS:
+        raise gr.Error(f"{len(layers or [])} painted layers were sent: at most {MAX_LAYERS} are taken (the page sends "
+                       f"one; for a mask per frame of a video, use the per-frame masks).")
     return [layer for layer in layers or [] if layer and marks_a_pixel(layer)]
 
 

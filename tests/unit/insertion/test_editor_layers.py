@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gradio as gr
+import pytest
 from PIL import Image
 
 from webapp.insertion_tab import painted
@@ -18,3 +20,14 @@ def test_an_empty_layer_is_no_mark_and_a_drawn_or_unreadable_one_is_kept(tmp_pat
     assert painted([str(empty), str(drawn), None, str(broken)]) == [str(drawn), str(broken)]
     assert painted([str(empty)]) == []
     assert painted(None) == []
+
+
+def test_more_layers_than_a_run_takes_are_refused_before_any_is_read(tmp_path, monkeypatch):
+    """The page sends one layer; the API could name one uploaded file thousands of times, each decoded here."""
+    read = []
+    monkeypatch.setattr("webapp.insertion_tab.marks_a_pixel", lambda layer: read.append(layer) or True)
+    with pytest.raises(gr.Error) as refused:
+        painted([str(tmp_path / "stroke.png")] * 9)
+    assert refused.value.message.startswith("9 painted layers were sent: at most 8 are taken")
+    assert read == []
+    assert painted([str(tmp_path / "stroke.png")] * 8) == [str(tmp_path / "stroke.png")] * 8
