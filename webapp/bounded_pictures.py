@@ -13,7 +13,7 @@ has none.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from io import BytesIO
 from pathlib import Path
@@ -53,15 +53,14 @@ def checked_picture(picture: FileData | str | bytes | None) -> FileData | str | 
     return picture
 
 
-def _checking(decode: Callable[..., Any], prepare: Callable[[Any], Any]) -> Callable[..., Any]:
-    def checked(self: Any, picture: FileData | bytes | None, *args: Any, **kwargs: Any) -> Any:
-        return decode(self, prepare(picture), *args, **kwargs)
-
-    checked.checks_pictures = True  # type: ignore[attr-defined]
-    return checked
-
-
 def bound_picture_decoding() -> None:
     """Make every box annotator of this process check a picture before decoding it (once)."""
-    if not getattr(image_annotator.preprocess_image, "checks_pictures", False):
-        image_annotator.preprocess_image = _checking(image_annotator.preprocess_image, checked_picture)
+    decode = image_annotator.preprocess_image
+    if getattr(decode, "checks_pictures", False):
+        return
+
+    def checked(self: image_annotator, picture: FileData | bytes | None, *args: Any, **kwargs: Any) -> Any:
+        return decode(self, checked_picture(picture), *args, **kwargs)
+
+    checked.checks_pictures = True  # type: ignore[attr-defined]
+    image_annotator.preprocess_image = checked  # type: ignore[method-assign]
