@@ -149,9 +149,10 @@ def test_a_reload_restores_classes_one_by_one_or_says_what_the_form_cannot_hold(
     images = {folder.name: sorted(map(str, folder.iterdir()))[:2] for folder in folders}
 
     def linked(names: list[str], **params) -> None:
-        """Open the page with an API job of these classes one by one (ended: no training needed)."""
+        """Open the page with an API job of these classes one by one (ended: no training needed; one that ends
+        before its cancel lands saves its model, so each job names its own)."""
         job = client.submit("finetune_classify", {"class_names": names, "preset": "finetune-clip-tiny", "steps": 1,
-                                                  "model_name": "rows", **params},
+                                                  "model_name": f"rows {len(names)}", **params},
                             {f"class_{i:03d}": images[name] for i, name in enumerate(names)})
         cancel_and_wait(job)
         page.goto(f"{app_url}?job={job.id}")
