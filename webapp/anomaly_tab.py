@@ -361,7 +361,7 @@ def build() -> None:
                 with gr.Row():
                     mask_background = checkbox("anomaly", "mask_background", elem_id="anomaly-mask-background")
                     rotate_references = checkbox("anomaly", "rotate_references", elem_id="anomaly-rotate")
-            with gr.Tabs():
+            with gr.Tabs(elem_id="anomaly-tabs") as sections:
                 with gr.Tab("Images", id="anomaly-images-tab"):
                     files = gr.File(label="Images to inspect (or .zip of images)", file_count="multiple",
                                     file_types=IMAGES_OR_ZIP, elem_id="anomaly-files")
@@ -403,7 +403,7 @@ def build() -> None:
     downloads.change(downloads_label, downloads, downloads, api_visibility="private", show_progress="hidden")
     reattach.follow_on_load(job_id, ("anomaly", "anomaly_video"), _follow, outputs,  # ?job= in the address
                             buttons=[run_button, video_button])
-    reattach.select_section_on_load(lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"
+    reattach.select_section_on_load(sections, lambda job: "anomaly-video-tab" if job.tool == "anomaly_video"
                                     else "anomaly-images-tab")  # a video job's reload shows the Video inputs
     reattach.restore_on_load(("anomaly", "anomaly_video"), submitted_form, [
         files, video, references, reference_set, object_name, preset, threshold_mode, threshold_value,

@@ -37,7 +37,7 @@ def build_app() -> gr.Blocks:
             else f"jobs go through {settings.broker_display} to Celery workers")
     with gr.Blocks(title="fewshot-studio") as demo:
         gr.Markdown(f"# fewshot-studio\nFew-shot computer vision on your own images · {mode}.")
-        with gr.Tabs() as tabs:
+        with gr.Tabs(elem_id="tool-tabs") as tabs:
             with gr.Tab("Anomaly segmentation", id="anomaly"):
                 anomaly_tab.build()
             with gr.Tab("Annotation completion", id="completion"):
@@ -48,7 +48,7 @@ def build_app() -> gr.Blocks:
                 finetune_tab.build()
             with gr.Tab("Jobs", id=reattach.JOBS_TAB):
                 jobs_tab.build()
-        reattach.select_tab_on_load()  # the tab of the job in the page's address (?job=), if any
+        reattach.select_tab_on_load(tabs)  # the tab of the job in the page's address (?job=), if any
         saved_items.refresh_on_tab_change(tabs)
     return demo
 

@@ -548,7 +548,7 @@ def section_of(job: Job) -> str:
 
 
 def build() -> None:
-    with gr.Tabs(elem_id="finetune-tabs"):
+    with gr.Tabs(elem_id="finetune-tabs") as sections:
         with gr.Tab("Classifier", id="finetune-classifier", elem_id="finetune-classifier-tab"):
             classifier = build_classifier()
         with gr.Tab("Detector", id="finetune-detector", elem_id="finetune-detector-tab"):
@@ -578,7 +578,7 @@ def build() -> None:
                             buttons=[detect_train], show_progress="hidden")
     wire_kshot("classify", classifier_kshot, form, classifier_inputs, "finetune_kshot")
     wire_kshot("detect", detector_kshot, detect_form, detector_inputs, "finetune_kshot_detect")
-    reattach.select_section_on_load(section_of)
+    reattach.select_section_on_load(sections, section_of)
     detect_form["preset"].input(cleared_detector, None, detect_results,
                                 api_visibility="private", show_progress="hidden")
 

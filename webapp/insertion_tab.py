@@ -360,12 +360,12 @@ def build() -> None:
         "their exact values; the edge is feathered inside the mask only. In a video the anchor frame is done "
         "first; every other frame attends to the anchor's attention keys and values, so the object keeps its look."
     )
-    with gr.Tabs(elem_id="insertion-tabs"):
+    with gr.Tabs(elem_id="insertion-tabs") as sections:
         with gr.Tab("Image", id="insertion-image"):
             image_section()
         with gr.Tab("Video", id="insertion-video"):
             video_section()
-    reattach.select_section_on_load(lambda job: "insertion-video" if is_video_job(job) else "insertion-image")
+    reattach.select_section_on_load(sections, lambda job: "insertion-video" if is_video_job(job) else "insertion-image")
 
 
 def image_section() -> None:

@@ -158,38 +158,46 @@ def open_in_jobs_tab(job_box: gr.Textbox, open_job: Callable[..., Iterator], out
     box.change(open_job, box, outputs, api_visibility="private", **options)
 
 
-# Show the tab whose id the box gets, by clicking its button (waiting for a nested one to be drawn). Not an update of
-# the gr.Tabs: Gradio 6.31 keeps every component an event ever updated in the page's loading statuses, and on each
+# Show the tab the box names ([id of its gr.Tabs, its label]) by clicking its button, or on a narrow screen the
+# entry of the Tabs' "more" menu (waiting for the nested Tabs of a tab not shown yet to be drawn). Not an update of
+# the gr.Tabs: Gradio 6.31 keeps every component an event updated among the page's loading statuses, and at each
 # status message of any job stream (several a second) asks every component inside such a container for its value;
-# an image editor answers by fetching and uploading its pictures again, hundreds of requests a second on a page
-# re-attached to a running video insertion.
-SELECT_TAB_JS = """(tabId) => {
+# an image editor among them answers by fetching and uploading its picture again.
+SELECT_TAB_JS = """(choice) => {
+    if (!choice) return choice;
+    const [tabsId, label] = JSON.parse(choice);
     const started = Date.now();
     const select = () => {
-        const button = document.querySelector(`button[role="tab"][data-tab-id="${CSS.escape(tabId)}"]`);
+        const bar = document.getElementById(tabsId)?.querySelector(".tab-wrapper");
+        const button = bar && [...bar.querySelectorAll('[role="tablist"] button, .overflow-dropdown button')]
+            .find((candidate) => candidate.textContent.trim() === label);
         if (button) {
             if (button.getAttribute("aria-selected") !== "true") button.click();
         } else if (Date.now() - started < 20000) {
             setTimeout(select, 100);
         }
     };
-    if (tabId) select();
-    return tabId;
+    select();
+    return choice;
 }"""
 
 
-def _show_tab_on_load(tab_of: Callable[[gr.Request], str | None]) -> None:
-    """When the page loads, show the tab `tab_of(request)` names (none: the page's default)."""
+def _show_tab_on_load(tabs: gr.Tabs, tab_of: Callable[[gr.Request], str | None]) -> None:
+    """When the page loads, show the tab of `tabs` whose id `tab_of(request)` gives (None: the page's default)."""
+    if not tabs.elem_id:
+        raise RuntimeError("a gr.Tabs whose tab is chosen on load needs an elem_id")
+    labels = {str(tab.id): tab.label for tab in tabs.children if isinstance(tab, gr.Tab)}
     box = gr.Textbox(visible=False)
 
     def show(request: gr.Request) -> Any:
-        return tab_of(request) or gr.skip()
+        tab = tab_of(request)
+        return json.dumps([tabs.elem_id, labels[tab]]) if tab is not None else gr.skip()
 
     gr.on(None, show, None, box, api_visibility="private", show_progress="hidden")
     box.change(None, box, None, js=SELECT_TAB_JS, api_visibility="private", show_progress="hidden")
 
 
-def select_section_on_load(section: Callable[[Job], str]) -> None:
+def select_section_on_load(tabs: gr.Tabs, section: Callable[[Job], str]) -> None:
     """Inside a tool's tab, show the section (`section(job)`: a sub-tab id) of the job in the page's address."""
     tools = [tool for tool, tab in _attaching().items() if tab == _top_tab_id()]
 
@@ -197,10 +205,10 @@ def select_section_on_load(section: Callable[[Job], str]) -> None:
         job = linked_job(request)
         return section(job) if job is not None and job.tool in tools else None
 
-    _show_tab_on_load(select)
+    _show_tab_on_load(tabs, select)
 
 
-def select_tab_on_load() -> None:
+def select_tab_on_load(tabs: gr.Tabs) -> None:
     """Show the tab that re-attaches the job in the page's address: its tool's tab, or the Jobs tab."""
     attaching = _attaching()
 
@@ -210,4 +218,4 @@ def select_tab_on_load() -> None:
         job = linked_job(request)
         return attaching.get(job.tool, JOBS_TAB) if job is not None else JOBS_TAB
 
-    _show_tab_on_load(select)
+    _show_tab_on_load(tabs, select)

@@ -19,7 +19,7 @@ from tasks.client import Status
 from tasks.store import finish_job, get_store
 from tests.e2e.conftest import ACCOUNTS, ARTIFACTS
 from tests.e2e.test_finetune_browser import fill_number, start_classifier_training
-from tests.helpers import colour_classes, fake_model, shape_detection_set, wait_until, zip_tree
+from tests.helpers import colour_classes, fake_model, moving_square_video, shape_detection_set, wait_until, zip_tree
 
 pytestmark = pytest.mark.browser
 JOB_S = 120_000  # ms: jobs on a slow, shared CPU
@@ -255,6 +255,22 @@ def test_a_link_opens_the_job_for_its_owner_and_no_one_else(browser, shared_url,
         shot(bob, "link-other-user", full_page=False)
     finally:
         bob.context.close()
+
+
+def test_on_a_phone_a_link_opens_its_tab_from_the_more_menu_and_its_section(page, app_url, tmp_path):
+    """At 390 px the tool tabs after the first are in the tab bar's "more" menu, where the page finds the tab to
+    show by its label (the tab bar's buttons carry its id)."""
+    moving_square_video(tmp_path / "clip.mp4", frames=2, size=(96, 72))
+    job = client.wait(client.submit("insertion", {"prompt": "a red ball", "preset": "insertion-tiny", "steps": 1,
+                                                  "box": "20,10,60,50"}, {"video": [tmp_path / "clip.mp4"]}).id,
+                      timeout=JOB_S / 1000)
+    assert job.status is Status.SUCCEEDED, job.error
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{app_url}?job={job.id}")
+    expect(page.locator("button[role=tab][aria-selected=true]").filter(has_text="Object insertion")).to_have_count(
+        1, timeout=JOB_S)
+    expect(page.locator("#insertion-video-status")).to_contain_text(f"Succeeded · job {job.id[:8]}", timeout=JOB_S)
+    shot(page, "phone-link-opens-its-tab", full_page=False)
 
 
 def test_reloading_after_a_run_shows_it_again_in_its_tab(page, metal_plate_images):
